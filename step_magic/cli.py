@@ -1,0 +1,61 @@
+"""The ``step-magic`` command: ``demo`` runs a real ``%%step`` cell, ``serve`` the simulator.
+
+``step-magic demo`` is the README's one-command tour: it drives the same magic a notebook
+uses, in an IPython shell, against StepFun when a key is set and against the bundled local
+simulator otherwise — and says which, in plain words.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from . import config
+
+DEMO_PROMPT = "How many letters r are in the word strawberry? Think it through."
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script."""
+    parser = argparse.ArgumentParser(prog="step-magic", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser("demo", help="ask one question through %%step in IPython")
+    demo.add_argument("prompt", nargs="*", help=f"the question (default: {DEMO_PROMPT!r})")
+    demo.add_argument("-m", "--model", default=None)
+    demo.add_argument("-e", "--effort", default="medium", choices=["low", "medium", "high"])
+    demo.add_argument("--local", action="store_true", help="use the simulator even with a key")
+    serve = commands.add_parser("serve", help="run the local StepFun-compatible simulator")
+    serve.add_argument("rest", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        from .server import run
+
+        return run(args.rest)
+    return run_demo(" ".join(args.prompt) or DEMO_PROMPT, args.model, args.effort, args.local)
+
+
+def run_demo(prompt: str, model: str | None, effort: str, local: bool) -> int:
+    """Run ``%%step`` once in a fresh IPython shell; exit status 1 if the cell failed."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "step_magic")
+    if local or config.find_api_key() is None:
+        reason = "--local was given" if local else "no STEPFUN_API_KEY is set"
+        print(f"step-magic demo: {reason}, so the bundled local simulator answers.")
+        print("The reply below is simulated offline; it does not come from StepFun.\n")
+        shell.run_line_magic("step_config", "--local --tokens-per-second 400")
+    else:
+        print(f"step-magic demo: asking StepFun at {config.find_base_url()}.\n")
+    flags = f"--effort {effort}" + (f" --model {shlex.quote(model)}" if model else "")
+    print(f"%%step {flags}\n{prompt}\n")
+    outcome = shell.run_cell(f"%%step {flags}\n{prompt}", store_history=False)
+    for magics in shell.magics_manager.registry.values():
+        if hasattr(magics, "stop_local"):
+            magics.stop_local()
+    return 0 if outcome.success else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

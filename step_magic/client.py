@@ -1,0 +1,310 @@
+"""Turn a streamed Chat Completions reply into typed events; the UI never sees SSE or JSON.
+
+The openai SDK does the HTTP and SSE work. Here we read StepFun's extra fields (``reasoning``,
+or ``reasoning_content``, or ``<think>`` inline), keep the trace id from the response headers,
+retry 429/5xx before any text arrived, and turn every failure into one ``StepAPIError`` whose
+message is a single line with the status, the server's words and the trace id.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import random
+import re
+import threading
+import time
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .config import Settings, redact
+from .request import ChatRequest
+from .thinktags import ThinkTagSplitter
+
+if TYPE_CHECKING:
+    import openai
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Control characters (but tab and newlines) and lone surrogates cannot travel as Jupyter
+# messages or be stored in SQLite; they are replaced where the text enters the program.
+_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+MAX_RETRY_DELAY = 30.0
+
+
+@dataclass(frozen=True)
+class ReasoningDelta:
+    """A piece of the model's reasoning."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class AnswerDelta:
+    """A piece of the answer."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """The server asked us to wait (429/5xx before any text); we retry after ``delay``."""
+
+    reason: str
+    delay: float
+    attempt: int
+    max_attempts: int
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts as the server reported them; ``cached`` only on a prompt-cache hit."""
+
+    prompt: int
+    completion: int
+    total: int
+    cached: int | None = None
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The stream ended; ``finish_reason`` is None when the server never sent one."""
+
+    finish_reason: str | None
+    usage: Usage | None
+    trace_id: str | None
+    completion_id: str | None
+
+
+Event = ReasoningDelta | AnswerDelta | Waiting | Finished
+
+
+class StepAPIError(Exception):
+    """A failed call, described in one line a user can paste into a bug report."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        trace_id: str | None = None,
+        completion_id: str | None = None,
+    ) -> None:
+        self.status = status
+        self.detail = message
+        self.trace_id = trace_id
+        self.completion_id = completion_id
+        super().__init__(self._line())
+
+    def _render_traceback_(self) -> list[str]:
+        """IPython shows this one red line instead of a traceback through our internals."""
+        return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}"]
+
+    def _line(self) -> str:
+        head = f"StepFun API error {self.status}" if self.status else "StepFun API error"
+        ids = [f"trace id {self.trace_id}"] if self.trace_id else []
+        if self.completion_id:
+            ids.append(f"id {self.completion_id}")
+        tail = f" ({', '.join(ids)})" if ids else ""
+        return f"{head}: {self.detail}{tail}"
+
+
+class ReplyStream:
+    """Iterate over the events of one call; ``close()`` from another thread stops it.
+
+    The stream is read on a worker thread by the caller while the kernel's main thread
+    renders, so ``close`` must be safe to call at any time, including during a retry wait.
+    """
+
+    def __init__(self, settings: Settings, request: ChatRequest) -> None:
+        self._settings = settings
+        self._request = request
+        self._cancelled = threading.Event()
+        self._response: Any = None
+        self.trace_id: str | None = None
+        self.completion_id: str | None = None
+
+    def close(self) -> None:
+        """Stop reading: wake a retry wait and close the HTTP response."""
+        self._cancelled.set()
+        response = self._response
+        if response is not None:
+            response.close()
+
+    def __iter__(self) -> Iterator[Event]:
+        import openai
+
+        client = openai.OpenAI(
+            api_key=self._settings.api_key,
+            base_url=self._settings.base_url,
+            timeout=self._settings.timeout,
+            max_retries=0,
+        )
+        try:
+            stream = yield from self._open(client)
+            if stream is not None:
+                yield from self._read(stream)
+        finally:
+            client.close()
+
+    def _open(self, client: openai.OpenAI) -> Generator[Event, None, Any]:
+        """Start the request, retrying 429/5xx with backoff; return the SDK stream."""
+        import openai
+
+        attempts = self._settings.max_retries + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                stream = client.chat.completions.create(**self._request.body())
+            except openai.APIStatusError as err:
+                self.trace_id = err.response.headers.get("x-trace-id")
+                if err.status_code not in RETRY_STATUSES or attempt == attempts:
+                    raise self._error(err) from None
+                delay = retry_delay(attempt, err.response.headers.get("retry-after"))
+                yield Waiting(_reason(err), delay, attempt, attempts - 1)
+                if self._cancelled.wait(delay):
+                    return None
+            except openai.APIError as err:
+                raise self._error(err) from None
+            else:
+                self._response = stream.response
+                self.trace_id = stream.response.headers.get("x-trace-id")
+                return stream
+        return None
+
+    def _read(self, stream: Any) -> Iterator[Event]:
+        import openai
+
+        splitter = ThinkTagSplitter()
+        finish_reason: str | None = None
+        usage: Usage | None = None
+        try:
+            for chunk in stream:
+                self.completion_id = getattr(chunk, "id", None) or self.completion_id
+                usage = _usage(getattr(chunk, "usage", None)) or usage
+                for choice in getattr(chunk, "choices", None) or ():
+                    finish_reason = getattr(choice, "finish_reason", None) or finish_reason
+                    yield from _deltas(getattr(choice, "delta", None), splitter)
+        except (openai.APIError, json.JSONDecodeError) as err:
+            if self._cancelled.is_set():
+                return
+            raise self._error(err) from None
+        finally:
+            stream.close()
+        reasoning, answer = splitter.finish()
+        if reasoning:
+            yield ReasoningDelta(reasoning)
+        if answer:
+            yield AnswerDelta(answer)
+        yield Finished(finish_reason, usage, self.trace_id, self.completion_id)
+
+    def _error(self, err: Exception) -> StepAPIError:
+        """One clean error with the status and server message, key removed just in case."""
+        status, detail = describe_error(err, self._settings.base_url, self._settings.timeout)
+        return StepAPIError(
+            redact(detail, self._settings.api_key),
+            status=status,
+            trace_id=self.trace_id,
+            completion_id=self.completion_id,
+        )
+
+
+def clean_text(text: str) -> str:
+    """Replace characters that would break a Jupyter message or a database with U+FFFD."""
+    return _UNSAFE.sub("\ufffd", text)
+
+
+def _deltas(delta: Any, splitter: ThinkTagSplitter) -> Iterator[Event]:
+    """Reasoning and answer text of one delta, tolerating odd shapes (None, missing fields)."""
+    if delta is None:
+        return
+    extra = getattr(delta, "model_extra", None) or {}
+    reasoning = getattr(delta, "reasoning", None) or extra.get("reasoning")
+    reasoning = reasoning or extra.get("reasoning_content")
+    if isinstance(reasoning, str) and reasoning:
+        yield ReasoningDelta(clean_text(reasoning))
+    content = getattr(delta, "content", None)
+    if isinstance(content, str) and content:
+        think, answer = splitter.feed(clean_text(content))
+        if think:
+            yield ReasoningDelta(think)
+        if answer:
+            yield AnswerDelta(answer)
+
+
+def _usage(raw: Any) -> Usage | None:
+    if raw is None:
+        return None
+    extra = getattr(raw, "model_extra", None) or {}
+    details = getattr(raw, "prompt_tokens_details", None)
+    cached = extra.get("cached_tokens") or getattr(details, "cached_tokens", None)
+    prompt = int(getattr(raw, "prompt_tokens", 0) or 0)
+    completion = int(getattr(raw, "completion_tokens", 0) or 0)
+    total = int(getattr(raw, "total_tokens", 0) or prompt + completion)
+    return Usage(prompt, completion, total, int(cached) if cached else None)
+
+
+def retry_delay(attempt: int, retry_after: str | None, *, cap: float = MAX_RETRY_DELAY) -> float:
+    """Seconds to wait before retry ``attempt``: the server's Retry-After, else backoff.
+
+    Exponential backoff with full jitter keeps many kernels from retrying in lockstep.
+    """
+    if retry_after:
+        seconds = _parse_retry_after(retry_after.strip())
+        if seconds is not None:
+            return min(max(seconds, 0.0), cap)
+    return random.uniform(0, min(cap, 0.5 * 2**attempt))
+
+
+def _parse_retry_after(value: str) -> float | None:
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return when.timestamp() - time.time()
+
+
+def _reason(err: Any) -> str:
+    return "rate limited" if err.status_code == 429 else f"server error {err.status_code}"
+
+
+HINTS = {
+    401: "check STEPFUN_API_KEY; keys from api.stepfun.com and api.stepfun.ai are not "
+    "interchangeable",
+    402: "the account balance is insufficient",
+    404: "check the model name and --base-url",
+    429: "rate limited; try again in a moment",
+}
+
+
+def describe_error(err: Exception, base_url: str, timeout: float) -> tuple[int | None, str]:
+    """The HTTP status (if any) and one line that says what went wrong and what to do."""
+    import openai
+
+    if isinstance(err, openai.APIStatusError):
+        message = _server_message(err.body) or err.response.reason_phrase or "request failed"
+        hint = HINTS.get(err.status_code)
+        return err.status_code, f"{message} — {hint}" if hint else message
+    if isinstance(err, openai.APITimeoutError):
+        return None, f"no data from {base_url} for {timeout:g} s (timed out; see --timeout)"
+    if isinstance(err, openai.APIConnectionError):
+        cause = err.__cause__ or err.__context__
+        why = f": {cause}" if cause and str(cause) else ""
+        return None, f"connection to {base_url} failed{why}"
+    if isinstance(err, json.JSONDecodeError):
+        return None, f"malformed chunk from the server ({err.msg} at position {err.pos})"
+    if isinstance(err, openai.APIError):
+        return None, _server_message(err.body) or err.message
+    return None, str(err)
+
+
+def _server_message(body: object) -> str | None:
+    """The ``error.message`` of StepFun's error body, whatever wrapping the SDK left on it."""
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            return str(inner["message"])
+    return None

@@ -1,0 +1,91 @@
+"""Frozen settings for one call, and where the API key and base URL come from.
+
+The magic builds one ``Settings`` per cell from its traitlets defaults and the cell's flags;
+everything below it reads this object only, never the environment or the shell.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+DEFAULT_BASE_URL = "https://api.stepfun.ai/v1"
+KEY_VARIABLES = ("STEPFUN_API_KEY", "STEP_API_KEY")
+BASE_URL_VARIABLE = "STEPFUN_BASE_URL"
+LOCAL_KEY = "local-server-no-key-needed"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything one ``%%step`` call needs to know; the key is kept out of ``repr``."""
+
+    model: str
+    base_url: str
+    api_key: str = field(repr=False)
+    effort: str | None = None
+    system: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    timeout: float = 120.0
+    max_retries: int = 3
+    show_reasoning: bool = False
+    reasoning: bool = True
+    local: bool = False
+
+
+def key_variable(environ: Mapping[str, str] | None = None) -> str | None:
+    """Name of the first of StepFun's documented key variables that is set, else None."""
+    env = os.environ if environ is None else environ
+    return next((name for name in KEY_VARIABLES if env.get(name, "").strip()), None)
+
+
+def find_api_key(environ: Mapping[str, str] | None = None) -> str | None:
+    """Return the API key from the first documented variable that holds one, else None."""
+    env = os.environ if environ is None else environ
+    name = key_variable(env)
+    return env[name].strip() if name else None
+
+
+def find_base_url(environ: Mapping[str, str] | None = None) -> str:
+    """Base URL from ``STEPFUN_BASE_URL``, else StepFun's international endpoint."""
+    env = os.environ if environ is None else environ
+    return env.get(BASE_URL_VARIABLE, "").strip() or DEFAULT_BASE_URL
+
+
+def check_base_url(url: str) -> str | None:
+    """Validate a base URL; return a warning when the key would travel unencrypted.
+
+    Raises ValueError for something that is not an http(s) URL at all.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"--base-url must be an http(s) URL like {DEFAULT_BASE_URL}, not {url!r}")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        return f"{url} is plain http to a non-local host: the API key would travel unencrypted"
+    return None
+
+
+def _is_loopback(host: str) -> bool:
+    return host == "localhost" or host.startswith("127.") or host in ("::1", "[::1]")
+
+
+def is_loopback_url(url: str) -> bool:
+    """True for a server on this machine, which needs no real key and no TLS."""
+    return _is_loopback(urlsplit(url).hostname or "")
+
+
+def missing_key_message() -> str:
+    """One line that says how to fix a missing key, and how to work without one."""
+    return (
+        "No StepFun API key: set STEPFUN_API_KEY (e.g. %env STEPFUN_API_KEY=...), "
+        "or run offline against the bundled simulator with %step_config --local"
+    )
+
+
+def redact(text: str, secret: str | None) -> str:
+    """Remove ``secret`` from ``text``: error messages may echo request details."""
+    if not secret:
+        return text
+    return text.replace(secret, "***")

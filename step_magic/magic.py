@@ -1,0 +1,271 @@
+"""IPython glue: the ``%%step`` / ``%step`` / ``%step_config`` magics.
+
+This module parses flags, turns bad input into one-line ``UsageError``s, picks the view for
+the frontend and delegates; the work happens in plain modules that know nothing of IPython.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+import sys
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from traitlets import Bool, CFloat, CInt, Unicode
+
+from . import config, models
+from .request import build_request
+
+EFFORT_CHOICES = list(models.EFFORTS)
+_FLAG_VALUE = re.compile(r""""(?:[^"\\]|\\.)*"|'[^']*'|\S+""")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, not {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
+    return value
+
+
+def _temperature(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 2:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 2, not {text}")
+    return value
+
+
+@magics_class
+class StepMagics(Magics):
+    """Ask StepFun reasoning models from a notebook; defaults are configurable traits.
+
+    Example: ``%config StepMagics.model = "step-3.5-flash"``.
+    """
+
+    model = Unicode(models.DEFAULT_MODEL, help="Model used when --model is not given.").tag(
+        config=True
+    )
+    effort = Unicode(
+        None, allow_none=True, help="Reasoning effort (low, medium, high); None: server default."
+    ).tag(config=True)
+    system = Unicode(None, allow_none=True, help="System prompt for every call.").tag(config=True)
+    max_tokens = CInt(None, allow_none=True, help="Cap on the reply's tokens.").tag(config=True)
+    temperature = CFloat(None, allow_none=True, help="Sampling temperature.").tag(config=True)
+    base_url = Unicode(
+        None, allow_none=True, help="API base URL; default $STEPFUN_BASE_URL or StepFun's."
+    ).tag(config=True)
+    timeout = CFloat(120.0, help="Seconds without any data before a call fails.").tag(config=True)
+    max_retries = CInt(3, help="Retries for 429/5xx before any text arrived.").tag(config=True)
+    show_reasoning = Bool(False, help="Open the reasoning panel by default.").tag(config=True)
+    reasoning = Bool(True, help="Show the reasoning at all.").tag(config=True)
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self._local: Any = None  # the in-process simulator, once %step_config --local ran
+
+    @magic_arguments()
+    @argument("-m", "--model", help="Model name (default: StepMagics.model, step-3.7-flash).")
+    @argument("-e", "--effort", choices=EFFORT_CHOICES, help="Reasoning effort.")
+    @argument("--system", help="System prompt for this call.")
+    @argument("--max-tokens", type=_positive_int, help="Cap on the reply's tokens.")
+    @argument("--temperature", type=_temperature, help="Sampling temperature, 0 to 2.")
+    @argument("--base-url", help="API base URL, e.g. a compatible or local server.")
+    @argument("--timeout", type=_positive_float, help="Seconds without data before failing.")
+    @argument("--show-reasoning", action="store_true", help="Open the reasoning panel.")
+    @argument("--no-reasoning", action="store_true", help="Do not display the reasoning.")
+    @argument("-o", "--output", metavar="NAME", help="Also bind the result to NAME.")
+    @line_cell_magic
+    def step(self, line: str, cell: str | None = None) -> None:
+        """Ask a StepFun model; the reasoning streams into a panel, the answer below it.
+
+        Cell form: ``%%step [flags]`` with the prompt as the cell body.
+        Line form: ``%step [flags] prompt``. The result is bound to ``_step``.
+        """
+        if cell is None:
+            flags, prompt = split_flags(self.step.parser, line)
+        else:
+            flags, prompt = line, cell
+        args = self._parse(flags)
+        if not prompt.strip():
+            raise UsageError("Nothing to ask: write the prompt in the cell body (or after %step)")
+        settings = self._settings(args)
+        request = build_request(settings, prompt)
+        result = self._run(settings, request)
+        namespace = self.shell.user_ns if self.shell is not None else {}
+        namespace["_step"] = result
+        if args.output:
+            namespace[args.output] = result
+
+    def _parse(self, flags: str) -> argparse.Namespace:
+        args: argparse.Namespace = parse_argstring(self.step, flags)
+        if args.output and not args.output.isidentifier():
+            raise UsageError(f"-o needs a Python name, not {args.output!r}")
+        if args.show_reasoning and args.no_reasoning:
+            raise UsageError("--show-reasoning and --no-reasoning contradict each other")
+        return args
+
+    def _settings(self, args: argparse.Namespace) -> config.Settings:
+        """Merge flags over traits over the environment, and validate the combination."""
+        model = args.model or self.model
+        effort = args.effort or self.effort
+        try:
+            models.check_effort(model, effort)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+        base_url, key, local = self._endpoint(args.base_url)
+        return config.Settings(
+            model=model,
+            base_url=base_url,
+            api_key=key,
+            effort=effort,
+            system=args.system if args.system is not None else self.system,
+            max_tokens=args.max_tokens or self.max_tokens,
+            temperature=args.temperature if args.temperature is not None else self.temperature,
+            timeout=args.timeout or self.timeout,
+            max_retries=self.max_retries,
+            show_reasoning=args.show_reasoning or self.show_reasoning,
+            reasoning=self.reasoning and not args.no_reasoning,
+            local=local,
+        )
+
+    def _endpoint(self, flag_url: str | None) -> tuple[str, str, bool]:
+        """Base URL, key and whether it is the local simulator; warn about plain http."""
+        if flag_url is None and self.base_url is None and self._local is not None:
+            return self._local.base_url, config.LOCAL_KEY, True
+        base_url = flag_url or self.base_url or config.find_base_url()
+        try:
+            warning = config.check_base_url(base_url)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+        if warning:
+            print(f"Warning: {warning}", file=sys.stderr)
+        key = config.find_api_key()
+        if key is None:
+            if not config.is_loopback_url(base_url):
+                raise UsageError(config.missing_key_message())
+            key = config.LOCAL_KEY
+        return base_url, key, False
+
+    def _run(self, settings: config.Settings, request: Any) -> Any:
+        from .runner import run_call
+
+        return run_call(settings, request, self._view(settings))
+
+    def _view(self, settings: config.Settings) -> Any:
+        """The live panel in a Jupyter frontend, the plain stream elsewhere."""
+        from . import render
+
+        parent = _parent_msg_id(self.shell)
+        if parent is not None:
+            return render.NotebookView(
+                parent, show_reasoning=settings.show_reasoning, reasoning=settings.reasoning
+            )
+        return render.TerminalView(reasoning=settings.reasoning)
+
+    @magic_arguments()
+    @argument("--local", action="store_true", help="Start the bundled simulator and use it.")
+    @argument("--remote", action="store_true", help="Stop the simulator; use the real API.")
+    @argument("--tokens-per-second", type=float, default=150.0, help="Simulator speed.")
+    @line_magic
+    def step_config(self, line: str) -> None:
+        """Show the settings in force, or switch to/from the offline simulator."""
+        args = parse_argstring(self.step_config, line)
+        if args.local and args.remote:
+            raise UsageError("--local and --remote contradict each other")
+        if args.local:
+            self._start_local(args.tokens_per_second)
+        elif args.remote:
+            self.stop_local()
+            print("Using the StepFun API again.")
+        else:
+            print(self._describe())
+
+    def _start_local(self, tokens_per_second: float) -> None:
+        from .server import LocalServer, ServerConfig
+
+        self.stop_local()
+        self._local = LocalServer(ServerConfig(tokens_per_second=tokens_per_second)).start()
+        print(
+            f"Local StepFun simulator running at {self._local.base_url}: "
+            "answers are simulated, no network and no API key are used. "
+            "%step_config --remote goes back to the real API."
+        )
+
+    def stop_local(self) -> None:
+        """Stop the in-process simulator if one runs (also called on %unload_ext)."""
+        if self._local is not None:
+            self._local.stop()
+            self._local = None
+
+    def _describe(self) -> str:
+        key_source = config.key_variable()
+        where = (
+            self._local.base_url + " (local simulator)"
+            if self._local
+            else (self.base_url or config.find_base_url())
+        )
+        return "\n".join(
+            [
+                f"model:     {self.model}",
+                f"effort:    {self.effort or 'server default'}",
+                f"base url:  {where}",
+                f"api key:   {'set in ' + key_source if key_source else 'not set'}",
+                f"timeout:   {self.timeout:g} s, retries: {self.max_retries}",
+            ]
+        )
+
+
+def split_flags(parser: argparse.ArgumentParser, line: str) -> tuple[str, str]:
+    """Split ``%step`` line text into its leading flags and the prompt, kept verbatim.
+
+    Prompts are free text (apostrophes, dashes, braces), so only the leading words that are
+    known options, with their values, go to the flag parser; the rest is the prompt as typed.
+    """
+    rest = line.lstrip()
+    flags: list[str] = []
+    while rest.startswith("-"):
+        word, _, after = rest.partition(" ")
+        if word == "--":
+            return " ".join(flags), after.lstrip()
+        name = word.split("=", 1)[0]
+        action = parser._option_string_actions.get(name)
+        if action is None:
+            break
+        flags.append(word)
+        rest = after.lstrip()
+        if action.nargs != 0 and "=" not in word:
+            value, rest = _take_value(rest)
+            flags.append(value)
+    return " ".join(flags), rest
+
+
+def _take_value(text: str) -> tuple[str, str]:
+    """The flag value at the start of ``text`` (quotes allowed), quoted again, and the rest."""
+    match = _FLAG_VALUE.match(text)
+    if match is None:
+        return "", text
+    try:
+        value = shlex.split(match.group(0))[0]
+    except (ValueError, IndexError):
+        raise UsageError(f"Unbalanced quotes in the flag value {match.group(0)}") from None
+    return shlex.quote(value), text[match.end() :].lstrip()
+
+
+def _parent_msg_id(shell: Any) -> str | None:
+    """The running cell's request id in a Jupyter kernel; None in terminal IPython."""
+    if getattr(shell, "kernel", None) is None:
+        return None
+    parent = shell.get_parent() if hasattr(shell, "get_parent") else None
+    header = (parent or {}).get("header") or {}
+    msg_id = header.get("msg_id")
+    return msg_id if isinstance(msg_id, str) and msg_id else None

@@ -1,0 +1,185 @@
+"""Everything step-magic shows: the live notebook panel, the terminal stream, the static form.
+
+Notebook, while streaming (one display id each, so each can be replaced in place):
+  1. an Accordion whose header carries the live status and whose Output child receives the
+     reasoning as appended stdout (append-only: each piece of text is sent once);
+  2. the answer: finished Markdown blocks appended to an Output, plus the unfinished tail in an
+     HTML widget, re-sent only when it has grown by half (linear bytes on the wire);
+  3. a status line that becomes the footer.
+When the reply ends, all three are replaced by static outputs with no widget view in them, and
+the widgets are closed: a saved notebook then renders without a kernel (see rendering.md).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+from typing import Any
+
+from IPython.display import display, update_display
+
+from . import static
+from .mdblocks import BlockSplitter
+from .result import StepResult
+
+Bundle = dict[str, str]
+TAIL_REFRESH_SECONDS = 1.0
+
+
+def reasoning_bundle(result: StepResult) -> Bundle:
+    """The finished reasoning: a ``<details>`` block, with a short plain-text stand-in."""
+    plain = f"[reasoning: {len(result.reasoning):,} chars — {static.reasoning_summary(result)}]"
+    return {"text/html": static.reasoning_html(result), "text/plain": plain}
+
+
+def answer_bundle(result: StepResult) -> Bundle:
+    """The answer as Markdown (raw HTML neutralised) with the raw text as plain fallback."""
+    return {"text/markdown": static.safe_markdown(result.answer), "text/plain": result.answer}
+
+
+def footer_bundle(result: StepResult) -> Bundle:
+    """Provenance line, with the notice for anything but a normal finish."""
+    return {"text/html": static.footer_html(result), "text/plain": static.footer_text(result)}
+
+
+def show_static(result: StepResult) -> None:
+    """Display a finished result in its static form (``display(_step)``)."""
+    if result.reasoning:
+        display(reasoning_bundle(result), raw=True)
+    display(answer_bundle(result), raw=True)
+    display(footer_bundle(result), raw=True)
+
+
+class NotebookView:
+    """The live panel in a Jupyter frontend; ``parent_msg_id`` is the running cell's request."""
+
+    def __init__(self, parent_msg_id: str, *, show_reasoning: bool, reasoning: bool) -> None:
+        import ipywidgets as widgets
+
+        self._parent = parent_msg_id
+        self._with_reasoning = reasoning
+        self._ids = {part: uuid.uuid4().hex for part in ("reasoning", "answer", "footer")}
+        self._reasoning_out = widgets.Output(
+            layout=widgets.Layout(max_height="24em", overflow="auto")
+        )
+        self._panel = widgets.Accordion(
+            children=[self._reasoning_out], selected_index=0 if show_reasoning else None
+        )
+        self._blocks = widgets.Output()
+        self._tail = widgets.HTML()
+        self._answer = widgets.VBox([self._blocks, self._tail])
+        self._status = widgets.HTML()
+        self._capturing: Any = None
+        self._splitter = BlockSplitter()
+        self._reasoning_chars = 0
+        self._tail_sent = (0, 0.0)  # (length, time) of the tail last sent
+
+    def start(self, status: str) -> None:
+        """Show the empty panel at once, so the user sees the call has started."""
+        self._panel.set_title(0, status)
+        self._status.value = _status_html(status)
+        if self._with_reasoning:
+            display(self._panel, display_id=self._ids["reasoning"])
+        display(self._answer, display_id=self._ids["answer"])
+        display(self._status, display_id=self._ids["footer"])
+
+    def waiting(self, status: str) -> None:
+        """A retry wait or another pause the user should know about."""
+        self._panel.set_title(0, status)
+        self._status.value = _status_html(status)
+
+    def update(self, reasoning: str, answer: str, elapsed: float) -> None:
+        """Append new reasoning and answer text (called at most ~20 times a second)."""
+        if reasoning:
+            self._reasoning_chars += len(reasoning)
+            if self._with_reasoning:
+                self._capture(self._reasoning_out)
+                sys.stdout.write(reasoning)
+                sys.stdout.flush()
+            self._panel.set_title(0, static.thinking_status(self._reasoning_chars, elapsed))
+        if answer:
+            self._append_answer(answer)
+
+    def _append_answer(self, text: str) -> None:
+        from IPython.display import Markdown
+
+        blocks = self._splitter.feed(text)
+        if blocks:
+            self._capture(self._blocks)
+            for block in blocks:
+                display(Markdown(static.safe_markdown(block)))
+        tail = self._splitter.tail
+        sent_length, sent_at = self._tail_sent
+        grown = len(tail) - sent_length
+        now = time.monotonic()
+        if blocks or grown >= max(24, sent_length // 2) or now - sent_at >= TAIL_REFRESH_SECONDS:
+            self._tail.value = f'<div style="white-space: pre-wrap">{static.escape(tail)}</div>'
+            self._tail_sent = (len(tail), now)
+
+    def _capture(self, output: Any) -> None:
+        """Route this cell's output messages into ``output`` (the frontend does the routing)."""
+        if self._capturing is output:
+            return
+        if self._capturing is not None:
+            self._capturing.msg_id = ""
+        output.msg_id = self._parent
+        self._capturing = output
+
+    def finish(self, result: StepResult) -> None:
+        """Replace the live widgets by the static form, then close them."""
+        if self._capturing is not None:
+            sys.stdout.flush()
+            self._capturing.msg_id = ""
+            self._capturing = None
+        result.reasoning_open = self._panel.selected_index == 0
+        if self._with_reasoning:
+            update_display(reasoning_bundle(result), display_id=self._ids["reasoning"], raw=True)
+        update_display(answer_bundle(result), display_id=self._ids["answer"], raw=True)
+        update_display(footer_bundle(result), display_id=self._ids["footer"], raw=True)
+        for widget in (self._panel, self._reasoning_out, self._answer, self._blocks):
+            widget.close()
+        self._tail.close()
+        self._status.close()
+
+
+def _status_html(text: str) -> str:
+    return f'<span style="font-size: 85%; opacity: 0.75">{static.escape(text)}</span>'
+
+
+class TerminalView:
+    """Terminal IPython: reasoning dimmed as it arrives, then the answer, then the footer."""
+
+    def __init__(self, *, reasoning: bool, color: bool | None = None) -> None:
+        self._with_reasoning = reasoning
+        self._color = sys.stdout.isatty() if color is None else color
+        self._phase = "start"
+
+    def start(self, status: str) -> None:
+        """Say what is happening before the first token arrives."""
+        self._write(status + "\n", dim=True)
+
+    def waiting(self, status: str) -> None:
+        """A retry wait: one line, so a scrolling terminal keeps a record of it."""
+        self._write(status + "\n", dim=True)
+
+    def update(self, reasoning: str, answer: str, elapsed: float) -> None:
+        """Print new text as it arrives; a blank line separates reasoning from the answer."""
+        if reasoning and self._with_reasoning:
+            self._phase = "reasoning"
+            self._write(reasoning, dim=True)
+        if answer:
+            if self._phase == "reasoning":
+                self._write("\n\n", dim=False)
+            self._phase = "answer"
+            self._write(answer, dim=False)
+
+    def finish(self, result: StepResult) -> None:
+        """End the stream with the provenance footer."""
+        self._write("\n\n" + static.footer_text(result) + "\n", dim=True)
+
+    def _write(self, text: str, *, dim: bool) -> None:
+        if dim and self._color:
+            text = f"\x1b[2m{text}\x1b[0m"
+        sys.stdout.write(text)
+        sys.stdout.flush()

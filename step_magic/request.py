@@ -1,0 +1,88 @@
+"""The request sent to Chat Completions, built from settings, prompt text and attachments.
+
+A request is plain data: the client sends it, the history stores it, and tests compare it
+with what the server received. Nothing here talks to the network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .config import Settings
+
+Message = dict[str, Any]
+Part = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One Chat Completions call: what to send, independent of how it is sent."""
+
+    model: str
+    messages: tuple[Message, ...]
+    effort: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+
+    def body(self, *, stream: bool = True) -> dict[str, Any]:
+        """The JSON body, with only the parameters the user set (unset means server default)."""
+        body: dict[str, Any] = {"model": self.model, "messages": list(self.messages)}
+        if stream:
+            body["stream"] = True
+        if self.effort is not None:
+            body["reasoning_effort"] = self.effort
+        if self.max_tokens is not None:
+            body["max_tokens"] = self.max_tokens
+        if self.temperature is not None:
+            body["temperature"] = self.temperature
+        return body
+
+    def cache_key(self) -> str:
+        """A stable hash of everything that shapes the reply (for record and replay)."""
+        canonical = json.dumps(self.body(stream=False), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    def image_count(self) -> int:
+        """How many images the last user message carries."""
+        content = self.messages[-1].get("content") if self.messages else None
+        if not isinstance(content, list):
+            return 0
+        return sum(1 for part in content if part.get("type") == "image_url")
+
+
+def user_content(prompt: str, attachments: Sequence[Part]) -> str | list[Part]:
+    """The user message content: plain text, or parts with videos first and the prompt last.
+
+    StepFun asks for video before the text; putting the question after the material it is
+    about is the usual advice for long context.
+    """
+    if not attachments:
+        return prompt
+    videos = [part for part in attachments if part.get("type") == "video_url"]
+    others = [part for part in attachments if part.get("type") != "video_url"]
+    return [*videos, *others, {"type": "text", "text": prompt}]
+
+
+def build_request(
+    settings: Settings,
+    prompt: str,
+    attachments: Sequence[Part] = (),
+    history: Sequence[Message] = (),
+) -> ChatRequest:
+    """Assemble the messages for one call: system, earlier turns, then this prompt."""
+    messages: list[Message] = []
+    if settings.system:
+        messages.append({"role": "system", "content": settings.system})
+    messages.extend(history)
+    messages.append({"role": "user", "content": user_content(prompt, attachments)})
+    return ChatRequest(
+        model=settings.model,
+        messages=tuple(messages),
+        effort=settings.effort,
+        max_tokens=settings.max_tokens,
+        temperature=settings.temperature,
+    )

@@ -1,0 +1,94 @@
+"""``StepResult``: what one call produced, as a plain object the user's code can use.
+
+It is bound to ``_step`` (and ``-o NAME``) after every call; displaying it shows the same static
+form the cell was left with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .client import Usage
+from .models import estimate_cost
+
+NOTICES = {
+    "complete": None,
+    "interrupted": "interrupted — the reply above is partial",
+    "failed": "incomplete — the reply above is partial",
+    "truncated": "cut off: the reply reached the token limit (finish_reason=length)",
+    "filtered": "stopped by the content filter (finish_reason=content_filter)",
+    "incomplete": "incomplete — the stream ended without a finish reason",
+    "no-answer": "the model finished thinking but gave no answer",
+}
+
+
+@dataclass
+class StepResult:
+    """The reasoning, the answer and the provenance of one ``%%step`` call."""
+
+    model: str
+    effort: str | None
+    answer: str = ""
+    reasoning: str = ""
+    status: str = "complete"
+    error: str | None = None
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    trace_id: str | None = None
+    completion_id: str | None = None
+    elapsed: float = 0.0
+    first_token: float | None = None
+    thinking_time: float | None = None
+    messages: tuple[dict[str, Any], ...] = ()
+    attachments: tuple[str, ...] = ()
+    reasoning_open: bool = field(default=False, repr=False)
+
+    @property
+    def complete(self) -> bool:
+        """True when the model finished normally and gave an answer."""
+        return self.status == "complete"
+
+    @property
+    def notice(self) -> str | None:
+        """A short sentence for anything other than a normal, finished reply."""
+        base = NOTICES.get(self.status, self.status)
+        if self.error and self.status in ("failed", "incomplete"):
+            return f"{base}: {self.error}" if base else self.error
+        return base
+
+    @property
+    def cost(self) -> float | None:
+        """Estimated price in USD from the model's price table, when usage is known."""
+        if self.usage is None:
+            return None
+        return estimate_cost(
+            self.model, self.usage.prompt, self.usage.completion, self.usage.cached or 0
+        )
+
+    def __str__(self) -> str:
+        return self.answer
+
+    def _ipython_display_(self) -> None:
+        from .render import show_static
+
+        show_static(self)
+
+
+def classify(
+    finish_reason: str | None, answer: str, reasoning: str, *, interrupted: bool, failed: bool
+) -> str:
+    """Name how a call ended, from what arrived; the order of the checks matters."""
+    if interrupted:
+        return "interrupted"
+    if failed:
+        return "failed"
+    if finish_reason == "length":
+        return "truncated"
+    if finish_reason == "content_filter":
+        return "filtered"
+    if not finish_reason:
+        return "incomplete"
+    if reasoning and not answer.strip():
+        return "no-answer"
+    return "complete"

@@ -1,0 +1,224 @@
+"""Run one call: read the stream on a worker thread, show it on the main thread, at a bounded rate.
+
+The worker turns the HTTP stream into events; the main thread (the kernel's, where widgets and
+Ctrl-C live) buffers text and hands it to the view at most every ``FLUSH_SECONDS``, so a reply
+of 20,000 chunks becomes a few hundred display updates. Whatever happens — a finished reply,
+an API error, a dropped connection, Ctrl-C — the view is finished with what arrived, and only
+then is the error raised, so nothing already shown is lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .client import (
+    AnswerDelta,
+    Finished,
+    ReasoningDelta,
+    ReplyStream,
+    StepAPIError,
+    Waiting,
+)
+from .config import Settings
+from .request import ChatRequest
+from .result import StepResult, classify
+
+FLUSH_SECONDS = 0.05
+IDLE_TICK_SECONDS = 1.0
+_END = object()
+
+
+class View(Protocol):
+    """Where a reply is shown: the notebook panel or the terminal."""
+
+    def start(self, status: str) -> None: ...
+    def waiting(self, status: str) -> None: ...
+    def update(self, reasoning: str, answer: str, elapsed: float) -> None: ...
+    def finish(self, result: StepResult) -> None: ...
+
+
+class StepInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a call; IPython shows one line instead of our stack."""
+
+    def _render_traceback_(self) -> list[str]:
+        return ["KeyboardInterrupt: reply interrupted; the partial text above is kept"]
+
+
+@dataclass
+class _Progress:
+    """Text received so far, what the view has not seen yet, and the timings."""
+
+    started: float
+    reasoning: list[str] = field(default_factory=list)
+    answer: list[str] = field(default_factory=list)
+    pending_reasoning: list[str] = field(default_factory=list)
+    pending_answer: list[str] = field(default_factory=list)
+    first_token: float | None = None
+    first_answer: float | None = None
+    last_flush: float = float("-inf")
+
+    def add(self, event: ReasoningDelta | AnswerDelta, now: float) -> None:
+        if self.first_token is None:
+            self.first_token = now - self.started
+        if isinstance(event, ReasoningDelta):
+            self.reasoning.append(event.text)
+            self.pending_reasoning.append(event.text)
+        else:
+            if self.first_answer is None:
+                self.first_answer = now - self.started
+            self.answer.append(event.text)
+            self.pending_answer.append(event.text)
+
+    def flush(self, view: View, now: float) -> None:
+        if self.pending_reasoning or self.pending_answer:
+            reasoning, answer = "".join(self.pending_reasoning), "".join(self.pending_answer)
+            self.pending_reasoning.clear()
+            self.pending_answer.clear()
+            view.update(reasoning, answer, now - self.started)
+        self.last_flush = now
+
+
+def run_call(
+    settings: Settings, request: ChatRequest, view: View, *, attachments: tuple[str, ...] = ()
+) -> StepResult:
+    """Stream one reply into ``view`` and return it; raise after showing what arrived."""
+    stream = ReplyStream(settings, request)
+    events: queue.Queue[object] = queue.Queue()
+    worker = threading.Thread(target=_pump, args=(stream, events), daemon=True)
+    progress = _Progress(started=time.monotonic())
+    finished: Finished | None = None
+    error: StepAPIError | None = None
+    interrupted = False
+    view.start(_waiting_status(settings))
+    worker.start()
+    try:
+        finished, error = _consume(events, progress, view)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        stream.close()
+    with _interrupts_deferred():
+        progress.flush(view, time.monotonic())
+        result = _result(settings, request, progress, finished, error, interrupted)
+        result.attachments = attachments
+        view.finish(result)
+    if interrupted:
+        raise StepInterrupted()
+    if error is not None:
+        raise error
+    if result.status == "incomplete" and not (result.answer or result.reasoning):
+        raise StepAPIError(
+            "the server sent an empty reply", trace_id=stream.trace_id, completion_id=None
+        )
+    return result
+
+
+def _pump(stream: ReplyStream, events: queue.Queue[object]) -> None:
+    """Worker thread: move events (or the error that ended them) onto the queue."""
+    try:
+        for event in stream:
+            events.put(event)
+    except StepAPIError as err:
+        events.put(err)
+    except Exception as err:
+        events.put(StepAPIError(f"unexpected failure while reading the reply: {err!r}"))
+    finally:
+        events.put(_END)
+
+
+def _consume(
+    events: queue.Queue[object], progress: _Progress, view: View
+) -> tuple[Finished | None, StepAPIError | None]:
+    finished: Finished | None = None
+    while True:
+        now = time.monotonic()
+        has_pending = bool(progress.pending_reasoning or progress.pending_answer)
+        wait = (
+            max(progress.last_flush + FLUSH_SECONDS - now, 0) if has_pending else IDLE_TICK_SECONDS
+        )
+        try:
+            item = events.get(timeout=wait)
+        except queue.Empty:
+            progress.flush(view, time.monotonic())
+            continue
+        if item is _END:
+            return finished, None
+        if isinstance(item, StepAPIError):
+            return finished, item
+        now = time.monotonic()
+        if isinstance(item, ReasoningDelta | AnswerDelta):
+            progress.add(item, now)
+        elif isinstance(item, Waiting):
+            view.waiting(_retry_status(item))
+        elif isinstance(item, Finished):
+            finished = item
+        if now - progress.last_flush >= FLUSH_SECONDS:
+            progress.flush(view, now)
+
+
+def _result(
+    settings: Settings,
+    request: ChatRequest,
+    progress: _Progress,
+    finished: Finished | None,
+    error: StepAPIError | None,
+    interrupted: bool,
+) -> StepResult:
+    answer, reasoning = "".join(progress.answer), "".join(progress.reasoning)
+    finish_reason = finished.finish_reason if finished else None
+    end = time.monotonic() - progress.started
+    thinking_end = progress.first_answer if progress.first_answer is not None else end
+    return StepResult(
+        model=settings.model,
+        effort=settings.effort,
+        answer=answer,
+        reasoning=reasoning,
+        status=classify(
+            finish_reason, answer, reasoning, interrupted=interrupted, failed=error is not None
+        ),
+        error=error.detail if error else None,
+        usage=finished.usage if finished else None,
+        finish_reason=finish_reason,
+        trace_id=(finished.trace_id if finished else None) or (error.trace_id if error else None),
+        completion_id=(finished.completion_id if finished else None)
+        or (error.completion_id if error else None),
+        elapsed=end,
+        first_token=progress.first_token,
+        thinking_time=thinking_end - (progress.first_token or 0) if reasoning else None,
+        messages=request.messages,
+    )
+
+
+def _waiting_status(settings: Settings) -> str:
+    where = " (local simulator)" if settings.local else ""
+    return f"Waiting for {settings.model}{where}…"
+
+
+def _retry_status(event: Waiting) -> str:
+    return (
+        f"{event.reason.capitalize()} — retrying in {event.delay:.1f} s "
+        f"(retry {event.attempt} of {event.max_attempts})"
+    )
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold a second Ctrl-C until the partial reply is safely shown, then honour it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise StepInterrupted()

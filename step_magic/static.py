@@ -1,0 +1,150 @@
+"""The static, kernel-free form of a reply: escaped HTML, safe Markdown and the footer.
+
+A saved notebook must read well without a kernel, and a trusted notebook runs any script in
+its HTML outputs, so everything the model wrote is escaped here before it becomes HTML.
+These are pure string functions; ``render.py`` decides where they are displayed.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+from .result import StepResult
+
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_CODE_SPAN = re.compile(r"(`+)(.+?)(?<!`)\1(?!`)")
+_AUTOLINK = re.compile(r"<(?:https?|mailto):[^\s<>]*>")
+_BAD_SCHEME = re.compile(r"(\]\(\s*<?|\]:\s*<?)\s*(javascript|vbscript|data|file):", re.IGNORECASE)
+
+
+def escape(text: str) -> str:
+    """HTML-escape text the model wrote (quotes too, so it is safe in attributes)."""
+    return html.escape(text, quote=True)
+
+
+def safe_markdown(markdown: str) -> str:
+    """Markdown with raw HTML neutralised, code left exactly as written.
+
+    Jupyter renders trusted Markdown without sanitising it, so ``<script>`` or
+    ``<img onerror>`` in an answer would run. Outside fenced code and code spans every ``<``
+    becomes ``&lt;`` (which Markdown shows as ``<``), and links with script-capable schemes
+    are defused.
+    """
+    out: list[str] = []
+    fence: str | None = None
+    for line in markdown.splitlines(keepends=True):
+        opener = _FENCE.match(line)
+        if fence is not None:
+            if opener and opener.group(1)[0] == fence[0] and len(opener.group(1)) >= len(fence):
+                fence = None
+            out.append(line)
+        elif opener:
+            fence = opener.group(1)
+            out.append(line)
+        else:
+            out.append(_safe_line(line))
+    return "".join(out)
+
+
+def _safe_line(line: str) -> str:
+    pieces: list[str] = []
+    last = 0
+    for span in _CODE_SPAN.finditer(line):
+        pieces.append(_escape_inline(line[last : span.start()]))
+        pieces.append(span.group(0))
+        last = span.end()
+    pieces.append(_escape_inline(line[last:]))
+    return "".join(pieces)
+
+
+def _escape_inline(text: str) -> str:
+    parts: list[str] = []
+    last = 0
+    for link in _AUTOLINK.finditer(text):
+        parts.append(text[last : link.start()].replace("<", "&lt;"))
+        parts.append(link.group(0))
+        last = link.end()
+    parts.append(text[last:].replace("<", "&lt;"))
+    return _BAD_SCHEME.sub(r"\1#blocked-\2-link:", "".join(parts))
+
+
+def seconds(value: float) -> str:
+    """Format a duration for people: ``0.42 s``, ``12.3 s``, ``2 min 5 s``."""
+    if value < 1:
+        return f"{value:.2f} s"
+    if value < 60:
+        return f"{value:.1f} s"
+    minutes, rest = divmod(round(value), 60)
+    return f"{minutes} min {rest} s"
+
+
+def thinking_status(chars: int, elapsed: float) -> str:
+    """Header of the reasoning panel while the model thinks."""
+    return f"Thinking… {chars:,} chars · {seconds(elapsed)}"
+
+
+def reasoning_summary(result: StepResult) -> str:
+    """Header of the finished reasoning panel."""
+    took = result.thinking_time if result.thinking_time is not None else result.elapsed
+    verb = "Thought" if result.status != "interrupted" else "Interrupted after thinking"
+    return f"{verb} for {seconds(took)} · {len(result.reasoning):,} chars"
+
+
+def reasoning_html(result: StepResult) -> str:
+    """The reasoning as a static ``<details>`` block (open if the user had opened it)."""
+    attrs = " open" if result.reasoning_open else ""
+    return (
+        f'<details class="step-magic-reasoning"{attrs}>'
+        f"<summary>{escape(reasoning_summary(result))}</summary>"
+        '<div style="white-space: pre-wrap; font-size: 90%; opacity: 0.8; '
+        'max-height: 32em; overflow: auto; border-left: 3px solid #ccc; padding-left: 0.8em">'
+        f"{escape(result.reasoning)}</div></details>"
+    )
+
+
+def footer_items(result: StepResult) -> list[str]:
+    """Provenance of the call: model, effort, tokens, cost, timings, ids (plain text)."""
+    items = [result.model, f"effort {result.effort}" if result.effort else "default effort"]
+    usage = result.usage
+    if usage is not None:
+        tokens = f"{usage.prompt:,} in + {usage.completion:,} out tokens"
+        if usage.cached:
+            tokens += f" ({usage.cached:,} cached)"
+        items.append(tokens)
+    cost = result.cost
+    if cost is not None:
+        items.append(f"≈ ${cost:.4f}")
+    if result.first_token is not None:
+        items.append(f"first token {seconds(result.first_token)}")
+    items.append(f"total {seconds(result.elapsed)}")
+    if result.attachments:
+        items.append("with " + ", ".join(result.attachments))
+    return items
+
+
+def _ids(result: StepResult) -> list[tuple[str, str]]:
+    ids = [("trace id", result.trace_id), ("id", result.completion_id)]
+    return [(label, value) for label, value in ids if value]
+
+
+def footer_text(result: StepResult) -> str:
+    """The footer as one plain line (terminal, text/plain, logs)."""
+    items = footer_items(result) + [f"{label} {value}" for label, value in _ids(result)]
+    line = " · ".join(items)
+    notice = result.notice
+    return f"⚠ {notice}\n{line}" if notice else line
+
+
+def footer_html(result: StepResult) -> str:
+    """The footer as escaped HTML; ids in ``<code>`` so a click selects them for copying."""
+    items = [escape(item) for item in footer_items(result)]
+    items += [
+        f'{label} <code style="user-select: all">{escape(value)}</code>'
+        for label, value in _ids(result)
+    ]
+    line = f'<div style="font-size: 85%; opacity: 0.75">{" · ".join(items)}</div>'
+    notice = result.notice
+    if notice:
+        line = f'<div style="color: #b45309; font-weight: 600">⚠ {escape(notice)}</div>{line}'
+    return f'<div class="step-magic-footer">{line}</div>'

@@ -1,0 +1,64 @@
+"""Fixtures: the bundled StepFun-compatible server, an IPython shell, and a real kernel.
+
+Every test talks to a real HTTP server on 127.0.0.1 through the real openai client; nothing
+here is mocked. The test key is a recognisable string so tests can prove it never leaks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from step_magic.server import LocalServer, ServerConfig
+
+TEST_KEY = "sk-step-test-5ecret-KEY-0123456789"
+
+
+@pytest.fixture(scope="session")
+def _server() -> Iterator[LocalServer]:
+    with LocalServer(ServerConfig(api_key=TEST_KEY)) as server:
+        yield server
+
+
+@pytest.fixture
+def server(_server: LocalServer) -> Iterator[LocalServer]:
+    """The local server, with its request log and faults cleared, and its config restored."""
+    saved = dataclasses.replace(_server.config)
+    _server.reset()
+    yield _server
+    for item in dataclasses.fields(saved):
+        setattr(_server.config, item.name, getattr(saved, item.name))
+    _server.reset()
+
+
+@pytest.fixture
+def api_env(server: LocalServer, monkeypatch: pytest.MonkeyPatch) -> LocalServer:
+    """Environment pointing step-magic at the local server with the test key."""
+    monkeypatch.setenv("STEPFUN_API_KEY", TEST_KEY)
+    monkeypatch.delenv("STEP_API_KEY", raising=False)
+    monkeypatch.setenv("STEPFUN_BASE_URL", server.base_url)
+    return server
+
+
+@pytest.fixture(scope="session")
+def _shell() -> Any:
+    from IPython.testing.globalipapp import start_ipython
+
+    return start_ipython()
+
+
+@pytest.fixture
+def ip(_shell: Any, api_env: LocalServer) -> Iterator[Any]:
+    """A real IPython shell with step_magic loaded, talking to the local server."""
+    from traitlets.config import Config
+
+    _shell.config.StepMagics = Config()
+    _shell.run_line_magic("load_ext", "step_magic")
+    yield _shell
+    _shell.run_line_magic("unload_ext", "step_magic")
+    _shell.config.StepMagics = Config()
+    for name in ("_step", "res"):
+        _shell.user_ns.pop(name, None)
