@@ -96,18 +96,26 @@ class StepMagics(Magics):
         else:
             flags, prompt = line, cell
         args = self._parse(flags)
-        if not prompt.strip():
+        prompt = prompt.strip()
+        if not prompt:
             raise UsageError("Nothing to ask: write the prompt in the cell body (or after %step)")
         settings = self._settings(args)
         request = build_request(settings, prompt)
-        result = self._run(settings, request)
+        result, error = self._run(settings, request)
         namespace = self.shell.user_ns if self.shell is not None else {}
         namespace["_step"] = result
         if args.output:
             namespace[args.output] = result
+        if error is not None:
+            raise error
 
     def _parse(self, flags: str) -> argparse.Namespace:
-        args: argparse.Namespace = parse_argstring(self.step, flags)
+        try:
+            argv = shlex.split(flags)
+        except ValueError as err:
+            raise UsageError(f"Cannot read the flags {flags!r}: {err}") from None
+        # POSIX quoting, so --system "Be terse." arrives without its quotes.
+        args: argparse.Namespace = self.step.parser.parse_args(argv)
         if args.output and not args.output.isidentifier():
             raise UsageError(f"-o needs a Python name, not {args.output!r}")
         if args.show_reasoning and args.no_reasoning:
@@ -156,7 +164,7 @@ class StepMagics(Magics):
             key = config.LOCAL_KEY
         return base_url, key, False
 
-    def _run(self, settings: config.Settings, request: Any) -> Any:
+    def _run(self, settings: config.Settings, request: Any) -> tuple[Any, BaseException | None]:
         from .runner import run_call
 
         return run_call(settings, request, self._view(settings))

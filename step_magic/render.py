@@ -58,14 +58,16 @@ class NotebookView:
         import ipywidgets as widgets
 
         self._parent = parent_msg_id
-        self._with_reasoning = reasoning
         self._ids = {part: uuid.uuid4().hex for part in ("reasoning", "answer", "footer")}
-        self._reasoning_out = widgets.Output(
-            layout=widgets.Layout(max_height="24em", overflow="auto")
-        )
-        self._panel = widgets.Accordion(
-            children=[self._reasoning_out], selected_index=0 if show_reasoning else None
-        )
+        self._reasoning_out: Any = None
+        self._panel: Any = None
+        if reasoning:
+            self._reasoning_out = widgets.Output(
+                layout=widgets.Layout(max_height="24em", overflow="auto")
+            )
+            self._panel = widgets.Accordion(
+                children=[self._reasoning_out], selected_index=0 if show_reasoning else None
+            )
         self._blocks = widgets.Output()
         self._tail = widgets.HTML()
         self._answer = widgets.VBox([self._blocks, self._tail])
@@ -77,27 +79,31 @@ class NotebookView:
 
     def start(self, status: str) -> None:
         """Show the empty panel at once, so the user sees the call has started."""
-        self._panel.set_title(0, status)
-        self._status.value = _status_html(status)
-        if self._with_reasoning:
+        close_lingering_panels()
+        self._set_status(status)
+        if self._panel is not None:
             display(self._panel, display_id=self._ids["reasoning"])
         display(self._answer, display_id=self._ids["answer"])
         display(self._status, display_id=self._ids["footer"])
 
     def waiting(self, status: str) -> None:
         """A retry wait or another pause the user should know about."""
-        self._panel.set_title(0, status)
+        self._set_status(status)
+
+    def _set_status(self, status: str) -> None:
+        if self._panel is not None:
+            self._panel.set_title(0, status)
         self._status.value = _status_html(status)
 
     def update(self, reasoning: str, answer: str, elapsed: float) -> None:
         """Append new reasoning and answer text (called at most ~20 times a second)."""
         if reasoning:
             self._reasoning_chars += len(reasoning)
-            if self._with_reasoning:
+            if self._panel is not None:
                 self._capture(self._reasoning_out)
                 sys.stdout.write(reasoning)
                 sys.stdout.flush()
-            self._panel.set_title(0, static.thinking_status(self._reasoning_chars, elapsed))
+                self._panel.set_title(0, static.thinking_status(self._reasoning_chars, elapsed))
         if answer:
             self._append_answer(answer)
 
@@ -132,15 +138,44 @@ class NotebookView:
             sys.stdout.flush()
             self._capturing.msg_id = ""
             self._capturing = None
-        result.reasoning_open = self._panel.selected_index == 0
-        if self._with_reasoning:
+        if self._panel is not None:
+            result.reasoning_open = self._panel.selected_index == 0
             update_display(reasoning_bundle(result), display_id=self._ids["reasoning"], raw=True)
+            self._reasoning_out.close()
+            self._follow_late_clicks(result)
         update_display(answer_bundle(result), display_id=self._ids["answer"], raw=True)
         update_display(footer_bundle(result), display_id=self._ids["footer"], raw=True)
-        for widget in (self._panel, self._reasoning_out, self._answer, self._blocks):
+        for widget in (self._answer, self._blocks, self._tail, self._status):
             widget.close()
-        self._tail.close()
-        self._status.close()
+
+    def _follow_late_clicks(self, result: StepResult) -> None:
+        """Keep the saved ``<details>`` open or closed as the user left the live panel.
+
+        A click made while the reply streamed reaches the kernel only after the cell ends
+        (the kernel runs one request at a time), so the header stays alive, without its
+        content, until the next call, and re-renders the static block when a click lands.
+        """
+        import ipywidgets as widgets
+
+        panel = self._panel
+        placeholder = widgets.Box()  # an index must stay valid for the click to apply
+        panel.children = (placeholder,)
+        _LINGERING.extend((panel, placeholder))
+
+        def on_click(change: dict[str, Any]) -> None:
+            result.reasoning_open = change["new"] == 0
+            update_display(reasoning_bundle(result), display_id=self._ids["reasoning"], raw=True)
+
+        panel.observe(on_click, names="selected_index")
+
+
+_LINGERING: list[Any] = []
+
+
+def close_lingering_panels() -> None:
+    """Close the headers kept from earlier calls (see ``_follow_late_clicks``)."""
+    while _LINGERING:
+        _LINGERING.pop().close()
 
 
 def _status_html(text: str) -> str:

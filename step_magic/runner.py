@@ -87,8 +87,11 @@ class _Progress:
 
 def run_call(
     settings: Settings, request: ChatRequest, view: View, *, attachments: tuple[str, ...] = ()
-) -> StepResult:
-    """Stream one reply into ``view`` and return it; raise after showing what arrived."""
+) -> tuple[StepResult, BaseException | None]:
+    """Stream one reply into ``view``; return it with the error to raise, if the call failed.
+
+    The caller keeps the (partial) result before raising, so ``_step`` holds what arrived.
+    """
     stream = ReplyStream(settings, request)
     events: queue.Queue[object] = queue.Queue()
     worker = threading.Thread(target=_pump, args=(stream, events), daemon=True)
@@ -110,14 +113,10 @@ def run_call(
         result.attachments = attachments
         view.finish(result)
     if interrupted:
-        raise StepInterrupted()
-    if error is not None:
-        raise error
-    if result.status == "incomplete" and not (result.answer or result.reasoning):
-        raise StepAPIError(
-            "the server sent an empty reply", trace_id=stream.trace_id, completion_id=None
-        )
-    return result
+        return result, StepInterrupted()
+    if error is None and result.status == "incomplete" and not (result.answer or result.reasoning):
+        error = StepAPIError("the server sent an empty reply", trace_id=stream.trace_id)
+    return result, error
 
 
 def _pump(stream: ReplyStream, events: queue.Queue[object]) -> None:

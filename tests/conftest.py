@@ -62,3 +62,23 @@ def ip(_shell: Any, api_env: LocalServer) -> Iterator[Any]:
     _shell.config.StepMagics = Config()
     for name in ("_step", "res"):
         _shell.user_ns.pop(name, None)
+
+
+@pytest.fixture(scope="session")
+def _kernel(_server: LocalServer) -> Iterator[Any]:
+    import os
+
+    from .kernel import KernelSession
+
+    env = {**os.environ, "STEPFUN_API_KEY": TEST_KEY, "STEPFUN_BASE_URL": _server.base_url}
+    env.pop("STEP_API_KEY", None)
+    session = KernelSession(env)
+    session.execute("%load_ext step_magic")
+    yield session
+    session.shutdown()
+
+
+@pytest.fixture
+def kernel(_kernel: Any, server: LocalServer) -> Any:
+    """A real ipykernel with step_magic loaded, pointed at the (reset) local server."""
+    return _kernel

@@ -1,0 +1,99 @@
+"""A real ipykernel driven over ZMQ, recording every iopub message a cell produced.
+
+This is what a Jupyter frontend sees, so tests can assert on the wire traffic of a cell
+(widget comms, stream and display messages, their count and their bytes).
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from jupyter_client.manager import KernelManager
+
+
+@dataclass
+class CellRun:
+    """The iopub messages one execution produced, and its reply."""
+
+    messages: list[dict[str, Any]]
+    reply: dict[str, Any] = field(default_factory=dict)
+
+    def of_type(self, *types: str) -> list[dict[str, Any]]:
+        return [m for m in self.messages if m["msg_type"] in types]
+
+    @property
+    def wire_bytes(self) -> int:
+        """Size of the messages' content as JSON: what grows with the text."""
+        return sum(len(json.dumps(m["content"])) for m in self.messages)
+
+    def comm_models(self) -> dict[str, str]:
+        """comm id -> widget model name, for every widget the cell opened."""
+        return {
+            m["content"]["comm_id"]: m["content"]["data"]["state"].get("_model_name", "")
+            for m in self.of_type("comm_open")
+        }
+
+    def final_outputs(self) -> dict[str, dict[str, Any]]:
+        """display id -> the last bundle shown under it (what a saved notebook keeps)."""
+        shown: dict[str, dict[str, Any]] = {}
+        for message in self.of_type("display_data", "update_display_data"):
+            display_id = message["content"].get("transient", {}).get("display_id")
+            if display_id:
+                shown[display_id] = message["content"]["data"]
+        return shown
+
+    def error(self) -> dict[str, Any] | None:
+        errors = self.of_type("error")
+        return errors[-1]["content"] if errors else None
+
+
+class KernelSession:
+    """One kernel for a test session; ``execute`` blocks until the cell is idle."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.manager = KernelManager(kernel_name="python3")
+        self.manager.start_kernel(env=env)
+        self.client = self.manager.client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=60)
+
+    def execute(
+        self, code: str, *, timeout: float = 60, interrupt_after: str | None = None
+    ) -> CellRun:
+        """Run ``code``; with ``interrupt_after``, interrupt once a message of that type came."""
+        msg_id = self.client.execute(code)
+        run = CellRun(messages=[])
+        deadline = time.monotonic() + timeout
+        interrupted = False
+        while time.monotonic() < deadline:
+            try:
+                message = self.client.get_iopub_msg(timeout=1)
+            except queue.Empty:
+                continue
+            if message["parent_header"].get("msg_id") != msg_id:
+                continue
+            if message["msg_type"] == "status":
+                if message["content"]["execution_state"] == "idle":
+                    run.reply = self._reply_to(msg_id)
+                    return run
+                continue
+            run.messages.append(message)
+            if interrupt_after and not interrupted and message["msg_type"] == interrupt_after:
+                self.manager.interrupt_kernel()
+                interrupted = True
+        raise TimeoutError(f"cell did not finish in {timeout} s: {code[:80]!r}")
+
+    def _reply_to(self, msg_id: str) -> dict[str, Any]:
+        """The execute reply of ``msg_id``, skipping replies to requests nobody waited for."""
+        while True:
+            reply = self.client.get_shell_msg(timeout=10)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return dict(reply["content"])
+
+    def shutdown(self) -> None:
+        self.client.stop_channels()
+        self.manager.shutdown_kernel(now=True)

@@ -1,0 +1,173 @@
+"""The live panel in a real ipykernel, as a Jupyter frontend receives it over iopub."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from step_magic.server import LocalServer
+
+from .conftest import TEST_KEY
+from .kernel import CellRun
+
+pytestmark = pytest.mark.kernel
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def streamed_into(run: CellRun, model_name: str) -> str:
+    """Text routed to an Output widget: stream messages sent while its msg_id was set."""
+    models = run.comm_models()
+    target, text = None, []
+    for message in run.messages:
+        content = message["content"]
+        state = content.get("data", {}).get("state", {}) if "comm_id" in content else {}
+        if message["msg_type"] == "comm_msg" and "msg_id" in state:
+            owner = models.get(content["comm_id"])
+            target = owner if state["msg_id"] else None
+        elif message["msg_type"] == "stream" and target == model_name:
+            text.append(content["text"])
+    return "".join(text)
+
+
+def test_reasoning_streams_into_a_collapsed_panel_then_becomes_static_html(
+    kernel: Any, server: LocalServer
+) -> None:
+    run = kernel.execute("%%step --effort high\nExplain <b>tides</b> & moons.")
+    assert run.error() is None
+    models = set(run.comm_models().values())
+    assert {"AccordionModel", "OutputModel", "HTMLModel"} <= models
+    accordion = next(
+        m
+        for m in run.of_type("comm_open")
+        if m["content"]["data"]["state"]["_model_name"] == "AccordionModel"
+    )
+    assert accordion["content"]["data"]["state"]["selected_index"] is None
+    reasoning = streamed_into(run, "OutputModel")
+    assert "effort high" in reasoning
+
+    final = list(run.final_outputs().values())
+    assert all(WIDGET_VIEW not in bundle for bundle in final)
+    details, answer, footer = final
+    assert details["text/html"].startswith('<details class="step-magic-reasoning">')
+    assert "&lt;b&gt;tides&lt;/b&gt; &amp; moons" in details["text/html"]
+    assert "<b>tides</b>" not in details["text/html"]
+    assert "&lt;b>tides&lt;/b> & moons" in answer["text/markdown"]
+    assert "trace id" in footer["text/plain"]
+    assert len(footer["text/plain"].split("trace id ")[1].split()[0]) == 32
+    closed = {m["content"]["comm_id"] for m in run.of_type("comm_close")}
+    assert len(closed) >= 4
+    assert TEST_KEY not in json.dumps(run.messages, default=str)
+
+
+def test_updates_are_coalesced_and_bytes_grow_linearly(kernel: Any, server: LocalServer) -> None:
+    sizes = []
+    for reasoning_tokens in (5_000, 20_000):
+        server.config.reasoning_tokens = reasoning_tokens
+        server.config.answer_tokens = reasoning_tokens // 5
+        run = kernel.execute("%%step\nShort")
+        assert run.error() is None
+        text = text_size(kernel)
+        assert run.wire_bytes < 4 * text  # live stream + final static form + small overhead
+        sizes.append((text, run.wire_bytes, len(run.messages)))
+    (small_text, small_bytes, _), (large_text, large_bytes, large_messages) = sizes
+    assert large_bytes / small_bytes < 1.3 * large_text / small_text  # linear, not quadratic
+    assert large_messages < 1_500  # 24,000 chunks; a few messages per 50 ms flush
+
+
+def text_size(kernel: Any) -> int:
+    run = kernel.execute("print(len(_step.reasoning) + len(_step.answer))")
+    return int(run.of_type("stream")[0]["content"]["text"])
+
+
+def test_show_reasoning_opens_the_panel_and_the_saved_block(kernel: Any) -> None:
+    run = kernel.execute("%%step --show-reasoning\nHi")
+    accordion = next(
+        m
+        for m in run.of_type("comm_open")
+        if m["content"]["data"]["state"]["_model_name"] == "AccordionModel"
+    )
+    assert accordion["content"]["data"]["state"]["selected_index"] == 0
+    details = next(iter(run.final_outputs().values()))
+    assert details["text/html"].startswith('<details class="step-magic-reasoning" open>')
+
+
+def test_a_click_made_while_streaming_keeps_the_saved_block_open(
+    kernel: Any, server: LocalServer
+) -> None:
+    server.config.tokens_per_second = 400
+    server.config.reasoning_tokens = 200
+    msg_id = kernel.client.execute("%%step\nHi")
+    accordion_id = None
+    while accordion_id is None:
+        message = kernel.client.get_iopub_msg(timeout=10)
+        if (
+            message["parent_header"].get("msg_id") == msg_id
+            and message["msg_type"] == "comm_open"
+            and message["content"]["data"]["state"]["_model_name"] == "AccordionModel"
+        ):
+            accordion_id = message["content"]["comm_id"]
+    click = kernel.client.session.msg(
+        "comm_msg",
+        {
+            "comm_id": accordion_id,
+            "data": {"method": "update", "state": {"selected_index": 0}, "buffer_paths": []},
+        },
+    )
+    kernel.client.shell_channel.send(click)
+    bundles: list[dict[str, Any]] = []
+    while not any(
+        b.get("text/html", "").startswith('<details class="step-magic-reasoning" open')
+        for b in bundles
+    ):
+        message = kernel.client.get_iopub_msg(timeout=20)
+        if message["msg_type"] == "update_display_data":
+            bundles.append(message["content"]["data"])
+    assert bundles[-1]["text/html"].count("<details") == 1
+
+
+def test_no_reasoning_shows_no_panel(kernel: Any) -> None:
+    run = kernel.execute("%%step --no-reasoning\nHi")
+    assert "AccordionModel" not in run.comm_models().values()
+    assert [set(b) for b in run.final_outputs().values()] == [
+        {"text/markdown", "text/plain"},
+        {"text/html", "text/plain"},
+    ]
+
+
+def test_a_dropped_connection_keeps_the_partial_reply_and_fails_the_cell(
+    kernel: Any, server: LocalServer
+) -> None:
+    server.config.fault = "drop-answer"
+    run = kernel.execute("%%step\nHi")
+    error = run.error()
+    assert error is not None
+    assert error["ename"] == "StepAPIError"
+    assert len(error["traceback"]) == 1
+    assert "trace id" in error["evalue"]
+    details, answer, footer = run.final_outputs().values()
+    assert "effort" in details["text/html"]
+    assert answer["text/markdown"].strip()
+    assert "incomplete" in footer["text/plain"]
+    assert run.reply["status"] == "error"
+
+
+def test_ctrl_c_keeps_what_arrived_marked_interrupted(kernel: Any, server: LocalServer) -> None:
+    server.config.tokens_per_second = 200
+    server.config.reasoning_tokens = 5_000
+    run = kernel.execute("%%step\nA long think", interrupt_after="stream", timeout=30)
+    error = run.error()
+    assert error is not None
+    assert error["ename"] == "StepInterrupted"
+    assert error["traceback"] == [
+        "KeyboardInterrupt: reply interrupted; the partial text above is kept"
+    ]
+    details, _answer, footer = run.final_outputs().values()
+    assert "Interrupted after thinking" in details["text/html"]
+    assert "interrupted" in footer["text/plain"]
+    assert kernel.execute("print(_step.status)").of_type("stream")[0]["content"]["text"] == (
+        "interrupted\n"
+    )
+    assert kernel.execute("1 + 1").error() is None
