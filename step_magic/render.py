@@ -29,6 +29,8 @@ TAIL_REFRESH_SECONDS = 1.0
 
 def reasoning_bundle(result: StepResult) -> Bundle:
     """The finished reasoning: a ``<details>`` block, with a short plain-text stand-in."""
+    if not result.reasoning:
+        return {"text/plain": ""}
     plain = f"[reasoning: {len(result.reasoning):,} chars — {static.reasoning_summary(result)}]"
     return {"text/html": static.reasoning_html(result), "text/plain": plain}
 
@@ -141,12 +143,23 @@ class NotebookView:
         if self._panel is not None:
             result.reasoning_open = self._panel.selected_index == 0
             update_display(reasoning_bundle(result), display_id=self._ids["reasoning"], raw=True)
+            self._empty(self._reasoning_out)
             self._reasoning_out.close()
             self._follow_late_clicks(result)
         update_display(answer_bundle(result), display_id=self._ids["answer"], raw=True)
         update_display(footer_bundle(result), display_id=self._ids["footer"], raw=True)
+        self._empty(self._blocks)
         for widget in (self._answer, self._blocks, self._tail, self._status):
             widget.close()
+
+    def _empty(self, output: Any) -> None:
+        """Clear a finished Output, so tools that save widget state even for closed widgets
+        (nbclient, papermill) do not store the text a second time next to the static form."""
+        from IPython.display import clear_output
+
+        output.msg_id = self._parent
+        clear_output()
+        output.msg_id = ""
 
     def _follow_late_clicks(self, result: StepResult) -> None:
         """Keep the saved ``<details>`` open or closed as the user left the live panel.

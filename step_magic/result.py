@@ -15,7 +15,7 @@ from .models import estimate_cost
 NOTICES = {
     "complete": None,
     "interrupted": "interrupted — the reply above is partial",
-    "failed": "incomplete — the reply above is partial",
+    "failed": "incomplete — the reply above is partial (the error follows)",
     "truncated": "cut off: the reply reached the token limit (finish_reason=length)",
     "filtered": "stopped by the content filter (finish_reason=content_filter)",
     "incomplete": "incomplete — the stream ended without a finish reason",
@@ -52,10 +52,9 @@ class StepResult:
     @property
     def notice(self) -> str | None:
         """A short sentence for anything other than a normal, finished reply."""
-        base = NOTICES.get(self.status, self.status)
-        if self.error and self.status in ("failed", "incomplete"):
-            return f"{base}: {self.error}" if base else self.error
-        return base
+        if self.status == "failed" and not (self.answer or self.reasoning):
+            return "no reply: the call failed before any text arrived (the error follows)"
+        return NOTICES.get(self.status, self.status)
 
     @property
     def cost(self) -> float | None:

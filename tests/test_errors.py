@@ -1,0 +1,208 @@
+"""Every way a call can fail ends in one clear line, fails the cell, and keeps what arrived."""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any
+
+import pytest
+
+from step_magic.client import StepAPIError
+from step_magic.server import LocalServer
+
+from .conftest import TEST_KEY
+
+
+def run(ip: Any, cell: str) -> Any:
+    return ip.run_cell(cell, store_history=False)
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "words"),
+    [
+        ("401", 401, "keys from api.stepfun.com and api.stepfun.ai are not interchangeable"),
+        ("402", 402, "balance"),
+        ("403", 403, ""),
+        ("404", 404, "check the model name"),
+        ("400", 400, "invalid"),
+        ("400-context", 400, "context"),
+        ("451", 451, ""),
+    ],
+)
+def test_http_errors_are_one_line_with_status_and_trace_id(
+    ip: Any,
+    server: LocalServer,
+    capsys: pytest.CaptureFixture[str],
+    fault: str,
+    status: int,
+    words: str,
+) -> None:
+    server.config.fault = fault
+    result = run(ip, "%step Hi")
+    error = result.error_in_exec
+    assert isinstance(error, StepAPIError)
+    assert error.status == status
+    assert words.lower() in str(error).lower()
+    assert error.trace_id
+    assert f"trace id {error.trace_id}" in str(error)
+    out = capsys.readouterr().out
+    assert "Traceback" not in out
+    assert f"StepAPIError\x1b[0m: StepFun API error {status}" in out
+    assert "failed before any text arrived" in out
+    assert len(server.requests) == 1  # 4xx other than 429 is never retried
+    assert TEST_KEY not in out
+
+
+def test_429_is_retried_with_the_servers_retry_after_then_succeeds(
+    ip: Any, server: LocalServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server.config.retry_after = 0.2
+    server.config.fault, server.config.fault_times = "429", 2
+    started = time.monotonic()
+    run(ip, "%step Hi").raise_error()
+    assert time.monotonic() - started >= 0.4
+    out = capsys.readouterr().out
+    assert "Rate limited — retrying in 0.2 s (retry 1 of 3)" in out
+    assert "(retry 2 of 3)" in out
+    assert len(server.requests) == 3
+    assert ip.user_ns["_step"].complete
+
+
+@pytest.mark.parametrize("fault", ["500", "503", "429-bare"])
+def test_server_errors_are_retried_a_bounded_number_of_times(
+    ip: Any, server: LocalServer, fault: str
+) -> None:
+    ip.run_line_magic("config", "StepMagics.max_retries = 2")
+    server.config.fault = fault
+    result = run(ip, "%step Hi")
+    assert isinstance(result.error_in_exec, StepAPIError)
+    assert len(server.requests) == 3
+
+
+def test_a_stall_before_the_first_byte_times_out_cleanly(ip: Any, server: LocalServer) -> None:
+    server.config.fault, server.config.stall_seconds = "stall-before", 10
+    started = time.monotonic()
+    error = run(ip, "%step --timeout 0.5 Hi").error_in_exec
+    assert time.monotonic() - started < 5
+    assert isinstance(error, StepAPIError)
+    assert "timed out" in str(error)
+    assert "--timeout" in str(error)
+
+
+def test_a_stall_mid_stream_keeps_the_partial_reasoning(
+    ip: Any, server: LocalServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server.config.fault, server.config.stall_seconds = "stall-mid", 10
+    error = run(ip, "%step --timeout 0.5 Hi").error_in_exec
+    assert isinstance(error, StepAPIError)
+    assert "timed out" in str(error)
+    result = ip.user_ns["_step"]
+    assert result.status == "failed"
+    assert result.reasoning
+    assert result.trace_id == error.trace_id
+    out = capsys.readouterr().out
+    assert result.reasoning[:30] in out
+    assert "⚠ incomplete" in out
+
+
+@pytest.mark.parametrize("fault", ["drop-reasoning", "drop-answer"])
+def test_a_dropped_connection_keeps_what_arrived(
+    ip: Any, server: LocalServer, capsys: pytest.CaptureFixture[str], fault: str
+) -> None:
+    server.config.fault = fault
+    error = run(ip, "%step Hi").error_in_exec
+    assert isinstance(error, StepAPIError)
+    assert "connection" in str(error).lower()
+    result = ip.user_ns["_step"]
+    assert result.status == "failed"
+    assert result.reasoning
+    assert bool(result.answer) == (fault == "drop-answer")
+    assert "⚠ incomplete" in capsys.readouterr().out
+    assert len(server.requests) == 1  # text had arrived: no retry
+
+
+def test_a_malformed_chunk_is_reported_not_a_traceback(
+    ip: Any, server: LocalServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server.config.fault = "malformed"
+    error = run(ip, "%step Hi").error_in_exec
+    assert isinstance(error, StepAPIError)
+    assert "malformed chunk" in str(error)
+    assert "Traceback" not in capsys.readouterr().out
+
+
+def test_an_error_event_mid_stream_is_reported(ip: Any, server: LocalServer) -> None:
+    server.config.fault = "error-event"
+    error = run(ip, "%step Hi").error_in_exec
+    assert isinstance(error, StepAPIError)
+    assert ip.user_ns["_step"].status == "failed"
+
+
+def test_odd_chunk_shapes_are_ignored(ip: Any, server: LocalServer) -> None:
+    server.config.fault = "unknown-shape"
+    run(ip, "%step Hi").raise_error()
+    assert ip.user_ns["_step"].complete
+    assert "Hi" in ip.user_ns["_step"].answer
+
+
+def test_an_empty_stream_fails_the_cell(ip: Any, server: LocalServer) -> None:
+    server.config.fault = "empty"
+    error = run(ip, "%step Hi").error_in_exec
+    assert isinstance(error, StepAPIError)
+    assert "empty reply" in str(error)
+
+
+def test_a_missing_done_marker_after_a_finish_reason_is_fine(ip: Any, server: LocalServer) -> None:
+    server.config.fault = "no-done"
+    run(ip, "%step Hi").raise_error()
+    assert ip.user_ns["_step"].complete
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "notice"),
+    [
+        ("reasoning-only", "no-answer", "gave no answer"),
+        ("length", "truncated", "token limit"),
+        ("content-filter", "filtered", "content filter"),
+    ],
+)
+def test_unusual_endings_are_said_plainly(
+    ip: Any,
+    server: LocalServer,
+    capsys: pytest.CaptureFixture[str],
+    fault: str,
+    status: str,
+    notice: str,
+) -> None:
+    server.config.fault = fault
+    run(ip, "%step Hi").raise_error()
+    assert ip.user_ns["_step"].status == status
+    assert notice in capsys.readouterr().out
+
+
+def test_connection_refused_names_the_url(ip: Any) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    error = run(ip, f"%step --base-url http://127.0.0.1:{port}/v1 Hi").error_in_exec
+    assert isinstance(error, StepAPIError)
+    assert f"connection to http://127.0.0.1:{port}/v1 failed" in str(error)
+
+
+@pytest.mark.parametrize("dialect", ["reasoning_content", "think"])
+def test_other_compatible_servers_reasoning_fields_are_understood(
+    ip: Any, server: LocalServer, dialect: str
+) -> None:
+    server.config.reasoning_field = dialect
+    run(ip, "%step Hi").raise_error()
+    result = ip.user_ns["_step"]
+    assert "no effort given" in result.reasoning
+    assert "<think>" not in result.answer
+    assert result.answer.lstrip().startswith("##")
+
+
+def test_null_finish_reason_before_the_end_is_accepted(ip: Any, server: LocalServer) -> None:
+    server.config.finish_reason_before_end = None
+    run(ip, "%step Hi").raise_error()
+    assert ip.user_ns["_step"].finish_reason == "stop"
