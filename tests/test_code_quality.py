@@ -1,0 +1,27 @@
+"""The package stays ruff- and mypy --strict-clean: part of the suite, so CI enforces it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["ruff", "check", "step_magic", "tests", "benchmarks"],
+        ["ruff", "format", "--check", "step_magic", "tests", "benchmarks"],
+        ["mypy", "step_magic"],
+    ],
+    ids=["ruff-check", "ruff-format", "mypy-strict"],
+)
+def test_code_is_clean(command: list[str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", *command], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
