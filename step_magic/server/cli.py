@@ -1,0 +1,72 @@
+"""``python -m step_magic.server``: run the local server in a terminal until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from types import FrameType
+
+from step_magic.server.app import LocalServer
+from step_magic.server.config import ServerConfig
+
+DEFAULT_PORT = 8765
+SIGNAL_POLL_SECONDS = 0.2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m step_magic.server",
+        description="A local StepFun-compatible server with simulated answers (no network).",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
+    parser.add_argument("--tokens-per-second", type=float, default=0, help="0: no pacing")
+    parser.add_argument("--reasoning-tokens", type=int, help="exact reasoning length")
+    parser.add_argument("--answer-tokens", type=int, help="exact answer length")
+    parser.add_argument("--api-key", help="accept only this key (default: any key)")
+    return parser
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Serve until Ctrl-C or SIGTERM; return the process exit code."""
+    args = _parser().parse_args(argv)
+    config = ServerConfig(
+        api_key=args.api_key,
+        tokens_per_second=args.tokens_per_second,
+        reasoning_tokens=args.reasoning_tokens,
+        answer_tokens=args.answer_tokens,
+    )
+    try:
+        server = LocalServer(config, host=args.host, port=args.port).start()
+    except OSError as error:
+        print(f"cannot listen on {args.host}:{args.port}: {error.strerror}", file=sys.stderr)
+        return 1
+    print(
+        f"step-magic local server on {server.base_url} — answers are simulated, no network used",
+        flush=True,
+    )
+    finished = threading.Event()
+    _stop_on_sigterm(finished)
+    try:
+        # Wake up regularly: a signal delivered to a server thread only runs its Python
+        # handler when the main thread next executes bytecode.
+        while not finished.wait(SIGNAL_POLL_SECONDS):
+            pass
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how a teacher stops the server: not an error.
+    finally:
+        server.stop()
+    return 0
+
+
+def _stop_on_sigterm(finished: threading.Event) -> None:
+    """Treat SIGTERM (a process manager or a test stopping us) like Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        finished.set()
+
+    signal.signal(signal.SIGTERM, handle)

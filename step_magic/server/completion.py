@@ -1,0 +1,206 @@
+"""One completion as data (its chunks, finish reason and usage) and its JSON encodings.
+
+The reply is planned completely before the first byte is sent, so streaming and
+non-streaming requests give the same text, and faults only decide how it is delivered.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from step_magic.server.config import REASONING_FIELDS, ServerConfig
+from step_magic.server.errors import ApiError, error_json
+from step_magic.server.replies import ReplyTokens
+from step_magic.server.validation import ChatRequest
+
+AGENT = "step-local"
+THINK_OPEN = "<think>\n"
+THINK_CLOSE = "\n</think>\n\n"
+MID_STREAM_ERROR = ("server_error", "The server had an error while generating the reply.")
+
+# Extra fields a robust client must ignore (the unknown-shape fault).
+ODD_FIELDS: dict[str, Any] = {"meta": {"trace": {"stage": "decode", "shards": [1, 2]}}}
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One token of the reply: the phase it belongs to (where faults aim) and its delta key."""
+
+    phase: str
+    field: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Completion:
+    """Everything needed to send one reply, as a stream or as one JSON body."""
+
+    id: str
+    created: int
+    model: str
+    prompt_tokens: int
+    cached_tokens: int
+    pieces: tuple[Piece, ...]
+    finish_reason: str
+    reasoning_field: str
+
+    def usage(self, completion_tokens: int) -> dict[str, int]:
+        """Usage after ``completion_tokens`` chunks; ``cached_tokens`` only on a cache hit."""
+        usage = {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": self.prompt_tokens + completion_tokens,
+        }
+        if self.cached_tokens:
+            usage["cached_tokens"] = self.cached_tokens
+        return usage
+
+    def phase_middle(self, phase: str) -> int:
+        """Index of the piece halfway through ``phase`` (or the end when it is empty)."""
+        indexes = [i for i, piece in enumerate(self.pieces) if piece.phase == phase]
+        return indexes[len(indexes) // 2] if indexes else len(self.pieces)
+
+
+def reasoning_field(request: ChatRequest, config: ServerConfig) -> str:
+    """The delta key of reasoning: the config imitates other servers, else the request asks."""
+    if config.reasoning_field not in REASONING_FIELDS:
+        raise ApiError(
+            500,
+            "server_error",
+            f"ServerConfig.reasoning_field must be one of {', '.join(REASONING_FIELDS)}.",
+        )
+    if config.reasoning_field != "reasoning":
+        return config.reasoning_field
+    return "reasoning_content" if request.deepseek_style else "reasoning"
+
+
+def plan_completion(
+    request: ChatRequest,
+    reply: ReplyTokens,
+    fault: str | None,
+    field: str,
+    usage: tuple[int, int],
+) -> Completion:
+    """Shape ``reply`` by the fault and ``max_tokens``; ``usage`` is (prompt, cached) tokens."""
+    answer = reply.answer
+    finish = "stop"
+    if fault == "reasoning-only":
+        answer = ()
+    elif fault in ("length", "content-filter"):
+        answer = answer[: len(answer) // 2]
+        finish = "length" if fault == "length" else "content_filter"
+    pieces = _pieces(reply.reasoning, answer, field)
+    if request.max_tokens is not None and len(pieces) > request.max_tokens:
+        pieces = pieces[: request.max_tokens]
+        finish = "length"
+    return Completion(
+        id=f"chatcmpl-{uuid.uuid4().hex}",
+        created=int(time.time()),
+        model=request.model,
+        prompt_tokens=usage[0],
+        cached_tokens=usage[1],
+        pieces=tuple(pieces),
+        finish_reason=finish,
+        reasoning_field=field,
+    )
+
+
+def _pieces(reasoning: tuple[str, ...], answer: tuple[str, ...], field: str) -> list[Piece]:
+    if field == "think" and reasoning:
+        reasoning = (THINK_OPEN, *reasoning, THINK_CLOSE)
+    reasoning_key = "content" if field == "think" else field
+    return [Piece("reasoning", reasoning_key, text) for text in reasoning] + [
+        Piece("answer", "content", text) for text in answer
+    ]
+
+
+class ChunkEncoder:
+    """Encodes the chunks of one completion as JSON bytes.
+
+    ``before_end`` is what ``finish_reason`` and ``delta.role`` hold before the last chunk
+    ("" or None, both seen from StepFun).
+    """
+
+    def __init__(self, completion: Completion, before_end: str | None) -> None:
+        self.completion = completion
+        self.before_end = before_end
+
+    def token(self, index: int, odd: bool = False) -> bytes:
+        """The chunk carrying piece ``index``; ``odd`` adds nested fields nobody declared."""
+        piece = self.completion.pieces[index]
+        role = "assistant" if index == 0 else self.before_end
+        delta: dict[str, Any] = {"role": role, piece.field: piece.text}
+        if odd:
+            delta.update(ODD_FIELDS)
+        return self._encode(delta, self.before_end, index + 1, ODD_FIELDS if odd else {})
+
+    def final(self) -> bytes:
+        """The last chunk: empty delta, the finish reason and the final usage."""
+        count = len(self.completion.pieces)
+        return self._encode({}, self.completion.finish_reason, count, {})
+
+    def without_choices(self, sent: int) -> bytes:
+        """A chunk with ``choices: []`` (seen from some servers around usage reports)."""
+        chunk = self._chunk([], sent)
+        return json.dumps(chunk, ensure_ascii=False).encode()
+
+    def null_delta(self, sent: int) -> bytes:
+        """A chunk whose ``delta`` is null."""
+        choice = {"index": 0, "delta": None, "finish_reason": self.before_end}
+        return json.dumps(self._chunk([choice], sent), ensure_ascii=False).encode()
+
+    def _encode(
+        self, delta: dict[str, Any], finish: str | None, sent: int, extra: dict[str, Any]
+    ) -> bytes:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish, **extra}
+        chunk = self._chunk([choice], sent)
+        chunk.update(extra)
+        return json.dumps(chunk, ensure_ascii=False).encode()
+
+    def _chunk(self, choices: list[Any], sent: int) -> dict[str, Any]:
+        return {
+            "id": self.completion.id,
+            "object": "chat.completion.chunk",
+            "created": self.completion.created,
+            "model": self.completion.model,
+            "choices": choices,
+            "usage": self.completion.usage(sent),
+            "agent": AGENT,
+        }
+
+
+def completion_body(completion: Completion, fault: str | None) -> bytes:
+    """The non-streaming reply, with the body-level faults that make sense without a stream."""
+    if fault == "malformed":
+        return b"{not json"
+    if fault == "error-event":
+        return error_json(*MID_STREAM_ERROR)
+    body = {
+        "id": completion.id,
+        "object": "chat.completion",
+        "created": completion.created,
+        "model": completion.model,
+        "choices": [] if fault == "empty" else [_choice(completion)],
+        "usage": completion.usage(len(completion.pieces)),
+        "agent": AGENT,
+    }
+    if fault == "unknown-shape":
+        body.update(ODD_FIELDS)
+    return json.dumps(body, ensure_ascii=False).encode()
+
+
+def _choice(completion: Completion) -> dict[str, Any]:
+    fields = (
+        ["content"]
+        if completion.reasoning_field == "think"
+        else ["content", completion.reasoning_field]
+    )
+    texts: dict[str, list[str]] = {field: [] for field in fields}
+    for piece in completion.pieces:
+        texts[piece.field].append(piece.text)
+    message = {"role": "assistant", **{field: "".join(parts) for field, parts in texts.items()}}
+    return {"index": 0, "message": message, "finish_reason": completion.finish_reason}

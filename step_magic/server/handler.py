@@ -1,0 +1,251 @@
+"""The HTTP side: one handler per connection, speaking StepFun's wire protocol.
+
+HTTP/1.1 with keep-alive, so clients reuse connections as they do with the real API;
+streamed replies use chunked transfer-encoding, so cutting the socket before the final
+empty chunk is a truncation the client can detect, exactly like a dropped connection.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from socketserver import TCPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from step_magic.models import MODELS
+from step_magic.server.completion import completion_body, plan_completion, reasoning_field
+from step_magic.server.config import ReceivedRequest, redact_headers
+from step_magic.server.errors import ApiError, invalid_key
+from step_magic.server.faults import STATUS_FAULTS
+from step_magic.server.replies import build_reply, message_tokens
+from step_magic.server.state import ServerState, cut
+from step_magic.server.stream import Action, Step, stream_steps
+from step_magic.server.validation import ChatRequest, parse_chat_request
+
+CHAT_PATH = "/v1/chat/completions"
+MODELS_PATH = "/v1/models"
+MODELS_CREATED = 1_767_225_600  # A fixed date keeps /v1/models byte-for-byte stable.
+
+
+class Stopped(Exception):
+    """The server is stopping: abandon the reply and close the connection."""
+
+
+class StepHTTPServer(ThreadingHTTPServer):
+    """A threading HTTP server that carries the shared ``ServerState``."""
+
+    daemon_threads = True
+    request_queue_size = 128  # The default 5 drops connections when a batch fans out.
+
+    def __init__(self, address: tuple[str, int], state: ServerState) -> None:
+        self.state = state
+        super().__init__(address, StepRequestHandler)
+
+    def server_bind(self) -> None:
+        """Bind without HTTPServer's reverse DNS lookup, which can take seconds offline."""
+        TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = int(port)
+
+
+class Pacer:
+    """Spaces events at ``tokens_per_second`` without bursting to catch up after a stall."""
+
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+        self.due: float | None = None
+
+    def wait(self) -> None:
+        """Wait until the next event may go out; raise ``Stopped`` if the server stops."""
+        if self.state.stopping.is_set():
+            raise Stopped
+        rate = self.state.config.tokens_per_second
+        if rate <= 0:
+            return
+        now = time.monotonic()
+        self.due = now if self.due is None else max(self.due + 1 / rate, now)
+        if self.state.stopping.wait(self.due - now):
+            raise Stopped
+
+
+class StepRequestHandler(BaseHTTPRequestHandler):
+    """Routes, authenticates and answers one request at a time on a kept-alive connection."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "step-magic-local"
+    sys_version = ""
+    disable_nagle_algorithm = True  # One small write per event must leave at once.
+    server: StepHTTPServer
+
+    def setup(self) -> None:
+        """Register the connection so ``stop()`` can cut it."""
+        super().setup()
+        self.server.state.open_connection(self.connection)
+
+    def handle(self) -> None:
+        """Serve the connection; a client hanging up is routine, not an error to print."""
+        try:
+            super().handle()
+        except ConnectionError:
+            self.close_connection = True
+
+    def finish(self) -> None:
+        """Unregister the connection whatever happened to it."""
+        try:
+            super().finish()
+        except OSError:
+            pass  # The socket was cut (a drop fault or stop); nothing left to flush.
+        finally:
+            self.server.state.close_connection(self.connection)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Stay quiet: test output and a teacher's terminal have no use for access logs."""
+
+    def do_GET(self) -> None:
+        """Answer GET requests (``/v1/models``; anything else is a 404)."""
+        self._handle()
+
+    def do_POST(self) -> None:
+        """Answer POST requests (``/v1/chat/completions``; anything else is a 404)."""
+        self._handle()
+
+    do_PUT = do_PATCH = do_DELETE = do_POST
+
+    @property
+    def state(self) -> ServerState:
+        """The state shared by every connection of this server."""
+        return self.server.state
+
+    def _handle(self) -> None:
+        self.trace_id = uuid.uuid4().hex
+        body = self._read_json()
+        self.state.record(
+            ReceivedRequest(
+                method=self.command,
+                path=self.path,
+                headers=redact_headers(list(self.headers.items())),
+                body=body,
+                received_at=time.time(),
+            )
+        )
+        try:
+            self._check_key()
+            self._route(body)
+        except ApiError as error:
+            self._send_json(error.status, error.body(), error.headers)
+        except (Stopped, OSError):
+            self._abandon()
+
+    def _read_json(self) -> Any:
+        length = self.headers.get("Content-Length", "0")
+        raw = self.rfile.read(int(length)) if length.isdigit() else b""
+        try:
+            return json.loads(raw) if raw else None
+        except ValueError:
+            return None
+
+    def _check_key(self) -> None:
+        scheme, _, token = self.headers.get("Authorization", "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise invalid_key("No API key provided: send it as 'Authorization: Bearer <key>'.")
+        expected = self.state.config.api_key
+        if expected is not None and not hmac.compare_digest(token.encode(), expected.encode()):
+            raise invalid_key()
+
+    def _route(self, body: Any) -> None:
+        path = urlsplit(self.path).path.rstrip("/")
+        if self.command == "POST" and path == CHAT_PATH:
+            self._chat(parse_chat_request(body))
+        elif self.command == "GET" and path == MODELS_PATH:
+            self._send_json(200, _models_body())
+        else:
+            raise ApiError(404, "not_found", f"No route for {self.command} {path or '/'}.")
+
+    def _chat(self, request: ChatRequest) -> None:
+        config = self.state.config
+        fault = self.state.faults.select(request.fault, self.headers.get("X-Step-Fault"), config)
+        field = reasoning_field(request, config)
+        self._wait(config.first_byte_delay)
+        if fault in STATUS_FAULTS:
+            raise STATUS_FAULTS[fault](config)
+        if fault == "stall-before":
+            self._wait(config.stall_seconds)
+        costs = [message_tokens(message) for message in request.messages]
+        cached = self.state.cache.use(request.model, request.raw_messages, costs)
+        reply = build_reply(request, config.reasoning_tokens, config.answer_tokens)
+        completion = plan_completion(request, reply, fault, field, (sum(costs), cached))
+        if request.stream:
+            self._stream(stream_steps(completion, fault, config.finish_reason_before_end))
+        else:
+            self._send_completion(completion_body(completion, fault), fault)
+
+    def _stream(self, steps: Iterator[Step]) -> None:
+        """Send the steps as chunked SSE, one write per event so each leaves at once."""
+        self.send_response(200)
+        self._send_common_headers("text/event-stream; charset=utf-8")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        pacer = Pacer(self.state)
+        for step in steps:
+            if step is Action.STALL:
+                self._wait(self.state.config.stall_seconds)
+            elif step is Action.DROP:
+                self._abandon()
+                return
+            else:
+                pacer.wait()
+                self.wfile.write(b"%x\r\n%b\r\n" % (len(step), step))
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _send_completion(self, body: bytes, fault: str | None) -> None:
+        """Send a non-streamed reply; mid-reply faults stall after the headers or cut the body."""
+        self.send_response(200)
+        self._send_common_headers("application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if fault == "stall-mid":
+            self._wait(self.state.config.stall_seconds)
+        if fault in ("drop-reasoning", "drop-answer"):
+            self.wfile.write(body[: len(body) // 2])
+            self._abandon()
+            return
+        self.wfile.write(body)
+
+    def _send_json(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self._send_common_headers("application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _send_common_headers(self, content_type: str) -> None:
+        self.send_header("Content-Type", content_type)
+        self.send_header("X-Trace-Id", self.trace_id)
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep ``seconds``, unless the server stops first."""
+        if seconds > 0 and self.state.stopping.wait(seconds):
+            raise Stopped
+
+    def _abandon(self) -> None:
+        """Cut the connection mid-reply, as a network failure or a dying server would."""
+        self.close_connection = True
+        cut(self.connection)
+
+
+def _models_body() -> bytes:
+    data = [
+        {"id": name, "object": "model", "created": MODELS_CREATED, "owned_by": "stepai"}
+        for name in MODELS
+    ]
+    return json.dumps({"object": "list", "data": data}).encode()

@@ -1,0 +1,174 @@
+"""Deterministic reply text derived from the request, and the tokens it streams in.
+
+Tests and rehearsals need replies that are stable (same request, same text) and that show
+the request was understood: the reasoning restates what was received (model, effort,
+images, messages, system prompt, the user's words) and the answer exercises Markdown
+rendering and quotes the user's text in full, so escaping of hostile input can be checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import re
+from dataclasses import dataclass
+
+from step_magic.server.validation import ChatRequest, Message
+
+_TOKEN = re.compile(r"\S+\s*|\s+")
+
+# Reasoning length in tokens when the config does not set one: roughly what effort buys.
+DEFAULT_REASONING_TOKENS = {"low": 40, "medium": 150, "high": 400, None: 100}
+
+# Prompt-size estimate: ~4 characters per token, a little per message, fixed per medium.
+CHARS_PER_TOKEN = 4
+TOKENS_PER_MESSAGE = 4
+TOKENS_PER_IMAGE = {"low": 400, "high": 1600}
+TOKENS_PER_VIDEO = 2000
+
+QUOTE_CHARS = 80
+SENTENCES_PER_PARAGRAPH = 4
+
+_OPENERS = ("Next,", "Then", "Also,", "Still,", "Now", "First,", "After that,", "So")
+_VERBS = ("check", "compare", "weigh", "revisit", "outline", "test", "trace", "estimate")
+_NOUNS = (
+    "assumption",
+    "edge case",
+    "definition",
+    "example",
+    "constraint",
+    "notation",
+    "premise",
+    "counterexample",
+    "simple case",
+    "main claim",
+)
+_LINKS = ("against", "before", "alongside", "after", "in light of", "without")
+
+
+@dataclass(frozen=True)
+class ReplyTokens:
+    """The reply as the chunks it streams in: reasoning tokens, then answer tokens."""
+
+    reasoning: tuple[str, ...]
+    answer: tuple[str, ...]
+
+
+def tokenize(text: str) -> list[str]:
+    """Split ``text`` into word-sized tokens whose concatenation is exactly ``text``."""
+    return _TOKEN.findall(text)
+
+
+def message_tokens(message: Message) -> int:
+    """Estimate what one message costs in prompt tokens."""
+    media = sum(TOKENS_PER_IMAGE[detail] for detail in message.image_details)
+    text = math.ceil(len(message.text) / CHARS_PER_TOKEN)
+    return TOKENS_PER_MESSAGE + text + media + TOKENS_PER_VIDEO * message.videos
+
+
+def build_reply(
+    request: ChatRequest, reasoning_tokens: int | None, answer_tokens: int | None
+) -> ReplyTokens:
+    """Build the reply for ``request``; explicit token counts make lengths exact.
+
+    Without an explicit count the reasoning grows by whole sentences to about the length
+    the effort suggests (never cutting the restated facts), and the answer is the bare
+    Markdown.
+    """
+    rng = random.Random(_seed(request))
+    reasoning = _reasoning_facts(request)
+    if reasoning_tokens is None:
+        reasoning_list = tokenize(_grow(reasoning, rng, DEFAULT_REASONING_TOKENS[request.effort]))
+    else:
+        reasoning_list = _exact(reasoning, rng, reasoning_tokens)
+    answer = _answer_markdown(request)
+    answer_list = tokenize(answer) if answer_tokens is None else _exact(answer, rng, answer_tokens)
+    return ReplyTokens(tuple(reasoning_list), tuple(answer_list))
+
+
+def _seed(request: ChatRequest) -> int:
+    """Seed the filler from what the user asked, not from transport details like ``stream``."""
+    key = json.dumps(
+        [request.model, request.effort, request.raw_messages], sort_keys=True, default=str
+    )
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
+
+
+def _last_user(request: ChatRequest) -> Message | None:
+    return next((m for m in reversed(request.messages) if m.role == "user"), None)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _reasoning_facts(request: ChatRequest) -> str:
+    last = _last_user(request)
+    effort = f"reasoning effort {request.effort}" if request.effort else "no effort given"
+    system = any(m.role == "system" for m in request.messages)
+    images = len(last.image_details) if last else 0
+    videos = last.videos if last else 0
+    counts = (
+        f"The last user message has {_plural(images, 'image')} and {_plural(videos, 'video')}. "
+        f"The conversation has {_plural(len(request.messages), 'message')}, and "
+        f"{'a' if system else 'no'} system prompt was given."
+    )
+    return "\n\n".join(
+        (f"The request is for {request.model} with {effort}.", counts, _quote_beginning(last))
+    )
+
+
+def _quote_beginning(last: Message | None) -> str:
+    text = " ".join(last.text.split()) if last else ""
+    if not text:
+        return "The last user message has no text."
+    if len(text) > QUOTE_CHARS:
+        text = text[:QUOTE_CHARS].rstrip() + "…"
+    return f'The last user message begins: "{text}"'
+
+
+def _answer_markdown(request: ChatRequest) -> str:
+    last = _last_user(request)
+    effort = request.effort or "none given"
+    return "\n\n".join(
+        (
+            "## Simulated answer",
+            "This reply comes from the step-magic local server; no network was used.",
+            f"- Model: {request.model}\n- Effort: {effort}\n- Messages: {len(request.messages)}",
+            f'```python\nprint("simulated reply from {request.model}")\n```',
+            f'You wrote: "{last.text if last else ""}"',
+        )
+    )
+
+
+def _filler_sentence(rng: random.Random) -> str:
+    first, second = rng.sample(_NOUNS, 2)
+    return (
+        f"{rng.choice(_OPENERS)} I {rng.choice(_VERBS)} the {first} "
+        f"{rng.choice(_LINKS)} the {second}."
+    )
+
+
+def _grow(text: str, rng: random.Random, target: int) -> str:
+    """Append whole filler sentences, in paragraphs, until ``text`` has ``target`` tokens."""
+    parts = [text]
+    count = len(tokenize(text))
+    sentences = 0
+    while count < target:
+        sentence = _filler_sentence(rng)
+        separator = "\n\n" if sentences % SENTENCES_PER_PARAGRAPH == 0 else " "
+        parts.append(separator + sentence)
+        # The separator joins the previous token, so only the new words add tokens.
+        count += len(sentence.split())
+        sentences += 1
+    return "".join(parts)
+
+
+def _exact(text: str, rng: random.Random, count: int) -> list[str]:
+    """Exactly ``count`` tokens: ``text`` cut short or grown with filler."""
+    tokens = tokenize(_grow(text, rng, count))[: max(count, 0)]
+    if tokens:
+        tokens[-1] = tokens[-1].rstrip()
+    return tokens

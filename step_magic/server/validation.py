@@ -1,0 +1,198 @@
+"""Check a chat completion request the way StepFun does and turn it into plain facts.
+
+Everything the real API rejects with 400 is rejected here too, so code written against the
+local server does not meet its first 400 in front of a class.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from step_magic.models import DEFAULT_MODEL, EFFORTS, MODELS, ModelInfo
+from step_magic.server.errors import invalid_params
+from step_magic.server.faults import FAULT_MODEL_PREFIX, parse_fault_spec, unknown_fault_message
+
+MAX_IMAGES = 60
+ROLES = frozenset({"system", "user", "assistant", "tool"})
+IMAGE_DETAILS = frozenset({"low", "high"})
+_REMOTE_SCHEMES = ("http://", "https://", "stepfile://")
+_IMAGE_DATA_URL = re.compile(r"data:image/(?:png|jpeg|jpg|webp|gif);base64,(?P<data>.*)", re.S)
+_VIDEO_DATA_URL = re.compile(r"data:video/(?:mp4|quicktime|x-matroska);base64,(?P<data>.*)", re.S)
+
+
+@dataclass(frozen=True)
+class Message:
+    """What the reply generator needs from one message: role, text, images and videos."""
+
+    role: str
+    text: str
+    image_details: tuple[str, ...]
+    videos: int
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """A validated chat completion request.
+
+    ``model`` is the model that answers: the name sent, or step-3.7-flash for a
+    ``fault-…`` model, so a fault changes how a reply is delivered and never its text.
+    ``raw_messages`` is kept for prompt caching.
+    """
+
+    model: str
+    info: ModelInfo
+    fault: str | None
+    messages: tuple[Message, ...]
+    raw_messages: list[Any]
+    effort: str | None
+    stream: bool
+    max_tokens: int | None
+    deepseek_style: bool
+
+
+def parse_chat_request(body: Any) -> ChatRequest:
+    """Validate ``body`` (parsed JSON) or raise the ``ApiError`` StepFun would answer."""
+    if not isinstance(body, dict):
+        raise invalid_params("The request body must be a JSON object.")
+    model, info, fault = _model(body.get("model"))
+    raw_messages = body.get("messages")
+    if not isinstance(raw_messages, list) or not raw_messages:
+        raise invalid_params("messages is required and must be a non-empty array.")
+    messages = tuple(_message(index, item) for index, item in enumerate(raw_messages))
+    _check_media(model, info, messages)
+    return ChatRequest(
+        model=model,
+        info=info,
+        fault=fault,
+        messages=messages,
+        raw_messages=raw_messages,
+        effort=_effort(model, info, body.get("reasoning_effort")),
+        stream=_flag(body, "stream"),
+        max_tokens=_max_tokens(body.get("max_tokens")),
+        deepseek_style=body.get("reasoning_format") == "deepseek-style",
+    )
+
+
+def _model(value: Any) -> tuple[str, ModelInfo, str | None]:
+    if not isinstance(value, str) or not value:
+        raise invalid_params("model is required.")
+    if value in MODELS:
+        return value, MODELS[value], None
+    if value.startswith(FAULT_MODEL_PREFIX):
+        fault = value[len(FAULT_MODEL_PREFIX) :]
+        if parse_fault_spec(fault) is None:
+            raise invalid_params(unknown_fault_message(fault))
+        return DEFAULT_MODEL, MODELS[DEFAULT_MODEL], fault
+    raise invalid_params(
+        f"The model {value!r} does not exist or you do not have access to it. "
+        f"Available models: {', '.join(MODELS)}."
+    )
+
+
+def _effort(model: str, info: ModelInfo, value: Any) -> str | None:
+    if value is None:
+        return None
+    if value not in EFFORTS:
+        raise invalid_params(
+            f"reasoning_effort must be one of {', '.join(EFFORTS)}, not {value!r}."
+        )
+    if not info.efforts:
+        raise invalid_params(f"reasoning_effort is not supported by {model}.")
+    if value not in info.efforts:
+        raise invalid_params(
+            f"{model} supports reasoning_effort {' or '.join(info.efforts)}, not {value!r}."
+        )
+    return str(value)
+
+
+def _flag(body: dict[str, Any], name: str) -> bool:
+    value = body.get(name, False)
+    if not isinstance(value, bool):
+        raise invalid_params(f"{name} must be a boolean.")
+    return value
+
+
+def _max_tokens(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise invalid_params("max_tokens must be a positive integer.")
+    return value
+
+
+def _message(index: int, item: Any) -> Message:
+    if not isinstance(item, dict) or item.get("role") not in ROLES:
+        raise invalid_params(
+            f"messages[{index}] must be an object with a role among {', '.join(sorted(ROLES))}."
+        )
+    content = item.get("content")
+    if content is None or isinstance(content, str):
+        return Message(item["role"], content or "", (), 0)
+    if not isinstance(content, list):
+        raise invalid_params(f"messages[{index}].content must be a string or an array of parts.")
+    texts: list[str] = []
+    details: list[str] = []
+    videos = 0
+    for part_index, part in enumerate(content):
+        where = f"messages[{index}].content[{part_index}]"
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and isinstance(part.get("text"), str):
+            texts.append(part["text"])
+        elif kind == "image_url":
+            details.append(_image(where, part.get("image_url")))
+        elif kind == "video_url":
+            _video(where, part.get("video_url"))
+            videos += 1
+        else:
+            raise invalid_params(f"{where} must be a text, image_url or video_url part.")
+    return Message(item["role"], "\n".join(texts), tuple(details), videos)
+
+
+def _url(where: str, value: Any) -> str:
+    url = value.get("url") if isinstance(value, dict) else None
+    if not isinstance(url, str) or not url:
+        raise invalid_params(f"{where} needs an object with a url.")
+    return url
+
+
+def _image(where: str, value: Any) -> str:
+    """Check an image part and return its detail level (StepFun's default is "low")."""
+    _check_media_url(where, _url(where, value), _IMAGE_DATA_URL, "image")
+    detail = value.get("detail", "low")
+    if detail not in IMAGE_DETAILS:
+        raise invalid_params(f"{where}.image_url.detail must be low or high, not {detail!r}.")
+    return str(detail)
+
+
+def _video(where: str, value: Any) -> None:
+    _check_media_url(where, _url(where, value), _VIDEO_DATA_URL, "video")
+
+
+def _check_media_url(where: str, url: str, data_url: re.Pattern[str], kind: str) -> None:
+    if url.startswith(_REMOTE_SCHEMES):
+        return
+    match = data_url.fullmatch(url)
+    if match is None:
+        raise invalid_params(
+            f"{where}: the {kind} URL must be http(s), stepfile:// or a base64 data URL "
+            f"of a supported {kind} format."
+        )
+    try:
+        base64.b64decode(match["data"], validate=True)
+    except (binascii.Error, ValueError):
+        raise invalid_params(f"{where}: the {kind} data URL is not valid base64.") from None
+
+
+def _check_media(model: str, info: ModelInfo, messages: tuple[Message, ...]) -> None:
+    images = sum(len(message.image_details) for message in messages)
+    videos = sum(message.videos for message in messages)
+    if images and not info.images:
+        raise invalid_params(f"{model} does not accept image input.")
+    if videos and not info.video:
+        raise invalid_params(f"{model} does not accept video input.")
+    if images > MAX_IMAGES:
+        raise invalid_params(f"Too many images: {images}; at most {MAX_IMAGES} per request.")
