@@ -25,7 +25,7 @@ def unload_ipython_extension(ipython: Any) -> None:
 
     magics = ipython.magics_manager.registry.pop(StepMagics.__name__, None)
     if magics is not None:
-        magics.stop_local()
+        magics.release()
     for kind in ("line", "cell"):
         table = ipython.magics_manager.magics[kind]
         for name in ("step", "step_config"):

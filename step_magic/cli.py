@@ -51,9 +51,7 @@ def run_demo(prompt: str, model: str | None, effort: str, local: bool) -> int:
     flags = f"--effort {effort}" + (f" --model {shlex.quote(model)}" if model else "")
     print(f"%%step {flags}\n{prompt}\n")
     outcome = shell.run_cell(f"%%step {flags}\n{prompt}", store_history=False)
-    for magics in shell.magics_manager.registry.values():
-        if hasattr(magics, "stop_local"):
-            magics.stop_local()
+    shell.run_line_magic("unload_ext", "step_magic")
     return 0 if outcome.success else 1
 
 

@@ -96,7 +96,17 @@ def collect(
 
 
 def _locate(name: str, namespace: Mapping[str, object], cwd: Path) -> _Source:
-    """A namespace value, or else an existing file; UnknownReference if neither."""
+    """A namespace value, or else an existing file; UnknownReference if neither.
+
+    Names starting with ``@`` (earlier outputs such as ``@last``) are exact keys.
+    """
+    if name.startswith("@"):
+        if name not in namespace:
+            earlier = tuple(key for key in namespace if key.startswith("@"))
+            if not earlier:
+                raise ValueError(f"{name}: no earlier cell in this kernel displayed an image")
+            raise UnknownReference(name, earlier)
+        return _Source(name, namespace[name], "image")
     try:
         value = _unwrap(name, resolve(name, namespace))
     except UnknownReference:

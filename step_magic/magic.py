@@ -7,42 +7,24 @@ the frontend and delegates; the work happens in plain modules that know nothing 
 from __future__ import annotations
 
 import argparse
-import re
 import shlex
 import sys
+from collections import ChainMap
+from pathlib import Path
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Bool, CFloat, CInt, Unicode
+from traitlets import Bool, CFloat, CInt, Enum, Unicode
 
-from . import config, models
+from . import config, flags, models
+from .compose import Composed, ComposeOptions, compose
+from .outputs import OutputRecorder
 from .request import build_request
 
 EFFORT_CHOICES = list(models.EFFORTS)
-_FLAG_VALUE = re.compile(r""""(?:[^"\\]|\\.)*"|'[^']*'|\S+""")
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, not {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
-    return value
-
-
-def _temperature(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 2:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 2, not {text}")
-    return value
+DETAILS = ["low", "high"]
 
 
 @magics_class
@@ -68,22 +50,44 @@ class StepMagics(Magics):
     max_retries = CInt(3, help="Retries for 429/5xx before any text arrived.").tag(config=True)
     show_reasoning = Bool(False, help="Open the reasoning panel by default.").tag(config=True)
     reasoning = Bool(True, help="Show the reasoning at all.").tag(config=True)
+    budget = CInt(6_000, help="Token budget of each attached object.").tag(config=True)
+    detail = Enum(DETAILS, "low", help="Detail level sent with images.").tag(config=True)
+    image_max_side = CInt(2048, help="Images are downscaled to this long side.").tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self._local: Any = None  # the in-process simulator, once %step_config --local ran
+        self._outputs = OutputRecorder(lambda: int(getattr(shell, "execution_count", 0)))
+        publisher: Any = getattr(shell, "display_pub", None)
+        if hasattr(publisher, "register_hook"):  # ipykernel: remember displayed images
+            publisher.register_hook(self._outputs.hook)
 
     @magic_arguments()
     @argument("-m", "--model", help="Model name (default: StepMagics.model, step-3.7-flash).")
     @argument("-e", "--effort", choices=EFFORT_CHOICES, help="Reasoning effort.")
     @argument("--system", help="System prompt for this call.")
-    @argument("--max-tokens", type=_positive_int, help="Cap on the reply's tokens.")
-    @argument("--temperature", type=_temperature, help="Sampling temperature, 0 to 2.")
+    @argument("--max-tokens", type=flags.positive_int, help="Cap on the reply's tokens.")
+    @argument("--temperature", type=flags.temperature, help="Sampling temperature, 0 to 2.")
     @argument("--base-url", help="API base URL, e.g. a compatible or local server.")
-    @argument("--timeout", type=_positive_float, help="Seconds without data before failing.")
+    @argument("--timeout", type=flags.positive_seconds, help="Seconds without data to fail.")
     @argument("--show-reasoning", action="store_true", help="Open the reasoning panel.")
     @argument("--no-reasoning", action="store_true", help="Do not display the reasoning.")
     @argument("-o", "--output", metavar="NAME", help="Also bind the result to NAME.")
+    @argument(
+        "-w",
+        "--with",
+        dest="attach",
+        type=flags.names,
+        default=(),
+        metavar="NAMES",
+        help="Attach kernel objects, comma-separated: variables (DataFrames, figures, images, "
+        "arrays, text), Out[N], @last / @N (image an earlier cell displayed), file paths.",
+    )
+    @argument("--budget", type=flags.positive_int, help="Token budget per attached object.")
+    @argument("--detail", choices=DETAILS, help="Image detail sent to the model.")
+    @argument("--dry-run", action="store_true", help="Show what would be sent; send nothing.")
+    @argument("--no-interpolate", action="store_true", help="Send {braces} verbatim.")
+    @argument("--strict", action="store_true", help="An unknown {name} is an error.")
     @line_cell_magic
     def step(self, line: str, cell: str | None = None) -> None:
         """Ask a StepFun model; the reasoning streams into a panel, the answer below it.
@@ -91,29 +95,62 @@ class StepMagics(Magics):
         Cell form: ``%%step [flags]`` with the prompt as the cell body.
         Line form: ``%step [flags] prompt``. The result is bound to ``_step``.
         """
-        if cell is None:
-            flags, prompt = split_flags(self.step.parser, line)
-        else:
-            flags, prompt = line, cell
-        args = self._parse(flags)
-        prompt = prompt.strip()
-        if not prompt:
-            raise UsageError("Nothing to ask: write the prompt in the cell body (or after %step)")
-        settings = self._settings(args)
-        request = build_request(settings, prompt)
-        result, error = self._run(settings, request)
-        namespace = self.shell.user_ns if self.shell is not None else {}
-        namespace["_step"] = result
+        args, prompt = self._read(line, cell)
+        settings = self._settings(args, need_key=not args.dry_run)
+        composed = self._compose(prompt, settings.model, args)
+        request = build_request(settings, composed.text, composed.parts())
+        if args.dry_run:
+            from .render import show_dry_run  # display code loads on first use
+
+            show_dry_run(request.body())
+            return
+        result, error = self._run(settings, request, composed.labels)
+        self._namespace["_step"] = result
         if args.output:
-            namespace[args.output] = result
+            self._namespace[args.output] = result
         if error is not None:
             raise error
 
-    def _parse(self, flags: str) -> argparse.Namespace:
+    @property
+    def _namespace(self) -> dict[str, Any]:
+        return self.shell.user_ns if self.shell is not None else {}
+
+    def _read(self, line: str, cell: str | None) -> tuple[argparse.Namespace, str]:
+        """Flags and prompt from either form of the magic."""
+        if cell is None:
+            try:
+                flag_text, prompt = flags.split_flags(self.step.parser, line)
+            except ValueError as err:
+                raise UsageError(str(err)) from None
+        else:
+            flag_text, prompt = line, cell
+        args = self._parse(flag_text)
+        prompt = prompt.strip()
+        if not prompt:
+            raise UsageError("Nothing to ask: write the prompt in the cell body (or after %step)")
+        return args, prompt
+
+    def _compose(self, prompt: str, model: str, args: argparse.Namespace) -> Composed:
+        """The prompt with references filled in and attachments collected, or a UsageError."""
+        options = ComposeOptions(
+            names=args.attach,
+            interpolate=not args.no_interpolate,
+            strict=args.strict,
+            budget_tokens=args.budget or self.budget,
+            detail=args.detail or self.detail,
+            image_max_side=self.image_max_side,
+        )
+        namespace = ChainMap(self._outputs.references(), self._namespace)
         try:
-            argv = shlex.split(flags)
+            return compose(prompt, namespace, model, options, cwd=Path.cwd())
         except ValueError as err:
-            raise UsageError(f"Cannot read the flags {flags!r}: {err}") from None
+            raise UsageError(str(err)) from None
+
+    def _parse(self, flag_text: str) -> argparse.Namespace:
+        try:
+            argv = shlex.split(flag_text)
+        except ValueError as err:
+            raise UsageError(f"Cannot read the flags {flag_text!r}: {err}") from None
         # POSIX quoting, so --system "Be terse." arrives without its quotes.
         args: argparse.Namespace = self.step.parser.parse_args(argv)
         if args.output and not args.output.isidentifier():
@@ -122,7 +159,7 @@ class StepMagics(Magics):
             raise UsageError("--show-reasoning and --no-reasoning contradict each other")
         return args
 
-    def _settings(self, args: argparse.Namespace) -> config.Settings:
+    def _settings(self, args: argparse.Namespace, *, need_key: bool) -> config.Settings:
         """Merge flags over traits over the environment, and validate the combination."""
         model = args.model or self.model
         effort = args.effort or self.effort
@@ -130,7 +167,7 @@ class StepMagics(Magics):
             models.check_effort(model, effort)
         except ValueError as err:
             raise UsageError(str(err)) from None
-        base_url, key, local = self._endpoint(args.base_url)
+        base_url, key, local = self._endpoint(args.base_url, need_key)
         return config.Settings(
             model=model,
             base_url=base_url,
@@ -146,7 +183,7 @@ class StepMagics(Magics):
             local=local,
         )
 
-    def _endpoint(self, flag_url: str | None) -> tuple[str, str, bool]:
+    def _endpoint(self, flag_url: str | None, need_key: bool) -> tuple[str, str, bool]:
         """Base URL, key and whether it is the local simulator; warn about plain http."""
         if flag_url is None and self.base_url is None and self._local is not None:
             return self._local.base_url, config.LOCAL_KEY, True
@@ -159,15 +196,17 @@ class StepMagics(Magics):
             print(f"Warning: {warning}", file=sys.stderr)
         key = config.find_api_key()
         if key is None:
-            if not config.is_loopback_url(base_url):
+            if need_key and not config.is_loopback_url(base_url):
                 raise UsageError(config.missing_key_message())
             key = config.LOCAL_KEY
         return base_url, key, False
 
-    def _run(self, settings: config.Settings, request: Any) -> tuple[Any, BaseException | None]:
-        from .runner import run_call
+    def _run(
+        self, settings: config.Settings, request: Any, labels: tuple[str, ...]
+    ) -> tuple[Any, BaseException | None]:
+        from .runner import run_call  # openai loads with it, at the first call
 
-        return run_call(settings, request, self._view(settings))
+        return run_call(settings, request, self._view(settings), attachments=labels)
 
     def _view(self, settings: config.Settings) -> Any:
         """The live panel in a Jupyter frontend, the plain stream elsewhere."""
@@ -210,10 +249,20 @@ class StepMagics(Magics):
         )
 
     def stop_local(self) -> None:
-        """Stop the in-process simulator if one runs (also called on %unload_ext)."""
+        """Stop the in-process simulator if one runs."""
         if self._local is not None:
             self._local.stop()
             self._local = None
+
+    def release(self) -> None:
+        """Undo what loading did (``%unload_ext``): simulator, display hook, lingering panels."""
+        self.stop_local()
+        publisher: Any = getattr(self.shell, "display_pub", None)
+        if hasattr(publisher, "unregister_hook"):
+            publisher.unregister_hook(self._outputs.hook)
+        render = sys.modules.get("step_magic.render")
+        if render is not None:
+            render.close_lingering_panels()
 
     def _describe(self) -> str:
         key_source = config.key_variable()
@@ -231,42 +280,6 @@ class StepMagics(Magics):
                 f"timeout:   {self.timeout:g} s, retries: {self.max_retries}",
             ]
         )
-
-
-def split_flags(parser: argparse.ArgumentParser, line: str) -> tuple[str, str]:
-    """Split ``%step`` line text into its leading flags and the prompt, kept verbatim.
-
-    Prompts are free text (apostrophes, dashes, braces), so only the leading words that are
-    known options, with their values, go to the flag parser; the rest is the prompt as typed.
-    """
-    rest = line.lstrip()
-    flags: list[str] = []
-    while rest.startswith("-"):
-        word, _, after = rest.partition(" ")
-        if word == "--":
-            return " ".join(flags), after.lstrip()
-        name = word.split("=", 1)[0]
-        action = parser._option_string_actions.get(name)
-        if action is None:
-            break
-        flags.append(word)
-        rest = after.lstrip()
-        if action.nargs != 0 and "=" not in word:
-            value, rest = _take_value(rest)
-            flags.append(value)
-    return " ".join(flags), rest
-
-
-def _take_value(text: str) -> tuple[str, str]:
-    """The flag value at the start of ``text`` (quotes allowed), quoted again, and the rest."""
-    match = _FLAG_VALUE.match(text)
-    if match is None:
-        return "", text
-    try:
-        value = shlex.split(match.group(0))[0]
-    except (ValueError, IndexError):
-        raise UsageError(f"Unbalanced quotes in the flag value {match.group(0)}") from None
-    return shlex.quote(value), text[match.end() :].lstrip()
 
 
 def _parent_msg_id(shell: Any) -> str | None:

@@ -45,6 +45,13 @@ def footer_bundle(result: StepResult) -> Bundle:
     return {"text/html": static.footer_html(result), "text/plain": static.footer_text(result)}
 
 
+def show_dry_run(body: dict[str, Any]) -> None:
+    """Display the request that ``--dry-run`` did not send."""
+    from .dryrun import dry_run_html, dry_run_text
+
+    display({"text/html": dry_run_html(body), "text/plain": dry_run_text(body)}, raw=True)
+
+
 def show_static(result: StepResult) -> None:
     """Display a finished result in its static form (``display(_step)``)."""
     if result.reasoning:

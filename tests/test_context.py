@@ -1,6 +1,6 @@
 """``--with`` collection on real objects and files: resolution, dispatch, labels and limits."""
 
-# ruff: noqa: RUF001  # the labels and headers under test use a real multiplication sign
+# the labels and headers under test use a real multiplication sign
 
 from __future__ import annotations
 

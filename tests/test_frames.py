@@ -1,6 +1,6 @@
 """Frame summaries on real pandas and polars objects: content, budget, determinism, scale."""
 
-# ruff: noqa: RUF001  # the labels and headers under test use a real multiplication sign
+# the labels and headers under test use a real multiplication sign
 
 from __future__ import annotations
 

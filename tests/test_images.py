@@ -1,6 +1,6 @@
 """Image encoding on real figures, PIL images, arrays, bytes and files, decoded back with PIL."""
 
-# ruff: noqa: RUF001  # the labels and headers under test use a real multiplication sign
+# the labels and headers under test use a real multiplication sign
 
 from __future__ import annotations
 

@@ -171,3 +171,16 @@ def test_ctrl_c_keeps_what_arrived_marked_interrupted(kernel: Any, server: Local
         "interrupted\n"
     )
     assert kernel.execute("1 + 1").error() is None
+
+
+def test_the_plot_above_is_sent_with_at_last(kernel: Any, server: LocalServer) -> None:
+    shown = kernel.execute(
+        "%matplotlib inline\nimport matplotlib.pyplot as plt\nplt.plot([1, 3, 2]);"
+    )
+    assert any("image/png" in m["content"]["data"] for m in shown.of_type("display_data"))
+    run = kernel.execute("%%step --with @last\nExplain the plot above")
+    assert run.error() is None
+    content = server.requests[-1].body["messages"][-1]["content"]
+    image = next(part for part in content if part["type"] == "image_url")
+    assert image["image_url"]["url"].startswith("data:image/png;base64,")
+    assert "@last" in content[0]["text"]

@@ -1,0 +1,97 @@
+"""``--dry-run``: exactly what would be sent, readable, with size and token estimates.
+
+Text parts are shown in full (escaped); images as thumbnails of the data URL that would be
+sent, which step-magic itself encoded, so it is safe to put in ``src``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .static import escape
+
+CHARS_PER_TOKEN = 4
+IMAGE_TOKENS = {"low": 400, "high": 1600}
+VIDEO_TOKENS = 2000
+
+
+def estimate_tokens(body: dict[str, Any]) -> int:
+    """A rough prompt size: 4 characters a token, fixed amounts per image and video."""
+    total = 0
+    for message in body["messages"]:
+        for part in _parts(message):
+            kind = part.get("type")
+            if kind == "text":
+                total += len(part["text"]) // CHARS_PER_TOKEN + 1
+            elif kind == "image_url":
+                total += IMAGE_TOKENS.get(part["image_url"].get("detail", "low"), 400)
+            elif kind == "video_url":
+                total += VIDEO_TOKENS
+    return total
+
+
+def _parts(message: dict[str, Any]) -> list[dict[str, Any]]:
+    content = message.get("content")
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    return list(content or [])
+
+
+def _data_size(url: str) -> str:
+    size = len(url.partition(",")[2]) * 3 // 4
+    return f"{size / 1024:,.0f} KiB" if size < 1024 * 1024 else f"{size / 2**20:,.1f} MiB"
+
+
+def _settings(body: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in body.items() if key != "messages"}
+
+
+def dry_run_text(body: dict[str, Any]) -> str:
+    """The request as plain text (terminal, text/plain)."""
+    lines = [
+        f"Dry run — nothing sent. {json.dumps(_settings(body))}",
+        f"Estimated prompt: ≈ {estimate_tokens(body):,} tokens",
+    ]
+    for message in body["messages"]:
+        lines.append(f"--- {message['role']}")
+        for part in _parts(message):
+            lines.append(_part_text(part))
+    return "\n".join(lines)
+
+
+def _part_text(part: dict[str, Any]) -> str:
+    kind = part.get("type")
+    if kind == "text":
+        return str(part["text"])
+    if kind == "image_url":
+        image = part["image_url"]
+        return f"[image, {_data_size(image['url'])}, detail {image.get('detail', 'low')}]"
+    if kind == "video_url":
+        return f"[video, {_data_size(part['video_url']['url'])}]"
+    return f"[{kind} part]"
+
+
+def dry_run_html(body: dict[str, Any]) -> str:
+    """The request as escaped HTML, images as thumbnails."""
+    rows = [
+        f"<p><b>Dry run — nothing sent.</b> <code>{escape(json.dumps(_settings(body)))}</code>"
+        f" · estimated prompt ≈ {estimate_tokens(body):,} tokens</p>"
+    ]
+    for message in body["messages"]:
+        rows.append(f"<div><b>{escape(message['role'])}</b></div>")
+        rows.extend(_part_html(part) for part in _parts(message))
+    return f'<div class="step-magic-dry-run">{"".join(rows)}</div>'
+
+
+def _part_html(part: dict[str, Any]) -> str:
+    if part.get("type") == "image_url":
+        image = part["image_url"]
+        url = str(image["url"])
+        thumbnail = (
+            f'<img src="{escape(url)}" style="max-width: 160px; max-height: 120px"> '
+            if url.startswith("data:image/")
+            else ""
+        )
+        return f"<div>{thumbnail}{escape(_part_text(part))}</div>"
+    return f'<pre style="white-space: pre-wrap">{escape(_part_text(part))}</pre>'

@@ -1,0 +1,81 @@
+"""Flag values and the line form's split between flags and free-text prompt.
+
+Converters raise ``argparse.ArgumentTypeError`` so the magic's parser reports a bad value as
+a one-line usage error naming the flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+
+_FLAG_VALUE = re.compile(r""""(?:[^"\\]|\\.)*"|'[^']*'|\S+""")
+
+
+def positive_int(text: str) -> int:
+    """A whole number above zero (token counts, budgets)."""
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, not {text}")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    """A duration above zero."""
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
+    return value
+
+
+def temperature(text: str) -> float:
+    """A sampling temperature in StepFun's accepted range."""
+    value = float(text)
+    if not 0 <= value <= 2:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 2, not {text}")
+    return value
+
+
+def names(text: str) -> tuple[str, ...]:
+    """``df,fig, Out[3]`` -> ``("df", "fig", "Out[3]")``."""
+    found = tuple(name.strip() for name in text.split(",") if name.strip())
+    if not found:
+        raise argparse.ArgumentTypeError("needs at least one name, e.g. --with df,fig")
+    return found
+
+
+def split_flags(parser: argparse.ArgumentParser, line: str) -> tuple[str, str]:
+    """Split ``%step`` line text into its leading flags and the prompt, kept verbatim.
+
+    Prompts are free text (apostrophes, dashes, braces), so only the leading words that are
+    known options, with their values, go to the flag parser; the rest is the prompt as typed.
+    ``--`` ends the flags explicitly. Raises ValueError for unbalanced quotes in a value.
+    """
+    rest = line.lstrip()
+    flags: list[str] = []
+    while rest.startswith("-"):
+        word, _, after = rest.partition(" ")
+        if word == "--":
+            return " ".join(flags), after.lstrip()
+        action = parser._option_string_actions.get(word.split("=", 1)[0])
+        if action is None:
+            break
+        flags.append(word)
+        rest = after.lstrip()
+        if action.nargs != 0 and "=" not in word:
+            value, rest = _take_value(rest)
+            flags.append(value)
+    return " ".join(flags), rest
+
+
+def _take_value(text: str) -> tuple[str, str]:
+    """The flag value at the start of ``text`` (quotes allowed), quoted again, and the rest."""
+    match = _FLAG_VALUE.match(text)
+    if match is None:
+        return "", text
+    try:
+        value = shlex.split(match.group(0))[0]
+    except (ValueError, IndexError):
+        raise ValueError(f"unbalanced quotes in the flag value {match.group(0)}") from None
+    return shlex.quote(value), text[match.end() :].lstrip()
