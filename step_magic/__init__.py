@@ -15,8 +15,11 @@ __all__ = ["__version__", "load_ipython_extension", "unload_ipython_extension"]
 def load_ipython_extension(ipython: Any) -> None:
     """Register the magics with the running shell (``%load_ext step_magic``)."""
     from .magic import StepMagics
+    from .magic_tools import StepToolMagics
 
-    ipython.register_magics(StepMagics)
+    magics = StepMagics(shell=ipython)
+    ipython.register_magics(magics)
+    ipython.register_magics(StepToolMagics(ipython, magics))
 
 
 def unload_ipython_extension(ipython: Any) -> None:
@@ -24,9 +27,10 @@ def unload_ipython_extension(ipython: Any) -> None:
     from .magic import StepMagics
 
     magics = ipython.magics_manager.registry.pop(StepMagics.__name__, None)
+    ipython.magics_manager.registry.pop("StepToolMagics", None)
     if magics is not None:
         magics.release()
     for kind in ("line", "cell"):
         table = ipython.magics_manager.magics[kind]
-        for name in ("step", "step_config"):
+        for name in ("step", "step_config", "step_chats", "step_history", "step_record"):
             table.pop(name, None)

@@ -9,33 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .request import estimate_tokens, message_parts
 from .static import escape
-
-CHARS_PER_TOKEN = 4
-IMAGE_TOKENS = {"low": 400, "high": 1600}
-VIDEO_TOKENS = 2000
-
-
-def estimate_tokens(body: dict[str, Any]) -> int:
-    """A rough prompt size: 4 characters a token, fixed amounts per image and video."""
-    total = 0
-    for message in body["messages"]:
-        for part in _parts(message):
-            kind = part.get("type")
-            if kind == "text":
-                total += len(part["text"]) // CHARS_PER_TOKEN + 1
-            elif kind == "image_url":
-                total += IMAGE_TOKENS.get(part["image_url"].get("detail", "low"), 400)
-            elif kind == "video_url":
-                total += VIDEO_TOKENS
-    return total
-
-
-def _parts(message: dict[str, Any]) -> list[dict[str, Any]]:
-    content = message.get("content")
-    if isinstance(content, str):
-        return [{"type": "text", "text": content}]
-    return list(content or [])
 
 
 def _data_size(url: str) -> str:
@@ -51,11 +26,11 @@ def dry_run_text(body: dict[str, Any]) -> str:
     """The request as plain text (terminal, text/plain)."""
     lines = [
         f"Dry run — nothing sent. {json.dumps(_settings(body))}",
-        f"Estimated prompt: ≈ {estimate_tokens(body):,} tokens",
+        f"Estimated prompt: ≈ {estimate_tokens(body['messages']):,} tokens",
     ]
     for message in body["messages"]:
         lines.append(f"--- {message['role']}")
-        for part in _parts(message):
+        for part in message_parts(message):
             lines.append(_part_text(part))
     return "\n".join(lines)
 
@@ -76,11 +51,11 @@ def dry_run_html(body: dict[str, Any]) -> str:
     """The request as escaped HTML, images as thumbnails."""
     rows = [
         f"<p><b>Dry run — nothing sent.</b> <code>{escape(json.dumps(_settings(body)))}</code>"
-        f" · estimated prompt ≈ {estimate_tokens(body):,} tokens</p>"
+        f" · estimated prompt ≈ {estimate_tokens(body['messages']):,} tokens</p>"
     ]
     for message in body["messages"]:
         rows.append(f"<div><b>{escape(message['role'])}</b></div>")
-        rows.extend(_part_html(part) for part in _parts(message))
+        rows.extend(_part_html(part) for part in message_parts(message))
     return f'<div class="step-magic-dry-run">{"".join(rows)}</div>'
 
 

@@ -20,8 +20,11 @@ from traitlets import Bool, CFloat, CInt, Enum, Unicode
 
 from . import config, flags, models
 from .compose import Composed, ComposeOptions, compose
+from .history import History, default_path
 from .outputs import OutputRecorder
-from .request import build_request
+from .result import AnswerFormatError
+from .session import CallOptions, Session
+from .static import code_blocks, parse_json_answer
 
 EFFORT_CHOICES = list(models.EFFORTS)
 DETAILS = ["low", "high"]
@@ -53,10 +56,18 @@ class StepMagics(Magics):
     budget = CInt(6_000, help="Token budget of each attached object.").tag(config=True)
     detail = Enum(DETAILS, "low", help="Detail level sent with images.").tag(config=True)
     image_max_side = CInt(2048, help="Images are downscaled to this long side.").tag(config=True)
+    memory = Bool(True, help="Send earlier turns of the thread as context.").tag(config=True)
+    replay = Bool(False, help="Answer from recorded replies only.").tag(config=True)
+    replay_speed = CFloat(200.0, help="Replay pace in tokens/s (0: at once).").tag(config=True)
+    history = Bool(True, help="Log every call to the SQLite history.").tag(config=True)
+    history_path = Unicode(
+        None, allow_none=True, help="History database; default in the user data directory."
+    ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self._local: Any = None  # the in-process simulator, once %step_config --local ran
+        self.session = Session(None)
         self._outputs = OutputRecorder(lambda: int(getattr(shell, "execution_count", 0)))
         publisher: Any = getattr(shell, "display_pub", None)
         if hasattr(publisher, "register_hook"):  # ipykernel: remember displayed images
@@ -88,6 +99,25 @@ class StepMagics(Magics):
     @argument("--dry-run", action="store_true", help="Show what would be sent; send nothing.")
     @argument("--no-interpolate", action="store_true", help="Send {braces} verbatim.")
     @argument("--strict", action="store_true", help="An unknown {name} is an error.")
+    @argument("--new", action="store_true", help="Start the conversation afresh.")
+    @argument("--chat", metavar="NAME", default="default", help="Use the named thread.")
+    @argument("--no-memory", action="store_true", help="One-off call: no earlier turns.")
+    @argument("--replay", action="store_true", help="Answer from a recorded reply only.")
+    @argument("--refresh", action="store_true", help="Call the API even when replaying.")
+    @argument("--cassette", metavar="FILE", help="Record to / replay from this JSONL file.")
+    @argument(
+        "--code",
+        nargs="?",
+        const="first",
+        choices=["first", "all"],
+        help="Put the answer's first (or all) code block(s) into a new cell below.",
+    )
+    @argument(
+        "--format",
+        choices=["markdown", "text", "json", "code"],
+        default="markdown",
+        help="How the answer is shown.",
+    )
     @line_cell_magic
     def step(self, line: str, cell: str | None = None) -> None:
         """Ask a StepFun model; the reasoning streams into a panel, the answer below it.
@@ -96,20 +126,60 @@ class StepMagics(Magics):
         Line form: ``%step [flags] prompt``. The result is bound to ``_step``.
         """
         args, prompt = self._read(line, cell)
-        settings = self._settings(args, need_key=not args.dry_run)
+        options = self._call_options(args)
+        settings = self._settings(args, need_key=not (args.dry_run or options.replay))
         composed = self._compose(prompt, settings.model, args)
-        request = build_request(settings, composed.text, composed.parts())
+        cell_id = _cell_id(self.shell)
+        prepared = self.session.prepare(settings, composed, options, cell_id)
         if args.dry_run:
             from .render import show_dry_run  # display code loads on first use
 
-            show_dry_run(request.body())
+            show_dry_run(prepared.request.body())
             return
-        result, error = self._run(settings, request, composed.labels)
+        self.session.history = self._history()
+        try:
+            result, error = self.session.ask(
+                settings, prepared, options, self._view(settings), cell_id
+            )
+        except (LookupError, ValueError) as err:  # a replay miss or an unreadable cassette
+            raise UsageError(str(err)) from None
         self._namespace["_step"] = result
         if args.output:
             self._namespace[args.output] = result
+        if error is None and args.code:
+            self._code_to_next_cell(result.answer, every=args.code == "all")
+        if error is None and options.display_format == "json":
+            error = _json_error(result.answer)
         if error is not None:
             raise error
+
+    def _call_options(self, args: argparse.Namespace) -> CallOptions:
+        return CallOptions(
+            chat=args.chat,
+            new=args.new,
+            memory=self.memory and not args.no_memory,
+            replay=(self.replay or args.replay) and not args.refresh,
+            refresh=args.refresh,
+            cassette=Path(args.cassette).expanduser() if args.cassette else None,
+            replay_speed=self.replay_speed,
+            display_format=args.format,
+        )
+
+    def _history(self) -> History | None:
+        """The history database the traits ask for (reopened only when they change)."""
+        if not self.history:
+            return None
+        path = Path(self.history_path).expanduser() if self.history_path else default_path()
+        current = self.session.history
+        return current if current is not None and current.path == path else History(path)
+
+    def _code_to_next_cell(self, answer: str, *, every: bool) -> None:
+        """Offer the answer's code in a new cell below; it is never run automatically."""
+        blocks = [code for _, code in code_blocks(answer)]
+        if not blocks:
+            print("--code: the answer has no fenced code block", file=sys.stderr)
+        elif self.shell is not None:
+            self.shell.set_next_input("\n".join(blocks if every else blocks[:1]).rstrip())
 
     @property
     def _namespace(self) -> dict[str, Any]:
@@ -201,13 +271,6 @@ class StepMagics(Magics):
             key = config.LOCAL_KEY
         return base_url, key, False
 
-    def _run(
-        self, settings: config.Settings, request: Any, labels: tuple[str, ...]
-    ) -> tuple[Any, BaseException | None]:
-        from .runner import run_call  # openai loads with it, at the first call
-
-        return run_call(settings, request, self._view(settings), attachments=labels)
-
     def _view(self, settings: config.Settings) -> Any:
         """The live panel in a Jupyter frontend, the plain stream elsewhere."""
         from . import render
@@ -280,6 +343,21 @@ class StepMagics(Magics):
                 f"timeout:   {self.timeout:g} s, retries: {self.max_retries}",
             ]
         )
+
+
+def _cell_id(shell: Any) -> str | None:
+    """The notebook cell running this call, when the frontend says (JupyterLab, nbclient)."""
+    parent = shell.get_parent() if getattr(shell, "kernel", None) is not None else None
+    cell = ((parent or {}).get("metadata") or {}).get("cellId")
+    return cell if isinstance(cell, str) and cell else None
+
+
+def _json_error(answer: str) -> BaseException | None:
+    try:
+        parse_json_answer(answer)
+    except ValueError as err:
+        return AnswerFormatError(f"--format json: the answer is not valid JSON ({err})")
+    return None
 
 
 def _parent_msg_id(shell: Any) -> str | None:

@@ -12,6 +12,7 @@ the widgets are closed: a saved notebook then renders without a kernel (see rend
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 import uuid
@@ -23,7 +24,7 @@ from . import static
 from .mdblocks import BlockSplitter
 from .result import StepResult
 
-Bundle = dict[str, str]
+Bundle = dict[str, Any]
 TAIL_REFRESH_SECONDS = 1.0
 
 
@@ -36,8 +37,20 @@ def reasoning_bundle(result: StepResult) -> Bundle:
 
 
 def answer_bundle(result: StepResult) -> Bundle:
-    """The answer as Markdown (raw HTML neutralised) with the raw text as plain fallback."""
-    return {"text/markdown": static.safe_markdown(result.answer), "text/plain": result.answer}
+    """The answer in its ``--format``: Markdown (raw HTML neutralised), text, JSON or code."""
+    answer, form = result.answer, result.display_format
+    if form == "text":
+        return {"text/plain": answer}
+    if form == "json":
+        try:
+            data = static.parse_json_answer(answer)
+        except ValueError:
+            return {"text/plain": answer}
+        return {"application/json": data, "text/plain": json.dumps(data, indent=2)}
+    if form == "code":
+        blocks = static.code_blocks(answer)
+        answer = "\n".join(f"```{lang}\n{code}```\n" for lang, code in blocks) or answer
+    return {"text/markdown": static.safe_markdown(answer), "text/plain": answer}
 
 
 def footer_bundle(result: StepResult) -> Bundle:

@@ -17,6 +17,10 @@ from .config import Settings
 Message = dict[str, Any]
 Part = dict[str, Any]
 
+CHARS_PER_TOKEN = 4
+IMAGE_TOKENS = {"low": 400, "high": 1600}
+VIDEO_TOKENS = 2000
+
 
 @dataclass(frozen=True)
 class ChatRequest:
@@ -86,3 +90,30 @@ def build_request(
         max_tokens=settings.max_tokens,
         temperature=settings.temperature,
     )
+
+
+def message_parts(message: Message) -> list[Part]:
+    """A message's content as a list of parts, whether it was sent as a string or parts."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    return list(content or [])
+
+
+def estimate_tokens(messages: Sequence[Message]) -> int:
+    """A rough prompt size: 4 characters a token, fixed amounts per image and video.
+
+    Good enough to keep a conversation inside the context window and to show a dry run;
+    the server's usage figures are the real count.
+    """
+    total = 0
+    for message in messages:
+        for part in message_parts(message):
+            kind = part.get("type")
+            if kind == "text":
+                total += len(part["text"]) // CHARS_PER_TOKEN + 1
+            elif kind == "image_url":
+                total += IMAGE_TOKENS.get(part["image_url"].get("detail", "low"), 400)
+            elif kind == "video_url":
+                total += VIDEO_TOKENS
+    return total

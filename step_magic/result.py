@@ -42,6 +42,10 @@ class StepResult:
     thinking_time: float | None = None
     messages: tuple[dict[str, Any], ...] = ()
     attachments: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    thread: str | None = None
+    replayed: bool = False
+    display_format: str = "markdown"
     reasoning_open: bool = field(default=False, repr=False)
 
     @property
@@ -91,3 +95,10 @@ def classify(
     if reasoning and not answer.strip():
         return "no-answer"
     return "complete"
+
+
+class AnswerFormatError(ValueError):
+    """The answer does not have the ``--format`` asked for (e.g. not JSON)."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}"]

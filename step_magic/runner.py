@@ -14,12 +14,13 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from .client import (
     AnswerDelta,
+    Event,
     Finished,
     ReasoningDelta,
     ReplyStream,
@@ -42,6 +43,15 @@ class View(Protocol):
     def waiting(self, status: str) -> None: ...
     def update(self, reasoning: str, answer: str, elapsed: float) -> None: ...
     def finish(self, result: StepResult) -> None: ...
+
+
+class EventSource(Protocol):
+    """A live reply (``client.ReplyStream``) or a recorded one (``replay.ReplayStream``)."""
+
+    trace_id: str | None
+
+    def __iter__(self) -> Iterator[Event]: ...
+    def close(self) -> None: ...
 
 
 class StepInterrupted(KeyboardInterrupt):
@@ -86,13 +96,20 @@ class _Progress:
 
 
 def run_call(
-    settings: Settings, request: ChatRequest, view: View, *, attachments: tuple[str, ...] = ()
+    settings: Settings,
+    request: ChatRequest,
+    view: View,
+    *,
+    stream: EventSource | None = None,
+    annotate: Callable[[StepResult], None] | None = None,
 ) -> tuple[StepResult, BaseException | None]:
     """Stream one reply into ``view``; return it with the error to raise, if the call failed.
 
-    The caller keeps the (partial) result before raising, so ``_step`` holds what arrived.
+    ``stream`` defaults to a live call; ``annotate`` adds what only the caller knows (what
+    was attached, notes, replay) before the final form is shown. The caller keeps the
+    (partial) result before raising, so ``_step`` holds what arrived.
     """
-    stream = ReplyStream(settings, request)
+    stream = stream if stream is not None else ReplyStream(settings, request)
     events: queue.Queue[object] = queue.Queue()
     worker = threading.Thread(target=_pump, args=(stream, events), daemon=True)
     progress = _Progress(started=time.monotonic())
@@ -110,7 +127,8 @@ def run_call(
     with _interrupts_deferred():
         progress.flush(view, time.monotonic())
         result = _result(settings, request, progress, finished, error, interrupted)
-        result.attachments = attachments
+        if annotate is not None:
+            annotate(result)
         view.finish(result)
     if interrupted:
         return result, StepInterrupted()
@@ -119,7 +137,7 @@ def run_call(
     return result, error
 
 
-def _pump(stream: ReplyStream, events: queue.Queue[object]) -> None:
+def _pump(stream: EventSource, events: queue.Queue[object]) -> None:
     """Worker thread: move events (or the error that ended them) onto the queue."""
     try:
         for event in stream:

@@ -8,6 +8,7 @@ These are pure string functions; ``render.py`` decides where they are displayed.
 from __future__ import annotations
 
 import html
+import json
 import re
 
 from .result import StepResult
@@ -69,6 +70,23 @@ def _escape_inline(text: str) -> str:
     return _BAD_SCHEME.sub(r"\1#blocked-\2-link:", "".join(parts))
 
 
+_CODE_BLOCK = re.compile(r"^ {0,3}(`{3,}|~{3,})([^\n`]*)\n(.*?)^ {0,3}\1[ \t]*$", re.S | re.M)
+
+
+def code_blocks(markdown: str) -> list[tuple[str, str]]:
+    """The fenced code blocks of an answer, as (language, code) pairs, in order."""
+    return [(match.group(2).strip(), match.group(3)) for match in _CODE_BLOCK.finditer(markdown)]
+
+
+def parse_json_answer(answer: str) -> object:
+    """The answer as JSON, accepting one fenced block around it; ValueError if it is not."""
+    blocks = code_blocks(answer)
+    text = (
+        blocks[0][1] if len(blocks) == 1 and not answer.strip().startswith(("{", "[")) else answer
+    )
+    return json.loads(text)
+
+
 def seconds(value: float) -> str:
     """Format a duration for people: ``0.42 s``, ``12.3 s``, ``2 min 5 s``."""
     if value < 1:
@@ -118,9 +136,13 @@ def footer_items(result: StepResult) -> list[str]:
     if result.first_token is not None:
         items.append(f"first token {seconds(result.first_token)}")
     items.append(f"total {seconds(result.elapsed)}")
+    if result.replayed:
+        items.append("replayed")
+    if result.thread:
+        items.append(f"chat {result.thread}")
     if result.attachments:
         items.append("with " + ", ".join(result.attachments))
-    return items
+    return items + list(result.notes)
 
 
 def _ids(result: StepResult) -> list[tuple[str, str]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,8 +36,12 @@ def server(_server: LocalServer) -> Iterator[LocalServer]:
 
 
 @pytest.fixture
-def api_env(server: LocalServer, monkeypatch: pytest.MonkeyPatch) -> LocalServer:
-    """Environment pointing step-magic at the local server with the test key."""
+def api_env(server: LocalServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> LocalServer:
+    """Environment pointing step-magic at the local server with the test key.
+
+    The history database goes to a per-test file, never the user's data directory.
+    """
+    monkeypatch.setenv("STEP_MAGIC_HISTORY", str(tmp_path / "history.sqlite3"))
     monkeypatch.setenv("STEPFUN_API_KEY", TEST_KEY)
     monkeypatch.delenv("STEP_API_KEY", raising=False)
     monkeypatch.setenv("STEPFUN_BASE_URL", server.base_url)
@@ -65,12 +70,17 @@ def ip(_shell: Any, api_env: LocalServer) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def _kernel(_server: LocalServer) -> Iterator[Any]:
+def _kernel(_server: LocalServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     import os
 
     from .kernel import KernelSession
 
-    env = {**os.environ, "STEPFUN_API_KEY": TEST_KEY, "STEPFUN_BASE_URL": _server.base_url}
+    env = {
+        **os.environ,
+        "STEPFUN_API_KEY": TEST_KEY,
+        "STEPFUN_BASE_URL": _server.base_url,
+        "STEP_MAGIC_HISTORY": str(tmp_path_factory.mktemp("kernel") / "history.sqlite3"),
+    }
     env.pop("STEP_API_KEY", None)
     session = KernelSession(env)
     session.execute("%load_ext step_magic")

@@ -62,10 +62,18 @@ class KernelSession:
         self.client.wait_for_ready(timeout=60)
 
     def execute(
-        self, code: str, *, timeout: float = 60, interrupt_after: str | None = None
+        self,
+        code: str,
+        *,
+        timeout: float = 60,
+        interrupt_after: str | None = None,
+        cell_id: str | None = None,
     ) -> CellRun:
-        """Run ``code``; with ``interrupt_after``, interrupt once a message of that type came."""
-        msg_id = self.client.execute(code)
+        """Run ``code``; with ``interrupt_after``, interrupt once a message of that type came.
+
+        ``cell_id`` is sent in the request metadata as JupyterLab does (``cellId``).
+        """
+        msg_id = self._send(code, cell_id)
         run = CellRun(messages=[])
         deadline = time.monotonic() + timeout
         interrupted = False
@@ -86,6 +94,21 @@ class KernelSession:
                 self.manager.interrupt_kernel()
                 interrupted = True
         raise TimeoutError(f"cell did not finish in {timeout} s: {code[:80]!r}")
+
+    def _send(self, code: str, cell_id: str | None) -> str:
+        if cell_id is None:
+            return str(self.client.execute(code))
+        content = {
+            "code": code,
+            "silent": False,
+            "store_history": True,
+            "user_expressions": {},
+            "allow_stdin": False,
+            "stop_on_error": True,
+        }
+        message = self.client.session.msg("execute_request", content, metadata={"cellId": cell_id})
+        self.client.shell_channel.send(message)
+        return str(message["header"]["msg_id"])
 
     def _reply_to(self, msg_id: str) -> dict[str, Any]:
         """The execute reply of ``msg_id``, skipping replies to requests nobody waited for."""

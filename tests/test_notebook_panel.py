@@ -184,3 +184,22 @@ def test_the_plot_above_is_sent_with_at_last(kernel: Any, server: LocalServer) -
     image = next(part for part in content if part["type"] == "image_url")
     assert image["image_url"]["url"].startswith("data:image/png;base64,")
     assert "@last" in content[0]["text"]
+
+
+def test_rerunning_a_cell_replaces_its_turn(kernel: Any, server: LocalServer) -> None:
+    kernel.execute("%%step --new\nFirst", cell_id="cell-a")
+    kernel.execute("%%step\nSecond", cell_id="cell-b")
+    kernel.execute("%%step\nFirst, asked again", cell_id="cell-a")
+    assert server.requests[-1].body["messages"] == [
+        {"role": "user", "content": "First, asked again"}
+    ]
+    kernel.execute("%%step\nThird", cell_id="cell-c")
+    users = [m["content"] for m in server.requests[-1].body["messages"] if m["role"] == "user"]
+    assert users == ["First, asked again", "Second", "Third"]
+
+
+def test_code_is_offered_in_a_new_cell_not_run(kernel: Any) -> None:
+    run = kernel.execute("%%step --code\nShow me code")
+    payload = run.reply["payload"]
+    assert payload[0]["source"] == "set_next_input"
+    assert payload[0]["text"].startswith("print(")

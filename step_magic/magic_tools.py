@@ -1,0 +1,92 @@
+"""IPython glue for the bookkeeping magics: ``%step_chats``, ``%step_history``, ``%step_record``.
+
+They share the kernel's ``Session`` with ``StepMagics`` (one object, passed in at load time).
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from .history import CallRecord
+from .replay import Cassette
+
+
+@magics_class
+class StepToolMagics(Magics):
+    """Conversation threads, the call history and lesson recording."""
+
+    def __init__(self, shell: Any, main: Any) -> None:
+        super().__init__(shell=shell)
+        self._main = main  # the StepMagics instance: its session and history settings
+
+    @line_magic
+    def step_chats(self, line: str) -> None:
+        """List the conversation threads of this kernel with turn counts and token totals."""
+        threads = self._main.session.conversations.threads
+        if not threads:
+            print("No conversation yet: the first %%step cell starts the default thread.")
+            return
+        print(f"{'thread':<20} {'turns':>5} {'tokens':>10}")
+        for thread in threads.values():
+            print(f"{thread.name:<20} {len(thread.turns):>5} {thread.tokens:>10,}")
+
+    @magic_arguments()
+    @argument("-n", type=int, default=10, help="How many recent calls to show.")
+    @argument("--search", metavar="TEXT", help="Only calls whose text contains TEXT.")
+    @argument("--export", metavar="FILE", help="Write the calls to FILE as JSON lines.")
+    @line_magic
+    def step_history(self, line: str) -> None:
+        """Show recent calls from the history database, or export them."""
+        args = parse_argstring(self.step_history, line)
+        history = self._main._history()
+        if history is None:
+            raise UsageError("History is off (StepMagics.history = False)")
+        if args.export:
+            target = Path(args.export).expanduser()
+            try:
+                count = history.export_jsonl(target, n=args.n, search=args.search)
+            except OSError as err:
+                raise UsageError(f"Cannot write {target}: {err.strerror or err}") from None
+            print(f"Exported {count} call(s) to {target}")
+            return
+        records = history.recent(args.n, args.search)
+        if not records:
+            print(f"No calls recorded in {history.path}" + (" match" if args.search else ""))
+        for record in records:
+            print(_history_line(record))
+
+    @magic_arguments()
+    @argument("file", nargs="?", help="Cassette (JSON lines) to record this kernel's calls to.")
+    @argument("--stop", action="store_true", help="Stop recording.")
+    @line_magic
+    def step_record(self, line: str) -> None:
+        """Record every following call into a cassette, to replay it offline later."""
+        args = parse_argstring(self.step_record, line)
+        session = self._main.session
+        if args.stop or not args.file:
+            if session.recorder is None:
+                print("Not recording. Start with: %step_record lesson.jsonl", file=sys.stderr)
+            else:
+                print(f"Stopped recording to {session.recorder.path}")
+            session.recorder = None
+            return
+        session.recorder = Cassette(Path(args.file).expanduser())
+        print(
+            f"Recording calls to {session.recorder.path}. Replay them with "
+            f"%%step --replay --cassette {args.file} (no key, no network needed)."
+        )
+
+
+def _history_line(record: CallRecord) -> str:
+    when = datetime.fromtimestamp(record.started_at).strftime("%Y-%m-%d %H:%M")
+    prompt = " ".join(record.prompt.split())
+    prompt = prompt if len(prompt) <= 60 else prompt[:59] + "…"
+    tokens = record.completion_tokens or 0
+    return f"{when}  {record.model:<16} {record.status:<11} {tokens:>6} out  {prompt}"

@@ -1,0 +1,208 @@
+"""What lives between calls in one kernel: threads, the reply cache, recording, history.
+
+``Session.prepare`` turns a prompt into the request (with the conversation so far) and
+``Session.ask`` runs it, live or replayed, then remembers it everywhere it should. Plain
+Python: the magic passes in the view and the cell identity.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .compose import Composed
+from .config import Settings
+from .conversation import Conversations, Thread, Turn, context_messages
+from .history import CallRecord, History, redact_media
+from .models import model_info
+from .replay import Cassette, RecordedReply, ReplayStream
+from .request import ChatRequest, build_request, estimate_tokens
+from .result import StepResult
+from .runner import EventSource, View, run_call
+
+DEFAULT_REPLY_BUDGET = 32_000
+KEEPS = ("complete", "truncated")
+
+
+@dataclass(frozen=True)
+class CallOptions:
+    """Per-call choices about memory and the reply cache."""
+
+    chat: str = "default"
+    new: bool = False
+    memory: bool = True
+    replay: bool = False
+    refresh: bool = False
+    cassette: Path | None = None
+    replay_speed: float = 200.0
+    display_format: str = "markdown"
+
+
+@dataclass
+class Prepared:
+    """A request ready to send, with what the caller should know about how it was built."""
+
+    request: ChatRequest
+    composed: Composed
+    thread: Thread | None
+    notes: tuple[str, ...]
+
+
+class Session:
+    """Conversations, history and the recorder of one kernel."""
+
+    def __init__(self, history: History | None) -> None:
+        self.conversations = Conversations()
+        self.history = history
+        self.recorder: Cassette | None = None
+
+    def prepare(
+        self, settings: Settings, composed: Composed, options: CallOptions, cell: str | None
+    ) -> Prepared:
+        """Build the request: system prompt, earlier turns that fit, then this prompt."""
+        thread = self.conversations.thread(options.chat) if options.memory else None
+        if thread is not None and options.new:
+            thread.turns.clear()
+        earlier: list[dict[str, Any]] = []
+        notes: list[str] = []
+        if thread is not None:
+            bare = build_request(settings, composed.text, composed.parts())
+            room = _context_room(settings) - estimate_tokens(bare.messages)
+            earlier, dropped = context_messages(thread.before(cell), room)
+            if dropped:
+                notes.append(f"{dropped} oldest turn(s) left out to fit the context window")
+        request = build_request(settings, composed.text, composed.parts(), earlier)
+        return Prepared(request, composed, thread, tuple(notes))
+
+    def ask(
+        self,
+        settings: Settings,
+        prepared: Prepared,
+        options: CallOptions,
+        view: View,
+        cell: str | None,
+    ) -> tuple[StepResult, BaseException | None]:
+        """Run the call (live or replayed), then remember it in the thread, cache and history."""
+        key = prepared.request.cache_key()
+        stream = self._replay_source(key, options)
+        started = time.time()
+
+        def annotate(result: StepResult) -> None:
+            result.attachments = prepared.composed.labels
+            result.notes = prepared.notes
+            result.thread = options.chat if options.chat != "default" else None
+            result.replayed = stream is not None
+            result.display_format = options.display_format
+
+        result, error = run_call(settings, prepared.request, view, stream=stream, annotate=annotate)
+        if prepared.thread is not None and result.status in KEEPS:
+            user = prepared.request.messages[-1]
+            tokens = result.usage.total if result.usage else 0
+            prepared.thread.record(Turn(cell, user, result.answer, tokens))
+        if stream is None and result.status in KEEPS:
+            self._store(key, prepared.request, result, options)
+        self._log(prepared, result, key, started, options)
+        return result, error
+
+    def _replay_source(self, key: str, options: CallOptions) -> EventSource | None:
+        """A recorded reply when replaying (a miss is an error); None for a live call."""
+        if not options.replay or options.refresh:
+            return None
+        reply = None
+        if options.cassette is not None:
+            reply = Cassette(options.cassette).lookup(key)
+        elif self.recorder is not None:
+            reply = self.recorder.lookup(key)
+        if reply is None and options.cassette is None and self.history is not None:
+            found = self.history.find_reply(key)
+            reply = _from_record(found) if found else None
+        if reply is None:
+            where = options.cassette or "the history"
+            raise LookupError(
+                f"no recorded reply for this request in {where}: run it once without --replay "
+                "(or with --refresh) to record it"
+            )
+        return ReplayStream(reply, options.replay_speed)
+
+    def _store(
+        self, key: str, request: ChatRequest, result: StepResult, options: CallOptions
+    ) -> None:
+        targets = [Cassette(options.cassette)] if options.cassette else []
+        if self.recorder is not None and self.recorder not in targets:
+            targets.append(self.recorder)
+        body = {**request.body(stream=False), "messages": list(redact_media(request.messages))}
+        for cassette in targets:
+            cassette.store(key, body, _to_reply(result))
+
+    def _log(
+        self,
+        prepared: Prepared,
+        result: StepResult,
+        key: str,
+        started: float,
+        options: CallOptions,
+    ) -> None:
+        if self.history is None:
+            return
+        usage = result.usage
+        self.history.record(
+            CallRecord(
+                started_at=started,
+                model=result.model,
+                effort=result.effort,
+                prompt=prepared.composed.text,
+                messages=redact_media(prepared.request.messages),
+                attachments=result.attachments,
+                reasoning=result.reasoning,
+                answer=result.answer,
+                status=result.status,
+                error=result.error,
+                prompt_tokens=usage.prompt if usage else None,
+                completion_tokens=usage.completion if usage else None,
+                cached_tokens=usage.cached if usage else None,
+                finish_reason=result.finish_reason,
+                trace_id=result.trace_id,
+                completion_id=result.completion_id,
+                elapsed=result.elapsed,
+                first_token=result.first_token,
+                thread=options.chat,
+                cache_key=key,
+                replayed=result.replayed,
+            )
+        )
+
+
+def _context_room(settings: Settings) -> int:
+    info = model_info(settings.model)
+    context = info.context_tokens if info else 256_000
+    return context - (settings.max_tokens or DEFAULT_REPLY_BUDGET)
+
+
+def _to_reply(result: StepResult) -> RecordedReply:
+    return RecordedReply(
+        result.reasoning,
+        result.answer,
+        result.finish_reason,
+        result.usage,
+        result.trace_id,
+        result.completion_id,
+    )
+
+
+def _from_record(record: CallRecord) -> RecordedReply:
+    from .client import Usage
+
+    usage = None
+    if record.prompt_tokens is not None and record.completion_tokens is not None:
+        total = record.prompt_tokens + record.completion_tokens
+        usage = Usage(record.prompt_tokens, record.completion_tokens, total, record.cached_tokens)
+    return RecordedReply(
+        record.reasoning,
+        record.answer,
+        record.finish_reason,
+        usage,
+        record.trace_id,
+        record.completion_id,
+    )

@@ -1,0 +1,198 @@
+"""Conversations, results as objects, history and record/replay, in a real shell."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from step_magic.client import Usage
+from step_magic.history import History
+from step_magic.replay import Cassette, RecordedReply
+from step_magic.request import ChatRequest
+from step_magic.server import LocalServer
+
+from .conftest import TEST_KEY
+
+
+def run(ip: Any, cell: str) -> Any:
+    return ip.run_cell(cell, store_history=False)
+
+
+def sent_messages(server: LocalServer) -> list[list[dict[str, Any]]]:
+    return [r.body["messages"] for r in server.requests if r.path.endswith("/chat/completions")]
+
+
+def test_consecutive_cells_form_one_conversation_without_reasoning(
+    ip: Any, server: LocalServer
+) -> None:
+    run(ip, "%%step\nFirst question").raise_error()
+    first = ip.user_ns["_step"]
+    run(ip, "%%step\nSecond question").raise_error()
+    second_request = sent_messages(server)[-1]
+    assert second_request == [
+        {"role": "user", "content": "First question"},
+        {"role": "assistant", "content": first.answer},
+        {"role": "user", "content": "Second question"},
+    ]
+    assert first.reasoning[:40] not in json.dumps(second_request)
+
+
+def test_new_chat_and_no_memory_control_the_thread(
+    ip: Any, server: LocalServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(ip, "%step One").raise_error()
+    run(ip, "%step --chat side Aside").raise_error()
+    assert len(sent_messages(server)[-1]) == 1  # a new named thread starts empty
+    run(ip, "%step --no-memory Off the record").raise_error()
+    assert len(sent_messages(server)[-1]) == 1
+    run(ip, "%step Two").raise_error()
+    assert [m["content"] for m in sent_messages(server)[-1] if m["role"] == "user"] == [
+        "One",
+        "Two",
+    ]
+    run(ip, "%step --new Fresh start").raise_error()
+    assert len(sent_messages(server)[-1]) == 1
+    capsys.readouterr()
+    ip.run_line_magic("step_chats", "")
+    out = capsys.readouterr().out
+    assert "default" in out
+    assert "side" in out
+
+
+def test_old_turns_are_dropped_to_fit_the_context_with_a_note(
+    ip: Any, server: LocalServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(ip, "%step Earlier turn").raise_error()
+    run(ip, "%step --max-tokens 255990 Now").raise_error()
+    assert len(sent_messages(server)[-1]) == 1
+    assert "1 oldest turn(s) left out to fit the context window" in capsys.readouterr().out
+
+
+def test_images_of_earlier_turns_become_placeholders(ip: Any, server: LocalServer) -> None:
+    from PIL import Image
+
+    ip.user_ns["pic"] = Image.new("RGB", (16, 16), "green")
+    run(ip, "%step --with pic Describe it").raise_error()
+    run(ip, "%step And now").raise_error()
+    earlier_user = sent_messages(server)[-1][0]["content"]
+    assert [part["type"] for part in earlier_user] == ["text", "text", "text"]
+    assert "[image shown in an earlier turn, not sent again]" in json.dumps(earlier_user)
+
+
+def test_the_result_object_carries_everything(ip: Any, server: LocalServer) -> None:
+    run(ip, "%%step -e low -o res\nWhat is a monad").raise_error()
+    res = ip.user_ns["res"]
+    assert res is ip.user_ns["_step"]
+    assert res.model == "step-3.7-flash"
+    assert res.effort == "low"
+    assert res.finish_reason == "stop"
+    assert res.elapsed > 0
+    assert res.messages[-1] == {"role": "user", "content": "What is a monad"}
+    assert res.usage.total == res.usage.prompt + res.usage.completion
+    assert res.cost is not None
+
+
+def test_code_puts_the_answers_code_block_in_the_next_cell(ip: Any) -> None:
+    run(ip, "%%step --code\nShow me code").raise_error()
+    assert ip.rl_next_input.startswith("print(")
+
+
+def test_format_json_parses_a_json_answer_or_fails_clearly(
+    ip: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cassette = tmp_path / "json.jsonl"
+    request = ChatRequest("step-3.7-flash", ({"role": "user", "content": "Give JSON"},))
+    reply = RecordedReply("thinking", '```json\n{"answer": 42}\n```', "stop", None, "t", "c")
+    Cassette(cassette).store(request.cache_key(), request.body(stream=False), reply)
+    flags = f"--no-memory --replay --cassette {cassette} --format json"
+    run(ip, f"%%step {flags}\nGive JSON").raise_error()
+    assert '"answer": 42' in capsys.readouterr().out
+    error = run(ip, "%%step --no-memory --format json\nNot JSON").error_in_exec
+    assert type(error).__name__ == "AnswerFormatError"
+    assert ip.user_ns["_step"].answer  # the answer is still there
+
+
+def test_every_call_is_in_the_history_without_the_key(
+    ip: Any, server: LocalServer, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    run(ip, "%step --system 'Be brief.' Remember the tides").raise_error()
+    server.config.fault = "drop-answer"
+    run(ip, "%step Broken call")
+    path = Path(os.environ["STEP_MAGIC_HISTORY"])
+    records = History(path).recent(10)
+    assert [r.prompt for r in records] == ["Broken call", "Remember the tides"]
+    assert records[0].status == "failed"
+    assert records[0].error
+    assert records[1].trace_id
+    assert TEST_KEY.encode() not in path.read_bytes()
+    capsys.readouterr()
+    ip.run_line_magic("step_history", "-n 5 --search tides")
+    out = capsys.readouterr().out
+    assert "Remember the tides" in out
+    assert "Broken call" not in out
+    export = tmp_path / "calls.jsonl"
+    ip.run_line_magic("step_history", f"--export {export}")
+    lines = [json.loads(line) for line in export.read_text().splitlines()]
+    assert [line["prompt"] for line in lines] == ["Remember the tides", "Broken call"]
+
+
+def test_history_can_be_turned_off(ip: Any) -> None:
+    ip.run_line_magic("config", "StepMagics.history = False")
+    run(ip, "%step Hi").raise_error()
+    assert not Path(os.environ["STEP_MAGIC_HISTORY"]).exists()
+
+
+def test_a_lesson_recorded_online_replays_offline(
+    ip: Any,
+    server: LocalServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    lesson = tmp_path / "lesson.jsonl"
+    ip.run_line_magic("step_record", str(lesson))
+    run(ip, "%%step --new\nHow many r in strawberry").raise_error()
+    run(ip, "%%step\nAnd in raspberry").raise_error()
+    recorded = [ip.user_ns["_step"].answer]
+    ip.run_line_magic("step_record", "--stop")
+    assert len(Cassette(lesson)) == 2
+    assert TEST_KEY not in lesson.read_text()
+
+    monkeypatch.delenv("STEPFUN_API_KEY")
+    monkeypatch.setenv("STEPFUN_BASE_URL", "https://api.stepfun.ai/v1")
+    sent_before = len(server.requests)
+    ip.run_line_magic("config", "StepMagics.replay_speed = 0")
+    capsys.readouterr()
+    run(ip, f"%%step --new --replay --cassette {lesson}\nHow many r in strawberry").raise_error()
+    run(ip, f"%%step --replay --cassette {lesson}\nAnd in raspberry").raise_error()
+    assert ip.user_ns["_step"].answer == recorded[0]
+    assert ip.user_ns["_step"].replayed
+    assert "replayed" in capsys.readouterr().out
+    assert len(server.requests) == sent_before
+
+    error = run(ip, f"%%step --replay --cassette {lesson}\nNever recorded").error_in_exec
+    assert type(error).__name__ == "UsageError"
+    assert "no recorded reply" in str(error)
+
+
+def test_replay_without_a_cassette_answers_from_the_history(ip: Any, server: LocalServer) -> None:
+    run(ip, "%step --no-memory Cache me").raise_error()
+    original = ip.user_ns["_step"]
+    sent = len(server.requests)
+    ip.run_line_magic("config", "StepMagics.replay_speed = 0")
+    run(ip, "%step --no-memory --replay Cache me").raise_error()
+    assert ip.user_ns["_step"].answer == original.answer
+    assert ip.user_ns["_step"].usage == original.usage
+    assert len(server.requests) == sent
+    run(ip, "%step --no-memory --replay --refresh Cache me").raise_error()
+    assert len(server.requests) == sent + 1
+
+
+def test_replayed_usage_round_trips(tmp_path: Path) -> None:
+    reply = RecordedReply("r", "a", "stop", Usage(3, 4, 7, 2), "t", "c")
+    Cassette(tmp_path / "c.jsonl").store("k", {}, reply)
+    assert Cassette(tmp_path / "c.jsonl").lookup("k") == reply
