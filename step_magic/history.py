@@ -17,6 +17,7 @@ import os
 import sqlite3
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -32,28 +33,12 @@ BUSY_TIMEOUT = 5.0  # seconds another process may hold the write lock before we 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         """CREATE TABLE calls (
-            id INTEGER PRIMARY KEY,
-            started_at REAL NOT NULL,
-            model TEXT NOT NULL,
-            effort TEXT,
-            prompt TEXT NOT NULL,
-            messages TEXT NOT NULL,
-            attachments TEXT NOT NULL,
-            reasoning TEXT NOT NULL,
-            answer TEXT NOT NULL,
-            status TEXT NOT NULL,
-            error TEXT,
-            prompt_tokens INTEGER,
-            completion_tokens INTEGER,
-            cached_tokens INTEGER,
-            finish_reason TEXT,
-            trace_id TEXT,
-            completion_id TEXT,
-            elapsed REAL,
-            first_token REAL,
-            notebook TEXT,
-            thread TEXT,
-            cache_key TEXT,
+            id INTEGER PRIMARY KEY, started_at REAL NOT NULL, model TEXT NOT NULL, effort TEXT,
+            prompt TEXT NOT NULL, messages TEXT NOT NULL, attachments TEXT NOT NULL,
+            reasoning TEXT NOT NULL, answer TEXT NOT NULL, status TEXT NOT NULL, error TEXT,
+            prompt_tokens INTEGER, completion_tokens INTEGER, cached_tokens INTEGER,
+            finish_reason TEXT, trace_id TEXT, completion_id TEXT, elapsed REAL,
+            first_token REAL, notebook TEXT, thread TEXT, cache_key TEXT,
             replayed INTEGER NOT NULL DEFAULT 0
         )""",
     ),
@@ -100,6 +85,8 @@ class CallRecord:
 
 
 _COLUMNS = tuple(item.name for item in fields(CallRecord) if item.name != "id")
+_INSERT = f"INSERT INTO calls ({', '.join(_COLUMNS)}) VALUES (:{', :'.join(_COLUMNS)})"
+_SELECT = f"SELECT id, {', '.join(_COLUMNS)} FROM calls"
 
 
 def redact_media(messages: Sequence[dict[str, Any]]) -> tuple[dict[str, Any], ...]:
@@ -164,8 +151,6 @@ class History:
     def record(self, call: CallRecord) -> int | None:
         """Append ``call`` and return its row id, or None when history is unavailable."""
         values = {name: getattr(call, name) for name in _COLUMNS}
-        columns = ", ".join(_COLUMNS)
-        placeholders = ", ".join(f":{name}" for name in _COLUMNS)
         with self._lock:
             try:
                 connection = self._connect()
@@ -173,10 +158,7 @@ class History:
                     return None
                 values["messages"] = json.dumps(redact_media(call.messages), ensure_ascii=False)
                 values["attachments"] = json.dumps(list(call.attachments), ensure_ascii=False)
-                cursor = connection.execute(
-                    f"INSERT INTO calls ({columns}) VALUES ({placeholders})", values
-                )
-                return cursor.lastrowid
+                return connection.execute(_INSERT, values).lastrowid
             except _FAILURES as exc:
                 self._warn_once("history record failed", exc)
                 return None
@@ -217,9 +199,7 @@ class History:
                 connection = self._connect()
                 if connection is None:
                     return []
-                rows = connection.execute(
-                    f"SELECT id, {', '.join(_COLUMNS)} FROM calls {clauses}", params
-                ).fetchall()
+                rows = connection.execute(f"{_SELECT} {clauses}", params).fetchall()
                 return [_from_row(row) for row in rows]
             except _FAILURES as exc:
                 self._warn_once("history read failed", exc)
@@ -241,9 +221,6 @@ class History:
             refusal = _prepare(connection)
         except _FAILURES as exc:
             refusal = f"{exc}"
-        except BaseException:
-            connection.close()
-            raise
         if refusal:
             connection.close()
             self._disable(refusal)
@@ -264,39 +241,53 @@ class History:
 
 
 def _prepare(connection: sqlite3.Connection) -> str | None:
-    """Check the version, switch on WAL, migrate; return why the file must be left alone, else None."""
+    """Check the version, switch on WAL, migrate; return why the file must be left alone."""
     known = len(MIGRATIONS)
-
-    def version() -> int:
-        return int(connection.execute("PRAGMA user_version").fetchone()[0])
-
-    def newer(found: int) -> str | None:
+    found = _version(connection)
+    if found <= known:  # a newer file is not even switched to WAL: that writes to it
+        _switch_to_wal(connection)
+        # With WAL, NORMAL cannot corrupt the file (a power cut may lose the last call), and a
+        # commit no longer waits for the disk while another process waits for the lock.
+        connection.execute("PRAGMA synchronous = NORMAL")
+    if found < known:
+        # IMMEDIATE takes the write lock before reading the version, so two processes creating
+        # the file at once migrate it once.
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            found = _version(connection)
+            for steps in MIGRATIONS[found:]:
+                for statement in steps:
+                    connection.execute(statement)
+            connection.execute(f"PRAGMA user_version = {max(found, known)}")
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+    if found > known:
         return f"schema version {found} is newer than this step-magic knows ({known})"
-
-    if (found := version()) > known:  # checked before WAL is switched on: that writes the file
-        return newer(found)
-    connection.execute("PRAGMA journal_mode = WAL")
-    # In WAL mode NORMAL cannot corrupt the file; a power cut may lose the last call, and in
-    # return a commit does not wait for the disk while another process waits for the lock.
-    connection.execute("PRAGMA synchronous = NORMAL")
-    if found == known:
-        return None
-    # IMMEDIATE takes the write lock first, so two processes creating the file don't race.
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        if (found := version()) > known:
-            connection.execute("ROLLBACK")
-            return newer(found)
-        for steps in MIGRATIONS[found:]:
-            for statement in steps:
-                connection.execute(statement)
-        connection.execute(f"PRAGMA user_version = {known}")
-        connection.execute("COMMIT")
-    except BaseException:
-        if connection.in_transaction:
-            connection.execute("ROLLBACK")
-        raise
     return None
+
+
+def _version(connection: sqlite3.Connection) -> int:
+    return int(connection.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _switch_to_wal(connection: sqlite3.Connection) -> None:
+    """Turn on WAL (kept in the file), so readers never block the writer and vice versa.
+
+    While two processes create the file at once, SQLite answers "database is locked" at once
+    instead of waiting (waiting here could deadlock it), so we wait for it.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _contains(text: str | None, needle: str) -> bool:

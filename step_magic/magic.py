@@ -7,6 +7,7 @@ the frontend and delegates; the work happens in plain modules that know nothing 
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from collections import ChainMap
@@ -14,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, CFloat, CInt, Enum, Unicode
 
 from . import config, flags, models
@@ -66,7 +67,6 @@ class StepMagics(Magics):
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
-        self._local: Any = None  # the in-process simulator, once %step_config --local ran
         self.session = Session(None)
         self._outputs = OutputRecorder(lambda: int(getattr(shell, "execution_count", 0)))
         publisher: Any = getattr(shell, "display_pub", None)
@@ -163,6 +163,7 @@ class StepMagics(Magics):
             cassette=Path(args.cassette).expanduser() if args.cassette else None,
             replay_speed=self.replay_speed,
             display_format=args.format,
+            notebook=_notebook_path(self.shell),
         )
 
     def _history(self) -> History | None:
@@ -255,8 +256,9 @@ class StepMagics(Magics):
 
     def _endpoint(self, flag_url: str | None, need_key: bool) -> tuple[str, str, bool]:
         """Base URL, key and whether it is the local simulator; warn about plain http."""
-        if flag_url is None and self.base_url is None and self._local is not None:
-            return self._local.base_url, config.LOCAL_KEY, True
+        local = self.session.local
+        if flag_url is None and self.base_url is None and local is not None:
+            return local.base_url, config.LOCAL_KEY, True
         base_url = flag_url or self.base_url or config.find_base_url()
         try:
             warning = config.check_base_url(base_url)
@@ -282,44 +284,9 @@ class StepMagics(Magics):
             )
         return render.TerminalView(reasoning=settings.reasoning)
 
-    @magic_arguments()
-    @argument("--local", action="store_true", help="Start the bundled simulator and use it.")
-    @argument("--remote", action="store_true", help="Stop the simulator; use the real API.")
-    @argument("--tokens-per-second", type=float, default=150.0, help="Simulator speed.")
-    @line_magic
-    def step_config(self, line: str) -> None:
-        """Show the settings in force, or switch to/from the offline simulator."""
-        args = parse_argstring(self.step_config, line)
-        if args.local and args.remote:
-            raise UsageError("--local and --remote contradict each other")
-        if args.local:
-            self._start_local(args.tokens_per_second)
-        elif args.remote:
-            self.stop_local()
-            print("Using the StepFun API again.")
-        else:
-            print(self._describe())
-
-    def _start_local(self, tokens_per_second: float) -> None:
-        from .server import LocalServer, ServerConfig
-
-        self.stop_local()
-        self._local = LocalServer(ServerConfig(tokens_per_second=tokens_per_second)).start()
-        print(
-            f"Local StepFun simulator running at {self._local.base_url}: "
-            "answers are simulated, no network and no API key are used. "
-            "%step_config --remote goes back to the real API."
-        )
-
-    def stop_local(self) -> None:
-        """Stop the in-process simulator if one runs."""
-        if self._local is not None:
-            self._local.stop()
-            self._local = None
-
     def release(self) -> None:
         """Undo what loading did (``%unload_ext``): simulator, display hook, lingering panels."""
-        self.stop_local()
+        self.session.stop_local()
         publisher: Any = getattr(self.shell, "display_pub", None)
         if hasattr(publisher, "unregister_hook"):
             publisher.unregister_hook(self._outputs.hook)
@@ -327,29 +294,19 @@ class StepMagics(Magics):
         if render is not None:
             render.close_lingering_panels()
 
-    def _describe(self) -> str:
-        key_source = config.key_variable()
-        where = (
-            self._local.base_url + " (local simulator)"
-            if self._local
-            else (self.base_url or config.find_base_url())
-        )
-        return "\n".join(
-            [
-                f"model:     {self.model}",
-                f"effort:    {self.effort or 'server default'}",
-                f"base url:  {where}",
-                f"api key:   {'set in ' + key_source if key_source else 'not set'}",
-                f"timeout:   {self.timeout:g} s, retries: {self.max_retries}",
-            ]
-        )
-
 
 def _cell_id(shell: Any) -> str | None:
     """The notebook cell running this call, when the frontend says (JupyterLab, nbclient)."""
     parent = shell.get_parent() if getattr(shell, "kernel", None) is not None else None
     cell = ((parent or {}).get("metadata") or {}).get("cellId")
     return cell if isinstance(cell, str) and cell else None
+
+
+def _notebook_path(shell: Any) -> str | None:
+    """The notebook's path where the frontend tells (Jupyter Server, VS Code), for history."""
+    namespace = getattr(shell, "user_ns", {})
+    path = os.environ.get("JPY_SESSION_NAME") or namespace.get("__vsc_ipynb_file__")
+    return str(path) if path else None
 
 
 def _json_error(answer: str) -> BaseException | None:

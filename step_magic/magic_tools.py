@@ -14,6 +14,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
+from . import config
 from .history import CallRecord
 from .replay import Cassette
 
@@ -25,6 +26,43 @@ class StepToolMagics(Magics):
     def __init__(self, shell: Any, main: Any) -> None:
         super().__init__(shell=shell)
         self._main = main  # the StepMagics instance: its session and history settings
+
+    @magic_arguments()
+    @argument("--local", action="store_true", help="Start the bundled simulator and use it.")
+    @argument("--remote", action="store_true", help="Stop the simulator; use the real API.")
+    @argument("--tokens-per-second", type=float, default=150.0, help="Simulator speed.")
+    @line_magic
+    def step_config(self, line: str) -> None:
+        """Show the settings in force, or switch to/from the offline simulator."""
+        args = parse_argstring(self.step_config, line)
+        session = self._main.session
+        if args.local and args.remote:
+            raise UsageError("--local and --remote contradict each other")
+        if args.local:
+            url = session.start_local(args.tokens_per_second)
+            print(
+                f"Local StepFun simulator running at {url}: answers are simulated, no network "
+                "and no API key are used. %step_config --remote goes back to the real API."
+            )
+        elif args.remote:
+            session.stop_local()
+            print("Using the StepFun API again.")
+        else:
+            print(self._describe())
+
+    def _describe(self) -> str:
+        main, local = self._main, self._main.session.local
+        key_source = config.key_variable()
+        where = f"{local.base_url} (local simulator)" if local else main.base_url
+        return "\n".join(
+            [
+                f"model:     {main.model}",
+                f"effort:    {main.effort or 'server default'}",
+                f"base url:  {where or config.find_base_url()}",
+                f"api key:   {'set in ' + key_source if key_source else 'not set'}",
+                f"timeout:   {main.timeout:g} s, retries: {main.max_retries}",
+            ]
+        )
 
     @line_magic
     def step_chats(self, line: str) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,8 +47,7 @@ class ChatRequest:
 
     def cache_key(self) -> str:
         """A stable hash of everything that shapes the reply (for record and replay)."""
-        canonical = json.dumps(self.body(stream=False), sort_keys=True, ensure_ascii=False)
-        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        return request_key(self.body(stream=False))
 
     def image_count(self) -> int:
         """How many images the last user message carries."""
@@ -56,6 +55,14 @@ class ChatRequest:
         if not isinstance(content, list):
             return 0
         return sum(1 for part in content if part.get("type") == "image_url")
+
+
+def request_key(body: Mapping[str, Any]) -> str:
+    """Hash of a Chat Completions body, ignoring ``stream``: the same on both ends of the wire,
+    so the local server can answer from a cassette the magic recorded."""
+    fields = {key: value for key, value in body.items() if key != "stream"}
+    canonical = json.dumps(fields, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def user_content(prompt: str, attachments: Sequence[Part]) -> str | list[Part]:

@@ -38,6 +38,7 @@ class CallOptions:
     cassette: Path | None = None
     replay_speed: float = 200.0
     display_format: str = "markdown"
+    notebook: str | None = None
 
 
 @dataclass
@@ -57,6 +58,21 @@ class Session:
         self.conversations = Conversations()
         self.history = history
         self.recorder: Cassette | None = None
+        self.local: Any = None  # the in-process simulator (%step_config --local)
+
+    def start_local(self, tokens_per_second: float) -> str:
+        """Start the bundled simulator in this process; return its base URL."""
+        from .server import LocalServer, ServerConfig
+
+        self.stop_local()
+        self.local = LocalServer(ServerConfig(tokens_per_second=tokens_per_second)).start()
+        return str(self.local.base_url)
+
+    def stop_local(self) -> None:
+        """Stop the in-process simulator if one runs."""
+        if self.local is not None:
+            self.local.stop()
+            self.local = None
 
     def prepare(
         self, settings: Settings, composed: Composed, options: CallOptions, cell: str | None
@@ -167,6 +183,7 @@ class Session:
                 completion_id=result.completion_id,
                 elapsed=result.elapsed,
                 first_token=result.first_token,
+                notebook=options.notebook,
                 thread=options.chat,
                 cache_key=key,
                 replayed=result.replayed,

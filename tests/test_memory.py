@@ -196,3 +196,21 @@ def test_replayed_usage_round_trips(tmp_path: Path) -> None:
     reply = RecordedReply("r", "a", "stop", Usage(3, 4, 7, 2), "t", "c")
     Cassette(tmp_path / "c.jsonl").store("k", {}, reply)
     assert Cassette(tmp_path / "c.jsonl").lookup("k") == reply
+
+
+def test_the_local_server_serves_a_recorded_lesson(
+    ip: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from step_magic.server import ServerConfig
+
+    lesson = tmp_path / "lesson.jsonl"
+    request = ChatRequest("step-3.7-flash", ({"role": "user", "content": "Recorded question"},))
+    reply = RecordedReply("Recorded thinking.", "Recorded **answer**.", "stop", None, "t", "c")
+    Cassette(lesson).store(request.cache_key(), request.body(stream=False), reply)
+    with LocalServer(ServerConfig(cassette=str(lesson))) as teacher:
+        monkeypatch.setenv("STEPFUN_BASE_URL", teacher.base_url)
+        run(ip, "%%step --no-memory\nRecorded question").raise_error()
+        assert ip.user_ns["_step"].answer == "Recorded **answer**."
+        assert ip.user_ns["_step"].reasoning == "Recorded thinking."
+        run(ip, "%%step --no-memory\nSomething else").raise_error()
+        assert "Something else" in ip.user_ns["_step"].answer  # simulated as usual

@@ -26,6 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--reasoning-tokens", type=int, help="exact reasoning length")
     parser.add_argument("--answer-tokens", type=int, help="exact answer length")
     parser.add_argument("--api-key", help="accept only this key (default: any key)")
+    parser.add_argument("--cassette", help="answer recorded requests from this JSONL file")
     return parser
 
 
@@ -37,6 +38,7 @@ def run(argv: list[str] | None = None) -> int:
         tokens_per_second=args.tokens_per_second,
         reasoning_tokens=args.reasoning_tokens,
         answer_tokens=args.answer_tokens,
+        cassette=args.cassette,
     )
     try:
         server = LocalServer(config, host=args.host, port=args.port).start()

@@ -28,7 +28,8 @@ class ServerConfig:
     "reasoning" (StepFun), "reasoning_content" (DeepSeek style) or "think" (inline
     ``<think>…</think>`` in the content). ``finish_reason_before_end`` is what
     ``finish_reason`` (and ``delta.role`` after the first chunk) holds before the last
-    chunk: StepFun has been seen sending both "" and null.
+    chunk: StepFun has been seen sending both "" and null. ``cassette`` names a JSON-lines
+    file recorded by ``%step_record``: requests found in it get the recorded reply.
     """
 
     api_key: str | None = None
@@ -42,6 +43,7 @@ class ServerConfig:
     retry_after: float = 1
     reasoning_field: str = "reasoning"
     finish_reason_before_end: str | None = ""
+    cassette: str | None = None
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from step_magic.server.completion import completion_body, plan_completion, reaso
 from step_magic.server.config import ReceivedRequest, redact_headers
 from step_magic.server.errors import ApiError, invalid_key
 from step_magic.server.faults import STATUS_FAULTS
-from step_magic.server.replies import build_reply, message_tokens
+from step_magic.server.replies import build_reply, message_tokens, recorded_reply
 from step_magic.server.state import ServerState, cut
 from step_magic.server.stream import Action, Step, stream_steps
 from step_magic.server.validation import ChatRequest, parse_chat_request
@@ -162,13 +162,13 @@ class StepRequestHandler(BaseHTTPRequestHandler):
     def _route(self, body: Any) -> None:
         path = urlsplit(self.path).path.rstrip("/")
         if self.command == "POST" and path == CHAT_PATH:
-            self._chat(parse_chat_request(body))
+            self._chat(parse_chat_request(body), body)
         elif self.command == "GET" and path == MODELS_PATH:
             self._send_json(200, _models_body())
         else:
             raise ApiError(404, "not_found", f"No route for {self.command} {path or '/'}.")
 
-    def _chat(self, request: ChatRequest) -> None:
+    def _chat(self, request: ChatRequest, body: Any) -> None:
         config = self.state.config
         fault = self.state.faults.select(request.fault, self.headers.get("X-Step-Fault"), config)
         field = reasoning_field(request, config)
@@ -179,7 +179,9 @@ class StepRequestHandler(BaseHTTPRequestHandler):
             self._wait(config.stall_seconds)
         costs = [message_tokens(message) for message in request.messages]
         cached = self.state.cache.use(request.model, request.raw_messages, costs)
-        reply = build_reply(request, config.reasoning_tokens, config.answer_tokens)
+        reply = recorded_reply(config.cassette, body) or build_reply(
+            request, config.reasoning_tokens, config.answer_tokens
+        )
         completion = plan_completion(request, reply, fault, field, (sum(costs), cached))
         if request.stream:
             self._stream(stream_steps(completion, fault, config.finish_reason_before_end))

@@ -14,7 +14,11 @@ import math
 import random
 import re
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+from step_magic.replay import Cassette
+from step_magic.request import request_key
 from step_magic.server.validation import ChatRequest, Message
 
 _TOKEN = re.compile(r"\S+\s*|\s+")
@@ -54,6 +58,19 @@ class ReplyTokens:
 
     reasoning: tuple[str, ...]
     answer: tuple[str, ...]
+
+
+def recorded_reply(cassette: str | None, body: Any) -> ReplyTokens | None:
+    """The reply a cassette recorded for exactly this request, when serving one.
+
+    Lets a lesson recorded with ``%step_record`` be served to any OpenAI-compatible client.
+    """
+    if not cassette or not isinstance(body, dict):
+        return None
+    reply = Cassette(Path(cassette)).lookup(request_key(body))
+    if reply is None:
+        return None
+    return ReplyTokens(tuple(tokenize(reply.reasoning)), tuple(tokenize(reply.answer)))
 
 
 def tokenize(text: str) -> list[str]:
