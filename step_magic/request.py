@@ -61,7 +61,7 @@ def request_key(body: Mapping[str, Any]) -> str:
     """Hash of a Chat Completions body, ignoring ``stream``: the same on both ends of the wire,
     so the local server can answer from a cassette the magic recorded."""
     fields = {key: value for key, value in body.items() if key != "stream"}
-    canonical = json.dumps(fields, sort_keys=True, ensure_ascii=False)
+    canonical = json.dumps(fields, sort_keys=True)  # ASCII escapes: any string hashes
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 

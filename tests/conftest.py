@@ -92,3 +92,22 @@ def _kernel(_server: LocalServer, tmp_path_factory: pytest.TempPathFactory) -> I
 def kernel(_kernel: Any, server: LocalServer) -> Any:
     """A real ipykernel with step_magic loaded, pointed at the (reset) local server."""
     return _kernel
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if the test key leaked into any file a test produced.
+
+    Every test's tmp_path (notebooks, histories, cassettes, exports) lives under basetemp.
+    """
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None:
+        return
+    root = factory.getbasetemp()
+    leaks = [
+        path
+        for path in root.rglob("*")
+        if path.is_file() and TEST_KEY.encode() in path.read_bytes()
+    ]
+    if leaks:
+        print(f"\nThe test API key leaked into: {', '.join(map(str, leaks))}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

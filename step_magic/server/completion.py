@@ -146,12 +146,13 @@ class ChunkEncoder:
     def without_choices(self, sent: int) -> bytes:
         """A chunk with ``choices: []`` (seen from some servers around usage reports)."""
         chunk = self._chunk([], sent)
-        return json.dumps(chunk, ensure_ascii=False).encode()
+        # ASCII escapes, so any text a reply holds (a lone surrogate too) can be sent.
+        return json.dumps(chunk).encode()
 
     def null_delta(self, sent: int) -> bytes:
         """A chunk whose ``delta`` is null."""
         choice = {"index": 0, "delta": None, "finish_reason": self.before_end}
-        return json.dumps(self._chunk([choice], sent), ensure_ascii=False).encode()
+        return json.dumps(self._chunk([choice], sent)).encode()
 
     def _encode(
         self, delta: dict[str, Any], finish: str | None, sent: int, extra: dict[str, Any]
@@ -159,7 +160,7 @@ class ChunkEncoder:
         choice = {"index": 0, "delta": delta, "finish_reason": finish, **extra}
         chunk = self._chunk([choice], sent)
         chunk.update(extra)
-        return json.dumps(chunk, ensure_ascii=False).encode()
+        return json.dumps(chunk).encode()
 
     def _chunk(self, choices: list[Any], sent: int) -> dict[str, Any]:
         return {
@@ -190,7 +191,7 @@ def completion_body(completion: Completion, fault: str | None) -> bytes:
     }
     if fault == "unknown-shape":
         body.update(ODD_FIELDS)
-    return json.dumps(body, ensure_ascii=False).encode()
+    return json.dumps(body).encode()
 
 
 def _choice(completion: Completion) -> dict[str, Any]:
