@@ -12,7 +12,7 @@ import shlex
 import sys
 from collections import ChainMap
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
@@ -20,12 +20,12 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, CFloat, CInt, Enum, Unicode
 
 from . import config, flags, models
-from .compose import Composed, ComposeOptions, compose
-from .history import History, default_path
 from .outputs import OutputRecorder
-from .result import AnswerFormatError
-from .session import CallOptions, Session
-from .static import code_blocks, parse_json_answer
+
+if TYPE_CHECKING:  # the call path loads on the first call: %load_ext stays fast
+    from .compose import Composed
+    from .history import History
+    from .session import CallOptions, Session
 
 EFFORT_CHOICES = list(models.EFFORTS)
 DETAILS = ["low", "high"]
@@ -67,7 +67,7 @@ class StepMagics(Magics):
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
-        self.session = Session(None)
+        self._session: Session | None = None
         self._outputs = OutputRecorder(lambda: int(getattr(shell, "execution_count", 0)))
         publisher: Any = getattr(shell, "display_pub", None)
         if hasattr(publisher, "register_hook"):  # ipykernel: remember displayed images
@@ -153,7 +153,18 @@ class StepMagics(Magics):
         if error is not None:
             raise error
 
+    @property
+    def session(self) -> Session:
+        """Threads, history and recorder of this kernel, created on first use."""
+        if self._session is None:
+            from .session import Session
+
+            self._session = Session(None)
+        return self._session
+
     def _call_options(self, args: argparse.Namespace) -> CallOptions:
+        from .session import CallOptions
+
         return CallOptions(
             chat=args.chat,
             new=args.new,
@@ -170,12 +181,16 @@ class StepMagics(Magics):
         """The history database the traits ask for (reopened only when they change)."""
         if not self.history:
             return None
+        from .history import History, default_path
+
         path = Path(self.history_path).expanduser() if self.history_path else default_path()
         current = self.session.history
         return current if current is not None and current.path == path else History(path)
 
     def _code_to_next_cell(self, answer: str, *, every: bool) -> None:
         """Offer the answer's code in a new cell below; it is never run automatically."""
+        from .static import code_blocks
+
         blocks = [code for _, code in code_blocks(answer)]
         if not blocks:
             print("--code: the answer has no fenced code block", file=sys.stderr)
@@ -203,6 +218,8 @@ class StepMagics(Magics):
 
     def _compose(self, prompt: str, model: str, args: argparse.Namespace) -> Composed:
         """The prompt with references filled in and attachments collected, or a UsageError."""
+        from .compose import ComposeOptions, compose
+
         options = ComposeOptions(
             names=args.attach,
             interpolate=not args.no_interpolate,
@@ -256,7 +273,7 @@ class StepMagics(Magics):
 
     def _endpoint(self, flag_url: str | None, need_key: bool) -> tuple[str, str, bool]:
         """Base URL, key and whether it is the local simulator; warn about plain http."""
-        local = self.session.local
+        local = self._session.local if self._session is not None else None
         if flag_url is None and self.base_url is None and local is not None:
             return local.base_url, config.LOCAL_KEY, True
         base_url = flag_url or self.base_url or config.find_base_url()
@@ -286,7 +303,8 @@ class StepMagics(Magics):
 
     def release(self) -> None:
         """Undo what loading did (``%unload_ext``): simulator, display hook, lingering panels."""
-        self.session.stop_local()
+        if self._session is not None:
+            self._session.stop_local()
         publisher: Any = getattr(self.shell, "display_pub", None)
         if hasattr(publisher, "unregister_hook"):
             publisher.unregister_hook(self._outputs.hook)
@@ -310,6 +328,9 @@ def _notebook_path(shell: Any) -> str | None:
 
 
 def _json_error(answer: str) -> BaseException | None:
+    from .result import AnswerFormatError
+    from .static import parse_json_answer
+
     try:
         parse_json_answer(answer)
     except ValueError as err:

@@ -8,15 +8,16 @@ from __future__ import annotations
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from . import config
-from .history import CallRecord
-from .replay import Cassette
+
+if TYPE_CHECKING:
+    from .history import CallRecord
 
 
 @magics_class
@@ -115,6 +116,8 @@ class StepToolMagics(Magics):
                 print(f"Stopped recording to {session.recorder.path}")
             session.recorder = None
             return
+        from .replay import Cassette
+
         session.recorder = Cassette(Path(args.file).expanduser())
         print(
             f"Recording calls to {session.recorder.path}. Replay them with "

@@ -1,0 +1,69 @@
+"""Every benchmark runs in its small configuration and prints its table.
+
+No timing is asserted here (machines are noisy; the figures live in benchmarks/README.md):
+only that each script measures at all, exits 0 and prints the lines its readers look for.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+KERNEL = pytest.mark.kernel
+
+SMOKE_RUNS = [
+    pytest.param(
+        ["overhead_bench.py", "--smoke"],
+        ["== %%step CPU vs bare SDK loop", "ratio", "real kernel", "== own CPU time by package"],
+        marks=KERNEL,
+        id="overhead",
+    ),
+    pytest.param(
+        ["ttft_bench.py", "--smoke"],
+        ["== time to first visible token", "text - TTFB", "%%step, warm", "target"],
+        marks=KERNEL,
+        id="ttft",
+    ),
+    pytest.param(
+        ["wire_bench.py", "--smoke"],
+        ["== %%step on the wire", "bytes/text", "== naive cells vs %%step", "bytes vs %%step"],
+        marks=KERNEL,
+        id="wire",
+    ),
+    pytest.param(
+        ["load_bench.py", "--smoke"],
+        ["== %load_ext in a fresh process", "ratio", "peer not measured", "-X importtime"],
+        id="load",
+    ),
+    pytest.param(
+        ["notebook_size_bench.py", "--smoke"],
+        ["== saved notebook", "vs text", "reasoning slices", "target reasoning stored once"],
+        marks=KERNEL,
+        id="notebook-size",
+    ),
+    pytest.param(
+        ["context_bench.py", "--rows", "100000", "--repeat", "1"],
+        ["ratio", "summarize_frame vs df.describe()", "encode_image vs PIL save(PNG)"],
+        id="context",
+    ),
+]
+
+
+@pytest.mark.parametrize(("command", "expected"), SMOKE_RUNS)
+def test_benchmark_runs_in_smoke_mode(command: list[str], expected: list[str]) -> None:
+    script, *flags = command
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *flags],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    for line in expected:
+        assert line in done.stdout, f"{line!r} missing from:\n{done.stdout}"
