@@ -18,6 +18,7 @@ characters per token, and the lengths asked for are derived from it.
 from __future__ import annotations
 
 import argparse
+import html as html_module
 import json
 import os
 import re
@@ -65,18 +66,16 @@ def execute(base_url: str, path: Path) -> Any:
 
 
 def reply_text(notebook: Any) -> tuple[str, str]:
-    """The reasoning and the answer as saved (the answer's plain-text fallback is verbatim)."""
+    """The reasoning and the answer as saved (the answer's Markdown copy, unescaped)."""
     outputs = notebook.cells[1].outputs
     if len(outputs) != 3:
         raise Unmeasurable(f"expected reasoning, answer and footer, got {len(outputs)} outputs")
-    answer = outputs[1]["data"]["text/plain"]
+    answer = html_module.unescape(outputs[1]["data"]["text/markdown"]).replace("\u200b", "")
     return reasoning_from_html(outputs[0]["data"]["text/html"]), answer
 
 
 def reasoning_from_html(html: str) -> str:
     """The reasoning text inside the saved ``<details>`` block, unescaped."""
-    import html as html_module
-
     match = re.search(r"<details[^>]*>.*?</summary>(.*)</details>", html, re.DOTALL)
     if match is None:
         raise Unmeasurable("no <details> block in the saved reasoning output")
@@ -128,7 +127,7 @@ def main() -> None:
     answer_counts = [raw.count(piece) for piece in slices(answer)]
     print(f"reasoning {len(reasoning):,} chars, answer {len(answer):,} chars")
     print(f"reasoning slices (start, middle, end) found {counts} times in the file")
-    print(f"answer slices found {answer_counts} times (text/markdown + text/plain)")
+    print(f"answer slices found {answer_counts} times (text/html + text/markdown)")
     print(verdict(counts == [1, 1, 1], "reasoning stored once", f"{counts}"))
 
 

@@ -189,7 +189,7 @@ class StepMagics(Magics):
 
     def _code_to_next_cell(self, answer: str, *, every: bool) -> None:
         """Offer the answer's code in a new cell below; it is never run automatically."""
-        from .static import code_blocks
+        from .markdown import code_blocks
 
         blocks = [code for _, code in code_blocks(answer)]
         if not blocks:

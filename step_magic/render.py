@@ -20,12 +20,13 @@ from typing import Any
 
 from IPython.display import display, update_display
 
-from . import static
+from . import markdown, static
 from .mdblocks import BlockSplitter
 from .result import StepResult
 
 Bundle = dict[str, Any]
 TAIL_REFRESH_SECONDS = 1.0
+TITLE_REFRESH_SECONDS = 0.5
 
 
 def reasoning_bundle(result: StepResult) -> Bundle:
@@ -37,7 +38,11 @@ def reasoning_bundle(result: StepResult) -> Bundle:
 
 
 def answer_bundle(result: StepResult) -> Bundle:
-    """The answer in its ``--format``: Markdown (raw HTML neutralised), text, JSON or code."""
+    """The answer in its ``--format``: Markdown, text, JSON or code.
+
+    Markdown goes out as safe HTML (what every frontend prefers) with an escaped Markdown
+    copy for tools that want Markdown; the model's raw text never becomes markup.
+    """
     answer, form = result.answer, result.display_format
     if form == "text":
         return {"text/plain": answer}
@@ -48,9 +53,13 @@ def answer_bundle(result: StepResult) -> Bundle:
             return {"text/plain": answer}
         return {"application/json": data, "text/plain": json.dumps(data, indent=2)}
     if form == "code":
-        blocks = static.code_blocks(answer)
+        blocks = markdown.code_blocks(answer)
         answer = "\n".join(f"```{lang}\n{code}```\n" for lang, code in blocks) or answer
-    return {"text/markdown": static.safe_markdown(answer), "text/plain": answer}
+    return {"text/html": _answer_div(answer), "text/markdown": markdown.safe_markdown(answer)}
+
+
+def _answer_div(text: str) -> str:
+    return f'<div class="step-magic-answer">{markdown.answer_html(text)}</div>'
 
 
 def footer_bundle(result: StepResult) -> Bundle:
@@ -98,6 +107,7 @@ class NotebookView:
         self._splitter = BlockSplitter()
         self._reasoning_chars = 0
         self._tail_sent = (0, 0.0)  # (length, time) of the tail last sent
+        self._titled_at = float("-inf")  # the header's status is refreshed twice a second
 
     def start(self, status: str) -> None:
         """Show the empty panel at once, so the user sees the call has started."""
@@ -125,24 +135,24 @@ class NotebookView:
                 self._capture(self._reasoning_out)
                 sys.stdout.write(reasoning)
                 sys.stdout.flush()
-                self._panel.set_title(0, static.thinking_status(self._reasoning_chars, elapsed))
+                if elapsed - self._titled_at >= TITLE_REFRESH_SECONDS:
+                    self._panel.set_title(0, static.thinking_status(self._reasoning_chars, elapsed))
+                    self._titled_at = elapsed
         if answer:
             self._append_answer(answer)
 
     def _append_answer(self, text: str) -> None:
-        from IPython.display import Markdown
-
         blocks = self._splitter.feed(text)
         if blocks:
             self._capture(self._blocks)
-            for block in blocks:
-                display(Markdown(static.safe_markdown(block)))
+            display({"text/html": _answer_div("".join(blocks))}, raw=True)
         tail = self._splitter.tail
         sent_length, sent_at = self._tail_sent
         grown = len(tail) - sent_length
         now = time.monotonic()
-        if blocks or grown >= max(24, sent_length // 2) or now - sent_at >= TAIL_REFRESH_SECONDS:
-            self._tail.value = f'<div style="white-space: pre-wrap">{static.escape(tail)}</div>'
+        stale = grown > 0 and now - sent_at >= TAIL_REFRESH_SECONDS
+        if blocks or grown >= max(24, sent_length // 2) or stale:
+            self._tail.value = _answer_div(tail)
             self._tail_sent = (len(tail), now)
 
     def _capture(self, output: Any) -> None:

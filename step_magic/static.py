@@ -2,80 +2,22 @@
 
 A saved notebook must read well without a kernel, and a trusted notebook runs any script in
 its HTML outputs, so everything the model wrote is escaped here before it becomes HTML.
-These are pure string functions; ``render.py`` decides where they are displayed.
+These are pure string functions; ``render.py`` decides where they are displayed. The answer's
+Markdown is made safe in ``markdown.py``.
 """
 
 from __future__ import annotations
 
 import html
 import json
-import re
 
+from .markdown import code_blocks
 from .result import StepResult
-
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-_CODE_SPAN = re.compile(r"(`+)(.+?)(?<!`)\1(?!`)")
-_AUTOLINK = re.compile(r"<(?:https?|mailto):[^\s<>]*>")
-_BAD_SCHEME = re.compile(r"(\]\(\s*<?|\]:\s*<?)\s*(javascript|vbscript|data|file):", re.IGNORECASE)
 
 
 def escape(text: str) -> str:
     """HTML-escape text the model wrote (quotes too, so it is safe in attributes)."""
     return html.escape(text, quote=True)
-
-
-def safe_markdown(markdown: str) -> str:
-    """Markdown with raw HTML neutralised, code left exactly as written.
-
-    Jupyter renders trusted Markdown without sanitising it, so ``<script>`` or
-    ``<img onerror>`` in an answer would run. Outside fenced code and code spans every ``<``
-    becomes ``&lt;`` (which Markdown shows as ``<``), and links with script-capable schemes
-    are defused.
-    """
-    out: list[str] = []
-    fence: str | None = None
-    for line in markdown.splitlines(keepends=True):
-        opener = _FENCE.match(line)
-        if fence is not None:
-            if opener and opener.group(1)[0] == fence[0] and len(opener.group(1)) >= len(fence):
-                fence = None
-            out.append(line)
-        elif opener:
-            fence = opener.group(1)
-            out.append(line)
-        else:
-            out.append(_safe_line(line))
-    return "".join(out)
-
-
-def _safe_line(line: str) -> str:
-    pieces: list[str] = []
-    last = 0
-    for span in _CODE_SPAN.finditer(line):
-        pieces.append(_escape_inline(line[last : span.start()]))
-        pieces.append(span.group(0))
-        last = span.end()
-    pieces.append(_escape_inline(line[last:]))
-    return "".join(pieces)
-
-
-def _escape_inline(text: str) -> str:
-    parts: list[str] = []
-    last = 0
-    for link in _AUTOLINK.finditer(text):
-        parts.append(text[last : link.start()].replace("<", "&lt;"))
-        parts.append(link.group(0))
-        last = link.end()
-    parts.append(text[last:].replace("<", "&lt;"))
-    return _BAD_SCHEME.sub(r"\1#blocked-\2-link:", "".join(parts))
-
-
-_CODE_BLOCK = re.compile(r"^ {0,3}(`{3,}|~{3,})([^\n`]*)\n(.*?)^ {0,3}\1[ \t]*$", re.S | re.M)
-
-
-def code_blocks(markdown: str) -> list[tuple[str, str]]:
-    """The fenced code blocks of an answer, as (language, code) pairs, in order."""
-    return [(match.group(2).strip(), match.group(3)) for match in _CODE_BLOCK.finditer(markdown)]
 
 
 def parse_json_answer(answer: str) -> object:

@@ -88,12 +88,22 @@ def test_the_saved_reasoning_block_is_escaped_and_whole(hostile: list[dict[str, 
     assert HUGE_LINE in details
 
 
-def test_markdown_outside_code_carries_no_raw_html_or_script_links(
+def test_the_answer_renders_its_markdown_with_the_models_markup_as_text(
+    hostile: list[dict[str, Any]],
+) -> None:
+    answer = next(h for h in reversed(html_sent(hostile)) if "step-magic-answer" in h)
+    assert "<h1>Title</h1>" in answer
+    assert "&lt;script&gt;window.__pwned=2&lt;/script&gt;" in answer
+    assert "<code>&lt;b&gt;code&lt;/b&gt;</code>" in answer
+    assert "javascript:" not in answer.replace("[click me](javascript:alert(1))", "")
+    assert "<pre><code class=\"language-html\">" in answer
+
+
+def test_the_markdown_copy_escapes_all_prose_and_keeps_fenced_code(
     hostile: list[dict[str, Any]],
 ) -> None:
     final = markdown_sent(hostile)[-1]
-    assert "<script>shown as code</script>" in final  # code stays exactly as written
-    assert "`<b>code</b>`" in final
+    assert "<script>shown as code</script>" in final  # fenced code stays exactly as written
     for markdown in markdown_sent(hostile):
         prose = outside_code(markdown)
         assert "<" not in prose.replace("&lt;", "")

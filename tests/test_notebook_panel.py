@@ -54,7 +54,9 @@ def test_reasoning_streams_into_a_collapsed_panel_then_becomes_static_html(
     assert details["text/html"].startswith('<details class="step-magic-reasoning">')
     assert "&lt;b&gt;tides&lt;/b&gt; &amp; moons" in details["text/html"]
     assert "<b>tides</b>" not in details["text/html"]
-    assert "&lt;b>tides&lt;/b> & moons" in answer["text/markdown"]
+    assert "&lt;b&gt;tides&lt;/b&gt; &amp; moons" in answer["text/html"]
+    assert "<h2>Simulated answer</h2>" in answer["text/html"]
+    assert "&lt;b>tides&lt;/b> &amp; moons" in answer["text/markdown"]
     assert "trace id" in footer["text/plain"]
     assert len(footer["text/plain"].split("trace id ")[1].split()[0]) == 32
     closed = {m["content"]["comm_id"] for m in run.of_type("comm_close")}
@@ -132,7 +134,7 @@ def test_no_reasoning_shows_no_panel(kernel: Any) -> None:
     run = kernel.execute("%%step --no-reasoning\nHi")
     assert "AccordionModel" not in run.comm_models().values()
     assert [set(b) for b in run.final_outputs().values()] == [
-        {"text/markdown", "text/plain"},
+        {"text/html", "text/markdown"},
         {"text/html", "text/plain"},
     ]
 

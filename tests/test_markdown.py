@@ -1,0 +1,98 @@
+"""The model's Markdown is shown formatted, but nothing it writes becomes live markup."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from step_magic.markdown import answer_html, code_blocks, safe_markdown
+
+TAGS = {
+    "p", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "pre", "code", "em", "strong",
+    "a", "img", "blockquote", "hr", "br", "table", "thead", "tbody", "tr", "th", "td", "s",
+    "span",
+}  # fmt: skip
+ATTACKS = [
+    "\\`<img src=x onerror=alert(1)>`",
+    "``<img src=x onerror=alert(1)>`",
+    "- item\n  ```\n<img src=x onerror=alert(1)>\n```\n",
+    "[c](&#106;avascript:alert(1))",
+    "[c](javascript&#58;alert(1))",
+    "[c](\njavascript:alert(1))",
+    "[c]:\njavascript:alert(1)\n\n[c]",
+    '<https://x.y/"onmouseover=alert(1)>',
+    "![x](javascript:alert(1))",
+    '[t](https://x.y "a\\" onmouseover=alert(1)")',
+    "<details><summary>x</summary><script>alert(1)</script></details>",
+    "&#60;script&#62;alert(1)&#60;/script&#62;",
+]
+
+
+class _Markup(HTMLParser):
+    """Collects what a browser would treat as markup: tags and their attributes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.problems: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in TAGS:
+            self.problems.append(f"<{tag}>")
+        for name, value in attrs:
+            if name.startswith("on") or (name in ("style", "srcdoc") and tag != "span"):
+                self.problems.append(f"{tag} {name}")
+            if name in ("href", "src") and re.match(
+                r"(?i)\s*(javascript|vbscript|data:text)", value or ""
+            ):
+                self.problems.append(f"{tag} {name}={value}")
+
+
+def live_markup(html: str) -> list[str]:
+    """Tags outside what the Markdown renderer itself produces, and script-capable bits."""
+    parser = _Markup()
+    parser.feed(html)
+    return parser.problems
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_known_sanitiser_bypasses_render_as_text(attack: str) -> None:
+    assert live_markup(answer_html(attack)) == []
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_the_markdown_copy_has_no_raw_tag_or_script_scheme(attack: str) -> None:
+    prose = safe_markdown(attack)
+    assert "<" not in prose.replace("```", "")
+    assert not re.search(r"(?i)javascript:", prose)
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet=st.sampled_from(list("<>/=\"'`&#;:()[]!*_-\n abcjsvriptonerlmg"))))
+def test_no_text_can_produce_live_markup(text: str) -> None:
+    assert live_markup(answer_html(text)) == []
+
+
+def test_formatting_survives() -> None:
+    html = answer_html("# Title\n\n- one\n- **two**\n\n| a | b |\n|---|---|\n| 1 | 2 |\n")
+    assert "<h1>Title</h1>" in html
+    assert "<li><strong>two</strong></li>" in html
+    assert "<td>1</td>" in html
+
+
+def test_maths_is_kept_for_mathjax_with_its_symbols_escaped() -> None:
+    html = answer_html("Since $a_1 < b_2$ and $$x^2 > 0$$, done; `$not math$`.")
+    assert "$a_1 &lt; b_2$" in html
+    assert "$$x^2 &gt; 0$$" in html
+
+
+def test_code_keeps_its_characters_and_is_highlighted() -> None:
+    html = answer_html("```python\nif a < b:\n    pass\n```")
+    assert html.startswith('<pre><code class="language-python">')
+    assert "&lt;" in html
+    assert code_blocks("text\n```python\nif a < b:\n    pass\n```\n") == [
+        ("python", "if a < b:\n    pass\n")
+    ]
