@@ -23,14 +23,17 @@ def load_ipython_extension(ipython: Any) -> None:
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    """Remove the magics and stop the local simulator if it runs (``%unload_ext``)."""
+    """Remove the magics, stop the simulator, close the history (``%unload_ext``)."""
     from .magic import StepMagics
+    from .magic_tools import StepToolMagics
 
-    magics = ipython.magics_manager.registry.pop(StepMagics.__name__, None)
-    ipython.magics_manager.registry.pop("StepToolMagics", None)
-    if magics is not None:
-        magics.release()
-    for kind in ("line", "cell"):
-        table = ipython.magics_manager.magics[kind]
-        for name in ("step", "step_config", "step_chats", "step_history", "step_record"):
-            table.pop(name, None)
+    manager = ipython.magics_manager
+    for cls in (StepMagics, StepToolMagics):
+        instance = manager.registry.pop(cls.__name__, None)
+        if instance in ipython.configurables:
+            ipython.configurables.remove(instance)
+        if isinstance(instance, StepMagics):
+            instance.release()
+        for kind, names in cls.magics.items():
+            for name in names:
+                manager.magics[kind].pop(name, None)

@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="ask one question through %%step in IPython")
     demo.add_argument("prompt", nargs="*", help=f"the question (default: {DEMO_PROMPT!r})")
     demo.add_argument("-m", "--model", default=None)
-    demo.add_argument("-e", "--effort", default="medium", choices=["low", "medium", "high"])
+    demo.add_argument("-e", "--effort", default=None, choices=["low", "medium", "high"])
     demo.add_argument("--local", action="store_true", help="use the simulator even with a key")
     serve = commands.add_parser("serve", help="run the local StepFun-compatible simulator")
     serve.add_argument("rest", nargs=argparse.REMAINDER)
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     return run_demo(" ".join(args.prompt) or DEMO_PROMPT, args.model, args.effort, args.local)
 
 
-def run_demo(prompt: str, model: str | None, effort: str, local: bool) -> int:
+def run_demo(prompt: str, model: str | None, effort: str | None, local: bool) -> int:
     """Run ``%%step`` once in a fresh IPython shell; exit status 1 if the cell failed."""
     from IPython.core.interactiveshell import InteractiveShell
 
@@ -48,7 +48,9 @@ def run_demo(prompt: str, model: str | None, effort: str, local: bool) -> int:
         shell.run_line_magic("step_config", "--local --tokens-per-second 400")
     else:
         print(f"step-magic demo: asking StepFun at {config.find_base_url()}.\n")
-    flags = f"--effort {effort}" + (f" --model {shlex.quote(model)}" if model else "")
+    flags = (f"--effort {effort}" if effort else "") + (
+        f" --model {shlex.quote(model)}" if model else ""
+    )
     print(f"%%step {flags}\n{prompt}\n")
     outcome = shell.run_cell(f"%%step {flags}\n{prompt}", store_history=False)
     shell.run_line_magic("unload_ext", "step_magic")

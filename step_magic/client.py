@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .config import Settings, redact
+from .errors import OneLineError
 from .request import ChatRequest
 from .thinktags import ThinkTagSplitter
 
@@ -79,7 +80,7 @@ class Finished:
 Event = ReasoningDelta | AnswerDelta | Waiting | Finished
 
 
-class StepAPIError(Exception):
+class StepAPIError(OneLineError):
     """A failed call, described in one line a user can paste into a bug report."""
 
     def __init__(
@@ -95,10 +96,6 @@ class StepAPIError(Exception):
         self.trace_id = trace_id
         self.completion_id = completion_id
         super().__init__(self._line())
-
-    def _render_traceback_(self) -> list[str]:
-        """IPython shows this one red line instead of a traceback through our internals."""
-        return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}"]
 
     def _line(self) -> str:
         head = f"StepFun API error {self.status}" if self.status else "StepFun API error"
@@ -120,21 +117,25 @@ class ReplyStream:
         self._settings = settings
         self._request = request
         self._cancelled = threading.Event()
-        self._response: Any = None
+        self._client: Any = None
         self.trace_id: str | None = None
         self.completion_id: str | None = None
 
     def close(self) -> None:
-        """Stop reading: wake a retry wait and close the HTTP response."""
+        """Stop: wake a retry wait and close the connection, even before headers arrived.
+
+        Closing the client closes its pool, so a request still waiting for the server ends
+        at once instead of reading (and paying for) a reply nobody will see.
+        """
         self._cancelled.set()
-        response = self._response
-        if response is not None:
-            response.close()
+        client = self._client
+        if client is not None:
+            client.close()
 
     def __iter__(self) -> Iterator[Event]:
         import openai
 
-        client = openai.OpenAI(
+        self._client = client = openai.OpenAI(
             api_key=self._settings.api_key,
             base_url=self._settings.base_url,
             timeout=self._settings.timeout,
@@ -142,7 +143,7 @@ class ReplyStream:
         )
         try:
             stream = yield from self._open(client)
-            if stream is not None:
+            if stream is not None and not self._cancelled.is_set():
                 yield from self._read(stream)
         finally:
             client.close()
@@ -157,16 +158,19 @@ class ReplyStream:
                 stream = client.chat.completions.create(**self._request.body())
             except openai.APIStatusError as err:
                 self.trace_id = err.response.headers.get("x-trace-id")
+                delay = retry_delay(attempt, err.response.headers.get("retry-after"))
                 if err.status_code not in RETRY_STATUSES or attempt == attempts:
                     raise self._error(err) from None
-                delay = retry_delay(attempt, err.response.headers.get("retry-after"))
+                if delay is None:
+                    raise self._error(err, note=_too_long(err)) from None
                 yield Waiting(_reason(err), delay, attempt, attempts - 1)
                 if self._cancelled.wait(delay):
                     return None
             except openai.APIError as err:
+                if self._cancelled.is_set():
+                    return None
                 raise self._error(err) from None
             else:
-                self._response = stream.response
                 self.trace_id = stream.response.headers.get("x-trace-id")
                 return stream
         return None
@@ -179,6 +183,8 @@ class ReplyStream:
         usage: Usage | None = None
         try:
             for chunk in stream:
+                if self._cancelled.is_set():
+                    return
                 self.completion_id = getattr(chunk, "id", None) or self.completion_id
                 usage = _usage(getattr(chunk, "usage", None)) or usage
                 for choice in getattr(chunk, "choices", None) or ():
@@ -197,9 +203,10 @@ class ReplyStream:
             yield AnswerDelta(answer)
         yield Finished(finish_reason, usage, self.trace_id, self.completion_id)
 
-    def _error(self, err: Exception) -> StepAPIError:
+    def _error(self, err: Exception, note: str = "") -> StepAPIError:
         """One clean error with the status and server message, key removed just in case."""
         status, detail = describe_error(err, self._settings.base_url, self._settings.timeout)
+        detail += note
         return StepAPIError(
             redact(detail, self._settings.api_key),
             status=status,
@@ -243,16 +250,24 @@ def _usage(raw: Any) -> Usage | None:
     return Usage(prompt, completion, total, int(cached) if cached else None)
 
 
-def retry_delay(attempt: int, retry_after: str | None, *, cap: float = MAX_RETRY_DELAY) -> float:
+def retry_delay(
+    attempt: int, retry_after: str | None, *, cap: float = MAX_RETRY_DELAY
+) -> float | None:
     """Seconds to wait before retry ``attempt``: the server's Retry-After, else backoff.
 
-    Exponential backoff with full jitter keeps many kernels from retrying in lockstep.
+    None when the server asks for longer than ``cap``: retrying early would only use up the
+    retries, so the call fails and says how long the server wants. Exponential backoff
+    with full jitter keeps many kernels from retrying in lockstep.
     """
     if retry_after:
         seconds = _parse_retry_after(retry_after.strip())
         if seconds is not None:
-            return min(max(seconds, 0.0), cap)
+            return max(seconds, 0.0) if seconds <= cap else None
     return random.uniform(0, min(cap, 0.5 * 2**attempt))
+
+
+def _too_long(err: Any) -> str:
+    return f" (the server asks to wait {err.response.headers.get('retry-after')} s)"
 
 
 def _parse_retry_after(value: str) -> float | None:

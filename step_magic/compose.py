@@ -15,8 +15,7 @@ from typing import Any
 from .context import Attachment, collect, render_value
 from .interpolate import interpolate
 from .models import model_info
-
-CHARS_PER_TOKEN = 4
+from .request import CHARS_PER_TOKEN
 
 
 @dataclass(frozen=True)

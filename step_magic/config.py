@@ -6,6 +6,7 @@ everything below it reads this object only, never the environment or the shell.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -68,7 +69,12 @@ def check_base_url(url: str) -> str | None:
 
 
 def _is_loopback(host: str) -> bool:
-    return host == "localhost" or host.startswith("127.") or host in ("::1", "[::1]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name such as 127.example.com is not this machine
 
 
 def is_loopback_url(url: str) -> bool:
@@ -79,8 +85,8 @@ def is_loopback_url(url: str) -> bool:
 def missing_key_message() -> str:
     """One line that says how to fix a missing key, and how to work without one."""
     return (
-        "No StepFun API key: set STEPFUN_API_KEY (e.g. %env STEPFUN_API_KEY=...), "
-        "or run offline against the bundled simulator with %step_config --local"
+        "No StepFun API key: run %step_config --key (asks for it without echoing it), or set "
+        "STEPFUN_API_KEY before starting Jupyter; to work offline: %step_config --local"
     )
 
 

@@ -55,18 +55,46 @@ def split_flags(parser: argparse.ArgumentParser, line: str) -> tuple[str, str]:
     rest = line.lstrip()
     flags: list[str] = []
     while rest.startswith("-"):
-        word, _, after = rest.partition(" ")
+        word, after = _next_word(rest)
         if word == "--":
-            return " ".join(flags), after.lstrip()
-        action = parser._option_string_actions.get(word.split("=", 1)[0])
+            return " ".join(flags), after
+        action, attached = _option(parser, word)
         if action is None:
+            if re.match(r"--?[A-Za-z]", word):
+                raise ValueError(f"unknown flag {word} (put -- before a prompt starting with -)")
             break
         flags.append(word)
-        rest = after.lstrip()
-        if action.nargs != 0 and "=" not in word:
-            value, rest = _take_value(rest)
-            flags.append(value)
+        rest = after
+        if action.nargs == 0 or attached:
+            continue
+        value, after = _take_value(rest)
+        if (
+            action.nargs == "?"
+            and action.choices
+            and shlex.split(value or "''")[0] not in (action.choices)
+        ):
+            continue  # an optional value that is not one of its choices is prompt text
+        flags.append(value)
+        rest = after
     return " ".join(flags), rest
+
+
+def _next_word(text: str) -> tuple[str, str]:
+    parts = text.split(None, 1)
+    return parts[0], (parts[1] if len(parts) > 1 else "")
+
+
+def _option(parser: argparse.ArgumentParser, word: str) -> tuple[argparse.Action | None, bool]:
+    """The option ``word`` names and whether its value is attached (``--x=1``, ``-mNAME``)."""
+    actions = parser._option_string_actions
+    if "=" in word and word.startswith("--"):
+        return actions.get(word.split("=", 1)[0]), True
+    if word in actions:
+        return actions[word], False
+    if not word.startswith("--") and word[:2] in actions:
+        action = actions[word[:2]]
+        return (action, True) if action.nargs != 0 else (None, False)
+    return None, False
 
 
 def _take_value(text: str) -> tuple[str, str]:

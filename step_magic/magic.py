@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, CFloat, CInt, Enum, Unicode
 
@@ -118,6 +118,7 @@ class StepMagics(Magics):
         default="markdown",
         help="How the answer is shown.",
     )
+    @no_var_expand  # the prompt is ours to read: IPython must not expand {x} or $x first
     @line_cell_magic
     def step(self, line: str, cell: str | None = None) -> None:
         """Ask a StepFun model; the reasoning streams into a panel, the answer below it.
@@ -136,13 +137,8 @@ class StepMagics(Magics):
 
             show_dry_run(prepared.request.body())
             return
-        self.session.history = self._history()
-        try:
-            result, error = self.session.ask(
-                settings, prepared, options, self._view(settings), cell_id
-            )
-        except (LookupError, ValueError) as err:  # a replay miss or an unreadable cassette
-            raise UsageError(str(err)) from None
+        self.session.history = self.history_store()
+        result, error = self.session.ask(settings, prepared, options, self._view(settings), cell_id)
         self._namespace["_step"] = result
         if args.output:
             self._namespace[args.output] = result
@@ -177,15 +173,19 @@ class StepMagics(Magics):
             notebook=_notebook_path(self.shell),
         )
 
-    def _history(self) -> History | None:
+    def history_store(self) -> History | None:
         """The history database the traits ask for (reopened only when they change)."""
+        current = self.session.history
         if not self.history:
             return None
         from .history import History, default_path
 
         path = Path(self.history_path).expanduser() if self.history_path else default_path()
-        current = self.session.history
-        return current if current is not None and current.path == path else History(path)
+        if current is not None and current.path == path:
+            return current
+        if current is not None:
+            current.close()
+        return History(path)
 
     def _code_to_next_cell(self, answer: str, *, every: bool) -> None:
         """Offer the answer's code in a new cell below; it is never run automatically."""
@@ -249,6 +249,7 @@ class StepMagics(Magics):
 
     def _settings(self, args: argparse.Namespace, *, need_key: bool) -> config.Settings:
         """Merge flags over traits over the environment, and validate the combination."""
+        _check_traits(self)
         model = args.model or self.model
         effort = args.effort or self.effort
         try:
@@ -305,12 +306,34 @@ class StepMagics(Magics):
         """Undo what loading did (``%unload_ext``): simulator, display hook, lingering panels."""
         if self._session is not None:
             self._session.stop_local()
+            if self._session.history is not None:
+                self._session.history.close()
         publisher: Any = getattr(self.shell, "display_pub", None)
         if hasattr(publisher, "unregister_hook"):
             publisher.unregister_hook(self._outputs.hook)
         render = sys.modules.get("step_magic.render")
         if render is not None:
             render.close_lingering_panels()
+
+
+# Both forms read flags alike: no abbreviations (in the line form "--eff" would be prompt).
+StepMagics.step.parser.allow_abbrev = False
+
+
+def _check_traits(magics: StepMagics) -> None:
+    """Values set with %config are checked like flags, before anything is sent."""
+    problems = {
+        "timeout": magics.timeout <= 0,
+        "max_retries": magics.max_retries < 0,
+        "max_tokens": magics.max_tokens is not None and magics.max_tokens <= 0,
+        "temperature": magics.temperature is not None and not 0 <= magics.temperature <= 2,
+        "budget": magics.budget <= 0,
+        "image_max_side": magics.image_max_side < 16,
+    }
+    for name, bad in problems.items():
+        if bad:
+            value = getattr(magics, name)
+            raise UsageError(f"StepMagics.{name} = {value!r} is out of range; set it again")
 
 
 def _cell_id(shell: Any) -> str | None:

@@ -5,6 +5,8 @@ They share the kernel's ``Session`` with ``StepMagics`` (one object, passed in a
 
 from __future__ import annotations
 
+import getpass
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -32,14 +34,17 @@ class StepToolMagics(Magics):
     @argument("--local", action="store_true", help="Start the bundled simulator and use it.")
     @argument("--remote", action="store_true", help="Stop the simulator; use the real API.")
     @argument("--tokens-per-second", type=float, default=150.0, help="Simulator speed.")
+    @argument("--key", action="store_true", help="Ask for the API key without echoing it.")
     @line_magic
     def step_config(self, line: str) -> None:
-        """Show the settings in force, or switch to/from the offline simulator."""
+        """Show the settings in force, set the key, or switch to/from the offline simulator."""
         args = parse_argstring(self.step_config, line)
         session = self._main.session
         if args.local and args.remote:
             raise UsageError("--local and --remote contradict each other")
-        if args.local:
+        if args.key:
+            _ask_for_key()
+        elif args.local:
             url = session.start_local(args.tokens_per_second)
             print(
                 f"Local StepFun simulator running at {url}: answers are simulated, no network "
@@ -84,7 +89,7 @@ class StepToolMagics(Magics):
     def step_history(self, line: str) -> None:
         """Show recent calls from the history database, or export them."""
         args = parse_argstring(self.step_history, line)
-        history = self._main._history()
+        history = self._main.history_store()
         if history is None:
             raise UsageError("History is off (StepMagics.history = False)")
         if args.export:
@@ -123,6 +128,25 @@ class StepToolMagics(Magics):
             f"Recording calls to {session.recorder.path}. Replay them with "
             f"%%step --replay --cassette {args.file} (no key, no network needed)."
         )
+
+
+def _ask_for_key() -> None:
+    """Read the key without echo into this process's environment; it is never saved.
+
+    ``%env STEPFUN_API_KEY=...`` would print the key into the notebook; this does not.
+    """
+    from IPython.core.error import StdinNotImplementedError
+
+    try:
+        key = getpass.getpass("StepFun API key (hidden, kept for this session only): ")
+    except (StdinNotImplementedError, EOFError):
+        raise UsageError(
+            "This frontend cannot ask for input: set STEPFUN_API_KEY before starting Jupyter"
+        ) from None
+    if not key.strip():
+        raise UsageError("No key entered; nothing changed")
+    os.environ["STEPFUN_API_KEY"] = key.strip()
+    print("Key set for this kernel session (not saved, not shown).")
 
 
 def _history_line(record: CallRecord) -> str:

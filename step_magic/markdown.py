@@ -10,6 +10,7 @@ prefer Markdown: everything outside fenced code is escaped.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import html
 import re
@@ -33,20 +34,31 @@ def _parser() -> MarkdownIt:
     )
 
 
-def _highlight(code: str, language: str, attrs: Any) -> str:
-    """Colour fenced code with Pygments (inline styles, so it survives any renderer)."""
-    if not language:
-        return ""
-    from pygments import highlight
-    from pygments.formatters import HtmlFormatter
-    from pygments.lexers import get_lexer_by_name
-    from pygments.util import ClassNotFound
+_PRE = (
+    '<pre style="background: var(--jp-cell-editor-background, #f7f7f7); padding: 0.6em 0.8em;'
+    ' margin: 0.4em 0 0.8em; border-radius: 3px; overflow-x: auto">'
+)
 
-    try:
-        lexer = get_lexer_by_name(language)
-    except ClassNotFound:
-        return ""
-    return str(highlight(code, lexer, HtmlFormatter(nowrap=True, noclasses=True)))
+
+def _highlight(code: str, language: str, attrs: Any) -> str:
+    """Fenced code in a visible box, coloured by Pygments (inline styles survive anywhere).
+
+    A result starting with ``<pre`` is used as is by markdown-it; everything from the
+    model in it is escaped here (Pygments escapes its tokens).
+    """
+    body = html.escape(code)
+    if language:
+        from pygments import highlight
+        from pygments.formatters import HtmlFormatter
+        from pygments.lexers import get_lexer_by_name
+        from pygments.util import ClassNotFound
+
+        with contextlib.suppress(ClassNotFound):
+            body = highlight(
+                code, get_lexer_by_name(language), HtmlFormatter(nowrap=True, noclasses=True)
+            )
+    language_class = f' class="language-{html.escape(language)}"' if language else ""
+    return f"{_PRE}<code{language_class}>{body}</code></pre>\n"
 
 
 def answer_html(markdown: str) -> str:

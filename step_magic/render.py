@@ -106,6 +106,7 @@ class NotebookView:
         self._capturing: Any = None
         self._splitter = BlockSplitter()
         self._reasoning_chars = 0
+        self._answer_chars = 0
         self._tail_sent = (0, 0.0)  # (length, time) of the tail last sent
         self._titled_at = float("-inf")  # the header's status is refreshed twice a second
 
@@ -129,17 +130,25 @@ class NotebookView:
 
     def update(self, reasoning: str, answer: str, elapsed: float) -> None:
         """Append new reasoning and answer text (called at most ~20 times a second)."""
-        if reasoning:
-            self._reasoning_chars += len(reasoning)
-            if self._panel is not None:
-                self._capture(self._reasoning_out)
-                sys.stdout.write(reasoning)
-                sys.stdout.flush()
-                if elapsed - self._titled_at >= TITLE_REFRESH_SECONDS:
-                    self._panel.set_title(0, static.thinking_status(self._reasoning_chars, elapsed))
-                    self._titled_at = elapsed
+        self._reasoning_chars += len(reasoning)
+        self._answer_chars += len(answer)
+        if reasoning and self._panel is not None:
+            self._capture(self._reasoning_out)
+            sys.stdout.write(reasoning)
+            sys.stdout.flush()
         if answer:
             self._append_answer(answer)
+        if elapsed - self._titled_at >= TITLE_REFRESH_SECONDS:
+            self._refresh_status(bool(reasoning), elapsed)
+
+    def _refresh_status(self, thinking: bool, elapsed: float) -> None:
+        """Header and status line, at most twice a second: thinking, then answering."""
+        self._titled_at = elapsed
+        thought = static.thinking_status(self._reasoning_chars, elapsed)
+        if thinking and self._panel is not None:
+            self._panel.set_title(0, thought)
+        answering = f"Answering… {self._answer_chars:,} chars · {static.seconds(elapsed)}"
+        self._status.value = _status_html(answering if self._answer_chars else thought)
 
     def _append_answer(self, text: str) -> None:
         blocks = self._splitter.feed(text)
@@ -182,14 +191,16 @@ class NotebookView:
         for widget in (self._answer, self._blocks, self._tail, self._status):
             widget.close()
 
-    def _empty(self, output: Any) -> None:
-        """Clear a finished Output, so tools that save widget state even for closed widgets
-        (nbclient, papermill) do not store the text a second time next to the static form."""
-        from IPython.display import clear_output
+    @staticmethod
+    def _empty(output: Any) -> None:
+        """Empty a finished Output, so tools that save widget state even for closed widgets
+        (nbclient, papermill) do not store the text a second time next to the static form.
 
-        output.msg_id = self._parent
-        clear_output()
-        output.msg_id = ""
+        Done through the widget's state, not a clear_output message: a frontend without a
+        widget manager would apply that message to the whole cell.
+        """
+        output.outputs = ({"output_type": "stream", "name": "stdout", "text": ""},)
+        output.outputs = ()
 
     def _follow_late_clicks(self, result: StepResult) -> None:
         """Keep the saved ``<details>`` open or closed as the user left the live panel.

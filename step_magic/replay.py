@@ -12,13 +12,19 @@ import json
 import re
 import threading
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from .client import AnswerDelta, Event, Finished, ReasoningDelta, Usage
+from .errors import OneLineError
 
 _TOKEN = re.compile(r"\S+\s*|\s+")
+_USAGE_FIELDS = {item.name for item in fields(Usage)}
+
+
+class ReplayError(OneLineError):
+    """Nothing recorded for this request, or a cassette that cannot be read."""
 
 
 @dataclass(frozen=True)
@@ -40,11 +46,12 @@ class RecordedReply:
     def from_json(cls, data: dict[str, Any]) -> RecordedReply:
         """Read back what ``to_json`` wrote; unknown fields are ignored."""
         usage = data.get("usage")
+        known = {k: v for k, v in usage.items() if k in _USAGE_FIELDS} if usage else {}
         return cls(
             reasoning=str(data.get("reasoning", "")),
             answer=str(data.get("answer", "")),
             finish_reason=data.get("finish_reason"),
-            usage=Usage(**usage) if isinstance(usage, dict) else None,
+            usage=Usage(**known) if isinstance(usage, dict) else None,
             trace_id=data.get("trace_id"),
             completion_id=data.get("completion_id"),
         )
@@ -81,13 +88,15 @@ class Cassette:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return
+        except OSError as err:
+            raise ReplayError(f"cannot read the cassette {self.path}: {err.strerror}") from None
         for number, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             try:
                 yield json.loads(line)
             except json.JSONDecodeError:
-                raise ValueError(f"{self.path}:{number} is not a cassette line") from None
+                raise ReplayError(f"{self.path}:{number} is not a cassette line") from None
 
 
 class ReplayStream:

@@ -49,13 +49,6 @@ class ChatRequest:
         """A stable hash of everything that shapes the reply (for record and replay)."""
         return request_key(self.body(stream=False))
 
-    def image_count(self) -> int:
-        """How many images the last user message carries."""
-        content = self.messages[-1].get("content") if self.messages else None
-        if not isinstance(content, list):
-            return 0
-        return sum(1 for part in content if part.get("type") == "image_url")
-
 
 def request_key(body: Mapping[str, Any]) -> str:
     """Hash of a Chat Completions body, ignoring ``stream``: the same on both ends of the wire,

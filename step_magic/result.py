@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .client import Usage
+from .errors import OneLineError
 from .models import estimate_cost
 
 NOTICES = {
@@ -97,8 +98,5 @@ def classify(
     return "complete"
 
 
-class AnswerFormatError(ValueError):
+class AnswerFormatError(OneLineError, ValueError):
     """The answer does not have the ``--format`` asked for (e.g. not JSON)."""
-
-    def _render_traceback_(self) -> list[str]:
-        return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}"]

@@ -122,15 +122,15 @@ def run_call(
         finished, error = _consume(events, progress, view)
     except KeyboardInterrupt:
         interrupted = True
-    finally:
+    with _interrupts_deferred() as late:
         stream.close()
-    with _interrupts_deferred():
+        interrupted = interrupted or bool(late)
         progress.flush(view, time.monotonic())
         result = _result(settings, request, progress, finished, error, interrupted)
         if annotate is not None:
             annotate(result)
         view.finish(result)
-    if interrupted:
+    if interrupted or late:
         return result, StepInterrupted()
     if error is None and result.status == "incomplete" and not (result.answer or result.reasoning):
         error = StepAPIError("the server sent an empty reply", trace_id=stream.trace_id)
@@ -226,16 +226,18 @@ def _retry_status(event: Waiting) -> str:
 
 
 @contextlib.contextmanager
-def _interrupts_deferred() -> Iterator[None]:
-    """Hold a second Ctrl-C until the partial reply is safely shown, then honour it."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+def _interrupts_deferred() -> Iterator[list[int]]:
+    """Hold Ctrl-C while the reply is closed and shown; the caller reads what arrived.
+
+    Raising here would lose the result the caller must still bind and record, so a
+    Ctrl-C that lands during this block is only noted in the yielded list.
+    """
     received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
     previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
     try:
-        yield
+        yield received
     finally:
         signal.signal(signal.SIGINT, previous)
-    if received:
-        raise StepInterrupted()

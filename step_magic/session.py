@@ -7,6 +7,7 @@ Python: the magic passes in the view and the cell identity.
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from .config import Settings
 from .conversation import Conversations, Thread, Turn, context_messages
 from .history import CallRecord, History, redact_media
 from .models import model_info
-from .replay import Cassette, RecordedReply, ReplayStream
+from .replay import Cassette, RecordedReply, ReplayError, ReplayStream
 from .request import ChatRequest, build_request, estimate_tokens
 from .result import StepResult
 from .runner import EventSource, View, run_call
@@ -79,11 +80,9 @@ class Session:
     ) -> Prepared:
         """Build the request: system prompt, earlier turns that fit, then this prompt."""
         thread = self.conversations.thread(options.chat) if options.memory else None
-        if thread is not None and options.new:
-            thread.turns.clear()
         earlier: list[dict[str, Any]] = []
         notes: list[str] = []
-        if thread is not None:
+        if thread is not None and not options.new:  # --new clears the thread once it worked
             bare = build_request(settings, composed.text, composed.parts())
             room = _context_room(settings) - estimate_tokens(bare.messages)
             earlier, dropped = context_messages(thread.before(cell), room)
@@ -114,6 +113,8 @@ class Session:
 
         result, error = run_call(settings, prepared.request, view, stream=stream, annotate=annotate)
         if prepared.thread is not None and result.status in KEEPS:
+            if options.new:
+                prepared.thread.turns.clear()
             user = prepared.request.messages[-1]
             tokens = result.usage.total if result.usage else 0
             prepared.thread.record(Turn(cell, user, result.answer, tokens))
@@ -136,7 +137,7 @@ class Session:
             reply = _from_record(found) if found else None
         if reply is None:
             where = options.cassette or "the history"
-            raise LookupError(
+            raise ReplayError(
                 f"no recorded reply for this request in {where}: run it once without --replay "
                 "(or with --refresh) to record it"
             )
@@ -150,7 +151,10 @@ class Session:
             targets.append(self.recorder)
         body = {**request.body(stream=False), "messages": list(redact_media(request.messages))}
         for cassette in targets:
-            cassette.store(key, body, _to_reply(result))
+            try:
+                cassette.store(key, body, _to_reply(result))
+            except OSError as err:  # the reply is shown and in _step: say so, don't fail
+                print(f"step-magic: could not record to {cassette.path}: {err}", file=sys.stderr)
 
     def _log(
         self,

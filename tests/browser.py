@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, Route, expect
 
 CHROMIUM = Path("/usr/bin/chromium")
 # What this machine needs to run Debian's Chromium headless as root with no network.
@@ -55,7 +55,49 @@ USER_SETTINGS = {
         "checkForUpdates": False,
     },
 }
+# Variables that would point the server at the developer's own Jupyter setup.
+ISOLATION_UNSET = (
+    "JUPYTER_PATH",
+    "JUPYTER_PREFER_ENV_PATH",
+    "JUPYTERLAB_DIR",
+    "JUPYTERLAB_SETTINGS_DIR",
+    "JUPYTERLAB_WORKSPACES_DIR",
+    "IPYTHONDIR",
+)
+# True once the app shows the notebook at ``path`` loaded (and, with ``kernel``, its session
+# settled: a kernel connected, or "No Kernel" chosen). Clicks and keys sent before that may
+# be lost: JupyterLab is still restoring its layout and connecting the kernel.
+NOTEBOOK_READY = """({path, kernel}) => {
+  const app = window.jupyterapp;
+  if (!app || !app.shell) return false;
+  for (const widget of app.shell.widgets("main")) {
+    if (widget.context && widget.context.path === path) {
+      return widget.context.isReady && (!kernel || widget.sessionContext.isReady);
+    }
+  }
+  return false;
+}"""
+# A MutationObserver noting elements that match a selector inside output areas.
+RECORD_ELEMENTS = """(selector) => {
+  window.__recorded = [];
+  new MutationObserver((mutations) => {
+    for (const mutation of mutations) {
+      for (const node of mutation.addedNodes) {
+        if (!(node instanceof Element) || !node.closest(".jp-OutputArea")) continue;
+        const found = [...node.querySelectorAll(selector)];
+        if (node.matches(selector)) found.push(node);
+        for (const element of found) window.__recorded.push(element.outerHTML.slice(0, 120));
+      }
+    }
+  }).observe(document.body, {childList: true, subtree: true});
+}"""
+# A cell's prompt once it has run: "[3]:" (queued or running cells show "[*]:").
+DONE_PROMPT = re.compile(r"^\s*\[\d+\]:\s*$")
 KERNEL_SPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+
+
+# Loopback needs no proxy, whatever the environment says.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def free_port() -> int:
@@ -74,12 +116,11 @@ def write_notebook(path: Path, *sources: str) -> None:
     nbformat.write(notebook, path)
 
 
-def read_outputs(path: Path) -> list[dict[str, Any]]:
-    """Every output of every code cell of a saved notebook, in order."""
-    notebook = nbformat.read(path, as_version=4)
-    return [
-        output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs
-    ]
+def read_outputs(path: Path, index: int | None = None) -> list[dict[str, Any]]:
+    """The outputs of cell ``index`` of a saved notebook, or of every code cell, in order."""
+    cells = nbformat.read(path, as_version=4).cells
+    chosen = cells if index is None else [cells[index]]
+    return [output for cell in chosen if cell.cell_type == "code" for output in cell.outputs]
 
 
 class JupyterServer:
@@ -88,12 +129,13 @@ class JupyterServer:
     ``env`` is added to the server's environment, so the kernels it starts inherit it.
     """
 
-    def __init__(self, base: Path, env: Mapping[str, str]) -> None:
+    def __init__(self, base: Path, env: Mapping[str, str], unset: tuple[str, ...] = ()) -> None:
         self.base = base
         self.root = base / "notebooks"
         self.port = free_port()
         self.token = secrets.token_hex(16)
         self._env = dict(env)
+        self._unset = unset
         self._process: subprocess.Popen[bytes] | None = None
         self.log = base / "jupyter.log"
 
@@ -120,7 +162,7 @@ class JupyterServer:
             (settings / name).parent.mkdir(parents=True, exist_ok=True)
             (settings / name).write_text(json.dumps(values))
         env = {**os.environ, **{name: str(path) for name, path in dirs.items()}, **self._env}
-        for name in ("JUPYTER_PATH", "JUPYTERLAB_SETTINGS_DIR", "JUPYTERLAB_WORKSPACES_DIR"):
+        for name in (*ISOLATION_UNSET, *self._unset):
             env.pop(name, None)
         command = [
             sys.executable,
@@ -133,6 +175,9 @@ class JupyterServer:
             "--ServerApp.port_retries=0",
             f"--IdentityProvider.token={self.token}",
             f"--ServerApp.root_dir={self.root}",
+            # window.jupyterapp, to wait until the app is ready rather than sleep.
+            "--LabApp.expose_app_in_browser=True",
+            "--JupyterNotebookApp.expose_app_in_browser=True",
         ]
         with self.log.open("wb") as log:
             self._process = subprocess.Popen(
@@ -155,7 +200,7 @@ class JupyterServer:
         request = urllib.request.Request(
             self.base_url + path, method=method, headers={"Authorization": f"token {self.token}"}
         )
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with _DIRECT.open(request, timeout=10) as response:
             body = response.read()
         return json.loads(body) if body else None
 
@@ -204,15 +249,13 @@ class NotebookPage:
         self.server = server
         self.name = name
         self.artifacts = artifacts
-        self.app = "lab"
 
     @property
     def path(self) -> Path:
         return self.server.root / self.name
 
     def open(self, app: str = "lab") -> None:
-        """Open the notebook, each in a workspace of its own so no other tab is restored."""
-        self.app = app
+        """Open the notebook (in JupyterLab, in a workspace of its own: no other tab comes back)."""
         stem = Path(self.name).stem
         if app == "lab":
             where = f"/lab/workspaces/{stem}/tree/{self.name}"
@@ -225,8 +268,12 @@ class NotebookPage:
         self.page.reload()
         self.wait_for_notebook()
 
-    def wait_for_notebook(self) -> None:
-        expect(self.cells.first).to_be_visible(timeout=60_000)
+    def wait_for_notebook(self, *, kernel: bool = False, timeout: float = 60) -> None:
+        """Wait until the notebook is loaded (and, with ``kernel``, its session settled)."""
+        self.page.wait_for_function(
+            NOTEBOOK_READY, arg={"path": self.name, "kernel": kernel}, timeout=timeout * 1000
+        )
+        expect(self.cells.first).to_be_visible()
 
     # What is on the page.
     @property
@@ -243,6 +290,12 @@ class NotebookPage:
     def output(self, index: int) -> Locator:
         """The output area of cell ``index`` (widgets have output areas of their own inside)."""
         return self.cell(index).locator(".jp-Cell-outputArea")
+
+    def answer(self, index: int) -> Locator:
+        """The output of cell ``index`` that shows the answer: the one with its ``##`` heading
+        (rendered from text/markdown or from HTML, whichever the app chose)."""
+        outputs = self.output(index).locator(".jp-OutputArea-output")
+        return outputs.filter(has=self.page.locator("h2"))
 
     @property
     def kernel_status(self) -> Locator:
@@ -263,15 +316,42 @@ class NotebookPage:
         """``window.__pwned``: set only if a hostile output ran script in the page."""
         return self.page.evaluate("() => window.__pwned")
 
-    def screenshot(self, name: str) -> Path:
+    def record_output_elements(self, selector: str) -> None:
+        """From now on, note every element matching ``selector`` put into any output area,
+        even one that is replaced a moment later (read them with ``recorded_elements``)."""
+        self.page.evaluate(RECORD_ELEMENTS, selector)
+
+    def recorded_elements(self) -> list[str]:
+        """The start of each element noted by ``record_output_elements``."""
+        recorded: list[str] = self.page.evaluate("() => window.__recorded")
+        return recorded
+
+    def slowest_response_while_running(self, index: int, timeout: float = 60) -> float:
+        """Ask the page a trivial question again and again until cell ``index`` has run;
+        the longest answer in seconds (a page frozen by its outputs answers late)."""
+        slowest = 0.0
+        prompt = self.cell(index).locator(".jp-InputPrompt")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            asked = time.monotonic()
+            text = prompt.inner_text()
+            slowest = max(slowest, time.monotonic() - asked)
+            if DONE_PROMPT.match(text):
+                break
+        return slowest
+
+    def screenshot(self, name: str, cell: int | None = None) -> Path:
+        """Save ``<name>.png`` of the page, or of cell ``cell`` only, under ``artifacts``."""
         self.artifacts.mkdir(parents=True, exist_ok=True)
         path = self.artifacts / f"{name}.png"
-        self.page.screenshot(path=str(path), full_page=True)
+        target = self.page if cell is None else self.cell(cell)
+        target.screenshot(path=str(path), animations="disabled")
         return path
 
     # What a person does.
     def wait_for_idle_kernel(self, timeout: float = 60) -> None:
         """Wait until a kernel is connected and idle."""
+        self.wait_for_notebook(kernel=True, timeout=timeout)
         expect(self.kernel_name).not_to_have_text("No Kernel", timeout=timeout * 1000)
         expect(self.kernel_status).to_have_attribute("data-status", "idle", timeout=timeout * 1000)
 
@@ -283,7 +363,7 @@ class NotebookPage:
     def wait_until_ran(self, index: int, timeout: float = 60) -> None:
         """Wait until cell ``index`` has finished: its prompt shows an execution count."""
         prompt = self.cell(index).locator(".jp-InputPrompt")
-        expect(prompt).to_have_text(re.compile(r"^\s*\[\d+\]:\s*$"), timeout=timeout * 1000)
+        expect(prompt).to_have_text(DONE_PROMPT, timeout=timeout * 1000)
 
     def run_and_wait(self, index: int, timeout: float = 60) -> None:
         self.run_cell(index)
@@ -291,7 +371,7 @@ class NotebookPage:
 
     def save(self, timeout: float = 30) -> None:
         """Ctrl+S, then wait until the document is no longer marked as modified."""
-        self.notebook.click(position={"x": 5, "y": 5})  # command mode, focus in the notebook
+        self.page.keyboard.press("Escape")  # command mode
         self.page.keyboard.press("Control+s")
         dirty = self.page.locator(".jp-mod-dirty")
         expect(dirty).to_have_count(0, timeout=timeout * 1000)
@@ -302,14 +382,16 @@ class NotebookPage:
         self.page.get_by_role("menuitem", name=re.compile(r"^Shut Down Kernel")).click()
         expect(self.kernel_name).to_have_text("No Kernel", timeout=30_000)
 
-    def refuse_kernels(self) -> None:
-        """Make this page unable to start a kernel (the server answers 503 to new sessions).
+    def open_without_kernel(self, app: str = "lab") -> None:
+        """Open the notebook in a page that cannot start a kernel, and choose "No Kernel".
 
-        Opening a notebook makes JupyterLab start the kernel its metadata names; refusing
-        that is the way to see a saved notebook exactly as it renders with no kernel at all.
+        Opening a notebook makes JupyterLab and Notebook 7 start the kernel its metadata
+        names; the page's requests for a new session are answered 503 here, so the app says
+        "Error Starting Kernel" and offers the kernel choice, where a person picks No Kernel.
+        That is the notebook exactly as it renders with no kernel at all.
         """
 
-        def refuse(route: Any) -> None:
+        def refuse(route: Route) -> None:
             if route.request.method == "POST":
                 route.fulfill(
                     status=503,
@@ -320,10 +402,15 @@ class NotebookPage:
                 route.continue_()
 
         self.page.route("**/api/sessions**", refuse)
+        self.open(app)
+        self.answer_dialog("Error Starting Kernel", "Ok")
+        self.answer_dialog("Select Kernel", "No Kernel")
+        self.wait_for_notebook(kernel=True)
+        expect(self.kernel_name).to_have_text("No Kernel")
 
-    def dismiss_dialog(self) -> None:
-        """Close a modal dialog (e.g. "Error Starting Kernel") with its accept button."""
-        dialog = self.page.locator(".jp-Dialog")
-        expect(dialog).to_be_visible(timeout=30_000)
-        dialog.locator(".jp-mod-accept").click()
+    def answer_dialog(self, title: str, button: str) -> None:
+        """Wait for the modal dialog titled ``title`` and press its ``button``."""
+        header = self.page.locator(".jp-Dialog-header", has_text=title)
+        dialog = self.page.locator(".jp-Dialog", has=header)
+        dialog.get_by_role("button", name=button, exact=True).click()
         expect(dialog).to_have_count(0)

@@ -68,18 +68,22 @@ class KernelSession:
         timeout: float = 60,
         interrupt_after: str | None = None,
         cell_id: str | None = None,
+        stdin: str | None = None,
     ) -> CellRun:
         """Run ``code``; with ``interrupt_after``, interrupt once a message of that type came.
 
-        ``cell_id`` is sent in the request metadata as JupyterLab does (``cellId``).
+        ``cell_id`` is sent in the request metadata as JupyterLab does (``cellId``);
+        ``stdin`` answers the cell's input request (getpass), as a user typing would.
         """
-        msg_id = self._send(code, cell_id)
+        msg_id = self._send(code, cell_id, stdin is not None)
         run = CellRun(messages=[])
         deadline = time.monotonic() + timeout
         interrupted = False
         while time.monotonic() < deadline:
+            if stdin is not None and self._answer_input(stdin):
+                stdin = None
             try:
-                message = self.client.get_iopub_msg(timeout=1)
+                message = self.client.get_iopub_msg(timeout=0.2 if stdin else 1)
             except queue.Empty:
                 continue
             if message["parent_header"].get("msg_id") != msg_id:
@@ -95,15 +99,25 @@ class KernelSession:
                 interrupted = True
         raise TimeoutError(f"cell did not finish in {timeout} s: {code[:80]!r}")
 
-    def _send(self, code: str, cell_id: str | None) -> str:
+    def _answer_input(self, text: str) -> bool:
+        try:
+            request = self.client.stdin_channel.get_msg(timeout=0.05)
+        except queue.Empty:
+            return False
+        if request["msg_type"] != "input_request":
+            return False
+        self.client.input(text)
+        return True
+
+    def _send(self, code: str, cell_id: str | None, allow_stdin: bool) -> str:
         if cell_id is None:
-            return str(self.client.execute(code))
+            return str(self.client.execute(code, allow_stdin=allow_stdin))
         content = {
             "code": code,
             "silent": False,
             "store_history": True,
             "user_expressions": {},
-            "allow_stdin": False,
+            "allow_stdin": allow_stdin,
             "stop_on_error": True,
         }
         message = self.client.session.msg("execute_request", content, metadata={"cellId": cell_id})

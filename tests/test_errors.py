@@ -206,3 +206,15 @@ def test_null_finish_reason_before_the_end_is_accepted(ip: Any, server: LocalSer
     server.config.finish_reason_before_end = None
     run(ip, "%step Hi").raise_error()
     assert ip.user_ns["_step"].finish_reason == "stop"
+
+
+def test_a_retry_after_longer_than_we_wait_fails_with_the_servers_wait(
+    ip: Any, server: LocalServer
+) -> None:
+    server.config.fault, server.config.retry_after = "429", 120
+    started = time.monotonic()
+    error = run(ip, "%step Hi").error_in_exec
+    assert time.monotonic() - started < 5
+    assert isinstance(error, StepAPIError)
+    assert "the server asks to wait 120 s" in str(error)
+    assert len(server.requests) == 1

@@ -219,3 +219,68 @@ def test_unload_removes_the_magics(ip: Any) -> None:
     assert ip.find_cell_magic("step") is None
     assert ip.find_line_magic("step_config") is None
     ip.run_line_magic("load_ext", "step_magic")
+
+
+def test_the_line_form_reads_braces_and_dollars_itself(ip: Any, server: LocalServer) -> None:
+    ip.user_ns["x"] = 42
+    run(ip, "%step --no-interpolate Keep {x} and $x as typed").raise_error()
+    run(ip, "%step Fill {x} but keep $x").raise_error()
+    contents = [body["messages"][-1]["content"] for body in chat_bodies(server)]
+    assert contents == ["Keep {x} and $x as typed", "Fill 42 but keep $x"]
+
+
+@pytest.mark.parametrize(
+    ("line", "model", "prompt"),
+    [
+        ("%step --code write a hello world", "step-3.7-flash", "write a hello world"),
+        ("%step -mstep-3.5-flash hi there", "step-3.5-flash", "hi there"),
+        ("%step -m\tstep-3.5-flash hi", "step-3.5-flash", "hi"),
+        ("%step -- -5 degrees, is it cold", "step-3.7-flash", "-5 degrees, is it cold"),
+    ],
+)
+def test_line_form_flags_are_read_like_the_cell_form(
+    ip: Any, server: LocalServer, line: str, model: str, prompt: str
+) -> None:
+    run(ip, line).raise_error()
+    body = chat_bodies(server)[-1]
+    assert (body["model"], body["messages"][-1]["content"]) == (model, prompt)
+
+
+def test_an_unknown_or_abbreviated_flag_is_an_error_in_both_forms(
+    ip: Any, server: LocalServer
+) -> None:
+    for cell in ("%step --eff high hi", "%%step --eff high\nhi"):
+        error = run(ip, cell).error_in_exec
+        assert type(error).__name__ == "UsageError"
+        assert "--eff" in str(error)
+    assert chat_bodies(server) == []
+
+
+def test_a_name_that_only_starts_with_127_is_not_local(
+    ip: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(ip, "%step --base-url http://127.attacker.invalid/v1 --timeout 1 Hi")
+    assert "unencrypted" in capsys.readouterr().err
+
+
+def test_reloading_leaves_nothing_behind(ip: Any) -> None:
+    before = len(ip.configurables)
+    for _ in range(3):
+        ip.run_line_magic("unload_ext", "step_magic")
+        ip.run_line_magic("load_ext", "step_magic")
+    assert len(ip.configurables) == before
+    ip.run_line_magic("unload_ext", "step_magic")
+    assert not any(type(c).__module__.startswith("step_magic") for c in ip.configurables)
+    ip.run_line_magic("load_ext", "step_magic")
+
+
+def test_out_of_range_settings_are_usage_errors(ip: Any, server: LocalServer) -> None:
+    for setting in ("timeout = 0", "max_retries = -1", "temperature = 7.0"):
+        ip.run_line_magic("config", f"StepMagics.{setting}")
+        error = run(ip, "%step Hi").error_in_exec
+        assert type(error).__name__ == "UsageError"
+        assert "out of range" in str(error)
+        ip.run_line_magic("config", "StepMagics.timeout = 120")
+        ip.run_line_magic("config", "StepMagics.max_retries = 3")
+        ip.run_line_magic("config", "StepMagics.temperature = None")
+    assert chat_bodies(server) == []

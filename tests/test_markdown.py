@@ -43,7 +43,9 @@ class _Markup(HTMLParser):
         if tag not in TAGS:
             self.problems.append(f"<{tag}>")
         for name, value in attrs:
-            if name.startswith("on") or (name in ("style", "srcdoc") and tag != "span"):
+            if name.startswith("on") or (
+                name in ("style", "srcdoc") and tag not in ("span", "pre")
+            ):
                 self.problems.append(f"{tag} {name}")
             if name in ("href", "src") and re.match(
                 r"(?i)\s*(javascript|vbscript|data:text)", value or ""
@@ -91,7 +93,7 @@ def test_maths_is_kept_for_mathjax_with_its_symbols_escaped() -> None:
 
 def test_code_keeps_its_characters_and_is_highlighted() -> None:
     html = answer_html("```python\nif a < b:\n    pass\n```")
-    assert html.startswith('<pre><code class="language-python">')
+    assert '<code class="language-python">' in html
     assert "&lt;" in html
     assert code_blocks("text\n```python\nif a < b:\n    pass\n```\n") == [
         ("python", "if a < b:\n    pass\n")

@@ -175,7 +175,7 @@ def test_a_lesson_recorded_online_replays_offline(
     assert len(server.requests) == sent_before
 
     error = run(ip, f"%%step --replay --cassette {lesson}\nNever recorded").error_in_exec
-    assert type(error).__name__ == "UsageError"
+    assert type(error).__name__ == "ReplayError"
     assert "no recorded reply" in str(error)
 
 
@@ -214,3 +214,27 @@ def test_the_local_server_serves_a_recorded_lesson(
         assert ip.user_ns["_step"].reasoning == "Recorded thinking."
         run(ip, "%%step --no-memory\nSomething else").raise_error()
         assert "Something else" in ip.user_ns["_step"].answer  # simulated as usual
+
+
+def test_new_clears_the_thread_only_when_the_call_worked(
+    ip: Any, server: LocalServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(ip, "%step One").raise_error()
+    run(ip, "%step --new --dry-run Fresh")
+    server.config.fault = "401"
+    run(ip, "%step --new Fresh")
+    capsys.readouterr()
+    ip.run_line_magic("step_chats", "")
+    assert "default" in capsys.readouterr().out
+    assert len(ip.user_ns["_step"].messages) == 1  # --new sent no earlier turn
+    server.config.fault = None
+    run(ip, "%step Two").raise_error()
+    assert len(sent_messages(server)[-1]) == 3  # "One" survived the dry run and the failure
+
+
+def test_an_unwritable_cassette_warns_and_keeps_the_answer(
+    ip: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(ip, f"%step --no-memory --cassette {tmp_path} Hi").raise_error()
+    assert "could not record to" in capsys.readouterr().err
+    assert ip.user_ns["_step"].complete

@@ -205,3 +205,16 @@ def test_code_is_offered_in_a_new_cell_not_run(kernel: Any) -> None:
     payload = run.reply["payload"]
     assert payload[0]["source"] == "set_next_input"
     assert payload[0]["text"].startswith("print(")
+
+
+def test_the_key_can_be_typed_without_it_reaching_the_notebook(kernel: Any) -> None:
+    kernel.execute("import os\nsaved_key = os.environ.pop('STEPFUN_API_KEY')")
+    missing = kernel.execute("%step Hi")  # a local server takes no key, so the server says 401
+    assert missing.error() is not None
+    assert "StepFun API error 401" in missing.error()["evalue"]
+    typed = kernel.execute("%step_config --key", stdin=TEST_KEY)
+    assert typed.error() is None
+    assert TEST_KEY not in json.dumps(typed.messages, default=str)
+    assert "not saved" in typed.of_type("stream")[0]["content"]["text"]
+    assert kernel.execute("%step Hi").error() is None
+    kernel.execute("os.environ['STEPFUN_API_KEY'] = saved_key")

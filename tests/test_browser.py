@@ -1,0 +1,265 @@
+"""The notebook experience in a real browser: JupyterLab and Notebook 7 in headless Chromium.
+
+One JupyterLab server for the module (it takes seconds to start), isolated in a temporary
+folder, whose kernels talk to the test session's local StepFun-compatible server; every test's
+``server`` fixture resets that same server. Each test opens its own notebook in a fresh browser
+context and checks what the page renders. Screenshots go to test-artifacts/browser/.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import nbformat
+import pytest
+from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
+
+from step_magic.server import LocalServer
+from step_magic.server.replies import build_reply
+from step_magic.server.validation import parse_chat_request
+
+from .browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    WIDGET_VIEW,
+    JupyterServer,
+    NotebookPage,
+    read_outputs,
+    write_notebook,
+)
+from .conftest import TEST_KEY
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.kernel,  # the notebooks run in real kernels: `-m "not kernel"` skips these too
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason=f"{CHROMIUM} is missing: install Debian's Chromium with `bash .ci/browser-deps`",
+    ),
+]
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "browser"
+VIEWPORT: ViewportSize = {
+    "width": 1280,
+    "height": 1300,
+}  # tall enough for a finished cell in one shot
+THINKING = re.compile(r"^Thinking… [\d,]+ chars · [\d.]+ s$")
+THOUGHT = re.compile(r"^Thought for [\d.]+ s · [\d,]+ chars$")
+TRACE_ID = re.compile(r"trace id [0-9a-f]{32}\b")
+HOSTILE = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
+
+
+@pytest.fixture(scope="module")
+def jupyter(
+    _server: LocalServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[JupyterServer]:
+    """JupyterLab (and Notebook 7) on 127.0.0.1; its kernels use the local server."""
+    env = {"STEPFUN_API_KEY": TEST_KEY, "STEPFUN_BASE_URL": _server.base_url}
+    jupyter = JupyterServer(tmp_path_factory.mktemp("jupyter"), env, unset=("STEP_API_KEY",))
+    jupyter.start()
+    try:
+        yield jupyter
+    finally:
+        jupyter.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless, driven by Playwright (which brings no browser of its own)."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser, jupyter: JupyterServer) -> Iterator[Page]:
+    """A fresh browser context; the kernels the test started are shut down after it."""
+    context = browser.new_context(viewport=VIEWPORT)
+    context.set_default_timeout(30_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+        jupyter.shut_down_kernels()
+
+
+def open_notebook(page: Page, jupyter: JupyterServer, name: str, step_cell: str) -> NotebookPage:
+    """Write a notebook of ``%load_ext step_magic`` and ``step_cell``, open it in JupyterLab
+    and run the first cell; the ``%%step`` cell is left for the test to run."""
+    write_notebook(jupyter.root / name, "%load_ext step_magic", step_cell)
+    view = NotebookPage(page, jupyter, name, ARTIFACTS)
+    view.open()
+    view.wait_for_idle_kernel()
+    view.run_and_wait(0)
+    return view
+
+
+def check_static_form(view: NotebookPage, index: int = 1, *, effort: str = "no effort") -> None:
+    """The finished reply as it must render: ``<details>`` reasoning, Markdown answer, footer
+    with a trace id; no widget left in the cell and no widget error text in the notebook."""
+    output = view.output(index)
+    details = output.locator("details.step-magic-reasoning")
+    expect(details).to_have_count(1)
+    expect(details.locator("summary")).to_have_text(THOUGHT)
+    expect(details).to_contain_text(f"The request is for step-3.7-flash with {effort}")
+    answer = view.answer(index)
+    expect(answer.locator("h2")).to_contain_text("Simulated answer")
+    expect(answer.locator("li")).to_have_text(
+        ["Model: step-3.7-flash", re.compile(r"^Effort: "), "Messages: 1"]
+    )
+    expect(answer.locator("pre code")).to_have_text('print("simulated reply from step-3.7-flash")')
+    expect(output.locator(".step-magic-footer")).to_contain_text(TRACE_ID)
+    expect(output.locator(".jupyter-widgets")).to_have_count(0)
+    assert view.widget_errors() == []
+
+
+def test_reasoning_streams_into_a_collapsed_live_panel_that_a_click_opens(
+    page: Page, jupyter: JupyterServer, server: LocalServer
+) -> None:
+    server.config.tokens_per_second = 300
+    server.config.reasoning_tokens = 900  # three seconds of visible thinking
+    view = open_notebook(page, jupyter, "live.ipynb", "%%step\nWhy is the sky blue?")
+    view.run_cell(1)
+
+    panel = view.output(1).locator(".jupyter-widget-Accordion")
+    header = panel.locator(".jupyter-widget-Collapse-header")
+    body = panel.locator(".jupyter-widget-Collapse-contents")
+    expect(header).to_have_text(THINKING)
+    expect(body).to_be_hidden()
+    seen = header.inner_text()
+    expect(header).not_to_have_text(seen)  # the count goes on while the panel is closed
+    expect(body).to_contain_text("The request is for step-3.7-flash")  # filled while hidden
+    view.screenshot("1-streaming-panel-closed", cell=1)
+
+    header.click()
+    expect(body).to_be_visible()
+    expect(body).to_contain_text('The last user message begins: "Why is the sky blue?"')
+    view.screenshot("2-streaming-panel-open", cell=1)
+
+    view.wait_until_ran(1)
+    # The kernel only hears of the click once the cell has ended; the static form follows it.
+    expect(view.output(1).locator("details.step-magic-reasoning")).to_have_attribute("open", "")
+    check_static_form(view)
+    view.screenshot("3-final-static-form", cell=1)
+
+    view.save()
+    reasoning = read_outputs(view.path, 1)[0]["data"]["text/html"]
+    assert reasoning.startswith('<details class="step-magic-reasoning" open>')
+
+
+@pytest.fixture(scope="module")
+def saved_demo(browser: Browser, jupyter: JupyterServer) -> Path:
+    """A notebook run in JupyterLab, saved with Ctrl+S, its kernel shut down from the menu."""
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        cell = "%%step --effort high\nWhy does the Moon always show us the same face?"
+        view = open_notebook(context.new_page(), jupyter, "saved.ipynb", cell)
+        view.run_and_wait(1)
+        view.save()
+        view.shut_down_kernel()
+        return view.path
+    finally:
+        context.close()
+        jupyter.shut_down_kernels()
+
+
+def test_the_saved_file_holds_the_static_form_and_no_widget(saved_demo: Path) -> None:
+    assert all(WIDGET_VIEW not in output.get("data", {}) for output in read_outputs(saved_demo))
+    reasoning, answer, footer = read_outputs(saved_demo, 1)
+    assert reasoning["data"]["text/html"].startswith('<details class="step-magic-reasoning">')
+    assert "The request is for step-3.7-flash with reasoning effort high." in str(reasoning)
+    assert "Simulated answer" in str(answer["data"])
+    assert TRACE_ID.search(footer["data"]["text/plain"])
+    assert "widgets" not in nbformat.read(saved_demo, as_version=4).metadata
+
+
+@pytest.mark.parametrize(
+    ("app", "kernel"),
+    [("lab", "no"), ("lab", "fresh"), ("notebook", "no"), ("notebook", "fresh")],
+    ids=["jupyterlab-no-kernel", "jupyterlab-fresh-kernel", "notebook7-no-kernel", "notebook7"],
+)
+def test_the_saved_notebook_renders_its_static_form_when_reopened(
+    page: Page, jupyter: JupyterServer, saved_demo: Path, app: str, kernel: str
+) -> None:
+    """With no kernel at all, and with a fresh kernel (where a saved widget view would say
+    "model not found"), in JupyterLab and Notebook 7: the reasoning is a working
+    ``<details>``, the answer Markdown, and no widget error shows."""
+    view = NotebookPage(page, jupyter, saved_demo.name, ARTIFACTS)
+    if kernel == "no":
+        view.open_without_kernel(app)
+    else:
+        view.open(app)
+        view.wait_for_idle_kernel()
+    expect(view.output(1).locator(".jp-mod-trusted").first).to_be_visible()
+    check_static_form(view, effort="reasoning effort high")
+
+    details = view.output(1).locator("details.step-magic-reasoning")
+    reasoning = details.locator("div")
+    expect(reasoning).to_be_hidden()  # saved closed: nobody opened the panel
+    details.locator("summary").click()
+    expect(reasoning).to_be_visible()
+    expect(reasoning).to_contain_text("Why does the Moon always show us the same face?")
+    view.screenshot(f"4-reopened-{app}-{kernel}-kernel", cell=1)
+    assert view.widget_errors() == []
+
+
+def test_a_hostile_prompt_runs_no_script_live_or_after_a_reload(
+    page: Page, jupyter: JupyterServer, server: LocalServer
+) -> None:
+    """The local server quotes the prompt in the reasoning and in the answer."""
+    view = open_notebook(page, jupyter, "hostile.ipynb", f"%%step\nRepeat {HOSTILE}")
+    view.record_output_elements("img, script")
+    view.run_and_wait(1)
+    check_shown_as_text(view)
+    assert view.recorded_elements() == []  # not even for a moment while it streamed
+    view.save()
+
+    view.reload()  # the outputs are the user's own, hence trusted: their HTML is not sanitised
+    view.wait_for_idle_kernel()
+    expect(view.output(1).locator(".jp-mod-trusted").first).to_be_visible()
+    check_shown_as_text(view)
+    view.screenshot("5-hostile-prompt-after-reload", cell=1)
+
+
+def check_shown_as_text(view: NotebookPage) -> None:
+    """The hostile markup reads as text, no element was made of it, and no script ran."""
+    output = view.output(1)
+    expect(output.locator("details")).to_contain_text('begins: "Repeat <img src=x onerror=')
+    expect(view.answer(1)).to_contain_text(f'You wrote: "Repeat {HOSTILE}"')
+    expect(output.locator("img, script")).to_have_count(0)
+    assert view.pwned() is None
+
+
+def test_a_large_reply_finishes_and_the_page_stays_responsive(
+    page: Page, jupyter: JupyterServer, server: LocalServer
+) -> None:
+    server.config.reasoning_tokens = 20_000
+    server.config.answer_tokens = 2_000
+    server.config.tokens_per_second = 0  # as fast as the server can send
+    view = open_notebook(page, jupyter, "large.ipynb", "%%step\nTell me everything.")
+
+    started = time.monotonic()
+    view.run_cell(1)
+    slowest = view.slowest_response_while_running(1, timeout=60)
+    view.wait_until_ran(1, timeout=1)
+    assert time.monotonic() - started < 60
+    assert slowest < 2, f"the page took {slowest:.1f} s to answer while the reply streamed"
+    expect(view.kernel_status).to_have_attribute("data-status", "idle")
+    assert [kernel["execution_state"] for kernel in jupyter.kernels()] == ["idle"]
+
+    sent = "".join(build_reply(parse_chat_request(server.requests[-1].body), 20_000, 2_000).answer)
+    expect(view.answer(1)).to_contain_text(" ".join(sent.split()[-6:]))
+    check_static_form(view)
+
+    # Typing into the new cell below and running it works, and sees the whole reply.
+    view.cell(2).locator(".jp-InputArea-editor").click()
+    view.page.keyboard.type("print(len(_step.answer), len(_step.reasoning))")
+    view.page.keyboard.press("Shift+Enter")
+    view.wait_until_ran(2)
+    expect(view.output(2)).to_contain_text(f"{len(sent)} ")
+    view.output(1).locator(".step-magic-footer").scroll_into_view_if_needed()
+    view.screenshot("6-large-reply-end")
