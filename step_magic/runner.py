@@ -32,7 +32,7 @@ from .request import ChatRequest
 from .result import StepResult, classify
 
 FLUSH_SECONDS = 0.05
-IDLE_TICK_SECONDS = 1.0
+IDLE_SECONDS = 0.1  # how soon a noted Ctrl-C is acted on while no text arrives
 _END = object()
 
 
@@ -115,26 +115,23 @@ def run_call(
     progress = _Progress(started=time.monotonic())
     finished: Finished | None = None
     error: StepAPIError | None = None
-    interrupted = False
-    view.start(_waiting_status(settings))
-    worker.start()
-    try:
-        finished, error = _consume(events, progress, view)
-    except KeyboardInterrupt:
-        interrupted = True
-    with _interrupts_deferred() as late:
+    with _interrupts_noted() as interrupts:
+        view.start(_waiting_status(settings))
+        worker.start()
+        try:
+            finished, error = _consume(events, progress, view, interrupts)
+        except KeyboardInterrupt:  # only where no handler could be installed (not main thread)
+            interrupts.append(signal.SIGINT)
         stream.close()
-        interrupted = interrupted or bool(late)
+        interrupted = bool(interrupts)
+        if not (interrupted or error or progress.reasoning or progress.answer):
+            error = StepAPIError("the server sent an empty reply", trace_id=stream.trace_id)
         progress.flush(view, time.monotonic())
         result = _result(settings, request, progress, finished, error, interrupted)
         if annotate is not None:
             annotate(result)
         view.finish(result)
-    if interrupted or late:
-        return result, StepInterrupted()
-    if error is None and result.status == "incomplete" and not (result.answer or result.reasoning):
-        error = StepAPIError("the server sent an empty reply", trace_id=stream.trace_id)
-    return result, error
+    return result, (StepInterrupted() if interrupted else error)
 
 
 def _pump(stream: EventSource, events: queue.Queue[object]) -> None:
@@ -151,15 +148,14 @@ def _pump(stream: EventSource, events: queue.Queue[object]) -> None:
 
 
 def _consume(
-    events: queue.Queue[object], progress: _Progress, view: View
+    events: queue.Queue[object], progress: _Progress, view: View, interrupts: list[int]
 ) -> tuple[Finished | None, StepAPIError | None]:
+    """Pull events and flush on schedule until the stream ends or a Ctrl-C is noted."""
     finished: Finished | None = None
-    while True:
+    while not interrupts:
         now = time.monotonic()
         has_pending = bool(progress.pending_reasoning or progress.pending_answer)
-        wait = (
-            max(progress.last_flush + FLUSH_SECONDS - now, 0) if has_pending else IDLE_TICK_SECONDS
-        )
+        wait = max(progress.last_flush + FLUSH_SECONDS - now, 0) if has_pending else IDLE_SECONDS
         try:
             item = events.get(timeout=wait)
         except queue.Empty:
@@ -178,6 +174,7 @@ def _consume(
             finished = item
         if now - progress.last_flush >= FLUSH_SECONDS:
             progress.flush(view, now)
+    return finished, None
 
 
 def _result(
@@ -226,11 +223,12 @@ def _retry_status(event: Waiting) -> str:
 
 
 @contextlib.contextmanager
-def _interrupts_deferred() -> Iterator[list[int]]:
-    """Hold Ctrl-C while the reply is closed and shown; the caller reads what arrived.
+def _interrupts_noted() -> Iterator[list[int]]:
+    """For the whole call, Ctrl-C is noted in the yielded list instead of raised.
 
-    Raising here would lose the result the caller must still bind and record, so a
-    Ctrl-C that lands during this block is only noted in the yielded list.
+    A KeyboardInterrupt raised at an arbitrary point (inside a queue's lock, inside the
+    view, while closing the stream) could lose the partial reply or leave the live widgets
+    behind; a noted one is acted on between events, and a second one changes nothing.
     """
     received: list[int] = []
     if threading.current_thread() is not threading.main_thread():
