@@ -1,0 +1,67 @@
+"""Execute the example notebooks offline and save them with their outputs.
+
+Each notebook runs top to bottom in a fresh kernel with no API key, so its first cell starts
+the bundled local simulator (and says so); the outputs committed to the repo are therefore
+reproducible anywhere. The kernel works in a temporary folder, so files a notebook writes
+(a recorded lesson, the history database) never land in the repo.
+
+    python scripts/refresh_notebooks.py            # all of notebooks/*.ipynb
+    python scripts/refresh_notebooks.py teaching   # one of them
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from nbclient import NotebookClient
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+SECRET_VARIABLES = ("STEPFUN_API_KEY", "STEP_API_KEY", "STEPFUN_BASE_URL")
+
+
+def execute(path: Path, workdir: Path, timeout: float = 300) -> Any:
+    """Run the notebook at ``path`` offline in ``workdir``; return it with its outputs."""
+    notebook = nbformat.read(path, as_version=4)
+    saved = {name: os.environ.pop(name) for name in SECRET_VARIABLES if name in os.environ}
+    previous_history = os.environ.get("STEP_MAGIC_HISTORY")
+    os.environ["STEP_MAGIC_HISTORY"] = str(workdir / "history.sqlite3")
+    try:
+        client = NotebookClient(
+            notebook,
+            timeout=timeout,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(workdir)}},
+        )
+        client.execute()
+    finally:
+        os.environ.update(saved)
+        if previous_history is None:
+            os.environ.pop("STEP_MAGIC_HISTORY", None)
+        else:
+            os.environ["STEP_MAGIC_HISTORY"] = previous_history
+    return notebook
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="notebook names (default: all)")
+    args = parser.parse_args(argv)
+    paths = [NOTEBOOKS / f"{name}.ipynb" for name in args.names] or sorted(
+        NOTEBOOKS.glob("*.ipynb")
+    )
+    for path in paths:
+        with tempfile.TemporaryDirectory() as workdir:
+            notebook = execute(path, Path(workdir))
+        nbformat.write(notebook, path)
+        print(f"refreshed {path.relative_to(NOTEBOOKS.parent)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
