@@ -129,7 +129,7 @@ class NotebookView:
         self._status.value = _status_html(status)
 
     def update(self, reasoning: str, answer: str, elapsed: float) -> None:
-        """Append new reasoning and answer text (called at most ~20 times a second)."""
+        """Append new reasoning and answer text (called at most ~10 times a second)."""
         self._reasoning_chars += len(reasoning)
         self._answer_chars += len(answer)
         if reasoning and self._panel is not None:
@@ -142,13 +142,20 @@ class NotebookView:
             self._refresh_status(bool(reasoning), elapsed)
 
     def _refresh_status(self, thinking: bool, elapsed: float) -> None:
-        """Header and status line, at most twice a second: thinking, then answering."""
+        """Header at most twice a second; the status line says the phase.
+
+        With the panel shown its header carries the live counts, so the line below changes
+        only when the answer starts; without the panel the line is the only progress shown.
+        """
         self._titled_at = elapsed
         thought = static.thinking_status(self._reasoning_chars, elapsed)
         if thinking and self._panel is not None:
             self._panel.set_title(0, thought)
         answering = f"Answering… {self._answer_chars:,} chars · {static.seconds(elapsed)}"
-        self._status.value = _status_html(answering if self._answer_chars else thought)
+        if self._panel is None:
+            self._status.value = _status_html(answering if self._answer_chars else thought)
+        elif self._answer_chars:
+            self._status.value = _status_html("Answering…")  # unchanged values send nothing
 
     def _append_answer(self, text: str) -> None:
         blocks = self._splitter.feed(text)

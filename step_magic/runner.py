@@ -31,7 +31,7 @@ from .config import Settings
 from .request import ChatRequest
 from .result import StepResult, classify
 
-FLUSH_SECONDS = 0.05
+FLUSH_SECONDS = 0.1  # at most 10 display updates a second, plus the first and the last
 IDLE_SECONDS = 0.1  # how soon a noted Ctrl-C is acted on while no text arrives
 _END = object()
 
