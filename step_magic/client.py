@@ -142,7 +142,7 @@ class ReplyStream:
             base_url=self._settings.base_url,
             timeout=self._settings.timeout,
             max_retries=0,
-            http_client=openai.DefaultHttpxClient(verify=_tls_context()),
+            http_client=openai.DefaultHttpxClient(verify=tls_context()),
         )
         try:
             stream = yield from self._open(client)
@@ -165,8 +165,8 @@ class ReplyStream:
                 if err.status_code not in RETRY_STATUSES or attempt == attempts:
                     raise self._error(err) from None
                 if delay is None:
-                    raise self._error(err, note=_too_long(err)) from None
-                yield Waiting(_reason(err), delay, attempt, attempts - 1)
+                    raise self._error(err, note=wait_too_long(err)) from None
+                yield Waiting(retry_reason(err), delay, attempt, attempts - 1)
                 if self._cancelled.wait(delay):
                     return None
             except openai.APIError as err:
@@ -219,7 +219,7 @@ class ReplyStream:
 
 
 @functools.cache
-def _tls_context() -> ssl.SSLContext:
+def tls_context() -> ssl.SSLContext:
     """One TLS context for every call: loading the CA bundle costs ~25 ms each time.
 
     The client itself stays per call, so ``close()`` can cut exactly this call's connection.
@@ -282,7 +282,8 @@ def retry_delay(
     return random.uniform(0, min(cap, 0.5 * 2**attempt))
 
 
-def _too_long(err: Any) -> str:
+def wait_too_long(err: Any) -> str:
+    """The note for a Retry-After we will not wait for (the user decides to come back)."""
     return f" (the server asks to wait {err.response.headers.get('retry-after')} s)"
 
 
@@ -298,7 +299,8 @@ def _parse_retry_after(value: str) -> float | None:
     return when.timestamp() - time.time()
 
 
-def _reason(err: Any) -> str:
+def retry_reason(err: Any) -> str:
+    """Why a retry waits, in the words the panel header shows."""
     return "rate limited" if err.status_code == 429 else f"server error {err.status_code}"
 
 

@@ -34,6 +34,7 @@ class Settings:
     show_reasoning: bool = False
     reasoning: bool = True
     local: bool = False
+    api: str = "chat"  # "chat" (Chat Completions) or "messages" (Anthropic-style Messages)
 
 
 def key_variable(environ: Mapping[str, str] | None = None) -> str | None:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # the call path loads on the first call: %load_ext stays fast
 
 EFFORT_CHOICES = list(models.EFFORTS)
 DETAILS = ["low", "high"]
+APIS = ["chat", "messages"]
 
 
 @magics_class
@@ -57,6 +58,9 @@ class StepMagics(Magics):
     budget = CInt(6_000, help="Token budget of each attached object.").tag(config=True)
     detail = Enum(DETAILS, "low", help="Detail level sent with images.").tag(config=True)
     image_max_side = CInt(2048, help="Images are downscaled to this long side.").tag(config=True)
+    api = Enum(APIS, "chat", help="chat: Chat Completions; messages: the Messages API.").tag(
+        config=True
+    )
     memory = Bool(True, help="Send earlier turns of the thread as context.").tag(config=True)
     replay = Bool(False, help="Answer from recorded replies only.").tag(config=True)
     replay_speed = CFloat(200.0, help="Replay pace in tokens/s (0: at once).").tag(config=True)
@@ -80,6 +84,7 @@ class StepMagics(Magics):
     @argument("--max-tokens", type=flags.positive_int, help="Cap on the reply's tokens.")
     @argument("--temperature", type=flags.temperature, help="Sampling temperature, 0 to 2.")
     @argument("--base-url", help="API base URL, e.g. a compatible or local server.")
+    @argument("--api", choices=APIS, help="chat (Chat Completions) or messages (Messages API).")
     @argument("--timeout", type=flags.positive_seconds, help="Seconds without data to fail.")
     @argument("--show-reasoning", action="store_true", help="Open the reasoning panel.")
     @argument("--no-reasoning", action="store_true", help="Do not display the reasoning.")
@@ -270,6 +275,7 @@ class StepMagics(Magics):
             show_reasoning=args.show_reasoning or self.show_reasoning,
             reasoning=self.reasoning and not args.no_reasoning,
             local=local,
+            api=args.api or self.api,
         )
 
     def _endpoint(self, flag_url: str | None, need_key: bool) -> tuple[str, str, bool]:

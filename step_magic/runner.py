@@ -109,7 +109,7 @@ def run_call(
     was attached, notes, replay) before the final form is shown. The caller keeps the
     (partial) result before raising, so ``_step`` holds what arrived.
     """
-    stream = stream if stream is not None else ReplyStream(settings, request)
+    stream = stream if stream is not None else live_stream(settings, request)
     events: queue.Queue[object] = queue.Queue()
     worker = threading.Thread(target=_pump, args=(stream, events), daemon=True)
     progress = _Progress(started=time.monotonic())
@@ -132,6 +132,15 @@ def run_call(
             annotate(result)
         view.finish(result)
     return result, (StepInterrupted() if interrupted else error)
+
+
+def live_stream(settings: Settings, request: ChatRequest) -> EventSource:
+    """A live reply through the API the settings name (both yield the same events)."""
+    if settings.api == "messages":
+        from .messages import MessagesStream
+
+        return MessagesStream(settings, request)
+    return ReplyStream(settings, request)
 
 
 def _pump(stream: EventSource, events: queue.Queue[object]) -> None:

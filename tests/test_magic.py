@@ -284,3 +284,43 @@ def test_out_of_range_settings_are_usage_errors(ip: Any, server: LocalServer) ->
         ip.run_line_magic("config", "StepMagics.max_retries = 3")
         ip.run_line_magic("config", "StepMagics.temperature = None")
     assert chat_bodies(server) == []
+
+
+@pytest.mark.parametrize("api", ["chat", "messages"])
+def test_both_apis_give_the_same_reply_and_footer(
+    ip: Any, server: LocalServer, capsys: pytest.CaptureFixture[str], api: str
+) -> None:
+    run(
+        ip, f"%%step --api {api} --effort high --system 'Be brief.'\nWhy is the sea salty"
+    ).raise_error()
+    result = ip.user_ns["_step"]
+    assert result.complete
+    assert "effort high" in result.reasoning
+    assert "Why is the sea salty" in result.answer
+    assert f"trace id {result.trace_id}" in capsys.readouterr().out
+    sent = server.requests[-1]
+    if api == "messages":
+        assert sent.path == "/v1/messages"
+        assert sent.body["output_config"] == {"effort": "high"}
+        assert sent.body["system"] == "Be brief."
+        assert "reasoning_effort" not in sent.body
+    else:
+        assert sent.path == "/v1/chat/completions"
+        assert sent.body["reasoning_effort"] == "high"
+
+
+@pytest.mark.parametrize("api", ["chat", "messages"])
+def test_both_apis_keep_a_partial_reply_when_the_connection_drops(
+    ip: Any, server: LocalServer, api: str
+) -> None:
+    server.config.fault = "drop-answer"
+    error = run(ip, f"%step --api {api} Hi").error_in_exec
+    assert isinstance(error, StepAPIError)
+    assert ip.user_ns["_step"].status == "failed"
+    assert ip.user_ns["_step"].reasoning
+
+
+def test_the_api_is_a_config_trait(ip: Any, server: LocalServer) -> None:
+    ip.run_line_magic("config", 'StepMagics.api = "messages"')
+    run(ip, "%step Hi").raise_error()
+    assert server.requests[-1].path == "/v1/messages"

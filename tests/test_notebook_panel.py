@@ -218,3 +218,14 @@ def test_the_key_can_be_typed_without_it_reaching_the_notebook(kernel: Any) -> N
     assert "not saved" in typed.of_type("stream")[0]["content"]["text"]
     assert kernel.execute("%step Hi").error() is None
     kernel.execute("os.environ['STEPFUN_API_KEY'] = saved_key")
+
+
+def test_the_messages_api_streams_into_the_same_panel(kernel: Any, server: LocalServer) -> None:
+    run = kernel.execute("%%step --api messages --effort low\nExplain tides")
+    assert run.error() is None
+    assert server.requests[-1].path == "/v1/messages"
+    assert "effort low" in streamed_into(run, "OutputModel")
+    details, answer, footer = run.final_outputs().values()
+    assert details["text/html"].startswith("<details")
+    assert "<h2>Simulated answer</h2>" in answer["text/html"]
+    assert "trace id" in footer["text/plain"]

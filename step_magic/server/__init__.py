@@ -1,5 +1,8 @@
 """A local StepFun-compatible HTTP server: simulated answers, real wire protocol, faults.
 
+It serves ``POST /v1/chat/completions``, ``POST /v1/messages`` (the Anthropic-style Messages
+API, same reply text as chat) and ``GET /v1/models``.
+
 Used by the test suite, by teachers rehearsing offline and by the README demo::
 
     with LocalServer(ServerConfig(tokens_per_second=30)) as server:

@@ -18,10 +18,22 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from step_magic.models import MODELS
-from step_magic.server.completion import completion_body, plan_completion, reasoning_field
+from step_magic.server.completion import (
+    Completion,
+    completion_body,
+    plan_completion,
+    reasoning_field,
+)
 from step_magic.server.config import ReceivedRequest, redact_headers
 from step_magic.server.errors import ApiError, invalid_key
 from step_magic.server.faults import STATUS_FAULTS
+from step_magic.server.messages import (
+    MESSAGES_PATH,
+    error_body,
+    message_body,
+    message_steps,
+    parse_messages_request,
+)
 from step_magic.server.replies import build_reply, message_tokens, recorded_reply
 from step_magic.server.state import ServerState, cut
 from step_magic.server.stream import Action, Step, stream_steps
@@ -112,7 +124,7 @@ class StepRequestHandler(BaseHTTPRequestHandler):
         self._handle()
 
     def do_POST(self) -> None:
-        """Answer POST requests (``/v1/chat/completions``; anything else is a 404)."""
+        """Answer POST requests (``/v1/chat/completions``, ``/v1/messages``; else a 404)."""
         self._handle()
 
     do_PUT = do_PATCH = do_DELETE = do_POST
@@ -152,8 +164,10 @@ class StepRequestHandler(BaseHTTPRequestHandler):
 
     def _check_key(self) -> None:
         scheme, _, token = self.headers.get("Authorization", "").partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+        token = token.strip() if scheme.lower() == "bearer" else ""
+        if not token and urlsplit(self.path).path.rstrip("/") == MESSAGES_PATH:
+            token = self.headers.get("x-api-key", "").strip()  # all an Anthropic SDK sends
+        if not token:
             raise invalid_key("No API key provided: send it as 'Authorization: Bearer <key>'.")
         expected = self.state.config.api_key
         if expected is not None and not hmac.compare_digest(token.encode(), expected.encode()):
@@ -163,15 +177,39 @@ class StepRequestHandler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path.rstrip("/")
         if self.command == "POST" and path == CHAT_PATH:
             self._chat(parse_chat_request(body), body)
+        elif self.command == "POST" and path == MESSAGES_PATH:
+            self._messages(body)
         elif self.command == "GET" and path == MODELS_PATH:
             self._send_json(200, _models_body())
         else:
             raise ApiError(404, "not_found", f"No route for {self.command} {path or '/'}.")
 
     def _chat(self, request: ChatRequest, body: Any) -> None:
+        field = reasoning_field(request, self.state.config)
+        completion, fault = self._plan(request, body, field)
+        if request.stream:
+            before_end = self.state.config.finish_reason_before_end
+            self._stream(stream_steps(completion, fault, before_end))
+        else:
+            self._send_completion(completion_body(completion, fault), fault)
+
+    def _messages(self, body: Any) -> None:
+        """The chat reply to the same question, sent as Messages API events or JSON."""
+        try:
+            request, chat_body = parse_messages_request(body)
+            completion, fault = self._plan(request, chat_body, "reasoning")
+        except ApiError as error:
+            self._send_json(error.status, error_body(error), error.headers)
+            return
+        if request.stream:
+            self._stream(message_steps(completion, fault))
+        else:
+            self._send_completion(message_body(completion, fault), fault)
+
+    def _plan(self, request: ChatRequest, body: Any, field: str) -> tuple[Completion, str | None]:
+        """Pick the fault, apply its delays and status errors, and plan the reply text."""
         config = self.state.config
         fault = self.state.faults.select(request.fault, self.headers.get("X-Step-Fault"), config)
-        field = reasoning_field(request, config)
         self._wait(config.first_byte_delay)
         if fault in STATUS_FAULTS:
             raise STATUS_FAULTS[fault](config)
@@ -182,11 +220,7 @@ class StepRequestHandler(BaseHTTPRequestHandler):
         reply = recorded_reply(config.cassette, body) or build_reply(
             request, config.reasoning_tokens, config.answer_tokens
         )
-        completion = plan_completion(request, reply, fault, field, (sum(costs), cached))
-        if request.stream:
-            self._stream(stream_steps(completion, fault, config.finish_reason_before_end))
-        else:
-            self._send_completion(completion_body(completion, fault), fault)
+        return plan_completion(request, reply, fault, field, (sum(costs), cached)), fault
 
     def _stream(self, steps: Iterator[Step]) -> None:
         """Send the steps as chunked SSE, one write per event so each leaves at once."""

@@ -27,7 +27,7 @@ DONE = b"data: [DONE]\n\n"
 MALFORMED = b"data: {not json\n\n"
 
 # Where in the reply each mid-stream fault strikes, and whether the stream goes on after it.
-_FAULT_PHASE = {
+FAULT_PHASE = {
     "stall-mid": "reasoning",
     "drop-reasoning": "reasoning",
     "malformed": "reasoning",
@@ -35,7 +35,7 @@ _FAULT_PHASE = {
     "unknown-shape": "reasoning",
     "drop-answer": "answer",
 }
-_FAULTS_THAT_END = frozenset({"drop-reasoning", "drop-answer", "error-event"})
+FAULTS_THAT_END = frozenset({"drop-reasoning", "drop-answer", "error-event"})
 
 
 def event(payload: bytes) -> bytes:
@@ -51,7 +51,7 @@ def stream_steps(
         yield DONE
         return
     encoder = ChunkEncoder(completion, before_end)
-    phase = _FAULT_PHASE.get(fault or "")
+    phase = FAULT_PHASE.get(fault or "")
     strike = completion.phase_middle(phase) if phase else len(completion.pieces)
     odd_at = strike if fault == "unknown-shape" else -1
     tokens = (event(encoder.token(i, odd=i == odd_at)) for i in range(len(completion.pieces)))
@@ -60,7 +60,7 @@ def stream_steps(
     yield from islice(tokens, strike)
     if fault is not None and phase is not None:
         yield from _fault_steps(fault, encoder, strike)
-        if fault in _FAULTS_THAT_END:
+        if fault in FAULTS_THAT_END:
             return
     yield from tokens
     yield event(encoder.final())
