@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
+
+from .models import check_effort
 
 DEFAULT_BASE_URL = "https://api.stepfun.ai/v1"
 KEY_VARIABLES = ("STEPFUN_API_KEY", "STEP_API_KEY")
@@ -96,3 +99,78 @@ def redact(text: str, secret: str | None) -> str:
     if not secret:
         return text
     return text.replace(secret, "***")
+
+
+# What a %config value may be; a flag's own type check covers the flag form.
+_RANGES: dict[str, Callable[[Any], bool]] = {
+    "timeout": lambda v: v > 0,
+    "max_retries": lambda v: v >= 0,
+    "max_tokens": lambda v: v is None or v > 0,
+    "temperature": lambda v: v is None or 0 <= v <= 2,
+    "budget": lambda v: v > 0,
+    "image_max_side": lambda v: v >= 16,
+}
+
+
+def check_defaults(defaults: Mapping[str, Any]) -> None:
+    """Raise ValueError for a configured default out of range, naming the trait."""
+    for name, valid in _RANGES.items():
+        if name in defaults and not valid(defaults[name]):
+            raise ValueError(
+                f"StepMagics.{name} = {defaults[name]!r} is out of range; set it again"
+            )
+
+
+def settings_for(
+    flags: Mapping[str, Any],
+    defaults: Mapping[str, Any],
+    *,
+    local_url: str | None,
+    need_key: bool,
+) -> tuple[Settings, str | None]:
+    """Merge a call's flags over the configured defaults over the environment.
+
+    Returns the settings and a warning to show (plain http to a remote host); raises
+    ValueError with a one-line message for anything the user must fix first.
+    """
+    check_defaults(defaults)
+
+    def pick(name: str) -> Any:
+        value = flags.get(name)
+        return defaults.get(name) if value is None else value
+
+    model, effort = pick("model"), pick("effort")
+    check_effort(model, effort)
+    base_url, key, local, warning = _endpoint(flags.get("base_url"), defaults, local_url, need_key)
+    settings = Settings(
+        model=model,
+        base_url=base_url,
+        api_key=key,
+        effort=effort,
+        system=pick("system"),
+        max_tokens=pick("max_tokens"),
+        temperature=pick("temperature"),
+        timeout=pick("timeout"),
+        max_retries=defaults["max_retries"],
+        show_reasoning=bool(flags.get("show_reasoning") or defaults["show_reasoning"]),
+        reasoning=bool(defaults["reasoning"] and not flags.get("no_reasoning")),
+        local=local,
+        api=pick("api"),
+    )
+    return settings, warning
+
+
+def _endpoint(
+    flag_url: str | None, defaults: Mapping[str, Any], local_url: str | None, need_key: bool
+) -> tuple[str, str, bool, str | None]:
+    """Base URL, key, whether it is the in-process simulator, and a warning if any."""
+    if flag_url is None and defaults.get("base_url") is None and local_url is not None:
+        return local_url, LOCAL_KEY, True, None
+    base_url = flag_url or defaults.get("base_url") or find_base_url()
+    warning = check_base_url(base_url)
+    key = find_api_key()
+    if key is None:
+        if need_key and not is_loopback_url(base_url):
+            raise ValueError(missing_key_message())
+        key = LOCAL_KEY
+    return base_url, key, False, warning

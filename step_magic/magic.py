@@ -253,49 +253,21 @@ class StepMagics(Magics):
         return args
 
     def _settings(self, args: argparse.Namespace, *, need_key: bool) -> config.Settings:
-        """Merge flags over traits over the environment, and validate the combination."""
-        _check_traits(self)
-        model = args.model or self.model
-        effort = args.effort or self.effort
-        try:
-            models.check_effort(model, effort)
-        except ValueError as err:
-            raise UsageError(str(err)) from None
-        base_url, key, local = self._endpoint(args.base_url, need_key)
-        return config.Settings(
-            model=model,
-            base_url=base_url,
-            api_key=key,
-            effort=effort,
-            system=args.system if args.system is not None else self.system,
-            max_tokens=args.max_tokens or self.max_tokens,
-            temperature=args.temperature if args.temperature is not None else self.temperature,
-            timeout=args.timeout or self.timeout,
-            max_retries=self.max_retries,
-            show_reasoning=args.show_reasoning or self.show_reasoning,
-            reasoning=self.reasoning and not args.no_reasoning,
-            local=local,
-            api=args.api or self.api,
-        )
-
-    def _endpoint(self, flag_url: str | None, need_key: bool) -> tuple[str, str, bool]:
-        """Base URL, key and whether it is the local simulator; warn about plain http."""
+        """This call's settings: flags over traits over the environment, validated."""
+        defaults = {name: getattr(self, name) for name in self.trait_names(config=True)}
         local = self._session.local if self._session is not None else None
-        if flag_url is None and self.base_url is None and local is not None:
-            return local.base_url, config.LOCAL_KEY, True
-        base_url = flag_url or self.base_url or config.find_base_url()
         try:
-            warning = config.check_base_url(base_url)
+            settings, warning = config.settings_for(
+                vars(args),
+                defaults,
+                local_url=local.base_url if local is not None else None,
+                need_key=need_key,
+            )
         except ValueError as err:
             raise UsageError(str(err)) from None
         if warning:
             print(f"Warning: {warning}", file=sys.stderr)
-        key = config.find_api_key()
-        if key is None:
-            if need_key and not config.is_loopback_url(base_url):
-                raise UsageError(config.missing_key_message())
-            key = config.LOCAL_KEY
-        return base_url, key, False
+        return settings
 
     def _view(self, settings: config.Settings) -> Any:
         """The live panel in a Jupyter frontend, the plain stream elsewhere."""
@@ -324,22 +296,6 @@ class StepMagics(Magics):
 
 # Both forms read flags alike: no abbreviations (in the line form "--eff" would be prompt).
 StepMagics.step.parser.allow_abbrev = False
-
-
-def _check_traits(magics: StepMagics) -> None:
-    """Values set with %config are checked like flags, before anything is sent."""
-    problems = {
-        "timeout": magics.timeout <= 0,
-        "max_retries": magics.max_retries < 0,
-        "max_tokens": magics.max_tokens is not None and magics.max_tokens <= 0,
-        "temperature": magics.temperature is not None and not 0 <= magics.temperature <= 2,
-        "budget": magics.budget <= 0,
-        "image_max_side": magics.image_max_side < 16,
-    }
-    for name, bad in problems.items():
-        if bad:
-            value = getattr(magics, name)
-            raise UsageError(f"StepMagics.{name} = {value!r} is out of range; set it again")
 
 
 def _cell_id(shell: Any) -> str | None:
