@@ -6,7 +6,7 @@ tens of millions of rows, so nothing here copies the frame or formats it whole: 
 a fixed-seed row sample on big frames (and the text says so), rows are picked by position.
 
 pandas and polars are never imported: the frame object brings its own methods, and a small
-adapter per library (``_PandasTable``, ``_PolarsTable``) exposes the few operations the shared
+adapter per library (``frame_tables.py``) exposes the few operations the shared
 code needs, so both libraries go through the same profile and layout.
 """
 
@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import numpy as np
@@ -26,9 +26,17 @@ if TYPE_CHECKING:
     Positions = npt.NDArray[np.int64]
     Floats = npt.NDArray[np.float64]
 
-# pandas/polars objects: untyped here because neither library is imported (see module doc).
-Frame = Any
-Column = Any
+from .frame_tables import (
+    ELLIPSIS,
+    Column,
+    Frame,
+    PandasTable,
+    PolarsTable,
+    Table,
+    clip_cell,
+    is_series,
+    library_of,
+)
 
 SAMPLE_ROWS = 200_000
 SEED = 0
@@ -37,8 +45,6 @@ MIN_COLUMNS = 5  # fewer than this fit alongside the sample rows: drop the rows 
 RANDOM_ROWS = 5
 MAX_CATEGORIES = 50
 TOP_VALUES = 5
-CELL_CHARS = 40
-ELLIPSIS = "…"
 TIMES = "\N{MULTIPLICATION SIGN}"
 
 
@@ -51,38 +57,9 @@ class FrameSummary:
     shape: tuple[int, ...]
 
 
-class _Table(Protocol):
-    """The few operations the shared summary code needs from one library's frame."""
-
-    library: str
-    n_rows: int
-    names: list[str]
-    index_header: str
-
-    def column(self, j: int) -> Column: ...
-    def take(self, column: Column, positions: Positions) -> Column: ...
-    def dtype(self, column: Column) -> tuple[str, str]: ...
-    def nulls(self, full: Column, sampled: Column | None) -> tuple[int, bool]: ...
-    def floats(self, column: Column) -> Floats: ...
-    def value_counts(self, column: Column) -> tuple[Column, Column] | None: ...
-    def rows(self, positions: list[int], k: int) -> tuple[list[object], list[list[object]]]: ...
-
-
-def _library(obj: object) -> str | None:
-    for cls in type(obj).__mro__:
-        root = cls.__module__.partition(".")[0]
-        if root in ("pandas", "polars") and cls.__name__ in ("DataFrame", "Series"):
-            return root
-    return None
-
-
-def _is_series(obj: object) -> bool:
-    return any(cls.__name__ == "Series" for cls in type(obj).__mro__)
-
-
 def is_frame(obj: object) -> bool:
     """True for pandas/polars DataFrames and Series (subclasses too), without importing them."""
-    return _library(obj) is not None
+    return library_of(obj) is not None
 
 
 def summarize_frame(obj: Frame, *, name: str, budget_chars: int) -> FrameSummary:
@@ -91,20 +68,20 @@ def summarize_frame(obj: Frame, *, name: str, budget_chars: int) -> FrameSummary
     Columns that do not fit are dropped (the text says how many); the same frame always gives
     the same text, because every random choice uses a fixed seed.
     """
-    library = _library(obj)
+    library = library_of(obj)
     if library is None:
         raise ValueError(f"{name} is a {type(obj).__name__}, not a pandas or polars frame")
-    series = _is_series(obj)
-    table: _Table = (_PandasTable if library == "pandas" else _PolarsTable)(obj, name)
+    series = is_series(obj)
+    table: Table = (PandasTable if library == "pandas" else PolarsTable)(obj, name)
     n_rows, n_columns = table.n_rows, len(table.names)
     sample = _sample_positions(n_rows)
     # No column line is shorter than ~40 characters: never profile columns that cannot fit.
     cap = min(n_columns, max(budget_chars // 40, 1))
     lines = [_schema_line(table, j, sample) for j in range(cap)]
     labels, cells = table.rows(_row_positions(n_rows), cap)
-    grid = [[table.index_header, *(_clip_cell(n) for n in table.names[:cap])]]
+    grid = [[table.index_header, *(clip_cell(n) for n in table.names[:cap])]]
     grid += [
-        [_clip_cell(_cell(v)) for v in (label, *(c[i] for c in cells))]
+        [clip_cell(_cell(v)) for v in (label, *(c[i] for c in cells))]
         for i, label in enumerate(labels)
     ]
     text, k, shown = _layout(_header(table, series, sample), lines, n_columns, grid, budget_chars)
@@ -139,7 +116,7 @@ def _row_positions(n_rows: int) -> list[int]:
     return head + sorted(int(p) + len(head) for p in picked)
 
 
-def _header(table: _Table, series: bool, sample: Positions | None) -> str:
+def _header(table: Table, series: bool, sample: Positions | None) -> str:
     n_columns = len(table.names)
     shape = f"{table.n_rows:,} rows {TIMES} {n_columns:,} column{'' if n_columns == 1 else 's'}"
     first = (
@@ -155,7 +132,7 @@ def _header(table: _Table, series: bool, sample: Positions | None) -> str:
     )
 
 
-def _schema_line(table: _Table, j: int, sample: Positions | None) -> str:
+def _schema_line(table: Table, j: int, sample: Positions | None) -> str:
     """One column's row of the schema table: name, dtype, nulls and a summary by kind."""
     full = table.column(j)
     column = full if sample is None else table.take(full, sample)
@@ -172,7 +149,7 @@ def _schema_line(table: _Table, j: int, sample: Positions | None) -> str:
     else:
         summary = _counts_summary(table.value_counts(column))
     nulls_text = f"{nulls:,}" if exact else f"≈{nulls:,}"
-    return f"| {_clip_cell(table.names[j])} | {dtype} | {nulls_text} | {summary} |"
+    return f"| {clip_cell(table.names[j])} | {dtype} | {nulls_text} | {summary} |"
 
 
 def _numeric_summary(values: Floats, count: int) -> str:
@@ -200,7 +177,7 @@ def _counts_summary(counts: tuple[Column, Column] | None) -> str:
     pairs = zip(values.to_list(), tallies.to_list(), strict=True)
     ranked = sorted(pairs, key=lambda pair: (-pair[1], str(pair[0])))
     top = ", ".join(
-        f"{_clip_cell(_cell(value), 30)} {100 * count / nonnull:.1f}%"
+        f"{clip_cell(_cell(value), 30)} {100 * count / nonnull:.1f}%"
         for value, count in ranked[:TOP_VALUES]
     )
     more = distinct - TOP_VALUES
@@ -257,12 +234,6 @@ def _cell(value: object) -> str:
     return "null" if value is None else str(value)
 
 
-def _clip_cell(text: str, limit: int = CELL_CHARS) -> str:
-    """One Markdown table cell: no newlines or pipes, long text cut with a marker."""
-    text = text.replace("\r", "").replace("\n", "⏎").replace("|", "\\|")
-    return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
-
-
 def _clip_text(text: str, budget: int) -> str:
     """Hard cap for tiny budgets: cut at a line end where possible, marking the cut."""
     if len(text) <= budget:
@@ -273,107 +244,3 @@ def _clip_text(text: str, budget: int) -> str:
     if "\n" in cut:
         cut = cut[: cut.rindex("\n") + 1]
     return cut + ELLIPSIS
-
-
-class _PandasTable:
-    """pandas adapter: positional access everywhere (duplicate and MultiIndex names work)."""
-
-    library = "pandas"
-
-    def __init__(self, obj: Frame, name: str) -> None:
-        if _is_series(obj):
-            obj = obj.to_frame(name=obj.name if obj.name is not None else name)
-        self.frame = obj
-        self.n_rows = len(obj)
-        self.names = [_flat_name(c) for c in obj.columns]
-        self.index_header = _clip_cell(" / ".join(str(n) for n in obj.index.names if n is not None))
-
-    def column(self, j: int) -> Column:
-        return self.frame.iloc[:, j]
-
-    def take(self, column: Column, positions: Positions) -> Column:
-        return column.take(positions)
-
-    def dtype(self, column: Column) -> tuple[str, str]:
-        """Object columns also list the Python types seen in them, since they may be mixed."""
-        dtype = column.dtype
-        if str(dtype) == "category" or dtype.kind == "b":
-            return str(dtype), "values"
-        if dtype.kind in "iuf":
-            return str(dtype), "numeric"
-        if dtype.kind in "mM":
-            return str(dtype), "temporal"
-        if str(dtype) != "object":
-            return str(dtype), "values"
-        seen = dict.fromkeys(type(v).__name__ for v in column.iloc[:1000].dropna().tolist())
-        return (f"object ({', '.join(seen)})" if seen else "object"), "values"
-
-    def nulls(self, full: Column, sampled: Column | None) -> tuple[int, bool]:
-        """Exact, except on sampled big frames for Python-object cells (isna is slow there)."""
-        if sampled is None or full.dtype.kind != "O":
-            return int(full.isna().sum()), True
-        return round(int(sampled.isna().sum()) * len(full) / len(sampled)), False
-
-    def floats(self, column: Column) -> Floats:
-        return column.to_numpy(dtype="float64", na_value=float("nan"))  # type: ignore[no-any-return]
-
-    def value_counts(self, column: Column) -> tuple[Column, Column] | None:
-        try:
-            counts = column.value_counts(dropna=True)
-        except TypeError:  # unhashable cells (lists, dicts)
-            return None
-        counts = counts[counts > 0]  # unused categories
-        return counts.index, counts
-
-    def rows(self, positions: list[int], k: int) -> tuple[list[object], list[list[object]]]:
-        picked = self.frame.iloc[positions, :k]
-        return picked.index.tolist(), [picked.iloc[:, j].tolist() for j in range(k)]
-
-
-class _PolarsTable:
-    """polars adapter: null counts are free (kept in metadata), rows have no index."""
-
-    library = "polars"
-    index_header = "#"
-
-    def __init__(self, obj: Frame, name: str) -> None:
-        if _is_series(obj):
-            obj = obj.alias(obj.name or name).to_frame()
-        self.frame = obj
-        self.n_rows = obj.height
-        self.names = list(obj.columns)
-
-    def column(self, j: int) -> Column:
-        return self.frame.to_series(j)
-
-    def take(self, column: Column, positions: Positions) -> Column:
-        return column.gather(positions)
-
-    def dtype(self, column: Column) -> tuple[str, str]:
-        dtype = column.dtype
-        kind = "numeric" if dtype.is_numeric() else "temporal" if dtype.is_temporal() else "values"
-        return str(dtype), kind
-
-    def nulls(self, full: Column, sampled: Column | None) -> tuple[int, bool]:
-        return int(full.null_count()), True
-
-    def floats(self, column: Column) -> Floats:
-        return column.cast(float).to_numpy()  # type: ignore[no-any-return]
-
-    def value_counts(self, column: Column) -> tuple[Column, Column] | None:
-        try:
-            counts = column.drop_nulls().value_counts()
-        except Exception:  # polars raises its own error types for unhashable dtypes
-            return None
-        return counts.to_series(0), counts.to_series(1)
-
-    def rows(self, positions: list[int], k: int) -> tuple[list[object], list[list[object]]]:
-        picked = self.frame.select(self.frame.columns[:k])[positions]
-        return list(positions), [picked.to_series(j).to_list() for j in range(k)]
-
-
-def _flat_name(label: object) -> str:
-    """MultiIndex column labels are tuples: join their levels so each column has one name."""
-    if isinstance(label, tuple):
-        return " / ".join(str(level) for level in label if str(level) != "")
-    return str(label)
