@@ -123,6 +123,16 @@ class StepMagics(Magics):
         default="markdown",
         help="How the answer is shown.",
     )
+    @argument("--map", metavar="NAME", help="Run the prompt once per row of this frame/list.")
+    @argument("--as", dest="as_column", default="answer", metavar="COLUMN", help="--map column.")
+    @argument("--concurrency", type=flags.positive_int, default=4, help="--map parallel calls.")
+    @argument("--rpm", type=float, help="--map: at most this many requests a minute.")
+    @argument("--limit", type=flags.positive_int, help="--map: only the first N rows.")
+    @argument("--inplace", action="store_true", help="--map: add the column to the frame itself.")
+    @argument("--reasoning-col", metavar="COLUMN", help="--map: keep the reasoning too.")
+    @argument(
+        "--fields", metavar="SPEC", help="--map: parse answers into typed columns a:int,b:str."
+    )
     @no_var_expand  # the prompt is ours to read: IPython must not expand {x} or $x first
     @line_cell_magic
     def step(self, line: str, cell: str | None = None) -> None:
@@ -132,6 +142,12 @@ class StepMagics(Magics):
         Line form: ``%step [flags] prompt``. The result is bound to ``_step``.
         """
         args, prompt = self._read(line, cell)
+        if args.map:
+            from .magic_map import run_map
+
+            settings = self._settings(args, need_key=not args.dry_run)
+            run_map(self, args, prompt, settings, notebook=_parent_msg_id(self.shell) is not None)
+            return
         options = self._call_options(args)
         settings = self._settings(args, need_key=not (args.dry_run or options.replay))
         composed = self._compose(prompt, settings.model, args)

@@ -115,7 +115,7 @@ def run_call(
     progress = _Progress(started=time.monotonic())
     finished: Finished | None = None
     error: StepAPIError | None = None
-    with _interrupts_noted() as interrupts:
+    with interrupts_noted() as interrupts:
         view.start(_waiting_status(settings))
         worker.start()
         try:
@@ -232,7 +232,7 @@ def _retry_status(event: Waiting) -> str:
 
 
 @contextlib.contextmanager
-def _interrupts_noted() -> Iterator[list[int]]:
+def interrupts_noted() -> Iterator[list[int]]:
     """For the whole call, Ctrl-C is noted in the yielded list instead of raised.
 
     A KeyboardInterrupt raised at an arbitrary point (inside a queue's lock, inside the

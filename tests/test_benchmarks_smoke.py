@@ -46,6 +46,11 @@ SMOKE_RUNS = [
         id="notebook-size",
     ),
     pytest.param(
+        ["map_bench.py", "--smoke"],
+        ["concurrency", "resumed, all cached", "target concurrency 4"],
+        id="map",
+    ),
+    pytest.param(
         ["context_bench.py", "--rows", "100000", "--repeat", "1"],
         ["ratio", "summarize_frame vs df.describe()", "encode_image vs PIL save(PNG)"],
         id="context",

@@ -1,0 +1,453 @@
+"""One prompt over every row of a table: concurrent, rate-limited, resumable, order-preserving.
+
+A batch of hundreds of paid calls must survive what a single call never meets: rate limits
+(the lowest StepFun tier allows 5 concurrent requests and 10 a minute), Ctrl-C halfway, a
+kernel crash, a key that fails every row. So the main thread only schedules: it submits a row
+when a worker is free and the ``rpm`` spacing allows, and otherwise waits for results. Workers
+write each finished reply to the reply cache at once, so a re-run answers finished rows from
+it and pays only for the rest. Plain Python: no IPython, no display (see ``progress.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from .client import (
+    AnswerDelta,
+    Finished,
+    ReasoningDelta,
+    ReplyStream,
+    StepAPIError,
+    Usage,
+    Waiting,
+)
+from .config import Settings
+from .history import CallRecord, History, redact_media
+from .maptable import NO_NAMES, MapOptions, Reply, new_columns, read_table, write_table
+from .models import estimate_cost
+from .replay import Cassette, RecordedReply
+from .request import ChatRequest
+from .runner import interrupts_noted
+from .static import seconds
+
+Call = Callable[[ChatRequest], Reply]
+PROGRESS_SECONDS = 0.25  # at most ~4 progress callbacks a second
+GRACE_SECONDS = 10.0  # after Ctrl-C, how long rows in flight may finish (and be kept)
+MAX_ERRORS = 3
+# Statuses that will fail every other row too (bad key, no balance, no such model): stop.
+FATAL_STATUSES = frozenset({401, 402, 403, 404})
+
+
+@dataclass(frozen=True)
+class MapProgress:
+    """Counts so far, for a progress display; ``stopping`` once Ctrl-C was pressed."""
+
+    total: int
+    done: int
+    failed: int
+    cached: int
+    retrying: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float | None
+    elapsed: float
+    eta: float | None
+    stopping: bool = False
+
+
+@dataclass
+class MapSummary:
+    """How a map went. ``done`` includes ``cached`` rows; tokens and cost are this run's."""
+
+    rows: int
+    done: int = 0
+    failed: int = 0
+    cached: int = 0
+    retried: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float | None = 0.0
+    elapsed: float = 0.0
+    first_errors: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    stopped: str | None = None  # why the run stopped early on its own (a fatal error)
+
+    def text(self) -> str:
+        """A short human summary: counts, throughput, tokens, cost, and the first errors."""
+        sent = self.done - self.cached + self.failed
+        counts = [f"{self.done:,} of {self.rows:,} rows answered"]
+        counts += [f"{self.cached:,} from the cache"] if self.cached else []
+        counts += [f"{self.failed:,} failed"] + (
+            [f"{self.retried:,} retries"] if self.retried else []
+        )
+        pace = f", {sent / self.elapsed:.1f} rows/s" if sent and self.elapsed > 0 else ""
+        tokens = f"{self.prompt_tokens:,} prompt + {self.completion_tokens:,} completion tokens"
+        lines = [
+            f"{', '.join(counts)} · {seconds(self.elapsed)}{pace}",
+            tokens + ("" if self.cost is None else f" · ≈ ${self.cost:.4f}"),
+        ]
+        if self.interrupted or self.stopped:
+            why = "interrupted" if self.interrupted else f"stopped: {self.stopped}"
+            lines.append(f"{why} — {self.rows - self.done - self.failed:,} rows not run")
+        return "\n".join(lines + [f"  {error}" for error in self.first_errors])
+
+
+class ReplyCache(Protocol):
+    """Finished replies by request key, so a re-run never pays twice for a row."""
+
+    def lookup(self, key: str) -> Reply | None: ...
+    def store(self, key: str, request: ChatRequest, reply: Reply) -> None: ...
+
+
+class HistoryCache:
+    """The reply cache backed by the history database, so a re-run resumes with no key file.
+
+    Rows stored here can also be replayed one by one with ``%%step --replay``.
+    """
+
+    def __init__(self, history: History) -> None:
+        self.history = history
+
+    def lookup(self, key: str) -> Reply | None:
+        record = self.history.find_reply(key)
+        if record is None:
+            return None
+        usage = None
+        if record.prompt_tokens is not None and record.completion_tokens is not None:
+            total = record.prompt_tokens + record.completion_tokens
+            usage = Usage(
+                record.prompt_tokens, record.completion_tokens, total, record.cached_tokens
+            )
+        return record.answer, record.reasoning, usage
+
+    def store(self, key: str, request: ChatRequest, reply: Reply) -> None:
+        answer, reasoning, usage = reply
+        content = request.messages[-1].get("content")
+        self.history.record(
+            CallRecord(
+                started_at=time.time(),
+                model=request.model,
+                effort=request.effort,
+                prompt=content if isinstance(content, str) else "",
+                messages=request.messages,
+                attachments=(),
+                reasoning=reasoning,
+                answer=answer,
+                status="complete",
+                prompt_tokens=usage.prompt if usage else None,
+                completion_tokens=usage.completion if usage else None,
+                cached_tokens=usage.cached if usage else None,
+                cache_key=key,
+            )
+        )
+
+
+class CassetteCache:
+    """A ``ReplyCache`` in a cassette file: the same lines ``--replay --cassette`` reads.
+
+    The file is indexed once (a cassette lookup reads the whole file, too slow per row), and
+    each reply is appended as soon as it arrives, so a crash loses no finished row.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.cassette = Cassette(Path(path))
+        self._index: dict[str, RecordedReply] | None = None
+
+    def lookup(self, key: str) -> Reply | None:
+        """The recorded reply for ``key``, or None."""
+        if self._index is None:
+            self._index = self._load()
+        found = self._index.get(key)
+        return None if found is None else (found.answer, found.reasoning, found.usage)
+
+    def _load(self) -> dict[str, RecordedReply]:
+        """Index the file. A crash can cut its last line short: that line is skipped (its row
+        is asked again) and ended, so the next reply starts a line of its own."""
+        path = self.cassette.path
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}
+        if text and not text.endswith("\n"):
+            with path.open("a", encoding="utf-8") as file:
+                file.write("\n")
+        index = {}
+        for line in text.splitlines():
+            try:
+                entry = json.loads(line)
+                index[entry["key"]] = RecordedReply.from_json(entry["reply"])
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue
+        return index
+
+    def store(self, key: str, request: ChatRequest, reply: Reply) -> None:
+        """Append one reply (media in the request replaced by references, as Session does)."""
+        body = {**request.body(stream=False), "messages": list(redact_media(request.messages))}
+        answer, reasoning, usage = reply
+        self.cassette.store(key, body, RecordedReply(reasoning, answer, "stop", usage, None, None))
+
+
+class _RowContext:
+    """What a ``call`` may tell its row while it runs: a retry, and how to stop it."""
+
+    def __init__(self) -> None:
+        self.retries = 0
+        self.abandoned = False
+        self._closers: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
+
+    def on_abandon(self, close: Callable[[], None]) -> None:
+        with self._lock:
+            if not self.abandoned:
+                self._closers.append(close)
+                return
+        close()
+
+    def abandon(self) -> None:
+        with self._lock:
+            self.abandoned, closers = True, list(self._closers)
+        for close in closers:
+            close()
+
+
+_current = threading.local()
+
+
+def note_retry() -> None:
+    """For ``call`` functions: the row's request is waiting to be retried (429/5xx)."""
+    context = getattr(_current, "row", None)
+    if context is not None:
+        context.retries += 1
+
+
+def on_abandon(close: Callable[[], None]) -> None:
+    """For ``call`` functions: run ``close`` (from another thread) if the row is abandoned."""
+    context = getattr(_current, "row", None)
+    if context is not None:
+        context.on_abandon(close)
+
+
+def stream_call(settings: Settings) -> Call:
+    """A ``call`` on ``client.ReplyStream``: reports retries, stops when abandoned.
+
+    A reply without an answer is a failure (StepAPIError), never an empty cell value.
+    """
+
+    def call(request: ChatRequest) -> Reply:
+        stream = ReplyStream(settings, request)
+        on_abandon(stream.close)
+        answer: list[str] = []
+        reasoning: list[str] = []
+        end: Finished | None = None
+        for event in stream:
+            if isinstance(event, AnswerDelta):
+                answer.append(event.text)
+            elif isinstance(event, ReasoningDelta):
+                reasoning.append(event.text)
+            elif isinstance(event, Waiting):
+                note_retry()
+            elif isinstance(event, Finished):
+                end = event
+        if end is None or not answer:
+            why = "was cut off" if end is None else f"has no answer (finish {end.finish_reason})"
+            raise StepAPIError(f"the reply {why}", trace_id=stream.trace_id)
+        return "".join(answer), "".join(reasoning), end.usage
+
+    return call
+
+
+@dataclass
+class _Outcome:
+    reply: Reply | None = None
+    error: str | None = None
+    fatal: bool = False
+
+
+def map_rows(
+    frame: object,
+    template: str,
+    make_request: Callable[[str], ChatRequest],
+    call: Call,
+    options: MapOptions,
+    *,
+    cache: ReplyCache | None = None,
+    progress: Callable[[MapProgress], None] | None = None,
+    namespace: Mapping[str, object] = NO_NAMES,
+) -> tuple[object, MapSummary]:
+    """Answer ``template`` for each row; return the frame with the new column(s) and a summary.
+
+    Every prompt and request is built before anything is sent, so a bad reference costs
+    nothing. Ctrl-C stops submitting, lets rows in flight finish for ``GRACE_SECONDS`` (a
+    second Ctrl-C abandons them at once) and returns what finished.
+    """
+    table = read_table(frame, template, options, namespace)
+    if options.inplace and (table.library is None or table.series):
+        raise ValueError("--inplace needs a DataFrame: a Series or list gives a new table")
+    requests = [make_request(prompt) for prompt in table.prompts]
+    run = _Run(requests, call, options, cache, progress)
+    run.execute()
+    replies = [outcome.reply if outcome else None for outcome in run.outcomes]
+    columns = new_columns(options, replies, run.errors(), table.columns)
+    return write_table(table, columns, options.inplace), run.summary()
+
+
+class _Run:
+    """The scheduling loop of one ``map_rows``, and the counts it keeps."""
+
+    def __init__(
+        self,
+        requests: list[ChatRequest],
+        call: Call,
+        options: MapOptions,
+        cache: ReplyCache | None,
+        progress: Callable[[MapProgress], None] | None,
+    ) -> None:
+        self.requests, self.call, self.options = requests, call, options
+        self.cache, self.progress = cache, progress
+        self.started = time.monotonic()
+        self.outcomes: list[_Outcome | None] = [None] * len(requests)
+        self.contexts: dict[int, _RowContext] = {}
+        self.counts = MapSummary(rows=len(requests))
+        self.cost_known = True
+        self.reported = float("-inf")
+        self.next_start = self.started
+
+    def execute(self) -> None:
+        pending = [i for i in range(len(self.requests)) if not self._from_cache(i)][::-1]
+        running: dict[Future[None], int] = {}
+        pool = ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="step-map")
+        try:
+            with interrupts_noted() as interrupts:
+                while (pending or running) and not interrupts and not self.counts.stopped:
+                    while pending and len(running) < self.options.concurrency and self._may_start():
+                        i = pending.pop()
+                        self.contexts[i] = context = _RowContext()
+                        running[pool.submit(self._answer, i, context)] = i
+                    self._collect(running, self._wait_limit(bool(pending), len(running)))
+                self.counts.interrupted = bool(interrupts)
+                deadline = time.monotonic() + GRACE_SECONDS
+                while running and len(interrupts) < 2 and time.monotonic() < deadline:
+                    self._collect(running, PROGRESS_SECONDS)
+        finally:  # also on an error (from ``progress``, say): no call may outlive the map
+            for i in running.values():
+                self.contexts[i].abandon()
+            pool.shutdown(wait=False, cancel_futures=True)
+        self._report(force=True)
+
+    def _from_cache(self, i: int) -> bool:
+        reply = self.cache.lookup(self.requests[i].cache_key()) if self.cache else None
+        if reply is not None:
+            self.outcomes[i] = _Outcome(reply=reply)
+            self.counts.done += 1
+            self.counts.cached += 1
+        return reply is not None
+
+    def _may_start(self) -> bool:
+        """The ``rpm`` cap as even spacing: a burst could still trip a per-minute window."""
+        now = time.monotonic()
+        if now < self.next_start:
+            return False
+        self.next_start = now + (60 / self.options.rpm if self.options.rpm else 0)
+        return True
+
+    def _wait_limit(self, pending: bool, running: int) -> float:
+        if pending and running < self.options.concurrency:
+            return min(PROGRESS_SECONDS, max(self.next_start - time.monotonic(), 0.0))
+        return PROGRESS_SECONDS
+
+    def _answer(self, i: int, context: _RowContext) -> None:
+        """Worker: one row's call; the reply goes to the cache before anything else."""
+        _current.row = context
+        try:
+            reply = self.call(self.requests[i])
+        except Exception as err:
+            status = getattr(err, "status", None)
+            fatal = isinstance(err, StepAPIError) and status in FATAL_STATUSES
+            text = str(err) if isinstance(err, StepAPIError) else f"{type(err).__name__}: {err}"
+            outcome = _Outcome(error=" ".join(text.split()), fatal=fatal)
+        else:
+            outcome = _Outcome(reply=reply)
+            if self.cache is not None:
+                try:
+                    self.cache.store(self.requests[i].cache_key(), self.requests[i], reply)
+                except OSError as err:
+                    outcome.error = f"not cached: {err}"
+        finally:
+            _current.row = None
+        if outcome.reply is not None or not context.abandoned:
+            self.outcomes[i] = outcome
+
+    def _collect(self, running: dict[Future[None], int], timeout: float) -> None:
+        if not running:  # waiting for the rpm spacing: wait() on no futures returns at once
+            time.sleep(timeout)
+        finished, _ = wait(running, timeout=timeout, return_when=FIRST_COMPLETED)
+        for future in finished:
+            i = running.pop(future)
+            outcome = self.outcomes[i]
+            if outcome is None:  # a BaseException other than Exception ended the call
+                outcome = self.outcomes[i] = _Outcome(error=repr(future.exception()))
+            self._count(i, outcome)
+        self._report(force=False)
+
+    def _count(self, i: int, outcome: _Outcome) -> None:
+        counts = self.counts
+        counts.retried += self.contexts[i].retries
+        if outcome.error is not None and len(counts.first_errors) < MAX_ERRORS:
+            counts.first_errors.append(f"row {i}: {outcome.error}")
+        if outcome.reply is None:
+            counts.failed += 1
+            if outcome.fatal:
+                counts.stopped = outcome.error
+            return
+        counts.done += 1
+        usage = outcome.reply[2]
+        if usage is not None:
+            counts.prompt_tokens += usage.prompt
+            counts.completion_tokens += usage.completion
+            cost = estimate_cost(
+                self.requests[i].model, usage.prompt, usage.completion, usage.cached or 0
+            )
+            self.cost_known &= cost is not None
+            counts.cost = (counts.cost or 0.0) + (cost or 0.0) if self.cost_known else None
+
+    def _report(self, *, force: bool) -> None:
+        now = time.monotonic()
+        if self.progress is None or (not force and now - self.reported < PROGRESS_SECONDS):
+            return
+        self.reported = now
+        c, elapsed = self.counts, now - self.started
+        finished = c.done - c.cached + c.failed
+        left = c.rows - c.done - c.failed
+        retrying = sum(
+            1 for i, x in self.contexts.items() if x.retries and self.outcomes[i] is None
+        )
+        eta = left * elapsed / finished if finished else None
+        self.progress(
+            MapProgress(
+                c.rows,
+                c.done,
+                c.failed,
+                c.cached,
+                retrying,
+                c.prompt_tokens,
+                c.completion_tokens,
+                c.cost,
+                elapsed,
+                eta,
+                c.interrupted,
+            )
+        )
+
+    def errors(self) -> list[str | None]:
+        return [o.error if o and o.reply is None else None for o in self.outcomes]
+
+    def summary(self) -> MapSummary:
+        self.counts.elapsed = time.monotonic() - self.started
+        return self.counts
