@@ -80,8 +80,9 @@ class Cassette:
         line = json.dumps({"key": key, "request": request, "reply": reply.to_json()})
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as file:
-                file.write(line + "\n")
+            with self.path.open("a+b") as file:
+                _drop_cut_line(file)
+                file.write(line.encode("utf-8") + b"\n")
 
     def _entries(self) -> Iterator[dict[str, Any]]:
         try:
@@ -90,13 +91,28 @@ class Cassette:
             return
         except OSError as err:
             raise ReplayError(f"cannot read the cassette {self.path}: {err.strerror}") from None
-        for number, line in enumerate(text.splitlines(), 1):
+        lines = text.splitlines()
+        for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
                 yield json.loads(line)
             except json.JSONDecodeError:
+                if number == len(lines) and not text.endswith("\n"):
+                    return  # a recording cut short by a crash: that call is simply not there
                 raise ReplayError(f"{self.path}:{number} is not a cassette line") from None
+
+
+def _drop_cut_line(file: Any) -> None:
+    """Remove a last line that a crash cut short, so the next recording starts cleanly."""
+    end = file.seek(0, 2)
+    if not end:
+        return
+    file.seek(end - 1)
+    if file.read(1) == b"\n":
+        return
+    file.seek(0)
+    file.truncate(file.read().rfind(b"\n") + 1)
 
 
 class ReplayStream:

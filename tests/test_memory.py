@@ -11,7 +11,7 @@ import pytest
 
 from step_magic.client import Usage
 from step_magic.history import History
-from step_magic.replay import Cassette, RecordedReply
+from step_magic.replay import Cassette, RecordedReply, ReplayError
 from step_magic.request import ChatRequest
 from step_magic.server import LocalServer
 
@@ -238,3 +238,19 @@ def test_an_unwritable_cassette_warns_and_keeps_the_answer(
     run(ip, f"%step --no-memory --cassette {tmp_path} Hi").raise_error()
     assert "could not record to" in capsys.readouterr().err
     assert ip.user_ns["_step"].complete
+
+
+def test_a_cassette_cut_short_by_a_crash_still_replays_what_it_holds(tmp_path: Path) -> None:
+    cassette = Cassette(tmp_path / "lesson.jsonl")
+    reply = RecordedReply("r", "a", "stop", None, "t", "c")
+    cassette.store("kept", {}, reply)
+    with cassette.path.open("a") as file:
+        file.write('{"key": "half-written", "reply": {"reas')
+    assert cassette.lookup("kept") == reply
+    assert cassette.lookup("half-written") is None
+    cassette.store("after", {}, reply)  # recording goes on, on a line of its own
+    assert cassette.lookup("after") == reply
+    assert len(cassette) == 2
+    cassette.path.write_text('{"broken": \n{"key": "x"}\n')
+    with pytest.raises(ReplayError, match=":1 is not a cassette line"):
+        cassette.lookup("x")
