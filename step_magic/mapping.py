@@ -10,7 +10,6 @@ it and pays only for the rest. Plain Python: no IPython, no display (see ``progr
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -25,7 +24,6 @@ from .client import (
     ReasoningDelta,
     ReplyStream,
     StepAPIError,
-    Usage,
     Waiting,
 )
 from .config import Settings
@@ -119,13 +117,8 @@ class HistoryCache:
         record = self.history.find_reply(key)
         if record is None:
             return None
-        usage = None
-        if record.prompt_tokens is not None and record.completion_tokens is not None:
-            total = record.prompt_tokens + record.completion_tokens
-            usage = Usage(
-                record.prompt_tokens, record.completion_tokens, total, record.cached_tokens
-            )
-        return record.answer, record.reasoning, usage
+        reply = RecordedReply.from_record(record)
+        return reply.answer, reply.reasoning, reply.usage
 
     def store(self, key: str, request: ChatRequest, reply: Reply) -> None:
         answer, reasoning, usage = reply
@@ -153,7 +146,8 @@ class CassetteCache:
     """A ``ReplyCache`` in a cassette file: the same lines ``--replay --cassette`` reads.
 
     The file is indexed once (a cassette lookup reads the whole file, too slow per row), and
-    each reply is appended as soon as it arrives, so a crash loses no finished row.
+    each reply is appended as soon as it arrives, so a crash loses no finished row; a line a
+    crash cut short is handled by ``Cassette`` itself, for replay and recording alike.
     """
 
     def __init__(self, path: Path) -> None:
@@ -163,29 +157,9 @@ class CassetteCache:
     def lookup(self, key: str) -> Reply | None:
         """The recorded reply for ``key``, or None."""
         if self._index is None:
-            self._index = self._load()
+            self._index = self.cassette.replies()
         found = self._index.get(key)
         return None if found is None else (found.answer, found.reasoning, found.usage)
-
-    def _load(self) -> dict[str, RecordedReply]:
-        """Index the file. A crash can cut its last line short: that line is skipped (its row
-        is asked again) and ended, so the next reply starts a line of its own."""
-        path = self.cassette.path
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return {}
-        if text and not text.endswith("\n"):
-            with path.open("a", encoding="utf-8") as file:
-                file.write("\n")
-        index = {}
-        for line in text.splitlines():
-            try:
-                entry = json.loads(line)
-                index[entry["key"]] = RecordedReply.from_json(entry["reply"])
-            except (ValueError, KeyError, TypeError, AttributeError):
-                continue
-        return index
 
     def store(self, key: str, request: ChatRequest, reply: Reply) -> None:
         """Append one reply (media in the request replaced by references, as Session does)."""

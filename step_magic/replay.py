@@ -18,6 +18,7 @@ from typing import Any
 
 from .client import AnswerDelta, Event, Finished, ReasoningDelta, Usage
 from .errors import OneLineError
+from .history import CallRecord
 
 _TOKEN = re.compile(r"\S+\s*|\s+")
 _USAGE_FIELDS = {item.name for item in fields(Usage)}
@@ -43,6 +44,24 @@ class RecordedReply:
         return asdict(self)
 
     @classmethod
+    def from_record(cls, record: CallRecord) -> RecordedReply:
+        """A history row as a reply (usage rebuilt when both token counts were stored)."""
+        usage = None
+        if record.prompt_tokens is not None and record.completion_tokens is not None:
+            total = record.prompt_tokens + record.completion_tokens
+            usage = Usage(
+                record.prompt_tokens, record.completion_tokens, total, record.cached_tokens
+            )
+        return cls(
+            record.reasoning,
+            record.answer,
+            record.finish_reason,
+            usage,
+            record.trace_id,
+            record.completion_id,
+        )
+
+    @classmethod
     def from_json(cls, data: dict[str, Any]) -> RecordedReply:
         """Read back what ``to_json`` wrote; unknown fields are ignored."""
         usage = data.get("usage")
@@ -66,11 +85,15 @@ class Cassette:
 
     def lookup(self, key: str) -> RecordedReply | None:
         """The reply recorded for ``key``, or None (also when the file does not exist yet)."""
-        found = None
-        for entry in self._entries():
-            if entry.get("key") == key:
-                found = entry
-        return RecordedReply.from_json(found["reply"]) if found else None
+        return self.replies().get(key)
+
+    def replies(self) -> dict[str, RecordedReply]:
+        """Every recorded reply by key, read once (later recordings of a request win)."""
+        return {
+            entry["key"]: RecordedReply.from_json(entry["reply"])
+            for entry in self._entries()
+            if "key" in entry and isinstance(entry.get("reply"), dict)
+        }
 
     def __len__(self) -> int:
         return sum(1 for _ in self._entries())

@@ -134,7 +134,7 @@ class Session:
             reply = self.recorder.lookup(key)
         if reply is None and options.cassette is None and self.history is not None:
             found = self.history.find_reply(key)
-            reply = _from_record(found) if found else None
+            reply = RecordedReply.from_record(found) if found else None
         if reply is None:
             where = options.cassette or "the history"
             raise ReplayError(
@@ -209,21 +209,4 @@ def _to_reply(result: StepResult) -> RecordedReply:
         result.usage,
         result.trace_id,
         result.completion_id,
-    )
-
-
-def _from_record(record: CallRecord) -> RecordedReply:
-    from .client import Usage
-
-    usage = None
-    if record.prompt_tokens is not None and record.completion_tokens is not None:
-        total = record.prompt_tokens + record.completion_tokens
-        usage = Usage(record.prompt_tokens, record.completion_tokens, total, record.cached_tokens)
-    return RecordedReply(
-        record.reasoning,
-        record.answer,
-        record.finish_reason,
-        usage,
-        record.trace_id,
-        record.completion_id,
     )
