@@ -61,17 +61,22 @@ def split(chunks: int) -> tuple[int, int]:
 
 @contextmanager
 def local_server(
-    reasoning_tokens: int, answer_tokens: int, tokens_per_second: float = 0
+    reasoning_tokens: int,
+    answer_tokens: int,
+    tokens_per_second: float = 0,
+    first_byte_delay: float = 0,
 ) -> Iterator[str]:
     """Run ``python -m step_magic.server`` in a subprocess; yield its base URL, then stop it.
 
     Replies have exactly ``reasoning_tokens`` + ``answer_tokens`` chunks, sent as fast as the
-    client reads them unless ``tokens_per_second`` paces them.
+    client reads them unless ``tokens_per_second`` paces them, each starting
+    ``first_byte_delay`` seconds late (a network's latency).
     """
     command = [sys.executable, "-m", "step_magic.server", "--port", "0"]
     command += ["--reasoning-tokens", str(reasoning_tokens)]
     command += ["--answer-tokens", str(answer_tokens)]
     command += ["--tokens-per-second", str(tokens_per_second)]
+    command += ["--first-byte-delay", str(first_byte_delay)]
     with tempfile.TemporaryFile() as errors:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True)
         try:

@@ -16,14 +16,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import subprocess
-import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from _common import API_KEY, MODEL, Unmeasurable, _base_url, run, table, verdict
+from _common import API_KEY, MODEL, Unmeasurable, local_server, run, table, verdict
 
 from step_magic.config import Settings
 from step_magic.mapping import CassetteCache, MapSummary, map_rows, stream_call
@@ -32,37 +28,6 @@ from step_magic.request import build_request
 
 LATENCY = 0.2
 TARGET = 0.8  # of the ideal c / L
-SERVER = """
-import sys
-from step_magic.server import LocalServer, ServerConfig
-config = ServerConfig(first_byte_delay=float(sys.argv[1]), reasoning_tokens=20, answer_tokens=20)
-server = LocalServer(config).start()
-print(server.base_url, flush=True)
-sys.stdin.read()  # until the benchmark closes our stdin
-server.stop()
-"""
-
-
-@contextmanager
-def delayed_server(latency: float) -> Iterator[str]:
-    """A local server in a subprocess whose every reply starts ``latency`` seconds late."""
-    command = [sys.executable, "-c", SERVER, str(latency)]
-    with tempfile.TemporaryFile() as errors:
-        process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, text=True
-        )
-        try:
-            yield _base_url(process, errors)
-        finally:
-            if process.stdin is not None:
-                process.stdin.close()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            if process.stdout is not None:
-                process.stdout.close()
 
 
 def timed_map(
@@ -89,7 +54,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = args.rows or (40 if args.smoke else 1_000)
 
-    with delayed_server(LATENCY) as base_url:
+    with local_server(20, 20, first_byte_delay=LATENCY) as base_url:
         settings = Settings(model=MODEL, base_url=base_url, api_key=API_KEY)
         timed_map(settings, 1, 1)  # import openai and warm the TLS context: not measured
         results = []

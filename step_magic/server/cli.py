@@ -26,6 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--reasoning-tokens", type=int, help="exact reasoning length")
     parser.add_argument("--answer-tokens", type=int, help="exact answer length")
     parser.add_argument("--api-key", help="accept only this key (default: any key)")
+    parser.add_argument(
+        "--first-byte-delay", type=float, default=0, help="seconds before each reply starts"
+    )
     parser.add_argument("--cassette", help="answer recorded requests from this JSONL file")
     return parser
 
@@ -38,6 +41,7 @@ def run(argv: list[str] | None = None) -> int:
         tokens_per_second=args.tokens_per_second,
         reasoning_tokens=args.reasoning_tokens,
         answer_tokens=args.answer_tokens,
+        first_byte_delay=args.first_byte_delay,
         cassette=args.cassette,
     )
     try:
