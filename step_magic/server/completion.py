@@ -15,12 +15,16 @@ from typing import Any
 from step_magic.server.config import REASONING_FIELDS, ServerConfig
 from step_magic.server.errors import ApiError, error_json
 from step_magic.server.replies import ReplyTokens
+from step_magic.server.tools import ToolCall
 from step_magic.server.validation import ChatRequest
 
 AGENT = "step-local"
 THINK_OPEN = "<think>\n"
 THINK_CLOSE = "\n</think>\n\n"
 MID_STREAM_ERROR = ("server_error", "The server had an error while generating the reply.")
+TOOL_PHASE = "tool"
+# Sizes of the pieces a call's JSON arguments stream in, in turn (as real servers cut them).
+ARGUMENT_PIECES = (6, 9, 7, 10, 8)
 
 # Extra fields a robust client must ignore (the unknown-shape fault).
 ODD_FIELDS: dict[str, Any] = {"meta": {"trace": {"stage": "decode", "shards": [1, 2]}}}
@@ -28,11 +32,31 @@ ODD_FIELDS: dict[str, Any] = {"meta": {"trace": {"stage": "decode", "shards": [1
 
 @dataclass(frozen=True)
 class Piece:
-    """One token of the reply: the phase it belongs to (where faults aim) and its delta key."""
+    """One token of the reply: the phase it belongs to (where faults aim) and its delta key.
+
+    A piece of a tool call (phase "tool") carries the call's index and a piece of its JSON
+    arguments; the first piece of a call also ``opens`` it (id and function name).
+    """
 
     phase: str
     field: str
     text: str
+    call: int | None = None
+    opens: ToolCall | None = None
+
+    def delta(self) -> dict[str, Any]:
+        """The delta fields of this piece, in the OpenAI chunk format."""
+        if self.call is None:
+            return {self.field: self.text}
+        entry: dict[str, Any] = {"index": self.call, "function": {"arguments": self.text}}
+        if self.opens is not None:
+            entry = {
+                "index": self.call,
+                "id": self.opens.id,
+                "type": "function",
+                "function": {"name": self.opens.name, "arguments": self.text},
+            }
+        return {self.field: [entry]}
 
 
 @dataclass(frozen=True)
@@ -60,9 +84,26 @@ class Completion:
         return usage
 
     def phase_middle(self, phase: str) -> int:
-        """Index of the piece halfway through ``phase`` (or the end when it is empty)."""
-        indexes = [i for i, piece in enumerate(self.pieces) if piece.phase == phase]
+        """Index of the piece halfway through ``phase`` (or the end when it is empty).
+
+        "answer" stands for whatever follows the reasoning, so the faults aimed at the
+        answer strike in the middle of the tool calls of a reply that calls tools.
+        """
+        phases = {"answer", TOOL_PHASE} if phase == "answer" else {phase}
+        indexes = [i for i, piece in enumerate(self.pieces) if piece.phase in phases]
         return indexes[len(indexes) // 2] if indexes else len(self.pieces)
+
+    def tool_calls(self) -> list[dict[str, Any]]:
+        """The calls the pieces make, whole, as a non-streamed message holds them."""
+        calls: dict[int, dict[str, Any]] = {}
+        for piece in self.pieces:
+            if piece.call is None:
+                continue
+            if piece.opens is not None:
+                function = {"name": piece.opens.name, "arguments": ""}
+                calls[piece.call] = {"id": piece.opens.id, "type": "function", "function": function}
+            calls[piece.call]["function"]["arguments"] += piece.text
+        return [calls[index] for index in sorted(calls)]
 
 
 def reasoning_field(request: ChatRequest, config: ServerConfig) -> str:
@@ -85,15 +126,18 @@ def plan_completion(
     field: str,
     usage: tuple[int, int],
 ) -> Completion:
-    """Shape ``reply`` by the fault and ``max_tokens``; ``usage`` is (prompt, cached) tokens."""
-    answer = reply.answer
-    finish = "stop"
+    """Shape ``reply`` by the fault and ``max_tokens``; ``usage`` is (prompt, cached) tokens.
+
+    The faults that cut the answer cut the tool calls of a reply that calls tools.
+    """
+    after = _tool_pieces(reply.tool_calls) + [Piece("answer", "content", t) for t in reply.answer]
+    finish = "tool_calls" if reply.tool_calls else "stop"
     if fault == "reasoning-only":
-        answer = ()
+        after, finish = [], "stop"
     elif fault in ("length", "content-filter"):
-        answer = answer[: len(answer) // 2]
+        after = after[: len(after) // 2]
         finish = "length" if fault == "length" else "content_filter"
-    pieces = _pieces(reply.reasoning, answer, field)
+    pieces = _reasoning_pieces(reply.reasoning, field) + after
     if request.max_tokens is not None and len(pieces) > request.max_tokens:
         pieces = pieces[: request.max_tokens]
         finish = "length"
@@ -109,13 +153,33 @@ def plan_completion(
     )
 
 
-def _pieces(reasoning: tuple[str, ...], answer: tuple[str, ...], field: str) -> list[Piece]:
+def _reasoning_pieces(reasoning: tuple[str, ...], field: str) -> list[Piece]:
     if field == "think" and reasoning:
         reasoning = (THINK_OPEN, *reasoning, THINK_CLOSE)
     reasoning_key = "content" if field == "think" else field
-    return [Piece("reasoning", reasoning_key, text) for text in reasoning] + [
-        Piece("answer", "content", text) for text in answer
-    ]
+    return [Piece("reasoning", reasoning_key, text) for text in reasoning]
+
+
+def _tool_pieces(calls: tuple[ToolCall, ...]) -> list[Piece]:
+    """Each call: a piece that opens it (empty arguments), then its arguments a few at a time."""
+    pieces: list[Piece] = []
+    for index, call in enumerate(calls):
+        pieces.append(Piece(TOOL_PHASE, "tool_calls", "", index, call))
+        pieces.extend(
+            Piece(TOOL_PHASE, "tool_calls", text, index) for text in split_arguments(call.arguments)
+        )
+    return pieces
+
+
+def split_arguments(arguments: str) -> list[str]:
+    """Cut JSON arguments into pieces of 6 to 10 characters; they join back exactly."""
+    pieces: list[str] = []
+    start = 0
+    while start < len(arguments):
+        size = ARGUMENT_PIECES[len(pieces) % len(ARGUMENT_PIECES)]
+        pieces.append(arguments[start : start + size])
+        start += size
+    return pieces
 
 
 class ChunkEncoder:
@@ -133,7 +197,7 @@ class ChunkEncoder:
         """The chunk carrying piece ``index``; ``odd`` adds nested fields nobody declared."""
         piece = self.completion.pieces[index]
         role = "assistant" if index == 0 else self.before_end
-        delta: dict[str, Any] = {"role": role, piece.field: piece.text}
+        delta: dict[str, Any] = {"role": role, **piece.delta()}
         if odd:
             delta.update(ODD_FIELDS)
         return self._encode(delta, self.before_end, index + 1, ODD_FIELDS if odd else {})
@@ -202,6 +266,14 @@ def _choice(completion: Completion) -> dict[str, Any]:
     )
     texts: dict[str, list[str]] = {field: [] for field in fields}
     for piece in completion.pieces:
-        texts[piece.field].append(piece.text)
-    message = {"role": "assistant", **{field: "".join(parts) for field, parts in texts.items()}}
+        if piece.call is None:
+            texts[piece.field].append(piece.text)
+    message: dict[str, Any] = {
+        "role": "assistant",
+        **{field: "".join(parts) for field, parts in texts.items()},
+    }
+    calls = completion.tool_calls()
+    if calls:  # as OpenAI sends it: no text, so null content
+        message["content"] = message["content"] or None
+        message["tool_calls"] = calls
     return {"index": 0, "message": message, "finish_reason": completion.finish_reason}

@@ -4,6 +4,9 @@ A fault is chosen by the model name (``fault-429`` or ``fault-429x2``: only the 
 requests with that name), by the ``X-Step-Fault`` header (same syntax), or by
 ``ServerConfig.fault``. The first that applies wins, in that order. Only chat completion and
 Messages requests take faults, so a client that lists models first does not use one up.
+
+``tool-loop`` is the one fault that changes what is said rather than how it is delivered: a
+request that offers tools always gets tool calls back, so a client's step limit can be tested.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ BODY_FAULTS = frozenset(
         "length",
         "content-filter",
         "error-event",
+        "tool-loop",  # tool calls in every reply that offers tools, results or not
     }
 )
 

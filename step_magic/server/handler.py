@@ -34,7 +34,7 @@ from step_magic.server.messages import (
     message_steps,
     parse_messages_request,
 )
-from step_magic.server.replies import build_reply, message_tokens, recorded_reply
+from step_magic.server.replies import build_reply, message_tokens, recorded_reply, tool_tokens
 from step_magic.server.state import ServerState, cut
 from step_magic.server.stream import Action, Step, stream_steps
 from step_magic.server.validation import ChatRequest, parse_chat_request
@@ -218,9 +218,10 @@ class StepRequestHandler(BaseHTTPRequestHandler):
         costs = [message_tokens(message) for message in request.messages]
         cached = self.state.cache.use(request.model, request.raw_messages, costs)
         reply = recorded_reply(config.cassette, body) or build_reply(
-            request, config.reasoning_tokens, config.answer_tokens
+            request, config.reasoning_tokens, config.answer_tokens, tool_loop=fault == "tool-loop"
         )
-        return plan_completion(request, reply, fault, field, (sum(costs), cached)), fault
+        prompt = sum(costs) + tool_tokens(request.tools)
+        return plan_completion(request, reply, fault, field, (prompt, cached)), fault
 
     def _stream(self, steps: Iterator[Step]) -> None:
         """Send the steps as chunked SSE, one write per event so each leaves at once."""

@@ -4,6 +4,8 @@ Tests and rehearsals need replies that are stable (same request, same text) and 
 the request was understood: the reasoning restates what was received (model, effort,
 images, messages, system prompt, the user's words) and the answer exercises Markdown
 rendering and quotes the user's text in full, so escaping of hostile input can be checked.
+A request that offers tools gets tool calls instead, with arguments derived from each tool's
+schema; once the results come back, the answer quotes them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import Any
 
 from step_magic.replay import Cassette
 from step_magic.request import request_key
+from step_magic.server.arguments import example_arguments
+from step_magic.server.tools import Tool, ToolCall
 from step_magic.server.validation import ChatRequest, Message
 
 _TOKEN = re.compile(r"\S+\s*|\s+")
@@ -33,6 +37,8 @@ TOKENS_PER_IMAGE = {"low": 400, "high": 1600}
 TOKENS_PER_VIDEO = 2000
 
 QUOTE_CHARS = 80
+TOOL_RESULT_CHARS = 200
+PARALLEL_CALLS = 2  # with two or more tools offered, the first two are called in one turn
 SENTENCES_PER_PARAGRAPH = 4
 
 _OPENERS = ("Next,", "Then", "Also,", "Still,", "Now", "First,", "After that,", "So")
@@ -54,10 +60,14 @@ _LINKS = ("against", "before", "alongside", "after", "in light of", "without")
 
 @dataclass(frozen=True)
 class ReplyTokens:
-    """The reply as the chunks it streams in: reasoning tokens, then answer tokens."""
+    """The reply as the chunks it streams in: reasoning tokens, then answer tokens.
+
+    A reply that calls tools has ``tool_calls`` and no answer.
+    """
 
     reasoning: tuple[str, ...]
     answer: tuple[str, ...]
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 def recorded_reply(cassette: str | None, body: Any) -> ReplyTokens | None:
@@ -79,22 +89,43 @@ def tokenize(text: str) -> list[str]:
 
 
 def message_tokens(message: Message) -> int:
-    """Estimate what one message costs in prompt tokens."""
+    """Estimate what one message costs in prompt tokens (a tool result is its text)."""
     media = sum(TOKENS_PER_IMAGE[detail] for detail in message.image_details)
-    text = math.ceil(len(message.text) / CHARS_PER_TOKEN)
+    calls = sum(len(call.name) + len(call.arguments) for call in message.tool_calls)
+    text = math.ceil((len(message.text) + calls) / CHARS_PER_TOKEN)
     return TOKENS_PER_MESSAGE + text + media + TOKENS_PER_VIDEO * message.videos
 
 
+def tool_tokens(tools: tuple[Tool, ...]) -> int:
+    """Estimate what the tool definitions cost in prompt tokens: their JSON text."""
+    chars = sum(
+        len(json.dumps([tool.name, tool.description, tool.parameters], default=str))
+        for tool in tools
+    )
+    return math.ceil(chars / CHARS_PER_TOKEN)
+
+
 def build_reply(
-    request: ChatRequest, reasoning_tokens: int | None, answer_tokens: int | None
+    request: ChatRequest,
+    reasoning_tokens: int | None,
+    answer_tokens: int | None,
+    tool_loop: bool = False,
 ) -> ReplyTokens:
     """Build the reply for ``request``; explicit token counts make lengths exact.
 
     Without an explicit count the reasoning grows by whole sentences to about the length
     the effort suggests (never cutting the restated facts), and the answer is the bare
-    Markdown.
+    Markdown. A reply that calls tools has a short reasoning and no answer; ``tool_loop``
+    (the fault) calls them even when tool results already came back.
     """
     rng = random.Random(_seed(request))
+    calls = plan_tool_calls(request, tool_loop)
+    if calls:
+        facts = _tool_call_facts(request, calls)
+        tokens = (
+            tokenize(facts) if reasoning_tokens is None else _exact(facts, rng, reasoning_tokens)
+        )
+        return ReplyTokens(tuple(tokens), (), calls)
     reasoning = _reasoning_facts(request)
     if reasoning_tokens is None:
         reasoning_list = tokenize(_grow(reasoning, rng, DEFAULT_REASONING_TOKENS[request.effort]))
@@ -103,6 +134,37 @@ def build_reply(
     answer = _answer_markdown(request)
     answer_list = tokenize(answer) if answer_tokens is None else _exact(answer, rng, answer_tokens)
     return ReplyTokens(tuple(reasoning_list), tuple(answer_list))
+
+
+def plan_tool_calls(request: ChatRequest, tool_loop: bool = False) -> tuple[ToolCall, ...]:
+    """The calls this request gets instead of an answer (none: it gets an answer).
+
+    Tools are called when offered (and ``tool_choice`` is not "none") until tool results come
+    back after the last user message; then the model answers, unless ``tool_loop``. The call
+    is the named tool, else the first tool, or the first two at once when several are offered.
+    """
+    choice = request.tool_choice
+    if not request.tools or choice.mode == "none" or (request.tool_results and not tool_loop):
+        return ()
+    if choice.mode == "function":
+        tools = [tool for tool in request.tools if tool.name == choice.name][:1]
+    else:
+        tools = list(request.tools[:PARALLEL_CALLS])
+    seed = _seed(request)
+    return tuple(
+        ToolCall(
+            _call_id(seed, index, tool.name),
+            tool.name,
+            json.dumps(example_arguments(tool.parameters)),
+        )
+        for index, tool in enumerate(tools)
+    )
+
+
+def _call_id(seed: int, index: int, name: str) -> str:
+    """A call id derived from the conversation, so the same request gets the same ids."""
+    digest = hashlib.sha256(f"{seed}:{index}:{name}".encode()).hexdigest()
+    return f"call_{digest[:24]}"
 
 
 def _seed(request: ChatRequest) -> int:
@@ -121,9 +183,34 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
+def _effort_facts(request: ChatRequest) -> str:
+    effort = f"reasoning effort {request.effort}" if request.effort else "no effort given"
+    return f"The request is for {request.model} with {effort}."
+
+
+def _tool_call_facts(request: ChatRequest, calls: tuple[ToolCall, ...]) -> str:
+    """A few sentences: which tools were offered, which are called, and why those."""
+    offered = ", ".join(tool.name for tool in request.tools)
+    called = " and ".join(call.name for call in calls)
+    sentences = [f"The request offers {_plural(len(request.tools), 'tool')}: {offered}."]
+    if request.tool_choice.mode == "function":
+        sentences.append(f"tool_choice names {request.tool_choice.name}, so only it is called.")
+    elif request.tool_choice.mode == "required":
+        sentences.append("tool_choice is required, so a tool must be called.")
+    if request.tool_results:
+        results = _plural(len(request.tool_results), "tool result")
+        sentences.append(f"{results} came back, and I call tools again.")
+    sentences.append(
+        f"I call {called}{' in parallel' if len(calls) > 1 else ''}, with arguments built "
+        "from the required properties of the parameter schema."
+    )
+    return "\n\n".join(
+        (_effort_facts(request), " ".join(sentences), _quote_beginning(_last_user(request)))
+    )
+
+
 def _reasoning_facts(request: ChatRequest) -> str:
     last = _last_user(request)
-    effort = f"reasoning effort {request.effort}" if request.effort else "no effort given"
     system = any(m.role == "system" for m in request.messages)
     images = len(last.image_details) if last else 0
     videos = last.videos if last else 0
@@ -132,9 +219,12 @@ def _reasoning_facts(request: ChatRequest) -> str:
         f"The conversation has {_plural(len(request.messages), 'message')}, and "
         f"{'a' if system else 'no'} system prompt was given."
     )
-    return "\n\n".join(
-        (f"The request is for {request.model} with {effort}.", counts, _quote_beginning(last))
-    )
+    facts = [_effort_facts(request), counts, _quote_beginning(last)]
+    if request.tool_results:
+        names = ", ".join(result.name for result in request.tool_results)
+        results = _plural(len(request.tool_results), "tool result")
+        facts.insert(2, f"{results} came back since the last user message, from {names}.")
+    return "\n\n".join(facts)
 
 
 def _quote_beginning(last: Message | None) -> str:
@@ -155,9 +245,23 @@ def _answer_markdown(request: ChatRequest) -> str:
             "This reply comes from the step-magic local server; no network was used.",
             f"- Model: {request.model}\n- Effort: {effort}\n- Messages: {len(request.messages)}",
             f'```python\nprint("simulated reply from {request.model}")\n```',
+            *_tool_results_markdown(request),
             f'You wrote: "{last.text if last else ""}"',
         )
     )
+
+
+def _tool_results_markdown(request: ChatRequest) -> list[str]:
+    """A section quoting the beginning of each tool result (whitespace collapsed), if any."""
+    if not request.tool_results:
+        return []
+    lines = []
+    for result in request.tool_results:
+        text = " ".join(result.text.split())
+        if len(text) > TOOL_RESULT_CHARS:
+            text = text[:TOOL_RESULT_CHARS].rstrip() + "…"
+        lines.append(f'- `{result.name}` (call `{result.call_id}`): "{text}"')
+    return ["### Tool results", "\n".join(lines)]
 
 
 def _filler_sentence(rng: random.Random) -> str:

@@ -15,6 +15,18 @@ from typing import Any
 from step_magic.models import DEFAULT_MODEL, EFFORTS, MODELS, ModelInfo
 from step_magic.server.errors import invalid_params
 from step_magic.server.faults import FAULT_MODEL_PREFIX, parse_fault_spec, unknown_fault_message
+from step_magic.server.tools import (
+    AUTO,
+    Tool,
+    ToolCall,
+    ToolChoice,
+    ToolResult,
+    assistant_calls,
+    parse_tool_choice,
+    parse_tools,
+    tool_call_id,
+    tool_results,
+)
 
 MAX_IMAGES = 60
 ROLES = frozenset({"system", "user", "assistant", "tool"})
@@ -26,12 +38,18 @@ _VIDEO_DATA_URL = re.compile(r"data:video/(?:mp4|quicktime|x-matroska);base64,(?
 
 @dataclass(frozen=True)
 class Message:
-    """What the reply generator needs from one message: role, text, images and videos."""
+    """What the reply generator needs from one message: role, text, images and videos.
+
+    ``tool_calls`` are the calls an assistant message made; ``tool_call_id`` is the call a
+    ``tool`` message answers.
+    """
 
     role: str
     text: str
     image_details: tuple[str, ...]
     videos: int
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -39,8 +57,10 @@ class ChatRequest:
     """A validated chat completion request.
 
     ``model`` is the model that answers: the name sent, or step-3.7-flash for a
-    ``fault-…`` model, so a fault changes how a reply is delivered and never its text.
-    ``raw_messages`` is kept for prompt caching.
+    ``fault-…`` model, so a fault changes how a reply is delivered and never its text
+    (but for ``tool-loop``, which keeps calling tools).
+    ``raw_messages`` is kept for prompt caching. ``tool_results`` are the ``tool`` messages
+    since the last user message: with none, a request offering tools gets tool calls back.
     """
 
     model: str
@@ -52,6 +72,9 @@ class ChatRequest:
     stream: bool
     max_tokens: int | None
     deepseek_style: bool
+    tools: tuple[Tool, ...] = ()
+    tool_choice: ToolChoice = AUTO
+    tool_results: tuple[ToolResult, ...] = ()
 
 
 def parse_chat_request(body: Any) -> ChatRequest:
@@ -64,6 +87,7 @@ def parse_chat_request(body: Any) -> ChatRequest:
         raise invalid_params("messages is required and must be a non-empty array.")
     messages = tuple(_message(index, item) for index, item in enumerate(raw_messages))
     _check_media(model, info, messages)
+    tools = parse_tools(body.get("tools"))
     return ChatRequest(
         model=model,
         info=info,
@@ -74,6 +98,9 @@ def parse_chat_request(body: Any) -> ChatRequest:
         stream=_flag(body, "stream"),
         max_tokens=_max_tokens(body.get("max_tokens")),
         deepseek_style=body.get("reasoning_format") == "deepseek-style",
+        tools=tools,
+        tool_choice=parse_tool_choice(body.get("tool_choice"), tools),
+        tool_results=tool_results(messages),
     )
 
 
@@ -129,9 +156,15 @@ def _message(index: int, item: Any) -> Message:
         raise invalid_params(
             f"messages[{index}] must be an object with a role among {', '.join(sorted(ROLES))}."
         )
-    content = item.get("content")
+    calls, call_id = assistant_calls(index, item), tool_call_id(index, item)
+    text, details, videos = _content(index, item.get("content"))
+    return Message(item["role"], text, details, videos, calls, call_id)
+
+
+def _content(index: int, content: Any) -> tuple[str, tuple[str, ...], int]:
+    """The text, image details and video count of one message's content."""
     if content is None or isinstance(content, str):
-        return Message(item["role"], content or "", (), 0)
+        return content or "", (), 0
     if not isinstance(content, list):
         raise invalid_params(f"messages[{index}].content must be a string or an array of parts.")
     texts: list[str] = []
@@ -149,7 +182,7 @@ def _message(index: int, item: Any) -> Message:
             videos += 1
         else:
             raise invalid_params(f"{where} must be a text, image_url or video_url part.")
-    return Message(item["role"], "\n".join(texts), tuple(details), videos)
+    return "\n".join(texts), tuple(details), videos
 
 
 def _url(where: str, value: Any) -> str:
