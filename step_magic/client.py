@@ -24,6 +24,7 @@ from .config import Settings, redact
 from .errors import OneLineError
 from .request import ChatRequest
 from .thinktags import ThinkTagSplitter
+from .toolcalls import ToolCall, ToolCallCollector
 
 if TYPE_CHECKING:
     import openai
@@ -68,6 +69,16 @@ class Usage:
     total: int
     cached: int | None = None
 
+    def plus(self, other: Usage) -> Usage:
+        """Two model turns' usage added up (a tool loop is billed per turn)."""
+        cached = (self.cached or 0) + (other.cached or 0)
+        return Usage(
+            self.prompt + other.prompt,
+            self.completion + other.completion,
+            self.total + other.total,
+            cached or None,
+        )
+
 
 @dataclass(frozen=True)
 class Finished:
@@ -77,6 +88,7 @@ class Finished:
     usage: Usage | None
     trace_id: str | None
     completion_id: str | None
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 Event = ReasoningDelta | AnswerDelta | Waiting | Finished
@@ -182,6 +194,7 @@ class ReplyStream:
         import openai
 
         splitter = ThinkTagSplitter()
+        tool_calls = ToolCallCollector()
         finish_reason: str | None = None
         usage: Usage | None = None
         try:
@@ -192,7 +205,9 @@ class ReplyStream:
                 usage = _usage(getattr(chunk, "usage", None)) or usage
                 for choice in getattr(chunk, "choices", None) or ():
                     finish_reason = getattr(choice, "finish_reason", None) or finish_reason
-                    yield from _deltas(getattr(choice, "delta", None), splitter)
+                    delta = getattr(choice, "delta", None)
+                    tool_calls.feed(getattr(delta, "tool_calls", None))
+                    yield from _deltas(delta, splitter)
         except (openai.APIError, json.JSONDecodeError) as err:
             if self._cancelled.is_set():
                 return
@@ -204,7 +219,7 @@ class ReplyStream:
             yield ReasoningDelta(reasoning)
         if answer:
             yield AnswerDelta(answer)
-        yield Finished(finish_reason, usage, self.trace_id, self.completion_id)
+        yield Finished(finish_reason, usage, self.trace_id, self.completion_id, tool_calls.calls())
 
     def _error(self, err: Exception, note: str = "") -> StepAPIError:
         """One clean error with the status and server message, key removed just in case."""

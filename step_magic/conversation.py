@@ -16,17 +16,21 @@ DEFAULT_THREAD = "default"
 
 @dataclass(frozen=True)
 class Turn:
-    """One exchange: the user message as sent, the answer, and the tokens it cost."""
+    """One exchange: the user message as sent, what came back, and the tokens it cost.
+
+    ``replies`` is the assistant's answer, preceded by its tool calls and their results
+    when it used tools (in the order the API requires). Reasoning is never in it.
+    """
 
     cell: str | None
     user: Message
-    answer: str
+    replies: tuple[Message, ...]
     tokens: int = 0
 
     def messages(self, *, keep_media: bool) -> list[Message]:
-        """The turn as two messages; media become short placeholders unless kept."""
+        """The turn as messages; media become short placeholders unless kept."""
         user = self.user if keep_media else _without_media(self.user)
-        return [user, {"role": "assistant", "content": self.answer}]
+        return [user, *self.replies]
 
 
 @dataclass
@@ -73,12 +77,12 @@ def context_messages(turns: list[Turn], budget_tokens: int) -> tuple[list[Messag
 
     Returns the messages and how many turns were dropped, so the caller can say so.
     """
-    messages = [message for turn in turns for message in turn.messages(keep_media=False)]
+    kept = [turn.messages(keep_media=False) for turn in turns]
     dropped = 0
-    while messages and estimate_tokens(messages) > budget_tokens:
-        messages = messages[2:]
+    while kept and estimate_tokens([m for turn in kept for m in turn]) > budget_tokens:
+        kept.pop(0)  # whole turns, so a tool result never loses the call it answers
         dropped += 1
-    return messages, dropped
+    return [message for turn in kept for message in turn], dropped
 
 
 def _without_media(message: Message) -> Message:

@@ -19,7 +19,26 @@ def _data_size(url: str) -> str:
 
 
 def _settings(body: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in body.items() if key != "messages"}
+    return {key: value for key, value in body.items() if key not in ("messages", "tools")}
+
+
+def _tool_lines(body: dict[str, Any]) -> list[str]:
+    """Each tool offered as ``name(a, b?) — description``; ``?`` marks optional parameters.
+
+    The full schemas go out as JSON; ``_step.messages`` and the history keep them.
+    """
+    lines = []
+    for spec in body.get("tools", ()):
+        function = spec.get("function", {})
+        parameters = function.get("parameters", {})
+        required = set(parameters.get("required", ()))
+        names = [
+            name if name in required else f"{name}?" for name in parameters.get("properties", {})
+        ]
+        summary = (function.get("description") or "").strip().splitlines()[:1]
+        described = f" — {summary[0]}" if summary else ""
+        lines.append(f"{function.get('name')}({', '.join(names)}){described}")
+    return lines
 
 
 def dry_run_text(body: dict[str, Any]) -> str:
@@ -28,6 +47,9 @@ def dry_run_text(body: dict[str, Any]) -> str:
         f"Dry run — nothing sent. {json.dumps(_settings(body))}",
         f"Estimated prompt: ≈ {estimate_tokens(body['messages']):,} tokens",
     ]
+    tools = _tool_lines(body)
+    if tools:
+        lines += ["--- tools the model may call", *tools]
     for message in body["messages"]:
         lines.append(f"--- {message['role']}")
         for part in message_parts(message):
@@ -53,6 +75,10 @@ def dry_run_html(body: dict[str, Any]) -> str:
         f"<p><b>Dry run — nothing sent.</b> <code>{escape(json.dumps(_settings(body)))}</code>"
         f" · estimated prompt ≈ {estimate_tokens(body['messages']):,} tokens</p>"
     ]
+    tools = _tool_lines(body)
+    if tools:
+        items = "".join(f"<li><code>{escape(line)}</code></li>" for line in tools)
+        rows.append(f"<div><b>tools the model may call</b><ul>{items}</ul></div>")
     for message in body["messages"]:
         rows.append(f"<div><b>{escape(message['role'])}</b></div>")
         rows.extend(_part_html(part) for part in message_parts(message))

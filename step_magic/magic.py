@@ -65,6 +65,7 @@ class StepMagics(Magics):
     replay = Bool(False, help="Answer from recorded replies only.").tag(config=True)
     replay_speed = CFloat(200.0, help="Replay pace in tokens/s (0: at once).").tag(config=True)
     history = Bool(True, help="Log every call to the SQLite history.").tag(config=True)
+    max_steps = CInt(8, help="--tools: model turns allowed before the loop stops.").tag(config=True)
     history_path = Unicode(
         None, allow_none=True, help="History database; default in the user data directory."
     ).tag(config=True)
@@ -123,6 +124,16 @@ class StepMagics(Magics):
         default="markdown",
         help="How the answer is shown.",
     )
+    @argument(
+        "--tools",
+        type=flags.names,
+        default=(),
+        metavar="NAMES",
+        help="Let the model call these functions (schema from their signatures) or explore "
+        "these DataFrames with read-only tools, comma-separated.",
+    )
+    @argument("--max-steps", type=flags.positive_int, help="--tools: model turns allowed (8).")
+    @argument("--confirm", action="store_true", help="--tools: ask before each call.")
     @argument("--map", metavar="NAME", help="Run the prompt once per row of this frame/list.")
     @argument("--as", dest="as_column", default="answer", metavar="COLUMN", help="--map column.")
     @argument("--concurrency", type=flags.positive_int, default=4, help="--map parallel calls.")
@@ -142,6 +153,9 @@ class StepMagics(Magics):
         Line form: ``%step [flags] prompt``. The result is bound to ``_step``.
         """
         args, prompt = self._read(line, cell)
+        from .magic_loop import check_tool_flags, tool_loop
+
+        check_tool_flags(args, replay=(self.replay or args.replay) and not args.refresh)
         if args.map:
             from .magic_map import run_map
 
@@ -151,15 +165,21 @@ class StepMagics(Magics):
         options = self._call_options(args)
         settings = self._settings(args, need_key=not (args.dry_run or options.replay))
         composed = self._compose(prompt, settings.model, args)
+        budget = args.budget or self.budget
+        tools = tool_loop(
+            args, settings, self._namespace, budget_tokens=budget, max_steps=self.max_steps
+        )
         cell_id = _cell_id(self.shell)
-        prepared = self.session.prepare(settings, composed, options, cell_id)
+        specs = tools.toolbox.specs() if tools else ()
+        prepared = self.session.prepare(settings, composed, options, cell_id, specs)
         if args.dry_run:
             from .render import show_dry_run  # display code loads on first use
 
             show_dry_run(prepared.request.body())
             return
         self.session.history = self.history_store()
-        result, error = self.session.ask(settings, prepared, options, self._view(settings), cell_id)
+        view = self._view(settings)
+        result, error = self.session.ask(settings, prepared, options, view, cell_id, tools)
         self._namespace["_step"] = result
         if args.output:
             self._namespace[args.output] = result

@@ -28,11 +28,11 @@ from .client import (
 )
 from .config import Settings
 from .history import CallRecord, History, redact_media
+from .interrupts import interrupts_noted
 from .maptable import NO_NAMES, MapOptions, Reply, new_columns, read_table, write_table
 from .models import estimate_cost
 from .replay import Cassette, RecordedReply
 from .request import ChatRequest
-from .runner import interrupts_noted
 from .static import seconds
 
 Call = Callable[[ChatRequest], Reply]

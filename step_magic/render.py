@@ -23,6 +23,7 @@ from IPython.display import display, update_display
 from . import markdown, static
 from .mdblocks import BlockSplitter
 from .result import StepResult
+from .toolcalls import ToolRecord, outcome_text, signature
 
 Bundle = dict[str, Any]
 TAIL_REFRESH_SECONDS = 1.0
@@ -31,10 +32,11 @@ TITLE_REFRESH_SECONDS = 0.5
 
 def reasoning_bundle(result: StepResult) -> Bundle:
     """The finished reasoning: a ``<details>`` block, with a short plain-text stand-in."""
-    if not result.reasoning:
+    if not (result.reasoning or result.tool_calls):
         return {"text/plain": ""}
-    plain = f"[reasoning: {len(result.reasoning):,} chars — {static.reasoning_summary(result)}]"
-    return {"text/html": static.reasoning_html(result), "text/plain": plain}
+    lines = [f"[reasoning: {len(result.reasoning):,} chars — {static.reasoning_summary(result)}]"]
+    lines += [static.tool_line(record) for record in result.tool_calls]
+    return {"text/html": static.reasoning_html(result), "text/plain": "\n".join(lines)}
 
 
 def answer_bundle(result: StepResult) -> Bundle:
@@ -76,7 +78,7 @@ def show_dry_run(body: dict[str, Any]) -> None:
 
 def show_static(result: StepResult) -> None:
     """Display a finished result in its static form (``display(_step)``)."""
-    if result.reasoning:
+    if result.reasoning or result.tool_calls:
         display(reasoning_bundle(result), raw=True)
     display(answer_bundle(result), raw=True)
     display(footer_bundle(result), raw=True)
@@ -140,6 +142,30 @@ class NotebookView:
             self._append_answer(answer)
         if elapsed - self._titled_at >= TITLE_REFRESH_SECONDS:
             self._refresh_status(bool(reasoning), elapsed)
+
+    def tool(self, record: ToolRecord) -> None:
+        """A tool call starts or ends: a line in the panel, the header says what runs.
+
+        While the function runs nothing is captured, so whatever it prints or displays
+        lands in the cell's own output and is saved with the notebook.
+        """
+        if record.status == "running":
+            self._set_status(f"Calling {record.name}… (model turn {record.step})")
+            self._reasoning_line(f"\n\n🔧 {signature(record)}\n")
+            if self._capturing is not None:
+                sys.stdout.flush()
+                self._capturing.msg_id = ""
+                self._capturing = None
+        else:
+            self._reasoning_line(f"   ↳ {outcome_text(record)}\n\n")
+            self._set_status(f"Waiting for the model (turn {record.step + 1})…")
+            self._titled_at = float("-inf")  # the next update shows "Thinking…" again
+
+    def _reasoning_line(self, text: str) -> None:
+        if self._panel is not None:
+            self._capture(self._reasoning_out)
+            sys.stdout.write(text)
+            sys.stdout.flush()
 
     def _refresh_status(self, thinking: bool, elapsed: float) -> None:
         """Header at most twice a second; the status line says the phase.
@@ -269,6 +295,15 @@ class TerminalView:
                 self._write("\n\n", dim=False)
             self._phase = "answer"
             self._write(answer, dim=False)
+
+    def tool(self, record: ToolRecord) -> None:
+        """One dim line when a tool call starts, one when it ends."""
+        if record.status == "running":
+            gap = "" if self._phase == "start" else "\n"
+            self._write(f"{gap}{static.tool_line(record)}\n", dim=True)
+        else:
+            self._write(f"   ↳ {outcome_text(record)}\n", dim=True)
+        self._phase = "start"  # at the start of a line
 
     def finish(self, result: StepResult) -> None:
         """End the stream with the provenance footer."""

@@ -31,6 +31,7 @@ class ChatRequest:
     effort: str | None = None
     max_tokens: int | None = None
     temperature: float | None = None
+    tools: tuple[dict[str, Any], ...] = ()
 
     def body(self, *, stream: bool = True) -> dict[str, Any]:
         """The JSON body, with only the parameters the user set (unset means server default)."""
@@ -43,6 +44,8 @@ class ChatRequest:
             body["max_tokens"] = self.max_tokens
         if self.temperature is not None:
             body["temperature"] = self.temperature
+        if self.tools:
+            body["tools"] = list(self.tools)
         return body
 
     def cache_key(self) -> str:
@@ -76,6 +79,7 @@ def build_request(
     prompt: str,
     attachments: Sequence[Part] = (),
     history: Sequence[Message] = (),
+    tools: Sequence[dict[str, Any]] = (),
 ) -> ChatRequest:
     """Assemble the messages for one call: system, earlier turns, then this prompt."""
     messages: list[Message] = []
@@ -89,6 +93,7 @@ def build_request(
         effort=settings.effort,
         max_tokens=settings.max_tokens,
         temperature=settings.temperature,
+        tools=tuple(tools),
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from .client import Usage
 from .errors import OneLineError
 from .models import estimate_cost
+from .toolcalls import ToolRecord
 
 NOTICES = {
     "complete": None,
@@ -21,6 +22,7 @@ NOTICES = {
     "filtered": "stopped by the content filter (finish_reason=content_filter)",
     "incomplete": "incomplete — the stream ended without a finish reason",
     "no-answer": "the model finished thinking but gave no answer",
+    "max-steps": "stopped at the --max-steps limit: the model still wanted to call tools",
 }
 
 
@@ -42,6 +44,9 @@ class StepResult:
     first_token: float | None = None
     thinking_time: float | None = None
     messages: tuple[dict[str, Any], ...] = ()
+    exchange: tuple[dict[str, Any], ...] = ()
+    tool_calls: tuple[ToolRecord, ...] = ()
+    steps: int = 1
     attachments: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     thread: str | None = None

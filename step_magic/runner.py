@@ -9,7 +9,6 @@ then is the error raised, so nothing already shown is lost.
 
 from __future__ import annotations
 
-import contextlib
 import queue
 import signal
 import threading
@@ -25,11 +24,15 @@ from .client import (
     ReasoningDelta,
     ReplyStream,
     StepAPIError,
+    Usage,
     Waiting,
 )
 from .config import Settings
+from .interrupts import interrupts_noted
 from .request import ChatRequest
 from .result import StepResult, classify
+from .toolcalls import ToolCall, ToolRecord
+from .toolloop import ToolLoop, not_run
 
 FLUSH_SECONDS = 0.1  # at most 10 display updates a second, plus the first and the last
 IDLE_SECONDS = 0.1  # how soon a noted Ctrl-C is acted on while no text arrives
@@ -42,6 +45,7 @@ class View(Protocol):
     def start(self, status: str) -> None: ...
     def waiting(self, status: str) -> None: ...
     def update(self, reasoning: str, answer: str, elapsed: float) -> None: ...
+    def tool(self, record: ToolRecord) -> None: ...
     def finish(self, result: StepResult) -> None: ...
 
 
@@ -73,6 +77,8 @@ class _Progress:
     first_token: float | None = None
     first_answer: float | None = None
     last_flush: float = float("-inf")
+    step_start: int = 0  # where this model turn's answer begins in ``answer``
+    reasoning_chars: int = 0
 
     def add(self, event: ReasoningDelta | AnswerDelta, now: float) -> None:
         if self.first_token is None:
@@ -80,11 +86,23 @@ class _Progress:
         if isinstance(event, ReasoningDelta):
             self.reasoning.append(event.text)
             self.pending_reasoning.append(event.text)
-        else:
-            if self.first_answer is None:
-                self.first_answer = now - self.started
-            self.answer.append(event.text)
-            self.pending_answer.append(event.text)
+            self.reasoning_chars += len(event.text)
+            return
+        if self.first_answer is None:
+            self.first_answer = now - self.started
+        text = event.text
+        if len(self.answer) == self.step_start and "".join(self.answer).strip():
+            text = "\n\n" + text  # a new turn's text starts a new paragraph
+        self.answer.append(text)
+        self.pending_answer.append(text)
+
+    def next_step(self) -> None:
+        """A tool round ended: the next model turn's answer starts here."""
+        self.step_start = len(self.answer)
+
+    def step_answer(self) -> str:
+        """The answer text of the current model turn only."""
+        return "".join(self.answer[self.step_start :]).strip()
 
     def flush(self, view: View, now: float) -> None:
         if self.pending_reasoning or self.pending_answer:
@@ -95,6 +113,26 @@ class _Progress:
         self.last_flush = now
 
 
+@dataclass
+class _Turns:
+    """How the model turns of one call went: usage summed, why the loop stopped."""
+
+    request: ChatRequest
+    prompt_messages: int  # how many messages the first request had
+    finished: Finished | None = None
+    error: StepAPIError | None = None
+    usage: Usage | None = None
+    steps: int = 0
+    unanswered: tuple[ToolCall, ...] = ()  # calls left when --max-steps ran out
+
+    def add(self, finished: Finished | None, error: StepAPIError | None) -> None:
+        self.steps += 1
+        self.finished, self.error = finished, error
+        if finished is not None and finished.usage is not None:
+            usage = finished.usage
+            self.usage = usage if self.usage is None else self.usage.plus(usage)
+
+
 def run_call(
     settings: Settings,
     request: ChatRequest,
@@ -102,36 +140,70 @@ def run_call(
     *,
     stream: EventSource | None = None,
     annotate: Callable[[StepResult], None] | None = None,
+    tools: ToolLoop | None = None,
 ) -> tuple[StepResult, BaseException | None]:
-    """Stream one reply into ``view``; return it with the error to raise, if the call failed.
+    """Stream the reply into ``view``; return it with the error to raise, if the call failed.
 
     ``stream`` defaults to a live call; ``annotate`` adds what only the caller knows (what
-    was attached, notes, replay) before the final form is shown. The caller keeps the
-    (partial) result before raising, so ``_step`` holds what arrived.
+    was attached, notes, replay) before the final form is shown. With ``tools`` the model's
+    tool calls are run and answered until it gives its answer or ``max_steps`` turns were
+    taken. The caller keeps the (partial) result before raising, so ``_step`` holds what
+    arrived.
     """
-    stream = stream if stream is not None else live_stream(settings, request)
-    events: queue.Queue[object] = queue.Queue()
-    worker = threading.Thread(target=_pump, args=(stream, events), daemon=True)
     progress = _Progress(started=time.monotonic())
-    finished: Finished | None = None
-    error: StepAPIError | None = None
+    turns = _Turns(request, len(request.messages))
     with interrupts_noted() as interrupts:
         view.start(_waiting_status(settings))
-        worker.start()
-        try:
-            finished, error = _consume(events, progress, view, interrupts)
-        except KeyboardInterrupt:  # only where no handler could be installed (not main thread)
-            interrupts.append(signal.SIGINT)
-        stream.close()
-        interrupted = bool(interrupts)
-        if not (interrupted or error or progress.reasoning or progress.answer):
-            error = StepAPIError("the server sent an empty reply", trace_id=stream.trace_id)
+        while True:
+            source = stream if stream is not None else live_stream(settings, turns.request)
+            stream = None
+            turns.add(*_reply(source, progress, view, interrupts))
+            calls = turns.finished.tool_calls if turns.finished and tools else ()
+            if tools is None or not calls or turns.error or interrupts:
+                break
+            if turns.steps >= tools.max_steps:
+                turns.unanswered = calls
+                break
+            progress.flush(view, time.monotonic())
+            turns.request = tools.run_calls(
+                turns.request,
+                progress.step_answer(),
+                calls,
+                view,
+                interrupts,
+                step=turns.steps,
+                reasoning_at=progress.reasoning_chars,
+            )
+            progress.next_step()
+            if interrupts:
+                break
         progress.flush(view, time.monotonic())
-        result = _result(settings, request, progress, finished, error, interrupted)
+        result = _result(settings, turns, progress, bool(interrupts), tools)
         if annotate is not None:
             annotate(result)
         view.finish(result)
-    return result, (StepInterrupted() if interrupted else error)
+    return result, (StepInterrupted() if interrupts else turns.error)
+
+
+def _reply(
+    source: EventSource, progress: _Progress, view: View, interrupts: list[int]
+) -> tuple[Finished | None, StepAPIError | None]:
+    """One model turn: read ``source`` on a worker thread until it ends, fails or Ctrl-C."""
+    events: queue.Queue[object] = queue.Queue()
+    worker = threading.Thread(target=_pump, args=(source, events), daemon=True)
+    before = (len(progress.reasoning), len(progress.answer))
+    worker.start()
+    finished: Finished | None = None
+    error: StepAPIError | None = None
+    try:
+        finished, error = _consume(events, progress, view, interrupts)
+    except KeyboardInterrupt:  # only where no handler could be installed (not main thread)
+        interrupts.append(signal.SIGINT)
+    source.close()
+    arrived = (len(progress.reasoning), len(progress.answer)) != before
+    if not (interrupts or error or arrived or (finished and finished.tool_calls)):
+        error = StepAPIError("the server sent an empty reply", trace_id=source.trace_id)
+    return finished, error
 
 
 def live_stream(settings: Settings, request: ChatRequest) -> EventSource:
@@ -188,26 +260,31 @@ def _consume(
 
 def _result(
     settings: Settings,
-    request: ChatRequest,
+    turns: _Turns,
     progress: _Progress,
-    finished: Finished | None,
-    error: StepAPIError | None,
     interrupted: bool,
+    tools: ToolLoop | None,
 ) -> StepResult:
     answer, reasoning = "".join(progress.answer), "".join(progress.reasoning)
+    finished, error = turns.finished, turns.error
     finish_reason = finished.finish_reason if finished else None
     end = time.monotonic() - progress.started
     thinking_end = progress.first_answer if progress.first_answer is not None else end
+    status = classify(
+        finish_reason, answer, reasoning, interrupted=interrupted, failed=error is not None
+    )
+    if turns.unanswered and status not in ("interrupted", "failed"):
+        status = "max-steps"
+    records = list(tools.records) if tools else []
+    records += not_run(turns.unanswered, turns.steps, progress.reasoning_chars)
     return StepResult(
         model=settings.model,
         effort=settings.effort,
         answer=answer,
         reasoning=reasoning,
-        status=classify(
-            finish_reason, answer, reasoning, interrupted=interrupted, failed=error is not None
-        ),
+        status=status,
         error=error.detail if error else None,
-        usage=finished.usage if finished else None,
+        usage=turns.usage,
         finish_reason=finish_reason,
         trace_id=(finished.trace_id if finished else None) or (error.trace_id if error else None),
         completion_id=(finished.completion_id if finished else None)
@@ -215,7 +292,13 @@ def _result(
         elapsed=end,
         first_token=progress.first_token,
         thinking_time=thinking_end - (progress.first_token or 0) if reasoning else None,
-        messages=request.messages,
+        messages=turns.request.messages,
+        exchange=(
+            *turns.request.messages[turns.prompt_messages :],
+            {"role": "assistant", "content": progress.step_answer()},
+        ),
+        tool_calls=tuple(records),
+        steps=turns.steps,
     )
 
 
@@ -229,22 +312,3 @@ def _retry_status(event: Waiting) -> str:
         f"{event.reason.capitalize()} — retrying in {event.delay:.1f} s "
         f"(retry {event.attempt} of {event.max_attempts})"
     )
-
-
-@contextlib.contextmanager
-def interrupts_noted() -> Iterator[list[int]]:
-    """For the whole call, Ctrl-C is noted in the yielded list instead of raised.
-
-    A KeyboardInterrupt raised at an arbitrary point (inside a queue's lock, inside the
-    view, while closing the stream) could lose the partial reply or leave the live widgets
-    behind; a noted one is acted on between events, and a second one changes nothing.
-    """
-    received: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield received
-        return
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
-    try:
-        yield received
-    finally:
-        signal.signal(signal.SIGINT, previous)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from .replay import Cassette, RecordedReply, ReplayError, ReplayStream
 from .request import ChatRequest, build_request, estimate_tokens
 from .result import StepResult
 from .runner import EventSource, View, run_call
+from .toolloop import ToolLoop
 
 DEFAULT_REPLY_BUDGET = 32_000
 KEEPS = ("complete", "truncated")
@@ -76,19 +78,24 @@ class Session:
             self.local = None
 
     def prepare(
-        self, settings: Settings, composed: Composed, options: CallOptions, cell: str | None
+        self,
+        settings: Settings,
+        composed: Composed,
+        options: CallOptions,
+        cell: str | None,
+        tools: Sequence[dict[str, Any]] = (),
     ) -> Prepared:
         """Build the request: system prompt, earlier turns that fit, then this prompt."""
         thread = self.conversations.thread(options.chat) if options.memory else None
         earlier: list[dict[str, Any]] = []
         notes: list[str] = []
         if thread is not None and not options.new:  # --new clears the thread once it worked
-            bare = build_request(settings, composed.text, composed.parts())
+            bare = build_request(settings, composed.text, composed.parts(), tools=tools)
             room = _context_room(settings) - estimate_tokens(bare.messages)
             earlier, dropped = context_messages(thread.before(cell), room)
             if dropped:
                 notes.append(f"{dropped} oldest turn(s) left out to fit the context window")
-        request = build_request(settings, composed.text, composed.parts(), earlier)
+        request = build_request(settings, composed.text, composed.parts(), earlier, tools)
         return Prepared(request, composed, thread, tuple(notes))
 
     def ask(
@@ -98,8 +105,13 @@ class Session:
         options: CallOptions,
         view: View,
         cell: str | None,
+        tools: ToolLoop | None = None,
     ) -> tuple[StepResult, BaseException | None]:
-        """Run the call (live or replayed), then remember it in the thread, cache and history."""
+        """Run the call (live or replayed), then remember it in the thread, cache and history.
+
+        Calls that used tools are not put in the reply cache: replaying their answer
+        would skip the calls the answer depends on.
+        """
         key = prepared.request.cache_key()
         stream = self._replay_source(key, options)
         started = time.time()
@@ -111,14 +123,16 @@ class Session:
             result.replayed = stream is not None
             result.display_format = options.display_format
 
-        result, error = run_call(settings, prepared.request, view, stream=stream, annotate=annotate)
+        result, error = run_call(
+            settings, prepared.request, view, stream=stream, annotate=annotate, tools=tools
+        )
         if prepared.thread is not None and result.status in KEEPS:
             if options.new:
                 prepared.thread.turns.clear()
             user = prepared.request.messages[-1]
             tokens = result.usage.total if result.usage else 0
-            prepared.thread.record(Turn(cell, user, result.answer, tokens))
-        if stream is None and result.status in KEEPS:
+            prepared.thread.record(Turn(cell, user, result.exchange, tokens))
+        if stream is None and result.status in KEEPS and not result.tool_calls:
             self._store(key, prepared.request, result, options)
         self._log(prepared, result, key, started, options)
         return result, error
@@ -173,7 +187,7 @@ class Session:
                 model=result.model,
                 effort=result.effort,
                 prompt=prepared.composed.text,
-                messages=redact_media(prepared.request.messages),
+                messages=redact_media(result.messages or prepared.request.messages),
                 attachments=result.attachments,
                 reasoning=result.reasoning,
                 answer=result.answer,

@@ -13,6 +13,7 @@ import json
 
 from .markdown import code_blocks
 from .result import StepResult
+from .toolcalls import ToolRecord, outcome_text, signature
 
 
 def escape(text: str) -> str:
@@ -48,18 +49,40 @@ def reasoning_summary(result: StepResult) -> str:
     """Header of the finished reasoning panel."""
     took = result.thinking_time if result.thinking_time is not None else result.elapsed
     verb = "Thought" if result.status != "interrupted" else "Interrupted after thinking"
-    return f"{verb} for {seconds(took)} · {len(result.reasoning):,} chars"
+    summary = f"{verb} for {seconds(took)} · {len(result.reasoning):,} chars"
+    calls = len(result.tool_calls)
+    if calls:
+        summary += f" · {calls} tool call{'s' if calls > 1 else ''}"
+    return summary
+
+
+def tool_line(record: ToolRecord) -> str:
+    """One tool call as the panel and the saved form list it."""
+    line = f"🔧 {signature(record)}"
+    return line if record.status == "running" else f"{line} — {outcome_text(record)}"
 
 
 def reasoning_html(result: StepResult) -> str:
-    """The reasoning as a static ``<details>`` block (open if the user had opened it)."""
+    """The reasoning as a static ``<details>`` block (open if the user had opened it).
+
+    Tool calls appear where they happened in the reasoning.
+    """
     attrs = " open" if result.reasoning_open else ""
+    pieces, start = [], 0
+    for record in sorted(result.tool_calls, key=lambda record: record.at):
+        pieces.append(escape(result.reasoning[start : record.at]))
+        start = max(start, record.at)
+        pieces.append(
+            '<div class="step-magic-tool" style="font-family: monospace; opacity: 1; '
+            f'margin: 0.4em 0">{escape(tool_line(record))}</div>'
+        )
+    pieces.append(escape(result.reasoning[start:]))
     return (
         f'<details class="step-magic-reasoning"{attrs}>'
         f"<summary>{escape(reasoning_summary(result))}</summary>"
         '<div style="white-space: pre-wrap; font-size: 90%; opacity: 0.8; '
         'max-height: 32em; overflow: auto; border-left: 3px solid #ccc; padding-left: 0.8em">'
-        f"{escape(result.reasoning)}</div></details>"
+        f"{''.join(pieces)}</div></details>"
     )
 
 
@@ -78,6 +101,8 @@ def footer_items(result: StepResult) -> list[str]:
     if result.first_token is not None:
         items.append(f"first token {seconds(result.first_token)}")
     items.append(f"total {seconds(result.elapsed)}")
+    if result.steps > 1:
+        items.append(f"{result.steps} model turns")
     if result.replayed:
         items.append("replayed")
     if result.thread:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import queue
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,10 +68,12 @@ class KernelSession:
         *,
         timeout: float = 60,
         interrupt_after: str | None = None,
+        interrupt_when: Callable[[dict[str, Any]], bool] | None = None,
         cell_id: str | None = None,
         stdin: str | None = None,
     ) -> CellRun:
-        """Run ``code``; with ``interrupt_after``, interrupt once a message of that type came.
+        """Run ``code``; with ``interrupt_after``, interrupt once a message of that type came
+        (with ``interrupt_when``, once a message matching it came).
 
         ``cell_id`` is sent in the request metadata as JupyterLab does (``cellId``);
         ``stdin`` answers the cell's input request (getpass), as a user typing would.
@@ -94,7 +97,8 @@ class KernelSession:
                     return run
                 continue
             run.messages.append(message)
-            if interrupt_after and not interrupted and message["msg_type"] == interrupt_after:
+            wanted = interrupt_when or (lambda m: m["msg_type"] == interrupt_after)
+            if (interrupt_after or interrupt_when) and not interrupted and wanted(message):
                 self.manager.interrupt_kernel()
                 interrupted = True
         raise TimeoutError(f"cell did not finish in {timeout} s: {code[:80]!r}")

@@ -1,0 +1,78 @@
+"""``--tools`` in a real kernel: the calls in the live panel and the saved form, Ctrl-C
+during a call, and ``--confirm`` answered through the frontend's input box."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from step_magic.server import LocalServer
+
+SLOW_TOOL = '''
+import time
+ran = []
+
+def slow_count(table: str) -> int:
+    """Count the rows of a table (slowly)."""
+    print("tool started", flush=True)
+    time.sleep(30)
+    ran.append(table)
+    return 42
+
+def row_count(table: str) -> int:
+    """Count the rows of a table."""
+    ran.append(table)
+    return 42
+'''
+
+
+def test_tool_calls_show_in_the_panel_and_in_the_saved_form(
+    kernel: Any, server: LocalServer
+) -> None:
+    kernel.execute(SLOW_TOOL)
+    run = kernel.execute("%%step --tools row_count --new\nHow many rows?")
+    assert run.error() is None
+    live = "".join(m["content"]["text"] for m in run.of_type("stream"))
+    assert "🔧 row_count(table='example')" in live
+    assert "↳ " in live
+    assert "→ 42" in live
+    details, answer, footer = run.final_outputs().values()
+    assert "🔧 row_count(table=&#x27;example&#x27;)" in details["text/html"]
+    assert "1 tool call" in details["text/html"]
+    assert "row_count(table='example') — " in details["text/plain"]
+    assert "42" in answer["text/markdown"]
+    assert "2 model turns" in footer["text/plain"]
+    # The final form holds no widget view: it reads the same without a kernel.
+    assert all("application/vnd.jupyter.widget-view+json" not in b for b in (details, answer))
+
+
+def test_ctrl_c_during_a_tool_stops_the_loop_and_keeps_what_was_shown(
+    kernel: Any, server: LocalServer
+) -> None:
+    kernel.execute(SLOW_TOOL)
+    run = kernel.execute(
+        "%%step --tools slow_count --new\nHow many rows?",
+        interrupt_when=lambda m: "tool started" in m["content"].get("text", ""),
+        timeout=25,
+    )
+    error = run.error()
+    assert error is not None
+    assert error["ename"] == "StepInterrupted"
+    assert len(server.requests) == 1  # no turn after the interrupted call
+    details, _answer, footer = run.final_outputs().values()
+    assert "slow_count(table=&#x27;example&#x27;) — interrupted" in details["text/html"]
+    assert "interrupted" in footer["text/plain"]
+    state = kernel.execute("print(ran, _step.status, _step.tool_calls[0].status)")
+    assert state.of_type("stream")[0]["content"]["text"] == "[] interrupted interrupted\n"
+
+
+def test_confirm_asks_in_the_frontend_and_a_no_is_respected(
+    kernel: Any, server: LocalServer
+) -> None:
+    kernel.execute(SLOW_TOOL)
+    run = kernel.execute("%%step --tools row_count --confirm --new\nHow many rows?", stdin="n")
+    assert run.error() is None
+    assert server.requests[-1].body["messages"][-1]["content"] == (
+        "Not run: the user declined this call."
+    )
+    state = kernel.execute("print(ran, _step.tool_calls[0].status)")
+    assert state.of_type("stream")[0]["content"]["text"] == "[] declined\n"

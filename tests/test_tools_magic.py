@@ -1,0 +1,190 @@
+"""``--tools``: the model calls the user's functions and DataFrame tools, in a real shell.
+
+The local server answers a request that offers tools with calls (two at once when two tools
+are offered, arguments derived from the schemas) and, once results came back, with an
+answer that quotes them; so every assertion here is on what really crossed the wire.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+from IPython.core.error import UsageError
+
+from step_magic.server import LocalServer
+
+FUNCTIONS = '''
+calls = []
+
+def area(width: float, height: float) -> float:
+    """Area of a rectangle.
+
+    Args:
+        width: in metres
+        height: in metres
+    """
+    calls.append(("area", width, height))
+    return width * height
+
+def perimeter(width: float, height: float) -> dict:
+    """Perimeter of a rectangle."""
+    calls.append(("perimeter", width, height))
+    return {"perimeter": 2 * (width + height), "unit": "m"}
+
+def moon_weather(moon: str) -> str:
+    """Weather report for a moon."""
+    raise ValueError(f"no weather station on {moon}")
+'''
+
+
+@pytest.fixture
+def shell(ip: Any) -> Any:
+    ip.run_cell(FUNCTIONS).raise_error()
+    return ip
+
+
+def run(shell: Any, line: str, prompt: str = "What are the area and perimeter?") -> Any:
+    shell.run_cell_magic("step", line, prompt)
+    return shell.user_ns["_step"]
+
+
+def test_functions_are_offered_called_in_parallel_and_answered(
+    shell: Any, server: LocalServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run(shell, "--tools area,perimeter --new")
+    first, second = (request.body for request in server.requests)
+    specs = {spec["function"]["name"]: spec["function"] for spec in first["tools"]}
+    assert specs["area"]["description"] == "Area of a rectangle."
+    assert specs["area"]["parameters"] == {
+        "type": "object",
+        "properties": {
+            "width": {"type": "number", "description": "in metres"},
+            "height": {"type": "number", "description": "in metres"},
+        },
+        "required": ["width", "height"],
+        "additionalProperties": False,
+    }
+    # Both calls of the model's one turn ran in the kernel, in order.
+    assert shell.user_ns["calls"] == [("area", 1.5, 1.5), ("perimeter", 1.5, 1.5)]
+    assistant, *results = second["messages"][-3:]
+    assert [call["function"]["name"] for call in assistant["tool_calls"]] == ["area", "perimeter"]
+    assert "reasoning" not in assistant
+    assert [(m["role"], m["content"]) for m in results] == [
+        ("tool", "2.25"),
+        ("tool", '{"perimeter": 6.0, "unit": "m"}'),
+    ]
+    assert [m["tool_call_id"] for m in results] == [c["id"] for c in assistant["tool_calls"]]
+    assert result.status == "complete"
+    assert result.steps == 2
+    assert '{"perimeter": 6.0, "unit": "m"}' in result.answer
+    assert [(r.name, r.status, r.preview) for r in result.tool_calls] == [
+        ("area", "ok", "2.25"),
+        ("perimeter", "ok", '{"perimeter": 6.0, "unit": "m"}'),
+    ]
+    shown = capsys.readouterr().out
+    assert "🔧 area(width=1.5, height=1.5)" in shown
+    assert "↳" in shown
+    assert "2 model turns" in shown
+
+
+def test_an_exception_in_a_tool_goes_back_to_the_model(shell: Any, server: LocalServer) -> None:
+    result = run(shell, "--tools moon_weather --new", "Weather on Io?")
+    tool_message = server.requests[-1].body["messages"][-1]
+    assert tool_message["role"] == "tool"
+    assert tool_message["content"] == "Error: ValueError: no weather station on example"
+    assert result.tool_calls[0].status == "error"
+    assert result.status == "complete"  # the model answered after reading the error
+
+
+def test_max_steps_stops_the_loop_with_a_clear_note(
+    shell: Any, server: LocalServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run(shell, "--model fault-tool-loop --tools area --max-steps 2 --new")
+    assert len(server.requests) == 2
+    assert shell.user_ns["calls"] == [("area", 1.5, 1.5)]  # the second turn's call never ran
+    assert result.status == "max-steps"
+    assert [r.status for r in result.tool_calls] == ["ok", "not run (--max-steps reached)"]
+    assert "stopped at the --max-steps limit" in capsys.readouterr().out
+
+
+def test_max_steps_is_a_config_trait(shell: Any, server: LocalServer) -> None:
+    shell.run_line_magic("config", "StepMagics.max_steps = 3")
+    result = run(shell, "--model fault-tool-loop --tools area --new")
+    assert len(server.requests) == 3
+    assert result.status == "max-steps"
+
+
+def test_tool_turns_are_remembered_in_order_without_reasoning(
+    shell: Any, server: LocalServer
+) -> None:
+    run(shell, "--tools area --new", "How big is the room?")
+    run(shell, "", "And in square feet?")
+    messages = server.requests[-1].body["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant", "user"]
+    call_id = messages[1]["tool_calls"][0]["id"]
+    assert messages[2]["tool_call_id"] == call_id
+    assert messages[3]["content"].startswith("## Simulated answer")
+    assert all("reasoning" not in m for m in messages)
+    assert "tools" not in server.requests[-1].body  # tools are offered per call
+
+
+def test_dataframes_get_read_only_tools(ip: Any, server: LocalServer) -> None:
+    ip.run_cell(
+        "import pandas as pd\n"
+        "sales = pd.DataFrame({'region': ['north', 'south', 'north'], 'revenue': [10, 20, 30]})"
+    ).raise_error()
+    result = run(ip, "--tools sales --new", "Which region sells most?")
+    names = [spec["function"]["name"] for spec in server.requests[0].body["tools"]]
+    assert names[:2] == ["sales_columns", "sales_describe"]
+    assert all(name.startswith("sales_") for name in names)
+    results = [m["content"] for m in server.requests[-1].body["messages"] if m["role"] == "tool"]
+    assert "region" in results[0]
+    assert "revenue" in results[0]
+    assert [r.status for r in result.tool_calls] == ["ok", "ok"]
+
+
+def test_confirm_asks_before_each_call_in_the_terminal(
+    shell: Any, server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("y\nn\n"))
+    result = run(shell, "--tools area,perimeter --confirm --new")
+    assert shell.user_ns["calls"] == [("area", 1.5, 1.5)]
+    assert [r.status for r in result.tool_calls] == ["ok", "declined"]
+    declined = server.requests[-1].body["messages"][-1]
+    assert declined["content"] == "Not run: the user declined this call."
+
+
+def test_dry_run_lists_the_tools_and_sends_nothing(
+    shell: Any, server: LocalServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shell.run_cell_magic("step", "--tools area,perimeter --dry-run", "Sizes?")
+    shown = capsys.readouterr().out
+    assert "area(width, height) — Area of a rectangle." in shown
+    assert server.requests == []
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("--confirm", "--confirm only make sense with --tools NAMES"),
+        ("--max-steps 3", "--max-steps only make sense with --tools NAMES"),
+        ("--tools area --map frame", "--tools cannot be combined with --map"),
+        ("--tools area --replay", "--tools cannot be replayed"),
+        ("--tools area --api messages", "--tools needs --api chat"),
+        ("--tools aera", "--tools: no variable 'aera' in the notebook; did you mean area"),
+        ("--tools calls", "--tools: calls is a list, not a function or a DataFrame"),
+        ("--tools takes_array", "--tools takes_array: parameter 'values' has type ndarray"),
+        ("--tools area --max-steps 0", "argument --max-steps"),
+    ],
+)
+def test_bad_tool_flags_are_one_line_usage_errors_and_send_nothing(
+    shell: Any, server: LocalServer, line: str, message: str
+) -> None:
+    shell.run_cell("import numpy as np\ndef takes_array(values: np.ndarray) -> int:\n  return 0")
+    with pytest.raises(UsageError) as caught:
+        shell.run_cell_magic("step", line, "prompt")
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert server.requests == []
