@@ -16,6 +16,7 @@ import pytest
 from step_magic.server import LocalServer, ServerConfig
 
 TEST_KEY = "sk-step-test-5ecret-KEY-0123456789"
+LOCAL_KEY = "sk-local-server-test-KEY-7f3a9c"  # the server tests' own server (``local``)
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +34,28 @@ def server(_server: LocalServer) -> Iterator[LocalServer]:
     for item in dataclasses.fields(saved):
         setattr(_server.config, item.name, getattr(saved, item.name))
     _server.reset()
+
+
+@pytest.fixture(scope="module")
+def _running() -> Iterator[LocalServer]:
+    with LocalServer(ServerConfig(api_key=LOCAL_KEY)) as server:
+        yield server
+
+
+@pytest.fixture
+def local(_running: LocalServer) -> LocalServer:
+    """A server of the test module's own, with a fresh log, counters and default config."""
+    _running.reset()
+    _running.config = ServerConfig(api_key=LOCAL_KEY)
+    return _running
+
+
+@pytest.fixture
+def client(local: LocalServer) -> Any:
+    """The real openai client, pointed at ``local``."""
+    import openai
+
+    return openai.OpenAI(base_url=local.base_url, api_key=LOCAL_KEY, max_retries=0, timeout=10)
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from http.client import HTTPConnection, HTTPResponse, IncompleteRead
 from typing import Any
 
@@ -26,29 +25,11 @@ import pytest
 from step_magic.models import MODELS
 from step_magic.server import FAULTS, LocalServer, ReceivedRequest, ServerConfig
 
-KEY = "sk-local-server-test-KEY-7f3a9c"
+from .conftest import LOCAL_KEY as KEY
+
 PROMPT = "Explain <script>alert('x')</script> & {braces} in one line"
 USER: list[Any] = [{"role": "user", "content": PROMPT}]
 PNG = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n fake").decode()
-
-
-@pytest.fixture(scope="module")
-def _running() -> Iterator[LocalServer]:
-    with LocalServer(ServerConfig(api_key=KEY)) as server:
-        yield server
-
-
-@pytest.fixture
-def local(_running: LocalServer) -> LocalServer:
-    """The module's server with a fresh log, counters and default config (key kept)."""
-    _running.reset()
-    _running.config = ServerConfig(api_key=KEY)
-    return _running
-
-
-@pytest.fixture
-def client(local: LocalServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=local.base_url, api_key=KEY, max_retries=0, timeout=10)
 
 
 def send(

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from http.client import HTTPConnection, HTTPResponse
 from typing import Any
 
 import openai
 import pytest
 
-from step_magic.server import FAULTS, LocalServer, ServerConfig
+from step_magic.server import FAULTS, LocalServer
 from step_magic.server.arguments import example_arguments
 
-KEY = "sk-local-tools-test-KEY-41c2e8"
+from .conftest import LOCAL_KEY as KEY
+
 MODEL = "step-3.7-flash"
 QUESTION = "What is the weather in Oslo, and what time is it there?"
 USER: list[Any] = [{"role": "user", "content": QUESTION}]
@@ -56,25 +56,6 @@ SEARCH = {
     },
 }
 TOOLS = [WEATHER, TIME, SEARCH]
-
-
-@pytest.fixture(scope="module")
-def _running() -> Iterator[LocalServer]:
-    with LocalServer(ServerConfig(api_key=KEY)) as server:
-        yield server
-
-
-@pytest.fixture
-def local(_running: LocalServer) -> LocalServer:
-    """The module's server with a fresh log, counters and default config (key kept)."""
-    _running.reset()
-    _running.config = ServerConfig(api_key=KEY)
-    return _running
-
-
-@pytest.fixture
-def client(local: LocalServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=local.base_url, api_key=KEY, max_retries=0, timeout=10)
 
 
 def send(
