@@ -2,9 +2,10 @@
 
 The worker turns the HTTP stream into events; the main thread (the kernel's, where widgets and
 Ctrl-C live) buffers text and hands it to the view at most every ``FLUSH_SECONDS``, so a reply
-of 20,000 chunks becomes a few hundred display updates. Whatever happens — a finished reply,
-an API error, a dropped connection, Ctrl-C — the view is finished with what arrived, and only
-then is the error raised, so nothing already shown is lost.
+of 20,000 chunks becomes a few hundred display updates. With ``--tools`` a call is several
+model turns, with the model's tool calls run in between, all shown in the same view. Whatever
+happens — a finished reply, an API error, a dropped connection, Ctrl-C — the view is finished
+with what arrived, and only then is the error raised, so nothing already shown is lost.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
+from .buffer import ReplyBuffer
 from .client import (
     AnswerDelta,
     Event,
@@ -66,54 +68,6 @@ class StepInterrupted(KeyboardInterrupt):
 
 
 @dataclass
-class _Progress:
-    """Text received so far, what the view has not seen yet, and the timings."""
-
-    started: float
-    reasoning: list[str] = field(default_factory=list)
-    answer: list[str] = field(default_factory=list)
-    pending_reasoning: list[str] = field(default_factory=list)
-    pending_answer: list[str] = field(default_factory=list)
-    first_token: float | None = None
-    first_answer: float | None = None
-    last_flush: float = float("-inf")
-    step_start: int = 0  # where this model turn's answer begins in ``answer``
-    reasoning_chars: int = 0
-
-    def add(self, event: ReasoningDelta | AnswerDelta, now: float) -> None:
-        if self.first_token is None:
-            self.first_token = now - self.started
-        if isinstance(event, ReasoningDelta):
-            self.reasoning.append(event.text)
-            self.pending_reasoning.append(event.text)
-            self.reasoning_chars += len(event.text)
-            return
-        if self.first_answer is None:
-            self.first_answer = now - self.started
-        text = event.text
-        if len(self.answer) == self.step_start and "".join(self.answer).strip():
-            text = "\n\n" + text  # a new turn's text starts a new paragraph
-        self.answer.append(text)
-        self.pending_answer.append(text)
-
-    def next_step(self) -> None:
-        """A tool round ended: the next model turn's answer starts here."""
-        self.step_start = len(self.answer)
-
-    def step_answer(self) -> str:
-        """The answer text of the current model turn only."""
-        return "".join(self.answer[self.step_start :]).strip()
-
-    def flush(self, view: View, now: float) -> None:
-        if self.pending_reasoning or self.pending_answer:
-            reasoning, answer = "".join(self.pending_reasoning), "".join(self.pending_answer)
-            self.pending_reasoning.clear()
-            self.pending_answer.clear()
-            view.update(reasoning, answer, now - self.started)
-        self.last_flush = now
-
-
-@dataclass
 class _Turns:
     """How the model turns of one call went: usage summed, why the loop stopped."""
 
@@ -150,7 +104,7 @@ def run_call(
     taken. The caller keeps the (partial) result before raising, so ``_step`` holds what
     arrived.
     """
-    progress = _Progress(started=time.monotonic())
+    progress = ReplyBuffer(started=time.monotonic())
     turns = _Turns(request, len(request.messages))
     with interrupts_noted() as interrupts:
         view.start(_waiting_status(settings))
@@ -186,7 +140,7 @@ def run_call(
 
 
 def _reply(
-    source: EventSource, progress: _Progress, view: View, interrupts: list[int]
+    source: EventSource, progress: ReplyBuffer, view: View, interrupts: list[int]
 ) -> tuple[Finished | None, StepAPIError | None]:
     """One model turn: read ``source`` on a worker thread until it ends, fails or Ctrl-C."""
     events: queue.Queue[object] = queue.Queue()
@@ -229,7 +183,7 @@ def _pump(stream: EventSource, events: queue.Queue[object]) -> None:
 
 
 def _consume(
-    events: queue.Queue[object], progress: _Progress, view: View, interrupts: list[int]
+    events: queue.Queue[object], progress: ReplyBuffer, view: View, interrupts: list[int]
 ) -> tuple[Finished | None, StepAPIError | None]:
     """Pull events and flush on schedule until the stream ends or a Ctrl-C is noted."""
     finished: Finished | None = None
@@ -261,7 +215,7 @@ def _consume(
 def _result(
     settings: Settings,
     turns: _Turns,
-    progress: _Progress,
+    progress: ReplyBuffer,
     interrupted: bool,
     tools: ToolLoop | None,
 ) -> StepResult:

@@ -1,0 +1,69 @@
+"""The text of a reply as it arrives, and the part of it the view has not been shown yet.
+
+The runner adds every delta here and flushes on a timer, so the view gets a few updates a
+second however many chunks arrive. With tools, one call spans several model turns: their
+reasoning and answers run on in the same buffer, each turn's answer starting a paragraph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .client import AnswerDelta, ReasoningDelta
+
+
+class TextView(Protocol):
+    """What a flush needs from a view."""
+
+    def update(self, reasoning: str, answer: str, elapsed: float) -> None: ...
+
+
+@dataclass
+class ReplyBuffer:
+    """Text received so far, what the view has not seen yet, and the timings."""
+
+    started: float
+    reasoning: list[str] = field(default_factory=list)
+    answer: list[str] = field(default_factory=list)
+    pending_reasoning: list[str] = field(default_factory=list)
+    pending_answer: list[str] = field(default_factory=list)
+    first_token: float | None = None
+    first_answer: float | None = None
+    last_flush: float = float("-inf")
+    step_start: int = 0  # where this model turn's answer begins in ``answer``
+    reasoning_chars: int = 0
+
+    def add(self, event: ReasoningDelta | AnswerDelta, now: float) -> None:
+        """Take one delta; the view sees it at the next flush."""
+        if self.first_token is None:
+            self.first_token = now - self.started
+        if isinstance(event, ReasoningDelta):
+            self.reasoning.append(event.text)
+            self.pending_reasoning.append(event.text)
+            self.reasoning_chars += len(event.text)
+            return
+        if self.first_answer is None:
+            self.first_answer = now - self.started
+        text = event.text
+        if len(self.answer) == self.step_start and "".join(self.answer).strip():
+            text = "\n\n" + text  # a new turn's text starts a new paragraph
+        self.answer.append(text)
+        self.pending_answer.append(text)
+
+    def next_step(self) -> None:
+        """A tool round ended: the next model turn's answer starts here."""
+        self.step_start = len(self.answer)
+
+    def step_answer(self) -> str:
+        """The answer text of the current model turn only."""
+        return "".join(self.answer[self.step_start :]).strip()
+
+    def flush(self, view: TextView, now: float) -> None:
+        """Hand the view what it has not seen yet (nothing when nothing is new)."""
+        if self.pending_reasoning or self.pending_answer:
+            reasoning, answer = "".join(self.pending_reasoning), "".join(self.pending_answer)
+            self.pending_reasoning.clear()
+            self.pending_answer.clear()
+            view.update(reasoning, answer, now - self.started)
+        self.last_flush = now
