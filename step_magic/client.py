@@ -219,7 +219,11 @@ class ReplyStream:
             yield ReasoningDelta(reasoning)
         if answer:
             yield AnswerDelta(answer)
-        yield Finished(finish_reason, usage, self.trace_id, self.completion_id, tool_calls.calls())
+        calls = tuple(
+            ToolCall(clean_text(c.id), clean_text(c.name), clean_text(c.arguments))
+            for c in tool_calls.calls()
+        )
+        yield Finished(finish_reason, usage, self.trace_id, self.completion_id, calls)
 
     def _error(self, err: Exception, note: str = "") -> StepAPIError:
         """One clean error with the status and server message, key removed just in case."""

@@ -178,7 +178,7 @@ class StepMagics(Magics):
             show_dry_run(prepared.request.body())
             return
         self.session.history = self.history_store()
-        view = self._view(settings)
+        view = self._view(settings, tools=tools is not None)
         result, error = self.session.ask(settings, prepared, options, view, cell_id, tools)
         self._namespace["_step"] = result
         if args.output:
@@ -305,14 +305,17 @@ class StepMagics(Magics):
             print(f"Warning: {warning}", file=sys.stderr)
         return settings
 
-    def _view(self, settings: config.Settings) -> Any:
+    def _view(self, settings: config.Settings, *, tools: bool = False) -> Any:
         """The live panel in a Jupyter frontend, the plain stream elsewhere."""
         from . import render
 
         parent = _parent_msg_id(self.shell)
         if parent is not None:
             return render.NotebookView(
-                parent, show_reasoning=settings.show_reasoning, reasoning=settings.reasoning
+                parent,
+                show_reasoning=settings.show_reasoning,
+                reasoning=settings.reasoning,
+                tools=tools,
             )
         return render.TerminalView(reasoning=settings.reasoning)
 

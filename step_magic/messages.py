@@ -46,11 +46,15 @@ def messages_body(request: ChatRequest) -> dict[str, Any]:
     API cannot carry (video, ``stepfile://`` images), before anything is sent.
     """
     system = [_text(message) for message in request.messages if message["role"] == "system"]
-    messages = [
-        {"role": message["role"], "content": _blocks(message.get("content"))}
-        for message in request.messages
-        if message["role"] != "system"
-    ]
+    messages: list[dict[str, Any]] = []
+    for message in request.messages:
+        if message["role"] == "system":
+            continue
+        role, blocks = _turn(message)
+        if messages and messages[-1]["role"] == role:  # tool results join the next question
+            messages[-1]["content"] = _listed(messages[-1]["content"]) + _listed(blocks)
+        else:
+            messages.append({"role": role, "content": blocks})
     max_tokens = DEFAULT_MAX_TOKENS if request.max_tokens is None else request.max_tokens
     optional = {
         "system": "\n\n".join(system) if system else None,
@@ -59,6 +63,26 @@ def messages_body(request: ChatRequest) -> dict[str, Any]:
     }
     body = {"model": request.model, "max_tokens": max_tokens, "messages": messages, "stream": True}
     return body | {name: value for name, value in optional.items() if value is not None}
+
+
+def _turn(message: dict[str, Any]) -> tuple[str, str | list[dict[str, Any]]]:
+    """A chat message as a Messages turn. Earlier ``--tools`` turns become plain text: tool
+    blocks would need the tools defined in this request, which a follow-up does not have."""
+    if message["role"] == "tool":
+        text = f"[result of tool call {message.get('tool_call_id')}]\n{_text(message)}"
+        return "user", [{"type": "text", "text": text}]
+    calls = message.get("tool_calls") or ()
+    if calls:
+        lines = [_text(message)] + [
+            f"[called {call['function']['name']}({call['function']['arguments']})]"
+            for call in calls
+        ]
+        return "assistant", "\n".join(line for line in lines if line)
+    return message["role"], _blocks(message.get("content"))
+
+
+def _listed(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"type": "text", "text": content}] if isinstance(content, str) else content
 
 
 def _text(message: dict[str, Any]) -> str:

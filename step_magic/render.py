@@ -12,6 +12,7 @@ the widgets are closed: a saved notebook then renders without a kernel (see rend
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -34,7 +35,10 @@ def reasoning_bundle(result: StepResult) -> Bundle:
     """The finished reasoning: a ``<details>`` block, with a short plain-text stand-in."""
     if not (result.reasoning or result.tool_calls):
         return {"text/plain": ""}
-    lines = [f"[reasoning: {len(result.reasoning):,} chars — {static.reasoning_summary(result)}]"]
+    summary = static.reasoning_summary(result)
+    lines = (
+        [f"[reasoning: {len(result.reasoning):,} chars — {summary}]"] if result.reasoning else []
+    )
     lines += [static.tool_line(record) for record in result.tool_calls]
     return {"text/html": static.reasoning_html(result), "text/plain": "\n".join(lines)}
 
@@ -87,10 +91,13 @@ def show_static(result: StepResult) -> None:
 class NotebookView:
     """The live panel in a Jupyter frontend; ``parent_msg_id`` is the running cell's request."""
 
-    def __init__(self, parent_msg_id: str, *, show_reasoning: bool, reasoning: bool) -> None:
+    def __init__(
+        self, parent_msg_id: str, *, show_reasoning: bool, reasoning: bool, tools: bool = False
+    ) -> None:
         import ipywidgets as widgets
 
         self._parent = parent_msg_id
+        self._calls_only = tools and not reasoning  # --no-reasoning still lists tool calls
         self._ids = {part: uuid.uuid4().hex for part in ("reasoning", "answer", "footer")}
         self._reasoning_out: Any = None
         self._panel: Any = None
@@ -118,6 +125,8 @@ class NotebookView:
         self._set_status(status)
         if self._panel is not None:
             display(self._panel, display_id=self._ids["reasoning"])
+        elif self._calls_only:  # a slot above the answer for the list of calls
+            display({"text/plain": ""}, raw=True, display_id=self._ids["reasoning"])
         display(self._answer, display_id=self._ids["answer"])
         display(self._status, display_id=self._ids["footer"])
 
@@ -218,6 +227,9 @@ class NotebookView:
             self._empty(self._reasoning_out)
             self._reasoning_out.close()
             self._follow_late_clicks(result)
+        elif self._calls_only:
+            calls = dataclasses.replace(result, reasoning="")
+            update_display(reasoning_bundle(calls), display_id=self._ids["reasoning"], raw=True)
         update_display(answer_bundle(result), display_id=self._ids["answer"], raw=True)
         update_display(footer_bundle(result), display_id=self._ids["footer"], raw=True)
         self._empty(self._blocks)

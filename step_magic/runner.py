@@ -78,13 +78,26 @@ class _Turns:
     usage: Usage | None = None
     steps: int = 0
     unanswered: tuple[ToolCall, ...] = ()  # calls left when --max-steps ran out
+    ids: tuple[str | None, str | None] = (None, None)  # the latest trace and completion ids
 
     def add(self, finished: Finished | None, error: StepAPIError | None) -> None:
         self.steps += 1
         self.finished, self.error = finished, error
+        source = finished or error
+        if source is not None:  # a turn cut off before headers keeps the previous turn's ids
+            trace, completion = self.ids
+            self.ids = (source.trace_id or trace, source.completion_id or completion)
         if finished is not None and finished.usage is not None:
             usage = finished.usage
             self.usage = usage if self.usage is None else self.usage.plus(usage)
+
+    def calls(self) -> tuple[ToolCall, ...]:
+        """The calls to run now: none from a turn cut off by the token limit or the filter,
+        whose last call's arguments may be cut in the middle."""
+        finished = self.finished
+        if finished is None or finished.finish_reason in ("length", "content_filter"):
+            return ()
+        return finished.tool_calls
 
 
 def run_call(
@@ -112,7 +125,7 @@ def run_call(
             source = stream if stream is not None else live_stream(settings, turns.request)
             stream = None
             turns.add(*_reply(source, progress, view, interrupts))
-            calls = turns.finished.tool_calls if turns.finished and tools else ()
+            calls = turns.calls() if tools else ()
             if tools is None or not calls or turns.error or interrupts:
                 break
             if turns.steps >= tools.max_steps:
@@ -240,9 +253,8 @@ def _result(
         error=error.detail if error else None,
         usage=turns.usage,
         finish_reason=finish_reason,
-        trace_id=(finished.trace_id if finished else None) or (error.trace_id if error else None),
-        completion_id=(finished.completion_id if finished else None)
-        or (error.completion_id if error else None),
+        trace_id=turns.ids[0],
+        completion_id=turns.ids[1],
         elapsed=end,
         first_token=progress.first_token,
         thinking_time=thinking_end - (progress.first_token or 0) if reasoning else None,

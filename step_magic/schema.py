@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import inspect
+import math
 import re
 import types
 import typing
@@ -271,7 +272,10 @@ def _exact_none(value: Any, where: str) -> None:
 
 
 def _is_json(value: Any) -> bool:
-    if value is None or isinstance(value, (str, bool, int, float)):
+    """True for values JSON can carry (NaN and infinities cannot: the request would fail)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if value is None or isinstance(value, (str, bool, int)):
         return True
     if isinstance(value, (list, tuple)):
         return all(_is_json(item) for item in value)

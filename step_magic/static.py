@@ -47,13 +47,14 @@ def thinking_status(chars: int, elapsed: float) -> str:
 
 def reasoning_summary(result: StepResult) -> str:
     """Header of the finished reasoning panel."""
+    calls = len(result.tool_calls)
+    counted = f"{calls} tool call{'s' if calls > 1 else ''}" if calls else ""
+    if not result.reasoning:
+        return counted
     took = result.thinking_time if result.thinking_time is not None else result.elapsed
     verb = "Thought" if result.status != "interrupted" else "Interrupted after thinking"
     summary = f"{verb} for {seconds(took)} · {len(result.reasoning):,} chars"
-    calls = len(result.tool_calls)
-    if calls:
-        summary += f" · {calls} tool call{'s' if calls > 1 else ''}"
-    return summary
+    return f"{summary} · {counted}" if counted else summary
 
 
 def tool_line(record: ToolRecord) -> str:

@@ -40,23 +40,28 @@ class _Partial:
 
 
 class ToolCallCollector:
-    """Assemble streamed ``delta.tool_calls`` pieces into whole calls."""
+    """Assemble streamed ``delta.tool_calls`` pieces into whole calls.
+
+    A piece belongs to the call with its id when it has one (some gateways number every call
+    0, others leave the index out and repeat the id), else to the call at its index, else to
+    the call the previous piece went to.
+    """
 
     def __init__(self) -> None:
-        self._calls: dict[int, _Partial] = {}
-        self._last = -1
+        self._calls: list[_Partial] = []
+        self._by_id: dict[str, _Partial] = {}
+        self._by_index: dict[int, _Partial] = {}
+        self._current: _Partial | None = None
 
     def feed(self, pieces: Any) -> None:
         """Add the ``tool_calls`` of one delta (a list of SDK objects or dicts, or None)."""
         for piece in pieces or ():
             index = _get(piece, "index")
             call_id = _get(piece, "id")
-            if not isinstance(index, int):  # some servers omit it: a new id starts a call
-                index = self._last + 1 if call_id or self._last < 0 else self._last
-            self._last = index
-            partial = self._calls.setdefault(index, _Partial())
-            if isinstance(call_id, str) and call_id and not partial.id:
-                partial.id = call_id
+            partial = self._find(
+                index if isinstance(index, int) else None,
+                call_id if isinstance(call_id, str) and call_id else None,
+            )
             function = _get(piece, "function")
             name = _get(function, "name")
             if isinstance(name, str) and name and not partial.name:
@@ -64,14 +69,37 @@ class ToolCallCollector:
             arguments = _get(function, "arguments")
             if isinstance(arguments, str):
                 partial.arguments.append(arguments)
+            self._current = partial
+
+    def _find(self, index: int | None, call_id: str | None) -> _Partial:
+        if call_id is not None:
+            known = self._by_id.get(call_id)
+            if known is not None:
+                return known
+            at_index = self._by_index.get(index) if index is not None else None
+            if at_index is not None and not at_index.id:  # the id came after the first piece
+                at_index.id = call_id
+                self._by_id[call_id] = at_index
+                return at_index
+            return self._new(index, call_id)
+        if index is not None:
+            return self._by_index.get(index) or self._new(index, None)
+        return self._current or self._new(None, None)
+
+    def _new(self, index: int | None, call_id: str | None) -> _Partial:
+        partial = _Partial(id=call_id or "")
+        self._calls.append(partial)
+        if call_id is not None:
+            self._by_id[call_id] = partial
+        if index is not None:
+            self._by_index[index] = partial
+        return partial
 
     def calls(self) -> tuple[ToolCall, ...]:
-        """The calls so far, in index order; a call without an id gets a stable one."""
+        """The calls so far, in the order they began; a call without an id gets one."""
         return tuple(
-            ToolCall(
-                partial.id or f"call_{index}", partial.name, "".join(partial.arguments).strip()
-            )
-            for index, partial in sorted(self._calls.items())
+            ToolCall(partial.id or f"call_{number}", partial.name, "".join(partial.arguments))
+            for number, partial in enumerate(self._calls)
             if partial.name
         )
 
@@ -102,8 +130,12 @@ class ToolRecord:
     duration: float = 0.0
 
 
-def signature(call: ToolCall | ToolRecord) -> str:
-    """``name(a=1, b='x')`` from the model's JSON arguments (the raw text if it is not JSON)."""
+def signature(call: ToolCall | ToolRecord, limit: int | None = PREVIEW_CHARS) -> str:
+    """``name(a=1, b='x')`` from the model's JSON arguments (the raw text if it is not JSON).
+
+    ``limit`` shortens the arguments for the panel; ``None`` shows them whole (``--confirm``
+    must not hide the argument that matters past a cut).
+    """
     try:
         arguments: Any = json.loads(call.arguments) if call.arguments.strip() else {}
     except ValueError:
@@ -112,7 +144,7 @@ def signature(call: ToolCall | ToolRecord) -> str:
         inner = ", ".join(f"{key}={value!r}" for key, value in arguments.items())
     else:
         inner = call.arguments
-    return f"{call.name}({_shorten(inner, PREVIEW_CHARS)})"
+    return f"{call.name}({inner if limit is None else _shorten(inner, limit)})"
 
 
 def preview(text: str) -> str:

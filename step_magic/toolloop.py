@@ -64,6 +64,8 @@ class ToolLoop:
         }
         messages: list[Message] = [*request.messages, assistant]
         for call in calls:
+            if interrupts:  # a Ctrl-C between two calls stops the next one too
+                break
             record = ToolRecord(call.name, call.arguments, call.id, step, reasoning_at)
             self.records.append(record)
             view.tool(record)
@@ -105,4 +107,4 @@ def _status(outcome: Outcome) -> str:
 
 def question(call: ToolCall) -> str:
     """What ``--confirm`` asks before a call."""
-    return f"Run {signature(call)}? [y/N] "
+    return f"Run {signature(call, limit=None)}? [y/N] "

@@ -67,19 +67,47 @@ class Toolbox:
     def call(self, name: str, arguments: str) -> Outcome:
         """Run one call; a bad call or an exception in the function becomes a failed outcome.
 
-        KeyboardInterrupt is not caught: the loop stops on it.
+        Whatever comes back is cleaned and bounded, even an error message: a tool can return
+        or raise anything. KeyboardInterrupt is not caught: the loop stops on it.
         """
         tool = self.tools.get(name)
         if tool is None:
             known = ", ".join(self.tools)
-            return Outcome(f"Error: there is no tool {name!r}; the tools are {known}", True)
+            return self._outcome(f"Error: there is no tool {name!r}; the tools are {known}", True)
         try:
             value = tool.run(**parse_arguments(arguments))
         except ToolError as err:
-            return Outcome(f"Error: {err}", True)
+            return self._outcome(f"Error: {_said(err)}", True)
         except Exception as err:
-            return Outcome(f"Error: {type(err).__name__}: {err}", True)
-        return Outcome(result_text(value, self.budget_chars), False)
+            return self._outcome(f"Error: {type(err).__name__}: {_said(err)}", True)
+        try:
+            return self._outcome(result_text(value, self.budget_chars), False)
+        except Exception as err:  # a __repr__ or __str__ that raises
+            return self._outcome(
+                f"Error: the result ({type(value).__name__}) could not be shown: "
+                f"{type(err).__name__}",
+                True,
+            )
+
+    def _outcome(self, text: str, failed: bool) -> Outcome:
+        from .client import clean_text
+
+        return Outcome(clean_text(bounded(text, self.budget_chars)), failed)
+
+
+def _said(err: BaseException) -> str:
+    """An exception's message, or its type when even ``str()`` fails on it."""
+    try:
+        return str(err)
+    except Exception:
+        return f"({type(err).__name__} whose message cannot be shown)"
+
+
+def bounded(text: str, budget_chars: int) -> str:
+    """``text`` cut to ``budget_chars``, saying how long it was."""
+    if len(text) <= budget_chars:
+        return text
+    return text[:budget_chars] + f"\n… (cut: {len(text):,} chars in all)"
 
 
 def parse_arguments(text: str) -> dict[str, Any]:
@@ -112,9 +140,7 @@ def result_text(value: Any, budget_chars: int) -> str:
                 text = render_value(value, budget_chars).strip()
             except ValueError as err:  # an image: it cannot travel as text
                 text = f"({type(value).__name__}: {err})"
-    if len(text) > budget_chars:
-        text = text[:budget_chars] + f"\n… (cut: {len(text):,} chars in all)"
-    return text
+    return bounded(text, budget_chars)
 
 
 def build_toolbox(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import json
+import math
 from typing import Annotated, Any, Literal
 
 import pandas as pd
@@ -236,3 +238,54 @@ def test_build_toolbox_names_what_is_wrong() -> None:
         build_toolbox(["aera"], namespace, budget_chars=1000)
     with pytest.raises(ValueError, match="answer is a int, not a function or a DataFrame"):
         build_toolbox(["answer"], namespace, budget_chars=1000)
+
+
+def test_non_finite_defaults_are_left_out_of_the_schema() -> None:
+    def within(x: float, limit: float = math.inf) -> bool:
+        """Is x below the limit?"""
+        return x < limit
+
+    tool = function_tool("within", within)
+    assert "default" not in tool.parameters["properties"]["limit"]
+    json.dumps(tool.spec(), allow_nan=False)  # what the HTTP client will do
+
+
+class Unprintable:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+class LoudError(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+
+def test_whatever_a_tool_returns_or_raises_becomes_a_bounded_clean_result() -> None:
+    def odd() -> object:
+        """Returns an object that cannot be shown."""
+        return Unprintable()
+
+    def loud() -> None:
+        """Raises an exception that cannot be shown."""
+        raise LoudError
+
+    def chatty() -> None:
+        """Raises a huge message."""
+        raise ValueError("x" * 2_000_000)
+
+    def surrogate() -> str:
+        """Returns text no Jupyter message can carry."""
+        return "ok\ud800x\x1b[2J"
+
+    box = Toolbox(
+        [function_tool(f.__name__, f) for f in (odd, loud, chatty, surrogate)], budget_chars=500
+    )
+    assert box.call("odd", "{}").text == (
+        "Error: the result (Unprintable) could not be shown: RuntimeError"
+    )
+    assert box.call("loud", "{}").text == (
+        "Error: LoudError: (LoudError whose message cannot be shown)"
+    )
+    for name, arguments in [("chatty", "{}"), ("x" * 1_000_000, "{}"), ("odd", '{"k": 1}' * 9)]:
+        assert len(box.call(name, arguments).text) < 600
+    assert box.call("surrogate", "{}").text == "ok\ufffdx\ufffd[2J"

@@ -458,6 +458,7 @@ ASSISTANT_CALL = {
         {"id": "call_a", "type": "function", "function": {"name": "ok", "arguments": "{}"}}
     ],
 }
+ANSWER_A = {"role": "tool", "tool_call_id": "call_a", "content": "x"}
 
 
 @pytest.mark.parametrize(
@@ -506,6 +507,12 @@ ORPHAN = "messages with role 'tool' must be a response to a preceding message wi
         (
             [{"role": "tool", "tool_call_id": "call_a", "content": "x"}, *USER, ASSISTANT_CALL],
             ORPHAN,  # the call comes after its result
+        ),
+        ([*USER, ASSISTANT_CALL, *USER], "did not have response messages before messages[2]"),
+        ([*USER, ASSISTANT_CALL], "did not have response messages before messages[2]: call_a"),
+        (
+            [*USER, ASSISTANT_CALL, ANSWER_A, *USER, ANSWER_A],
+            ORPHAN,  # answered twice, the second time after another question
         ),
         ([*USER, ASSISTANT_CALL, {"role": "tool", "content": "hi"}], "messages[2].tool_call_id"),
         (

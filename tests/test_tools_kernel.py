@@ -76,3 +76,13 @@ def test_confirm_asks_in_the_frontend_and_a_no_is_respected(
     )
     state = kernel.execute("print(ran, _step.tool_calls[0].status)")
     assert state.of_type("stream")[0]["content"]["text"] == "[] declined\n"
+
+
+def test_no_reasoning_still_lists_the_calls(kernel: Any, server: LocalServer) -> None:
+    kernel.execute(SLOW_TOOL)
+    run = kernel.execute("%%step --tools row_count --no-reasoning --new\nHow many rows?")
+    assert run.error() is None
+    calls, _answer, _footer = run.final_outputs().values()
+    assert calls["text/plain"].startswith("🔧 row_count(table='example') — ")
+    assert "<summary>1 tool call</summary>" in calls["text/html"]
+    assert "Thought" not in calls["text/html"]  # the reasoning itself stays hidden

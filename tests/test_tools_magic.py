@@ -188,3 +188,33 @@ def test_bad_tool_flags_are_one_line_usage_errors_and_send_nothing(
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
     assert server.requests == []
+
+
+def test_a_turn_cut_by_the_token_limit_runs_none_of_its_calls(
+    shell: Any, server: LocalServer
+) -> None:
+    # 10 reasoning tokens, the call's opening chunk, then the arguments are cut mid-way.
+    server.config.reasoning_tokens = 10
+    result = run(shell, "--tools area --max-tokens 13 --new")
+    sent = server.requests[0]
+    assert sent.body["max_tokens"] == 13
+    assert len(server.requests) == 1
+    assert shell.user_ns["calls"] == []
+    assert result.status == "truncated"
+    assert result.tool_calls == ()
+
+
+def test_a_messages_api_follow_up_reads_the_tool_turn_as_text(
+    shell: Any, server: LocalServer
+) -> None:
+    run(shell, "--tools area --new")
+    result = run(shell, "--api messages", "And twice as wide?")
+    assert result.status == "complete"
+    sent = server.requests[-1]
+    assert sent.path == "/v1/messages"
+    roles = [message["role"] for message in sent.body["messages"]]
+    assert roles == ["user", "assistant", "user", "assistant", "user"]
+    assert "[called area(" in sent.body["messages"][1]["content"]
+    result_text = sent.body["messages"][2]["content"][0]["text"]
+    assert result_text.startswith("[result of tool call ")
+    assert result_text.endswith("2.25")

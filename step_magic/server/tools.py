@@ -20,6 +20,10 @@ if TYPE_CHECKING:
 
 TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 CHOICE_MODES = ("auto", "none", "required")
+UNANSWERED_CALLS = (
+    "An assistant message with 'tool_calls' must be followed by tool messages responding to "
+    "each 'tool_call_id'."
+)
 ORPHAN_TOOL_MESSAGE = (
     "Invalid parameter: messages with role 'tool' must be a response to a preceding message "
     "with 'tool_calls'."
@@ -161,23 +165,35 @@ def tool_call_id(index: int, item: dict[str, Any]) -> str | None:
 
 
 def tool_results(messages: Sequence[Message]) -> tuple[ToolResult, ...]:
-    """The tool results since the last user message; every ``tool`` message is checked.
+    """The tool results since the last user message; the order is checked as OpenAI does.
 
-    A ``tool`` message must answer a call of an earlier assistant message, as the OpenAI API
-    requires; its function's name is found through that call.
+    An assistant message with ``tool_calls`` must be followed at once by one ``tool`` message
+    per call, and a ``tool`` message must answer a call of the assistant message just before
+    it; so a client that drops, reorders or misplaces a result meets the same 400 here.
     """
-    names: dict[str, str] = {}
+    pending: dict[str, str] = {}  # call id -> function name, not answered yet
     results: list[ToolResult] = []
     for index, message in enumerate(messages):
+        if message.tool_call_id is not None:
+            if message.tool_call_id not in pending:
+                raise invalid_params(
+                    f"{ORPHAN_TOOL_MESSAGE} (messages[{index}].tool_call_id "
+                    f"{message.tool_call_id!r} answers no call of the assistant message before.)"
+                )
+            name = pending.pop(message.tool_call_id)
+            results.append(ToolResult(message.tool_call_id, name, message.text))
+            continue
+        _check_answered(pending, index)
         if message.role == "user":
             results.clear()
-        names.update((call.id, call.name) for call in message.tool_calls)
-        if message.tool_call_id is None:
-            continue
-        if message.tool_call_id not in names:
-            raise invalid_params(
-                f"{ORPHAN_TOOL_MESSAGE} (messages[{index}].tool_call_id "
-                f"{message.tool_call_id!r} answers no earlier call.)"
-            )
-        results.append(ToolResult(message.tool_call_id, names[message.tool_call_id], message.text))
+        pending = {call.id: call.name for call in message.tool_calls}
+    _check_answered(pending, len(messages))
     return tuple(results)
+
+
+def _check_answered(pending: dict[str, str], index: int) -> None:
+    if pending:
+        raise invalid_params(
+            f"{UNANSWERED_CALLS} The following tool_call_ids did not have response messages "
+            f"before messages[{index}]: {', '.join(pending)}."
+        )

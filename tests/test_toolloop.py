@@ -1,0 +1,50 @@
+"""One round of the tool loop, with a view that records what it is shown."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+from step_magic.request import ChatRequest
+from step_magic.schema import function_tool
+from step_magic.toolcalls import ToolCall, ToolRecord
+from step_magic.toolloop import ToolLoop, question
+from step_magic.tools import Toolbox
+
+
+def test_confirm_shows_the_whole_call() -> None:
+    arguments = json.dumps({"reason": "tidy up " * 50, "table": "production"})
+    asked = question(ToolCall("c1", "remove_rows", arguments))
+    assert asked.endswith("table='production')? [y/N] ")
+
+
+def test_a_ctrl_c_between_two_calls_stops_the_second() -> None:
+    ran: list[str] = []
+
+    def first() -> str:
+        """First."""
+        ran.append("first")
+        return "1"
+
+    def second() -> str:
+        """Second."""
+        ran.append("second")
+        return "2"
+
+    interrupts: list[int] = []
+
+    class InterruptAfterFirst:
+        """A view on which the user presses Ctrl-C as the first call's result shows."""
+
+        def tool(self, record: ToolRecord) -> None:
+            if record.status == "ok":
+                interrupts.append(signal.SIGINT)
+
+    loop = ToolLoop(
+        Toolbox([function_tool("first", first), function_tool("second", second)], budget_chars=100)
+    )
+    request = ChatRequest("m", ({"role": "user", "content": "go"},))
+    calls = (ToolCall("a", "first", "{}"), ToolCall("b", "second", "{}"))
+    loop.run_calls(request, "", calls, InterruptAfterFirst(), interrupts, step=1, reasoning_at=0)
+    assert ran == ["first"]
+    assert [record.name for record in loop.records] == ["first"]
