@@ -55,6 +55,11 @@ SMOKE_RUNS = [
         ["ratio", "summarize_frame vs df.describe()", "encode_image vs PIL save(PNG)"],
         id="context",
     ),
+    pytest.param(
+        ["tools_bench.py", "--rows", "100000", "--repeat", "1"],
+        ["== --tools df on 100,000 rows", "ratio", "correlation", "the frame as CSV"],
+        id="tools",
+    ),
 ]
 
 
