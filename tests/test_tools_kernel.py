@@ -86,3 +86,26 @@ def test_no_reasoning_still_lists_the_calls(kernel: Any, server: LocalServer) ->
     assert calls["text/plain"].startswith("🔧 row_count(table='example') — ")
     assert "<summary>1 tool call</summary>" in calls["text/html"]
     assert "Thought" not in calls["text/html"]  # the reasoning itself stays hidden
+
+
+def test_ctrl_c_during_the_next_model_turn_keeps_the_calls_made(
+    kernel: Any, server: LocalServer
+) -> None:
+    kernel.execute(SLOW_TOOL)
+    server.config.tokens_per_second = 10  # ~2 s to the call, then ~8 s for the answer
+    server.config.reasoning_tokens = 10
+    run = kernel.execute(
+        "%%step --tools row_count --new\nHow many rows?",
+        interrupt_when=lambda m: "↳" in m["content"].get("text", ""),
+        timeout=25,
+    )
+    error = run.error()
+    assert error is not None
+    assert error["ename"] == "StepInterrupted"
+    assert len(server.requests) == 2
+    details, _answer, footer = run.final_outputs().values()
+    assert "row_count(table=&#x27;example&#x27;) — " in details["text/html"]
+    assert "→ 42" in details["text/html"]
+    assert "interrupted" in footer["text/plain"]
+    state = kernel.execute("print(ran, _step.status, _step.tool_calls[0].status)")
+    assert state.of_type("stream")[0]["content"]["text"] == "['example'] interrupted ok\n"
