@@ -160,7 +160,7 @@ class NotebookView:
         """
         if record.status == "running":
             self._set_status(f"Calling {record.name}… (model turn {record.step})")
-            self._reasoning_line(f"\n\n🔧 {signature(record)}\n")
+            self._reasoning_line(f"\n\n⚙ {signature(record)}\n")
             if self._capturing is not None:
                 sys.stdout.flush()
                 self._capturing.msg_id = ""

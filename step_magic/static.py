@@ -59,7 +59,7 @@ def reasoning_summary(result: StepResult) -> str:
 
 def tool_line(record: ToolRecord) -> str:
     """One tool call as the panel and the saved form list it."""
-    line = f"🔧 {signature(record)}"
+    line = f"⚙ {signature(record)}"
     return line if record.status == "running" else f"{line} — {outcome_text(record)}"
 
 

@@ -263,3 +263,35 @@ def test_a_large_reply_finishes_and_the_page_stays_responsive(
     expect(view.output(2)).to_contain_text(f"{len(sent)} ")
     view.output(1).locator(".step-magic-footer").scroll_into_view_if_needed()
     view.screenshot("6-large-reply-end")
+
+
+TOOL_CELL = f'''%load_ext step_magic
+
+def lookup(key: str) -> str:
+    """Look a key up (returns hostile markup)."""
+    return {HOSTILE!r}
+'''
+
+
+def test_tool_calls_show_as_text_in_the_live_panel_and_the_saved_form(
+    page: Page, jupyter: JupyterServer, server: LocalServer
+) -> None:
+    """A tool that returns markup: the call and its result read as text, nothing runs."""
+    write_notebook(jupyter.root / "tools.ipynb", TOOL_CELL, "%%step --tools lookup\nLook it up")
+    view = NotebookPage(page, jupyter, "tools.ipynb", ARTIFACTS)
+    view.open()
+    view.wait_for_idle_kernel()
+    view.run_and_wait(0)
+    view.record_output_elements("img, script")
+    view.run_and_wait(1)
+    details = view.output(1).locator("details.step-magic-reasoning")
+    expect(details.locator("summary")).to_have_text(re.compile(r" · 1 tool call$"))
+    details.locator("summary").click()
+    call = details.locator(".step-magic-tool")
+    expect(call).to_contain_text("⚙ lookup(key='example') — ")
+    expect(call).to_contain_text("→ <img src=x onerror=")
+    expect(view.answer(1).locator("li code").first).to_have_text("lookup")
+    expect(view.answer(1)).to_contain_text('"<img src=x onerror=')  # the quoted result
+    assert view.recorded_elements() == []
+    assert view.pwned() is None
+    view.screenshot("6-tool-calls", cell=1)

@@ -32,11 +32,11 @@ def test_tool_calls_show_in_the_panel_and_in_the_saved_form(
     run = kernel.execute("%%step --tools row_count --new\nHow many rows?")
     assert run.error() is None
     live = "".join(m["content"]["text"] for m in run.of_type("stream"))
-    assert "🔧 row_count(table='example')" in live
+    assert "⚙ row_count(table='example')" in live
     assert "↳ " in live
     assert "→ 42" in live
     details, answer, footer = run.final_outputs().values()
-    assert "🔧 row_count(table=&#x27;example&#x27;)" in details["text/html"]
+    assert "⚙ row_count(table=&#x27;example&#x27;)" in details["text/html"]
     assert "1 tool call" in details["text/html"]
     assert "row_count(table='example') — " in details["text/plain"]
     assert "42" in answer["text/markdown"]
@@ -83,7 +83,7 @@ def test_no_reasoning_still_lists_the_calls(kernel: Any, server: LocalServer) ->
     run = kernel.execute("%%step --tools row_count --no-reasoning --new\nHow many rows?")
     assert run.error() is None
     calls, _answer, _footer = run.final_outputs().values()
-    assert calls["text/plain"].startswith("🔧 row_count(table='example') — ")
+    assert calls["text/plain"].startswith("⚙ row_count(table='example') — ")
     assert "<summary>1 tool call</summary>" in calls["text/html"]
     assert "Thought" not in calls["text/html"]  # the reasoning itself stays hidden
 

@@ -84,7 +84,7 @@ def test_functions_are_offered_called_in_parallel_and_answered(
         ("perimeter", "ok", '{"perimeter": 6.0, "unit": "m"}'),
     ]
     shown = capsys.readouterr().out
-    assert "🔧 area(width=1.5, height=1.5)" in shown
+    assert "⚙ area(width=1.5, height=1.5)" in shown
     assert "↳" in shown
     assert "2 model turns" in shown
 
