@@ -92,11 +92,11 @@ def test_ctrl_c_during_the_next_model_turn_keeps_the_calls_made(
     kernel: Any, server: LocalServer
 ) -> None:
     kernel.execute(SLOW_TOOL)
-    server.config.tokens_per_second = 10  # ~2 s to the call, then ~8 s for the answer
-    server.config.reasoning_tokens = 10
+    server.config.tokens_per_second = 50  # each turn takes a few seconds
     run = kernel.execute(
         "%%step --tools row_count --new\nHow many rows?",
-        interrupt_when=lambda m: "↳" in m["content"].get("text", ""),
+        # The second turn's reasoning says so once the result is back.
+        interrupt_when=lambda m: "came back" in m["content"].get("text", ""),
         timeout=25,
     )
     error = run.error()
