@@ -29,6 +29,10 @@ from .toolcalls import ToolRecord, outcome_text, signature
 Bundle = dict[str, Any]
 TAIL_REFRESH_SECONDS = 1.0
 TITLE_REFRESH_SECONDS = 0.5
+LIVE_CLASS = "step-magic-live-reasoning"
+# JupyterLab breaks stream text anywhere (word-break: break-all); the live reasoning is
+# prose, so it wraps between words, and only a word too long for the line is broken.
+LIVE_STYLE = f"<style>.{LIVE_CLASS} pre {{word-break: normal; overflow-wrap: anywhere}}</style>"
 
 
 def reasoning_bundle(result: StepResult) -> Bundle:
@@ -105,6 +109,7 @@ class NotebookView:
             self._reasoning_out = widgets.Output(
                 layout=widgets.Layout(max_height="24em", overflow="auto")
             )
+            self._reasoning_out.add_class(LIVE_CLASS)
             self._panel = widgets.Accordion(
                 children=[self._reasoning_out], selected_index=0 if show_reasoning else None
             )
@@ -189,8 +194,8 @@ class NotebookView:
         answering = f"Answering… {self._answer_chars:,} chars · {static.seconds(elapsed)}"
         if self._panel is None:
             self._status.value = _status_html(answering if self._answer_chars else thought)
-        elif self._answer_chars:
-            self._status.value = _status_html("Answering…")  # unchanged values send nothing
+        else:  # unchanged values send nothing: one message per phase
+            self._status.value = _status_html("Answering…" if self._answer_chars else "Thinking…")
 
     def _append_answer(self, text: str) -> None:
         blocks = self._splitter.feed(text)
@@ -278,7 +283,8 @@ def close_lingering_panels() -> None:
 
 
 def _status_html(text: str) -> str:
-    return f'<span style="font-size: 85%; opacity: 0.75">{static.escape(text)}</span>'
+    """The status line; it also carries the live panel's style while the panel exists."""
+    return f'{LIVE_STYLE}<span style="font-size: 85%; opacity: 0.75">{static.escape(text)}</span>'
 
 
 class TerminalView:

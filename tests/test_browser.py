@@ -133,6 +133,10 @@ def test_reasoning_streams_into_a_collapsed_live_panel_that_a_click_opens(
     seen = header.inner_text()
     expect(header).not_to_have_text(seen)  # the count goes on while the panel is closed
     expect(body).to_contain_text("The request is for step-3.7-flash")  # filled while hidden
+    # Long reasoning wraps between words, not in the middle of one (JupyterLab's stream
+    # outputs break anywhere by default).
+    wrapping = body.locator("pre").first.evaluate("e => getComputedStyle(e).wordBreak")
+    assert wrapping == "normal"
     view.screenshot("1-streaming-panel-closed", cell=1)
 
     header.click()
@@ -294,4 +298,4 @@ def test_tool_calls_show_as_text_in_the_live_panel_and_the_saved_form(
     expect(view.answer(1)).to_contain_text('"<img src=x onerror=')  # the quoted result
     assert view.recorded_elements() == []
     assert view.pwned() is None
-    view.screenshot("6-tool-calls", cell=1)
+    view.screenshot("7-tool-calls", cell=1)
