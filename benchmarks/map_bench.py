@@ -22,7 +22,9 @@ from pathlib import Path
 from _common import API_KEY, MODEL, Unmeasurable, local_server, run, table, verdict
 
 from step_magic.config import Settings
-from step_magic.mapping import CassetteCache, MapSummary, map_rows, stream_call
+from step_magic.mapcache import CassetteCache
+from step_magic.mapcall import stream_call
+from step_magic.mapping import MapSummary, map_rows
 from step_magic.maptable import MapOptions
 from step_magic.request import build_request
 

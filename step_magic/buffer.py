@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .client import AnswerDelta, ReasoningDelta
+from .events import AnswerDelta, ReasoningDelta
 
 
 class TextView(Protocol):

@@ -9,7 +9,8 @@ library calls and only the few rows shown ever become Python objects.
 This module is the tools' interface: their names, descriptions and JSON schemas, and the
 ``run`` that bounds every answer and turns any failure into a ``ToolError``. The arguments
 are checked in ``frame_args.py``, the tools do their work in ``frame_ops.py`` through one
-adapter per library (``frame_backends.py``), and answers are written by ``frame_text.py``.
+adapter per library (``frame_pandas.py``, ``frame_polars.py``; their protocol is in
+``frame_backends.py``), and answers are written by ``frame_text.py``.
 Nothing evaluates text: no eval/exec, no ``DataFrame.query``/``eval``, no SQL, no attribute
 looked up by a name from the arguments; as in ``frames.py``, pandas and polars are not
 imported up front.
@@ -34,7 +35,7 @@ from .frame_args import (
     Context,
     first_line,
 )
-from .frame_backends import Backend, PandasFrame, PolarsFrame
+from .frame_backends import Backend
 from .frame_ops import (
     correlation,
     describe,
@@ -45,6 +46,8 @@ from .frame_ops import (
     sort_rows,
     value_counts,
 )
+from .frame_pandas import PandasFrame
+from .frame_polars import PolarsFrame
 from .frame_tables import is_series, library_of
 from .frame_text import clip_text
 from .tools import JSONSchema, Tool, ToolError

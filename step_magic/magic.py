@@ -1,14 +1,14 @@
 """IPython glue: the ``%%step`` / ``%step`` / ``%step_config`` magics.
 
-This module parses flags, turns bad input into one-line ``UsageError``s, picks the view for
-the frontend and delegates; the work happens in plain modules that know nothing of IPython.
+This module declares the flags and the configurable defaults, turns bad input into one-line
+``UsageError``s and delegates: the input is read in ``magic_flags.py``, the frontend is asked
+and shown things in ``magic_frontend.py``, and the work happens in plain modules that know
+nothing of IPython.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import shlex
 import sys
 from collections import ChainMap
 from pathlib import Path
@@ -19,7 +19,8 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_exp
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, CFloat, CInt, Enum, Unicode
 
-from . import config, flags, models
+from . import config, flags, magic_frontend, models
+from .magic_flags import read_flags
 from .outputs import OutputRecorder
 
 if TYPE_CHECKING:  # the call path loads on the first call: %load_ext stays fast
@@ -152,7 +153,7 @@ class StepMagics(Magics):
         Cell form: ``%%step [flags]`` with the prompt as the cell body.
         Line form: ``%step [flags] prompt``. The result is bound to ``_step``.
         """
-        args, prompt = self._read(line, cell)
+        args, prompt = read_flags(self.step.parser, line, cell)
         from .magic_loop import check_tool_flags, tool_loop
 
         check_tool_flags(args, replay=(self.replay or args.replay) and not args.refresh)
@@ -160,7 +161,8 @@ class StepMagics(Magics):
             from .magic_map import run_map
 
             settings = self._settings(args, need_key=not args.dry_run)
-            run_map(self, args, prompt, settings, notebook=_parent_msg_id(self.shell) is not None)
+            in_notebook = magic_frontend.parent_msg_id(self.shell) is not None
+            run_map(self, args, prompt, settings, notebook=in_notebook)
             return
         options = self._call_options(args)
         settings = self._settings(args, need_key=not (args.dry_run or options.replay))
@@ -169,7 +171,7 @@ class StepMagics(Magics):
         tools = tool_loop(
             args, settings, self._namespace, budget_tokens=budget, max_steps=self.max_steps
         )
-        cell_id = _cell_id(self.shell)
+        cell_id = magic_frontend.cell_id(self.shell)
         specs = tools.toolbox.specs() if tools else ()
         prepared = self.session.prepare(settings, composed, options, cell_id, specs)
         if args.dry_run:
@@ -178,13 +180,13 @@ class StepMagics(Magics):
             show_dry_run(prepared.request.body())
             return
         self.session.history = self.history_store()
-        view = self._view(settings, tools=tools is not None)
+        view = magic_frontend.choose_view(self.shell, settings, tools=tools is not None)
         result, error = self.session.ask(settings, prepared, options, view, cell_id, tools)
         self._namespace["_step"] = result
         if args.output:
             self._namespace[args.output] = result
         if error is None and args.code:
-            self._code_to_next_cell(result.answer, every=args.code == "all")
+            magic_frontend.code_to_next_cell(self.shell, result.answer, every=args.code == "all")
         if error is None and options.display_format == "json":
             error = _json_error(result.answer)
         if error is not None:
@@ -211,7 +213,7 @@ class StepMagics(Magics):
             cassette=Path(args.cassette).expanduser() if args.cassette else None,
             replay_speed=self.replay_speed,
             display_format=args.format,
-            notebook=_notebook_path(self.shell),
+            notebook=magic_frontend.notebook_path(self.shell),
         )
 
     def history_store(self) -> History | None:
@@ -228,34 +230,9 @@ class StepMagics(Magics):
             current.close()
         return History(path)
 
-    def _code_to_next_cell(self, answer: str, *, every: bool) -> None:
-        """Offer the answer's code in a new cell below; it is never run automatically."""
-        from .markdown import code_blocks
-
-        blocks = [code for _, code in code_blocks(answer)]
-        if not blocks:
-            print("--code: the answer has no fenced code block", file=sys.stderr)
-        elif self.shell is not None:
-            self.shell.set_next_input("\n".join(blocks if every else blocks[:1]).rstrip())
-
     @property
     def _namespace(self) -> dict[str, Any]:
         return self.shell.user_ns if self.shell is not None else {}
-
-    def _read(self, line: str, cell: str | None) -> tuple[argparse.Namespace, str]:
-        """Flags and prompt from either form of the magic."""
-        if cell is None:
-            try:
-                flag_text, prompt = flags.split_flags(self.step.parser, line)
-            except ValueError as err:
-                raise UsageError(str(err)) from None
-        else:
-            flag_text, prompt = line, cell
-        args = self._parse(flag_text)
-        prompt = prompt.strip()
-        if not prompt:
-            raise UsageError("Nothing to ask: write the prompt in the cell body (or after %step)")
-        return args, prompt
 
     def _compose(self, prompt: str, model: str, args: argparse.Namespace) -> Composed:
         """The prompt with references filled in and attachments collected, or a UsageError."""
@@ -275,19 +252,6 @@ class StepMagics(Magics):
         except ValueError as err:
             raise UsageError(str(err)) from None
 
-    def _parse(self, flag_text: str) -> argparse.Namespace:
-        try:
-            argv = shlex.split(flag_text)
-        except ValueError as err:
-            raise UsageError(f"Cannot read the flags {flag_text!r}: {err}") from None
-        # POSIX quoting, so --system "Be terse." arrives without its quotes.
-        args: argparse.Namespace = self.step.parser.parse_args(argv)
-        if args.output and not args.output.isidentifier():
-            raise UsageError(f"-o needs a Python name, not {args.output!r}")
-        if args.show_reasoning and args.no_reasoning:
-            raise UsageError("--show-reasoning and --no-reasoning contradict each other")
-        return args
-
     def _settings(self, args: argparse.Namespace, *, need_key: bool) -> config.Settings:
         """This call's settings: flags over traits over the environment, validated."""
         defaults = {name: getattr(self, name) for name in self.trait_names(config=True)}
@@ -304,20 +268,6 @@ class StepMagics(Magics):
         if warning:
             print(f"Warning: {warning}", file=sys.stderr)
         return settings
-
-    def _view(self, settings: config.Settings, *, tools: bool = False) -> Any:
-        """The live panel in a Jupyter frontend, the plain stream elsewhere."""
-        from . import render
-
-        parent = _parent_msg_id(self.shell)
-        if parent is not None:
-            return render.NotebookView(
-                parent,
-                show_reasoning=settings.show_reasoning,
-                reasoning=settings.reasoning,
-                tools=tools,
-            )
-        return render.TerminalView(reasoning=settings.reasoning)
 
     def release(self) -> None:
         """Undo what loading did (``%unload_ext``): simulator, display hook, lingering panels."""
@@ -337,20 +287,6 @@ class StepMagics(Magics):
 StepMagics.step.parser.allow_abbrev = False
 
 
-def _cell_id(shell: Any) -> str | None:
-    """The notebook cell running this call, when the frontend says (JupyterLab, nbclient)."""
-    parent = shell.get_parent() if getattr(shell, "kernel", None) is not None else None
-    cell = ((parent or {}).get("metadata") or {}).get("cellId")
-    return cell if isinstance(cell, str) and cell else None
-
-
-def _notebook_path(shell: Any) -> str | None:
-    """The notebook's path where the frontend tells (Jupyter Server, VS Code), for history."""
-    namespace = getattr(shell, "user_ns", {})
-    path = os.environ.get("JPY_SESSION_NAME") or namespace.get("__vsc_ipynb_file__")
-    return str(path) if path else None
-
-
 def _json_error(answer: str) -> BaseException | None:
     from .result import AnswerFormatError
     from .static import parse_json_answer
@@ -360,13 +296,3 @@ def _json_error(answer: str) -> BaseException | None:
     except ValueError as err:
         return AnswerFormatError(f"--format json: the answer is not valid JSON ({err})")
     return None
-
-
-def _parent_msg_id(shell: Any) -> str | None:
-    """The running cell's request id in a Jupyter kernel; None in terminal IPython."""
-    if getattr(shell, "kernel", None) is None:
-        return None
-    parent = shell.get_parent() if hasattr(shell, "get_parent") else None
-    header = (parent or {}).get("header") or {}
-    msg_id = header.get("msg_id")
-    return msg_id if isinstance(msg_id, str) and msg_id else None

@@ -30,7 +30,9 @@ def run_map(
 ) -> None:
     """Map ``template`` over ``args.map``, showing progress, then bind the result."""
     from .interpolate import resolve
-    from .mapping import CassetteCache, HistoryCache, ReplyCache, map_rows, stream_call
+    from .mapcache import CassetteCache, HistoryCache, ReplyCache
+    from .mapcall import stream_call
+    from .mapping import map_rows
     from .maptable import MapOptions
     from .progress import NotebookProgress, TerminalProgress, dry_run_text
     from .request import build_request

@@ -10,32 +10,20 @@ it and pays only for the rest. Plain Python: no IPython, no display (see ``progr
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Protocol
 
-from .client import (
-    AnswerDelta,
-    Finished,
-    ReasoningDelta,
-    ReplyStream,
-    StepAPIError,
-    Waiting,
-)
-from .config import Settings
-from .history import CallRecord, History, redact_media
+from .apierrors import StepAPIError
 from .interrupts import interrupts_noted
+from .mapcache import ReplyCache
+from .mapcall import Call, RowContext
 from .maptable import NO_NAMES, MapOptions, Reply, new_columns, read_table, write_table
 from .models import estimate_cost
-from .replay import Cassette, RecordedReply
 from .request import ChatRequest
 from .static import seconds
 
-Call = Callable[[ChatRequest], Reply]
 PROGRESS_SECONDS = 0.25  # at most ~4 progress callbacks a second
 GRACE_SECONDS = 10.0  # after Ctrl-C, how long rows in flight may finish (and be kept)
 MAX_ERRORS = 3
@@ -97,146 +85,6 @@ class MapSummary:
         return "\n".join(lines + [f"  {error}" for error in self.first_errors])
 
 
-class ReplyCache(Protocol):
-    """Finished replies by request key, so a re-run never pays twice for a row."""
-
-    def lookup(self, key: str) -> Reply | None: ...
-    def store(self, key: str, request: ChatRequest, reply: Reply) -> None: ...
-
-
-class HistoryCache:
-    """The reply cache backed by the history database, so a re-run resumes with no key file.
-
-    Rows stored here can also be replayed one by one with ``%%step --replay``.
-    """
-
-    def __init__(self, history: History) -> None:
-        self.history = history
-
-    def lookup(self, key: str) -> Reply | None:
-        record = self.history.find_reply(key)
-        if record is None:
-            return None
-        reply = RecordedReply.from_record(record)
-        return reply.answer, reply.reasoning, reply.usage
-
-    def store(self, key: str, request: ChatRequest, reply: Reply) -> None:
-        answer, reasoning, usage = reply
-        content = request.messages[-1].get("content")
-        self.history.record(
-            CallRecord(
-                started_at=time.time(),
-                model=request.model,
-                effort=request.effort,
-                prompt=content if isinstance(content, str) else "",
-                messages=request.messages,
-                attachments=(),
-                reasoning=reasoning,
-                answer=answer,
-                status="complete",
-                prompt_tokens=usage.prompt if usage else None,
-                completion_tokens=usage.completion if usage else None,
-                cached_tokens=usage.cached if usage else None,
-                cache_key=key,
-            )
-        )
-
-
-class CassetteCache:
-    """A ``ReplyCache`` in a cassette file: the same lines ``--replay --cassette`` reads.
-
-    The file is indexed once (a cassette lookup reads the whole file, too slow per row), and
-    each reply is appended as soon as it arrives, so a crash loses no finished row; a line a
-    crash cut short is handled by ``Cassette`` itself, for replay and recording alike.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.cassette = Cassette(Path(path))
-        self._index: dict[str, RecordedReply] | None = None
-
-    def lookup(self, key: str) -> Reply | None:
-        """The recorded reply for ``key``, or None."""
-        if self._index is None:
-            self._index = self.cassette.replies()
-        found = self._index.get(key)
-        return None if found is None else (found.answer, found.reasoning, found.usage)
-
-    def store(self, key: str, request: ChatRequest, reply: Reply) -> None:
-        """Append one reply (media in the request replaced by references, as Session does)."""
-        body = {**request.body(stream=False), "messages": list(redact_media(request.messages))}
-        answer, reasoning, usage = reply
-        self.cassette.store(key, body, RecordedReply(reasoning, answer, "stop", usage, None, None))
-
-
-class _RowContext:
-    """What a ``call`` may tell its row while it runs: a retry, and how to stop it."""
-
-    def __init__(self) -> None:
-        self.retries = 0
-        self.abandoned = False
-        self._closers: list[Callable[[], None]] = []
-        self._lock = threading.Lock()
-
-    def on_abandon(self, close: Callable[[], None]) -> None:
-        with self._lock:
-            if not self.abandoned:
-                self._closers.append(close)
-                return
-        close()
-
-    def abandon(self) -> None:
-        with self._lock:
-            self.abandoned, closers = True, list(self._closers)
-        for close in closers:
-            close()
-
-
-_current = threading.local()
-
-
-def note_retry() -> None:
-    """For ``call`` functions: the row's request is waiting to be retried (429/5xx)."""
-    context = getattr(_current, "row", None)
-    if context is not None:
-        context.retries += 1
-
-
-def on_abandon(close: Callable[[], None]) -> None:
-    """For ``call`` functions: run ``close`` (from another thread) if the row is abandoned."""
-    context = getattr(_current, "row", None)
-    if context is not None:
-        context.on_abandon(close)
-
-
-def stream_call(settings: Settings) -> Call:
-    """A ``call`` on ``client.ReplyStream``: reports retries, stops when abandoned.
-
-    A reply without an answer is a failure (StepAPIError), never an empty cell value.
-    """
-
-    def call(request: ChatRequest) -> Reply:
-        stream = ReplyStream(settings, request)
-        on_abandon(stream.close)
-        answer: list[str] = []
-        reasoning: list[str] = []
-        end: Finished | None = None
-        for event in stream:
-            if isinstance(event, AnswerDelta):
-                answer.append(event.text)
-            elif isinstance(event, ReasoningDelta):
-                reasoning.append(event.text)
-            elif isinstance(event, Waiting):
-                note_retry()
-            elif isinstance(event, Finished):
-                end = event
-        if end is None or not answer:
-            why = "was cut off" if end is None else f"has no answer (finish {end.finish_reason})"
-            raise StepAPIError(f"the reply {why}", trace_id=stream.trace_id)
-        return "".join(answer), "".join(reasoning), end.usage
-
-    return call
-
-
 @dataclass
 class _Outcome:
     reply: Reply | None = None
@@ -287,7 +135,7 @@ class _Run:
         self.cache, self.progress = cache, progress
         self.started = time.monotonic()
         self.outcomes: list[_Outcome | None] = [None] * len(requests)
-        self.contexts: dict[int, _RowContext] = {}
+        self.contexts: dict[int, RowContext] = {}
         self.counts = MapSummary(rows=len(requests))
         self.cost_known = True
         self.reported = float("-inf")
@@ -302,7 +150,7 @@ class _Run:
                 while (pending or running) and not interrupts and not self.counts.stopped:
                     while pending and len(running) < self.options.concurrency and self._may_start():
                         i = pending.pop()
-                        self.contexts[i] = context = _RowContext()
+                        self.contexts[i] = context = RowContext()
                         running[pool.submit(self._answer, i, context)] = i
                     self._collect(running, self._wait_limit(bool(pending), len(running)))
                 self.counts.interrupted = bool(interrupts)
@@ -336,11 +184,10 @@ class _Run:
             return min(PROGRESS_SECONDS, max(self.next_start - time.monotonic(), 0.0))
         return PROGRESS_SECONDS
 
-    def _answer(self, i: int, context: _RowContext) -> None:
+    def _answer(self, i: int, context: RowContext) -> None:
         """Worker: one row's call; the reply goes to the cache before anything else."""
-        _current.row = context
         try:
-            reply = self.call(self.requests[i])
+            reply = context.run(self.call, self.requests[i])
         except Exception as err:
             status = getattr(err, "status", None)
             fatal = isinstance(err, StepAPIError) and status in FATAL_STATUSES
@@ -353,8 +200,6 @@ class _Run:
                     self.cache.store(self.requests[i].cache_key(), self.requests[i], reply)
                 except OSError as err:
                     outcome.error = f"not cached: {err}"
-        finally:
-            _current.row = None
         if outcome.reply is not None or not context.abandoned:
             self.outcomes[i] = outcome
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from .client import Usage
+from .events import Usage
 from .frame_tables import is_series, library_of
 from .interpolate import interpolate, parse_reference
 from .static import parse_json_answer

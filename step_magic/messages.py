@@ -3,17 +3,16 @@
 ``--api messages`` is for accounts and proxies that speak the Anthropic-style API. It yields
 exactly what ``client.ReplyStream`` yields, so the runner and the views cannot tell the two
 apart. No anthropic SDK: the HTTP library the openai SDK already brings (httpx2, or httpx for
-older SDKs) sends the request, and the SSE is parsed here. Failures are wrapped in the openai
-SDK's exception types so ``client.describe_error`` words them exactly as on the chat path.
+older SDKs) sends the request (its body built by ``messages_body.py``), and the SSE is parsed
+by ``sse.py``. Failures are wrapped in the openai SDK's exception types so
+``apierrors.describe_error`` words them exactly as on the chat path.
 """
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import importlib
 import json
-import re
 import socket
 import threading
 from collections.abc import Generator, Iterator
@@ -21,12 +20,21 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from . import client
+from .apierrors import (
+    RETRY_STATUSES,
+    StepAPIError,
+    describe_error,
+    retry_delay,
+    retry_reason,
+    wait_too_long,
+)
+from .client import clean_text, tls_context
 from .config import Settings, redact
-from .request import ChatRequest, Part
+from .events import AnswerDelta, Event, Finished, ReasoningDelta, Usage, Waiting
+from .messages_body import messages_body
+from .request import ChatRequest
+from .sse import ServerEvent, SSEDecoder
 
-# StepFun requires max_tokens here (Chat Completions does not); the model's usual budget.
-DEFAULT_MAX_TOKENS = 8192
 # Anthropic's stop reasons in Chat Completions words; others (content_filter) pass unchanged.
 FINISH_REASONS = {
     "end_turn": "stop",
@@ -34,133 +42,6 @@ FINISH_REASONS = {
     "max_tokens": "length",
     "refusal": "content_filter",
 }
-_DATA_URL = re.compile(r"data:(?P<type>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)", re.S)
-_LINE_END = re.compile(r"\r\n|\r|\n")
-
-
-def messages_body(request: ChatRequest) -> dict[str, Any]:
-    """The Messages body for ``request``, with only fields StepFun's reference lists.
-
-    System messages become the top-level ``system``; image parts become image blocks (the
-    chat ``detail`` has no counterpart there). Raises ``StepAPIError`` for what the Messages
-    API cannot carry (video, ``stepfile://`` images), before anything is sent.
-    """
-    system = [_text(message) for message in request.messages if message["role"] == "system"]
-    messages: list[dict[str, Any]] = []
-    for message in request.messages:
-        if message["role"] == "system":
-            continue
-        role, blocks = _turn(message)
-        if messages and messages[-1]["role"] == role:  # tool results join the next question
-            messages[-1]["content"] = _listed(messages[-1]["content"]) + _listed(blocks)
-        else:
-            messages.append({"role": role, "content": blocks})
-    max_tokens = DEFAULT_MAX_TOKENS if request.max_tokens is None else request.max_tokens
-    optional = {
-        "system": "\n\n".join(system) if system else None,
-        "temperature": request.temperature,
-        "output_config": None if request.effort is None else {"effort": request.effort},
-    }
-    body = {"model": request.model, "max_tokens": max_tokens, "messages": messages, "stream": True}
-    return body | {name: value for name, value in optional.items() if value is not None}
-
-
-def _turn(message: dict[str, Any]) -> tuple[str, str | list[dict[str, Any]]]:
-    """A chat message as a Messages turn. Earlier ``--tools`` turns become plain text: tool
-    blocks would need the tools defined in this request, which a follow-up does not have."""
-    if message["role"] == "tool":
-        text = f"[result of tool call {message.get('tool_call_id')}]\n{_text(message)}"
-        return "user", [{"type": "text", "text": text}]
-    calls = message.get("tool_calls") or ()
-    if calls:
-        lines = [_text(message)] + [
-            f"[called {call['function']['name']}({call['function']['arguments']})]"
-            for call in calls
-        ]
-        return "assistant", "\n".join(line for line in lines if line)
-    return message["role"], _blocks(message.get("content"))
-
-
-def _listed(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{"type": "text", "text": content}] if isinstance(content, str) else content
-
-
-def _text(message: dict[str, Any]) -> str:
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    return "\n".join(part["text"] for part in content or () if part.get("type") == "text")
-
-
-def _blocks(content: str | list[Part] | None) -> str | list[dict[str, Any]]:
-    if content is None or isinstance(content, str):
-        return content or ""
-    return [_block(part) for part in content]
-
-
-def _block(part: Part) -> dict[str, Any]:
-    if part.get("type") == "text":
-        return {"type": "text", "text": part["text"]}
-    url = str(part.get("image_url", {}).get("url", "")) if part.get("type") == "image_url" else ""
-    if match := _DATA_URL.fullmatch(url):
-        source = {"type": "base64", "media_type": match["type"], "data": match["data"]}
-        return {"type": "image", "source": source}
-    if url.startswith(("http://", "https://")):
-        return {"type": "image", "source": {"type": "url", "url": url}}
-    what = "stepfile:// images" if url.startswith("stepfile://") else f"{part.get('type')} parts"
-    raise client.StepAPIError(f"the Messages API cannot carry {what}; use --api chat for them")
-
-
-@dataclass(frozen=True)
-class ServerEvent:
-    """One dispatched SSE event: its ``event:`` name (default "message") and joined data."""
-
-    name: str
-    data: str
-
-
-class SSEDecoder:
-    """Incremental SSE parser after the WHATWG rules, fed whatever the network delivers.
-
-    Handles any line ending (a ``\\r`` at the end of a read is held back in case ``\\n``
-    follows), comments, multi-line ``data``, a byte-order mark, and UTF-8 sequences and
-    events split across reads.
-    """
-
-    def __init__(self) -> None:
-        self._utf8 = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
-        self._pending = ""
-        self._name = ""
-        self._data: list[str] = []
-
-    def feed(self, chunk: bytes) -> list[ServerEvent]:
-        """The events completed by ``chunk``."""
-        return self._lines(self._pending + self._utf8.decode(chunk))
-
-    def finish(self) -> list[ServerEvent]:
-        """At the end of the body: the last event, even without its closing blank line."""
-        events = self._lines(self._pending + self._utf8.decode(b"", final=True) + "\n")
-        return [*events, *self._line("")]
-
-    def _lines(self, text: str) -> list[ServerEvent]:
-        held = "\r" if text.endswith("\r") else ""
-        *lines, self._pending = _LINE_END.split(text.removesuffix("\r"))
-        self._pending += held
-        return [event for line in lines for event in self._line(line)]
-
-    def _line(self, line: str) -> list[ServerEvent]:
-        if not line:
-            event = ServerEvent(self._name or "message", "\n".join(self._data))
-            ready = bool(self._data)  # an event without data lines is not dispatched
-            self._name, self._data = "", []
-            return [event] if ready else []
-        field, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if field == "event":
-            self._name = value
-        elif field == "data":
-            self._data.append(value)
-        return []  # comments (":…"), id, retry and unknown fields carry nothing we use
 
 
 class MessagesStream:
@@ -194,10 +75,10 @@ class MessagesStream:
         if http_client is not None:
             http_client.close()
 
-    def __iter__(self) -> Iterator[client.Event]:
+    def __iter__(self) -> Iterator[Event]:
         body = messages_body(self._request)
         timeout = self._settings.timeout  # every phase, so reads time out when idle that long
-        http_client = _http().Client(timeout=timeout, verify=client.tls_context())
+        http_client = _http().Client(timeout=timeout, verify=tls_context())
         with self._lock:
             self._http_client = http_client
         try:
@@ -207,7 +88,7 @@ class MessagesStream:
         finally:
             http_client.close()
 
-    def _open(self, http_client: Any, body: dict[str, Any]) -> Generator[client.Event, None, Any]:
+    def _open(self, http_client: Any, body: dict[str, Any]) -> Generator[Event, None, Any]:
         """Send the request, retrying 429/5xx as ReplyStream does; return the open response."""
         key = self._settings.api_key
         # Anthropic SDKs (which StepFun's reference uses) send x-api-key; its keys are Bearer.
@@ -230,17 +111,17 @@ class MessagesStream:
             if response.is_success:
                 return response
             failure = _status_error(response)
-            delay = client.retry_delay(attempt, response.headers.get("retry-after"))
-            if response.status_code not in client.RETRY_STATUSES or attempt == attempts:
+            delay = retry_delay(attempt, response.headers.get("retry-after"))
+            if response.status_code not in RETRY_STATUSES or attempt == attempts:
                 raise self._error(failure)
             if delay is None:
-                raise self._error(failure, note=client.wait_too_long(failure))
-            yield client.Waiting(client.retry_reason(failure), delay, attempt, attempts - 1)
+                raise self._error(failure, note=wait_too_long(failure))
+            yield Waiting(retry_reason(failure), delay, attempt, attempts - 1)
             if self._cancelled.wait(delay):
                 return None
         return None
 
-    def _read(self, response: Any) -> Iterator[client.Event]:
+    def _read(self, response: Any) -> Iterator[Event]:
         reply = _Reply()
         try:
             for event in _server_events(response):
@@ -257,9 +138,9 @@ class MessagesStream:
             response.close()
         if not self._cancelled.is_set():
             usage, ids = reply.usage(), (self.trace_id, self.completion_id)
-            yield client.Finished(reply.finish_reason, usage, *ids)
+            yield Finished(reply.finish_reason, usage, *ids)
 
-    def _events(self, event: ServerEvent, reply: _Reply, response: Any) -> Iterator[client.Event]:
+    def _events(self, event: ServerEvent, reply: _Reply, response: Any) -> Iterator[Event]:
         """The text of one SSE event; unknown event and delta types are skipped."""
         if event.data.strip() == "[DONE]":  # an OpenAI-style end marker, from some proxies
             reply.stopped = True
@@ -297,13 +178,13 @@ class MessagesStream:
             if self._cancelled.is_set():  # close() came while connecting
                 _shut(sock)
 
-    def _error(self, err: Exception, note: str = "") -> client.StepAPIError:
+    def _error(self, err: Exception, note: str = "") -> StepAPIError:
         """One clean line, worded by the chat path's ``describe_error``; the key removed."""
         settings = self._settings
-        status, detail = client.describe_error(err, settings.base_url, settings.timeout)
+        status, detail = describe_error(err, settings.base_url, settings.timeout)
         line = redact(detail + note, settings.api_key)
         ids = {"trace_id": self.trace_id, "completion_id": self.completion_id}
-        return client.StepAPIError(line, status=status, **ids)
+        return StepAPIError(line, status=status, **ids)
 
 
 @dataclass
@@ -320,7 +201,7 @@ class _Reply:
             counts = {key: value for key, value in raw.items() if isinstance(value, int)}
             self.counts = {**(self.counts or {}), **counts}
 
-    def usage(self) -> client.Usage | None:
+    def usage(self) -> Usage | None:
         """Chat-style usage: the prompt counts cache reads and writes, as prompt_tokens does."""
         if self.counts is None:
             return None
@@ -328,7 +209,7 @@ class _Reply:
         written = self.counts.get("cache_creation_input_tokens", 0)
         prompt = self.counts.get("input_tokens", 0) + cached + written
         completion = self.counts.get("output_tokens", 0)
-        return client.Usage(prompt, completion, prompt + completion, cached or None)
+        return Usage(prompt, completion, prompt + completion, cached or None)
 
 
 def _server_events(response: Any) -> Iterator[ServerEvent]:
@@ -338,13 +219,13 @@ def _server_events(response: Any) -> Iterator[ServerEvent]:
     yield from decoder.finish()
 
 
-def _texts(block: dict[str, Any]) -> Iterator[client.Event]:
+def _texts(block: dict[str, Any]) -> Iterator[Event]:
     """Reasoning or answer text of a block start or delta (thinking, text and their deltas)."""
-    kinds = (("thinking", client.ReasoningDelta), ("text", client.AnswerDelta))
+    kinds = (("thinking", ReasoningDelta), ("text", AnswerDelta))
     for key, kind in kinds:
         text = block.get(key)
         if block.get("type") in (key, f"{key}_delta") and isinstance(text, str) and text:
-            yield kind(client.clean_text(text))
+            yield kind(clean_text(text))
 
 
 def _mapping(value: Any) -> dict[str, Any]:

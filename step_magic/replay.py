@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .client import AnswerDelta, Event, Finished, ReasoningDelta, Usage
 from .errors import OneLineError
+from .events import AnswerDelta, Event, Finished, ReasoningDelta, Usage
 from .history import CallRecord
 
 _TOKEN = re.compile(r"\S+\s*|\s+")

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .client import Usage
 from .errors import OneLineError
+from .events import Usage
 from .models import estimate_cost
 from .toolcalls import ToolRecord
 

@@ -18,18 +18,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from .apierrors import StepAPIError
 from .buffer import ReplyBuffer
-from .client import (
-    AnswerDelta,
-    Event,
-    Finished,
-    ReasoningDelta,
-    ReplyStream,
-    StepAPIError,
-    Usage,
-    Waiting,
-)
+from .client import ReplyStream
 from .config import Settings
+from .events import AnswerDelta, Event, Finished, ReasoningDelta, Usage, Waiting
 from .interrupts import interrupts_noted
 from .request import ChatRequest
 from .result import StepResult, classify

@@ -12,12 +12,12 @@ from __future__ import annotations
 import enum
 import inspect
 import math
-import re
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from .docstrings import parse_docstring
 from .tools import JSONSchema, Tool, ToolError
 
 Convert = Callable[[Any, str], Any]
@@ -31,9 +31,6 @@ _SCALARS: dict[type, tuple[str, tuple[type, ...]]] = {
     float: ("number", (int, float)),
     bool: ("boolean", (bool,)),
 }
-_SECTION = re.compile(r"^\s*(Args|Arguments|Parameters|Returns|Raises|Yields|Examples?)\s*:?\s*$")
-_SPHINX_PARAM = re.compile(r"^\s*:param\s+(?:\w+\s+)?(\w+):\s*(.*)$")
-_GOOGLE_PARAM = re.compile(r"^\s+\*{0,2}(\w+)\s*(?:\([^)]*\))?\s*:\s*(.+)$")
 
 
 class Unsupported(Exception):
@@ -47,7 +44,7 @@ def function_tool(name: str, func: Callable[..., Any]) -> Tool:
         hints = typing.get_type_hints(func, include_extras=True)
     except (TypeError, ValueError, NameError) as err:
         raise ValueError(f"--tools {name}: cannot read its signature ({err})") from None
-    summary, param_docs = _docstring(func)
+    summary, param_docs = parse_docstring(func)
     properties: dict[str, JSONSchema] = {}
     required: list[str] = []
     converters: dict[str, Convert] = {}
@@ -288,46 +285,3 @@ def _json_type(value: Any) -> str:
     names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
     names.update({list: "an array", dict: "an object", type(None): "null"})
     return names.get(type(value), type(value).__name__)
-
-
-def _docstring(func: Callable[..., Any]) -> tuple[str, dict[str, str]]:
-    """The description (the docstring before its sections) and per-parameter notes.
-
-    Google style (``Args:`` then indented ``name: text``), NumPy (``Parameters``, a dashed
-    line, then ``name : type`` over indented text) and Sphinx (``:param name: text``).
-    """
-    summary: list[str] = []
-    params: dict[str, str] = {}
-    section: str | None = None
-    current: str | None = None
-    for line in (inspect.getdoc(func) or "").splitlines():
-        sphinx = _SPHINX_PARAM.match(line)
-        if sphinx:
-            section, current = "sphinx", sphinx.group(1)
-            params[current] = sphinx.group(2).strip()
-        elif _SECTION.match(line):
-            section, current = line.strip().rstrip(":"), None
-        elif re.fullmatch(r"-{3,}", line.strip()):  # NumPy underlines its section names
-            continue
-        elif section is None:
-            summary.append(line)
-        elif section in ("Args", "Arguments", "Parameters"):
-            current = _parameter_line(line, params, current)
-        elif section == "sphinx" and current and line.startswith(" "):
-            params[current] = f"{params[current]} {line.strip()}"
-    return "\n".join(summary).strip(), params
-
-
-def _parameter_line(line: str, params: dict[str, str], current: str | None) -> str | None:
-    """One line of an Args/Parameters section; returns the parameter it belongs to."""
-    numpy = re.match(r"(\w+)\s*:\s*\S", line)  # NumPy: unindented "name : type"
-    google = _GOOGLE_PARAM.match(line)
-    if numpy:
-        params[numpy.group(1)] = ""
-        return numpy.group(1)
-    if google and (current is None or (line.startswith("    ") and not line.startswith("     "))):
-        params[google.group(1)] = google.group(2).strip()
-        return google.group(1)
-    if current is not None and line.strip():
-        params[current] = f"{params[current]} {line.strip()}".strip()
-    return current

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from step_magic.client import StepAPIError
+from step_magic.apierrors import StepAPIError
 from step_magic.server import LocalServer
 
 from .conftest import TEST_KEY

@@ -103,7 +103,8 @@ def test_names_that_are_not_identifiers_still_make_valid_tool_names() -> None:
 def test_importing_the_module_imports_no_frame_library() -> None:
     code = (
         "import sys, step_magic.frametools, step_magic.frame_args, step_magic.frame_backends, "
-        "step_magic.frame_ops, step_magic.frame_text; "
+        "step_magic.frame_pandas, step_magic.frame_polars, step_magic.frame_ops, "
+        "step_magic.frame_text; "
         "print(sorted({'pandas', 'polars', 'numpy'} & set(sys.modules)))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

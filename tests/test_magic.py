@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from step_magic.client import StepAPIError
+from step_magic.apierrors import StepAPIError
 from step_magic.result import StepResult
 from step_magic.server import LocalServer
 

@@ -22,7 +22,9 @@ import polars as pl
 import pytest
 
 from step_magic.config import Settings
-from step_magic.mapping import CassetteCache, MapProgress, map_rows, stream_call
+from step_magic.mapcache import CassetteCache
+from step_magic.mapcall import stream_call
+from step_magic.mapping import MapProgress, map_rows
 from step_magic.maptable import MapOptions, Reply, row_prompts
 from step_magic.progress import TerminalProgress, dry_run_text
 from step_magic.replay import Cassette, RecordedReply
@@ -476,7 +478,9 @@ def test_a_kernel_interrupt_leaves_a_static_summary_and_a_resumable_cache(
 import os, pandas as pd
 from step_magic.config import Settings
 from step_magic.request import build_request
-from step_magic.mapping import CassetteCache, map_rows, stream_call
+from step_magic.mapcache import CassetteCache
+from step_magic.mapcall import stream_call
+from step_magic.mapping import map_rows
 from step_magic.maptable import MapOptions
 from step_magic.progress import NotebookProgress
 s = Settings("step-3.7-flash", os.environ["STEPFUN_BASE_URL"], os.environ["STEPFUN_API_KEY"])

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from step_magic.client import Usage
+from step_magic.events import Usage
 from step_magic.history import History
 from step_magic.replay import Cassette, RecordedReply, ReplayError
 from step_magic.request import ChatRequest

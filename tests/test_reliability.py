@@ -28,16 +28,10 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from step_magic.client import (
-    AnswerDelta,
-    Event,
-    Finished,
-    ReasoningDelta,
-    ReplyStream,
-    StepAPIError,
-    clean_text,
-)
+from step_magic.apierrors import StepAPIError
+from step_magic.client import ReplyStream, clean_text
 from step_magic.config import Settings
+from step_magic.events import AnswerDelta, Event, Finished, ReasoningDelta
 from step_magic.render import TerminalView
 from step_magic.request import ChatRequest, build_request
 from step_magic.result import StepResult

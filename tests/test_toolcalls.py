@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from step_magic.client import Finished, ReplyStream
+from step_magic.client import ReplyStream
 from step_magic.config import Settings
+from step_magic.events import Finished
 from step_magic.request import ChatRequest
 from step_magic.toolcalls import ToolCall, ToolCallCollector
 
