@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .frames import TIMES, is_frame, summarize_frame
-from .images import IMAGE_SUFFIXES, encode_image, is_array, is_figure, is_image, sniff
+from .imagekinds import IMAGE_SUFFIXES, is_array, is_figure, is_image, sniff
+from .images import encode_image
 from .interpolate import UnknownReference, resolve
 
 Kind = Literal["text", "image", "video"]

@@ -9,22 +9,20 @@ unwritable directory costs one warning, never a failed cell. The log holds refer
 
 from __future__ import annotations
 
-import base64
-import copy
-import hashlib
 import json
 import os
 import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote_to_bytes
 
 import platformdirs
+
+from .redact import redact_media
 
 PATH_VARIABLE = "STEP_MAGIC_HISTORY"
 BUSY_TIMEOUT = 5.0  # seconds another process may hold the write lock before we give up
@@ -87,36 +85,6 @@ class CallRecord:
 _COLUMNS = tuple(item.name for item in fields(CallRecord) if item.name != "id")
 _INSERT = f"INSERT INTO calls ({', '.join(_COLUMNS)}) VALUES (:{', :'.join(_COLUMNS)})"
 _SELECT = f"SELECT id, {', '.join(_COLUMNS)} FROM calls"
-
-
-def redact_media(messages: Sequence[dict[str, Any]]) -> tuple[dict[str, Any], ...]:
-    """Copy of ``messages`` with every data URL replaced by ``sha256:<hex> (<n> bytes, <mime>)``.
-
-    A notebook's images would make the log grow by megabytes a call; the hash of the decoded
-    bytes still says which file was sent (it matches ``sha256sum``).
-    """
-    redacted = copy.deepcopy(list(messages))
-    for message in redacted:
-        content = message.get("content")
-        for part in content if isinstance(content, list) else ():
-            for kind in ("image_url", "video_url"):
-                media = part.get(kind) if isinstance(part, dict) else None
-                url = media.get("url") if isinstance(media, dict) else None
-                if isinstance(media, dict) and isinstance(url, str) and url.startswith("data:"):
-                    media["url"] = _reference(url)
-    return tuple(redacted)
-
-
-def _reference(url: str) -> str:
-    header, _, payload = url.removeprefix("data:").partition(",")
-    mime = header.split(";")[0] or "text/plain"
-    try:
-        data = (
-            base64.b64decode(payload) if header.endswith(";base64") else unquote_to_bytes(payload)
-        )
-    except ValueError:  # malformed base64: hash the text, still never store it
-        data = payload.encode()
-    return f"sha256:{hashlib.sha256(data).hexdigest()} ({len(data)} bytes, {mime})"
 
 
 def default_path() -> Path:

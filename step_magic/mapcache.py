@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 from typing import Protocol
 
-from .history import CallRecord, History, redact_media
+from .history import CallRecord, History
 from .maptable import Reply
+from .redact import redact_media
 from .replay import Cassette, RecordedReply
 from .request import ChatRequest
 

@@ -8,12 +8,12 @@ Notebook, while streaming (one display id each, so each can be replaced in place
   3. a status line that becomes the footer.
 When the reply ends, all three are replaced by static outputs with no widget view in them, and
 the widgets are closed: a saved notebook then renders without a kernel (see rendering.md).
+The bundles those static outputs hold are built, without displaying, in ``bundles.py``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import time
 import uuid
@@ -21,60 +21,21 @@ from typing import Any
 
 from IPython.display import display, update_display
 
-from . import markdown, static
+from . import static
+from .bundles import (
+    LIVE_CLASS,
+    answer_bundle,
+    answer_div,
+    footer_bundle,
+    reasoning_bundle,
+    status_html,
+)
 from .mdblocks import BlockSplitter
 from .result import StepResult
 from .toolcalls import ToolRecord, outcome_text, signature
 
-Bundle = dict[str, Any]
 TAIL_REFRESH_SECONDS = 1.0
 TITLE_REFRESH_SECONDS = 0.5
-LIVE_CLASS = "step-magic-live-reasoning"
-# JupyterLab breaks stream text anywhere (word-break: break-all); the live reasoning is
-# prose, so it wraps between words, and only a word too long for the line is broken.
-LIVE_STYLE = f"<style>.{LIVE_CLASS} pre {{word-break: normal; overflow-wrap: anywhere}}</style>"
-
-
-def reasoning_bundle(result: StepResult) -> Bundle:
-    """The finished reasoning: a ``<details>`` block, with a short plain-text stand-in."""
-    if not (result.reasoning or result.tool_calls):
-        return {"text/plain": ""}
-    summary = static.reasoning_summary(result)
-    lines = (
-        [f"[reasoning: {len(result.reasoning):,} chars — {summary}]"] if result.reasoning else []
-    )
-    lines += [static.tool_line(record) for record in result.tool_calls]
-    return {"text/html": static.reasoning_html(result), "text/plain": "\n".join(lines)}
-
-
-def answer_bundle(result: StepResult) -> Bundle:
-    """The answer in its ``--format``: Markdown, text, JSON or code.
-
-    Markdown goes out as safe HTML (what every frontend prefers) with an escaped Markdown
-    copy for tools that want Markdown; the model's raw text never becomes markup.
-    """
-    answer, form = result.answer, result.display_format
-    if form == "text":
-        return {"text/plain": answer}
-    if form == "json":
-        try:
-            data = static.parse_json_answer(answer)
-        except ValueError:
-            return {"text/plain": answer}
-        return {"application/json": data, "text/plain": json.dumps(data, indent=2)}
-    if form == "code":
-        blocks = markdown.code_blocks(answer)
-        answer = "\n".join(f"```{lang}\n{code}```\n" for lang, code in blocks) or answer
-    return {"text/html": _answer_div(answer), "text/markdown": markdown.safe_markdown(answer)}
-
-
-def _answer_div(text: str) -> str:
-    return f'<div class="step-magic-answer">{markdown.answer_html(text)}</div>'
-
-
-def footer_bundle(result: StepResult) -> Bundle:
-    """Provenance line, with the notice for anything but a normal finish."""
-    return {"text/html": static.footer_html(result), "text/plain": static.footer_text(result)}
 
 
 def show_dry_run(body: dict[str, Any]) -> None:
@@ -142,7 +103,7 @@ class NotebookView:
     def _set_status(self, status: str) -> None:
         if self._panel is not None:
             self._panel.set_title(0, status)
-        self._status.value = _status_html(status)
+        self._status.value = status_html(status)
 
     def update(self, reasoning: str, answer: str, elapsed: float) -> None:
         """Append new reasoning and answer text (called at most ~10 times a second)."""
@@ -193,22 +154,22 @@ class NotebookView:
             self._panel.set_title(0, thought)
         answering = f"Answering… {self._answer_chars:,} chars · {static.seconds(elapsed)}"
         if self._panel is None:
-            self._status.value = _status_html(answering if self._answer_chars else thought)
+            self._status.value = status_html(answering if self._answer_chars else thought)
         else:  # unchanged values send nothing: one message per phase
-            self._status.value = _status_html("Answering…" if self._answer_chars else "Thinking…")
+            self._status.value = status_html("Answering…" if self._answer_chars else "Thinking…")
 
     def _append_answer(self, text: str) -> None:
         blocks = self._splitter.feed(text)
         if blocks:
             self._capture(self._blocks)
-            display({"text/html": _answer_div("".join(blocks))}, raw=True)
+            display({"text/html": answer_div("".join(blocks))}, raw=True)
         tail = self._splitter.tail
         sent_length, sent_at = self._tail_sent
         grown = len(tail) - sent_length
         now = time.monotonic()
         stale = grown > 0 and now - sent_at >= TAIL_REFRESH_SECONDS
         if blocks or grown >= max(24, sent_length // 2) or stale:
-            self._tail.value = _answer_div(tail)
+            self._tail.value = answer_div(tail)
             self._tail_sent = (len(tail), now)
 
     def _capture(self, output: Any) -> None:
@@ -280,11 +241,6 @@ def close_lingering_panels() -> None:
     """Close the headers kept from earlier calls (see ``_follow_late_clicks``)."""
     while _LINGERING:
         _LINGERING.pop().close()
-
-
-def _status_html(text: str) -> str:
-    """The status line; it also carries the live panel's style while the panel exists."""
-    return f'{LIVE_STYLE}<span style="font-size: 85%; opacity: 0.75">{static.escape(text)}</span>'
 
 
 class TerminalView:

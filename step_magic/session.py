@@ -17,8 +17,9 @@ from typing import Any
 from .compose import Composed
 from .config import Settings
 from .conversation import Conversations, Thread, Turn, context_messages
-from .history import CallRecord, History, redact_media
+from .history import CallRecord, History
 from .models import model_info
+from .redact import redact_media
 from .replay import Cassette, RecordedReply, ReplayError, ReplayStream
 from .request import ChatRequest, build_request, estimate_tokens
 from .result import StepResult

@@ -17,7 +17,8 @@ from typing import Any
 import platformdirs
 import pytest
 
-from step_magic.history import MIGRATIONS, CallRecord, History, default_path, redact_media
+from step_magic.history import MIGRATIONS, CallRecord, History, default_path
+from step_magic.redact import redact_media
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_KEY = "sk-history-never-stored-5ecret-4242"

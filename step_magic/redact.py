@@ -1,0 +1,46 @@
+"""Media in a request → a short reference: the hash, size and type of what was sent.
+
+The history log and the cassettes (``%step_record``, ``--cassette``) keep whole requests, and a
+notebook's images and videos travel in them as data URLs: storing those would grow the files
+by megabytes a call. A reference still says exactly which file was sent, and every store makes
+it the same way, so a request redacted for one matches the same request redacted for another.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+
+def redact_media(messages: Sequence[dict[str, Any]]) -> tuple[dict[str, Any], ...]:
+    """Copy of ``messages`` with every data URL replaced by ``sha256:<hex> (<n> bytes, <mime>)``.
+
+    A notebook's images would make the log grow by megabytes a call; the hash of the decoded
+    bytes still says which file was sent (it matches ``sha256sum``).
+    """
+    redacted = copy.deepcopy(list(messages))
+    for message in redacted:
+        content = message.get("content")
+        for part in content if isinstance(content, list) else ():
+            for kind in ("image_url", "video_url"):
+                media = part.get(kind) if isinstance(part, dict) else None
+                url = media.get("url") if isinstance(media, dict) else None
+                if isinstance(media, dict) and isinstance(url, str) and url.startswith("data:"):
+                    media["url"] = _reference(url)
+    return tuple(redacted)
+
+
+def _reference(url: str) -> str:
+    header, _, payload = url.removeprefix("data:").partition(",")
+    mime = header.split(";")[0] or "text/plain"
+    try:
+        data = (
+            base64.b64decode(payload) if header.endswith(";base64") else unquote_to_bytes(payload)
+        )
+    except ValueError:  # malformed base64: hash the text, still never store it
+        data = payload.encode()
+    return f"sha256:{hashlib.sha256(data).hexdigest()} ({len(data)} bytes, {mime})"
