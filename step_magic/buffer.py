@@ -2,7 +2,9 @@
 
 The runner adds every delta here and flushes on a timer, so the view gets a few updates a
 second however many chunks arrive. With tools, one call spans several model turns: their
-reasoning and answers run on in the same buffer, each turn's answer starting a paragraph.
+reasoning runs on in the same buffer, a paragraph per turn; the answer is the final turn's
+text, while the text of earlier turns (said along with tool calls) is shown as it arrives and
+kept with those calls.
 """
 
 from __future__ import annotations
@@ -33,31 +35,37 @@ class ReplyBuffer:
     last_flush: float = float("-inf")
     step_start: int = 0  # where this model turn's answer begins in ``answer``
     reasoning_chars: int = 0
+    reasoning_turn_start: int = 0  # reasoning_chars when this model turn began
 
     def add(self, event: ReasoningDelta | AnswerDelta, now: float) -> None:
         """Take one delta; the view sees it at the next flush."""
         if self.first_token is None:
             self.first_token = now - self.started
         if isinstance(event, ReasoningDelta):
-            self.reasoning.append(event.text)
-            self.pending_reasoning.append(event.text)
-            self.reasoning_chars += len(event.text)
+            text = event.text
+            if self.reasoning_turn_start == self.reasoning_chars and self.reasoning_chars:
+                text = "\n\n" + text  # the next turn's thinking starts a new paragraph
+            self.reasoning.append(text)
+            self.pending_reasoning.append(text)
+            self.reasoning_chars += len(text)
             return
         if self.first_answer is None:
             self.first_answer = now - self.started
-        text = event.text
+        shown = event.text
         if len(self.answer) == self.step_start and "".join(self.answer).strip():
-            text = "\n\n" + text  # a new turn's text starts a new paragraph
-        self.answer.append(text)
-        self.pending_answer.append(text)
+            shown = "\n\n" + shown  # on screen, a new turn's text starts a new paragraph
+        self.answer.append(event.text)
+        self.pending_answer.append(shown)
 
     def next_step(self) -> None:
-        """A tool round ended: the next model turn's answer starts here."""
+        """A tool round ended: the next model turn's text starts here."""
         self.step_start = len(self.answer)
+        self.reasoning_turn_start = self.reasoning_chars
+        self.first_answer = None  # thinking lasts until the final turn starts answering
 
     def step_answer(self) -> str:
-        """The answer text of the current model turn only."""
-        return "".join(self.answer[self.step_start :]).strip()
+        """The answer text of the current model turn only (the final answer, at the end)."""
+        return "".join(self.answer[self.step_start :])
 
     def flush(self, view: TextView, now: float) -> None:
         """Hand the view what it has not seen yet (nothing when nothing is new)."""

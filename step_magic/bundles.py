@@ -29,7 +29,7 @@ def reasoning_bundle(result: StepResult) -> Bundle:
     lines = (
         [f"[reasoning: {len(result.reasoning):,} chars — {summary}]"] if result.reasoning else []
     )
-    lines += [static.tool_line(record) for record in result.tool_calls]
+    lines += static.tool_lines(result)
     return {"text/html": static.reasoning_html(result), "text/plain": "\n".join(lines)}
 
 

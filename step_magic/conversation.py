@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from .request import Message, estimate_tokens, message_parts
 
 DEFAULT_THREAD = "default"
+REMEMBERED_RESULT_CHARS = 2_000  # a tool result as later turns see it
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,25 @@ class Conversations:
     def thread(self, name: str = DEFAULT_THREAD) -> Thread:
         """The thread called ``name``, created empty on first use."""
         return self.threads.setdefault(name, Thread(name))
+
+
+def remembered(replies: tuple[Message, ...]) -> tuple[Message, ...]:
+    """A call's replies as the thread keeps them: tool results shortened.
+
+    A ``--tools df`` exploration can bring back tens of thousands of characters; the model
+    has read them in full for its answer, but every later cell would send them again.
+    """
+    return tuple(_shortened(message) for message in replies)
+
+
+def _shortened(message: Message) -> Message:
+    content = message.get("content")
+    if message.get("role") != "tool" or not isinstance(content, str):
+        return message
+    if len(content) <= REMEMBERED_RESULT_CHARS:
+        return message
+    cut = content[:REMEMBERED_RESULT_CHARS]
+    return {**message, "content": f"{cut}\n… (shortened in memory: {len(content):,} chars)"}
 
 
 def context_messages(turns: list[Turn], budget_tokens: int) -> tuple[list[Message], int]:

@@ -114,35 +114,51 @@ def run_call(
     turns = _Turns(request, len(request.messages))
     with interrupts_noted() as interrupts:
         view.start(_waiting_status(settings))
-        while True:
-            source = stream if stream is not None else live_stream(settings, turns.request)
-            stream = None
-            turns.add(*_reply(source, progress, view, interrupts))
-            calls = turns.calls() if tools else ()
-            if tools is None or not calls or turns.error or interrupts:
-                break
-            if turns.steps >= tools.max_steps:
-                turns.unanswered = calls
-                break
-            progress.flush(view, time.monotonic())
-            turns.request = tools.run_calls(
-                turns.request,
-                progress.step_answer(),
-                calls,
-                view,
-                interrupts,
-                step=turns.steps,
-                reasoning_at=progress.reasoning_chars,
-            )
-            progress.next_step()
-            if interrupts:
-                break
+        try:
+            _turns(settings, turns, progress, view, interrupts, stream, tools)
+        except Exception as err:  # a bug of ours must not cost the user what was shown
+            turns.error = StepAPIError(f"unexpected failure during the call: {err!r}")
         progress.flush(view, time.monotonic())
         result = _result(settings, turns, progress, bool(interrupts), tools)
         if annotate is not None:
             annotate(result)
         view.finish(result)
     return result, (StepInterrupted() if interrupts else turns.error)
+
+
+def _turns(
+    settings: Settings,
+    turns: _Turns,
+    progress: ReplyBuffer,
+    view: View,
+    interrupts: list[int],
+    stream: EventSource | None,
+    tools: ToolLoop | None,
+) -> None:
+    """Model turn after model turn, running the tool calls in between, until one answers."""
+    while True:
+        source = stream if stream is not None else live_stream(settings, turns.request)
+        stream = None
+        turns.add(*_reply(source, progress, view, interrupts))
+        calls = turns.calls() if tools else ()
+        if tools is None or not calls or turns.error or interrupts:
+            return
+        if turns.steps >= tools.max_steps:
+            turns.unanswered = calls
+            return
+        progress.flush(view, time.monotonic())
+        turns.request = tools.run_calls(
+            turns.request,
+            progress.step_answer().strip(),
+            calls,
+            view,
+            interrupts,
+            step=turns.steps,
+            reasoning_at=progress.reasoning_chars,
+        )
+        progress.next_step()
+        if interrupts:
+            return
 
 
 def _reply(
@@ -225,17 +241,18 @@ def _result(
     interrupted: bool,
     tools: ToolLoop | None,
 ) -> StepResult:
-    answer, reasoning = "".join(progress.answer), "".join(progress.reasoning)
+    answer, reasoning = progress.step_answer(), "".join(progress.reasoning)
     finished, error = turns.finished, turns.error
     finish_reason = finished.finish_reason if finished else None
     end = time.monotonic() - progress.started
     thinking_end = progress.first_answer if progress.first_answer is not None else end
+    records = list(tools.records) if tools else []
+    thinking_end -= sum(record.duration for record in records)  # time in tools is not thought
     status = classify(
         finish_reason, answer, reasoning, interrupted=interrupted, failed=error is not None
     )
     if turns.unanswered and status not in ("interrupted", "failed"):
         status = "max-steps"
-    records = list(tools.records) if tools else []
     records += not_run(turns.unanswered, turns.steps, progress.reasoning_chars)
     return StepResult(
         model=settings.model,
@@ -254,7 +271,7 @@ def _result(
         messages=turns.request.messages,
         exchange=(
             *turns.request.messages[turns.prompt_messages :],
-            {"role": "assistant", "content": progress.step_answer()},
+            {"role": "assistant", "content": answer},
         ),
         tool_calls=tuple(records),
         steps=turns.steps,

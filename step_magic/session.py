@@ -16,7 +16,7 @@ from typing import Any
 
 from .compose import Composed
 from .config import Settings
-from .conversation import Conversations, Thread, Turn, context_messages
+from .conversation import Conversations, Thread, Turn, context_messages, remembered
 from .history import CallRecord, History
 from .models import model_info
 from .redact import redact_media
@@ -132,7 +132,7 @@ class Session:
                 prepared.thread.turns.clear()
             user = prepared.request.messages[-1]
             tokens = result.usage.total if result.usage else 0
-            prepared.thread.record(Turn(cell, user, result.exchange, tokens))
+            prepared.thread.record(Turn(cell, user, remembered(result.exchange), tokens))
         if stream is None and result.status in KEEPS and not result.tool_calls:
             self._store(key, prepared.request, result, options)
         self._log(prepared, result, key, started, options)

@@ -57,6 +57,16 @@ def reasoning_summary(result: StepResult) -> str:
     return f"{summary} · {counted}" if counted else summary
 
 
+def tool_lines(result: StepResult) -> list[str]:
+    """The calls as plain lines, each turn's words to the user before its calls."""
+    lines = []
+    for record in result.tool_calls:
+        if record.said:
+            lines.append(f"“{record.said}”")
+        lines.append(tool_line(record))
+    return lines
+
+
 def tool_line(record: ToolRecord) -> str:
     """One tool call as the panel and the saved form list it."""
     line = f"⚙ {signature(record)}"
@@ -73,6 +83,8 @@ def reasoning_html(result: StepResult) -> str:
     for record in sorted(result.tool_calls, key=lambda record: record.at):
         pieces.append(escape(result.reasoning[start : record.at]))
         start = max(start, record.at)
+        if record.said:  # the text the model wrote with these calls, before the final answer
+            pieces.append(f'<div class="step-magic-said">“{escape(record.said)}”</div>')
         pieces.append(
             '<div class="step-magic-tool" style="font-family: monospace; opacity: 1; '
             f'margin: 0.4em 0">{escape(tool_line(record))}</div>'

@@ -9,6 +9,7 @@ delta or leave the index out.
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,12 +25,25 @@ class ToolCall:
     arguments: str
 
     def entry(self) -> dict[str, Any]:
-        """The call as it goes back in the assistant message's ``tool_calls``."""
+        """The call as it goes back in the assistant message's ``tool_calls``.
+
+        Arguments that are not a JSON object (empty, cut, invalid) go back as ``{}``: some
+        servers parse them and fail the whole request, every turn of the thread after it.
+        The tool message that answers the call says what was wrong with them.
+        """
         return {
             "id": self.id,
             "type": "function",
-            "function": {"name": self.name, "arguments": self.arguments},
+            "function": {"name": self.name, "arguments": _object_json(self.arguments)},
         }
+
+
+def _object_json(text: str) -> str:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return "{}"
+    return text if isinstance(value, dict) else "{}"
 
 
 @dataclass
@@ -37,6 +51,8 @@ class _Partial:
     id: str = ""
     name: str = ""
     arguments: list[str] = field(default_factory=list)
+    # For servers that send no id: unique, since a thread holds many turns' calls.
+    made_up_id: str = field(default_factory=lambda: f"call_{uuid.uuid4().hex[:24]}")
 
 
 class ToolCallCollector:
@@ -98,8 +114,8 @@ class ToolCallCollector:
     def calls(self) -> tuple[ToolCall, ...]:
         """The calls so far, in the order they began; a call without an id gets one."""
         return tuple(
-            ToolCall(partial.id or f"call_{number}", partial.name, "".join(partial.arguments))
-            for number, partial in enumerate(self._calls)
+            ToolCall(partial.id or partial.made_up_id, partial.name, "".join(partial.arguments))
+            for partial in self._calls
             if partial.name
         )
 
@@ -128,6 +144,7 @@ class ToolRecord:
     status: str = "running"  # running, ok, error, declined, interrupted
     preview: str = ""
     duration: float = 0.0
+    said: str = ""  # what the model wrote along with this turn's calls (on the first one)
 
 
 def signature(call: ToolCall | ToolRecord, limit: int | None = PREVIEW_CHARS) -> str:

@@ -22,6 +22,8 @@ from .tools import Outcome, Toolbox
 
 DEFAULT_MAX_STEPS = 8
 DECLINED = "Not run: the user declined this call."
+MAX_CALLS_PER_TURN = 16
+TOO_MANY = f"Not run: at most {MAX_CALLS_PER_TURN} calls per turn; ask for the rest next turn."
 
 Confirm = Callable[[str], bool]
 
@@ -63,11 +65,16 @@ class ToolLoop:
             "tool_calls": [call.entry() for call in calls],
         }
         messages: list[Message] = [*request.messages, assistant]
-        for call in calls:
+        for number, call in enumerate(calls):
             if interrupts:  # a Ctrl-C between two calls stops the next one too
                 break
             record = ToolRecord(call.name, call.arguments, call.id, step, reasoning_at)
+            record.said = content if number == 0 else ""
             self.records.append(record)
+            if number >= MAX_CALLS_PER_TURN:  # every call needs an answer, even unrun ones
+                record.status = f"not run (over {MAX_CALLS_PER_TURN} calls in one turn)"
+                messages.append({"role": "tool", "tool_call_id": call.id, "content": TOO_MANY})
+                continue
             view.tool(record)
             started = time.monotonic()
             outcome = self._run(call, interrupts)

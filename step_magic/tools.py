@@ -78,10 +78,12 @@ class Toolbox:
             value = tool.run(**parse_arguments(arguments))
         except ToolError as err:
             return self._outcome(f"Error: {_said(err)}", True)
-        except Exception as err:
+        except (Exception, SystemExit) as err:  # sys.exit() in a wrapped CLI is an error too
             return self._outcome(f"Error: {type(err).__name__}: {_said(err)}", True)
         try:
             return self._outcome(result_text(value, self.budget_chars), False)
+        except ToolError as err:
+            return self._outcome(f"Error: {err}", True)
         except Exception as err:  # a __repr__ or __str__ that raises
             return self._outcome(
                 f"Error: the result ({type(value).__name__}) could not be shown: "
@@ -138,8 +140,11 @@ def result_text(value: Any, budget_chars: int) -> str:
         except (TypeError, ValueError):
             try:
                 text = render_value(value, budget_chars).strip()
-            except ValueError as err:  # an image: it cannot travel as text
-                text = f"({type(value).__name__}: {err})"
+            except ValueError:  # an image: a tool result is text
+                raise ToolError(
+                    f"the function returned an image ({type(value).__name__}), which cannot go "
+                    "back as a tool result; the user can attach it with --with"
+                ) from None
     return bounded(text, budget_chars)
 
 

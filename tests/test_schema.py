@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import math
 from typing import Annotated, Any, Literal
@@ -289,3 +290,66 @@ def test_whatever_a_tool_returns_or_raises_becomes_a_bounded_clean_result() -> N
     for name, arguments in [("chatty", "{}"), ("x" * 1_000_000, "{}"), ("odd", '{"k": 1}' * 9)]:
         assert len(box.call(name, arguments).text) < 600
     assert box.call("surrogate", "{}").text == "ok\ufffdx\ufffd[2J"
+
+
+def test_partials_callable_objects_and_classes_are_tools_async_functions_are_refused() -> None:
+    def scale(value: float, factor: float) -> float:
+        """Scale a value."""
+        return value * factor
+
+    double = functools.partial(scale, factor=2.0)
+    tool = function_tool("double", double)
+    assert tool.description == "Scale a value."
+    assert tool.run(value=3) == 6.0
+
+    class Counter:
+        """Counts words."""
+
+        def __call__(self, text: str) -> int:
+            return len(text.split())
+
+    assert function_tool("counter", Counter()).description == "Counts words."
+    assert function_tool("counter", Counter()).run(text="a b c") == 3
+
+    async def fetch(url: str) -> str:
+        return url
+
+    with pytest.raises(ValueError, match="async functions cannot be tools yet"):
+        function_tool("fetch", fetch)
+
+
+def test_null_for_a_parameter_with_a_default_means_the_default() -> None:
+    def top(n: int, limit: int = 10, label: str | None = "x") -> str:
+        """Top n."""
+        return f"{n} {limit} {label}"
+
+    tool = function_tool("top", top)
+    assert tool.run(n=3.0, limit=None, label=None) == "3 10 None"
+    with pytest.raises(ToolError, match="n must be a integer, not null"):
+        tool.run(n=None)
+
+
+def test_a_figure_is_not_a_tool_result() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def chart() -> object:
+        """Make a chart."""
+        figure, _ = plt.subplots()
+        return figure
+
+    outcome = Toolbox([function_tool("chart", chart)], budget_chars=500).call("chart", "{}")
+    assert outcome.failed
+    assert outcome.text.startswith("Error: the function returned an image (Figure)")
+
+
+def test_system_exit_in_a_tool_is_an_error_result() -> None:
+    def cli(args: str) -> None:
+        """A wrapped command line."""
+        raise SystemExit(3)
+
+    outcome = Toolbox([function_tool("cli", cli)], budget_chars=500).call("cli", '{"args": ""}')
+    assert outcome.failed
+    assert outcome.text == "Error: SystemExit: 3"

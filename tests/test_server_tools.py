@@ -388,6 +388,97 @@ def test_tool_loop_fault_by_config(local: LocalServer) -> None:
     assert items[-1]["choices"][0]["finish_reason"] == "tool_calls"
 
 
+# The chatty-tools fault: tool calls as less tidy servers send them
+
+CHATTY = "Let me look that up first."
+
+
+def test_chatty_tools_streams_text_then_calls_without_ids(local: LocalServer) -> None:
+    assert "chatty-tools" in FAULTS
+    items = chunks(send(local, chat(model="fault-chatty-tools", tools=[WEATHER, TIME]))[1])
+    deltas = [item["choices"][0]["delta"] for item in items[:-1]]
+    kinds = ["tool" if "tool_calls" in d else "content" if "content" in d else "r" for d in deltas]
+    first_content, first_tool = kinds.index("content"), kinds.index("tool")
+    assert set(kinds[:first_content]) == {"r"}
+    assert set(kinds[first_content:first_tool]) == {"content"}
+    assert set(kinds[first_tool:]) == {"tool"}
+    assert "".join(d["content"] for d in deltas if "content" in d) == CHATTY
+    entries = tool_deltas(items)
+    assert all("id" not in entry for entry in entries)
+    assert [entry["index"] for entry in entries] == [0] * (len(entries) - 1) + [1]
+    assert entries[-1] == {
+        "index": 1,
+        "type": "function",
+        "function": {"name": "get_time", "arguments": ""},
+    }
+    weather = "".join(entry["function"]["arguments"] for entry in entries[:-1])
+    assert json.loads(weather) == WEATHER_ARGUMENTS
+    assert items[-1]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_chatty_tools_through_the_sdk_streamed_and_not(client: openai.OpenAI) -> None:
+    request: dict[str, Any] = {"model": "fault-chatty-tools", "tools": [WEATHER, TIME]}
+    reasoning, answer, calls, last = sdk_calls(client, **request)
+    assert answer == CHATTY
+    assert calls == [
+        {"id": "", "name": "get_weather", "arguments": json.dumps(WEATHER_ARGUMENTS)},
+        {"id": "", "name": "get_time", "arguments": ""},
+    ]
+    assert last.choices[0].finish_reason == "tool_calls"
+    assert "I call get_weather and get_time in parallel" in reasoning
+    plain = client.chat.completions.create(messages=USER, **request)
+    message = plain.choices[0].message
+    assert plain.choices[0].finish_reason == "tool_calls"
+    assert message.content == CHATTY
+    assert message.tool_calls is not None
+    assert [
+        (c.id, c.function.name, c.function.arguments)
+        for c in message.tool_calls
+        if c.type == "function"
+    ] == [(None, "get_weather", json.dumps(WEATHER_ARGUMENTS)), (None, "get_time", "")]
+
+
+def test_chatty_tools_non_streamed_calls_have_no_id_key(local: LocalServer) -> None:
+    body = chat(stream=False, tools=[TIME, SEARCH])
+    message = json.loads(send(local, body, {"X-Step-Fault": "chatty-tools"})[1])["choices"][0]
+    assert message["finish_reason"] == "tool_calls"
+    clock, search = message["message"]["tool_calls"]
+    assert clock == {"type": "function", "function": {"name": "get_time", "arguments": ""}}
+    assert "id" not in search
+    assert json.loads(search["function"]["arguments"]) == {"query": "example", "limit": 1.5}
+
+
+def test_chatty_tools_follow_up_with_made_up_ids_gets_a_normal_answer(
+    client: openai.OpenAI,
+) -> None:
+    request: dict[str, Any] = {"model": "fault-chatty-tools", "tools": [WEATHER, TIME]}
+    calls = sdk_calls(client, **request)[2]
+    made_up = [
+        {**call, "id": f"call_client_{index}", "arguments": call["arguments"] or "{}"}
+        for index, call in enumerate(calls)
+    ]
+    messages: Any = answered(made_up, ["Oslo: 12 degrees", "14:05 CEST"])
+    messages[len(USER)]["content"] = CHATTY  # a client keeps the text it was sent
+    reasoning, answer, again, last = sdk_calls(client, messages=messages, **request)
+    assert again == []
+    assert last.choices[0].finish_reason == "stop"
+    assert answer.startswith("## Simulated answer")
+    assert CHATTY not in answer
+    assert '- `get_time` (call `call_client_1`): "14:05 CEST"' in answer
+    assert "2 tool results came back" in reasoning
+    plain = client.chat.completions.create(messages=messages, **request)
+    assert plain.choices[0].message.content == answer
+    assert plain.choices[0].message.tool_calls is None
+
+
+def test_chatty_tools_leaves_requests_without_tools_alone(local: LocalServer) -> None:
+    chatty = {"X-Step-Fault": "chatty-tools"}
+    faulted = json.loads(send(local, chat(stream=False, tools=None), chatty)[1])
+    normal = json.loads(send(local, chat(stream=False, tools=None))[1])
+    assert faulted["choices"][0] == normal["choices"][0]
+    assert QUESTION in faulted["choices"][0]["message"]["content"]
+
+
 # Delivery faults and limits still apply to tool calls
 
 

@@ -132,7 +132,21 @@ def test_an_id_after_the_first_piece_joins_its_call_and_missing_ids_are_made_up(
     collector.feed([{"index": 0, "function": {"name": "area", "arguments": '{"width": 1, '}}])
     collector.feed([{"index": 0, "id": "late", "function": {"arguments": '"height": 2}'}}])
     collector.feed([{"index": 1, "function": {"name": "perimeter", "arguments": "{}"}}])
-    assert collector.calls() == (
-        ToolCall("late", "area", AREA),
-        ToolCall("call_1", "perimeter", "{}"),
-    )
+    first, second = collector.calls()
+    assert first == ToolCall("late", "area", AREA)
+    assert second.id.startswith("call_")
+    assert second.id == collector.calls()[1].id  # stable within the call
+    other = ToolCallCollector()
+    other.feed([{"index": 0, "function": {"name": "area", "arguments": "{}"}}])
+    assert other.calls()[0].id != second.id  # unique across the turns of a thread
+
+
+@pytest.mark.parametrize("arguments", ["", "{", "[1, 2]", "null"])
+def test_arguments_that_are_not_an_object_go_back_as_an_empty_object(arguments: str) -> None:
+    entry = ToolCall("c1", "area", arguments).entry()
+    assert entry == {
+        "id": "c1",
+        "type": "function",
+        "function": {"name": "area", "arguments": "{}"},
+    }
+    assert ToolCall("c1", "area", AREA).entry()["function"]["arguments"] == AREA

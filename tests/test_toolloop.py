@@ -48,3 +48,26 @@ def test_a_ctrl_c_between_two_calls_stops_the_second() -> None:
     loop.run_calls(request, "", calls, InterruptAfterFirst(), interrupts, step=1, reasoning_at=0)
     assert ran == ["first"]
     assert [record.name for record in loop.records] == ["first"]
+
+
+def test_at_most_sixteen_calls_run_in_one_turn_and_every_call_is_answered() -> None:
+    ran: list[int] = []
+
+    def count(n: int) -> int:
+        """Count."""
+        ran.append(n)
+        return n
+
+    class Quiet:
+        def tool(self, record: ToolRecord) -> None:
+            """Shows nothing."""
+
+    loop = ToolLoop(Toolbox([function_tool("count", count)], budget_chars=100))
+    request = ChatRequest("m", ({"role": "user", "content": "go"},))
+    calls = tuple(ToolCall(f"c{i}", "count", json.dumps({"n": i})) for i in range(20))
+    sent = loop.run_calls(request, "", calls, Quiet(), [], step=1, reasoning_at=0)
+    assert ran == list(range(16))
+    answers = [m for m in sent.messages if m["role"] == "tool"]
+    assert [m["tool_call_id"] for m in answers] == [f"c{i}" for i in range(20)]
+    assert answers[-1]["content"].startswith("Not run: at most 16 calls per turn")
+    assert loop.records[-1].status == "not run (over 16 calls in one turn)"

@@ -3,6 +3,7 @@ during a call, and ``--confirm`` answered through the frontend's input box."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from step_magic.server import LocalServer
@@ -109,3 +110,16 @@ def test_ctrl_c_during_the_next_model_turn_keeps_the_calls_made(
     assert "interrupted" in footer["text/plain"]
     state = kernel.execute("print(ran, _step.status, _step.tool_calls[0].status)")
     assert state.of_type("stream")[0]["content"]["text"] == "['example'] interrupted ok\n"
+
+
+def test_words_said_with_the_calls_move_from_the_answer_to_the_calls(
+    kernel: Any, server: LocalServer
+) -> None:
+    kernel.execute(SLOW_TOOL)
+    run = kernel.execute("%%step --model fault-chatty-tools --tools row_count --new\nRows?")
+    assert run.error() is None
+    live = run.of_type("display_data", "comm_msg")  # answer blocks and tail, as they came
+    assert any("Let me look that up first." in json.dumps(m["content"]) for m in live)
+    details, answer, _footer = run.final_outputs().values()
+    assert "“Let me look that up first.”" in details["text/html"]
+    assert "Let me look that up first." not in answer["text/markdown"]

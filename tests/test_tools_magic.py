@@ -218,3 +218,55 @@ def test_a_messages_api_follow_up_reads_the_tool_turn_as_text(
     result_text = sent.body["messages"][2]["content"][0]["text"]
     assert result_text.startswith("[result of tool call ")
     assert result_text.endswith("2.25")
+
+
+def test_long_tool_results_are_shortened_in_memory_not_for_the_answer(
+    ip: Any, server: LocalServer
+) -> None:
+    ip.run_cell("def report(topic: str) -> str:\n    return 'x' * 10_000").raise_error()
+    run(ip, "--tools report --new", "Report?")
+    assert len(server.requests[-1].body["messages"][-1]["content"]) == 10_000  # read in full
+    run(ip, "", "And then?")
+    remembered = next(m for m in server.requests[-1].body["messages"] if m["role"] == "tool")
+    assert remembered["content"].startswith("x" * 2_000)
+    assert remembered["content"].endswith("(shortened in memory: 10,000 chars)")
+
+
+def test_each_turns_reasoning_is_a_paragraph_and_tool_time_is_not_thinking(
+    ip: Any, server: LocalServer
+) -> None:
+    ip.run_cell(
+        "import time\ndef slow(key: str) -> str:\n    time.sleep(0.5)\n    return 'done'"
+    ).raise_error()
+    result = run(ip, "--tools slow --new", "Go")
+    first, second = result.reasoning.split("\n\nThe request is for", 1)
+    assert first.startswith("The request is for")
+    assert "tool result came back" in second
+    assert result.thinking_time < result.elapsed - 0.5
+
+
+def test_sys_exit_in_a_tool_is_a_result_and_the_call_finishes(ip: Any, server: LocalServer) -> None:
+    ip.run_cell("def cli(args: str) -> None:\n    raise SystemExit(3)").raise_error()
+    result = run(ip, "--tools cli --new", "Run it")
+    assert result.status == "complete"
+    assert server.requests[-1].body["messages"][-1]["content"] == "Error: SystemExit: 3"
+
+
+def test_a_chatty_server_text_before_calls_no_ids_and_empty_arguments(
+    ip: Any, server: LocalServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ip.run_cell("def now() -> str:\n    return 'noon'").raise_error()
+    result = run(ip, "--model fault-chatty-tools --tools now --new", "What time is it?")
+    assistant, answer = server.requests[-1].body["messages"][1:]
+    assert assistant["content"] == "Let me look that up first."
+    (call,) = assistant["tool_calls"]
+    assert call["id"].startswith("call_")  # made up: the server sent none
+    assert call["function"] == {"name": "now", "arguments": "{}"}  # "" arrived
+    assert answer == {"role": "tool", "tool_call_id": call["id"], "content": "noon"}
+    # The answer is the final turn's; the words said with the call stay with the call.
+    assert "Let me look that up first." not in result.answer
+    assert result.tool_calls[0].said == "Let me look that up first."
+    assert "Let me look that up first." in capsys.readouterr().out  # shown as it came
+    run(ip, "--model fault-chatty-tools --tools now", "And now?")
+    ids = [c["id"] for m in server.requests[-1].body["messages"] for c in m.get("tool_calls", ())]
+    assert len(ids) == len(set(ids)) == 2  # unique across the turns of the thread

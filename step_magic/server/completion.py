@@ -35,7 +35,8 @@ class Piece:
     """One token of the reply: the phase it belongs to (where faults aim) and its delta key.
 
     A piece of a tool call (phase "tool") carries the call's index and a piece of its JSON
-    arguments; the first piece of a call also ``opens`` it (id and function name).
+    arguments; the first piece of a call also ``opens`` it (id and function name). A call
+    with an empty id is sent with no ``id`` key at all, as some servers do (chatty-tools).
     """
 
     phase: str
@@ -52,11 +53,16 @@ class Piece:
         if self.opens is not None:
             entry = {
                 "index": self.call,
-                "id": self.opens.id,
+                **_id_field(self.opens),
                 "type": "function",
                 "function": {"name": self.opens.name, "arguments": self.text},
             }
         return {self.field: [entry]}
+
+
+def _id_field(call: ToolCall) -> dict[str, str]:
+    """The ``id`` field of a call, or nothing when it has none (an empty id)."""
+    return {"id": call.id} if call.id else {}
 
 
 @dataclass(frozen=True)
@@ -101,7 +107,11 @@ class Completion:
                 continue
             if piece.opens is not None:
                 function = {"name": piece.opens.name, "arguments": ""}
-                calls[piece.call] = {"id": piece.opens.id, "type": "function", "function": function}
+                calls[piece.call] = {
+                    **_id_field(piece.opens),
+                    "type": "function",
+                    "function": function,
+                }
             calls[piece.call]["function"]["arguments"] += piece.text
         return [calls[index] for index in sorted(calls)]
 
@@ -128,9 +138,10 @@ def plan_completion(
 ) -> Completion:
     """Shape ``reply`` by the fault and ``max_tokens``; ``usage`` is (prompt, cached) tokens.
 
-    The faults that cut the answer cut the tool calls of a reply that calls tools.
+    The faults that cut the answer cut the tool calls of a reply that calls tools. Answer
+    text a tool-call reply has (chatty-tools) comes before the calls, as servers send it.
     """
-    after = _tool_pieces(reply.tool_calls) + [Piece("answer", "content", t) for t in reply.answer]
+    after = [Piece("answer", "content", t) for t in reply.answer] + _tool_pieces(reply.tool_calls)
     finish = "tool_calls" if reply.tool_calls else "stop"
     if fault == "reasoning-only":
         after, finish = [], "stop"
@@ -273,7 +284,7 @@ def _choice(completion: Completion) -> dict[str, Any]:
         **{field: "".join(parts) for field, parts in texts.items()},
     }
     calls = completion.tool_calls()
-    if calls:  # as OpenAI sends it: no text, so null content
+    if calls:  # as OpenAI sends it: no text, so null content (chatty-tools has text)
         message["content"] = message["content"] or None
         message["tool_calls"] = calls
     return {"index": 0, "message": message, "finish_reason": completion.finish_reason}

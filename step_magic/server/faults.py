@@ -5,8 +5,11 @@ requests with that name), by the ``X-Step-Fault`` header (same syntax), or by
 ``ServerConfig.fault``. The first that applies wins, in that order. Only chat completion and
 Messages requests take faults, so a client that lists models first does not use one up.
 
-``tool-loop`` is the one fault that changes what is said rather than how it is delivered: a
-request that offers tools always gets tool calls back, so a client's step limit can be tested.
+Two faults change what is said rather than how it is delivered. ``tool-loop``: a request
+that offers tools always gets tool calls back, so a client's step limit can be tested.
+``chatty-tools``: a tool-call reply is shaped as less tidy OpenAI-compatible servers shape it
+(a sentence of answer text before the calls, no call ids, "" arguments for a call without
+any), so a client's agent loop is tested against them too.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ BODY_FAULTS = frozenset(
         "content-filter",
         "error-event",
         "tool-loop",  # tool calls in every reply that offers tools, results or not
+        "chatty-tools",  # text before the calls, no call ids, "" for empty arguments
     }
 )
 

@@ -34,7 +34,13 @@ from step_magic.server.messages import (
     message_steps,
     parse_messages_request,
 )
-from step_magic.server.replies import build_reply, message_tokens, recorded_reply, tool_tokens
+from step_magic.server.replies import (
+    build_reply,
+    chatty_reply,
+    message_tokens,
+    recorded_reply,
+    tool_tokens,
+)
 from step_magic.server.state import ServerState, cut
 from step_magic.server.stream import Action, Step, stream_steps
 from step_magic.server.validation import ChatRequest, parse_chat_request
@@ -220,6 +226,8 @@ class StepRequestHandler(BaseHTTPRequestHandler):
         reply = recorded_reply(config.cassette, body) or build_reply(
             request, config.reasoning_tokens, config.answer_tokens, tool_loop=fault == "tool-loop"
         )
+        if fault == "chatty-tools":
+            reply = chatty_reply(reply)
         prompt = sum(costs) + tool_tokens(request.tools)
         return plan_completion(request, reply, fault, field, (prompt, cached)), fault
 

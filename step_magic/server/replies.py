@@ -5,7 +5,8 @@ the request was understood: the reasoning restates what was received (model, eff
 images, messages, system prompt, the user's words) and the answer exercises Markdown
 rendering and quotes the user's text in full, so escaping of hostile input can be checked.
 A request that offers tools gets tool calls instead, with arguments derived from each tool's
-schema; once the results come back, the answer quotes them.
+schema; once the results come back, the answer quotes them. The ``chatty-tools`` fault
+reshapes a tool-call reply as less tidy servers send it (see ``chatty_reply``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import json
 import math
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,9 @@ QUOTE_CHARS = 80
 TOOL_RESULT_CHARS = 200
 PARALLEL_CALLS = 2  # with two or more tools offered, the first two are called in one turn
 SENTENCES_PER_PARAGRAPH = 4
+# What a chatty server says before its tool calls (the chatty-tools fault).
+CHATTY_PREAMBLE = "Let me look that up first."
+NO_ARGUMENTS = "{}"
 
 _OPENERS = ("Next,", "Then", "Also,", "Still,", "Now", "First,", "After that,", "So")
 _VERBS = ("check", "compare", "weigh", "revisit", "outline", "test", "trace", "estimate")
@@ -62,7 +66,7 @@ _LINKS = ("against", "before", "alongside", "after", "in light of", "without")
 class ReplyTokens:
     """The reply as the chunks it streams in: reasoning tokens, then answer tokens.
 
-    A reply that calls tools has ``tool_calls`` and no answer.
+    A reply that calls tools has ``tool_calls`` and no answer (but for ``chatty_reply``).
     """
 
     reasoning: tuple[str, ...]
@@ -134,6 +138,24 @@ def build_reply(
     answer = _answer_markdown(request)
     answer_list = tokenize(answer) if answer_tokens is None else _exact(answer, rng, answer_tokens)
     return ReplyTokens(tuple(reasoning_list), tuple(answer_list))
+
+
+def chatty_reply(reply: ReplyTokens) -> ReplyTokens:
+    """``reply`` as less tidy OpenAI-compatible servers send tool calls (chatty-tools fault).
+
+    Some servers say a sentence before calling, send no call ids (the client must make its
+    own) and send "" rather than "{}" for a call without arguments (arguments hold only the
+    required properties, so "{}" means the schema requires none); clients meet all three in
+    the wild, so they can be tested here. An empty id means "no id" to the encoders. A reply
+    that calls no tools (an answer after the results) is left as it is.
+    """
+    if not reply.tool_calls:
+        return reply
+    calls = tuple(
+        replace(call, id="", arguments="" if call.arguments == NO_ARGUMENTS else call.arguments)
+        for call in reply.tool_calls
+    )
+    return replace(reply, answer=tuple(tokenize(CHATTY_PREAMBLE)), tool_calls=calls)
 
 
 def plan_tool_calls(request: ChatRequest, tool_loop: bool = False) -> tuple[ToolCall, ...]:

@@ -58,7 +58,8 @@ class ChatRequest:
 
     ``model`` is the model that answers: the name sent, or step-3.7-flash for a
     ``fault-…`` model, so a fault changes how a reply is delivered and never its text
-    (but for ``tool-loop``, which keeps calling tools).
+    (but for ``tool-loop``, which keeps calling tools, and ``chatty-tools``, which reshapes
+    the calls as less tidy servers send them).
     ``raw_messages`` is kept for prompt caching. ``tool_results`` are the ``tool`` messages
     since the last user message: with none, a request offering tools gets tool calls back.
     """
