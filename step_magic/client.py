@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 import ssl
 import threading
 from collections.abc import Generator, Iterator
@@ -25,18 +24,15 @@ from .apierrors import (
     retry_reason,
     wait_too_long,
 )
+from .cleantext import clean_text
 from .config import Settings, redact
 from .events import AnswerDelta, Event, Finished, ReasoningDelta, Usage, Waiting
 from .request import ChatRequest
 from .thinktags import ThinkTagSplitter
-from .toolcalls import ToolCall, ToolCallCollector
+from .toolcalls import ToolCallCollector
 
 if TYPE_CHECKING:
     import openai
-
-# Control characters (but tab and newlines) and lone surrogates cannot travel as Jupyter
-# messages or be stored in SQLite; they are replaced where the text enters the program.
-_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 
 class ReplyStream:
@@ -138,11 +134,8 @@ class ReplyStream:
             yield ReasoningDelta(reasoning)
         if answer:
             yield AnswerDelta(answer)
-        calls = tuple(
-            ToolCall(clean_text(c.id), clean_text(c.name), clean_text(c.arguments))
-            for c in tool_calls.calls()
-        )
-        yield Finished(finish_reason, usage, self.trace_id, self.completion_id, calls)
+        ids = (self.trace_id, self.completion_id)
+        yield Finished(finish_reason, usage, *ids, tool_calls.calls())
 
     def _error(self, err: Exception, note: str = "") -> StepAPIError:
         """One clean error with the status and server message, key removed just in case."""
@@ -167,11 +160,6 @@ def tls_context() -> ssl.SSLContext:
     except ImportError:  # the SDK's HTTP library normally brings it
         return ssl.create_default_context()
     return ssl.create_default_context(cafile=certifi.where())
-
-
-def clean_text(text: str) -> str:
-    """Replace characters that would break a Jupyter message or a database with U+FFFD."""
-    return _UNSAFE.sub("\ufffd", text)
 
 
 def _deltas(delta: Any, splitter: ThinkTagSplitter) -> Iterator[Event]:

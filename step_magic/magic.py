@@ -168,9 +168,7 @@ class StepMagics(Magics):
         settings = self._settings(args, need_key=not (args.dry_run or options.replay))
         composed = self._compose(prompt, settings.model, args)
         budget = args.budget or self.budget
-        tools = tool_loop(
-            args, settings, self._namespace, budget_tokens=budget, max_steps=self.max_steps
-        )
+        tools = tool_loop(args, self._namespace, budget_tokens=budget, max_steps=self.max_steps)
         cell_id = magic_frontend.cell_id(self.shell)
         specs = tools.toolbox.specs() if tools else ()
         prepared = self.session.prepare(settings, composed, options, cell_id, specs)

@@ -13,7 +13,6 @@ from typing import Any
 
 from IPython.core.error import StdinNotImplementedError, UsageError
 
-from .config import Settings
 from .toolloop import ToolLoop
 from .tools import build_toolbox
 
@@ -41,7 +40,6 @@ def check_tool_flags(args: argparse.Namespace, replay: bool) -> None:
 
 def tool_loop(
     args: argparse.Namespace,
-    settings: Settings,
     namespace: Mapping[str, Any],
     *,
     budget_tokens: int,
@@ -50,8 +48,6 @@ def tool_loop(
     """The tools ``--tools`` names, or a UsageError that says which name or parameter fails."""
     if not args.tools:
         return None
-    if settings.api != "chat":
-        raise UsageError("--tools needs --api chat (the Messages API path has no tools yet)")
     try:
         toolbox = build_toolbox(args.tools, namespace, budget_chars=budget_tokens * CHARS_PER_TOKEN)
     except ValueError as err:

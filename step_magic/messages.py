@@ -16,7 +16,7 @@ import json
 import socket
 import threading
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
@@ -28,12 +28,14 @@ from .apierrors import (
     retry_reason,
     wait_too_long,
 )
-from .client import clean_text, tls_context
+from .cleantext import clean_text
+from .client import tls_context
 from .config import Settings, redact
 from .events import AnswerDelta, Event, Finished, ReasoningDelta, Usage, Waiting
 from .messages_body import messages_body
 from .request import ChatRequest
 from .sse import ServerEvent, SSEDecoder
+from .toolcalls import ToolCallCollector
 
 # Anthropic's stop reasons in Chat Completions words; others (content_filter) pass unchanged.
 FINISH_REASONS = {
@@ -41,6 +43,7 @@ FINISH_REASONS = {
     "stop_sequence": "stop",
     "max_tokens": "length",
     "refusal": "content_filter",
+    "tool_use": "tool_calls",
 }
 
 
@@ -138,7 +141,7 @@ class MessagesStream:
             response.close()
         if not self._cancelled.is_set():
             usage, ids = reply.usage(), (self.trace_id, self.completion_id)
-            yield Finished(reply.finish_reason, usage, *ids)
+            yield Finished(reply.finish_reason, usage, *ids, reply.tools.calls())
 
     def _events(self, event: ServerEvent, reply: _Reply, response: Any) -> Iterator[Event]:
         """The text of one SSE event; unknown event and delta types are skipped."""
@@ -158,7 +161,9 @@ class MessagesStream:
             self.completion_id = message.get("id") or self.completion_id
             reply.add_usage(message.get("usage"))
         elif kind in ("content_block_start", "content_block_delta"):
-            yield from _texts(_mapping(payload.get("content_block") or payload.get("delta")))
+            block = _mapping(payload.get("content_block") or payload.get("delta"))
+            yield from _texts(block)
+            reply.tool_piece(payload.get("index"), block)
         elif kind == "message_delta":
             reason = _mapping(payload.get("delta")).get("stop_reason")
             if isinstance(reason, str) and reason:
@@ -194,6 +199,19 @@ class _Reply:
     finish_reason: str | None = None
     stopped: bool = False
     counts: dict[str, int] | None = None
+    tools: ToolCallCollector = field(default_factory=ToolCallCollector)
+
+    def tool_piece(self, index: Any, block: dict[str, Any]) -> None:
+        """A ``tool_use`` block's start (id, name, maybe the whole input) or a piece of its
+        input JSON, in the chat shape the collector assembles."""
+        if block.get("type") == "tool_use":
+            given = block.get("input")
+            whole = json.dumps(given) if isinstance(given, dict) and given else ""
+            function = {"name": block.get("name"), "arguments": whole}
+            self.tools.feed([{"index": index, "id": block.get("id"), "function": function}])
+        elif block.get("type") == "input_json_delta":
+            piece = {"arguments": block.get("partial_json")}
+            self.tools.feed([{"index": index, "function": piece}])
 
     def add_usage(self, raw: Any) -> None:
         """Merge a usage object; later ones (message_delta) update the earlier counts."""

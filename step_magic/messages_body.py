@@ -9,6 +9,7 @@ here, before any connection is opened.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -32,7 +33,7 @@ def messages_body(request: ChatRequest) -> dict[str, Any]:
     for message in request.messages:
         if message["role"] == "system":
             continue
-        role, blocks = _turn(message)
+        role, blocks = _turn(message, tools=bool(request.tools))
         if messages and messages[-1]["role"] == role:  # tool results join the next question
             messages[-1]["content"] = _listed(messages[-1]["content"]) + _listed(blocks)
         else:
@@ -44,12 +45,32 @@ def messages_body(request: ChatRequest) -> dict[str, Any]:
         "output_config": None if request.effort is None else {"effort": request.effort},
     }
     body = {"model": request.model, "max_tokens": max_tokens, "messages": messages, "stream": True}
+    if request.tools:
+        body["tools"] = [_tool(spec["function"]) for spec in request.tools]
     return body | {name: value for name, value in optional.items() if value is not None}
 
 
-def _turn(message: dict[str, Any]) -> tuple[str, str | list[dict[str, Any]]]:
-    """A chat message as a Messages turn. Earlier ``--tools`` turns become plain text: tool
-    blocks would need the tools defined in this request, which a follow-up does not have."""
+def _tool(function: dict[str, Any]) -> dict[str, Any]:
+    """A Chat Completions tool in the Messages API's words."""
+    schema = function.get("parameters") or {"type": "object", "properties": {}}
+    return {
+        "name": function["name"],
+        "description": function.get("description", ""),
+        "input_schema": schema,
+    }
+
+
+def _turn(message: dict[str, Any], *, tools: bool) -> tuple[str, str | list[dict[str, Any]]]:
+    """A chat message as a Messages turn.
+
+    With tools in the request, calls and results become ``tool_use`` / ``tool_result``
+    blocks; without them (a follow-up after a ``--tools`` cell) they become plain text, since
+    tool blocks need the tools defined in the same request.
+    """
+    if tools:
+        blocks = _tool_blocks(message)
+        if blocks is not None:
+            return blocks
     if message["role"] == "tool":
         text = f"[result of tool call {message.get('tool_call_id')}]\n{_text(message)}"
         return "user", [{"type": "text", "text": text}]
@@ -61,6 +82,29 @@ def _turn(message: dict[str, Any]) -> tuple[str, str | list[dict[str, Any]]]:
         ]
         return "assistant", "\n".join(line for line in lines if line)
     return message["role"], _blocks(message.get("content"))
+
+
+def _tool_blocks(message: dict[str, Any]) -> tuple[str, list[dict[str, Any]]] | None:
+    """A tool result or an assistant message with calls as blocks; None for other messages."""
+    if message["role"] == "tool":
+        result = {"type": "tool_result", "tool_use_id": message.get("tool_call_id")}
+        return "user", [result | {"content": _text(message)}]
+    calls = message.get("tool_calls") or ()
+    if not calls:
+        return None
+    said = _text(message)
+    blocks = [{"type": "text", "text": said}] if said else []
+    for call in calls:
+        function = call["function"]
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": call["id"],
+                "name": function["name"],
+                "input": json.loads(function["arguments"] or "{}"),
+            }
+        )
+    return "assistant", blocks
 
 
 def _listed(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -13,6 +13,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from .cleantext import clean_text
+
 PREVIEW_CHARS = 160
 
 
@@ -112,9 +114,14 @@ class ToolCallCollector:
         return partial
 
     def calls(self) -> tuple[ToolCall, ...]:
-        """The calls so far, in the order they began; a call without an id gets one."""
+        """The calls so far, in the order they began, cleaned (a name or argument may reach a
+        terminal or a ``--confirm`` question); a call without an id gets one."""
         return tuple(
-            ToolCall(partial.id or partial.made_up_id, partial.name, "".join(partial.arguments))
+            ToolCall(
+                clean_text(partial.id) or partial.made_up_id,
+                clean_text(partial.name),
+                clean_text("".join(partial.arguments)),
+            )
             for partial in self._calls
             if partial.name
         )

@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .cleantext import clean_text
+
 JSONSchema = dict[str, Any]
 TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -92,8 +94,6 @@ class Toolbox:
             )
 
     def _outcome(self, text: str, failed: bool) -> Outcome:
-        from .client import clean_text
-
         return Outcome(clean_text(bounded(text, self.budget_chars)), failed)
 
 

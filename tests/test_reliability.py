@@ -29,7 +29,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from step_magic.apierrors import StepAPIError
-from step_magic.client import ReplyStream, clean_text
+from step_magic.cleantext import clean_text
+from step_magic.client import ReplyStream
 from step_magic.config import Settings
 from step_magic.events import AnswerDelta, Event, Finished, ReasoningDelta
 from step_magic.render import TerminalView
@@ -67,7 +68,7 @@ def texts(events: Sequence[Event], kind: type[ReasoningDelta | AnswerDelta]) -> 
 # ---------------------------------------------------------------------------------------------
 
 # Any code point but surrogates (which UTF-8 cannot carry); control characters are included,
-# and the expectation applies client.clean_text, which the client promises to apply.
+# and the expectation applies cleantext.clean_text, which the client promises to apply.
 TEXT = st.text(st.characters(blacklist_categories=["Cs"]), max_size=12)
 DELTAS = st.lists(st.tuples(st.sampled_from(["reasoning", "content"]), TEXT), max_size=10)
 

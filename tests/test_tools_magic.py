@@ -172,7 +172,6 @@ def test_dry_run_lists_the_tools_and_sends_nothing(
         ("--max-steps 3", "--max-steps only make sense with --tools NAMES"),
         ("--tools area --map frame", "--tools cannot be combined with --map"),
         ("--tools area --replay", "--tools cannot be replayed"),
-        ("--tools area --api messages", "--tools needs --api chat"),
         ("--tools aera", "--tools: no variable 'aera' in the notebook; did you mean area"),
         ("--tools calls", "--tools: calls is a list, not a function or a DataFrame"),
         ("--tools takes_array", "--tools takes_array: parameter 'values' has type ndarray"),
