@@ -269,3 +269,30 @@ def test_a_chatty_server_text_before_calls_no_ids_and_empty_arguments(
     run(ip, "--model fault-chatty-tools --tools now", "And now?")
     ids = [c["id"] for m in server.requests[-1].body["messages"] for c in m.get("tool_calls", ())]
     assert len(ids) == len(set(ids)) == 2  # unique across the turns of the thread
+
+
+def test_the_messages_api_runs_the_same_loop_with_tool_blocks(
+    shell: Any, server: LocalServer
+) -> None:
+    result = run(shell, "--api messages --tools area,perimeter --new")
+    first, second = (request.body for request in server.requests)
+    assert {request.path for request in server.requests} == {"/v1/messages"}
+    assert [tool["name"] for tool in first["tools"]] == ["area", "perimeter"]
+    assert first["tools"][0]["input_schema"]["required"] == ["width", "height"]
+    assert shell.user_ns["calls"] == [("area", 1.5, 1.5), ("perimeter", 1.5, 1.5)]
+    assistant, results = second["messages"][-2:]
+    uses = [block for block in assistant["content"] if block["type"] == "tool_use"]
+    assert [(use["name"], use["input"]) for use in uses] == [
+        ("area", {"width": 1.5, "height": 1.5}),
+        ("perimeter", {"width": 1.5, "height": 1.5}),
+    ]
+    assert results["content"] == [
+        {"type": "tool_result", "tool_use_id": uses[0]["id"], "content": "2.25"},
+        {
+            "type": "tool_result",
+            "tool_use_id": uses[1]["id"],
+            "content": '{"perimeter": 6.0, "unit": "m"}',
+        },
+    ]
+    assert result.status == "complete"
+    assert "2.25" in result.answer
