@@ -15,7 +15,6 @@ import hashlib
 import json
 import math
 import random
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,9 @@ from typing import Any
 from step_magic.replay import Cassette
 from step_magic.request import request_key
 from step_magic.server.arguments import example_arguments
+from step_magic.server.filler import exact, grow, tokenize
 from step_magic.server.tools import Tool, ToolCall
 from step_magic.server.validation import ChatRequest, Message
-
-_TOKEN = re.compile(r"\S+\s*|\s+")
 
 # Reasoning length in tokens when the config does not set one: roughly what effort buys.
 DEFAULT_REASONING_TOKENS = {"low": 40, "medium": 150, "high": 400, None: 100}
@@ -40,26 +38,9 @@ TOKENS_PER_VIDEO = 2000
 QUOTE_CHARS = 80
 TOOL_RESULT_CHARS = 200
 PARALLEL_CALLS = 2  # with two or more tools offered, the first two are called in one turn
-SENTENCES_PER_PARAGRAPH = 4
 # What a chatty server says before its tool calls (the chatty-tools fault).
 CHATTY_PREAMBLE = "Let me look that up first."
 NO_ARGUMENTS = "{}"
-
-_OPENERS = ("Next,", "Then", "Also,", "Still,", "Now", "First,", "After that,", "So")
-_VERBS = ("check", "compare", "weigh", "revisit", "outline", "test", "trace", "estimate")
-_NOUNS = (
-    "assumption",
-    "edge case",
-    "definition",
-    "example",
-    "constraint",
-    "notation",
-    "premise",
-    "counterexample",
-    "simple case",
-    "main claim",
-)
-_LINKS = ("against", "before", "alongside", "after", "in light of", "without")
 
 
 @dataclass(frozen=True)
@@ -85,11 +66,6 @@ def recorded_reply(cassette: str | None, body: Any) -> ReplyTokens | None:
     if reply is None:
         return None
     return ReplyTokens(tuple(tokenize(reply.reasoning)), tuple(tokenize(reply.answer)))
-
-
-def tokenize(text: str) -> list[str]:
-    """Split ``text`` into word-sized tokens whose concatenation is exactly ``text``."""
-    return _TOKEN.findall(text)
 
 
 def message_tokens(message: Message) -> int:
@@ -127,16 +103,16 @@ def build_reply(
     if calls:
         facts = _tool_call_facts(request, calls)
         tokens = (
-            tokenize(facts) if reasoning_tokens is None else _exact(facts, rng, reasoning_tokens)
+            tokenize(facts) if reasoning_tokens is None else exact(facts, rng, reasoning_tokens)
         )
         return ReplyTokens(tuple(tokens), (), calls)
     reasoning = _reasoning_facts(request)
     if reasoning_tokens is None:
-        reasoning_list = tokenize(_grow(reasoning, rng, DEFAULT_REASONING_TOKENS[request.effort]))
+        reasoning_list = tokenize(grow(reasoning, rng, DEFAULT_REASONING_TOKENS[request.effort]))
     else:
-        reasoning_list = _exact(reasoning, rng, reasoning_tokens)
+        reasoning_list = exact(reasoning, rng, reasoning_tokens)
     answer = _answer_markdown(request)
-    answer_list = tokenize(answer) if answer_tokens is None else _exact(answer, rng, answer_tokens)
+    answer_list = tokenize(answer) if answer_tokens is None else exact(answer, rng, answer_tokens)
     return ReplyTokens(tuple(reasoning_list), tuple(answer_list))
 
 
@@ -284,34 +260,3 @@ def _tool_results_markdown(request: ChatRequest) -> list[str]:
             text = text[:TOOL_RESULT_CHARS].rstrip() + "…"
         lines.append(f'- `{result.name}` (call `{result.call_id}`): "{text}"')
     return ["### Tool results", "\n".join(lines)]
-
-
-def _filler_sentence(rng: random.Random) -> str:
-    first, second = rng.sample(_NOUNS, 2)
-    return (
-        f"{rng.choice(_OPENERS)} I {rng.choice(_VERBS)} the {first} "
-        f"{rng.choice(_LINKS)} the {second}."
-    )
-
-
-def _grow(text: str, rng: random.Random, target: int) -> str:
-    """Append whole filler sentences, in paragraphs, until ``text`` has ``target`` tokens."""
-    parts = [text]
-    count = len(tokenize(text))
-    sentences = 0
-    while count < target:
-        sentence = _filler_sentence(rng)
-        separator = "\n\n" if sentences % SENTENCES_PER_PARAGRAPH == 0 else " "
-        parts.append(separator + sentence)
-        # The separator joins the previous token, so only the new words add tokens.
-        count += len(sentence.split())
-        sentences += 1
-    return "".join(parts)
-
-
-def _exact(text: str, rng: random.Random, count: int) -> list[str]:
-    """Exactly ``count`` tokens: ``text`` cut short or grown with filler."""
-    tokens = tokenize(_grow(text, rng, count))[: max(count, 0)]
-    if tokens:
-        tokens[-1] = tokens[-1].rstrip()
-    return tokens
