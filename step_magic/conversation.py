@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .request import Message, estimate_tokens, message_parts
+from .tools import bounded
 
 DEFAULT_THREAD = "default"
 REMEMBERED_RESULT_CHARS = 2_000  # a tool result as later turns see it
@@ -86,10 +87,8 @@ def _shortened(message: Message) -> Message:
     content = message.get("content")
     if message.get("role") != "tool" or not isinstance(content, str):
         return message
-    if len(content) <= REMEMBERED_RESULT_CHARS:
-        return message
-    cut = content[:REMEMBERED_RESULT_CHARS]
-    return {**message, "content": f"{cut}\n… (shortened in memory: {len(content):,} chars)"}
+    why = "shortened in memory: {total} chars"
+    return {**message, "content": bounded(content, REMEMBERED_RESULT_CHARS, why)}
 
 
 def context_messages(turns: list[Turn], budget_tokens: int) -> tuple[list[Message], int]:

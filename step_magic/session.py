@@ -188,7 +188,7 @@ class Session:
                 model=result.model,
                 effort=result.effort,
                 prompt=prepared.composed.text,
-                messages=redact_media(result.messages or prepared.request.messages),
+                messages=redact_media(result.messages),
                 attachments=result.attachments,
                 reasoning=result.reasoning,
                 answer=result.answer,

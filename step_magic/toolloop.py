@@ -68,8 +68,8 @@ class ToolLoop:
         for number, call in enumerate(calls):
             if interrupts:  # a Ctrl-C between two calls stops the next one too
                 break
-            record = ToolRecord(call.name, call.arguments, call.id, step, reasoning_at)
-            record.said = content if number == 0 else ""
+            said = content if number == 0 else ""
+            record = ToolRecord(call.name, call.arguments, call.id, step, reasoning_at, said=said)
             self.records.append(record)
             if number >= MAX_CALLS_PER_TURN:  # every call needs an answer, even unrun ones
                 record.status = f"not run (over {MAX_CALLS_PER_TURN} calls in one turn)"
@@ -77,39 +77,33 @@ class ToolLoop:
                 continue
             view.tool(record)
             started = time.monotonic()
-            outcome = self._run(call, interrupts)
+            ran = self._run(call, interrupts)
             record.duration = time.monotonic() - started
-            if outcome is None:
+            if ran is None:
                 record.status = "interrupted"
                 view.tool(record)
                 break
-            record.status = _status(outcome)
+            record.status, outcome = ran
             record.preview = preview(outcome.text)
             view.tool(record)
             messages.append({"role": "tool", "tool_call_id": call.id, "content": outcome.text})
         return dataclasses.replace(request, messages=tuple(messages))
 
-    def _run(self, call: ToolCall, interrupts: list[int]) -> Outcome | None:
-        """The call's outcome, or None when Ctrl-C stopped it (or its question)."""
+    def _run(self, call: ToolCall, interrupts: list[int]) -> tuple[str, Outcome] | None:
+        """How the call went (ok, error, declined) and its outcome; None when Ctrl-C stopped
+        it (or its question)."""
         with interrupts_raised(interrupts):
             if self.confirm is not None and not self.confirm(question(call)):
-                return Outcome(DECLINED, True)
-            return self.toolbox.call(call.name, call.arguments)
+                return "declined", Outcome(DECLINED, True)
+            outcome = self.toolbox.call(call.name, call.arguments)
+            return ("error" if outcome.failed else "ok"), outcome
         return None
 
 
 def not_run(calls: Sequence[ToolCall], step: int, at: int) -> list[ToolRecord]:
     """Calls the model asked for after its last allowed turn: listed, never run."""
-    records = [ToolRecord(call.name, call.arguments, call.id, step, at) for call in calls]
-    for record in records:
-        record.status = "not run (--max-steps reached)"
-    return records
-
-
-def _status(outcome: Outcome) -> str:
-    if outcome.text == DECLINED:
-        return "declined"
-    return "error" if outcome.failed else "ok"
+    status = "not run (--max-steps reached)"
+    return [ToolRecord(c.name, c.arguments, c.id, step, at, status=status) for c in calls]
 
 
 def question(call: ToolCall) -> str:

@@ -105,11 +105,11 @@ def _said(err: BaseException) -> str:
         return f"({type(err).__name__} whose message cannot be shown)"
 
 
-def bounded(text: str, budget_chars: int) -> str:
-    """``text`` cut to ``budget_chars``, saying how long it was."""
+def bounded(text: str, budget_chars: int, why: str = "cut: {total} chars in all") -> str:
+    """``text`` cut to ``budget_chars``, saying why and how long it was (``{total}``)."""
     if len(text) <= budget_chars:
         return text
-    return text[:budget_chars] + f"\n… (cut: {len(text):,} chars in all)"
+    return text[:budget_chars] + f"\n… ({why.format(total=f'{len(text):,}')})"
 
 
 def parse_arguments(text: str) -> dict[str, Any]:
