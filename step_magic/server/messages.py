@@ -32,7 +32,7 @@ from step_magic.server.messages_tools import (
     tool_use_blocks,
     tool_use_start,
 )
-from step_magic.server.stream import FAULT_PHASE, FAULTS_THAT_END, Action, Step
+from step_magic.server.stream import FAULT_PHASE, FAULTS_THAT_END, Step, fault_steps
 from step_magic.server.validation import ChatRequest, parse_chat_request
 
 MESSAGES_PATH = "/v1/messages"
@@ -149,7 +149,8 @@ def message_steps(completion: Completion, fault: str | None) -> Iterator[Step]:
     yield _event("ping", {})
     yield from islice(pieces, strike)
     if fault is not None and phase is not None:
-        yield from _fault_steps(fault)
+        error = {"error": {"type": MID_STREAM_ERROR[0], "message": MID_STREAM_ERROR[1]}}
+        yield from fault_steps(fault, MALFORMED, _event("error", error))
         if fault in FAULTS_THAT_END:
             return
     yield from pieces
@@ -198,19 +199,6 @@ def _delta(piece: Piece) -> dict[str, str]:
         return {"type": "input_json_delta", "partial_json": piece.text}
     kind, delta = BLOCK_TYPES[piece.phase]
     return {"type": delta, kind: piece.text}
-
-
-def _fault_steps(fault: str) -> Iterator[Step]:
-    if fault == "stall-mid":
-        yield Action.STALL
-    elif fault in ("drop-reasoning", "drop-answer"):
-        yield Action.DROP
-    elif fault == "malformed":
-        yield MALFORMED
-    elif fault == "error-event":
-        yield _event(
-            "error", {"error": {"type": MID_STREAM_ERROR[0], "message": MID_STREAM_ERROR[1]}}
-        )
 
 
 def message_body(completion: Completion, fault: str | None) -> bytes:

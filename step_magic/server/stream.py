@@ -59,7 +59,8 @@ def stream_steps(
         yield event(encoder.without_choices(0))
     yield from islice(tokens, strike)
     if fault is not None and phase is not None:
-        yield from _fault_steps(fault, encoder, strike)
+        error = event(error_json(*MID_STREAM_ERROR))
+        yield from fault_steps(fault, MALFORMED, error, event(encoder.null_delta(strike)))
         if fault in FAULTS_THAT_END:
             return
     yield from tokens
@@ -68,14 +69,18 @@ def stream_steps(
         yield DONE
 
 
-def _fault_steps(fault: str, encoder: ChunkEncoder, sent: int) -> Iterator[Step]:
+def fault_steps(
+    fault: str, malformed: bytes, error_event: bytes, odd: bytes | None = None
+) -> Iterator[Step]:
+    """What a mid-stream fault does where it strikes, given its events in one API's words
+    (the Messages API has no ``odd`` chunk shape)."""
     if fault == "stall-mid":
         yield Action.STALL
     elif fault in ("drop-reasoning", "drop-answer"):
         yield Action.DROP
     elif fault == "malformed":
-        yield MALFORMED
+        yield malformed
     elif fault == "error-event":
-        yield event(error_json(*MID_STREAM_ERROR))
-    elif fault == "unknown-shape":
-        yield event(encoder.null_delta(sent))
+        yield error_event
+    elif fault == "unknown-shape" and odd is not None:
+        yield odd
