@@ -92,20 +92,25 @@ def ip(_shell: Any, api_env: LocalServer) -> Iterator[Any]:
         _shell.user_ns.pop(name, None)
 
 
-@pytest.fixture(scope="session")
-def _kernel(_server: LocalServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def kernel_env(server: LocalServer, history_dir: Path) -> dict[str, str]:
+    """A kernel's environment: the test key, the local server, a history file of its own."""
     import os
-
-    from .kernel import KernelSession
 
     env = {
         **os.environ,
         "STEPFUN_API_KEY": TEST_KEY,
-        "STEPFUN_BASE_URL": _server.base_url,
-        "STEP_MAGIC_HISTORY": str(tmp_path_factory.mktemp("kernel") / "history.sqlite3"),
+        "STEPFUN_BASE_URL": server.base_url,
+        "STEP_MAGIC_HISTORY": str(history_dir / "history.sqlite3"),
     }
     env.pop("STEP_API_KEY", None)
-    session = KernelSession(env)
+    return env
+
+
+@pytest.fixture(scope="session")
+def _kernel(_server: LocalServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from .kernel import KernelSession
+
+    session = KernelSession(kernel_env(_server, tmp_path_factory.mktemp("kernel")))
     session.execute("%load_ext step_magic")
     yield session
     session.shutdown()

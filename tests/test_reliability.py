@@ -39,7 +39,7 @@ from step_magic.result import StepResult
 from step_magic.runner import run_call
 from step_magic.server import LocalServer
 
-from .conftest import TEST_KEY
+from .conftest import TEST_KEY, kernel_env
 from .kernel import CellRun, KernelSession
 from .sse_peer import SSEPeer
 
@@ -372,14 +372,7 @@ def spare_kernel(
 ) -> Iterator[KernelSession]:
     """A kernel of its own for double interrupts: a SIGINT that lands after a cell ended can
     cost ipykernel its execute_reply, which must not spill into the shared kernel's tests."""
-    env = {
-        **os.environ,
-        "STEPFUN_API_KEY": TEST_KEY,
-        "STEPFUN_BASE_URL": _server.base_url,
-        "STEP_MAGIC_HISTORY": str(tmp_path_factory.mktemp("spare") / "history.sqlite3"),
-    }
-    env.pop("STEP_API_KEY", None)
-    session = KernelSession(env)
+    session = KernelSession(kernel_env(_server, tmp_path_factory.mktemp("spare")))
     try:
         session.execute("%load_ext step_magic")
         yield session
