@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from step_magic.frames import summarize_frame
-from step_magic.images import encode_image
+from step_magic.context.images import encode_image
+from step_magic.frames.summary import summarize_frame
 
 T = TypeVar("T")
 

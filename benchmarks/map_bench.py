@@ -21,12 +21,12 @@ from pathlib import Path
 
 from _common import API_KEY, MODEL, Unmeasurable, local_server, run, table, verdict
 
-from step_magic.config import Settings
-from step_magic.mapcache import CassetteCache
-from step_magic.mapcall import stream_call
-from step_magic.mapping import MapSummary, map_rows
-from step_magic.maptable import MapOptions
-from step_magic.request import build_request
+from step_magic.batch.cache import CassetteCache
+from step_magic.batch.rowcall import stream_call
+from step_magic.batch.scheduler import MapSummary, map_rows
+from step_magic.batch.table import MapOptions
+from step_magic.core.request import build_request
+from step_magic.core.settings import Settings
 
 LATENCY = 0.2
 TARGET = 0.8  # of the ideal c / L

@@ -22,8 +22,8 @@ from typing import Any
 import pandas as pd
 from context_bench import best_of, build_frame
 
-from step_magic.frametools import frame_tools
-from step_magic.tools import Toolbox
+from step_magic.tools.frametools import frame_tools
+from step_magic.tools.toolbox import Toolbox
 
 CSV_SAMPLE_ROWS = 10_000
 

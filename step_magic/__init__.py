@@ -14,8 +14,8 @@ __all__ = ["__version__", "load_ipython_extension", "unload_ipython_extension"]
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register the magics with the running shell (``%load_ext step_magic``)."""
-    from .magic import StepMagics
-    from .magic_tools import StepToolMagics
+    from step_magic.magics.bookkeeping import StepToolMagics
+    from step_magic.magics.step import StepMagics
 
     magics = StepMagics(shell=ipython)
     ipython.register_magics(magics)
@@ -24,8 +24,8 @@ def load_ipython_extension(ipython: Any) -> None:
 
 def unload_ipython_extension(ipython: Any) -> None:
     """Remove the magics, stop the simulator, close the history (``%unload_ext``)."""
-    from .magic import StepMagics
-    from .magic_tools import StepToolMagics
+    from step_magic.magics.bookkeeping import StepToolMagics
+    from step_magic.magics.step import StepMagics
 
     manager = ipython.magics_manager
     for cls in (StepMagics, StepToolMagics):

@@ -11,7 +11,7 @@ import argparse
 import shlex
 import sys
 
-from . import config
+from step_magic.core import settings as config
 
 DEMO_PROMPT = "How many letters r are in the word strawberry? Think it through."
 
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("rest", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     if args.command == "serve":
-        from .server import run
+        from step_magic.server import run
 
         return run(args.rest)
     return run_demo(" ".join(args.prompt) or DEMO_PROMPT, args.model, args.effort, args.local)

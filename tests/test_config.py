@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from step_magic.config import LOCAL_KEY, Settings, check_base_url, settings_for
+from step_magic.core.settings import LOCAL_KEY, Settings, check_base_url, settings_for
 
 DEFAULTS = {
     "model": "step-3.7-flash", "effort": None, "system": None, "max_tokens": None,

@@ -20,8 +20,8 @@ import polars as pl
 import pytest
 from PIL import Image
 
-from step_magic.context import MAX_IMAGES, Attachment, collect, render_value
-from step_magic.interpolate import UnknownReference, interpolate
+from step_magic.context.attachments import MAX_IMAGES, Attachment, collect, render_value
+from step_magic.context.interpolate import UnknownReference, interpolate
 
 
 @pytest.fixture

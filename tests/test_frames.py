@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from step_magic.frames import SAMPLE_ROWS, is_frame, summarize_frame
+from step_magic.frames.summary import SAMPLE_ROWS, is_frame, summarize_frame
 
 
 def sales(rows: int = 500) -> pd.DataFrame:
@@ -147,7 +147,7 @@ def test_same_frame_same_text_even_in_another_process() -> None:
     # String hashing is randomised per process: the order of ties must not depend on it.
     code = (
         f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
-        "from test_frames import tied; from step_magic.frames import summarize_frame; "
+        "from test_frames import tied; from step_magic.frames.summary import summarize_frame; "
         "print(summarize_frame(tied(3_000), name='df', budget_chars=8_000).text, end='')"
     )
     for seed in ("1", "2"):

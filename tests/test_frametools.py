@@ -22,8 +22,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from step_magic.frametools import AGGS, MAX_ROWS, OPS, frame_tools
-from step_magic.tools import Tool, ToolError
+from step_magic.tools.frametools import AGGS, MAX_ROWS, OPS, frame_tools
+from step_magic.tools.toolbox import Tool, ToolError
 
 LIBRARIES = ["pandas", "polars"]
 OP_NAMES = [
@@ -102,9 +102,9 @@ def test_names_that_are_not_identifiers_still_make_valid_tool_names() -> None:
 
 def test_importing_the_module_imports_no_frame_library() -> None:
     code = (
-        "import sys, step_magic.frametools, step_magic.frame_args, step_magic.frame_backends, "
-        "step_magic.frame_pandas, step_magic.frame_polars, step_magic.frame_ops, "
-        "step_magic.frame_text; "
+        "import sys, step_magic.tools.frametools, step_magic.tools.frame_args, "
+        "step_magic.frames.backends, step_magic.frames.pandas_frame, "
+        "step_magic.frames.polars_frame, step_magic.tools.frame_ops, step_magic.frames.text; "
         "print(sorted({'pandas', 'polars', 'numpy'} & set(sys.modules)))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -17,8 +17,8 @@ from typing import Any
 import platformdirs
 import pytest
 
-from step_magic.history import MIGRATIONS, CallRecord, History, default_path
-from step_magic.redact import redact_media
+from step_magic.core.redact import redact_media
+from step_magic.memory.history import MIGRATIONS, CallRecord, History, default_path
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_KEY = "sk-history-never-stored-5ecret-4242"
@@ -337,7 +337,7 @@ def test_threads_share_one_history(history: History, warnings: list[str]) -> Non
 WRITER = """
 import sys, time
 from pathlib import Path
-from step_magic.history import CallRecord, History
+from step_magic.memory.history import CallRecord, History
 
 history = History(Path(sys.argv[1]))
 print("ready", flush=True)

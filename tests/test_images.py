@@ -19,8 +19,8 @@ from IPython.display import Image as IPythonImage
 from matplotlib.figure import Figure
 from PIL import Image
 
-from step_magic.imagekinds import is_image
-from step_magic.images import EncodedImage, encode_image
+from step_magic.context.imagekinds import is_image
+from step_magic.context.images import EncodedImage, encode_image
 
 
 def decode(encoded: EncodedImage) -> Image.Image:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from step_magic.interpolate import (
+from step_magic.context.interpolate import (
     UnknownReference,
     interpolate,
     lookup,

@@ -21,14 +21,14 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from step_magic.config import Settings
-from step_magic.mapcache import CassetteCache
-from step_magic.mapcall import stream_call
-from step_magic.mapping import MapProgress, map_rows
-from step_magic.maptable import MapOptions, Reply, row_prompts
-from step_magic.progress import TerminalProgress, dry_run_text
-from step_magic.replay import Cassette, RecordedReply
-from step_magic.request import ChatRequest, build_request
+from step_magic.batch.cache import CassetteCache
+from step_magic.batch.rowcall import stream_call
+from step_magic.batch.scheduler import MapProgress, map_rows
+from step_magic.batch.table import MapOptions, Reply, row_prompts
+from step_magic.core.request import ChatRequest, build_request
+from step_magic.core.settings import Settings
+from step_magic.display.progress import TerminalProgress, dry_run_text
+from step_magic.memory.replay import Cassette, RecordedReply
 from step_magic.server import LocalServer
 
 from .conftest import TEST_KEY
@@ -476,13 +476,13 @@ def test_a_kernel_interrupt_leaves_a_static_summary_and_a_resumable_cache(
     server.config.first_byte_delay = 0.3
     code = f"""
 import os, pandas as pd
-from step_magic.config import Settings
-from step_magic.request import build_request
-from step_magic.mapcache import CassetteCache
-from step_magic.mapcall import stream_call
-from step_magic.mapping import map_rows
-from step_magic.maptable import MapOptions
-from step_magic.progress import NotebookProgress
+from step_magic.core.settings import Settings
+from step_magic.core.request import build_request
+from step_magic.batch.cache import CassetteCache
+from step_magic.batch.rowcall import stream_call
+from step_magic.batch.scheduler import map_rows
+from step_magic.batch.table import MapOptions
+from step_magic.display.progress import NotebookProgress
 s = Settings("step-3.7-flash", os.environ["STEPFUN_BASE_URL"], os.environ["STEPFUN_API_KEY"])
 bar = NotebookProgress(12)
 out, summary = map_rows(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from step_magic.mdblocks import BlockSplitter
+from step_magic.display.mdblocks import BlockSplitter
 
 
 def feed_all(pieces: list[str]) -> tuple[list[str], str]:

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from step_magic.events import Usage
-from step_magic.history import History
-from step_magic.replay import Cassette, RecordedReply, ReplayError
-from step_magic.request import ChatRequest
+from step_magic.core.events import Usage
+from step_magic.core.request import ChatRequest
+from step_magic.memory.history import History
+from step_magic.memory.replay import Cassette, RecordedReply, ReplayError
 from step_magic.server import LocalServer
 
 from .conftest import TEST_KEY

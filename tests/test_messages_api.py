@@ -17,14 +17,14 @@ from typing import Any
 
 import pytest
 
-from step_magic.apierrors import StepAPIError
-from step_magic.client import ReplyStream
-from step_magic.config import Settings
-from step_magic.events import AnswerDelta, Event, Finished, ReasoningDelta, Usage, Waiting
-from step_magic.messages import MessagesStream
-from step_magic.request import ChatRequest
+from step_magic.core.events import AnswerDelta, Event, Finished, ReasoningDelta, Usage, Waiting
+from step_magic.core.request import ChatRequest
+from step_magic.core.settings import Settings
 from step_magic.server import LocalServer
-from step_magic.sse import ServerEvent, SSEDecoder
+from step_magic.wire.chat import ReplyStream
+from step_magic.wire.messages import MessagesStream
+from step_magic.wire.retry import StepAPIError
+from step_magic.wire.sse import ServerEvent, SSEDecoder
 
 from .conftest import TEST_KEY
 from .sse_peer import SSEPeer

@@ -28,16 +28,16 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from step_magic.apierrors import StepAPIError
-from step_magic.cleantext import clean_text
-from step_magic.client import ReplyStream
-from step_magic.config import Settings
-from step_magic.events import AnswerDelta, Event, Finished, ReasoningDelta
-from step_magic.render import TerminalView
-from step_magic.request import ChatRequest, build_request
-from step_magic.result import StepResult
-from step_magic.runner import run_call
+from step_magic.core.events import AnswerDelta, Event, Finished, ReasoningDelta
+from step_magic.core.request import ChatRequest, build_request
+from step_magic.core.result import StepResult
+from step_magic.core.settings import Settings
+from step_magic.core.text import clean_text
+from step_magic.display.views import TerminalView
+from step_magic.engine.runner import run_call
 from step_magic.server import LocalServer
+from step_magic.wire.chat import ReplyStream
+from step_magic.wire.retry import StepAPIError
 
 from .conftest import TEST_KEY, kernel_env
 from .kernel import CellRun, KernelSession

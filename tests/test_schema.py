@@ -12,8 +12,8 @@ import pandas as pd
 import pydantic
 import pytest
 
-from step_magic.schema import function_tool
-from step_magic.tools import Toolbox, ToolError, build_toolbox, result_text
+from step_magic.tools.schema import function_tool
+from step_magic.tools.toolbox import Toolbox, ToolError, build_toolbox, result_text
 
 
 class Unit(enum.Enum):

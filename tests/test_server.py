@@ -22,7 +22,7 @@ from typing import Any
 import openai
 import pytest
 
-from step_magic.models import MODELS
+from step_magic.core.models import MODELS
 from step_magic.server import FAULTS, LocalServer, ReceivedRequest, ServerConfig
 
 from .conftest import LOCAL_KEY as KEY

@@ -7,7 +7,7 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from step_magic.thinktags import ThinkTagSplitter
+from step_magic.wire.thinktags import ThinkTagSplitter
 
 
 def split(pieces: list[str]) -> tuple[str, str]:

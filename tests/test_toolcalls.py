@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from step_magic.client import ReplyStream
-from step_magic.config import Settings
-from step_magic.events import Finished
-from step_magic.request import ChatRequest
-from step_magic.toolcalls import ToolCall, ToolCallCollector
+from step_magic.core.events import Finished
+from step_magic.core.request import ChatRequest
+from step_magic.core.settings import Settings
+from step_magic.wire.chat import ReplyStream
+from step_magic.wire.toolcalls import ToolCall, ToolCallCollector
 
 from .sse_peer import SSEPeer
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import signal
 
-from step_magic.request import ChatRequest
-from step_magic.schema import function_tool
-from step_magic.toolcalls import ToolCall, ToolRecord
-from step_magic.toolloop import ToolLoop, question
-from step_magic.tools import Toolbox
+from step_magic.core.request import ChatRequest
+from step_magic.engine.toolloop import ToolLoop, question
+from step_magic.tools.schema import function_tool
+from step_magic.tools.toolbox import Toolbox
+from step_magic.wire.toolcalls import ToolCall, ToolRecord
 
 
 def test_confirm_shows_the_whole_call() -> None:

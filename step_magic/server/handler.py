@@ -17,7 +17,7 @@ from socketserver import TCPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from step_magic.models import MODELS
+from step_magic.core.models import MODELS
 from step_magic.server.completion import (
     Completion,
     completion_body,

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from step_magic.models import DEFAULT_MODEL, EFFORTS, MODELS, ModelInfo
+from step_magic.core.models import DEFAULT_MODEL, EFFORTS, MODELS, ModelInfo
 from step_magic.server.errors import invalid_params
 from step_magic.server.faults import FAULT_MODEL_PREFIX, parse_fault_spec, unknown_fault_message
 from step_magic.server.tools import (

@@ -1,0 +1,272 @@
+"""One prompt over every row of a table: concurrent, rate-limited, resumable, order-preserving.
+
+A batch of hundreds of paid calls must survive what a single call never meets: rate limits
+(the lowest StepFun tier allows 5 concurrent requests and 10 a minute), Ctrl-C halfway, a
+kernel crash, a key that fails every row. So the main thread only schedules: it submits a row
+when a worker is free and the ``rpm`` spacing allows, and otherwise waits for results. Workers
+write each finished reply to the reply cache at once, so a re-run answers finished rows from
+it and pays only for the rest. Plain Python: no IPython, no display (see ``progress.py``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from step_magic.batch.cache import ReplyCache
+from step_magic.batch.rowcall import Call, RowContext
+from step_magic.batch.table import NO_NAMES, MapOptions, Reply, new_columns, read_table, write_table
+from step_magic.core.interrupts import interrupts_noted
+from step_magic.core.models import estimate_cost
+from step_magic.core.request import ChatRequest
+from step_magic.display.static import seconds
+from step_magic.wire.retry import StepAPIError
+
+PROGRESS_SECONDS = 0.25  # at most ~4 progress callbacks a second
+GRACE_SECONDS = 10.0  # after Ctrl-C, how long rows in flight may finish (and be kept)
+MAX_ERRORS = 3
+# Statuses that will fail every other row too (bad key, no balance, no such model): stop.
+FATAL_STATUSES = frozenset({401, 402, 403, 404})
+
+
+@dataclass(frozen=True)
+class MapProgress:
+    """Counts so far, for a progress display; ``stopping`` once Ctrl-C was pressed."""
+
+    total: int
+    done: int
+    failed: int
+    cached: int
+    retrying: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float | None
+    elapsed: float
+    eta: float | None
+    stopping: bool = False
+
+
+@dataclass
+class MapSummary:
+    """How a map went. ``done`` includes ``cached`` rows; tokens and cost are this run's."""
+
+    rows: int
+    done: int = 0
+    failed: int = 0
+    cached: int = 0
+    retried: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float | None = 0.0
+    elapsed: float = 0.0
+    first_errors: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    stopped: str | None = None  # why the run stopped early on its own (a fatal error)
+
+    def text(self) -> str:
+        """A short human summary: counts, throughput, tokens, cost, and the first errors."""
+        sent = self.done - self.cached + self.failed
+        counts = [f"{self.done:,} of {self.rows:,} rows answered"]
+        counts += [f"{self.cached:,} from the cache"] if self.cached else []
+        counts += [f"{self.failed:,} failed"] + (
+            [f"{self.retried:,} retries"] if self.retried else []
+        )
+        pace = f", {sent / self.elapsed:.1f} rows/s" if sent and self.elapsed > 0 else ""
+        tokens = f"{self.prompt_tokens:,} prompt + {self.completion_tokens:,} completion tokens"
+        lines = [
+            f"{', '.join(counts)} · {seconds(self.elapsed)}{pace}",
+            tokens + ("" if self.cost is None else f" · ≈ ${self.cost:.4f}"),
+        ]
+        if self.interrupted or self.stopped:
+            why = "interrupted" if self.interrupted else f"stopped: {self.stopped}"
+            lines.append(f"{why} — {self.rows - self.done - self.failed:,} rows not run")
+        return "\n".join(lines + [f"  {error}" for error in self.first_errors])
+
+
+@dataclass
+class _Outcome:
+    reply: Reply | None = None
+    error: str | None = None
+    fatal: bool = False
+
+
+def map_rows(
+    frame: object,
+    template: str,
+    make_request: Callable[[str], ChatRequest],
+    call: Call,
+    options: MapOptions,
+    *,
+    cache: ReplyCache | None = None,
+    progress: Callable[[MapProgress], None] | None = None,
+    namespace: Mapping[str, object] = NO_NAMES,
+) -> tuple[object, MapSummary]:
+    """Answer ``template`` for each row; return the frame with the new column(s) and a summary.
+
+    Every prompt and request is built before anything is sent, so a bad reference costs
+    nothing. Ctrl-C stops submitting, lets rows in flight finish for ``GRACE_SECONDS`` (a
+    second Ctrl-C abandons them at once) and returns what finished.
+    """
+    table = read_table(frame, template, options, namespace)
+    if options.inplace and (table.library is None or table.series):
+        raise ValueError("--inplace needs a DataFrame: a Series or list gives a new table")
+    requests = [make_request(prompt) for prompt in table.prompts]
+    run = _Run(requests, call, options, cache, progress)
+    run.execute()
+    replies = [outcome.reply if outcome else None for outcome in run.outcomes]
+    columns = new_columns(options, replies, run.errors(), table.columns)
+    return write_table(table, columns, options.inplace), run.summary()
+
+
+class _Run:
+    """The scheduling loop of one ``map_rows``, and the counts it keeps."""
+
+    def __init__(
+        self,
+        requests: list[ChatRequest],
+        call: Call,
+        options: MapOptions,
+        cache: ReplyCache | None,
+        progress: Callable[[MapProgress], None] | None,
+    ) -> None:
+        self.requests, self.call, self.options = requests, call, options
+        self.cache, self.progress = cache, progress
+        self.started = time.monotonic()
+        self.outcomes: list[_Outcome | None] = [None] * len(requests)
+        self.contexts: dict[int, RowContext] = {}
+        self.counts = MapSummary(rows=len(requests))
+        self.cost_known = True
+        self.reported = float("-inf")
+        self.next_start = self.started
+
+    def execute(self) -> None:
+        pending = [i for i in range(len(self.requests)) if not self._from_cache(i)][::-1]
+        running: dict[Future[None], int] = {}
+        pool = ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="step-map")
+        try:
+            with interrupts_noted() as interrupts:
+                while (pending or running) and not interrupts and not self.counts.stopped:
+                    while pending and len(running) < self.options.concurrency and self._may_start():
+                        i = pending.pop()
+                        self.contexts[i] = context = RowContext()
+                        running[pool.submit(self._answer, i, context)] = i
+                    self._collect(running, self._wait_limit(bool(pending), len(running)))
+                self.counts.interrupted = bool(interrupts)
+                deadline = time.monotonic() + GRACE_SECONDS
+                while running and len(interrupts) < 2 and time.monotonic() < deadline:
+                    self._collect(running, PROGRESS_SECONDS)
+        finally:  # also on an error (from ``progress``, say): no call may outlive the map
+            for i in running.values():
+                self.contexts[i].abandon()
+            pool.shutdown(wait=False, cancel_futures=True)
+        self._report(force=True)
+
+    def _from_cache(self, i: int) -> bool:
+        reply = self.cache.lookup(self.requests[i].cache_key()) if self.cache else None
+        if reply is not None:
+            self.outcomes[i] = _Outcome(reply=reply)
+            self.counts.done += 1
+            self.counts.cached += 1
+        return reply is not None
+
+    def _may_start(self) -> bool:
+        """The ``rpm`` cap as even spacing: a burst could still trip a per-minute window."""
+        now = time.monotonic()
+        if now < self.next_start:
+            return False
+        self.next_start = now + (60 / self.options.rpm if self.options.rpm else 0)
+        return True
+
+    def _wait_limit(self, pending: bool, running: int) -> float:
+        if pending and running < self.options.concurrency:
+            return min(PROGRESS_SECONDS, max(self.next_start - time.monotonic(), 0.0))
+        return PROGRESS_SECONDS
+
+    def _answer(self, i: int, context: RowContext) -> None:
+        """Worker: one row's call; the reply goes to the cache before anything else."""
+        try:
+            reply = context.run(self.call, self.requests[i])
+        except Exception as err:
+            status = getattr(err, "status", None)
+            fatal = isinstance(err, StepAPIError) and status in FATAL_STATUSES
+            text = str(err) if isinstance(err, StepAPIError) else f"{type(err).__name__}: {err}"
+            outcome = _Outcome(error=" ".join(text.split()), fatal=fatal)
+        else:
+            outcome = _Outcome(reply=reply)
+            if self.cache is not None:
+                try:
+                    self.cache.store(self.requests[i].cache_key(), self.requests[i], reply)
+                except OSError as err:
+                    outcome.error = f"not cached: {err}"
+        if outcome.reply is not None or not context.abandoned:
+            self.outcomes[i] = outcome
+
+    def _collect(self, running: dict[Future[None], int], timeout: float) -> None:
+        if not running:  # waiting for the rpm spacing: wait() on no futures returns at once
+            time.sleep(timeout)
+        finished, _ = wait(running, timeout=timeout, return_when=FIRST_COMPLETED)
+        for future in finished:
+            i = running.pop(future)
+            outcome = self.outcomes[i]
+            if outcome is None:  # a BaseException other than Exception ended the call
+                outcome = self.outcomes[i] = _Outcome(error=repr(future.exception()))
+            self._count(i, outcome)
+        self._report(force=False)
+
+    def _count(self, i: int, outcome: _Outcome) -> None:
+        counts = self.counts
+        counts.retried += self.contexts[i].retries
+        if outcome.error is not None and len(counts.first_errors) < MAX_ERRORS:
+            counts.first_errors.append(f"row {i}: {outcome.error}")
+        if outcome.reply is None:
+            counts.failed += 1
+            if outcome.fatal:
+                counts.stopped = outcome.error
+            return
+        counts.done += 1
+        usage = outcome.reply[2]
+        if usage is not None:
+            counts.prompt_tokens += usage.prompt
+            counts.completion_tokens += usage.completion
+            cost = estimate_cost(
+                self.requests[i].model, usage.prompt, usage.completion, usage.cached or 0
+            )
+            self.cost_known &= cost is not None
+            counts.cost = (counts.cost or 0.0) + (cost or 0.0) if self.cost_known else None
+
+    def _report(self, *, force: bool) -> None:
+        now = time.monotonic()
+        if self.progress is None or (not force and now - self.reported < PROGRESS_SECONDS):
+            return
+        self.reported = now
+        c, elapsed = self.counts, now - self.started
+        finished = c.done - c.cached + c.failed
+        left = c.rows - c.done - c.failed
+        retrying = sum(
+            1 for i, x in self.contexts.items() if x.retries and self.outcomes[i] is None
+        )
+        eta = left * elapsed / finished if finished else None
+        self.progress(
+            MapProgress(
+                c.rows,
+                c.done,
+                c.failed,
+                c.cached,
+                retrying,
+                c.prompt_tokens,
+                c.completion_tokens,
+                c.cost,
+                elapsed,
+                eta,
+                c.interrupted,
+            )
+        )
+
+    def errors(self) -> list[str | None]:
+        return [o.error if o and o.reply is None else None for o in self.outcomes]
+
+    def summary(self) -> MapSummary:
+        self.counts.elapsed = time.monotonic() - self.started
+        return self.counts

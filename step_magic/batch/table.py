@@ -1,0 +1,245 @@
+"""The table side of ``%%step --map``: rows in, one prompt per row, typed columns out.
+
+pandas and polars are imported only when a table has to be written back; rows are read
+through the frame's own methods (see ``frame_tables``). Answers that do not parse keep their
+raw text and are flagged, never dropped.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections import ChainMap
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from step_magic.context.interpolate import interpolate, parse_reference
+from step_magic.core.events import Usage
+from step_magic.display.static import parse_json_answer
+from step_magic.frames.tables import is_series, library_of
+
+NO_NAMES: Mapping[str, object] = MappingProxyType({})
+Reply = tuple[str, str, Usage | None]  # (answer, reasoning, usage)
+FIELD_TYPES = ("int", "float", "str", "bool")
+
+
+@dataclass(frozen=True)
+class MapOptions:
+    """The ``%%step --map`` flags; ``strict`` (``--strict``) refuses unknown ``{names}``."""
+
+    column: str
+    concurrency: int = 4
+    rpm: float | None = None
+    limit: int | None = None
+    inplace: bool = False
+    reasoning_column: str | None = None
+    fields: tuple[tuple[str, str], ...] = ()
+    json_output: bool = False
+    strict: bool = False
+
+    def __post_init__(self) -> None:
+        bad = [f"{name}:{kind}" for name, kind in self.fields if kind not in FIELD_TYPES]
+        problems = {
+            "--as needs a column name": not self.column,
+            "--concurrency must be at least 1": self.concurrency < 1,
+            "--rpm must be positive": self.rpm is not None and self.rpm <= 0,
+            "--limit must not be negative": self.limit is not None and self.limit < 0,
+            f"--fields types are {', '.join(FIELD_TYPES)}, not {', '.join(bad)}": bool(bad),
+        }
+        for message, broken in problems.items():
+            if broken:
+                raise ValueError(message)
+
+
+Frame = Any  # pandas/polars objects, untyped: neither library is imported at module level
+Columns = dict[str, tuple[list[object], str]]  # name -> (values of mapped rows, type)
+_TYPE_WORDS = {"int": "integer", "float": "number", "str": "string", "bool": "true/false"}
+
+
+@dataclass(frozen=True)
+class _Table:
+    source: Frame
+    library: str | None  # "pandas" or "polars"; None for a list
+    series: bool
+    length: int  # every row of the input: rows past --limit get nulls
+    columns: frozenset[str]
+    prompts: list[str]
+
+
+def format_instruction(options: MapOptions) -> str:
+    """What is appended to each prompt so answers can be parsed into columns (or nothing)."""
+    if options.fields:
+        keys = ", ".join(f'"{name}" ({_TYPE_WORDS[kind]})' for name, kind in options.fields)
+        return f"\n\nAnswer with only a JSON object with the keys {keys}."
+    return "\n\nAnswer with only a JSON object." if options.json_output else ""
+
+
+def row_prompts(
+    frame: object, template: str, options: MapOptions, namespace: Mapping[str, object] = NO_NAMES
+) -> list[str]:
+    """The prompt of each row (up to ``--limit``), exactly as ``map_rows`` would send it."""
+    return read_table(frame, template, options, namespace).prompts
+
+
+def read_table(
+    frame: Frame, template: str, options: MapOptions, namespace: Mapping[str, object]
+) -> _Table:
+    """Each row as a namespace: its columns and ``row`` (``{row["a b"]}`` for any column
+    name), or an item as ``value`` / ``item``; row names hide kernel names. A prompt that
+    uses no row name would send one request for every row: never what a paid batch wants."""
+    library, series = library_of(frame), is_series(frame)
+    if library is None and not isinstance(frame, list | tuple):
+        raise TypeError(f"--map takes a DataFrame, Series or list, not a {type(frame).__name__}")
+    count = len(frame) if options.limit is None else min(options.limit, len(frame))
+    if library is None or series:
+        items = list(frame[:count]) if library is None else frame.head(count).to_list()
+        rows: list[dict[str, object]] = [{"value": item, "item": item} for item in items]
+        names: frozenset[str] = frozenset()
+    else:
+        head = frame.head(count)
+        records = head.to_dicts() if library == "polars" else head.to_dict("records")
+        rows = [{"row": rec, **{str(k): v for k, v in rec.items()}} for rec in records]
+        names = frozenset(str(name) for name in frame.columns)
+    prompts: list[str] = []
+    outer = dict(namespace)
+    for row in rows:
+        done = interpolate(template, ChainMap(row, outer), strict=options.strict)
+        if not prompts and not any(_root(ref) in row for ref in done.used):
+            raise ValueError(f"the prompt uses no {{column}} of the rows: use one of {_some(row)}")
+        prompts.append(done.text + format_instruction(options))
+    return _Table(frame, library, series, len(frame), names, prompts)
+
+
+def _root(ref: str) -> str | None:
+    parsed = parse_reference(ref)
+    return parsed[0] if parsed else None
+
+
+def _some(row: Mapping[str, object]) -> str:
+    return ", ".join(f"{{{name}}}" for name in list(row)[:5])
+
+
+def new_columns(
+    options: MapOptions,
+    replies: list[Reply | None],
+    errors: list[str | None],
+    existing: frozenset[str],
+) -> Columns:
+    """The answer column, and the reasoning, error, parsed and parse-error columns asked for.
+
+    An answer that does not parse keeps its text and is flagged, never dropped: the user
+    decides what to do with it. The error column also appears when an earlier run left one.
+    """
+    answers = [reply[0] if reply else None for reply in replies]
+    column = options.column
+    columns: Columns = {column: (list(answers), "str")}
+    if options.reasoning_column:
+        columns[options.reasoning_column] = ([r[1] if r else None for r in replies], "str")
+    if any(errors) or f"{column}_error" in existing:
+        columns[f"{column}_error"] = (list(errors), "str")
+    if not (options.fields or options.json_output):
+        return columns
+    parsed = [None if answer is None else _parse(answer, options) for answer in answers]
+    declared = dict(options.fields)
+    keys = list(declared) or list(dict.fromkeys(key for p in parsed if p for key in p))
+    for key in keys:
+        values = [p.get(key) if p else None for p in parsed]
+        columns[key] = (values, declared[key]) if key in declared else _typed(values)
+    flags: list[object] = [
+        None if a is None else p is None for a, p in zip(answers, parsed, strict=True)
+    ]
+    columns[f"{column}_parse_error"] = (flags, "bool")
+    return columns
+
+
+def _parse(answer: str, options: MapOptions) -> dict[str, object] | None:
+    """The answer's JSON object, with declared fields typed; None when it does not fit."""
+    try:
+        data = parse_json_answer(answer)
+        if not isinstance(data, dict):
+            return None
+        if options.fields:
+            return {name: _coerce(data[name], kind) for name, kind in options.fields}
+        return {str(key): _scalar(value) for key, value in data.items()}
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _coerce(value: object, kind: str) -> object:
+    """A JSON value as ``kind``; numbers may arrive as strings, booleans never count as 1."""
+    if value is None:
+        return None
+    if kind == "str":
+        return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        raise ValueError(value)
+    number = float(value) if isinstance(value, str) else value
+    if isinstance(number, bool) or not isinstance(number, int | float):
+        raise TypeError(value)
+    if kind == "float":
+        return float(number)
+    if float(number).is_integer():
+        return int(number)
+    raise ValueError(value)
+
+
+def _scalar(value: object) -> object:
+    """Nested JSON becomes its JSON text: a column of dicts breaks polars and most exports."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _typed(values: list[object]) -> tuple[list[object], str]:
+    """Undeclared JSON keys: the narrowest type every present value fits, else text."""
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, bool) for v in present):
+        return values, "bool"
+    if present and all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
+        kind = "int" if all(isinstance(v, int) for v in present) else "float"
+        return values, kind
+    text: list[object] = [
+        v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False) for v in values
+    ]
+    return text, "str"
+
+
+def write_table(table: _Table, columns: Columns, inplace: bool) -> object:
+    """The new columns in a table of the input's own kind (a list gives a list of dicts)."""
+    padded = {
+        name: (values + [None] * (table.length - len(values)), kind)
+        for name, (values, kind) in columns.items()
+    }
+    source = table.source
+    if table.library is None:
+        return [
+            {"item": item, **{name: values[i] for name, (values, _) in padded.items()}}
+            for i, item in enumerate(source)
+        ]
+    if table.library == "pandas":
+        pd: Any = importlib.import_module("pandas")  # untyped without pandas-stubs
+        dtypes = {"str": "string", "int": "Int64", "float": "Float64", "bool": "boolean"}
+        name = source.name if table.series and source.name is not None else "value"
+        out = source.to_frame(name) if table.series else source if inplace else source.copy()
+        for key, (values, kind) in padded.items():
+            out[key] = pd.array(values, dtype=dtypes[kind])  # positional: any index works
+        return out
+    import polars as pl
+
+    types = {"str": pl.String, "int": pl.Int64, "float": pl.Float64, "bool": pl.Boolean}
+    new = [pl.Series(key, values, dtype=types[kind]) for key, (values, kind) in padded.items()]
+    if table.series or not inplace:
+        base = source.to_frame(source.name or "value") if table.series else source
+        return base.with_columns(new)
+    for series in new:  # polars changes a frame in place only column by column
+        if series.name in source.columns:
+            source.replace_column(source.get_column_index(series.name), series)
+        else:
+            source.hstack([series], in_place=True)
+    return source

@@ -1,0 +1,71 @@
+"""The typed events a reply stream yields: what the runner and the views consume.
+
+Three sources produce them (the Chat Completions client, the Messages API client and the
+replay of a recorded reply), and several readers consume them (the runner, the reply buffer,
+``--map``). Keeping the events apart from any one source lets each side change alone: a reader
+never learns which API, if any, the text came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from step_magic.wire.toolcalls import ToolCall
+
+
+@dataclass(frozen=True)
+class ReasoningDelta:
+    """A piece of the model's reasoning."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class AnswerDelta:
+    """A piece of the answer."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """The server asked us to wait (429/5xx before any text); we retry after ``delay``."""
+
+    reason: str
+    delay: float
+    attempt: int
+    max_attempts: int
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts as the server reported them; ``cached`` only on a prompt-cache hit."""
+
+    prompt: int
+    completion: int
+    total: int
+    cached: int | None = None
+
+    def plus(self, other: Usage) -> Usage:
+        """Two model turns' usage added up (a tool loop is billed per turn)."""
+        cached = (self.cached or 0) + (other.cached or 0)
+        return Usage(
+            self.prompt + other.prompt,
+            self.completion + other.completion,
+            self.total + other.total,
+            cached or None,
+        )
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The stream ended; ``finish_reason`` is None when the server never sent one."""
+
+    finish_reason: str | None
+    usage: Usage | None
+    trace_id: str | None
+    completion_id: str | None
+    tool_calls: tuple[ToolCall, ...] = ()
+
+
+Event = ReasoningDelta | AnswerDelta | Waiting | Finished

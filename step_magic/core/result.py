@@ -1,0 +1,107 @@
+"""``StepResult``: what one call produced, as a plain object the user's code can use.
+
+It is bound to ``_step`` (and ``-o NAME``) after every call; displaying it shows the same static
+form the cell was left with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from step_magic.core.errors import OneLineError
+from step_magic.core.events import Usage
+from step_magic.core.models import estimate_cost
+from step_magic.wire.toolcalls import ToolRecord
+
+NOTICES = {
+    "complete": None,
+    "interrupted": "interrupted — the reply above is partial",
+    "failed": "incomplete — the reply above is partial (the error follows)",
+    "truncated": "cut off: the reply reached the token limit (finish_reason=length)",
+    "filtered": "stopped by the content filter (finish_reason=content_filter)",
+    "incomplete": "incomplete — the stream ended without a finish reason",
+    "no-answer": "the model finished thinking but gave no answer",
+    "max-steps": "stopped at the --max-steps limit: the model still wanted to call tools",
+}
+
+
+@dataclass
+class StepResult:
+    """The reasoning, the answer and the provenance of one ``%%step`` call."""
+
+    model: str
+    effort: str | None
+    answer: str = ""
+    reasoning: str = ""
+    status: str = "complete"
+    error: str | None = None
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    trace_id: str | None = None
+    completion_id: str | None = None
+    elapsed: float = 0.0
+    first_token: float | None = None
+    thinking_time: float | None = None
+    messages: tuple[dict[str, Any], ...] = ()
+    exchange: tuple[dict[str, Any], ...] = ()
+    tool_calls: tuple[ToolRecord, ...] = ()
+    steps: int = 1
+    attachments: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    thread: str | None = None
+    replayed: bool = False
+    display_format: str = "markdown"
+    reasoning_open: bool = field(default=False, repr=False)
+
+    @property
+    def complete(self) -> bool:
+        """True when the model finished normally and gave an answer."""
+        return self.status == "complete"
+
+    @property
+    def notice(self) -> str | None:
+        """A short sentence for anything other than a normal, finished reply."""
+        if self.status == "failed" and not (self.answer or self.reasoning):
+            return "no reply: the call failed before any text arrived (the error follows)"
+        return NOTICES.get(self.status, self.status)
+
+    @property
+    def cost(self) -> float | None:
+        """Estimated price in USD from the model's price table, when usage is known."""
+        if self.usage is None:
+            return None
+        return estimate_cost(
+            self.model, self.usage.prompt, self.usage.completion, self.usage.cached or 0
+        )
+
+    def __str__(self) -> str:
+        return self.answer
+
+    def _ipython_display_(self) -> None:
+        from step_magic.display.views import show_static
+
+        show_static(self)
+
+
+def classify(
+    finish_reason: str | None, answer: str, reasoning: str, *, interrupted: bool, failed: bool
+) -> str:
+    """Name how a call ended, from what arrived; the order of the checks matters."""
+    if interrupted:
+        return "interrupted"
+    if failed:
+        return "failed"
+    if finish_reason == "length":
+        return "truncated"
+    if finish_reason == "content_filter":
+        return "filtered"
+    if not finish_reason:
+        return "incomplete"
+    if reasoning and not answer.strip():
+        return "no-answer"
+    return "complete"
+
+
+class AnswerFormatError(OneLineError, ValueError):
+    """The answer does not have the ``--format`` asked for (e.g. not JSON)."""

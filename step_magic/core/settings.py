@@ -1,0 +1,176 @@
+"""Frozen settings for one call, and where the API key and base URL come from.
+
+The magic builds one ``Settings`` per cell from its traitlets defaults and the cell's flags;
+everything below it reads this object only, never the environment or the shell.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from step_magic.core.models import check_effort
+
+DEFAULT_BASE_URL = "https://api.stepfun.ai/v1"
+KEY_VARIABLES = ("STEPFUN_API_KEY", "STEP_API_KEY")
+BASE_URL_VARIABLE = "STEPFUN_BASE_URL"
+LOCAL_KEY = "local-server-no-key-needed"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything one ``%%step`` call needs to know; the key is kept out of ``repr``."""
+
+    model: str
+    base_url: str
+    api_key: str = field(repr=False)
+    effort: str | None = None
+    system: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    timeout: float = 120.0
+    max_retries: int = 3
+    show_reasoning: bool = False
+    reasoning: bool = True
+    local: bool = False
+    api: str = "chat"  # "chat" (Chat Completions) or "messages" (Anthropic-style Messages)
+
+
+def key_variable(environ: Mapping[str, str] | None = None) -> str | None:
+    """Name of the first of StepFun's documented key variables that is set, else None."""
+    env = os.environ if environ is None else environ
+    return next((name for name in KEY_VARIABLES if env.get(name, "").strip()), None)
+
+
+def find_api_key(environ: Mapping[str, str] | None = None) -> str | None:
+    """Return the API key from the first documented variable that holds one, else None."""
+    env = os.environ if environ is None else environ
+    name = key_variable(env)
+    return env[name].strip() if name else None
+
+
+def find_base_url(environ: Mapping[str, str] | None = None) -> str:
+    """Base URL from ``STEPFUN_BASE_URL``, else StepFun's international endpoint."""
+    env = os.environ if environ is None else environ
+    return env.get(BASE_URL_VARIABLE, "").strip() or DEFAULT_BASE_URL
+
+
+def check_base_url(url: str) -> str | None:
+    """Validate a base URL; return a warning when the key would travel unencrypted.
+
+    Raises ValueError for something that is not an http(s) URL at all.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"--base-url must be an http(s) URL like {DEFAULT_BASE_URL}, not {url!r}")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        return f"{url} is plain http to a non-local host: the API key would travel unencrypted"
+    return None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name such as 127.example.com is not this machine
+
+
+def is_loopback_url(url: str) -> bool:
+    """True for a server on this machine, which needs no real key and no TLS."""
+    return _is_loopback(urlsplit(url).hostname or "")
+
+
+def missing_key_message() -> str:
+    """One line that says how to fix a missing key, and how to work without one."""
+    return (
+        "No StepFun API key: run %step_config --key (asks for it without echoing it), or set "
+        "STEPFUN_API_KEY before starting Jupyter; to work offline: %step_config --local"
+    )
+
+
+def redact(text: str, secret: str | None) -> str:
+    """Remove ``secret`` from ``text``: error messages may echo request details."""
+    if not secret:
+        return text
+    return text.replace(secret, "***")
+
+
+# What a %config value may be; a flag's own type check covers the flag form.
+_RANGES: dict[str, Callable[[Any], bool]] = {
+    "timeout": lambda v: v > 0,
+    "max_retries": lambda v: v >= 0,
+    "max_tokens": lambda v: v is None or v > 0,
+    "temperature": lambda v: v is None or 0 <= v <= 2,
+    "budget": lambda v: v > 0,
+    "image_max_side": lambda v: v >= 16,
+}
+
+
+def check_defaults(defaults: Mapping[str, Any]) -> None:
+    """Raise ValueError for a configured default out of range, naming the trait."""
+    for name, valid in _RANGES.items():
+        if name in defaults and not valid(defaults[name]):
+            raise ValueError(
+                f"StepMagics.{name} = {defaults[name]!r} is out of range; set it again"
+            )
+
+
+def settings_for(
+    flags: Mapping[str, Any],
+    defaults: Mapping[str, Any],
+    *,
+    local_url: str | None,
+    need_key: bool,
+) -> tuple[Settings, str | None]:
+    """Merge a call's flags over the configured defaults over the environment.
+
+    Returns the settings and a warning to show (plain http to a remote host); raises
+    ValueError with a one-line message for anything the user must fix first.
+    """
+    check_defaults(defaults)
+
+    def pick(name: str) -> Any:
+        value = flags.get(name)
+        return defaults.get(name) if value is None else value
+
+    model, effort = pick("model"), pick("effort")
+    check_effort(model, effort)
+    base_url, key, local, warning = _endpoint(flags.get("base_url"), defaults, local_url, need_key)
+    settings = Settings(
+        model=model,
+        base_url=base_url,
+        api_key=key,
+        effort=effort,
+        system=pick("system"),
+        max_tokens=pick("max_tokens"),
+        temperature=pick("temperature"),
+        timeout=pick("timeout"),
+        max_retries=defaults["max_retries"],
+        show_reasoning=bool(flags.get("show_reasoning") or defaults["show_reasoning"]),
+        reasoning=bool(defaults["reasoning"] and not flags.get("no_reasoning")),
+        local=local,
+        api=pick("api"),
+    )
+    return settings, warning
+
+
+def _endpoint(
+    flag_url: str | None, defaults: Mapping[str, Any], local_url: str | None, need_key: bool
+) -> tuple[str, str, bool, str | None]:
+    """Base URL, key, whether it is the in-process simulator, and a warning if any."""
+    if flag_url is None and defaults.get("base_url") is None and local_url is not None:
+        return local_url, LOCAL_KEY, True, None
+    base_url = flag_url or defaults.get("base_url") or find_base_url()
+    warning = check_base_url(base_url)
+    key = find_api_key()
+    if key is None:
+        if need_key and not is_loopback_url(base_url):
+            raise ValueError(missing_key_message())
+        key = LOCAL_KEY
+    return base_url, key, False, warning

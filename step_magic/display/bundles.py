@@ -1,0 +1,69 @@
+"""The MIME bundles step-magic displays, built without displaying them.
+
+``render.py`` shows these bundles live and in their final form; building them is kept apart
+so that displaying stays in the module that imports ``IPython.display`` and ``ipywidgets``, and
+so scripts can turn a finished ``StepResult`` into what a notebook would save without a kernel.
+The HTML itself (escaped model text) comes from ``static.py`` and ``markdown.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from step_magic.core.result import StepResult
+from step_magic.display import markdown, static
+
+Bundle = dict[str, Any]
+LIVE_CLASS = "step-magic-live-reasoning"
+# JupyterLab breaks stream text anywhere (word-break: break-all); the live reasoning is
+# prose, so it wraps between words, and only a word too long for the line is broken.
+LIVE_STYLE = f"<style>.{LIVE_CLASS} pre {{word-break: normal; overflow-wrap: anywhere}}</style>"
+
+
+def reasoning_bundle(result: StepResult) -> Bundle:
+    """The finished reasoning: a ``<details>`` block, with a short plain-text stand-in."""
+    if not (result.reasoning or result.tool_calls):
+        return {"text/plain": ""}
+    summary = static.reasoning_summary(result)
+    lines = (
+        [f"[reasoning: {len(result.reasoning):,} chars — {summary}]"] if result.reasoning else []
+    )
+    lines += static.tool_lines(result)
+    return {"text/html": static.reasoning_html(result), "text/plain": "\n".join(lines)}
+
+
+def answer_bundle(result: StepResult) -> Bundle:
+    """The answer in its ``--format``: Markdown, text, JSON or code.
+
+    Markdown goes out as safe HTML (what every frontend prefers) with an escaped Markdown
+    copy for tools that want Markdown; the model's raw text never becomes markup.
+    """
+    answer, form = result.answer, result.display_format
+    if form == "text":
+        return {"text/plain": answer}
+    if form == "json":
+        try:
+            data = static.parse_json_answer(answer)
+        except ValueError:
+            return {"text/plain": answer}
+        return {"application/json": data, "text/plain": json.dumps(data, indent=2)}
+    if form == "code":
+        blocks = markdown.code_blocks(answer)
+        answer = "\n".join(f"```{lang}\n{code}```\n" for lang, code in blocks) or answer
+    return {"text/html": answer_div(answer), "text/markdown": markdown.safe_markdown(answer)}
+
+
+def answer_div(text: str) -> str:
+    """Answer Markdown as safe HTML, in the wrapper both the live and the saved form use."""
+    return f'<div class="step-magic-answer">{markdown.answer_html(text)}</div>'
+
+
+def footer_bundle(result: StepResult) -> Bundle:
+    """Provenance line, with the notice for anything but a normal finish."""
+    return {"text/html": static.footer_html(result), "text/plain": static.footer_text(result)}
+
+
+def status_html(text: str) -> str:
+    """The status line; it also carries the live panel's style while the panel exists."""
+    return f'{LIVE_STYLE}<span style="font-size: 85%; opacity: 0.75">{static.escape(text)}</span>'

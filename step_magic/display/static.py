@@ -1,0 +1,152 @@
+"""The static, kernel-free form of a reply: escaped HTML, safe Markdown and the footer.
+
+A saved notebook must read well without a kernel, and a trusted notebook runs any script in
+its HTML outputs, so everything the model wrote is escaped here before it becomes HTML.
+These are pure string functions; ``render.py`` decides where they are displayed. The answer's
+Markdown is made safe in ``markdown.py``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+
+from step_magic.core.result import StepResult
+from step_magic.display.markdown import code_blocks
+from step_magic.wire.toolcalls import ToolRecord, outcome_text, signature
+
+
+def escape(text: str) -> str:
+    """HTML-escape text the model wrote (quotes too, so it is safe in attributes)."""
+    return html.escape(text, quote=True)
+
+
+def parse_json_answer(answer: str) -> object:
+    """The answer as JSON, accepting one fenced block around it; ValueError if it is not."""
+    blocks = code_blocks(answer)
+    text = (
+        blocks[0][1] if len(blocks) == 1 and not answer.strip().startswith(("{", "[")) else answer
+    )
+    return json.loads(text)
+
+
+def seconds(value: float) -> str:
+    """Format a duration for people: ``0.42 s``, ``12.3 s``, ``2 min 5 s``."""
+    if value < 1:
+        return f"{value:.2f} s"
+    if value < 60:
+        return f"{value:.1f} s"
+    minutes, rest = divmod(round(value), 60)
+    return f"{minutes} min {rest} s"
+
+
+def thinking_status(chars: int, elapsed: float) -> str:
+    """Header of the reasoning panel while the model thinks."""
+    return f"Thinking… {chars:,} chars · {seconds(elapsed)}"
+
+
+def reasoning_summary(result: StepResult) -> str:
+    """Header of the finished reasoning panel."""
+    calls = len(result.tool_calls)
+    counted = f"{calls} tool call{'s' if calls > 1 else ''}" if calls else ""
+    if not result.reasoning:
+        return counted
+    took = result.thinking_time if result.thinking_time is not None else result.elapsed
+    verb = "Thought" if result.status != "interrupted" else "Interrupted after thinking"
+    summary = f"{verb} for {seconds(took)} · {len(result.reasoning):,} chars"
+    return f"{summary} · {counted}" if counted else summary
+
+
+def tool_lines(result: StepResult) -> list[str]:
+    """The calls as plain lines, each turn's words to the user before its calls."""
+    lines = []
+    for record in result.tool_calls:
+        if record.said:
+            lines.append(f"“{record.said}”")
+        lines.append(tool_line(record))
+    return lines
+
+
+def tool_line(record: ToolRecord) -> str:
+    """One tool call as the panel and the saved form list it."""
+    line = f"⚙ {signature(record)}"
+    return line if record.status == "running" else f"{line} — {outcome_text(record)}"
+
+
+def reasoning_html(result: StepResult) -> str:
+    """The reasoning as a static ``<details>`` block (open if the user had opened it).
+
+    Tool calls appear where they happened in the reasoning.
+    """
+    attrs = " open" if result.reasoning_open else ""
+    pieces, start = [], 0
+    for record in sorted(result.tool_calls, key=lambda record: record.at):
+        pieces.append(escape(result.reasoning[start : record.at]))
+        start = max(start, record.at)
+        if record.said:  # the text the model wrote with these calls, before the final answer
+            pieces.append(f'<div class="step-magic-said">“{escape(record.said)}”</div>')
+        pieces.append(
+            '<div class="step-magic-tool" style="font-family: monospace; opacity: 1; '
+            f'margin: 0.4em 0">{escape(tool_line(record))}</div>'
+        )
+    pieces.append(escape(result.reasoning[start:]))
+    return (
+        f'<details class="step-magic-reasoning"{attrs}>'
+        f"<summary>{escape(reasoning_summary(result))}</summary>"
+        '<div style="white-space: pre-wrap; font-size: 90%; opacity: 0.8; '
+        'max-height: 32em; overflow: auto; border-left: 3px solid #ccc; padding-left: 0.8em">'
+        f"{''.join(pieces)}</div></details>"
+    )
+
+
+def footer_items(result: StepResult) -> list[str]:
+    """Provenance of the call: model, effort, tokens, cost, timings, ids (plain text)."""
+    items = [result.model, f"effort {result.effort}" if result.effort else "default effort"]
+    usage = result.usage
+    if usage is not None:
+        tokens = f"{usage.prompt:,} in + {usage.completion:,} out tokens"
+        if usage.cached:
+            tokens += f" ({usage.cached:,} cached)"
+        items.append(tokens)
+    cost = result.cost
+    if cost is not None:
+        items.append(f"≈ ${cost:.4f}")
+    if result.first_token is not None:
+        items.append(f"first token {seconds(result.first_token)}")
+    items.append(f"total {seconds(result.elapsed)}")
+    if result.steps > 1:
+        items.append(f"{result.steps} model turns")
+    if result.replayed:
+        items.append("replayed")
+    if result.thread:
+        items.append(f"chat {result.thread}")
+    if result.attachments:
+        items.append("with " + ", ".join(result.attachments))
+    return items + list(result.notes)
+
+
+def _ids(result: StepResult) -> list[tuple[str, str]]:
+    ids = [("trace id", result.trace_id), ("id", result.completion_id)]
+    return [(label, value) for label, value in ids if value]
+
+
+def footer_text(result: StepResult) -> str:
+    """The footer as one plain line (terminal, text/plain, logs)."""
+    items = footer_items(result) + [f"{label} {value}" for label, value in _ids(result)]
+    line = " · ".join(items)
+    notice = result.notice
+    return f"⚠ {notice}\n{line}" if notice else line
+
+
+def footer_html(result: StepResult) -> str:
+    """The footer as escaped HTML; ids in ``<code>`` so a click selects them for copying."""
+    items = [escape(item) for item in footer_items(result)]
+    items += [
+        f'{label} <code style="user-select: all">{escape(value)}</code>'
+        for label, value in _ids(result)
+    ]
+    line = f'<div style="font-size: 85%; opacity: 0.75">{" · ".join(items)}</div>'
+    notice = result.notice
+    if notice:
+        line = f'<div style="color: #b45309; font-weight: 600">⚠ {escape(notice)}</div>{line}'
+    return f'<div class="step-magic-footer">{line}</div>'

@@ -1,0 +1,290 @@
+"""Everything step-magic shows: the live notebook panel, the terminal stream, the static form.
+
+Notebook, while streaming (one display id each, so each can be replaced in place):
+  1. an Accordion whose header carries the live status and whose Output child receives the
+     reasoning as appended stdout (append-only: each piece of text is sent once);
+  2. the answer: finished Markdown blocks appended to an Output, plus the unfinished tail in an
+     HTML widget, re-sent only when it has grown by half (linear bytes on the wire);
+  3. a status line that becomes the footer.
+When the reply ends, all three are replaced by static outputs with no widget view in them, and
+the widgets are closed: a saved notebook then renders without a kernel (see rendering.md).
+The bundles those static outputs hold are built, without displaying, in ``bundles.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+import uuid
+from typing import Any
+
+from IPython.display import display, update_display
+
+from step_magic.core.result import StepResult
+from step_magic.display import static
+from step_magic.display.bundles import (
+    LIVE_CLASS,
+    answer_bundle,
+    answer_div,
+    footer_bundle,
+    reasoning_bundle,
+    status_html,
+)
+from step_magic.display.mdblocks import BlockSplitter
+from step_magic.wire.toolcalls import ToolRecord, outcome_text, signature
+
+TAIL_REFRESH_SECONDS = 1.0
+TITLE_REFRESH_SECONDS = 0.5
+
+
+def show_dry_run(body: dict[str, Any]) -> None:
+    """Display the request that ``--dry-run`` did not send."""
+    from step_magic.display.dryrun import dry_run_html, dry_run_text
+
+    display({"text/html": dry_run_html(body), "text/plain": dry_run_text(body)}, raw=True)
+
+
+def show_static(result: StepResult) -> None:
+    """Display a finished result in its static form (``display(_step)``)."""
+    if result.reasoning or result.tool_calls:
+        display(reasoning_bundle(result), raw=True)
+    display(answer_bundle(result), raw=True)
+    display(footer_bundle(result), raw=True)
+
+
+class NotebookView:
+    """The live panel in a Jupyter frontend; ``parent_msg_id`` is the running cell's request."""
+
+    def __init__(
+        self, parent_msg_id: str, *, show_reasoning: bool, reasoning: bool, tools: bool = False
+    ) -> None:
+        import ipywidgets as widgets
+
+        self._parent = parent_msg_id
+        self._calls_only = tools and not reasoning  # --no-reasoning still lists tool calls
+        self._ids = {part: uuid.uuid4().hex for part in ("reasoning", "answer", "footer")}
+        self._reasoning_out: Any = None
+        self._panel: Any = None
+        if reasoning:
+            self._reasoning_out = widgets.Output(
+                layout=widgets.Layout(max_height="24em", overflow="auto")
+            )
+            self._reasoning_out.add_class(LIVE_CLASS)
+            self._panel = widgets.Accordion(
+                children=[self._reasoning_out], selected_index=0 if show_reasoning else None
+            )
+        self._blocks = widgets.Output()
+        self._tail = widgets.HTML()
+        self._answer = widgets.VBox([self._blocks, self._tail])
+        self._status = widgets.HTML()
+        self._capturing: Any = None
+        self._splitter = BlockSplitter()
+        self._reasoning_chars = 0
+        self._answer_chars = 0
+        self._tail_sent = (0, 0.0)  # (length, time) of the tail last sent
+        self._titled_at = float("-inf")  # the header's status is refreshed twice a second
+
+    def start(self, status: str) -> None:
+        """Show the empty panel at once, so the user sees the call has started."""
+        close_lingering_panels()
+        self._set_status(status)
+        if self._panel is not None:
+            display(self._panel, display_id=self._ids["reasoning"])
+        elif self._calls_only:  # a slot above the answer for the list of calls
+            display({"text/plain": ""}, raw=True, display_id=self._ids["reasoning"])
+        display(self._answer, display_id=self._ids["answer"])
+        display(self._status, display_id=self._ids["footer"])
+
+    def waiting(self, status: str) -> None:
+        """A retry wait or another pause the user should know about."""
+        self._set_status(status)
+
+    def _set_status(self, status: str) -> None:
+        if self._panel is not None:
+            self._panel.set_title(0, status)
+        self._status.value = status_html(status)
+
+    def update(self, reasoning: str, answer: str, elapsed: float) -> None:
+        """Append new reasoning and answer text (called at most ~10 times a second)."""
+        self._reasoning_chars += len(reasoning)
+        self._answer_chars += len(answer)
+        if reasoning and self._panel is not None:
+            self._capture(self._reasoning_out)
+            sys.stdout.write(reasoning)
+            sys.stdout.flush()
+        if answer:
+            self._append_answer(answer)
+        if elapsed - self._titled_at >= TITLE_REFRESH_SECONDS:
+            self._refresh_status(bool(reasoning), elapsed)
+
+    def tool(self, record: ToolRecord) -> None:
+        """A tool call starts or ends: a line in the panel, the header says what runs.
+
+        While the function runs nothing is captured, so whatever it prints or displays
+        lands in the cell's own output and is saved with the notebook.
+        """
+        if record.status == "running":
+            self._set_status(f"Calling {record.name}… (model turn {record.step})")
+            self._reasoning_line(f"\n\n⚙ {signature(record)}\n")
+            if self._capturing is not None:
+                sys.stdout.flush()
+                self._capturing.msg_id = ""
+                self._capturing = None
+        else:
+            self._reasoning_line(f"   ↳ {outcome_text(record)}\n\n")
+            self._set_status(f"Waiting for the model (turn {record.step + 1})…")
+            self._titled_at = float("-inf")  # the next update shows "Thinking…" again
+
+    def _reasoning_line(self, text: str) -> None:
+        if self._panel is not None:
+            self._capture(self._reasoning_out)
+            sys.stdout.write(text)
+            sys.stdout.flush()
+
+    def _refresh_status(self, thinking: bool, elapsed: float) -> None:
+        """Header at most twice a second; the status line says the phase.
+
+        With the panel shown its header carries the live counts, so the line below changes
+        only when the answer starts; without the panel the line is the only progress shown.
+        """
+        self._titled_at = elapsed
+        thought = static.thinking_status(self._reasoning_chars, elapsed)
+        if thinking and self._panel is not None:
+            self._panel.set_title(0, thought)
+        answering = f"Answering… {self._answer_chars:,} chars · {static.seconds(elapsed)}"
+        if self._panel is None:
+            self._status.value = status_html(answering if self._answer_chars else thought)
+        else:  # unchanged values send nothing: one message per phase
+            self._status.value = status_html("Answering…" if self._answer_chars else "Thinking…")
+
+    def _append_answer(self, text: str) -> None:
+        blocks = self._splitter.feed(text)
+        if blocks:
+            self._capture(self._blocks)
+            display({"text/html": answer_div("".join(blocks))}, raw=True)
+        tail = self._splitter.tail
+        sent_length, sent_at = self._tail_sent
+        grown = len(tail) - sent_length
+        now = time.monotonic()
+        stale = grown > 0 and now - sent_at >= TAIL_REFRESH_SECONDS
+        if blocks or grown >= max(24, sent_length // 2) or stale:
+            self._tail.value = answer_div(tail)
+            self._tail_sent = (len(tail), now)
+
+    def _capture(self, output: Any) -> None:
+        """Route this cell's output messages into ``output`` (the frontend does the routing)."""
+        if self._capturing is output:
+            return
+        if self._capturing is not None:
+            self._capturing.msg_id = ""
+        output.msg_id = self._parent
+        self._capturing = output
+
+    def finish(self, result: StepResult) -> None:
+        """Replace the live widgets by the static form, then close them."""
+        if self._capturing is not None:
+            sys.stdout.flush()
+            self._capturing.msg_id = ""
+            self._capturing = None
+        if self._panel is not None:
+            result.reasoning_open = self._panel.selected_index == 0
+            update_display(reasoning_bundle(result), display_id=self._ids["reasoning"], raw=True)
+            self._empty(self._reasoning_out)
+            self._reasoning_out.close()
+            self._follow_late_clicks(result)
+        elif self._calls_only:
+            calls = dataclasses.replace(result, reasoning="")
+            update_display(reasoning_bundle(calls), display_id=self._ids["reasoning"], raw=True)
+        update_display(answer_bundle(result), display_id=self._ids["answer"], raw=True)
+        update_display(footer_bundle(result), display_id=self._ids["footer"], raw=True)
+        self._empty(self._blocks)
+        for widget in (self._answer, self._blocks, self._tail, self._status):
+            widget.close()
+
+    @staticmethod
+    def _empty(output: Any) -> None:
+        """Empty a finished Output, so tools that save widget state even for closed widgets
+        (nbclient, papermill) do not store the text a second time next to the static form.
+
+        Done through the widget's state, not a clear_output message: a frontend without a
+        widget manager would apply that message to the whole cell.
+        """
+        output.outputs = ({"output_type": "stream", "name": "stdout", "text": ""},)
+        output.outputs = ()
+
+    def _follow_late_clicks(self, result: StepResult) -> None:
+        """Keep the saved ``<details>`` open or closed as the user left the live panel.
+
+        A click made while the reply streamed reaches the kernel only after the cell ends
+        (the kernel runs one request at a time), so the header stays alive, without its
+        content, until the next call, and re-renders the static block when a click lands.
+        """
+        import ipywidgets as widgets
+
+        panel = self._panel
+        placeholder = widgets.Box()  # an index must stay valid for the click to apply
+        panel.children = (placeholder,)
+        _LINGERING.extend((panel, placeholder))
+
+        def on_click(change: dict[str, Any]) -> None:
+            result.reasoning_open = change["new"] == 0
+            update_display(reasoning_bundle(result), display_id=self._ids["reasoning"], raw=True)
+
+        panel.observe(on_click, names="selected_index")
+
+
+_LINGERING: list[Any] = []
+
+
+def close_lingering_panels() -> None:
+    """Close the headers kept from earlier calls (see ``_follow_late_clicks``)."""
+    while _LINGERING:
+        _LINGERING.pop().close()
+
+
+class TerminalView:
+    """Terminal IPython: reasoning dimmed as it arrives, then the answer, then the footer."""
+
+    def __init__(self, *, reasoning: bool, color: bool | None = None) -> None:
+        self._with_reasoning = reasoning
+        self._color = sys.stdout.isatty() if color is None else color
+        self._phase = "start"
+
+    def start(self, status: str) -> None:
+        """Say what is happening before the first token arrives."""
+        self._write(status + "\n", dim=True)
+
+    def waiting(self, status: str) -> None:
+        """A retry wait: one line, so a scrolling terminal keeps a record of it."""
+        self._write(status + "\n", dim=True)
+
+    def update(self, reasoning: str, answer: str, elapsed: float) -> None:
+        """Print new text as it arrives; a blank line separates reasoning from the answer."""
+        if reasoning and self._with_reasoning:
+            self._phase = "reasoning"
+            self._write(reasoning, dim=True)
+        if answer:
+            if self._phase == "reasoning":
+                self._write("\n\n", dim=False)
+            self._phase = "answer"
+            self._write(answer, dim=False)
+
+    def tool(self, record: ToolRecord) -> None:
+        """One dim line when a tool call starts, one when it ends."""
+        if record.status == "running":
+            gap = "" if self._phase == "start" else "\n"
+            self._write(f"{gap}{static.tool_line(record)}\n", dim=True)
+        else:
+            self._write(f"   ↳ {outcome_text(record)}\n", dim=True)
+        self._phase = "start"  # at the start of a line
+
+    def finish(self, result: StepResult) -> None:
+        """End the stream with the provenance footer."""
+        self._write("\n\n" + static.footer_text(result) + "\n", dim=True)
+
+    def _write(self, text: str, *, dim: bool) -> None:
+        if dim and self._color:
+            text = f"\x1b[2m{text}\x1b[0m"
+        sys.stdout.write(text)
+        sys.stdout.flush()

@@ -1,0 +1,290 @@
+"""Run one call: read the stream on a worker thread, show it on the main thread, at a bounded rate.
+
+The worker turns the HTTP stream into events; the main thread (the kernel's, where widgets and
+Ctrl-C live) buffers text and hands it to the view at most every ``FLUSH_SECONDS``, so a reply
+of 20,000 chunks becomes a few hundred display updates. With ``--tools`` a call is several
+model turns, with the model's tool calls run in between, all shown in the same view. Whatever
+happens — a finished reply, an API error, a dropped connection, Ctrl-C — the view is finished
+with what arrived, and only then is the error raised, so nothing already shown is lost.
+"""
+
+from __future__ import annotations
+
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from step_magic.core.events import AnswerDelta, Event, Finished, ReasoningDelta, Usage, Waiting
+from step_magic.core.interrupts import interrupts_noted
+from step_magic.core.request import ChatRequest
+from step_magic.core.result import StepResult, classify
+from step_magic.core.settings import Settings
+from step_magic.engine.buffer import ReplyBuffer
+from step_magic.engine.toolloop import ToolLoop, not_run
+from step_magic.wire.chat import ReplyStream
+from step_magic.wire.retry import StepAPIError
+from step_magic.wire.toolcalls import ToolCall, ToolRecord
+
+FLUSH_SECONDS = 0.1  # at most 10 display updates a second, plus the first and the last
+IDLE_SECONDS = 0.1  # how soon a noted Ctrl-C is acted on while no text arrives
+_END = object()
+
+
+class View(Protocol):
+    """Where a reply is shown: the notebook panel or the terminal."""
+
+    def start(self, status: str) -> None: ...
+    def waiting(self, status: str) -> None: ...
+    def update(self, reasoning: str, answer: str, elapsed: float) -> None: ...
+    def tool(self, record: ToolRecord) -> None: ...
+    def finish(self, result: StepResult) -> None: ...
+
+
+class EventSource(Protocol):
+    """A live reply (``client.ReplyStream``) or a recorded one (``replay.ReplayStream``)."""
+
+    trace_id: str | None
+
+    def __iter__(self) -> Iterator[Event]: ...
+    def close(self) -> None: ...
+
+
+class StepInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a call; IPython shows one line instead of our stack."""
+
+    def _render_traceback_(self) -> list[str]:
+        return ["KeyboardInterrupt: reply interrupted; the partial text above is kept"]
+
+
+@dataclass
+class _Turns:
+    """How the model turns of one call went: usage summed, why the loop stopped."""
+
+    request: ChatRequest
+    prompt_messages: int  # how many messages the first request had
+    finished: Finished | None = None
+    error: StepAPIError | None = None
+    usage: Usage | None = None
+    steps: int = 0
+    unanswered: tuple[ToolCall, ...] = ()  # calls left when --max-steps ran out
+    ids: tuple[str | None, str | None] = (None, None)  # the latest trace and completion ids
+
+    def add(self, finished: Finished | None, error: StepAPIError | None) -> None:
+        self.steps += 1
+        self.finished, self.error = finished, error
+        source = finished or error
+        if source is not None:  # a turn cut off before headers keeps the previous turn's ids
+            trace, completion = self.ids
+            self.ids = (source.trace_id or trace, source.completion_id or completion)
+        if finished is not None and finished.usage is not None:
+            usage = finished.usage
+            self.usage = usage if self.usage is None else self.usage.plus(usage)
+
+    def calls(self) -> tuple[ToolCall, ...]:
+        """The calls to run now: none from a turn cut off by the token limit or the filter,
+        whose last call's arguments may be cut in the middle."""
+        finished = self.finished
+        if finished is None or finished.finish_reason in ("length", "content_filter"):
+            return ()
+        return finished.tool_calls
+
+
+def run_call(
+    settings: Settings,
+    request: ChatRequest,
+    view: View,
+    *,
+    stream: EventSource | None = None,
+    annotate: Callable[[StepResult], None] | None = None,
+    tools: ToolLoop | None = None,
+) -> tuple[StepResult, BaseException | None]:
+    """Stream the reply into ``view``; return it with the error to raise, if the call failed.
+
+    ``stream`` defaults to a live call; ``annotate`` adds what only the caller knows (what
+    was attached, notes, replay) before the final form is shown. With ``tools`` the model's
+    tool calls are run and answered until it gives its answer or ``max_steps`` turns were
+    taken. The caller keeps the (partial) result before raising, so ``_step`` holds what
+    arrived.
+    """
+    progress = ReplyBuffer(started=time.monotonic())
+    turns = _Turns(request, len(request.messages))
+    with interrupts_noted() as interrupts:
+        view.start(_waiting_status(settings))
+        try:
+            _turns(settings, turns, progress, view, interrupts, stream, tools)
+        except Exception as err:  # a bug of ours must not cost the user what was shown
+            turns.error = StepAPIError(f"unexpected failure during the call: {err!r}")
+        progress.flush(view, time.monotonic())
+        result = _result(settings, turns, progress, bool(interrupts), tools)
+        if annotate is not None:
+            annotate(result)
+        view.finish(result)
+    return result, (StepInterrupted() if interrupts else turns.error)
+
+
+def _turns(
+    settings: Settings,
+    turns: _Turns,
+    progress: ReplyBuffer,
+    view: View,
+    interrupts: list[int],
+    stream: EventSource | None,
+    tools: ToolLoop | None,
+) -> None:
+    """Model turn after model turn, running the tool calls in between, until one answers."""
+    while True:
+        source = stream if stream is not None else live_stream(settings, turns.request)
+        stream = None
+        turns.add(*_reply(source, progress, view, interrupts))
+        calls = turns.calls() if tools else ()
+        if tools is None or not calls or turns.error or interrupts:
+            return
+        if turns.steps >= tools.max_steps:
+            turns.unanswered = calls
+            return
+        progress.flush(view, time.monotonic())
+        turns.request = tools.run_calls(
+            turns.request,
+            progress.step_answer().strip(),
+            calls,
+            view,
+            interrupts,
+            step=turns.steps,
+            reasoning_at=progress.reasoning_chars,
+        )
+        progress.next_step()
+        if interrupts:
+            return
+
+
+def _reply(
+    source: EventSource, progress: ReplyBuffer, view: View, interrupts: list[int]
+) -> tuple[Finished | None, StepAPIError | None]:
+    """One model turn: read ``source`` on a worker thread until it ends, fails or Ctrl-C."""
+    events: queue.Queue[object] = queue.Queue()
+    worker = threading.Thread(target=_pump, args=(source, events), daemon=True)
+    before = (len(progress.reasoning), len(progress.answer))
+    worker.start()
+    finished: Finished | None = None
+    error: StepAPIError | None = None
+    try:
+        finished, error = _consume(events, progress, view, interrupts)
+    except KeyboardInterrupt:  # only where no handler could be installed (not main thread)
+        interrupts.append(signal.SIGINT)
+    source.close()
+    arrived = (len(progress.reasoning), len(progress.answer)) != before
+    if not (interrupts or error or arrived or (finished and finished.tool_calls)):
+        error = StepAPIError("the server sent an empty reply", trace_id=source.trace_id)
+    return finished, error
+
+
+def live_stream(settings: Settings, request: ChatRequest) -> EventSource:
+    """A live reply through the API the settings name (both yield the same events)."""
+    if settings.api == "messages":
+        from step_magic.wire.messages import MessagesStream
+
+        return MessagesStream(settings, request)
+    return ReplyStream(settings, request)
+
+
+def _pump(stream: EventSource, events: queue.Queue[object]) -> None:
+    """Worker thread: move events (or the error that ended them) onto the queue."""
+    try:
+        for event in stream:
+            events.put(event)
+    except StepAPIError as err:
+        events.put(err)
+    except Exception as err:
+        events.put(StepAPIError(f"unexpected failure while reading the reply: {err!r}"))
+    finally:
+        events.put(_END)
+
+
+def _consume(
+    events: queue.Queue[object], progress: ReplyBuffer, view: View, interrupts: list[int]
+) -> tuple[Finished | None, StepAPIError | None]:
+    """Pull events and flush on schedule until the stream ends or a Ctrl-C is noted."""
+    finished: Finished | None = None
+    while not interrupts:
+        now = time.monotonic()
+        has_pending = bool(progress.pending_reasoning or progress.pending_answer)
+        wait = max(progress.last_flush + FLUSH_SECONDS - now, 0) if has_pending else IDLE_SECONDS
+        try:
+            item = events.get(timeout=wait)
+        except queue.Empty:
+            progress.flush(view, time.monotonic())
+            continue
+        if item is _END:
+            return finished, None
+        if isinstance(item, StepAPIError):
+            return finished, item
+        now = time.monotonic()
+        if isinstance(item, ReasoningDelta | AnswerDelta):
+            progress.add(item, now)
+        elif isinstance(item, Waiting):
+            view.waiting(_retry_status(item))
+        elif isinstance(item, Finished):
+            finished = item
+        if now - progress.last_flush >= FLUSH_SECONDS:
+            progress.flush(view, now)
+    return finished, None
+
+
+def _result(
+    settings: Settings,
+    turns: _Turns,
+    progress: ReplyBuffer,
+    interrupted: bool,
+    tools: ToolLoop | None,
+) -> StepResult:
+    answer, reasoning = progress.step_answer(), "".join(progress.reasoning)
+    finished, error = turns.finished, turns.error
+    finish_reason = finished.finish_reason if finished else None
+    end = time.monotonic() - progress.started
+    thinking_end = progress.first_answer if progress.first_answer is not None else end
+    records = list(tools.records) if tools else []
+    thinking_end -= sum(record.duration for record in records)  # time in tools is not thought
+    status = classify(
+        finish_reason, answer, reasoning, interrupted=interrupted, failed=error is not None
+    )
+    if turns.unanswered and status not in ("interrupted", "failed"):
+        status = "max-steps"
+    records += not_run(turns.unanswered, turns.steps, progress.reasoning_chars)
+    return StepResult(
+        model=settings.model,
+        effort=settings.effort,
+        answer=answer,
+        reasoning=reasoning,
+        status=status,
+        error=error.detail if error else None,
+        usage=turns.usage,
+        finish_reason=finish_reason,
+        trace_id=turns.ids[0],
+        completion_id=turns.ids[1],
+        elapsed=end,
+        first_token=progress.first_token,
+        thinking_time=thinking_end - (progress.first_token or 0) if reasoning else None,
+        messages=turns.request.messages,
+        exchange=(
+            *turns.request.messages[turns.prompt_messages :],
+            {"role": "assistant", "content": answer},
+        ),
+        tool_calls=tuple(records),
+        steps=turns.steps,
+    )
+
+
+def _waiting_status(settings: Settings) -> str:
+    where = " (local simulator)" if settings.local else ""
+    return f"Waiting for {settings.model}{where}…"
+
+
+def _retry_status(event: Waiting) -> str:
+    return (
+        f"{event.reason.capitalize()} — retrying in {event.delay:.1f} s "
+        f"(retry {event.attempt} of {event.max_attempts})"
+    )

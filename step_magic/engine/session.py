@@ -1,0 +1,227 @@
+"""What lives between calls in one kernel: threads, the reply cache, recording, history.
+
+``Session.prepare`` turns a prompt into the request (with the conversation so far) and
+``Session.ask`` runs it, live or replayed, then remembers it everywhere it should. Plain
+Python: the magic passes in the view and the cell identity.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from step_magic.context.compose import Composed
+from step_magic.core.models import model_info
+from step_magic.core.redact import redact_media
+from step_magic.core.request import ChatRequest, build_request, estimate_tokens
+from step_magic.core.result import StepResult
+from step_magic.core.settings import Settings
+from step_magic.engine.runner import EventSource, View, run_call
+from step_magic.engine.toolloop import ToolLoop
+from step_magic.memory.conversation import Conversations, Thread, Turn, context_messages, remembered
+from step_magic.memory.history import CallRecord, History
+from step_magic.memory.replay import Cassette, RecordedReply, ReplayError, ReplayStream
+
+DEFAULT_REPLY_BUDGET = 32_000
+KEEPS = ("complete", "truncated")
+
+
+@dataclass(frozen=True)
+class CallOptions:
+    """Per-call choices about memory and the reply cache."""
+
+    chat: str = "default"
+    new: bool = False
+    memory: bool = True
+    replay: bool = False
+    refresh: bool = False
+    cassette: Path | None = None
+    replay_speed: float = 200.0
+    display_format: str = "markdown"
+    notebook: str | None = None
+
+
+@dataclass
+class Prepared:
+    """A request ready to send, with what the caller should know about how it was built."""
+
+    request: ChatRequest
+    composed: Composed
+    thread: Thread | None
+    notes: tuple[str, ...]
+
+
+class Session:
+    """Conversations, history and the recorder of one kernel."""
+
+    def __init__(self, history: History | None) -> None:
+        self.conversations = Conversations()
+        self.history = history
+        self.recorder: Cassette | None = None
+        self.local: Any = None  # the in-process simulator (%step_config --local)
+
+    def start_local(self, tokens_per_second: float) -> str:
+        """Start the bundled simulator in this process; return its base URL."""
+        from step_magic.server import LocalServer, ServerConfig
+
+        self.stop_local()
+        self.local = LocalServer(ServerConfig(tokens_per_second=tokens_per_second)).start()
+        return str(self.local.base_url)
+
+    def stop_local(self) -> None:
+        """Stop the in-process simulator if one runs."""
+        if self.local is not None:
+            self.local.stop()
+            self.local = None
+
+    def prepare(
+        self,
+        settings: Settings,
+        composed: Composed,
+        options: CallOptions,
+        cell: str | None,
+        tools: Sequence[dict[str, Any]] = (),
+    ) -> Prepared:
+        """Build the request: system prompt, earlier turns that fit, then this prompt."""
+        thread = self.conversations.thread(options.chat) if options.memory else None
+        earlier: list[dict[str, Any]] = []
+        notes: list[str] = []
+        if thread is not None and not options.new:  # --new clears the thread once it worked
+            bare = build_request(settings, composed.text, composed.parts(), tools=tools)
+            room = _context_room(settings) - estimate_tokens(bare.messages)
+            earlier, dropped = context_messages(thread.before(cell), room)
+            if dropped:
+                notes.append(f"{dropped} oldest turn(s) left out to fit the context window")
+        request = build_request(settings, composed.text, composed.parts(), earlier, tools)
+        return Prepared(request, composed, thread, tuple(notes))
+
+    def ask(
+        self,
+        settings: Settings,
+        prepared: Prepared,
+        options: CallOptions,
+        view: View,
+        cell: str | None,
+        tools: ToolLoop | None = None,
+    ) -> tuple[StepResult, BaseException | None]:
+        """Run the call (live or replayed), then remember it in the thread, cache and history.
+
+        Calls that used tools are not put in the reply cache: replaying their answer
+        would skip the calls the answer depends on.
+        """
+        key = prepared.request.cache_key()
+        stream = self._replay_source(key, options)
+        started = time.time()
+
+        def annotate(result: StepResult) -> None:
+            result.attachments = prepared.composed.labels
+            result.notes = prepared.notes
+            result.thread = options.chat if options.chat != "default" else None
+            result.replayed = stream is not None
+            result.display_format = options.display_format
+
+        result, error = run_call(
+            settings, prepared.request, view, stream=stream, annotate=annotate, tools=tools
+        )
+        if prepared.thread is not None and result.status in KEEPS:
+            if options.new:
+                prepared.thread.turns.clear()
+            user = prepared.request.messages[-1]
+            tokens = result.usage.total if result.usage else 0
+            prepared.thread.record(Turn(cell, user, remembered(result.exchange), tokens))
+        if stream is None and result.status in KEEPS and not result.tool_calls:
+            self._store(key, prepared.request, result, options)
+        self._log(prepared, result, key, started, options)
+        return result, error
+
+    def _replay_source(self, key: str, options: CallOptions) -> EventSource | None:
+        """A recorded reply when replaying (a miss is an error); None for a live call."""
+        if not options.replay or options.refresh:
+            return None
+        reply = None
+        if options.cassette is not None:
+            reply = Cassette(options.cassette).lookup(key)
+        elif self.recorder is not None:
+            reply = self.recorder.lookup(key)
+        if reply is None and options.cassette is None and self.history is not None:
+            found = self.history.find_reply(key)
+            reply = RecordedReply.from_record(found) if found else None
+        if reply is None:
+            where = options.cassette or "the history"
+            raise ReplayError(
+                f"no recorded reply for this request in {where}: run it once without --replay "
+                "(or with --refresh) to record it"
+            )
+        return ReplayStream(reply, options.replay_speed)
+
+    def _store(
+        self, key: str, request: ChatRequest, result: StepResult, options: CallOptions
+    ) -> None:
+        targets = [Cassette(options.cassette)] if options.cassette else []
+        if self.recorder is not None and self.recorder not in targets:
+            targets.append(self.recorder)
+        body = {**request.body(stream=False), "messages": list(redact_media(request.messages))}
+        for cassette in targets:
+            try:
+                cassette.store(key, body, _to_reply(result))
+            except OSError as err:  # the reply is shown and in _step: say so, don't fail
+                print(f"step-magic: could not record to {cassette.path}: {err}", file=sys.stderr)
+
+    def _log(
+        self,
+        prepared: Prepared,
+        result: StepResult,
+        key: str,
+        started: float,
+        options: CallOptions,
+    ) -> None:
+        if self.history is None:
+            return
+        usage = result.usage
+        self.history.record(
+            CallRecord(
+                started_at=started,
+                model=result.model,
+                effort=result.effort,
+                prompt=prepared.composed.text,
+                messages=redact_media(result.messages),
+                attachments=result.attachments,
+                reasoning=result.reasoning,
+                answer=result.answer,
+                status=result.status,
+                error=result.error,
+                prompt_tokens=usage.prompt if usage else None,
+                completion_tokens=usage.completion if usage else None,
+                cached_tokens=usage.cached if usage else None,
+                finish_reason=result.finish_reason,
+                trace_id=result.trace_id,
+                completion_id=result.completion_id,
+                elapsed=result.elapsed,
+                first_token=result.first_token,
+                notebook=options.notebook,
+                thread=options.chat,
+                cache_key=key,
+                replayed=result.replayed,
+            )
+        )
+
+
+def _context_room(settings: Settings) -> int:
+    info = model_info(settings.model)
+    context = info.context_tokens if info else 256_000
+    return context - (settings.max_tokens or DEFAULT_REPLY_BUDGET)
+
+
+def _to_reply(result: StepResult) -> RecordedReply:
+    return RecordedReply(
+        result.reasoning,
+        result.answer,
+        result.finish_reason,
+        result.usage,
+        result.trace_id,
+        result.completion_id,
+    )

@@ -1,0 +1,66 @@
+"""What the Jupyter frontend tells the kernel about the running cell, and what we show it.
+
+A call behaves differently in JupyterLab, VS Code, nbclient and terminal IPython: only a
+notebook frontend gets the live panel, only some say which cell and notebook are running (for
+the history), and only a frontend can offer a new cell. Each of these reads the shell's
+parent message or environment defensively, so every frontend gets what it supports and none
+breaks on what it lacks; ``magic.py`` keeps only the flow of a call.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from step_magic.core.settings import Settings
+
+
+def cell_id(shell: Any) -> str | None:
+    """The notebook cell running this call, when the frontend says (JupyterLab, nbclient)."""
+    parent = shell.get_parent() if getattr(shell, "kernel", None) is not None else None
+    cell = ((parent or {}).get("metadata") or {}).get("cellId")
+    return cell if isinstance(cell, str) and cell else None
+
+
+def notebook_path(shell: Any) -> str | None:
+    """The notebook's path where the frontend tells (Jupyter Server, VS Code), for history."""
+    namespace = getattr(shell, "user_ns", {})
+    path = os.environ.get("JPY_SESSION_NAME") or namespace.get("__vsc_ipynb_file__")
+    return str(path) if path else None
+
+
+def parent_msg_id(shell: Any) -> str | None:
+    """The running cell's request id in a Jupyter kernel; None in terminal IPython."""
+    if getattr(shell, "kernel", None) is None:
+        return None
+    parent = shell.get_parent() if hasattr(shell, "get_parent") else None
+    header = (parent or {}).get("header") or {}
+    msg_id = header.get("msg_id")
+    return msg_id if isinstance(msg_id, str) and msg_id else None
+
+
+def choose_view(shell: Any, settings: Settings, *, tools: bool = False) -> Any:
+    """The live panel in a Jupyter frontend, the plain stream elsewhere."""
+    from step_magic.display import views as render
+
+    parent = parent_msg_id(shell)
+    if parent is not None:
+        return render.NotebookView(
+            parent,
+            show_reasoning=settings.show_reasoning,
+            reasoning=settings.reasoning,
+            tools=tools,
+        )
+    return render.TerminalView(reasoning=settings.reasoning)
+
+
+def code_to_next_cell(shell: Any, answer: str, *, every: bool) -> None:
+    """Offer the answer's code in a new cell below; it is never run automatically."""
+    from step_magic.display.markdown import code_blocks
+
+    blocks = [code for _, code in code_blocks(answer)]
+    if not blocks:
+        print("--code: the answer has no fenced code block", file=sys.stderr)
+    elif shell is not None:
+        shell.set_next_input("\n".join(blocks if every else blocks[:1]).rstrip())

@@ -1,0 +1,82 @@
+"""IPython glue for ``%%step --map``: one prompt over every row of a frame (see mapping.py).
+
+The frame comes from the user namespace; the result (a copy with the new columns, or the
+frame itself with ``--inplace``) is bound to ``_step_map`` and ``-o NAME``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sized
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from IPython.core.error import UsageError
+
+from step_magic.core.settings import Settings
+
+
+def fields(spec: str | None) -> tuple[tuple[str, str], ...]:
+    """``--fields a:int,b:str`` -> ``(("a", "int"), ("b", "str"))``."""
+    if not spec:
+        return ()
+    pairs = [item.strip().partition(":") for item in spec.split(",") if item.strip()]
+    return tuple((name.strip(), (kind or "str").strip()) for name, _, kind in pairs)
+
+
+def run_map(
+    magics: Any, args: argparse.Namespace, template: str, settings: Settings, notebook: bool
+) -> None:
+    """Map ``template`` over ``args.map``, showing progress, then bind the result."""
+    from step_magic.batch.cache import CassetteCache, HistoryCache, ReplyCache
+    from step_magic.batch.rowcall import stream_call
+    from step_magic.batch.scheduler import map_rows
+    from step_magic.batch.table import MapOptions
+    from step_magic.context.interpolate import resolve
+    from step_magic.core.request import build_request
+    from step_magic.display.progress import NotebookProgress, TerminalProgress, dry_run_text
+
+    namespace = magics.shell.user_ns
+    try:
+        frame = resolve(args.map, namespace)
+        options = MapOptions(
+            column=args.as_column,
+            concurrency=args.concurrency,
+            rpm=args.rpm,
+            limit=args.limit,
+            inplace=args.inplace,
+            reasoning_column=args.reasoning_col,
+            fields=fields(args.fields),
+            json_output=args.format == "json",
+            strict=args.strict,
+        )
+        make_request = partial(build_request, settings)
+        if args.dry_run:
+            print(dry_run_text(frame, template, make_request, options, namespace=namespace))
+            return
+        history = magics.history_store()
+        cache: ReplyCache | None = (
+            CassetteCache(Path(args.cassette).expanduser())
+            if args.cassette
+            else HistoryCache(history)
+            if history is not None
+            else None
+        )
+        rows = len(frame) if isinstance(frame, Sized) else 0
+        total = min(rows, args.limit) if args.limit is not None else rows
+        view = NotebookProgress(total) if notebook else TerminalProgress(total)
+        result, summary = map_rows(
+            frame, template, make_request, stream_call(settings), options,
+            cache=cache, progress=view, namespace=namespace,
+        )  # fmt: skip
+    except (ValueError, TypeError) as err:  # bad flags, names or frames, before any request
+        raise UsageError(str(err)) from None
+    view.finish(summary)
+    namespace["_step_map"] = result
+    if args.output:
+        namespace[args.output] = result
+    if summary.interrupted:
+        from step_magic.engine.runner import StepInterrupted
+
+        raise StepInterrupted()

@@ -1,0 +1,49 @@
+"""The magic's input as parsed flags and a prompt, or a one-line ``UsageError``.
+
+Both forms of the magic end up here: ``%%step flags`` with the prompt as the cell body, and
+``%step flags prompt`` on one line, where ``flags.split_flags`` tells where the flags end.
+Whatever is wrong with the input (quoting, a bad ``-o`` name, contradicting flags, no prompt)
+is reported before anything is built or sent, as one line rather than a traceback. Apart from
+``magic.py``, which keeps the magic's flag list and the flow of a call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+
+from IPython.core.error import UsageError
+
+from step_magic.magics import argtypes as flags
+
+
+def read_flags(
+    parser: argparse.ArgumentParser, line: str, cell: str | None
+) -> tuple[argparse.Namespace, str]:
+    """Flags and prompt from either form of the magic."""
+    if cell is None:
+        try:
+            flag_text, prompt = flags.split_flags(parser, line)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+    else:
+        flag_text, prompt = line, cell
+    args = _parse(parser, flag_text)
+    prompt = prompt.strip()
+    if not prompt:
+        raise UsageError("Nothing to ask: write the prompt in the cell body (or after %step)")
+    return args, prompt
+
+
+def _parse(parser: argparse.ArgumentParser, flag_text: str) -> argparse.Namespace:
+    try:
+        argv = shlex.split(flag_text)
+    except ValueError as err:
+        raise UsageError(f"Cannot read the flags {flag_text!r}: {err}") from None
+    # POSIX quoting, so --system "Be terse." arrives without its quotes.
+    args = parser.parse_args(argv)
+    if args.output and not args.output.isidentifier():
+        raise UsageError(f"-o needs a Python name, not {args.output!r}")
+    if args.show_reasoning and args.no_reasoning:
+        raise UsageError("--show-reasoning and --no-reasoning contradict each other")
+    return args

@@ -1,0 +1,299 @@
+"""IPython glue: the ``%%step`` / ``%step`` / ``%step_config`` magics.
+
+This module declares the flags and the configurable defaults, turns bad input into one-line
+``UsageError``s and delegates: the input is read in ``magic_flags.py``, the frontend is asked
+and shown things in ``magic_frontend.py``, and the work happens in plain modules that know
+nothing of IPython.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import ChainMap
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
+from IPython.core.magic_arguments import argument, magic_arguments
+from traitlets import Bool, CFloat, CInt, Enum, Unicode
+
+from step_magic.context.outputs import OutputRecorder
+from step_magic.core import models
+from step_magic.core import settings as config
+from step_magic.magics import argtypes as flags
+from step_magic.magics import frontend as magic_frontend
+from step_magic.magics.parsing import read_flags
+
+if TYPE_CHECKING:  # the call path loads on the first call: %load_ext stays fast
+    from step_magic.context.compose import Composed
+    from step_magic.engine.session import CallOptions, Session
+    from step_magic.memory.history import History
+
+EFFORT_CHOICES = list(models.EFFORTS)
+DETAILS = ["low", "high"]
+APIS = ["chat", "messages"]
+
+
+@magics_class
+class StepMagics(Magics):
+    """Ask StepFun reasoning models from a notebook; defaults are configurable traits.
+
+    Example: ``%config StepMagics.model = "step-3.5-flash"``.
+    """
+
+    model = Unicode(models.DEFAULT_MODEL, help="Model used when --model is not given.").tag(
+        config=True
+    )
+    effort = Unicode(
+        None, allow_none=True, help="Reasoning effort (low, medium, high); None: server default."
+    ).tag(config=True)
+    system = Unicode(None, allow_none=True, help="System prompt for every call.").tag(config=True)
+    max_tokens = CInt(None, allow_none=True, help="Cap on the reply's tokens.").tag(config=True)
+    temperature = CFloat(None, allow_none=True, help="Sampling temperature.").tag(config=True)
+    base_url = Unicode(
+        None, allow_none=True, help="API base URL; default $STEPFUN_BASE_URL or StepFun's."
+    ).tag(config=True)
+    timeout = CFloat(120.0, help="Seconds without any data before a call fails.").tag(config=True)
+    max_retries = CInt(3, help="Retries for 429/5xx before any text arrived.").tag(config=True)
+    show_reasoning = Bool(False, help="Open the reasoning panel by default.").tag(config=True)
+    reasoning = Bool(True, help="Show the reasoning at all.").tag(config=True)
+    budget = CInt(6_000, help="Token budget of each attached object.").tag(config=True)
+    detail = Enum(DETAILS, "low", help="Detail level sent with images.").tag(config=True)
+    image_max_side = CInt(2048, help="Images are downscaled to this long side.").tag(config=True)
+    api = Enum(APIS, "chat", help="chat: Chat Completions; messages: the Messages API.").tag(
+        config=True
+    )
+    memory = Bool(True, help="Send earlier turns of the thread as context.").tag(config=True)
+    replay = Bool(False, help="Answer from recorded replies only.").tag(config=True)
+    replay_speed = CFloat(200.0, help="Replay pace in tokens/s (0: at once).").tag(config=True)
+    history = Bool(True, help="Log every call to the SQLite history.").tag(config=True)
+    max_steps = CInt(8, help="--tools: model turns allowed before the loop stops.").tag(config=True)
+    history_path = Unicode(
+        None, allow_none=True, help="History database; default in the user data directory."
+    ).tag(config=True)
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self._session: Session | None = None
+        self._outputs = OutputRecorder(lambda: int(getattr(shell, "execution_count", 0)))
+        publisher: Any = getattr(shell, "display_pub", None)
+        if hasattr(publisher, "register_hook"):  # ipykernel: remember displayed images
+            publisher.register_hook(self._outputs.hook)
+
+    @magic_arguments()
+    @argument("-m", "--model", help="Model name (default: StepMagics.model, step-3.7-flash).")
+    @argument("-e", "--effort", choices=EFFORT_CHOICES, help="Reasoning effort.")
+    @argument("--system", help="System prompt for this call.")
+    @argument("--max-tokens", type=flags.positive_int, help="Cap on the reply's tokens.")
+    @argument("--temperature", type=flags.temperature, help="Sampling temperature, 0 to 2.")
+    @argument("--base-url", help="API base URL, e.g. a compatible or local server.")
+    @argument("--api", choices=APIS, help="chat (Chat Completions) or messages (Messages API).")
+    @argument("--timeout", type=flags.positive_seconds, help="Seconds without data to fail.")
+    @argument("--show-reasoning", action="store_true", help="Open the reasoning panel.")
+    @argument("--no-reasoning", action="store_true", help="Do not display the reasoning.")
+    @argument("-o", "--output", metavar="NAME", help="Also bind the result to NAME.")
+    @argument(
+        "-w",
+        "--with",
+        dest="attach",
+        type=flags.names,
+        default=(),
+        metavar="NAMES",
+        help="Attach kernel objects, comma-separated: variables (DataFrames, figures, images, "
+        "arrays, text), Out[N], @last / @N (image an earlier cell displayed), file paths.",
+    )
+    @argument("--budget", type=flags.positive_int, help="Token budget per attached object.")
+    @argument("--detail", choices=DETAILS, help="Image detail sent to the model.")
+    @argument("--dry-run", action="store_true", help="Show what would be sent; send nothing.")
+    @argument("--no-interpolate", action="store_true", help="Send {braces} verbatim.")
+    @argument("--strict", action="store_true", help="An unknown {name} is an error.")
+    @argument("--new", action="store_true", help="Start the conversation afresh.")
+    @argument("--chat", metavar="NAME", default="default", help="Use the named thread.")
+    @argument("--no-memory", action="store_true", help="One-off call: no earlier turns.")
+    @argument("--replay", action="store_true", help="Answer from a recorded reply only.")
+    @argument("--refresh", action="store_true", help="Call the API even when replaying.")
+    @argument("--cassette", metavar="FILE", help="Record to / replay from this JSONL file.")
+    @argument(
+        "--code",
+        nargs="?",
+        const="first",
+        choices=["first", "all"],
+        help="Put the answer's first (or all) code block(s) into a new cell below.",
+    )
+    @argument(
+        "--format",
+        choices=["markdown", "text", "json", "code"],
+        default="markdown",
+        help="How the answer is shown.",
+    )
+    @argument(
+        "--tools",
+        type=flags.names,
+        default=(),
+        metavar="NAMES",
+        help="Let the model call these functions (schema from their signatures) or explore "
+        "these DataFrames with read-only tools, comma-separated.",
+    )
+    @argument("--max-steps", type=flags.positive_int, help="--tools: model turns allowed (8).")
+    @argument("--confirm", action="store_true", help="--tools: ask before each call.")
+    @argument("--map", metavar="NAME", help="Run the prompt once per row of this frame/list.")
+    @argument("--as", dest="as_column", default="answer", metavar="COLUMN", help="--map column.")
+    @argument("--concurrency", type=flags.positive_int, default=4, help="--map parallel calls.")
+    @argument("--rpm", type=float, help="--map: at most this many requests a minute.")
+    @argument("--limit", type=flags.positive_int, help="--map: only the first N rows.")
+    @argument("--inplace", action="store_true", help="--map: add the column to the frame itself.")
+    @argument("--reasoning-col", metavar="COLUMN", help="--map: keep the reasoning too.")
+    @argument(
+        "--fields", metavar="SPEC", help="--map: parse answers into typed columns a:int,b:str."
+    )
+    @no_var_expand  # the prompt is ours to read: IPython must not expand {x} or $x first
+    @line_cell_magic
+    def step(self, line: str, cell: str | None = None) -> None:
+        """Ask a StepFun model; the reasoning streams into a panel, the answer below it.
+
+        Cell form: ``%%step [flags]`` with the prompt as the cell body.
+        Line form: ``%step [flags] prompt``. The result is bound to ``_step``.
+        """
+        args, prompt = read_flags(self.step.parser, line, cell)
+        from step_magic.magics.toolglue import check_tool_flags, tool_loop
+
+        check_tool_flags(args, replay=(self.replay or args.replay) and not args.refresh)
+        if args.map:
+            from step_magic.magics.mapglue import run_map
+
+            settings = self._settings(args, need_key=not args.dry_run)
+            in_notebook = magic_frontend.parent_msg_id(self.shell) is not None
+            run_map(self, args, prompt, settings, notebook=in_notebook)
+            return
+        options = self._call_options(args)
+        settings = self._settings(args, need_key=not (args.dry_run or options.replay))
+        composed = self._compose(prompt, settings.model, args)
+        budget = args.budget or self.budget
+        tools = tool_loop(args, self._namespace, budget_tokens=budget, max_steps=self.max_steps)
+        cell_id = magic_frontend.cell_id(self.shell)
+        specs = tools.toolbox.specs() if tools else ()
+        prepared = self.session.prepare(settings, composed, options, cell_id, specs)
+        if args.dry_run:
+            from step_magic.display.views import show_dry_run  # display code loads on first use
+
+            show_dry_run(prepared.request.body())
+            return
+        self.session.history = self.history_store()
+        view = magic_frontend.choose_view(self.shell, settings, tools=tools is not None)
+        result, error = self.session.ask(settings, prepared, options, view, cell_id, tools)
+        self._namespace["_step"] = result
+        if args.output:
+            self._namespace[args.output] = result
+        if error is None and args.code:
+            magic_frontend.code_to_next_cell(self.shell, result.answer, every=args.code == "all")
+        if error is None and options.display_format == "json":
+            error = _json_error(result.answer)
+        if error is not None:
+            raise error
+
+    @property
+    def session(self) -> Session:
+        """Threads, history and recorder of this kernel, created on first use."""
+        if self._session is None:
+            from step_magic.engine.session import Session
+
+            self._session = Session(None)
+        return self._session
+
+    def _call_options(self, args: argparse.Namespace) -> CallOptions:
+        from step_magic.engine.session import CallOptions
+
+        return CallOptions(
+            chat=args.chat,
+            new=args.new,
+            memory=self.memory and not args.no_memory,
+            replay=(self.replay or args.replay) and not args.refresh,
+            refresh=args.refresh,
+            cassette=Path(args.cassette).expanduser() if args.cassette else None,
+            replay_speed=self.replay_speed,
+            display_format=args.format,
+            notebook=magic_frontend.notebook_path(self.shell),
+        )
+
+    def history_store(self) -> History | None:
+        """The history database the traits ask for (reopened only when they change)."""
+        current = self.session.history
+        if not self.history:
+            return None
+        from step_magic.memory.history import History, default_path
+
+        path = Path(self.history_path).expanduser() if self.history_path else default_path()
+        if current is not None and current.path == path:
+            return current
+        if current is not None:
+            current.close()
+        return History(path)
+
+    @property
+    def _namespace(self) -> dict[str, Any]:
+        return self.shell.user_ns if self.shell is not None else {}
+
+    def _compose(self, prompt: str, model: str, args: argparse.Namespace) -> Composed:
+        """The prompt with references filled in and attachments collected, or a UsageError."""
+        from step_magic.context.compose import ComposeOptions, compose
+
+        options = ComposeOptions(
+            names=args.attach,
+            interpolate=not args.no_interpolate,
+            strict=args.strict,
+            budget_tokens=args.budget or self.budget,
+            detail=args.detail or self.detail,
+            image_max_side=self.image_max_side,
+        )
+        namespace = ChainMap(self._outputs.references(), self._namespace)
+        try:
+            return compose(prompt, namespace, model, options, cwd=Path.cwd())
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+
+    def _settings(self, args: argparse.Namespace, *, need_key: bool) -> config.Settings:
+        """This call's settings: flags over traits over the environment, validated."""
+        defaults = {name: getattr(self, name) for name in self.trait_names(config=True)}
+        local = self._session.local if self._session is not None else None
+        try:
+            settings, warning = config.settings_for(
+                vars(args),
+                defaults,
+                local_url=local.base_url if local is not None else None,
+                need_key=need_key,
+            )
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+        if warning:
+            print(f"Warning: {warning}", file=sys.stderr)
+        return settings
+
+    def release(self) -> None:
+        """Undo what loading did (``%unload_ext``): simulator, display hook, lingering panels."""
+        if self._session is not None:
+            self._session.stop_local()
+            if self._session.history is not None:
+                self._session.history.close()
+        publisher: Any = getattr(self.shell, "display_pub", None)
+        if hasattr(publisher, "unregister_hook"):
+            publisher.unregister_hook(self._outputs.hook)
+        render = sys.modules.get("step_magic.display.views")
+        if render is not None:
+            render.close_lingering_panels()
+
+
+# Both forms read flags alike: no abbreviations (in the line form "--eff" would be prompt).
+StepMagics.step.parser.allow_abbrev = False
+
+
+def _json_error(answer: str) -> BaseException | None:
+    from step_magic.core.result import AnswerFormatError
+    from step_magic.display.static import parse_json_answer
+
+    try:
+        parse_json_answer(answer)
+    except ValueError as err:
+        return AnswerFormatError(f"--format json: the answer is not valid JSON ({err})")
+    return None

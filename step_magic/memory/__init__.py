@@ -1,0 +1,3 @@
+"""What outlives a call: conversation threads, the SQLite history, and recorded replies
+(cassettes) that can be replayed offline.
+"""

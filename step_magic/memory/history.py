@@ -1,0 +1,270 @@
+"""A SQLite log of every ``%%step`` call: find old answers, export them, replay repeated requests.
+
+The schema is versioned with ``PRAGMA user_version`` and changed only by appending to
+``MIGRATIONS``, so a file written by an older step-magic is upgraded in place and one written by
+a newer step-magic is left alone. History is a convenience: a broken file, a full disk or an
+unwritable directory costs one warning, never a failed cell. The log holds references to media
+(a hash, a size, a type), never the media, and it has no place for the API key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from step_magic.core.redact import redact_media
+
+PATH_VARIABLE = "STEP_MAGIC_HISTORY"
+BUSY_TIMEOUT = 5.0  # seconds another process may hold the write lock before we give up
+
+# Each entry moves the schema up one version; never edit an entry, append a new one.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE calls (
+            id INTEGER PRIMARY KEY, started_at REAL NOT NULL, model TEXT NOT NULL, effort TEXT,
+            prompt TEXT NOT NULL, messages TEXT NOT NULL, attachments TEXT NOT NULL,
+            reasoning TEXT NOT NULL, answer TEXT NOT NULL, status TEXT NOT NULL, error TEXT,
+            prompt_tokens INTEGER, completion_tokens INTEGER, cached_tokens INTEGER,
+            finish_reason TEXT, trace_id TEXT, completion_id TEXT, elapsed REAL,
+            first_token REAL, notebook TEXT, thread TEXT, cache_key TEXT,
+            replayed INTEGER NOT NULL DEFAULT 0
+        )""",
+    ),
+    (
+        "CREATE INDEX calls_by_cache_key ON calls (cache_key)",
+        "CREATE INDEX calls_by_start ON calls (started_at)",
+    ),
+)
+
+# What a broken file, a full disk or an odd value (a lone surrogate) can raise; none of it may
+# fail the user's cell.
+_FAILURES = (sqlite3.Error, OSError, ValueError, TypeError)
+_SEARCHED = ("prompt", "answer", "reasoning", "model", "trace_id")
+_NEWEST_FIRST = "ORDER BY started_at DESC, id DESC"
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One call as logged: the request (media as references), the reply and its provenance."""
+
+    started_at: float
+    model: str
+    effort: str | None
+    prompt: str
+    messages: tuple[dict[str, Any], ...]
+    attachments: tuple[str, ...]
+    reasoning: str
+    answer: str
+    status: str
+    error: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached_tokens: int | None = None
+    finish_reason: str | None = None
+    trace_id: str | None = None
+    completion_id: str | None = None
+    elapsed: float | None = None
+    first_token: float | None = None
+    notebook: str | None = None
+    thread: str | None = None
+    cache_key: str | None = None
+    replayed: bool = False
+    id: int | None = None
+
+
+_COLUMNS = tuple(item.name for item in fields(CallRecord) if item.name != "id")
+_INSERT = f"INSERT INTO calls ({', '.join(_COLUMNS)}) VALUES (:{', :'.join(_COLUMNS)})"
+_SELECT = f"SELECT id, {', '.join(_COLUMNS)} FROM calls"
+
+
+def default_path() -> Path:
+    """Where history lives: ``$STEP_MAGIC_HISTORY``, else the platform's user data directory."""
+    override = os.environ.get(PATH_VARIABLE, "").strip()
+    if override:
+        return Path(override).expanduser()
+    return platformdirs.user_data_path("step-magic") / "history.sqlite3"
+
+
+def _print_warning(message: str) -> None:
+    print(f"step-magic: {message}", file=sys.stderr)
+
+
+class History:
+    """The call log in one SQLite file, safe to share between threads and processes.
+
+    Nothing touches the disk until the first call, so creating one costs nothing. Every method
+    but ``export_jsonl`` swallows database and file errors: the first one is reported through
+    ``warn`` (one line), the rest are silent. If the file cannot be opened, or was written by a
+    newer step-magic, the object stays a no-op.
+    """
+
+    def __init__(self, path: Path | None = None, *, warn: Callable[[str], None] | None = None):
+        self.path = default_path() if path is None else Path(path)
+        self._warn = warn or _print_warning
+        self._warned = False
+        self._disabled = False
+        self._connection: sqlite3.Connection | None = None
+        self._lock = threading.Lock()  # one connection, shared by the kernel and worker threads
+
+    def record(self, call: CallRecord) -> int | None:
+        """Append ``call`` and return its row id, or None when history is unavailable."""
+        values = {name: getattr(call, name) for name in _COLUMNS}
+        with self._lock:
+            try:
+                connection = self._connect()
+                if connection is None:
+                    return None
+                values["messages"] = json.dumps(redact_media(call.messages), ensure_ascii=False)
+                values["attachments"] = json.dumps(list(call.attachments), ensure_ascii=False)
+                return connection.execute(_INSERT, values).lastrowid
+            except _FAILURES as exc:
+                self._warn_once("history record failed", exc)
+                return None
+
+    def recent(self, n: int = 20, search: str | None = None) -> list[CallRecord]:
+        """The ``n`` newest calls, newest first; ``search`` matches text case-insensitively."""
+        clauses = [f"step_contains({column}, :search)" for column in _SEARCHED]
+        where = f"WHERE {' OR '.join(clauses)}" if search else ""
+        return self._select(f"{where} {_NEWEST_FIRST} LIMIT :n", {"search": search, "n": n})
+
+    def find_reply(self, cache_key: str) -> CallRecord | None:
+        """The newest complete reply to the request with ``cache_key``, for replay."""
+        query = f"WHERE cache_key = :key AND status = 'complete' {_NEWEST_FIRST} LIMIT 1"
+        found = self._select(query, {"key": cache_key})
+        return found[0] if found else None
+
+    def export_jsonl(self, target: Path, *, n: int | None = None, search: str | None = None) -> int:
+        """Write the ``n`` newest matching calls (all by default) to ``target``, oldest first.
+
+        Raises OSError when ``target`` cannot be written; the caller says so to the user.
+        """
+        records = self.recent(-1 if n is None else n, search)[::-1]
+        with Path(target).open("w", encoding="utf-8") as out:
+            for item in records:
+                out.write(json.dumps(asdict(item), ensure_ascii=False) + "\n")
+        return len(records)
+
+    def close(self) -> None:
+        """Close the connection; the next call opens it again."""
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    def _select(self, clauses: str, params: dict[str, Any]) -> list[CallRecord]:
+        with self._lock:
+            try:
+                connection = self._connect()
+                if connection is None:
+                    return []
+                rows = connection.execute(f"{_SELECT} {clauses}", params).fetchall()
+                return [_from_row(row) for row in rows]
+            except _FAILURES as exc:
+                self._warn_once("history read failed", exc)
+                return []
+
+    def _connect(self) -> sqlite3.Connection | None:
+        """The open, migrated connection; None when history is disabled. Call under the lock."""
+        if self._connection is not None or self._disabled:
+            return self._connection
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+            )
+        except _FAILURES as exc:
+            self._disable(exc)
+            return None
+        try:
+            refusal = _prepare(connection)
+        except _FAILURES as exc:
+            refusal = f"{exc}"
+        if refusal:
+            connection.close()
+            self._disable(refusal)
+            return None
+        connection.row_factory = sqlite3.Row
+        connection.create_function("step_contains", 2, _contains, deterministic=True)
+        self._connection = connection
+        return connection
+
+    def _disable(self, reason: object) -> None:
+        self._disabled = True
+        self._warn_once("history disabled", reason)
+
+    def _warn_once(self, what: str, problem: object) -> None:
+        if not self._warned:
+            self._warned = True
+            self._warn(" ".join(f"{what}: {problem} ({self.path})".split()))
+
+
+def _prepare(connection: sqlite3.Connection) -> str | None:
+    """Check the version, switch on WAL, migrate; return why the file must be left alone."""
+    known = len(MIGRATIONS)
+    found = _version(connection)
+    if found <= known:  # a newer file is not even switched to WAL: that writes to it
+        _switch_to_wal(connection)
+        # With WAL, NORMAL cannot corrupt the file (a power cut may lose the last call), and a
+        # commit no longer waits for the disk while another process waits for the lock.
+        connection.execute("PRAGMA synchronous = NORMAL")
+    if found < known:
+        # IMMEDIATE takes the write lock before reading the version, so two processes creating
+        # the file at once migrate it once.
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            found = _version(connection)
+            for steps in MIGRATIONS[found:]:
+                for statement in steps:
+                    connection.execute(statement)
+            connection.execute(f"PRAGMA user_version = {max(found, known)}")
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+    if found > known:
+        return f"schema version {found} is newer than this step-magic knows ({known})"
+    return None
+
+
+def _version(connection: sqlite3.Connection) -> int:
+    return int(connection.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _switch_to_wal(connection: sqlite3.Connection) -> None:
+    """Turn on WAL (kept in the file), so readers never block the writer and vice versa.
+
+    While two processes create the file at once, SQLite answers "database is locked" at once
+    instead of waiting (waiting here could deadlock it), so we wait for it.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def _contains(text: str | None, needle: str) -> bool:
+    return text is not None and needle.casefold() in text.casefold()
+
+
+def _from_row(row: sqlite3.Row) -> CallRecord:
+    values = dict(zip(row.keys(), row, strict=True))
+    values["messages"] = tuple(json.loads(values["messages"]))
+    values["attachments"] = tuple(json.loads(values["attachments"]))
+    values["replayed"] = bool(values["replayed"])
+    return CallRecord(**values)

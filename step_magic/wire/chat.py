@@ -1,0 +1,192 @@
+"""Turn a streamed Chat Completions reply into typed events; the UI never sees SSE or JSON.
+
+The openai SDK does the HTTP and SSE work. Here we read StepFun's extra fields (``reasoning``,
+or ``reasoning_content``, or ``<think>`` inline), keep the trace id from the response headers,
+retry 429/5xx before any text arrived, and turn every failure into one ``StepAPIError`` whose
+message is a single line with the status, the server's words and the trace id (the retry
+policy and the wording live in ``apierrors.py``, the events in ``events.py``).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import ssl
+import threading
+from collections.abc import Generator, Iterator
+from typing import TYPE_CHECKING, Any
+
+from step_magic.core.events import AnswerDelta, Event, Finished, ReasoningDelta, Usage, Waiting
+from step_magic.core.request import ChatRequest
+from step_magic.core.settings import Settings, redact
+from step_magic.core.text import clean_text
+from step_magic.wire.retry import (
+    RETRY_STATUSES,
+    StepAPIError,
+    describe_error,
+    retry_delay,
+    retry_reason,
+    wait_too_long,
+)
+from step_magic.wire.thinktags import ThinkTagSplitter
+from step_magic.wire.toolcalls import ToolCallCollector
+
+if TYPE_CHECKING:
+    import openai
+
+
+class ReplyStream:
+    """Iterate over the events of one call; ``close()`` from another thread stops it.
+
+    The stream is read on a worker thread by the caller while the kernel's main thread
+    renders, so ``close`` must be safe to call at any time, including during a retry wait.
+    """
+
+    def __init__(self, settings: Settings, request: ChatRequest) -> None:
+        self._settings = settings
+        self._request = request
+        self._cancelled = threading.Event()
+        self._client: Any = None
+        self.trace_id: str | None = None
+        self.completion_id: str | None = None
+
+    def close(self) -> None:
+        """Stop: wake a retry wait and close the connection, even before headers arrived.
+
+        Closing the client closes its pool, so a request still waiting for the server ends
+        at once instead of reading (and paying for) a reply nobody will see.
+        """
+        self._cancelled.set()
+        client = self._client
+        if client is not None:
+            client.close()
+
+    def __iter__(self) -> Iterator[Event]:
+        import openai
+
+        self._client = client = openai.OpenAI(
+            api_key=self._settings.api_key,
+            base_url=self._settings.base_url,
+            timeout=self._settings.timeout,
+            max_retries=0,
+            http_client=openai.DefaultHttpxClient(verify=tls_context()),
+        )
+        try:
+            stream = yield from self._open(client)
+            if stream is not None and not self._cancelled.is_set():
+                yield from self._read(stream)
+        finally:
+            client.close()
+
+    def _open(self, client: openai.OpenAI) -> Generator[Event, None, Any]:
+        """Start the request, retrying 429/5xx with backoff; return the SDK stream."""
+        import openai
+
+        attempts = self._settings.max_retries + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                stream = client.chat.completions.create(**self._request.body())
+            except openai.APIStatusError as err:
+                self.trace_id = err.response.headers.get("x-trace-id")
+                delay = retry_delay(attempt, err.response.headers.get("retry-after"))
+                if err.status_code not in RETRY_STATUSES or attempt == attempts:
+                    raise self._error(err) from None
+                if delay is None:
+                    raise self._error(err, note=wait_too_long(err)) from None
+                yield Waiting(retry_reason(err), delay, attempt, attempts - 1)
+                if self._cancelled.wait(delay):
+                    return None
+            except openai.APIError as err:
+                if self._cancelled.is_set():
+                    return None
+                raise self._error(err) from None
+            else:
+                self.trace_id = stream.response.headers.get("x-trace-id")
+                return stream
+        return None
+
+    def _read(self, stream: Any) -> Iterator[Event]:
+        import openai
+
+        splitter = ThinkTagSplitter()
+        tool_calls = ToolCallCollector()
+        finish_reason: str | None = None
+        usage: Usage | None = None
+        try:
+            for chunk in stream:
+                if self._cancelled.is_set():
+                    return
+                self.completion_id = getattr(chunk, "id", None) or self.completion_id
+                usage = _usage(getattr(chunk, "usage", None)) or usage
+                for choice in getattr(chunk, "choices", None) or ():
+                    finish_reason = getattr(choice, "finish_reason", None) or finish_reason
+                    delta = getattr(choice, "delta", None)
+                    tool_calls.feed(getattr(delta, "tool_calls", None))
+                    yield from _deltas(delta, splitter)
+        except (openai.APIError, json.JSONDecodeError) as err:
+            if self._cancelled.is_set():
+                return
+            raise self._error(err) from None
+        finally:
+            stream.close()
+        reasoning, answer = splitter.finish()
+        if reasoning:
+            yield ReasoningDelta(reasoning)
+        if answer:
+            yield AnswerDelta(answer)
+        ids = (self.trace_id, self.completion_id)
+        yield Finished(finish_reason, usage, *ids, tool_calls.calls())
+
+    def _error(self, err: Exception, note: str = "") -> StepAPIError:
+        """One clean error with the status and server message, key removed just in case."""
+        status, detail = describe_error(err, self._settings.base_url, self._settings.timeout)
+        detail += note
+        return StepAPIError(
+            redact(detail, self._settings.api_key),
+            status=status,
+            trace_id=self.trace_id,
+            completion_id=self.completion_id,
+        )
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """One TLS context for every call: loading the CA bundle costs ~25 ms each time.
+
+    The client itself stays per call, so ``close()`` can cut exactly this call's connection.
+    """
+    try:
+        import certifi
+    except ImportError:  # the SDK's HTTP library normally brings it
+        return ssl.create_default_context()
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+def _deltas(delta: Any, splitter: ThinkTagSplitter) -> Iterator[Event]:
+    """Reasoning and answer text of one delta, tolerating odd shapes (None, missing fields)."""
+    if delta is None:
+        return
+    extra = getattr(delta, "model_extra", None) or {}
+    reasoning = getattr(delta, "reasoning", None) or extra.get("reasoning")
+    reasoning = reasoning or extra.get("reasoning_content")
+    if isinstance(reasoning, str) and reasoning:
+        yield ReasoningDelta(clean_text(reasoning))
+    content = getattr(delta, "content", None)
+    if isinstance(content, str) and content:
+        think, answer = splitter.feed(clean_text(content))
+        if think:
+            yield ReasoningDelta(think)
+        if answer:
+            yield AnswerDelta(answer)
+
+
+def _usage(raw: Any) -> Usage | None:
+    if raw is None:
+        return None
+    extra = getattr(raw, "model_extra", None) or {}
+    details = getattr(raw, "prompt_tokens_details", None)
+    cached = extra.get("cached_tokens") or getattr(details, "cached_tokens", None)
+    prompt = int(getattr(raw, "prompt_tokens", 0) or 0)
+    completion = int(getattr(raw, "completion_tokens", 0) or 0)
+    total = int(getattr(raw, "total_tokens", 0) or prompt + completion)
+    return Usage(prompt, completion, total, int(cached) if cached else None)

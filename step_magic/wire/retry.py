@@ -1,0 +1,121 @@
+"""When a call fails: the one-line ``StepAPIError``, and whether and how long to wait first.
+
+Both API clients (``client.py`` for Chat Completions, ``messages.py`` for the Messages API)
+retry the same statuses with the same backoff and word their failures the same way, so a user
+sees one kind of error whichever API they chose. The policy lives here, apart from the
+stream reading, so the two clients cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import random
+import time
+from typing import Any
+
+from step_magic.core.errors import OneLineError
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_RETRY_DELAY = 30.0
+HINTS = {
+    401: "check STEPFUN_API_KEY; keys from api.stepfun.com and api.stepfun.ai are not "
+    "interchangeable",
+    402: "the account balance is insufficient",
+    404: "check the model name and --base-url",
+    429: "rate limited; try again in a moment",
+}
+
+
+class StepAPIError(OneLineError):
+    """A failed call, described in one line a user can paste into a bug report."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        trace_id: str | None = None,
+        completion_id: str | None = None,
+    ) -> None:
+        self.status = status
+        self.detail = message
+        self.trace_id = trace_id
+        self.completion_id = completion_id
+        super().__init__(self._line())
+
+    def _line(self) -> str:
+        head = f"StepFun API error {self.status}" if self.status else "StepFun API error"
+        ids = [f"trace id {self.trace_id}"] if self.trace_id else []
+        if self.completion_id:
+            ids.append(f"id {self.completion_id}")
+        tail = f" ({', '.join(ids)})" if ids else ""
+        return f"{head}: {self.detail}{tail}"
+
+
+def retry_delay(
+    attempt: int, retry_after: str | None, *, cap: float = MAX_RETRY_DELAY
+) -> float | None:
+    """Seconds to wait before retry ``attempt``: the server's Retry-After, else backoff.
+
+    None when the server asks for longer than ``cap``: retrying early would only use up the
+    retries, so the call fails and says how long the server wants. Exponential backoff
+    with full jitter keeps many kernels from retrying in lockstep.
+    """
+    if retry_after:
+        seconds = _parse_retry_after(retry_after.strip())
+        if seconds is not None:
+            return max(seconds, 0.0) if seconds <= cap else None
+    return random.uniform(0, min(cap, 0.5 * 2**attempt))
+
+
+def wait_too_long(err: Any) -> str:
+    """The note for a Retry-After we will not wait for (the user decides to come back)."""
+    return f" (the server asks to wait {err.response.headers.get('retry-after')} s)"
+
+
+def _parse_retry_after(value: str) -> float | None:
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return when.timestamp() - time.time()
+
+
+def retry_reason(err: Any) -> str:
+    """Why a retry waits, in the words the panel header shows."""
+    return "rate limited" if err.status_code == 429 else f"server error {err.status_code}"
+
+
+def describe_error(err: Exception, base_url: str, timeout: float) -> tuple[int | None, str]:
+    """The HTTP status (if any) and one line that says what went wrong and what to do."""
+    import openai
+
+    if isinstance(err, openai.APIStatusError):
+        message = _server_message(err.body) or err.response.reason_phrase or "request failed"
+        hint = HINTS.get(err.status_code)
+        return err.status_code, f"{message} — {hint}" if hint else message
+    if isinstance(err, openai.APITimeoutError):
+        return None, f"no data from {base_url} for {timeout:g} s (timed out; see --timeout)"
+    if isinstance(err, openai.APIConnectionError):
+        cause = err.__cause__ or err.__context__
+        why = f": {cause}" if cause and str(cause) else ""
+        return None, f"connection to {base_url} failed{why}"
+    if isinstance(err, json.JSONDecodeError):
+        return None, f"malformed chunk from the server ({err.msg} at position {err.pos})"
+    if isinstance(err, openai.APIError):
+        return None, _server_message(err.body) or err.message
+    return None, str(err)
+
+
+def _server_message(body: object) -> str | None:
+    """The ``error.message`` of StepFun's error body, whatever wrapping the SDK left on it."""
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            return str(inner["message"])
+    return None

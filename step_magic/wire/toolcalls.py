@@ -1,0 +1,190 @@
+"""Tool calls as they arrive in a stream, and the record of each call the panel shows.
+
+In a Chat Completions stream a tool call comes in pieces: a first delta with its index, id
+and function name, then its JSON arguments a few characters at a time. ``ToolCallCollector``
+puts the pieces together per index, tolerating servers that repeat the id or name in every
+delta or leave the index out.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from step_magic.core.text import clean_text
+
+PREVIEW_CHARS = 160
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One call the model asked for; ``arguments`` is the JSON text exactly as written."""
+
+    id: str
+    name: str
+    arguments: str
+
+    def entry(self) -> dict[str, Any]:
+        """The call as it goes back in the assistant message's ``tool_calls``.
+
+        Arguments that are not a JSON object (empty, cut, invalid) go back as ``{}``: some
+        servers parse them and fail the whole request, every turn of the thread after it.
+        The tool message that answers the call says what was wrong with them.
+        """
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": _object_json(self.arguments)},
+        }
+
+
+def _object_json(text: str) -> str:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return "{}"
+    return text if isinstance(value, dict) else "{}"
+
+
+@dataclass
+class _Partial:
+    id: str = ""
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
+    # For servers that send no id: unique, since a thread holds many turns' calls.
+    made_up_id: str = field(default_factory=lambda: f"call_{uuid.uuid4().hex[:24]}")
+
+
+class ToolCallCollector:
+    """Assemble streamed ``delta.tool_calls`` pieces into whole calls.
+
+    A piece belongs to the call with its id when it has one (some gateways number every call
+    0, others leave the index out and repeat the id), else to the call at its index, else to
+    the call the previous piece went to.
+    """
+
+    def __init__(self) -> None:
+        self._calls: list[_Partial] = []
+        self._by_id: dict[str, _Partial] = {}
+        self._by_index: dict[int, _Partial] = {}
+        self._current: _Partial | None = None
+
+    def feed(self, pieces: Any) -> None:
+        """Add the ``tool_calls`` of one delta (a list of SDK objects or dicts, or None)."""
+        for piece in pieces or ():
+            index = _get(piece, "index")
+            call_id = _get(piece, "id")
+            partial = self._find(
+                index if isinstance(index, int) else None,
+                call_id if isinstance(call_id, str) and call_id else None,
+            )
+            function = _get(piece, "function")
+            name = _get(function, "name")
+            if isinstance(name, str) and name and not partial.name:
+                partial.name = name
+            arguments = _get(function, "arguments")
+            if isinstance(arguments, str):
+                partial.arguments.append(arguments)
+            self._current = partial
+
+    def _find(self, index: int | None, call_id: str | None) -> _Partial:
+        if call_id is not None:
+            known = self._by_id.get(call_id)
+            if known is not None:
+                return known
+            at_index = self._by_index.get(index) if index is not None else None
+            if at_index is not None and not at_index.id:  # the id came after the first piece
+                at_index.id = call_id
+                self._by_id[call_id] = at_index
+                return at_index
+            return self._new(index, call_id)
+        if index is not None:
+            return self._by_index.get(index) or self._new(index, None)
+        return self._current or self._new(None, None)
+
+    def _new(self, index: int | None, call_id: str | None) -> _Partial:
+        partial = _Partial(id=call_id or "")
+        self._calls.append(partial)
+        if call_id is not None:
+            self._by_id[call_id] = partial
+        if index is not None:
+            self._by_index[index] = partial
+        return partial
+
+    def calls(self) -> tuple[ToolCall, ...]:
+        """The calls so far, in the order they began, cleaned (a name or argument may reach a
+        terminal or a ``--confirm`` question); a call without an id gets one."""
+        return tuple(
+            ToolCall(
+                clean_text(partial.id) or partial.made_up_id,
+                clean_text(partial.name),
+                clean_text("".join(partial.arguments)),
+            )
+            for partial in self._calls
+            if partial.name
+        )
+
+
+def _get(obj: Any, name: str) -> Any:
+    if obj is None:
+        return None
+    if isinstance(obj, dict):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+@dataclass
+class ToolRecord:
+    """What one call did, for the panel, the saved form and ``_step.tool_calls``.
+
+    ``at`` is how much reasoning had arrived when the call was made, so the saved form can
+    show each call where it happened in the model's train of thought.
+    """
+
+    name: str
+    arguments: str
+    call_id: str
+    step: int
+    at: int
+    status: str = "running"  # running, ok, error, declined, interrupted
+    preview: str = ""
+    duration: float = 0.0
+    said: str = ""  # what the model wrote along with this turn's calls (on the first one)
+
+
+def signature(call: ToolCall | ToolRecord, limit: int | None = PREVIEW_CHARS) -> str:
+    """``name(a=1, b='x')`` from the model's JSON arguments (the raw text if it is not JSON).
+
+    ``limit`` shortens the arguments for the panel; ``None`` shows them whole (``--confirm``
+    must not hide the argument that matters past a cut).
+    """
+    try:
+        arguments: Any = json.loads(call.arguments) if call.arguments.strip() else {}
+    except ValueError:
+        arguments = None
+    if isinstance(arguments, dict):
+        inner = ", ".join(f"{key}={value!r}" for key, value in arguments.items())
+    else:
+        inner = call.arguments
+    return f"{call.name}({inner if limit is None else _shorten(inner, limit)})"
+
+
+def preview(text: str) -> str:
+    """The start of a result on one line, for the panel."""
+    return _shorten(" ".join(text.split()), PREVIEW_CHARS)
+
+
+def outcome_text(record: ToolRecord) -> str:
+    """How a finished call went, in a few words: ``0.02 s → 42``, ``error: …``."""
+    took = f"{record.duration:.2f} s"
+    if record.status == "ok":
+        return f"{took} → {record.preview}"
+    if record.status == "error":
+        return f"failed after {took}: {record.preview.removeprefix('Error: ')}"
+    return record.status
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
