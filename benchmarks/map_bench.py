@@ -23,8 +23,9 @@ from _common import API_KEY, MODEL, Unmeasurable, local_server, run, table, verd
 
 from step_magic.batch.cache import CassetteCache
 from step_magic.batch.rowcall import stream_call
-from step_magic.batch.scheduler import MapSummary, map_rows
+from step_magic.batch.scheduler import map_rows
 from step_magic.batch.table import MapOptions
+from step_magic.core.mapresult import MapSummary
 from step_magic.core.request import build_request
 from step_magic.core.settings import Settings
 

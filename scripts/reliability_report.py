@@ -38,9 +38,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.sse_peer: the raw-socket peer the tests use
 
+from step_magic.core.cassette import Cassette, RecordedReply  # noqa: E402
 from step_magic.core.request import ChatRequest  # noqa: E402
 from step_magic.display.bundles import answer_bundle, reasoning_bundle  # noqa: E402
-from step_magic.memory.replay import Cassette, RecordedReply  # noqa: E402
 from step_magic.server import FAULTS, LocalServer, ServerConfig  # noqa: E402
 from tests.sse_peer import SSEPeer  # noqa: E402
 

@@ -22,8 +22,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from step_magic.core.errors import ToolError
 from step_magic.tools.frametools import AGGS, MAX_ROWS, OPS, frame_tools
-from step_magic.tools.toolbox import Tool, ToolError
+from step_magic.tools.toolbox import Tool
 
 LIBRARIES = ["pandas", "polars"]
 OP_NAMES = [

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from step_magic.core.cassette import Cassette, RecordedReply
 from step_magic.core.request import ChatRequest
-from step_magic.memory.replay import Cassette, RecordedReply
 from step_magic.server import LocalServer
 
 pytestmark = pytest.mark.kernel

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from step_magic.core.errors import StepAPIError
 from step_magic.core.result import StepResult
 from step_magic.server import LocalServer
-from step_magic.wire.retry import StepAPIError
 
 from .conftest import TEST_KEY
 

@@ -22,13 +22,15 @@ import polars as pl
 import pytest
 
 from step_magic.batch.cache import CassetteCache
+from step_magic.batch.plan import plan_map
 from step_magic.batch.rowcall import stream_call
-from step_magic.batch.scheduler import MapProgress, map_rows
+from step_magic.batch.scheduler import map_rows
 from step_magic.batch.table import MapOptions, Reply, row_prompts
+from step_magic.core.cassette import Cassette, RecordedReply
+from step_magic.core.mapresult import MapProgress
 from step_magic.core.request import ChatRequest, build_request
 from step_magic.core.settings import Settings
-from step_magic.display.progress import TerminalProgress, dry_run_text
-from step_magic.memory.replay import Cassette, RecordedReply
+from step_magic.display.progress import TerminalProgress, map_dry_run_text
 from step_magic.server import LocalServer
 
 from .conftest import TEST_KEY
@@ -444,7 +446,9 @@ def test_dry_run_shows_the_first_prompt_and_an_estimate_without_sending(
 ) -> None:
     settings = settings_for(server)
     options = MapOptions("a", limit=5, rpm=10)
-    text = dry_run_text(books(), "Summarise {title} by {author}", requester(settings), options)
+    template = "Summarise {title} by {author}"
+    plan = plan_map(books(), template, requester(settings), options, body=ChatRequest.body)
+    text = map_dry_run_text(plan)
 
     assert "5 requests, one per row" in text
     assert "10 a minute: ≥ 30.0 s" in text

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from step_magic.display.markdown import answer_html, code_blocks, safe_markdown
+from step_magic.core.answers import code_blocks
+from step_magic.display.markdown import answer_html, safe_markdown
 
 TAGS = {
     "p", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "pre", "code", "em", "strong",

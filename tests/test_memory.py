@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
+from step_magic.core.cassette import Cassette, RecordedReply
+from step_magic.core.errors import ReplayError
 from step_magic.core.events import Usage
 from step_magic.core.request import ChatRequest
 from step_magic.memory.history import History
-from step_magic.memory.replay import Cassette, RecordedReply, ReplayError
 from step_magic.server import LocalServer
 
 from .conftest import TEST_KEY

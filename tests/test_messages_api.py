@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 
+from step_magic.core.errors import StepAPIError
 from step_magic.core.events import AnswerDelta, Event, Finished, ReasoningDelta, Usage, Waiting
 from step_magic.core.request import ChatRequest
 from step_magic.core.settings import Settings
 from step_magic.server import LocalServer
 from step_magic.wire.chat import ReplyStream
 from step_magic.wire.messages import MessagesStream
-from step_magic.wire.retry import StepAPIError
 from step_magic.wire.sse import ServerEvent, SSEDecoder
 
 from .conftest import TEST_KEY

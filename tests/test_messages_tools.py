@@ -12,9 +12,9 @@ from typing import Any
 from step_magic.core.events import Finished
 from step_magic.core.request import ChatRequest
 from step_magic.core.settings import Settings
+from step_magic.core.toolrecords import ToolCall
 from step_magic.wire.messages import MessagesStream
 from step_magic.wire.messages_body import messages_body
-from step_magic.wire.toolcalls import ToolCall
 
 from .sse_peer import SSEPeer
 

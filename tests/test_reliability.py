@@ -28,6 +28,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from step_magic.core.errors import StepAPIError
 from step_magic.core.events import AnswerDelta, Event, Finished, ReasoningDelta
 from step_magic.core.request import ChatRequest, build_request
 from step_magic.core.result import StepResult
@@ -37,7 +38,6 @@ from step_magic.display.views import TerminalView
 from step_magic.engine.runner import run_call
 from step_magic.server import LocalServer
 from step_magic.wire.chat import ReplyStream
-from step_magic.wire.retry import StepAPIError
 
 from .conftest import TEST_KEY, kernel_env
 from .kernel import CellRun, KernelSession

@@ -12,8 +12,10 @@ import pandas as pd
 import pydantic
 import pytest
 
+from step_magic.core.errors import ToolError
+from step_magic.tools.build import build_toolbox
 from step_magic.tools.schema import function_tool
-from step_magic.tools.toolbox import Toolbox, ToolError, build_toolbox, result_text
+from step_magic.tools.toolbox import Toolbox, result_text
 
 
 class Unit(enum.Enum):

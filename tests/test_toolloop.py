@@ -6,10 +6,10 @@ import json
 import signal
 
 from step_magic.core.request import ChatRequest
+from step_magic.core.toolrecords import ToolCall, ToolRecord
 from step_magic.engine.toolloop import ToolLoop, question
 from step_magic.tools.schema import function_tool
 from step_magic.tools.toolbox import Toolbox
-from step_magic.wire.toolcalls import ToolCall, ToolRecord
 
 
 def test_confirm_shows_the_whole_call() -> None:

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Protocol
 
 from step_magic.batch.table import Reply
+from step_magic.core.cassette import Cassette, RecordedReply
 from step_magic.core.redact import redact_media
 from step_magic.core.request import ChatRequest
 from step_magic.memory.history import CallRecord, History
-from step_magic.memory.replay import Cassette, RecordedReply
 
 
 class ReplyCache(Protocol):
@@ -39,7 +39,7 @@ class HistoryCache:
         record = self.history.find_reply(key)
         if record is None:
             return None
-        reply = RecordedReply.from_record(record)
+        reply = record.reply()
         return reply.answer, reply.reasoning, reply.usage
 
     def store(self, key: str, request: ChatRequest, reply: Reply) -> None:

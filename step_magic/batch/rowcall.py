@@ -12,11 +12,11 @@ import threading
 from collections.abc import Callable
 
 from step_magic.batch.table import Reply
+from step_magic.core.errors import StepAPIError
 from step_magic.core.events import AnswerDelta, Finished, ReasoningDelta, Waiting
 from step_magic.core.request import ChatRequest
 from step_magic.core.settings import Settings
 from step_magic.wire.chat import ReplyStream
-from step_magic.wire.retry import StepAPIError
 
 Call = Callable[[ChatRequest], Reply]
 

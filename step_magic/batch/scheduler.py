@@ -13,76 +13,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from step_magic.batch.cache import ReplyCache
 from step_magic.batch.rowcall import Call, RowContext
 from step_magic.batch.table import NO_NAMES, MapOptions, Reply, new_columns, read_table, write_table
+from step_magic.core.errors import StepAPIError
 from step_magic.core.interrupts import interrupts_noted
+from step_magic.core.mapresult import MapProgress, MapSummary
 from step_magic.core.models import estimate_cost
 from step_magic.core.request import ChatRequest
-from step_magic.display.static import seconds
-from step_magic.wire.retry import StepAPIError
 
 PROGRESS_SECONDS = 0.25  # at most ~4 progress callbacks a second
 GRACE_SECONDS = 10.0  # after Ctrl-C, how long rows in flight may finish (and be kept)
 MAX_ERRORS = 3
 # Statuses that will fail every other row too (bad key, no balance, no such model): stop.
 FATAL_STATUSES = frozenset({401, 402, 403, 404})
-
-
-@dataclass(frozen=True)
-class MapProgress:
-    """Counts so far, for a progress display; ``stopping`` once Ctrl-C was pressed."""
-
-    total: int
-    done: int
-    failed: int
-    cached: int
-    retrying: int
-    prompt_tokens: int
-    completion_tokens: int
-    cost: float | None
-    elapsed: float
-    eta: float | None
-    stopping: bool = False
-
-
-@dataclass
-class MapSummary:
-    """How a map went. ``done`` includes ``cached`` rows; tokens and cost are this run's."""
-
-    rows: int
-    done: int = 0
-    failed: int = 0
-    cached: int = 0
-    retried: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost: float | None = 0.0
-    elapsed: float = 0.0
-    first_errors: list[str] = field(default_factory=list)
-    interrupted: bool = False
-    stopped: str | None = None  # why the run stopped early on its own (a fatal error)
-
-    def text(self) -> str:
-        """A short human summary: counts, throughput, tokens, cost, and the first errors."""
-        sent = self.done - self.cached + self.failed
-        counts = [f"{self.done:,} of {self.rows:,} rows answered"]
-        counts += [f"{self.cached:,} from the cache"] if self.cached else []
-        counts += [f"{self.failed:,} failed"] + (
-            [f"{self.retried:,} retries"] if self.retried else []
-        )
-        pace = f", {sent / self.elapsed:.1f} rows/s" if sent and self.elapsed > 0 else ""
-        tokens = f"{self.prompt_tokens:,} prompt + {self.completion_tokens:,} completion tokens"
-        lines = [
-            f"{', '.join(counts)} · {seconds(self.elapsed)}{pace}",
-            tokens + ("" if self.cost is None else f" · ≈ ${self.cost:.4f}"),
-        ]
-        if self.interrupted or self.stopped:
-            why = "interrupted" if self.interrupted else f"stopped: {self.stopped}"
-            lines.append(f"{why} — {self.rows - self.done - self.failed:,} rows not run")
-        return "\n".join(lines + [f"  {error}" for error in self.first_errors])
 
 
 @dataclass

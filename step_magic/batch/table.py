@@ -16,8 +16,8 @@ from types import MappingProxyType
 from typing import Any
 
 from step_magic.context.interpolate import interpolate, parse_reference
+from step_magic.core.answers import parse_json_answer
 from step_magic.core.events import Usage
-from step_magic.display.static import parse_json_answer
 from step_magic.frames.tables import is_series, library_of
 
 NO_NAMES: Mapping[str, object] = MappingProxyType({})

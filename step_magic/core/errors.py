@@ -1,14 +1,68 @@
-"""The base of step-magic's user-facing errors: IPython shows them as one red line.
+"""Every exception step-magic raises on purpose, under one base class.
 
 IPython asks an exception for ``_render_traceback_`` before formatting a traceback; these
 errors answer with a single line, so a failed call never shows a stack of our internals.
+Callers catch the narrow type they can handle: ``InputError`` is bad input found before
+anything is sent (the magics show it as a ``UsageError``), ``StepAPIError`` a failed call.
 """
 
 from __future__ import annotations
 
 
-class OneLineError(Exception):
+class StepMagicError(Exception):
     """An error whose message says everything the user needs; no traceback is shown."""
 
     def _render_traceback_(self) -> list[str]:
         return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}"]
+
+
+class InputError(StepMagicError, ValueError):
+    """Bad input found before anything was sent: a flag, a name, a value, a missing key."""
+
+
+class StepAPIError(StepMagicError):
+    """A failed call, described in one line a user can paste into a bug report."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        trace_id: str | None = None,
+        completion_id: str | None = None,
+    ) -> None:
+        self.status = status
+        self.detail = message
+        self.trace_id = trace_id
+        self.completion_id = completion_id
+        super().__init__(self._line())
+
+    def _line(self) -> str:
+        head = f"StepFun API error {self.status}" if self.status else "StepFun API error"
+        ids = [f"trace id {self.trace_id}"] if self.trace_id else []
+        if self.completion_id:
+            ids.append(f"id {self.completion_id}")
+        tail = f" ({', '.join(ids)})" if ids else ""
+        return f"{head}: {self.detail}{tail}"
+
+
+class ReplayError(StepMagicError):
+    """Nothing recorded for this request, or a cassette that cannot be read."""
+
+
+class AnswerFormatError(StepMagicError, ValueError):
+    """The answer does not have the ``--format`` asked for (e.g. not JSON)."""
+
+
+class ToolError(StepMagicError):
+    """Bad arguments or a refused operation; the message is sent to the model as the result."""
+
+
+class StepInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a call; IPython shows one line instead of our stack.
+
+    A ``KeyboardInterrupt``, not a ``StepMagicError``: ``except Exception`` must not swallow it.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        return ["KeyboardInterrupt: reply interrupted; the partial text above is kept"]

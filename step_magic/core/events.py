@@ -8,9 +8,11 @@ never learns which API, if any, the text came from.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
-from step_magic.wire.toolcalls import ToolCall
+from step_magic.core.toolrecords import ToolCall
 
 
 @dataclass(frozen=True)
@@ -69,3 +71,12 @@ class Finished:
 
 
 Event = ReasoningDelta | AnswerDelta | Waiting | Finished
+
+
+class EventSource(Protocol):
+    """A live reply (``wire.transport.open_stream``) or a recorded one (``memory.replay``)."""
+
+    trace_id: str | None
+
+    def __iter__(self) -> Iterator[Event]: ...
+    def close(self) -> None: ...

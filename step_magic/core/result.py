@@ -1,7 +1,7 @@
 """``StepResult``: what one call produced, as a plain object the user's code can use.
 
 It is bound to ``_step`` (and ``-o NAME``) after every call; displaying it shows the same static
-form the cell was left with.
+form the cell was left with (``display.frontend`` teaches IPython how).
 """
 
 from __future__ import annotations
@@ -9,10 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from step_magic.core.errors import OneLineError
 from step_magic.core.events import Usage
 from step_magic.core.models import estimate_cost
-from step_magic.wire.toolcalls import ToolRecord
+from step_magic.core.toolrecords import ToolRecord
 
 NOTICES = {
     "complete": None,
@@ -78,11 +77,6 @@ class StepResult:
     def __str__(self) -> str:
         return self.answer
 
-    def _ipython_display_(self) -> None:
-        from step_magic.display.views import show_static
-
-        show_static(self)
-
 
 def classify(
     finish_reason: str | None, answer: str, reasoning: str, *, interrupted: bool, failed: bool
@@ -101,7 +95,3 @@ def classify(
     if reasoning and not answer.strip():
         return "no-answer"
     return "complete"
-
-
-class AnswerFormatError(OneLineError, ValueError):
-    """The answer does not have the ``--format`` asked for (e.g. not JSON)."""

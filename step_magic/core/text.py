@@ -15,3 +15,20 @@ _UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 def clean_text(text: str) -> str:
     """Replace characters that would break a Jupyter message or a database with U+FFFD."""
     return _UNSAFE.sub("\ufffd", text)
+
+
+def bounded(text: str, budget_chars: int, why: str = "cut: {total} chars in all") -> str:
+    """``text`` cut to ``budget_chars``, saying why and how long it was (``{total}``)."""
+    if len(text) <= budget_chars:
+        return text
+    return text[:budget_chars] + f"\n… ({why.format(total=f'{len(text):,}')})"
+
+
+def seconds(value: float) -> str:
+    """Format a duration for people: ``0.42 s``, ``12.3 s``, ``2 min 5 s``."""
+    if value < 1:
+        return f"{value:.2f} s"
+    if value < 60:
+        return f"{value:.1f} s"
+    minutes, rest = divmod(round(value), 60)
+    return f"{minutes} min {rest} s"

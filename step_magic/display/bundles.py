@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from step_magic.core.answers import code_blocks, parse_json_answer
 from step_magic.core.result import StepResult
 from step_magic.display import markdown, static
 
@@ -44,12 +45,12 @@ def answer_bundle(result: StepResult) -> Bundle:
         return {"text/plain": answer}
     if form == "json":
         try:
-            data = static.parse_json_answer(answer)
+            data = parse_json_answer(answer)
         except ValueError:
             return {"text/plain": answer}
         return {"application/json": data, "text/plain": json.dumps(data, indent=2)}
     if form == "code":
-        blocks = markdown.code_blocks(answer)
+        blocks = code_blocks(answer)
         answer = "\n".join(f"```{lang}\n{code}```\n" for lang, code in blocks) or answer
     return {"text/html": answer_div(answer), "text/markdown": markdown.safe_markdown(answer)}
 

@@ -73,15 +73,6 @@ def answer_html(markdown: str) -> str:
     return _PLACEHOLDER_RE.sub(lambda m: html.escape(maths[int(m.group(1))]), rendered)
 
 
-def code_blocks(markdown: str) -> list[tuple[str, str]]:
-    """The fenced code blocks of an answer, as (language, code) pairs, in order."""
-    return [
-        (token.info.strip(), token.content)
-        for token in _parser().parse(markdown)
-        if token.type == "fence"
-    ]
-
-
 def safe_markdown(markdown: str) -> str:
     """Markdown whose prose is escaped (``<``, ``&``, link schemes); fenced code untouched.
 

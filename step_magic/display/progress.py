@@ -11,17 +11,14 @@ from __future__ import annotations
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 from IPython.display import display, update_display
 
-from step_magic.batch.scheduler import MapProgress, MapSummary
-from step_magic.batch.table import NO_NAMES, MapOptions, row_prompts
-from step_magic.core.models import estimate_cost
-from step_magic.core.request import ChatRequest, estimate_tokens
+from step_magic.core.mapresult import MapPlan, MapProgress, MapSummary
+from step_magic.core.text import seconds
 from step_magic.display import dryrun
-from step_magic.display.static import escape, seconds
+from step_magic.display.static import escape
 
 MIN_INTERVAL = 0.25  # seconds between two visible updates
 
@@ -140,31 +137,20 @@ def summary_html(summary: MapSummary) -> str:
     )
 
 
-def dry_run_text(
-    frame: object,
-    template: str,
-    make_request: Callable[[str], ChatRequest],
-    options: MapOptions,
-    namespace: Mapping[str, object] = NO_NAMES,
-) -> str:
+def map_dry_run_text(plan: MapPlan) -> str:
     """What a map would send: the number of requests, a token and price estimate for the
     prompts (replies cost more), and the first request in full, as ``--dry-run`` shows one."""
-    prompts = row_prompts(frame, template, options, namespace)
-    if not prompts:
+    if plan.first_body is None:
         return "Dry run — nothing sent. There are no rows to map."
-    requests = [make_request(prompt) for prompt in prompts]
-    tokens = sum(estimate_tokens(request.messages) for request in requests)
-    rpm = options.rpm
-    pace = f", {rpm:g} a minute: ≥ {seconds(60 * len(prompts) / rpm)}" if rpm else ""
-    cost = estimate_cost(requests[0].model, tokens, 0)
-    price = f" ≈ ${cost:.4f} before the replies" if cost is not None else ""
+    pace = f", {plan.rpm:g} a minute: ≥ {seconds(60 * plan.rows / plan.rpm)}" if plan.rpm else ""
+    price = f" ≈ ${plan.cost:.4f} before the replies" if plan.cost is not None else ""
     return "\n".join(
         (
-            f"Map dry run: {len(prompts):,} requests, one per row (at most "
-            f"{options.concurrency} at once{pace}).",
-            f"Estimated prompts: ≈ {tokens:,} tokens in all, ≈ {tokens // len(prompts):,} a "
-            f"row{price}.",
+            f"Map dry run: {plan.rows:,} requests, one per row (at most "
+            f"{plan.concurrency} at once{pace}).",
+            f"Estimated prompts: ≈ {plan.tokens:,} tokens in all, ≈ {plan.tokens // plan.rows:,} "
+            f"a row{price}.",
             "The first request:",
-            dryrun.dry_run_text(requests[0].body()),
+            dryrun.dry_run_text(plan.first_body),
         )
     )

@@ -9,35 +9,15 @@ Markdown is made safe in ``markdown.py``.
 from __future__ import annotations
 
 import html
-import json
 
 from step_magic.core.result import StepResult
-from step_magic.display.markdown import code_blocks
-from step_magic.wire.toolcalls import ToolRecord, outcome_text, signature
+from step_magic.core.text import seconds
+from step_magic.core.toolrecords import ToolRecord, outcome_text, signature
 
 
 def escape(text: str) -> str:
     """HTML-escape text the model wrote (quotes too, so it is safe in attributes)."""
     return html.escape(text, quote=True)
-
-
-def parse_json_answer(answer: str) -> object:
-    """The answer as JSON, accepting one fenced block around it; ValueError if it is not."""
-    blocks = code_blocks(answer)
-    text = (
-        blocks[0][1] if len(blocks) == 1 and not answer.strip().startswith(("{", "[")) else answer
-    )
-    return json.loads(text)
-
-
-def seconds(value: float) -> str:
-    """Format a duration for people: ``0.42 s``, ``12.3 s``, ``2 min 5 s``."""
-    if value < 1:
-        return f"{value:.2f} s"
-    if value < 60:
-        return f"{value:.1f} s"
-    minutes, rest = divmod(round(value), 60)
-    return f"{minutes} min {rest} s"
 
 
 def thinking_status(chars: int, elapsed: float) -> str:

@@ -22,6 +22,8 @@ from typing import Any
 from IPython.display import display, update_display
 
 from step_magic.core.result import StepResult
+from step_magic.core.text import seconds
+from step_magic.core.toolrecords import ToolRecord, outcome_text, signature
 from step_magic.display import static
 from step_magic.display.bundles import (
     LIVE_CLASS,
@@ -32,7 +34,6 @@ from step_magic.display.bundles import (
     status_html,
 )
 from step_magic.display.mdblocks import BlockSplitter
-from step_magic.wire.toolcalls import ToolRecord, outcome_text, signature
 
 TAIL_REFRESH_SECONDS = 1.0
 TITLE_REFRESH_SECONDS = 0.5
@@ -152,7 +153,7 @@ class NotebookView:
         thought = static.thinking_status(self._reasoning_chars, elapsed)
         if thinking and self._panel is not None:
             self._panel.set_title(0, thought)
-        answering = f"Answering… {self._answer_chars:,} chars · {static.seconds(elapsed)}"
+        answering = f"Answering… {self._answer_chars:,} chars · {seconds(elapsed)}"
         if self._panel is None:
             self._status.value = status_html(answering if self._answer_chars else thought)
         else:  # unchanged values send nothing: one message per phase

@@ -14,20 +14,27 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from step_magic.core.events import AnswerDelta, Event, Finished, ReasoningDelta, Usage, Waiting
+from step_magic.core.errors import StepAPIError, StepInterrupted
+from step_magic.core.events import (
+    AnswerDelta,
+    EventSource,
+    Finished,
+    ReasoningDelta,
+    Usage,
+    Waiting,
+)
 from step_magic.core.interrupts import interrupts_noted
 from step_magic.core.request import ChatRequest
 from step_magic.core.result import StepResult, classify
 from step_magic.core.settings import Settings
+from step_magic.core.toolrecords import ToolCall, ToolRecord
 from step_magic.engine.buffer import ReplyBuffer
 from step_magic.engine.toolloop import ToolLoop, not_run
 from step_magic.wire.chat import ReplyStream
-from step_magic.wire.retry import StepAPIError
-from step_magic.wire.toolcalls import ToolCall, ToolRecord
 
 FLUSH_SECONDS = 0.1  # at most 10 display updates a second, plus the first and the last
 IDLE_SECONDS = 0.1  # how soon a noted Ctrl-C is acted on while no text arrives
@@ -42,22 +49,6 @@ class View(Protocol):
     def update(self, reasoning: str, answer: str, elapsed: float) -> None: ...
     def tool(self, record: ToolRecord) -> None: ...
     def finish(self, result: StepResult) -> None: ...
-
-
-class EventSource(Protocol):
-    """A live reply (``client.ReplyStream``) or a recorded one (``replay.ReplayStream``)."""
-
-    trace_id: str | None
-
-    def __iter__(self) -> Iterator[Event]: ...
-    def close(self) -> None: ...
-
-
-class StepInterrupted(KeyboardInterrupt):
-    """Ctrl-C during a call; IPython shows one line instead of our stack."""
-
-    def _render_traceback_(self) -> list[str]:
-        return ["KeyboardInterrupt: reply interrupted; the partial text above is kept"]
 
 
 @dataclass

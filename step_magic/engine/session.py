@@ -15,16 +15,19 @@ from pathlib import Path
 from typing import Any
 
 from step_magic.context.compose import Composed
+from step_magic.core.cassette import Cassette, RecordedReply
+from step_magic.core.errors import ReplayError
+from step_magic.core.events import EventSource
 from step_magic.core.models import model_info
 from step_magic.core.redact import redact_media
 from step_magic.core.request import ChatRequest, build_request, estimate_tokens
 from step_magic.core.result import StepResult
 from step_magic.core.settings import Settings
-from step_magic.engine.runner import EventSource, View, run_call
+from step_magic.engine.runner import View, run_call
 from step_magic.engine.toolloop import ToolLoop
 from step_magic.memory.conversation import Conversations, Thread, Turn, context_messages, remembered
 from step_magic.memory.history import CallRecord, History
-from step_magic.memory.replay import Cassette, RecordedReply, ReplayError, ReplayStream
+from step_magic.memory.replay import ReplayStream
 
 DEFAULT_REPLY_BUDGET = 32_000
 KEEPS = ("complete", "truncated")
@@ -62,21 +65,6 @@ class Session:
         self.conversations = Conversations()
         self.history = history
         self.recorder: Cassette | None = None
-        self.local: Any = None  # the in-process simulator (%step_config --local)
-
-    def start_local(self, tokens_per_second: float) -> str:
-        """Start the bundled simulator in this process; return its base URL."""
-        from step_magic.server import LocalServer, ServerConfig
-
-        self.stop_local()
-        self.local = LocalServer(ServerConfig(tokens_per_second=tokens_per_second)).start()
-        return str(self.local.base_url)
-
-    def stop_local(self) -> None:
-        """Stop the in-process simulator if one runs."""
-        if self.local is not None:
-            self.local.stop()
-            self.local = None
 
     def prepare(
         self,
@@ -149,7 +137,7 @@ class Session:
             reply = self.recorder.lookup(key)
         if reply is None and options.cassette is None and self.history is not None:
             found = self.history.find_reply(key)
-            reply = RecordedReply.from_record(found) if found else None
+            reply = found.reply() if found else None
         if reply is None:
             where = options.cassette or "the history"
             raise ReplayError(

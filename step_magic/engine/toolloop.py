@@ -17,8 +17,8 @@ from typing import Protocol
 
 from step_magic.core.interrupts import interrupts_raised
 from step_magic.core.request import ChatRequest, Message
+from step_magic.core.toolrecords import ToolCall, ToolRecord, preview, signature
 from step_magic.tools.toolbox import Outcome, Toolbox
-from step_magic.wire.toolcalls import ToolCall, ToolRecord, preview, signature
 
 DEFAULT_MAX_STEPS = 8
 DECLINED = "Not run: the user declined this call."

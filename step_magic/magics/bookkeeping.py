@@ -39,25 +39,24 @@ class StepToolMagics(Magics):
     def step_config(self, line: str) -> None:
         """Show the settings in force, set the key, or switch to/from the offline simulator."""
         args = parse_argstring(self.step_config, line)
-        session = self._main.session
         if args.local and args.remote:
             raise UsageError("--local and --remote contradict each other")
         if args.key:
             _ask_for_key()
         elif args.local:
-            url = session.start_local(args.tokens_per_second)
+            url = self._main.start_local(args.tokens_per_second)
             print(
                 f"Local StepFun simulator running at {url}: answers are simulated, no network "
                 "and no API key are used. %step_config --remote goes back to the real API."
             )
         elif args.remote:
-            session.stop_local()
+            self._main.stop_local()
             print("Using the StepFun API again.")
         else:
             print(self._describe())
 
     def _describe(self) -> str:
-        main, local = self._main, self._main.session.local
+        main, local = self._main, self._main.local
         key_source = config.key_variable()
         where = f"{local.base_url} (local simulator)" if local else main.base_url
         return "\n".join(
@@ -121,7 +120,7 @@ class StepToolMagics(Magics):
                 print(f"Stopped recording to {session.recorder.path}")
             session.recorder = None
             return
-        from step_magic.memory.replay import Cassette
+        from step_magic.core.cassette import Cassette
 
         session.recorder = Cassette(Path(args.file).expanduser())
         print(

@@ -13,8 +13,6 @@ import os
 import sys
 from typing import Any
 
-from step_magic.core.settings import Settings
-
 
 def cell_id(shell: Any) -> str | None:
     """The notebook cell running this call, when the frontend says (JupyterLab, nbclient)."""
@@ -30,34 +28,9 @@ def notebook_path(shell: Any) -> str | None:
     return str(path) if path else None
 
 
-def parent_msg_id(shell: Any) -> str | None:
-    """The running cell's request id in a Jupyter kernel; None in terminal IPython."""
-    if getattr(shell, "kernel", None) is None:
-        return None
-    parent = shell.get_parent() if hasattr(shell, "get_parent") else None
-    header = (parent or {}).get("header") or {}
-    msg_id = header.get("msg_id")
-    return msg_id if isinstance(msg_id, str) and msg_id else None
-
-
-def choose_view(shell: Any, settings: Settings, *, tools: bool = False) -> Any:
-    """The live panel in a Jupyter frontend, the plain stream elsewhere."""
-    from step_magic.display import views as render
-
-    parent = parent_msg_id(shell)
-    if parent is not None:
-        return render.NotebookView(
-            parent,
-            show_reasoning=settings.show_reasoning,
-            reasoning=settings.reasoning,
-            tools=tools,
-        )
-    return render.TerminalView(reasoning=settings.reasoning)
-
-
 def code_to_next_cell(shell: Any, answer: str, *, every: bool) -> None:
     """Offer the answer's code in a new cell below; it is never run automatically."""
-    from step_magic.display.markdown import code_blocks
+    from step_magic.core.answers import code_blocks
 
     blocks = [code for _, code in code_blocks(answer)]
     if not blocks:

@@ -30,12 +30,13 @@ def run_map(
 ) -> None:
     """Map ``template`` over ``args.map``, showing progress, then bind the result."""
     from step_magic.batch.cache import CassetteCache, HistoryCache, ReplyCache
+    from step_magic.batch.plan import plan_map
     from step_magic.batch.rowcall import stream_call
     from step_magic.batch.scheduler import map_rows
     from step_magic.batch.table import MapOptions
     from step_magic.context.interpolate import resolve
-    from step_magic.core.request import build_request
-    from step_magic.display.progress import NotebookProgress, TerminalProgress, dry_run_text
+    from step_magic.core.request import ChatRequest, build_request
+    from step_magic.display.progress import NotebookProgress, TerminalProgress, map_dry_run_text
 
     namespace = magics.shell.user_ns
     try:
@@ -53,7 +54,9 @@ def run_map(
         )
         make_request = partial(build_request, settings)
         if args.dry_run:
-            print(dry_run_text(frame, template, make_request, options, namespace=namespace))
+            body = ChatRequest.body
+            plan = plan_map(frame, template, make_request, options, body=body, namespace=namespace)
+            print(map_dry_run_text(plan))
             return
         history = magics.history_store()
         cache: ReplyCache | None = (
@@ -77,6 +80,6 @@ def run_map(
     if args.output:
         namespace[args.output] = result
     if summary.interrupted:
-        from step_magic.engine.runner import StepInterrupted
+        from step_magic.core.errors import StepInterrupted
 
         raise StepInterrupted()

@@ -22,6 +22,7 @@ from traitlets import Bool, CFloat, CInt, Enum, Unicode
 from step_magic.context.outputs import OutputRecorder
 from step_magic.core import models
 from step_magic.core import settings as config
+from step_magic.display import frontend
 from step_magic.magics import argtypes as flags
 from step_magic.magics import frontend as magic_frontend
 from step_magic.magics.parsing import read_flags
@@ -77,10 +78,13 @@ class StepMagics(Magics):
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self._session: Session | None = None
+        self.local: Any = None  # the in-process simulator (%step_config --local)
         self._outputs = OutputRecorder(lambda: int(getattr(shell, "execution_count", 0)))
         publisher: Any = getattr(shell, "display_pub", None)
         if hasattr(publisher, "register_hook"):  # ipykernel: remember displayed images
             publisher.register_hook(self._outputs.hook)
+        if shell is not None:
+            frontend.show_results_statically(shell)
 
     @magic_arguments()
     @argument("-m", "--model", help="Model name (default: StepMagics.model, step-3.7-flash).")
@@ -164,7 +168,7 @@ class StepMagics(Magics):
             from step_magic.magics.mapglue import run_map
 
             settings = self._settings(args, need_key=not args.dry_run)
-            in_notebook = magic_frontend.parent_msg_id(self.shell) is not None
+            in_notebook = frontend.parent_msg_id(self.shell) is not None
             run_map(self, args, prompt, settings, notebook=in_notebook)
             return
         options = self._call_options(args)
@@ -181,7 +185,7 @@ class StepMagics(Magics):
             show_dry_run(prepared.request.body())
             return
         self.session.history = self.history_store()
-        view = magic_frontend.choose_view(self.shell, settings, tools=tools is not None)
+        view = frontend.choose_view(self.shell, settings, tools=tools is not None)
         result, error = self.session.ask(settings, prepared, options, view, cell_id, tools)
         self._namespace["_step"] = result
         if args.output:
@@ -256,7 +260,7 @@ class StepMagics(Magics):
     def _settings(self, args: argparse.Namespace, *, need_key: bool) -> config.Settings:
         """This call's settings: flags over traits over the environment, validated."""
         defaults = {name: getattr(self, name) for name in self.trait_names(config=True)}
-        local = self._session.local if self._session is not None else None
+        local = self.local
         try:
             settings, warning = config.settings_for(
                 vars(args),
@@ -270,15 +274,29 @@ class StepMagics(Magics):
             print(f"Warning: {warning}", file=sys.stderr)
         return settings
 
+    def start_local(self, tokens_per_second: float) -> str:
+        """Start the bundled simulator in this process; return its base URL."""
+        from step_magic.server import LocalServer, ServerConfig
+
+        self.stop_local()
+        self.local = LocalServer(ServerConfig(tokens_per_second=tokens_per_second)).start()
+        return str(self.local.base_url)
+
+    def stop_local(self) -> None:
+        """Stop the in-process simulator if one runs."""
+        if self.local is not None:
+            self.local.stop()
+            self.local = None
+
     def release(self) -> None:
         """Undo what loading did (``%unload_ext``): simulator, display hook, lingering panels."""
-        if self._session is not None:
-            self._session.stop_local()
-            if self._session.history is not None:
-                self._session.history.close()
+        self.stop_local()
+        if self._session is not None and self._session.history is not None:
+            self._session.history.close()
         publisher: Any = getattr(self.shell, "display_pub", None)
         if hasattr(publisher, "unregister_hook"):
             publisher.unregister_hook(self._outputs.hook)
+        frontend.forget_results(self.shell)
         render = sys.modules.get("step_magic.display.views")
         if render is not None:
             render.close_lingering_panels()
@@ -289,8 +307,8 @@ StepMagics.step.parser.allow_abbrev = False
 
 
 def _json_error(answer: str) -> BaseException | None:
-    from step_magic.core.result import AnswerFormatError
-    from step_magic.display.static import parse_json_answer
+    from step_magic.core.answers import parse_json_answer
+    from step_magic.core.errors import AnswerFormatError
 
     try:
         parse_json_answer(answer)

@@ -14,7 +14,7 @@ from typing import Any
 from IPython.core.error import StdinNotImplementedError, UsageError
 
 from step_magic.engine.toolloop import ToolLoop
-from step_magic.tools.toolbox import build_toolbox
+from step_magic.tools.build import build_toolbox
 
 CHARS_PER_TOKEN = 4
 

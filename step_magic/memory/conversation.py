@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from step_magic.core.request import Message, estimate_tokens, message_parts
-from step_magic.tools.toolbox import bounded
+from step_magic.core.text import bounded
 
 DEFAULT_THREAD = "default"
 REMEMBERED_RESULT_CHARS = 2_000  # a tool result as later turns see it

@@ -22,6 +22,8 @@ from typing import Any
 
 import platformdirs
 
+from step_magic.core.cassette import RecordedReply
+from step_magic.core.events import Usage
 from step_magic.core.redact import redact_media
 
 PATH_VARIABLE = "STEP_MAGIC_HISTORY"
@@ -80,6 +82,15 @@ class CallRecord:
     cache_key: str | None = None
     replayed: bool = False
     id: int | None = None
+
+    def reply(self) -> RecordedReply:
+        """This call as a reply to play back (usage rebuilt when both token counts were stored)."""
+        usage = None
+        if self.prompt_tokens is not None and self.completion_tokens is not None:
+            total = self.prompt_tokens + self.completion_tokens
+            usage = Usage(self.prompt_tokens, self.completion_tokens, total, self.cached_tokens)
+        ids = (self.trace_id, self.completion_id)
+        return RecordedReply(self.reasoning, self.answer, self.finish_reason, usage, *ids)
 
 
 _COLUMNS = tuple(item.name for item in fields(CallRecord) if item.name != "id")

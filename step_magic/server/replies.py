@@ -19,8 +19,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from step_magic.core.cassette import Cassette
 from step_magic.core.request import request_key
-from step_magic.memory.replay import Cassette
 from step_magic.server.arguments import example_arguments
 from step_magic.server.filler import exact, grow, tokenize
 from step_magic.server.tools import Tool, ToolCall

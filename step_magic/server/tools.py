@@ -11,12 +11,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from step_magic.server.errors import invalid_params
-
-if TYPE_CHECKING:
-    from step_magic.server.validation import Message
 
 TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 CHOICE_MODES = ("auto", "none", "required")
@@ -162,38 +159,3 @@ def tool_call_id(index: int, item: dict[str, Any]) -> str | None:
             f"messages[{index}].content must be a string or text parts for role 'tool'."
         )
     return call_id
-
-
-def tool_results(messages: Sequence[Message]) -> tuple[ToolResult, ...]:
-    """The tool results since the last user message; the order is checked as OpenAI does.
-
-    An assistant message with ``tool_calls`` must be followed at once by one ``tool`` message
-    per call, and a ``tool`` message must answer a call of the assistant message just before
-    it; so a client that drops, reorders or misplaces a result meets the same 400 here.
-    """
-    pending: dict[str, str] = {}  # call id -> function name, not answered yet
-    results: list[ToolResult] = []
-    for index, message in enumerate(messages):
-        if message.tool_call_id is not None:
-            if message.tool_call_id not in pending:
-                raise invalid_params(
-                    f"{ORPHAN_TOOL_MESSAGE} (messages[{index}].tool_call_id "
-                    f"{message.tool_call_id!r} answers no call of the assistant message before.)"
-                )
-            name = pending.pop(message.tool_call_id)
-            results.append(ToolResult(message.tool_call_id, name, message.text))
-            continue
-        _check_answered(pending, index)
-        if message.role == "user":
-            results.clear()
-        pending = {call.id: call.name for call in message.tool_calls}
-    _check_answered(pending, len(messages))
-    return tuple(results)
-
-
-def _check_answered(pending: dict[str, str], index: int) -> None:
-    if pending:
-        raise invalid_params(
-            f"{UNANSWERED_CALLS} The following tool_call_ids did not have response messages "
-            f"before messages[{index}]: {', '.join(pending)}."
-        )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,8 @@ from step_magic.server.errors import invalid_params
 from step_magic.server.faults import FAULT_MODEL_PREFIX, parse_fault_spec, unknown_fault_message
 from step_magic.server.tools import (
     AUTO,
+    ORPHAN_TOOL_MESSAGE,
+    UNANSWERED_CALLS,
     Tool,
     ToolCall,
     ToolChoice,
@@ -25,7 +28,6 @@ from step_magic.server.tools import (
     parse_tool_choice,
     parse_tools,
     tool_call_id,
-    tool_results,
 )
 
 MAX_IMAGES = 60
@@ -230,3 +232,38 @@ def _check_media(model: str, info: ModelInfo, messages: tuple[Message, ...]) -> 
         raise invalid_params(f"{model} does not accept video input.")
     if images > MAX_IMAGES:
         raise invalid_params(f"Too many images: {images}; at most {MAX_IMAGES} per request.")
+
+
+def tool_results(messages: Sequence[Message]) -> tuple[ToolResult, ...]:
+    """The tool results since the last user message; the order is checked as OpenAI does.
+
+    An assistant message with ``tool_calls`` must be followed at once by one ``tool`` message
+    per call, and a ``tool`` message must answer a call of the assistant message just before
+    it; so a client that drops, reorders or misplaces a result meets the same 400 here.
+    """
+    pending: dict[str, str] = {}  # call id -> function name, not answered yet
+    results: list[ToolResult] = []
+    for index, message in enumerate(messages):
+        if message.tool_call_id is not None:
+            if message.tool_call_id not in pending:
+                raise invalid_params(
+                    f"{ORPHAN_TOOL_MESSAGE} (messages[{index}].tool_call_id "
+                    f"{message.tool_call_id!r} answers no call of the assistant message before.)"
+                )
+            name = pending.pop(message.tool_call_id)
+            results.append(ToolResult(message.tool_call_id, name, message.text))
+            continue
+        _check_answered(pending, index)
+        if message.role == "user":
+            results.clear()
+        pending = {call.id: call.name for call in message.tool_calls}
+    _check_answered(pending, len(messages))
+    return tuple(results)
+
+
+def _check_answered(pending: dict[str, str], index: int) -> None:
+    if pending:
+        raise invalid_params(
+            f"{UNANSWERED_CALLS} The following tool_call_ids did not have response messages "
+            f"before messages[{index}]: {', '.join(pending)}."
+        )

@@ -17,11 +17,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from step_magic.core.errors import ToolError
 from step_magic.frames.backends import COMPARISONS, Backend
 from step_magic.frames.summary import TIMES
 from step_magic.frames.tables import ELLIPSIS
 from step_magic.frames.text import count
-from step_magic.tools.toolbox import ToolError
 
 if TYPE_CHECKING:
     from step_magic.frames.backends import Mask

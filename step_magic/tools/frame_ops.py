@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from step_magic.core.errors import ToolError
 from step_magic.frames.tables import clip_cell
 from step_magic.frames.text import NOTE_RESERVE, cell, count, number, render
 from step_magic.tools.frame_args import (
@@ -26,7 +27,6 @@ from step_magic.tools.frame_args import (
     condition_mask,
     show,
 )
-from step_magic.tools.toolbox import ToolError
 
 if TYPE_CHECKING:
     from step_magic.frames.backends import Backend, Floats

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from step_magic.core.errors import ToolError
 from step_magic.frames.backends import Backend
 from step_magic.frames.pandas_frame import PandasFrame
 from step_magic.frames.polars_frame import PolarsFrame
@@ -50,7 +51,7 @@ from step_magic.tools.frame_ops import (
     sort_rows,
     value_counts,
 )
-from step_magic.tools.toolbox import JSONSchema, Tool, ToolError
+from step_magic.tools.toolbox import JSONSchema, Tool
 
 __all__ = ["AGGS", "MAX_ROWS", "METHODS", "OPS", "frame_tools"]
 

@@ -15,7 +15,8 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from step_magic.tools.toolbox import JSONSchema, ToolError
+from step_magic.core.errors import ToolError
+from step_magic.tools.toolbox import JSONSchema
 
 Convert = Callable[[Any, str], Any]
 SUPPORTED = (

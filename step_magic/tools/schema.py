@@ -13,9 +13,10 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from step_magic.core.errors import ToolError
 from step_magic.tools.docstrings import parse_docstring
 from step_magic.tools.jsontypes import SCALARS, SUPPORTED, Convert, Unsupported, describe, is_json
-from step_magic.tools.toolbox import JSONSchema, Tool, ToolError
+from step_magic.tools.toolbox import JSONSchema, Tool
 
 
 def function_tool(name: str, func: Callable[..., Any]) -> Tool:

@@ -9,21 +9,17 @@ the loop.
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from step_magic.core.text import clean_text
+from step_magic.core.errors import ToolError
+from step_magic.core.text import bounded, clean_text
 
 JSONSchema = dict[str, Any]
 TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-
-class ToolError(Exception):
-    """Bad arguments or a refused operation; the message is sent to the model as the result."""
 
 
 @dataclass(frozen=True)
@@ -105,13 +101,6 @@ def _said(err: BaseException) -> str:
         return f"({type(err).__name__} whose message cannot be shown)"
 
 
-def bounded(text: str, budget_chars: int, why: str = "cut: {total} chars in all") -> str:
-    """``text`` cut to ``budget_chars``, saying why and how long it was (``{total}``)."""
-    if len(text) <= budget_chars:
-        return text
-    return text[:budget_chars] + f"\n… ({why.format(total=f'{len(text):,}')})"
-
-
 def parse_arguments(text: str) -> dict[str, Any]:
     """The model's argument JSON as keywords; an empty string means no arguments."""
     if not text.strip():
@@ -146,40 +135,3 @@ def result_text(value: Any, budget_chars: int) -> str:
                     "back as a tool result; the user can attach it with --with"
                 ) from None
     return bounded(text, budget_chars)
-
-
-def build_toolbox(
-    names: Sequence[str], namespace: Mapping[str, Any], *, budget_chars: int
-) -> Toolbox:
-    """``--tools a,b``: functions become tools as they are, DataFrames get read-only tools.
-
-    Every problem (unknown name, not callable, an undescribable parameter) is a one-line
-    ValueError before anything is sent.
-    """
-    from step_magic.frames.tables import library_of
-    from step_magic.tools.schema import function_tool
-
-    tools: list[Tool] = []
-    for name in dict.fromkeys(names):
-        if name not in namespace:
-            close = difflib.get_close_matches(name, [str(key) for key in namespace], n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise ValueError(f"--tools: no variable {name!r} in the notebook{hint}")
-        value = namespace[name]
-        if library_of(value) is not None:
-            from step_magic.tools.frametools import frame_tools
-
-            tools.extend(frame_tools(name, value, budget_chars=budget_chars))
-        elif callable(value):
-            if not TOOL_NAME.fullmatch(name):
-                raise ValueError(f"--tools: {name!r} cannot be a tool name (ASCII, up to 64)")
-            tools.append(function_tool(name, value))
-        else:
-            raise ValueError(
-                f"--tools: {name} is a {type(value).__name__}, not a function or a DataFrame"
-            )
-    taken = [tool.name for tool in tools]
-    twice = sorted({name for name in taken if taken.count(name) > 1})
-    if twice:
-        raise ValueError(f"--tools: two tools would be called {', '.join(twice)}")
-    return Toolbox(tools, budget_chars=budget_chars)

@@ -16,13 +16,13 @@ import threading
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
+from step_magic.core.errors import StepAPIError
 from step_magic.core.events import AnswerDelta, Event, Finished, ReasoningDelta, Usage, Waiting
 from step_magic.core.request import ChatRequest
 from step_magic.core.settings import Settings, redact
 from step_magic.core.text import clean_text
 from step_magic.wire.retry import (
     RETRY_STATUSES,
-    StepAPIError,
     describe_error,
     retry_delay,
     retry_reason,

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from step_magic.core.errors import StepAPIError
 from step_magic.core.events import AnswerDelta, Event, Finished, ReasoningDelta, Usage, Waiting
 from step_magic.core.request import ChatRequest
 from step_magic.core.settings import Settings, redact
@@ -28,7 +29,6 @@ from step_magic.wire.chat import tls_context
 from step_magic.wire.messages_body import messages_body
 from step_magic.wire.retry import (
     RETRY_STATUSES,
-    StepAPIError,
     describe_error,
     retry_delay,
     retry_reason,

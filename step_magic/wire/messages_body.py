@@ -13,8 +13,8 @@ import json
 import re
 from typing import Any
 
+from step_magic.core.errors import StepAPIError
 from step_magic.core.request import ChatRequest, Part
-from step_magic.wire.retry import StepAPIError
 
 # StepFun requires max_tokens here (Chat Completions does not); the model's usual budget.
 DEFAULT_MAX_TOKENS = 8192

@@ -14,8 +14,6 @@ import random
 import time
 from typing import Any
 
-from step_magic.core.errors import OneLineError
-
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_DELAY = 30.0
 HINTS = {
@@ -25,32 +23,6 @@ HINTS = {
     404: "check the model name and --base-url",
     429: "rate limited; try again in a moment",
 }
-
-
-class StepAPIError(OneLineError):
-    """A failed call, described in one line a user can paste into a bug report."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        trace_id: str | None = None,
-        completion_id: str | None = None,
-    ) -> None:
-        self.status = status
-        self.detail = message
-        self.trace_id = trace_id
-        self.completion_id = completion_id
-        super().__init__(self._line())
-
-    def _line(self) -> str:
-        head = f"StepFun API error {self.status}" if self.status else "StepFun API error"
-        ids = [f"trace id {self.trace_id}"] if self.trace_id else []
-        if self.completion_id:
-            ids.append(f"id {self.completion_id}")
-        tail = f" ({', '.join(ids)})" if ids else ""
-        return f"{head}: {self.detail}{tail}"
 
 
 def retry_delay(

@@ -1,0 +1,79 @@
+"""How a ``--map`` run is going and how it went: plain counts the scheduler fills in.
+
+The scheduler (``batch``) produces them and the progress display (``display``) shows them;
+neither knows the other, so the types they share live here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from step_magic.core.text import seconds
+
+
+@dataclass(frozen=True)
+class MapProgress:
+    """Counts so far, for a progress display; ``stopping`` once Ctrl-C was pressed."""
+
+    total: int
+    done: int
+    failed: int
+    cached: int
+    retrying: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float | None
+    elapsed: float
+    eta: float | None
+    stopping: bool = False
+
+
+@dataclass
+class MapSummary:
+    """How a map went. ``done`` includes ``cached`` rows; tokens and cost are this run's."""
+
+    rows: int
+    done: int = 0
+    failed: int = 0
+    cached: int = 0
+    retried: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float | None = 0.0
+    elapsed: float = 0.0
+    first_errors: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    stopped: str | None = None  # why the run stopped early on its own (a fatal error)
+
+    def text(self) -> str:
+        """A short human summary: counts, throughput, tokens, cost, and the first errors."""
+        sent = self.done - self.cached + self.failed
+        counts = [f"{self.done:,} of {self.rows:,} rows answered"]
+        counts += [f"{self.cached:,} from the cache"] if self.cached else []
+        counts += [f"{self.failed:,} failed"] + (
+            [f"{self.retried:,} retries"] if self.retried else []
+        )
+        pace = f", {sent / self.elapsed:.1f} rows/s" if sent and self.elapsed > 0 else ""
+        tokens = f"{self.prompt_tokens:,} prompt + {self.completion_tokens:,} completion tokens"
+        lines = [
+            f"{', '.join(counts)} · {seconds(self.elapsed)}{pace}",
+            tokens + ("" if self.cost is None else f" · ≈ ${self.cost:.4f}"),
+        ]
+        if self.interrupted or self.stopped:
+            why = "interrupted" if self.interrupted else f"stopped: {self.stopped}"
+            lines.append(f"{why} — {self.rows - self.done - self.failed:,} rows not run")
+        return "\n".join(lines + [f"  {error}" for error in self.first_errors])
+
+
+@dataclass(frozen=True)
+class MapPlan:
+    """What a map would send (``--dry-run``): the rows, a prompt-token and price estimate, and
+    the first request's body exactly as it would go over the wire (None: no rows)."""
+
+    rows: int
+    tokens: int
+    cost: float | None
+    concurrency: int
+    rpm: float | None
+    first_body: dict[str, Any] | None

@@ -1,0 +1,68 @@
+"""Where a reply is shown: which frontend runs this code, and the view that fits it.
+
+A Jupyter frontend gets the live panel, a terminal gets the plain stream, and a script whose
+output goes to a file or a pipe gets nothing (its caller has the result). The shell is read,
+never changed, except to teach it how to show a ``StepResult``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from step_magic.core.settings import Settings
+
+
+def current_shell() -> Any:
+    """The running IPython shell, or None; IPython is not imported when nobody else did."""
+    ipython = sys.modules.get("IPython")
+    return ipython.get_ipython() if ipython is not None else None
+
+
+def parent_msg_id(shell: Any) -> str | None:
+    """The running cell's request id in a Jupyter kernel; None in terminal IPython."""
+    if getattr(shell, "kernel", None) is None:
+        return None
+    parent = shell.get_parent() if hasattr(shell, "get_parent") else None
+    header = (parent or {}).get("header") or {}
+    msg_id = header.get("msg_id")
+    return msg_id if isinstance(msg_id, str) and msg_id else None
+
+
+def choose_view(shell: Any, settings: Settings, *, tools: bool = False) -> Any:
+    """The live panel in a Jupyter frontend, the plain stream elsewhere."""
+    from step_magic.display import views
+
+    parent = parent_msg_id(shell)
+    if parent is not None:
+        return views.NotebookView(
+            parent,
+            show_reasoning=settings.show_reasoning,
+            reasoning=settings.reasoning,
+            tools=tools,
+        )
+    return views.TerminalView(reasoning=settings.reasoning)
+
+
+def show_results_statically(shell: Any) -> None:
+    """``display(result)`` and a cell ending in a result show its static form.
+
+    Registered by name, so nothing is imported until a result is shown.
+    """
+    formatter = shell.display_formatter.ipython_display_formatter
+    formatter.for_type_by_name("step_magic.core.result", "StepResult", _show)
+
+
+def forget_results(shell: Any) -> None:
+    """Undo ``show_results_statically`` (``%unload_ext``)."""
+    from step_magic.core.result import StepResult
+
+    formatter = shell.display_formatter.ipython_display_formatter
+    formatter.pop(StepResult, None)
+    formatter.deferred_printers.pop(("step_magic.core.result", "StepResult"), None)
+
+
+def _show(result: Any) -> None:
+    from step_magic.display.views import show_static
+
+    show_static(result)
