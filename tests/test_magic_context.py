@@ -172,3 +172,21 @@ def test_dry_run_shows_the_request_and_sends_nothing_even_without_a_key(
     assert "detail low" in out
     assert "tokens" in out
     assert server.requests == []
+
+
+def test_dry_run_on_the_messages_api_shows_the_body_that_api_is_sent(
+    ip: Any, server: LocalServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: the dry run used to show the Chat Completions body whatever --api said."""
+    cell = (
+        "%%step --api messages --effort high --system 'Be brief.' --dry-run\nWhy is the sky blue?"
+    )
+    run(ip, cell).raise_error()
+    out = capsys.readouterr().out
+    assert "/v1/messages" in out
+    assert '"output_config": {"effort": "high"}' in out
+    assert '"max_tokens"' in out
+    assert "reasoning_effort" not in out
+    assert "--- system\nBe brief." in out  # the top-level system, shown first
+    assert "Why is the sky blue?" in out
+    assert server.requests == []

@@ -70,3 +70,21 @@ def test_map_dry_run_and_bad_input_send_nothing(
     ):
         assert type(run(ip, cell).error_in_exec).__name__ == "UsageError"
     assert server.requests == []
+
+
+def test_map_honours_the_messages_api_for_every_row_and_its_dry_run(
+    ip: Any, server: LocalServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: ``--map`` used to build its own Chat Completions stream whatever --api said."""
+    ip.user_ns["rows"] = ["red", "green"]
+    run(
+        ip, "%%step --map rows --as out --api messages --dry-run\nName a {item} fruit"
+    ).raise_error()
+    shown = capsys.readouterr().out
+    assert "/v1/messages" in shown
+    assert '"max_tokens"' in shown
+    assert server.requests == []
+
+    run(ip, "%%step --map rows --as out --api messages\nName a {item} fruit").raise_error()
+    assert sorted(r.path for r in server.requests) == ["/v1/messages", "/v1/messages"]
+    assert all(row["out"] for row in ip.user_ns["_step_map"])

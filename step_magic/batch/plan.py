@@ -19,6 +19,7 @@ def plan_map(
     *,
     body: Callable[[ChatRequest], dict[str, Any]],
     namespace: Mapping[str, object] = NO_NAMES,
+    endpoint: str | None = None,
 ) -> MapPlan:
     """The plan of a map; ``body`` turns a request into what the chosen API would send.
 
@@ -30,4 +31,5 @@ def plan_map(
     tokens = sum(estimate_tokens(request.messages) for request in requests)
     cost = estimate_cost(requests[0].model, tokens, 0) if requests else None
     first = body(requests[0]) if requests else None
-    return MapPlan(len(requests), tokens, cost, options.concurrency, options.rpm, first)
+    pace = (options.concurrency, options.rpm)
+    return MapPlan(len(requests), tokens, cost, *pace, first, endpoint)

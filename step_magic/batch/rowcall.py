@@ -16,7 +16,7 @@ from step_magic.core.errors import StepAPIError
 from step_magic.core.events import AnswerDelta, Finished, ReasoningDelta, Waiting
 from step_magic.core.request import ChatRequest
 from step_magic.core.settings import Settings
-from step_magic.wire.chat import ReplyStream
+from step_magic.wire.transport import open_stream
 
 Call = Callable[[ChatRequest], Reply]
 
@@ -74,13 +74,14 @@ def on_abandon(close: Callable[[], None]) -> None:
 
 
 def stream_call(settings: Settings) -> Call:
-    """A ``call`` on ``client.ReplyStream``: reports retries, stops when abandoned.
+    """A ``call`` on the live stream of the API the settings name: reports retries, stops
+    when abandoned.
 
     A reply without an answer is a failure (StepAPIError), never an empty cell value.
     """
 
     def call(request: ChatRequest) -> Reply:
-        stream = ReplyStream(settings, request)
+        stream = open_stream(settings, request)
         on_abandon(stream.close)
         answer: list[str] = []
         reasoning: list[str] = []

@@ -69,7 +69,7 @@ class MapSummary:
 @dataclass(frozen=True)
 class MapPlan:
     """What a map would send (``--dry-run``): the rows, a prompt-token and price estimate, and
-    the first request's body exactly as it would go over the wire (None: no rows)."""
+    the first request's body exactly as it would go over the wire (None: no rows), and where."""
 
     rows: int
     tokens: int
@@ -77,3 +77,4 @@ class MapPlan:
     concurrency: int
     rpm: float | None
     first_body: dict[str, Any] | None
+    endpoint: str | None = None

@@ -1,6 +1,8 @@
 """``--dry-run``: exactly what would be sent, readable, with size and token estimates.
 
-Text parts are shown in full (escaped); images as thumbnails of the data URL that would be
+The body is the one the chosen API would receive (``wire.transport.request_body``): Chat
+Completions parts or Messages API blocks, with the system prompt inside the messages or on
+top. Text is shown in full (escaped); images as thumbnails of the data URL that would be
 sent, which step-magic itself encoded, so it is safe to put in ``src``.
 """
 
@@ -12,6 +14,9 @@ from typing import Any
 from step_magic.core.request import estimate_tokens, message_parts
 from step_magic.display.static import escape
 
+Part = dict[str, Any]
+_NOT_SETTINGS = ("messages", "tools", "system")
+
 
 def _data_size(url: str) -> str:
     size = len(url.partition(",")[2]) * 3 // 4
@@ -19,18 +24,47 @@ def _data_size(url: str) -> str:
 
 
 def _settings(body: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in body.items() if key not in ("messages", "tools")}
+    return {key: value for key, value in body.items() if key not in _NOT_SETTINGS}
+
+
+def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The messages with a top-level ``system`` (Messages API) put first, as in chat."""
+    system = body.get("system")
+    first = [{"role": "system", "content": system}] if system else []
+    return first + list(body.get("messages", ()))
+
+
+def _chat_parts(part: Part) -> Part:
+    """A Messages API block in the chat part shape the estimate and the display read."""
+    source = part.get("source")
+    if part.get("type") == "image" and isinstance(source, dict):
+        if source.get("type") == "base64":
+            url = f"data:{source.get('media_type')};base64,{source.get('data', '')}"
+        else:
+            url = str(source.get("url", ""))
+        return {"type": "image_url", "image_url": {"url": url}}
+    return part
+
+
+def _parts(message: dict[str, Any]) -> list[Part]:
+    return [_chat_parts(part) for part in message_parts(message)]
+
+
+def _estimate(body: dict[str, Any]) -> int:
+    return estimate_tokens([{"content": _parts(message)} for message in _messages(body)])
 
 
 def _tool_lines(body: dict[str, Any]) -> list[str]:
     """Each tool offered as ``name(a, b?) — description``; ``?`` marks optional parameters.
 
-    The full schemas go out as JSON; ``_step.messages`` and the history keep them.
+    The full schemas go out as JSON; ``_step.messages`` and the history keep them. Chat
+    tools nest under ``function`` with ``parameters``; Messages tools are flat with
+    ``input_schema``.
     """
     lines = []
     for spec in body.get("tools", ()):
-        function = spec.get("function", {})
-        parameters = function.get("parameters", {})
+        function = spec.get("function", spec)
+        parameters = function.get("parameters") or function.get("input_schema") or {}
         required = set(parameters.get("required", ()))
         names = [
             name if name in required else f"{name}?" for name in parameters.get("properties", {})
@@ -41,51 +75,57 @@ def _tool_lines(body: dict[str, Any]) -> list[str]:
     return lines
 
 
-def dry_run_text(body: dict[str, Any]) -> str:
+def _summary(body: dict[str, Any], endpoint: str | None) -> str:
+    """Where the request would go, and its settings (everything but the messages and tools)."""
+    where = f"{endpoint} " if endpoint else ""
+    return where + json.dumps(_settings(body))
+
+
+def dry_run_text(body: dict[str, Any], endpoint: str | None = None) -> str:
     """The request as plain text (terminal, text/plain)."""
     lines = [
-        f"Dry run — nothing sent. {json.dumps(_settings(body))}",
-        f"Estimated prompt: ≈ {estimate_tokens(body['messages']):,} tokens",
+        f"Dry run — nothing sent. {_summary(body, endpoint)}",
+        f"Estimated prompt: ≈ {_estimate(body):,} tokens",
     ]
     tools = _tool_lines(body)
     if tools:
         lines += ["--- tools the model may call", *tools]
-    for message in body["messages"]:
+    for message in _messages(body):
         lines.append(f"--- {message['role']}")
-        for part in message_parts(message):
-            lines.append(_part_text(part))
+        lines.extend(_part_text(part) for part in _parts(message))
     return "\n".join(lines)
 
 
-def _part_text(part: dict[str, Any]) -> str:
+def _part_text(part: Part) -> str:
     kind = part.get("type")
     if kind == "text":
         return str(part["text"])
     if kind == "image_url":
         image = part["image_url"]
-        return f"[image, {_data_size(image['url'])}, detail {image.get('detail', 'low')}]"
+        detail = f", detail {image['detail']}" if "detail" in image else ""
+        return f"[image, {_data_size(image['url'])}{detail}]"
     if kind == "video_url":
         return f"[video, {_data_size(part['video_url']['url'])}]"
-    return f"[{kind} part]"
+    return f"[{kind} part] {json.dumps(part, ensure_ascii=False)}"
 
 
-def dry_run_html(body: dict[str, Any]) -> str:
+def dry_run_html(body: dict[str, Any], endpoint: str | None = None) -> str:
     """The request as escaped HTML, images as thumbnails."""
     rows = [
-        f"<p><b>Dry run — nothing sent.</b> <code>{escape(json.dumps(_settings(body)))}</code>"
-        f" · estimated prompt ≈ {estimate_tokens(body['messages']):,} tokens</p>"
+        f"<p><b>Dry run — nothing sent.</b> <code>{escape(_summary(body, endpoint))}</code>"
+        f" · estimated prompt ≈ {_estimate(body):,} tokens</p>"
     ]
     tools = _tool_lines(body)
     if tools:
         items = "".join(f"<li><code>{escape(line)}</code></li>" for line in tools)
         rows.append(f"<div><b>tools the model may call</b><ul>{items}</ul></div>")
-    for message in body["messages"]:
+    for message in _messages(body):
         rows.append(f"<div><b>{escape(message['role'])}</b></div>")
-        rows.extend(_part_html(part) for part in message_parts(message))
+        rows.extend(_part_html(part) for part in _parts(message))
     return f'<div class="step-magic-dry-run">{"".join(rows)}</div>'
 
 
-def _part_html(part: dict[str, Any]) -> str:
+def _part_html(part: Part) -> str:
     if part.get("type") == "image_url":
         image = part["image_url"]
         url = str(image["url"])

@@ -34,7 +34,7 @@ from step_magic.core.settings import Settings
 from step_magic.core.toolrecords import ToolCall, ToolRecord
 from step_magic.engine.buffer import ReplyBuffer
 from step_magic.engine.toolloop import ToolLoop, not_run
-from step_magic.wire.chat import ReplyStream
+from step_magic.wire.transport import open_stream
 
 FLUSH_SECONDS = 0.1  # at most 10 display updates a second, plus the first and the last
 IDLE_SECONDS = 0.1  # how soon a noted Ctrl-C is acted on while no text arrives
@@ -128,7 +128,7 @@ def _turns(
 ) -> None:
     """Model turn after model turn, running the tool calls in between, until one answers."""
     while True:
-        source = stream if stream is not None else live_stream(settings, turns.request)
+        source = stream if stream is not None else open_stream(settings, turns.request)
         stream = None
         turns.add(*_reply(source, progress, view, interrupts))
         calls = turns.calls() if tools else ()
@@ -171,15 +171,6 @@ def _reply(
     if not (interrupts or error or arrived or (finished and finished.tool_calls)):
         error = StepAPIError("the server sent an empty reply", trace_id=source.trace_id)
     return finished, error
-
-
-def live_stream(settings: Settings, request: ChatRequest) -> EventSource:
-    """A live reply through the API the settings name (both yield the same events)."""
-    if settings.api == "messages":
-        from step_magic.wire.messages import MessagesStream
-
-        return MessagesStream(settings, request)
-    return ReplyStream(settings, request)
 
 
 def _pump(stream: EventSource, events: queue.Queue[object]) -> None:

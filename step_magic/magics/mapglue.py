@@ -35,8 +35,9 @@ def run_map(
     from step_magic.batch.scheduler import map_rows
     from step_magic.batch.table import MapOptions
     from step_magic.context.interpolate import resolve
-    from step_magic.core.request import ChatRequest, build_request
+    from step_magic.core.request import build_request
     from step_magic.display.progress import NotebookProgress, TerminalProgress, map_dry_run_text
+    from step_magic.wire.transport import endpoint, request_body
 
     namespace = magics.shell.user_ns
     try:
@@ -54,8 +55,17 @@ def run_map(
         )
         make_request = partial(build_request, settings)
         if args.dry_run:
-            body = ChatRequest.body
-            plan = plan_map(frame, template, make_request, options, body=body, namespace=namespace)
+            body = partial(request_body, settings)
+            where = endpoint(settings)
+            plan = plan_map(
+                frame,
+                template,
+                make_request,
+                options,
+                body=body,
+                namespace=namespace,
+                endpoint=where,
+            )
             print(map_dry_run_text(plan))
             return
         history = magics.history_store()

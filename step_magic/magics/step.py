@@ -22,6 +22,7 @@ from traitlets import Bool, CFloat, CInt, Enum, Unicode
 from step_magic.context.outputs import OutputRecorder
 from step_magic.core import models
 from step_magic.core import settings as config
+from step_magic.core.errors import StepAPIError
 from step_magic.display import frontend
 from step_magic.magics import argtypes as flags
 from step_magic.magics import frontend as magic_frontend
@@ -29,6 +30,7 @@ from step_magic.magics.parsing import read_flags
 
 if TYPE_CHECKING:  # the call path loads on the first call: %load_ext stays fast
     from step_magic.context.compose import Composed
+    from step_magic.core.request import ChatRequest
     from step_magic.engine.session import CallOptions, Session
     from step_magic.memory.history import History
 
@@ -180,9 +182,7 @@ class StepMagics(Magics):
         specs = tools.toolbox.specs() if tools else ()
         prepared = self.session.prepare(settings, composed, options, cell_id, specs)
         if args.dry_run:
-            from step_magic.display.views import show_dry_run  # display code loads on first use
-
-            show_dry_run(prepared.request.body())
+            show_dry_run(settings, prepared.request)
             return
         self.session.history = self.history_store()
         view = frontend.choose_view(self.shell, settings, tools=tools is not None)
@@ -304,6 +304,19 @@ class StepMagics(Magics):
 
 # Both forms read flags alike: no abbreviations (in the line form "--eff" would be prompt).
 StepMagics.step.parser.allow_abbrev = False
+
+
+def show_dry_run(settings: config.Settings, request: ChatRequest) -> None:
+    """Show the body the chosen API would be sent, and where; a body the API cannot carry is a
+    UsageError, as it would be before a live call opened a connection."""
+    from step_magic.display.views import show_dry_run as show  # display code loads on first use
+    from step_magic.wire.transport import endpoint, request_body
+
+    try:
+        body = request_body(settings, request)
+    except StepAPIError as err:
+        raise UsageError(err.detail) from None
+    show(body, endpoint(settings))
 
 
 def _json_error(answer: str) -> BaseException | None:

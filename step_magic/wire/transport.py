@@ -1,0 +1,45 @@
+"""The one seam between a call and the server: which API, what exactly goes over the wire.
+
+Single calls, ``--tools`` turns, ``--map`` rows and ``--dry-run`` all come through here, so
+each of them honours ``--api`` and a dry run shows the very body a live call would send.
+Both streams yield the same ``core.events`` and share one retry policy (``wire.retry``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from step_magic.core.events import EventSource
+from step_magic.core.request import ChatRequest
+from step_magic.core.settings import Settings
+
+PATHS = {"chat": "/chat/completions", "messages": "/messages"}
+
+
+def open_stream(settings: Settings, request: ChatRequest) -> EventSource:
+    """A live reply through the API the settings name; nothing is sent until it is iterated."""
+    if settings.api == "messages":
+        from step_magic.wire.messages import MessagesStream
+
+        return MessagesStream(settings, request)
+    from step_magic.wire.chat import ReplyStream
+
+    return ReplyStream(settings, request)
+
+
+def request_body(settings: Settings, request: ChatRequest) -> dict[str, Any]:
+    """The JSON body the API the settings name would be sent for ``request``.
+
+    Raises ``StepAPIError`` for what that API cannot carry (video on the Messages API), as a
+    live call would before opening a connection.
+    """
+    if settings.api == "messages":
+        from step_magic.wire.messages_body import messages_body
+
+        return messages_body(request)
+    return request.body()
+
+
+def endpoint(settings: Settings) -> str:
+    """Where the request goes, e.g. ``POST https://api.stepfun.ai/v1/messages``."""
+    return f"POST {settings.base_url.rstrip('/')}{PATHS.get(settings.api, PATHS['chat'])}"
