@@ -27,6 +27,7 @@ from step_magic.batch.rowcall import stream_call
 from step_magic.batch.scheduler import map_rows
 from step_magic.batch.table import MapOptions, Reply, row_prompts
 from step_magic.core.cassette import Cassette, RecordedReply
+from step_magic.core.errors import InputError
 from step_magic.core.mapresult import MapProgress
 from step_magic.core.request import ChatRequest, build_request
 from step_magic.core.settings import Settings
@@ -462,13 +463,13 @@ def test_dry_run_shows_the_first_prompt_and_an_estimate_without_sending(
 def test_mistakes_are_refused_before_anything_is_sent(server: LocalServer) -> None:
     settings = settings_for(server)
     make, call = requester(settings), stream_call(settings)
-    with pytest.raises(ValueError, match="uses no"):
+    with pytest.raises(InputError, match="uses no"):
         map_rows(books(), "Summarise {titel}", make, call, MapOptions("a"))
-    with pytest.raises(ValueError, match="--inplace needs a DataFrame"):
+    with pytest.raises(InputError, match="--inplace needs a DataFrame"):
         map_rows(["x"], "{item}", make, call, MapOptions("a", inplace=True))
-    with pytest.raises(ValueError, match="--fields types"):
+    with pytest.raises(InputError, match="--fields types"):
         MapOptions("a", fields=(("n", "integer"),))
-    with pytest.raises(TypeError, match="not a dict"):
+    with pytest.raises(InputError, match="not a dict"):
         map_rows({"a": 1}, "{item}", make, call, MapOptions("a"))
     assert sent_prompts(server) == []
 

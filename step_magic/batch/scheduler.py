@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from step_magic.batch.cache import ReplyCache
 from step_magic.batch.rowcall import Call, RowContext
 from step_magic.batch.table import NO_NAMES, MapOptions, Reply, new_columns, read_table, write_table
-from step_magic.core.errors import StepAPIError
+from step_magic.core.errors import InputError, StepAPIError
 from step_magic.core.interrupts import interrupts_noted
 from step_magic.core.mapresult import MapProgress, MapSummary
 from step_magic.core.models import estimate_cost
@@ -57,7 +57,7 @@ def map_rows(
     """
     table = read_table(frame, template, options, namespace)
     if options.inplace and (table.library is None or table.series):
-        raise ValueError("--inplace needs a DataFrame: a Series or list gives a new table")
+        raise InputError("--inplace needs a DataFrame: a Series or list gives a new table")
     requests = [make_request(prompt) for prompt in table.prompts]
     run = _Run(requests, call, options, cache, progress)
     run.execute()

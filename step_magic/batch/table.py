@@ -17,6 +17,7 @@ from typing import Any
 
 from step_magic.context.interpolate import interpolate, parse_reference
 from step_magic.core.answers import parse_json_answer
+from step_magic.core.errors import InputError
 from step_magic.core.events import Usage
 from step_magic.frames.tables import is_series, library_of
 
@@ -50,7 +51,7 @@ class MapOptions:
         }
         for message, broken in problems.items():
             if broken:
-                raise ValueError(message)
+                raise InputError(message)
 
 
 Frame = Any  # pandas/polars objects, untyped: neither library is imported at module level
@@ -91,7 +92,7 @@ def read_table(
     uses no row name would send one request for every row: never what a paid batch wants."""
     library, series = library_of(frame), is_series(frame)
     if library is None and not isinstance(frame, list | tuple):
-        raise TypeError(f"--map takes a DataFrame, Series or list, not a {type(frame).__name__}")
+        raise InputError(f"--map takes a DataFrame, Series or list, not a {type(frame).__name__}")
     count = len(frame) if options.limit is None else min(options.limit, len(frame))
     if library is None or series:
         items = list(frame[:count]) if library is None else frame.head(count).to_list()
@@ -107,7 +108,7 @@ def read_table(
     for row in rows:
         done = interpolate(template, ChainMap(row, outer), strict=options.strict)
         if not prompts and not any(_root(ref) in row for ref in done.used):
-            raise ValueError(f"the prompt uses no {{column}} of the rows: use one of {_some(row)}")
+            raise InputError(f"the prompt uses no {{column}} of the rows: use one of {_some(row)}")
         prompts.append(done.text + format_instruction(options))
     return _Table(frame, library, series, len(frame), names, prompts)
 

@@ -25,6 +25,7 @@ from typing import Any, Literal
 from step_magic.context.imagekinds import IMAGE_SUFFIXES, is_array, is_figure, is_image, sniff
 from step_magic.context.images import encode_image
 from step_magic.context.interpolate import UnknownReference, resolve
+from step_magic.core.errors import InputError
 from step_magic.frames.summary import TIMES, is_frame, summarize_frame
 
 Kind = Literal["text", "image", "video"]
@@ -79,7 +80,7 @@ def collect(
     sources = [_locate(name, namespace, cwd or Path.cwd()) for name in unique]
     images = sum(source.kind == "image" for source in sources)
     if images > MAX_IMAGES:
-        raise ValueError(f"{images} images in one call; StepFun takes at most {MAX_IMAGES}")
+        raise InputError(f"{images} images in one call; StepFun takes at most {MAX_IMAGES}")
     texts_left = sum(source.kind == "text" for source in sources)
     remaining = budget_chars
     attachments = []
@@ -105,7 +106,7 @@ def _locate(name: str, namespace: Mapping[str, object], cwd: Path) -> _Source:
         if name not in namespace:
             earlier = tuple(key for key in namespace if key.startswith("@"))
             if not earlier:
-                raise ValueError(f"{name}: no earlier cell in this kernel displayed an image")
+                raise InputError(f"{name}: no earlier cell in this kernel displayed an image")
             raise UnknownReference(name, earlier)
         return _Source(name, namespace[name], "image")
     try:
@@ -118,7 +119,7 @@ def _locate(name: str, namespace: Mapping[str, object], cwd: Path) -> _Source:
     if isinstance(value, Path):
         path = cwd / value.expanduser()
         if not path.is_file():
-            raise ValueError(f"{name}: no such file {path}")
+            raise InputError(f"{name}: no such file {path}")
         return _Source(name, path, _file_kind(path))
     return _Source(name, value, "image" if is_image(value) else "text")
 
@@ -127,7 +128,7 @@ def _unwrap(name: str, value: object) -> object:
     """``plt`` means its current figure, and an Axes (or a seaborn grid) its figure."""
     if isinstance(value, types.ModuleType) and value.__name__ == "matplotlib.pyplot":
         if not value.get_fignums():
-            raise ValueError(f"{name}: pyplot has no open figure to send")
+            raise InputError(f"{name}: pyplot has no open figure to send")
         return value.gcf()
     if type(value).__module__.partition(".")[0] in ("matplotlib", "seaborn"):
         figure = getattr(value, "figure", None)
@@ -160,7 +161,7 @@ def _video_attachment(source: _Source) -> Attachment:
     size = source.value.stat().st_size
     megabytes = f"{size / 1_000_000:.1f} MB"
     if size > MAX_VIDEO_BYTES:
-        raise ValueError(
+        raise InputError(
             f"{source.name}: video is {megabytes}; StepFun takes videos under 128 MB "
             "(trim or re-encode it)"
         )
@@ -203,7 +204,7 @@ def render_value(obj: object, budget_chars: int) -> str:
         summary = summarize_frame(obj, name="value", budget_chars=max(budget_chars - 4, 0))
         return f"\n\n{summary.text}\n\n"
     if is_figure(obj) or (is_image(obj) and not isinstance(obj, Path)):
-        raise ValueError("an image cannot go inside the prompt text; attach it with --with NAME")
+        raise InputError("an image cannot go inside the prompt text; attach it with --with NAME")
     if is_array(obj):
         return f"\n\n{_describe_array(obj, max(budget_chars - 4, 0))}\n\n"
     if isinstance(obj, (dict, list, tuple, set, frozenset)):
@@ -219,7 +220,7 @@ def _text_file(name: str, path: Path, room: int) -> tuple[str, str]:
         # At most 4 UTF-8 bytes a character: this is enough to fill the room.
         data = file.read(4 * room + 4)
     if b"\0" in data[:8192]:
-        raise ValueError(
+        raise InputError(
             f"{name}: looks like a binary file; load it into a variable (e.g. a DataFrame) "
             "and pass that"
         )

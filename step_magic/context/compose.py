@@ -14,6 +14,7 @@ from typing import Any
 
 from step_magic.context.attachments import Attachment, collect, render_value
 from step_magic.context.interpolate import interpolate
+from step_magic.core.errors import InputError
 from step_magic.core.models import model_info
 from step_magic.core.request import CHARS_PER_TOKEN
 
@@ -80,6 +81,6 @@ def check_inputs(model: str, attachments: Sequence[Attachment]) -> None:
         return
     kinds = {attachment.kind for attachment in attachments}
     if "image" in kinds and not info.images:
-        raise ValueError(f"{model} reads text only; use -m step-3.7-flash to send images")
+        raise InputError(f"{model} reads text only; use -m step-3.7-flash to send images")
     if "video" in kinds and not info.video:
-        raise ValueError(f"{model} does not take video; use -m step-3.7-flash to send video")
+        raise InputError(f"{model} does not take video; use -m step-3.7-flash to send video")

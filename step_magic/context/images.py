@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from step_magic.context.imagekinds import is_array, is_figure, is_ipython_image, is_pil_image, sniff
+from step_magic.core.errors import InputError
 from step_magic.frames.summary import TIMES
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ def encode_image(
     """
     what = name or _describe(obj)
     if detail not in DETAILS:
-        raise ValueError(f"detail must be one of {', '.join(DETAILS)}, not {detail!r}")
+        raise InputError(f"detail must be one of {', '.join(DETAILS)}, not {detail!r}")
     image, original = _load(obj, what, max_side)
     source_size = original[2] if original else image.size
     image, transposed = _normalise(image)
@@ -111,20 +112,20 @@ def _load(obj: object, what: str, max_side: int) -> tuple[Image.Image, _Original
     if is_ipython_image(obj):
         data = obj.data  # type: ignore[attr-defined]
         if not isinstance(data, bytes):
-            raise ValueError(f"{what}: this IPython Image holds no embedded data (a URL?)")
+            raise InputError(f"{what}: this IPython Image holds no embedded data (a URL?)")
         return _from_bytes(data, what, max_side)
     if isinstance(obj, (bytes, bytearray, memoryview)):
         return _from_bytes(bytes(obj), what, max_side)
     if isinstance(obj, (str, Path)):
         return _from_bytes(_read_file(Path(obj), what), what, max_side)
-    raise ValueError(f"{what}: {type(obj).__name__} is not an image")
+    raise InputError(f"{what}: {type(obj).__name__} is not an image")
 
 
 def _read_file(path: Path, what: str) -> bytes:
     try:
         return path.expanduser().read_bytes()
     except OSError as err:
-        raise ValueError(f"{what}: cannot read the file ({err.strerror or err})") from err
+        raise InputError(f"{what}: cannot read the file ({err.strerror or err})") from err
 
 
 def _from_bytes(data: bytes, what: str, max_side: int) -> tuple[Image.Image, _Original]:
@@ -132,7 +133,7 @@ def _from_bytes(data: bytes, what: str, max_side: int) -> tuple[Image.Image, _Or
 
     fmt = sniff(data[:16])
     if fmt is None:
-        raise ValueError(f"{what}: not a PNG, JPEG, WebP or GIF image")
+        raise InputError(f"{what}: not a PNG, JPEG, WebP or GIF image")
     try:
         image = Image.open(io.BytesIO(data))
         original_size = image.size
@@ -143,7 +144,7 @@ def _from_bytes(data: bytes, what: str, max_side: int) -> tuple[Image.Image, _Or
     except Exception as err:  # PIL raises OSError, SyntaxError, DecompressionBombError…
         # UnidentifiedImageError's text names an in-memory buffer: useless to the user.
         reason = "corrupt data" if isinstance(err, UnidentifiedImageError) else str(err)
-        raise ValueError(f"{what}: unreadable {fmt.upper()} image ({reason})") from err
+        raise InputError(f"{what}: unreadable {fmt.upper()} image ({reason})") from err
     _refuse_animation(image, what)
     return image, (fmt, data, original_size)
 
@@ -152,7 +153,7 @@ def _refuse_animation(image: Image.Image, what: str) -> None:
     frames = getattr(image, "n_frames", 1)
     if frames > 1:
         kind = (image.format or "image").upper()
-        raise ValueError(
+        raise InputError(
             f"{what}: animated {kind} ({frames} frames) is not supported; "
             f"only static GIF (or one frame as PNG/JPEG) is accepted"
         )
@@ -167,7 +168,7 @@ def _from_array(array: Any, what: str) -> Image.Image:
         array = array[:, :, 0]
     if array.size == 0 or not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))):
         shape = TIMES.join(map(str, array.shape))
-        raise ValueError(
+        raise InputError(
             f"{what}: an array of shape {shape} is not an image (use HxW, HxWx3 or HxWx4)"
         )
     kind = array.dtype.kind
@@ -176,10 +177,10 @@ def _from_array(array: Any, what: str) -> Image.Image:
     elif kind == "f":
         low, high = float(np.min(array)), float(np.max(array))
         if not (low >= 0 and high <= 1):  # also catches NaN
-            raise ValueError(f"{what}: float image values must be in [0, 1], found {low}…{high}")
+            raise InputError(f"{what}: float image values must be in [0, 1], found {low}…{high}")
         array = (array * 255 + 0.5).astype(np.uint8)
     elif array.dtype != np.uint8:
-        raise ValueError(f"{what}: dtype {array.dtype} is not supported (use uint8, bool or float)")
+        raise InputError(f"{what}: dtype {array.dtype} is not supported (use uint8, bool or float)")
     return Image.fromarray(np.ascontiguousarray(array))
 
 

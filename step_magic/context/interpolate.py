@@ -19,6 +19,8 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from step_magic.core.errors import InputError
+
 _IDENT = r"[^\W\d]\w*"
 _SEGMENT = rf"(?:\.{_IDENT}|\[(?:-?\d+|\"[^\"\\{{}}\[\]]*\"|'[^'\\{{}}\[\]]*')\])"
 _PATH = rf"{_IDENT}{_SEGMENT}*"
@@ -40,7 +42,7 @@ class _Missing(enum.Enum):
 MISSING = _Missing.MISSING
 
 
-class UnknownReference(ValueError):
+class UnknownReference(InputError):
     """A reference that does not resolve; the message suggests close names."""
 
     def __init__(self, name: str, suggestions: tuple[str, ...] = ()) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from step_magic.core.errors import InputError
+
 EFFORTS = ("low", "medium", "high")
 
 
@@ -53,13 +55,13 @@ def check_effort(model: str, effort: str | None) -> None:
     if effort is None:
         return
     if effort not in EFFORTS:
-        raise ValueError(f"--effort must be one of {', '.join(EFFORTS)}, not {effort!r}")
+        raise InputError(f"--effort must be one of {', '.join(EFFORTS)}, not {effort!r}")
     info = model_info(model)
     if info is None or effort in info.efforts:
         return
     if not info.efforts:
-        raise ValueError(f"{model} takes no reasoning effort; drop --effort or use step-3.7-flash")
-    raise ValueError(f"{model} takes --effort {' or '.join(info.efforts)}, not {effort!r}")
+        raise InputError(f"{model} takes no reasoning effort; drop --effort or use step-3.7-flash")
+    raise InputError(f"{model} takes --effort {' or '.join(info.efforts)}, not {effort!r}")
 
 
 def estimate_cost(model: str, prompt: int, completion: int, cached: int = 0) -> float | None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from step_magic.core.errors import InputError
 from step_magic.core.models import check_effort
 
 DEFAULT_BASE_URL = "https://api.stepfun.ai/v1"
@@ -66,7 +67,7 @@ def check_base_url(url: str) -> str | None:
     """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"--base-url must be an http(s) URL like {DEFAULT_BASE_URL}, not {url!r}")
+        raise InputError(f"--base-url must be an http(s) URL like {DEFAULT_BASE_URL}, not {url!r}")
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
         return f"{url} is plain http to a non-local host: the API key would travel unencrypted"
     return None
@@ -116,7 +117,7 @@ def check_defaults(defaults: Mapping[str, Any]) -> None:
     """Raise ValueError for a configured default out of range, naming the trait."""
     for name, valid in _RANGES.items():
         if name in defaults and not valid(defaults[name]):
-            raise ValueError(
+            raise InputError(
                 f"StepMagics.{name} = {defaults[name]!r} is out of range; set it again"
             )
 
@@ -171,6 +172,6 @@ def _endpoint(
     key = find_api_key()
     if key is None:
         if need_key and not is_loopback_url(base_url):
-            raise ValueError(missing_key_message())
+            raise InputError(missing_key_message())
         key = LOCAL_KEY
     return base_url, key, False, warning

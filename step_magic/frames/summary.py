@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     Positions = npt.NDArray[np.int64]
     Floats = npt.NDArray[np.float64]
 
+from step_magic.core.errors import InputError
 from step_magic.frames.tables import (
     ELLIPSIS,
     Column,
@@ -70,7 +71,7 @@ def summarize_frame(obj: Frame, *, name: str, budget_chars: int) -> FrameSummary
     """
     library = library_of(obj)
     if library is None:
-        raise ValueError(f"{name} is a {type(obj).__name__}, not a pandas or polars frame")
+        raise InputError(f"{name} is a {type(obj).__name__}, not a pandas or polars frame")
     series = is_series(obj)
     table: Table = (PandasTable if library == "pandas" else PolarsTable)(obj, name)
     n_rows, n_columns = table.n_rows, len(table.names)

@@ -14,6 +14,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
+from step_magic.core.errors import InputError
 from step_magic.core.settings import Settings
 
 
@@ -83,7 +84,7 @@ def run_map(
             frame, template, make_request, stream_call(settings), options,
             cache=cache, progress=view, namespace=namespace,
         )  # fmt: skip
-    except (ValueError, TypeError) as err:  # bad flags, names or frames, before any request
+    except InputError as err:  # bad flags, names or frames, found before any request
         raise UsageError(str(err)) from None
     view.finish(summary)
     namespace["_step_map"] = result

@@ -22,7 +22,7 @@ from traitlets import Bool, CFloat, CInt, Enum, Unicode
 from step_magic.context.outputs import OutputRecorder
 from step_magic.core import models
 from step_magic.core import settings as config
-from step_magic.core.errors import StepAPIError
+from step_magic.core.errors import InputError, StepAPIError
 from step_magic.display import frontend
 from step_magic.magics import argtypes as flags
 from step_magic.magics import frontend as magic_frontend
@@ -254,7 +254,7 @@ class StepMagics(Magics):
         namespace = ChainMap(self._outputs.references(), self._namespace)
         try:
             return compose(prompt, namespace, model, options, cwd=Path.cwd())
-        except ValueError as err:
+        except InputError as err:
             raise UsageError(str(err)) from None
 
     def _settings(self, args: argparse.Namespace, *, need_key: bool) -> config.Settings:
@@ -268,7 +268,7 @@ class StepMagics(Magics):
                 local_url=local.base_url if local is not None else None,
                 need_key=need_key,
             )
-        except ValueError as err:
+        except InputError as err:
             raise UsageError(str(err)) from None
         if warning:
             print(f"Warning: {warning}", file=sys.stderr)

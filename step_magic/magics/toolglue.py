@@ -13,10 +13,10 @@ from typing import Any
 
 from IPython.core.error import StdinNotImplementedError, UsageError
 
+from step_magic.core.errors import InputError
+from step_magic.core.request import CHARS_PER_TOKEN
 from step_magic.engine.toolloop import ToolLoop
 from step_magic.tools.build import build_toolbox
-
-CHARS_PER_TOKEN = 4
 
 
 def check_tool_flags(args: argparse.Namespace, replay: bool) -> None:
@@ -50,7 +50,7 @@ def tool_loop(
         return None
     try:
         toolbox = build_toolbox(args.tools, namespace, budget_chars=budget_tokens * CHARS_PER_TOKEN)
-    except ValueError as err:
+    except InputError as err:
         raise UsageError(str(err)) from None
     return ToolLoop(
         toolbox,

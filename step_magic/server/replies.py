@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from step_magic.core.cassette import Cassette
-from step_magic.core.request import request_key
+from step_magic.core.request import CHARS_PER_TOKEN, request_key
 from step_magic.server.arguments import example_arguments
 from step_magic.server.filler import exact, grow, tokenize
 from step_magic.server.tools import Tool, ToolCall
@@ -30,7 +30,7 @@ from step_magic.server.validation import ChatRequest, Message
 DEFAULT_REASONING_TOKENS = {"low": 40, "medium": 150, "high": 400, None: 100}
 
 # Prompt-size estimate: ~4 characters per token, a little per message, fixed per medium.
-CHARS_PER_TOKEN = 4
+
 TOKENS_PER_MESSAGE = 4
 TOKENS_PER_IMAGE = {"low": 400, "high": 1600}
 TOKENS_PER_VIDEO = 2000

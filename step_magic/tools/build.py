@@ -6,6 +6,7 @@ import difflib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from step_magic.core.errors import InputError
 from step_magic.frames.tables import library_of
 from step_magic.tools.frametools import frame_tools
 from step_magic.tools.schema import function_tool
@@ -25,20 +26,20 @@ def build_toolbox(
         if name not in namespace:
             close = difflib.get_close_matches(name, [str(key) for key in namespace], n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise ValueError(f"--tools: no variable {name!r} in the notebook{hint}")
+            raise InputError(f"--tools: no variable {name!r} in the notebook{hint}")
         value = namespace[name]
         if library_of(value) is not None:
             tools.extend(frame_tools(name, value, budget_chars=budget_chars))
         elif callable(value):
             if not TOOL_NAME.fullmatch(name):
-                raise ValueError(f"--tools: {name!r} cannot be a tool name (ASCII, up to 64)")
+                raise InputError(f"--tools: {name!r} cannot be a tool name (ASCII, up to 64)")
             tools.append(function_tool(name, value))
         else:
-            raise ValueError(
+            raise InputError(
                 f"--tools: {name} is a {type(value).__name__}, not a function or a DataFrame"
             )
     taken = [tool.name for tool in tools]
     twice = sorted({name for name in taken if taken.count(name) > 1})
     if twice:
-        raise ValueError(f"--tools: two tools would be called {', '.join(twice)}")
+        raise InputError(f"--tools: two tools would be called {', '.join(twice)}")
     return Toolbox(tools, budget_chars=budget_chars)

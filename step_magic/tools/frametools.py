@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from step_magic.core.errors import ToolError
+from step_magic.core.errors import InputError, ToolError
 from step_magic.frames.backends import Backend
 from step_magic.frames.pandas_frame import PandasFrame
 from step_magic.frames.polars_frame import PolarsFrame
@@ -62,9 +62,9 @@ def frame_tools(name: str, frame: Any, *, budget_chars: int = 8_000) -> list[Too
     """Read-only tools over the pandas/polars DataFrame bound to ``name``."""
     library = library_of(frame)
     if library is None or is_series(frame):
-        raise ValueError(f"{name} is a {type(frame).__name__}, not a pandas or polars DataFrame")
+        raise InputError(f"{name} is a {type(frame).__name__}, not a pandas or polars DataFrame")
     if budget_chars < 1:
-        raise ValueError(f"budget_chars must be at least 1, not {budget_chars}")
+        raise InputError(f"budget_chars must be at least 1, not {budget_chars}")
     backend: Backend = PandasFrame(frame) if library == "pandas" else PolarsFrame(frame)
     names = _unique(backend.labels)
     ctx = Context(name, _prefix(name), backend, names, {n: j for j, n in enumerate(names)})

@@ -13,7 +13,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from step_magic.core.errors import ToolError
+from step_magic.core.errors import InputError, ToolError
 from step_magic.tools.docstrings import parse_docstring
 from step_magic.tools.jsontypes import SCALARS, SUPPORTED, Convert, Unsupported, describe, is_json
 from step_magic.tools.toolbox import JSONSchema, Tool
@@ -23,14 +23,14 @@ def function_tool(name: str, func: Callable[..., Any]) -> Tool:
     """Describe ``func`` as the tool ``name``; ValueError (naming the parameter) if we can't."""
     target = _described(func)
     if inspect.iscoroutinefunction(target) or inspect.isasyncgenfunction(target):
-        raise ValueError(
+        raise InputError(
             f"--tools {name}: async functions cannot be tools yet (the kernel's event loop is "
             "busy running this cell); wrap it in a plain function"
         )
     try:  # eval_str resolves string annotations; it sees through partials and __call__
         signature = inspect.signature(func, eval_str=True)
     except (TypeError, ValueError, NameError) as err:
-        raise ValueError(f"--tools {name}: cannot read its signature ({err})") from None
+        raise InputError(f"--tools {name}: cannot read its signature ({err})") from None
     hints = {
         p.name: p.annotation
         for p in signature.parameters.values()
@@ -124,16 +124,16 @@ def _accepts_none(convert: Convert) -> bool:
 def _parameter(tool: str, param: inspect.Parameter, hint: Any) -> tuple[JSONSchema, Convert]:
     where = f"--tools {tool}: parameter {param.name!r}"
     if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
-        raise ValueError(f"{where} is *args/**kwargs; a tool needs named, typed parameters")
+        raise InputError(f"{where} is *args/**kwargs; a tool needs named, typed parameters")
     has_default = param.default is not inspect.Parameter.empty
     if hint is None:
         if not (has_default and type(param.default) in SCALARS):
-            raise ValueError(f"{where} has no type hint; add one ({SUPPORTED})")
+            raise InputError(f"{where} has no type hint; add one ({SUPPORTED})")
         hint = type(param.default)
     try:
         schema, convert = describe(hint)
     except Unsupported as err:
-        raise ValueError(f"{where} has type {err}, which has no JSON form ({SUPPORTED})") from None
+        raise InputError(f"{where} has type {err}, which has no JSON form ({SUPPORTED})") from None
     default = param.default
     if isinstance(default, enum.Enum) and default.value in schema.get("enum", ()):
         default = default.value
