@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import queue
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +46,11 @@ class CellRun:
                 shown[display_id] = message["content"]["data"]
         return shown
 
+    def stdout(self) -> str:
+        """All the text the cell streamed, joined: a frontend shows it as one text, and the
+        kernel may split it across messages anywhere, so tests never look inside one."""
+        return "".join(m["content"]["text"] for m in self.of_type("stream"))
+
     def error(self) -> dict[str, Any] | None:
         errors = self.of_type("error")
         return errors[-1]["content"] if errors else None
@@ -68,12 +72,13 @@ class KernelSession:
         *,
         timeout: float = 60,
         interrupt_after: str | None = None,
-        interrupt_when: Callable[[dict[str, Any]], bool] | None = None,
+        interrupt_on_text: str | None = None,
         cell_id: str | None = None,
         stdin: str | None = None,
     ) -> CellRun:
         """Run ``code``; with ``interrupt_after``, interrupt once a message of that type came
-        (with ``interrupt_when``, once a message matching it came).
+        (with ``interrupt_on_text``, once the text streamed so far contains it: a stream can
+        split anywhere, so the text is accumulated, never looked for inside one message).
 
         ``cell_id`` is sent in the request metadata as JupyterLab does (``cellId``);
         ``stdin`` answers the cell's input request (getpass), as a user typing would.
@@ -82,6 +87,7 @@ class KernelSession:
         run = CellRun(messages=[])
         deadline = time.monotonic() + timeout
         interrupted = False
+        streamed: list[str] = []
         while time.monotonic() < deadline:
             if stdin is not None and self._answer_input(stdin):
                 stdin = None
@@ -97,8 +103,14 @@ class KernelSession:
                     return run
                 continue
             run.messages.append(message)
-            wanted = interrupt_when or (lambda m: m["msg_type"] == interrupt_after)
-            if (interrupt_after or interrupt_when) and not interrupted and wanted(message):
+            if message["msg_type"] == "stream":
+                streamed.append(message["content"].get("text", ""))
+            wanted = (
+                interrupt_on_text in "".join(streamed)
+                if interrupt_on_text is not None
+                else message["msg_type"] == interrupt_after
+            )
+            if (interrupt_after or interrupt_on_text) and not interrupted and wanted:
                 self.manager.interrupt_kernel()
                 interrupted = True
         raise TimeoutError(f"cell did not finish in {timeout} s: {code[:80]!r}")

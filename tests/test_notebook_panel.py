@@ -81,7 +81,7 @@ def test_updates_are_coalesced_and_bytes_grow_linearly(kernel: Any, server: Loca
 
 def text_size(kernel: Any) -> int:
     run = kernel.execute("print(len(_step.reasoning) + len(_step.answer))")
-    return int(run.of_type("stream")[0]["content"]["text"])
+    return int(run.stdout())
 
 
 def test_show_reasoning_opens_the_panel_and_the_saved_block(kernel: Any) -> None:
@@ -169,9 +169,7 @@ def test_ctrl_c_keeps_what_arrived_marked_interrupted(kernel: Any, server: Local
     details, _answer, footer = run.final_outputs().values()
     assert "Interrupted after thinking" in details["text/html"]
     assert "interrupted" in footer["text/plain"]
-    assert kernel.execute("print(_step.status)").of_type("stream")[0]["content"]["text"] == (
-        "interrupted\n"
-    )
+    assert kernel.execute("print(_step.status)").stdout() == ("interrupted\n")
     assert kernel.execute("1 + 1").error() is None
 
 
@@ -215,7 +213,7 @@ def test_the_key_can_be_typed_without_it_reaching_the_notebook(kernel: Any) -> N
     typed = kernel.execute("%step_config --key", stdin=TEST_KEY)
     assert typed.error() is None
     assert TEST_KEY not in json.dumps(typed.messages, default=str)
-    assert "not saved" in typed.of_type("stream")[0]["content"]["text"]
+    assert "not saved" in typed.stdout()
     assert kernel.execute("%step Hi").error() is None
     kernel.execute("os.environ['STEPFUN_API_KEY'] = saved_key")
 

@@ -52,7 +52,7 @@ def test_ctrl_c_during_a_tool_stops_the_loop_and_keeps_what_was_shown(
     kernel.execute(SLOW_TOOL)
     run = kernel.execute(
         "%%step --tools slow_count --new\nHow many rows?",
-        interrupt_when=lambda m: "tool started" in m["content"].get("text", ""),
+        interrupt_on_text="tool started",
         timeout=25,
     )
     error = run.error()
@@ -63,7 +63,7 @@ def test_ctrl_c_during_a_tool_stops_the_loop_and_keeps_what_was_shown(
     assert "slow_count(table=&#x27;example&#x27;) — interrupted" in details["text/html"]
     assert "interrupted" in footer["text/plain"]
     state = kernel.execute("print(ran, _step.status, _step.tool_calls[0].status)")
-    assert state.of_type("stream")[0]["content"]["text"] == "[] interrupted interrupted\n"
+    assert state.stdout() == "[] interrupted interrupted\n"
 
 
 def test_confirm_asks_in_the_frontend_and_a_no_is_respected(
@@ -76,7 +76,7 @@ def test_confirm_asks_in_the_frontend_and_a_no_is_respected(
         "Not run: the user declined this call."
     )
     state = kernel.execute("print(ran, _step.tool_calls[0].status)")
-    assert state.of_type("stream")[0]["content"]["text"] == "[] declined\n"
+    assert state.stdout() == "[] declined\n"
 
 
 def test_no_reasoning_still_lists_the_calls(kernel: Any, server: LocalServer) -> None:
@@ -97,7 +97,7 @@ def test_ctrl_c_during_the_next_model_turn_keeps_the_calls_made(
     run = kernel.execute(
         "%%step --tools row_count --new\nHow many rows?",
         # The second turn's reasoning says so once the result is back.
-        interrupt_when=lambda m: "came back" in m["content"].get("text", ""),
+        interrupt_on_text="came back",
         timeout=25,
     )
     error = run.error()
@@ -109,7 +109,7 @@ def test_ctrl_c_during_the_next_model_turn_keeps_the_calls_made(
     assert "→ 42" in details["text/html"]
     assert "interrupted" in footer["text/plain"]
     state = kernel.execute("print(ran, _step.status, _step.tool_calls[0].status)")
-    assert state.of_type("stream")[0]["content"]["text"] == "['example'] interrupted ok\n"
+    assert state.stdout() == "['example'] interrupted ok\n"
 
 
 def test_words_said_with_the_calls_move_from_the_answer_to_the_calls(
