@@ -1,15 +1,90 @@
-"""step-magic: stream StepFun reasoning models into Jupyter and IPython.
+"""step-magic: stream StepFun reasoning models into Jupyter, IPython and plain Python.
 
-``%load_ext step_magic`` registers ``%%step``, ``%step`` and ``%step_config``. Importing this
-package stays cheap: openai, widgets and the data libraries load on first use.
+``%load_ext step_magic`` registers ``%%step`` and its companions. From Python, with or without
+IPython: ``ask``, ``stream``, ``map_rows`` and ``Chat`` (see ``docs/api.md``). Importing this
+package stays cheap: every name below loads on first use (PEP 562), and openai, widgets and
+the data libraries only when a call needs them.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "load_ipython_extension", "unload_ipython_extension"]
+
+# name -> module that defines it; everything else in the package is internal.
+_PUBLIC = {
+    "ask": "step_magic.api.calls",
+    "stream": "step_magic.api.calls",
+    "map_rows": "step_magic.api.rows",
+    "Chat": "step_magic.api.chat",
+    "StepResult": "step_magic.core.result",
+    "Usage": "step_magic.core.events",
+    "ReasoningDelta": "step_magic.core.events",
+    "AnswerDelta": "step_magic.core.events",
+    "Retrying": "step_magic.engine.relay",
+    "ToolCalled": "step_magic.engine.relay",
+    "ToolAnswered": "step_magic.engine.relay",
+    "UsageReported": "step_magic.engine.relay",
+    "Done": "step_magic.engine.relay",
+    "StepMagicError": "step_magic.core.errors",
+    "InputError": "step_magic.core.errors",
+    "StepAPIError": "step_magic.core.errors",
+    "ReplayError": "step_magic.core.errors",
+    "StepInterrupted": "step_magic.core.errors",
+}
+__all__ = [
+    "AnswerDelta",
+    "Chat",
+    "Done",
+    "InputError",
+    "ReasoningDelta",
+    "ReplayError",
+    "Retrying",
+    "StepAPIError",
+    "StepInterrupted",
+    "StepMagicError",
+    "StepResult",
+    "ToolAnswered",
+    "ToolCalled",
+    "Usage",
+    "UsageReported",
+    "__version__",
+    "ask",
+    "load_ipython_extension",
+    "map_rows",
+    "stream",
+    "unload_ipython_extension",
+]
+
+if TYPE_CHECKING:
+    from step_magic.api.calls import ask, stream
+    from step_magic.api.chat import Chat
+    from step_magic.api.rows import map_rows
+    from step_magic.core.errors import (
+        InputError,
+        ReplayError,
+        StepAPIError,
+        StepInterrupted,
+        StepMagicError,
+    )
+    from step_magic.core.events import AnswerDelta, ReasoningDelta, Usage
+    from step_magic.core.result import StepResult
+    from step_magic.engine.relay import Done, Retrying, ToolAnswered, ToolCalled, UsageReported
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'step_magic' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
 
 
 def load_ipython_extension(ipython: Any) -> None:

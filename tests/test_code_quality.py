@@ -1,4 +1,5 @@
-"""The package stays ruff- and mypy --strict-clean: part of the suite, so CI enforces it."""
+"""The package stays ruff- and mypy --strict-clean and keeps its layers (import-linter's
+contracts in pyproject.toml): part of the suite, so CI enforces it."""
 
 from __future__ import annotations
 
@@ -25,3 +26,18 @@ def test_code_is_clean(command: list[str]) -> None:
         [sys.executable, "-m", *command], cwd=ROOT, capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_layers_hold() -> None:
+    """``lint-imports``: every contract in pyproject.toml kept (layers, no cycles, the server
+    apart), so an import against the architecture fails the suite."""
+    lint = [
+        sys.executable,
+        "-c",
+        "import sys; from importlinter.cli import lint_imports_command; "
+        "sys.exit(lint_imports_command())",
+        "--no-cache",
+    ]
+    done = subprocess.run(lint, cwd=ROOT, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 broken" in done.stdout

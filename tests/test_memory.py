@@ -255,3 +255,29 @@ def test_a_cassette_cut_short_by_a_crash_still_replays_what_it_holds(tmp_path: P
     cassette.path.write_text('{"broken": \n{"key": "x"}\n')
     with pytest.raises(ReplayError, match=":1 is not a cassette line"):
         cassette.lookup("x")
+
+
+def test_a_named_thread_continues_in_a_new_kernel_from_the_history(
+    ip: Any, server: LocalServer
+) -> None:
+    run(ip, "%%step --chat lesson\nMy name is Ada.").raise_error()
+    ip.run_line_magic("unload_ext", "step_magic")  # a fresh session, as in a new kernel
+    ip.run_line_magic("load_ext", "step_magic")
+
+    run(ip, "%%step --chat lesson\nWhat is my name?").raise_error()
+    users = [m["content"] for m in sent_messages(server)[-1] if m["role"] == "user"]
+    assert users == ["My name is Ada.", "What is my name?"]
+    run(ip, "%%step\nHello").raise_error()  # the default thread starts afresh
+    assert [m["role"] for m in sent_messages(server)[-1]] == ["user"]
+
+
+def test_history_export_writes_every_call_unless_n_is_given(
+    ip: Any, server: LocalServer, tmp_path: Path
+) -> None:
+    for number in range(12):
+        run(ip, f"%%step --no-memory\nQuestion {number}").raise_error()
+    every, three = tmp_path / "all.jsonl", tmp_path / "three.jsonl"
+    ip.run_line_magic("step_history", f"--export {every}")
+    ip.run_line_magic("step_history", f"-n 3 --export {three}")
+    assert len(every.read_text().splitlines()) == 12
+    assert len(three.read_text().splitlines()) == 3

@@ -88,3 +88,10 @@ class CassetteCache:
         body = {**request.body(stream=False), "messages": list(redact_media(request.messages))}
         answer, reasoning, usage = reply
         self.cassette.store(key, body, RecordedReply(reasoning, answer, "stop", usage, None, None))
+
+
+def reply_cache(cassette: Path | None, history: History | None) -> ReplyCache | None:
+    """Where finished rows go: the cassette when one is named, else the history (if on)."""
+    if cassette is not None:
+        return CassetteCache(cassette)
+    return HistoryCache(history) if history is not None else None

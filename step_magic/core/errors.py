@@ -8,9 +8,17 @@ anything is sent (the magics show it as a ``UsageError``), ``StepAPIError`` a fa
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class StepMagicError(Exception):
-    """An error whose message says everything the user needs; no traceback is shown."""
+    """An error whose message says everything the user needs; no traceback is shown.
+
+    ``result`` is what a call had produced when it failed (a ``StepResult``), for code that
+    called the Python API: the partial reply is never lost.
+    """
+
+    result: Any = None
 
     def _render_traceback_(self) -> list[str]:
         return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}"]
@@ -62,7 +70,10 @@ class StepInterrupted(KeyboardInterrupt):
     """Ctrl-C during a call; IPython shows one line instead of our stack.
 
     A ``KeyboardInterrupt``, not a ``StepMagicError``: ``except Exception`` must not swallow it.
+    ``result`` is the partial reply, as on ``StepMagicError``.
     """
+
+    result: Any = None
 
     def _render_traceback_(self) -> list[str]:
         return ["KeyboardInterrupt: reply interrupted; the partial text above is kept"]

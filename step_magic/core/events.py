@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from step_magic.core.toolrecords import ToolCall
 
@@ -19,6 +19,7 @@ from step_magic.core.toolrecords import ToolCall
 class ReasoningDelta:
     """A piece of the model's reasoning."""
 
+    kind: ClassVar[str] = "reasoning"
     text: str
 
 
@@ -26,12 +27,15 @@ class ReasoningDelta:
 class AnswerDelta:
     """A piece of the answer."""
 
+    kind: ClassVar[str] = "answer"
     text: str
 
 
 @dataclass(frozen=True)
 class Waiting:
     """The server asked us to wait (429/5xx before any text); we retry after ``delay``."""
+
+    kind: ClassVar[str] = "waiting"
 
     reason: str
     delay: float
@@ -62,6 +66,8 @@ class Usage:
 @dataclass(frozen=True)
 class Finished:
     """The stream ended; ``finish_reason`` is None when the server never sent one."""
+
+    kind: ClassVar[str] = "finished"
 
     finish_reason: str | None
     usage: Usage | None

@@ -16,9 +16,13 @@ from collections.abc import Iterator
 
 
 @contextlib.contextmanager
-def interrupts_noted() -> Iterator[list[int]]:
-    """For the whole call, Ctrl-C is noted in the yielded list instead of raised."""
-    received: list[int] = []
+def interrupts_noted(received: list[int] | None = None) -> Iterator[list[int]]:
+    """For the whole call, Ctrl-C is noted in the yielded list instead of raised.
+
+    ``received`` may be a list another thread appends to (``signal.SIGINT``) to stop the call
+    as Ctrl-C would: a stream closed by its reader, or a call run off the main thread.
+    """
+    received = [] if received is None else received
     if threading.current_thread() is not threading.main_thread():
         yield received
         return

@@ -10,16 +10,39 @@ import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
 from step_magic.core.errors import InputError
-from step_magic.core.models import check_effort
+from step_magic.core.models import DEFAULT_MODEL, check_effort
 
 DEFAULT_BASE_URL = "https://api.stepfun.ai/v1"
 KEY_VARIABLES = ("STEPFUN_API_KEY", "STEP_API_KEY")
 BASE_URL_VARIABLE = "STEPFUN_BASE_URL"
 LOCAL_KEY = "local-server-no-key-needed"
+
+# Every default in one place: the magics' traits and the Python API both start from these.
+DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    {
+        "model": DEFAULT_MODEL,
+        "effort": None,
+        "system": None,
+        "max_tokens": None,
+        "temperature": None,
+        "base_url": None,
+        "timeout": 120.0,
+        "max_retries": 3,
+        "show_reasoning": False,
+        "reasoning": True,
+        "api": "chat",
+        "budget": 6_000,
+        "detail": "low",
+        "image_max_side": 2048,
+        "max_steps": 8,
+    }
+)
+APIS = ("chat", "messages")
 
 
 @dataclass(frozen=True)
@@ -113,13 +136,12 @@ _RANGES: dict[str, Callable[[Any], bool]] = {
 }
 
 
-def check_defaults(defaults: Mapping[str, Any]) -> None:
-    """Raise ValueError for a configured default out of range, naming the trait."""
+def check_defaults(defaults: Mapping[str, Any], *, owner: str = "StepMagics.") -> None:
+    """Raise InputError for a default out of range, naming it as the user set it
+    (``StepMagics.timeout`` for a trait, ``timeout`` for a keyword of the Python API)."""
     for name, valid in _RANGES.items():
         if name in defaults and not valid(defaults[name]):
-            raise InputError(
-                f"StepMagics.{name} = {defaults[name]!r} is out of range; set it again"
-            )
+            raise InputError(f"{owner}{name} = {defaults[name]!r} is out of range; set it again")
 
 
 def settings_for(
@@ -128,13 +150,16 @@ def settings_for(
     *,
     local_url: str | None,
     need_key: bool,
+    owner: str = "StepMagics.",
 ) -> tuple[Settings, str | None]:
     """Merge a call's flags over the configured defaults over the environment.
 
     Returns the settings and a warning to show (plain http to a remote host); raises
-    ValueError with a one-line message for anything the user must fix first.
+    InputError with a one-line message for anything the user must fix first. ``owner``
+    names the defaults in those messages (the traits, or the Python API's keywords); an
+    ``api_key`` among the flags wins over the environment.
     """
-    check_defaults(defaults)
+    check_defaults(defaults, owner=owner)
 
     def pick(name: str) -> Any:
         value = flags.get(name)
@@ -142,7 +167,10 @@ def settings_for(
 
     model, effort = pick("model"), pick("effort")
     check_effort(model, effort)
-    base_url, key, local, warning = _endpoint(flags.get("base_url"), defaults, local_url, need_key)
+    if pick("api") not in APIS:
+        raise InputError(f"api must be one of {', '.join(APIS)}, not {pick('api')!r}")
+    given = (flags.get("base_url"), flags.get("api_key"))
+    base_url, key, local, warning = _endpoint(*given, defaults, local_url, need_key)
     settings = Settings(
         model=model,
         base_url=base_url,
@@ -162,14 +190,18 @@ def settings_for(
 
 
 def _endpoint(
-    flag_url: str | None, defaults: Mapping[str, Any], local_url: str | None, need_key: bool
+    flag_url: str | None,
+    given_key: str | None,
+    defaults: Mapping[str, Any],
+    local_url: str | None,
+    need_key: bool,
 ) -> tuple[str, str, bool, str | None]:
     """Base URL, key, whether it is the in-process simulator, and a warning if any."""
     if flag_url is None and defaults.get("base_url") is None and local_url is not None:
         return local_url, LOCAL_KEY, True, None
     base_url = flag_url or defaults.get("base_url") or find_base_url()
     warning = check_base_url(base_url)
-    key = find_api_key()
+    key = given_key.strip() if given_key and given_key.strip() else find_api_key()
     if key is None:
         if need_key and not is_loopback_url(base_url):
             raise InputError(missing_key_message())

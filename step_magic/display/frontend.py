@@ -44,6 +44,46 @@ def choose_view(shell: Any, settings: Settings, *, tools: bool = False) -> Any:
     return views.TerminalView(reasoning=settings.reasoning)
 
 
+class QuietView:
+    """Shows nothing: a script's caller has the result, and its output may be a file."""
+
+    def start(self, status: str) -> None: ...
+    def waiting(self, status: str) -> None: ...
+    def update(self, reasoning: str, answer: str, elapsed: float) -> None: ...
+    def tool(self, record: Any) -> None: ...
+    def finish(self, result: Any) -> None: ...
+
+
+def auto_view(display: bool | None, settings: Settings, *, tools: bool = False) -> Any:
+    """The view for a call from Python: the live panel in a notebook cell, the plain stream
+    on a terminal (or whenever ``display`` is True), nothing otherwise or when it is False."""
+    if display is False:
+        return QuietView()
+    shell = current_shell()
+    if parent_msg_id(shell) is not None:
+        show_results_statically(shell)
+        return choose_view(shell, settings, tools=tools)
+    if display or sys.stdout.isatty():
+        from step_magic.display.views import TerminalView
+
+        return TerminalView(reasoning=settings.reasoning)
+    return QuietView()
+
+
+def auto_progress(display: bool | None, total: int) -> Any:
+    """A ``--map`` progress view chosen as ``auto_view`` chooses: a bar in a notebook cell, a
+    line on a terminal (or whenever ``display`` is True), None otherwise or when False."""
+    from step_magic.display import progress
+
+    if display is False:
+        return None
+    if parent_msg_id(current_shell()) is not None:
+        return progress.NotebookProgress(total)
+    if display or sys.stdout.isatty():
+        return progress.TerminalProgress(total)
+    return None
+
+
 def show_results_statically(shell: Any) -> None:
     """``display(result)`` and a cell ending in a result show its static form.
 

@@ -92,6 +92,7 @@ def run_call(
     stream: EventSource | None = None,
     annotate: Callable[[StepResult], None] | None = None,
     tools: ToolLoop | None = None,
+    stop: list[int] | None = None,
 ) -> tuple[StepResult, BaseException | None]:
     """Stream the reply into ``view``; return it with the error to raise, if the call failed.
 
@@ -99,11 +100,11 @@ def run_call(
     was attached, notes, replay) before the final form is shown. With ``tools`` the model's
     tool calls are run and answered until it gives its answer or ``max_steps`` turns were
     taken. The caller keeps the (partial) result before raising, so ``_step`` holds what
-    arrived.
+    arrived. Another thread stops the call by appending to ``stop``, as Ctrl-C would.
     """
     progress = ReplyBuffer(started=time.monotonic())
     turns = _Turns(request, len(request.messages))
-    with interrupts_noted() as interrupts:
+    with interrupts_noted(stop) as interrupts:
         view.start(_waiting_status(settings))
         try:
             _turns(settings, turns, progress, view, interrupts, stream, tools)

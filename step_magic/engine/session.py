@@ -25,7 +25,15 @@ from step_magic.core.result import StepResult
 from step_magic.core.settings import Settings
 from step_magic.engine.runner import View, run_call
 from step_magic.engine.toolloop import ToolLoop
-from step_magic.memory.conversation import Conversations, Thread, Turn, context_messages, remembered
+from step_magic.memory.conversation import (
+    DEFAULT_THREAD,
+    Conversations,
+    Thread,
+    Turn,
+    context_messages,
+    remembered,
+    turns_from_history,
+)
 from step_magic.memory.history import CallRecord, History
 from step_magic.memory.replay import ReplayStream
 
@@ -66,6 +74,15 @@ class Session:
         self.history = history
         self.recorder: Cassette | None = None
 
+    def thread(self, name: str) -> Thread:
+        """The thread ``name``; a named thread this session has not seen yet continues from
+        the history, so it outlives the kernel (the default thread always starts empty)."""
+        known = name in self.conversations.threads
+        thread = self.conversations.thread(name)
+        if not known and name != DEFAULT_THREAD and self.history is not None:
+            thread.turns.extend(turns_from_history(self.history.thread(name)))
+        return thread
+
     def prepare(
         self,
         settings: Settings,
@@ -75,7 +92,7 @@ class Session:
         tools: Sequence[dict[str, Any]] = (),
     ) -> Prepared:
         """Build the request: system prompt, earlier turns that fit, then this prompt."""
-        thread = self.conversations.thread(options.chat) if options.memory else None
+        thread = self.thread(options.chat) if options.memory else None
         earlier: list[dict[str, Any]] = []
         notes: list[str] = []
         if thread is not None and not options.new:  # --new clears the thread once it worked
@@ -95,6 +112,7 @@ class Session:
         view: View,
         cell: str | None,
         tools: ToolLoop | None = None,
+        stop: list[int] | None = None,
     ) -> tuple[StepResult, BaseException | None]:
         """Run the call (live or replayed), then remember it in the thread, cache and history.
 
@@ -113,7 +131,13 @@ class Session:
             result.display_format = options.display_format
 
         result, error = run_call(
-            settings, prepared.request, view, stream=stream, annotate=annotate, tools=tools
+            settings,
+            prepared.request,
+            view,
+            stream=stream,
+            annotate=annotate,
+            tools=tools,
+            stop=stop,
         )
         if prepared.thread is not None and result.status in KEEPS:
             if options.new:

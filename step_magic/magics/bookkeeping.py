@@ -81,7 +81,7 @@ class StepToolMagics(Magics):
             print(f"{thread.name:<20} {len(thread.turns):>5} {thread.tokens:>10,}")
 
     @magic_arguments()
-    @argument("-n", type=int, default=10, help="How many recent calls to show.")
+    @argument("-n", type=int, help="How many recent calls to show (10) or export (all).")
     @argument("--search", metavar="TEXT", help="Only calls whose text contains TEXT.")
     @argument("--export", metavar="FILE", help="Write the calls to FILE as JSON lines.")
     @line_magic
@@ -99,7 +99,7 @@ class StepToolMagics(Magics):
                 raise UsageError(f"Cannot write {target}: {err.strerror or err}") from None
             print(f"Exported {count} call(s) to {target}")
             return
-        records = history.recent(args.n, args.search)
+        records = history.recent(10 if args.n is None else args.n, args.search)
         if not records:
             print(f"No calls recorded in {history.path}" + (" match" if args.search else ""))
         for record in records:

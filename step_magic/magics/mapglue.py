@@ -26,18 +26,17 @@ def fields(spec: str | None) -> tuple[tuple[str, str], ...]:
     return tuple((name.strip(), (kind or "str").strip()) for name, _, kind in pairs)
 
 
-def run_map(
-    magics: Any, args: argparse.Namespace, template: str, settings: Settings, notebook: bool
-) -> None:
+def run_map(magics: Any, args: argparse.Namespace, template: str, settings: Settings) -> None:
     """Map ``template`` over ``args.map``, showing progress, then bind the result."""
-    from step_magic.batch.cache import CassetteCache, HistoryCache, ReplyCache
+    from step_magic.batch.cache import reply_cache
     from step_magic.batch.plan import plan_map
     from step_magic.batch.rowcall import stream_call
     from step_magic.batch.scheduler import map_rows
     from step_magic.batch.table import MapOptions
     from step_magic.context.interpolate import resolve
     from step_magic.core.request import build_request
-    from step_magic.display.progress import NotebookProgress, TerminalProgress, map_dry_run_text
+    from step_magic.display.frontend import auto_progress
+    from step_magic.display.progress import map_dry_run_text
     from step_magic.wire.transport import endpoint, request_body
 
     namespace = magics.shell.user_ns
@@ -69,17 +68,10 @@ def run_map(
             )
             print(map_dry_run_text(plan))
             return
-        history = magics.history_store()
-        cache: ReplyCache | None = (
-            CassetteCache(Path(args.cassette).expanduser())
-            if args.cassette
-            else HistoryCache(history)
-            if history is not None
-            else None
-        )
+        cassette = Path(args.cassette).expanduser() if args.cassette else None
+        cache = reply_cache(cassette, magics.history_store())
         rows = len(frame) if isinstance(frame, Sized) else 0
-        total = min(rows, args.limit) if args.limit is not None else rows
-        view = NotebookProgress(total) if notebook else TerminalProgress(total)
+        view = auto_progress(True, min(rows, args.limit) if args.limit is not None else rows)
         result, summary = map_rows(
             frame, template, make_request, stream_call(settings), options,
             cache=cache, progress=view, namespace=namespace,

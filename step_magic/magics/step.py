@@ -23,6 +23,7 @@ from step_magic.context.outputs import OutputRecorder
 from step_magic.core import models
 from step_magic.core import settings as config
 from step_magic.core.errors import InputError, StepAPIError
+from step_magic.core.settings import DEFAULTS
 from step_magic.display import frontend
 from step_magic.magics import argtypes as flags
 from step_magic.magics import frontend as magic_frontend
@@ -36,7 +37,7 @@ if TYPE_CHECKING:  # the call path loads on the first call: %load_ext stays fast
 
 EFFORT_CHOICES = list(models.EFFORTS)
 DETAILS = ["low", "high"]
-APIS = ["chat", "messages"]
+APIS = list(config.APIS)
 
 
 @magics_class
@@ -46,7 +47,7 @@ class StepMagics(Magics):
     Example: ``%config StepMagics.model = "step-3.5-flash"``.
     """
 
-    model = Unicode(models.DEFAULT_MODEL, help="Model used when --model is not given.").tag(
+    model = Unicode(DEFAULTS["model"], help="Model used when --model is not given.").tag(
         config=True
     )
     effort = Unicode(
@@ -58,21 +59,33 @@ class StepMagics(Magics):
     base_url = Unicode(
         None, allow_none=True, help="API base URL; default $STEPFUN_BASE_URL or StepFun's."
     ).tag(config=True)
-    timeout = CFloat(120.0, help="Seconds without any data before a call fails.").tag(config=True)
-    max_retries = CInt(3, help="Retries for 429/5xx before any text arrived.").tag(config=True)
-    show_reasoning = Bool(False, help="Open the reasoning panel by default.").tag(config=True)
-    reasoning = Bool(True, help="Show the reasoning at all.").tag(config=True)
-    budget = CInt(6_000, help="Token budget of each attached object.").tag(config=True)
-    detail = Enum(DETAILS, "low", help="Detail level sent with images.").tag(config=True)
-    image_max_side = CInt(2048, help="Images are downscaled to this long side.").tag(config=True)
-    api = Enum(APIS, "chat", help="chat: Chat Completions; messages: the Messages API.").tag(
+    timeout = CFloat(DEFAULTS["timeout"], help="Seconds without any data before a call fails.").tag(
         config=True
     )
+    max_retries = CInt(
+        DEFAULTS["max_retries"], help="Retries for 429/5xx before any text arrived."
+    ).tag(config=True)
+    show_reasoning = Bool(
+        DEFAULTS["show_reasoning"], help="Open the reasoning panel by default."
+    ).tag(config=True)
+    reasoning = Bool(DEFAULTS["reasoning"], help="Show the reasoning at all.").tag(config=True)
+    budget = CInt(DEFAULTS["budget"], help="Token budget of each attached object.").tag(config=True)
+    detail = Enum(DETAILS, DEFAULTS["detail"], help="Detail level sent with images.").tag(
+        config=True
+    )
+    image_max_side = CInt(
+        DEFAULTS["image_max_side"], help="Images are downscaled to this long side."
+    ).tag(config=True)
+    api = Enum(
+        APIS, DEFAULTS["api"], help="chat: Chat Completions; messages: the Messages API."
+    ).tag(config=True)
     memory = Bool(True, help="Send earlier turns of the thread as context.").tag(config=True)
     replay = Bool(False, help="Answer from recorded replies only.").tag(config=True)
     replay_speed = CFloat(200.0, help="Replay pace in tokens/s (0: at once).").tag(config=True)
     history = Bool(True, help="Log every call to the SQLite history.").tag(config=True)
-    max_steps = CInt(8, help="--tools: model turns allowed before the loop stops.").tag(config=True)
+    max_steps = CInt(
+        DEFAULTS["max_steps"], help="--tools: model turns allowed before the loop stops."
+    ).tag(config=True)
     history_path = Unicode(
         None, allow_none=True, help="History database; default in the user data directory."
     ).tag(config=True)
@@ -170,8 +183,7 @@ class StepMagics(Magics):
             from step_magic.magics.mapglue import run_map
 
             settings = self._settings(args, need_key=not args.dry_run)
-            in_notebook = frontend.parent_msg_id(self.shell) is not None
-            run_map(self, args, prompt, settings, notebook=in_notebook)
+            run_map(self, args, prompt, settings)
             return
         options = self._call_options(args)
         settings = self._settings(args, need_key=not (args.dry_run or options.replay))
@@ -180,11 +192,11 @@ class StepMagics(Magics):
         tools = tool_loop(args, self._namespace, budget_tokens=budget, max_steps=self.max_steps)
         cell_id = magic_frontend.cell_id(self.shell)
         specs = tools.toolbox.specs() if tools else ()
+        self.session.history = self.history_store()  # a named thread resumes from it
         prepared = self.session.prepare(settings, composed, options, cell_id, specs)
         if args.dry_run:
             show_dry_run(settings, prepared.request)
             return
-        self.session.history = self.history_store()
         view = frontend.choose_view(self.shell, settings, tools=tools is not None)
         result, error = self.session.ask(settings, prepared, options, view, cell_id, tools)
         self._namespace["_step"] = result

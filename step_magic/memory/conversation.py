@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from step_magic.core.request import Message, estimate_tokens, message_parts
 from step_magic.core.text import bounded
+from step_magic.memory.history import CallRecord
 
 DEFAULT_THREAD = "default"
 REMEMBERED_RESULT_CHARS = 2_000  # a tool result as later turns see it
@@ -72,6 +73,23 @@ class Conversations:
     def thread(self, name: str = DEFAULT_THREAD) -> Thread:
         """The thread called ``name``, created empty on first use."""
         return self.threads.setdefault(name, Thread(name))
+
+
+def turns_from_history(records: list[CallRecord]) -> list[Turn]:
+    """A thread's turns rebuilt from its logged calls: each call's last user message, then
+    what followed it (tool calls and results) and the answer. Media were logged as
+    references, so they come back as placeholders, as they would be sent anyway."""
+    turns = []
+    for record in records:
+        messages = list(record.messages)
+        asked = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=None)
+        if asked is None:
+            continue
+        answer = {"role": "assistant", "content": record.answer}
+        replies = remembered((*messages[asked + 1 :], answer))
+        tokens = (record.prompt_tokens or 0) + (record.completion_tokens or 0)
+        turns.append(Turn(None, messages[asked], replies, tokens))
+    return turns
 
 
 def remembered(replies: tuple[Message, ...]) -> tuple[Message, ...]:

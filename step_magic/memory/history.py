@@ -154,6 +154,15 @@ class History:
         found = self._select(query, {"key": cache_key})
         return found[0] if found else None
 
+    def thread(self, name: str) -> list[CallRecord]:
+        """The kept calls of the thread ``name``, oldest first (``Chat(name)``, ``--chat NAME``
+        in a new kernel continue from them)."""
+        query = (
+            "WHERE thread = :name AND status IN ('complete', 'truncated') AND replayed = 0 "
+            "ORDER BY started_at, id"
+        )
+        return self._select(query, {"name": name})
+
     def export_jsonl(self, target: Path, *, n: int | None = None, search: str | None = None) -> int:
         """Write the ``n`` newest matching calls (all by default) to ``target``, oldest first.
 

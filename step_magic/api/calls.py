@@ -1,0 +1,205 @@
+"""``ask`` and ``stream``: one call, shown where the caller is, or as events for code.
+
+Both build the same prepared call as the ``%%step`` magic (prompt and attachments composed,
+earlier turns of a ``Chat`` added, tools described) and run it through the same engine, so a
+result from Python is the very ``StepResult`` a cell gets, recorded in the same history.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from step_magic.api.inputs import attachments, call_settings, tool_loop
+from step_magic.context.compose import ComposeOptions, compose
+from step_magic.core.errors import StepInterrupted, StepMagicError
+from step_magic.core.result import StepResult
+from step_magic.core.settings import DEFAULTS, Settings
+from step_magic.display.frontend import auto_view
+from step_magic.engine.relay import EventRelay, StreamEvent
+from step_magic.engine.session import CallOptions, Prepared, Session
+from step_magic.engine.toolloop import ToolLoop
+from step_magic.memory.history import History
+
+JOIN_SECONDS = 5.0  # how long a closed stream waits for its worker to cut the connection
+
+
+@dataclass(frozen=True)
+class Call:
+    """A call ready to run: its settings, request, tools and memory choices."""
+
+    settings: Settings
+    prepared: Prepared
+    options: CallOptions
+    tools: ToolLoop | None
+
+
+def prepare(
+    session: Session,
+    prompt: str,
+    keywords: Mapping[str, Any],
+    *,
+    memory: bool,
+    chat: str = "default",
+) -> Call:
+    """Check every keyword and build the request; nothing is sent, so bad input costs nothing."""
+    given = dict(keywords)
+    attach, tools = given.pop("attach", None), given.pop("tools", None)
+    base_url, api_key = given.pop("base_url", None), given.pop("api_key", None)
+    cassette, replay = given.pop("cassette", None), bool(given.pop("replay", False))
+    settings = call_settings(given, base_url=base_url, api_key=api_key)
+    names, namespace = attachments(attach)
+    budget = given.get("budget") or DEFAULTS["budget"]
+    compose_options = ComposeOptions(
+        names=names,
+        budget_tokens=budget,
+        detail=given.get("detail") or DEFAULTS["detail"],
+        image_max_side=given.get("image_max_side") or DEFAULTS["image_max_side"],
+    )
+    composed = compose(prompt, namespace, settings.model, compose_options, cwd=Path.cwd())
+    loop = tool_loop(
+        tools, budget=budget, max_steps=given.get("max_steps") or DEFAULTS["max_steps"]
+    )
+    options = CallOptions(
+        chat=chat,
+        memory=memory,
+        replay=replay,
+        cassette=Path(cassette).expanduser() if cassette else None,
+    )
+    specs = loop.toolbox.specs() if loop else ()
+    prepared = session.prepare(settings, composed, options, None, specs)
+    return Call(settings, prepared, options, loop)
+
+
+def run(session: Session, call: Call, display: bool | None) -> StepResult:
+    """Run ``call`` on this thread, shown as ``display`` asks; raise if it failed.
+
+    The error carries the partial result (``error.result``): what arrived is never lost.
+    """
+    view = auto_view(display, call.settings, tools=call.tools is not None)
+    result, error = session.ask(call.settings, call.prepared, call.options, view, None, call.tools)
+    if isinstance(error, StepMagicError | StepInterrupted):
+        error.result = result
+    if error is not None:
+        raise error
+    return result
+
+
+def events(session: Session, call: Call, *, on_end: Any = None) -> Iterator[StreamEvent]:
+    """Run ``call`` on a worker thread and yield its events; closing stops the call.
+
+    ``on_end`` runs when the iteration ends, however it ends (closing the history).
+    """
+    relay, stop = EventRelay(), list[int]()
+
+    def work() -> None:
+        try:
+            result, error = session.ask(
+                call.settings, call.prepared, call.options, relay, None, call.tools, stop=stop
+            )
+        except BaseException as err:  # handed to the reader, who sees it raised
+            relay.failed(err)
+            return
+        relay.done(result, error)
+
+    worker = threading.Thread(target=work, name="step-magic-stream", daemon=True)
+    worker.start()
+    try:
+        yield from relay
+    finally:
+        stop.append(signal.SIGINT)
+        worker.join(JOIN_SECONDS)
+        if on_end is not None:
+            on_end()
+
+
+def one_off_session(history: bool) -> Session:
+    """A session for one call: no memory, the history in its usual place (or none)."""
+    return Session(History() if history else None)
+
+
+def close(session: Session) -> None:
+    if session.history is not None:
+        session.history.close()
+
+
+def ask(
+    prompt: str,
+    *,
+    model: str | None = None,
+    effort: str | None = None,
+    attach: object = None,
+    tools: object = None,
+    api: str | None = None,
+    system: str | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    timeout: float | None = None,
+    max_retries: int | None = None,
+    max_steps: int | None = None,
+    budget: int | None = None,
+    detail: str | None = None,
+    show_reasoning: bool | None = None,
+    reasoning: bool | None = None,
+    cassette: str | Path | None = None,
+    replay: bool = False,
+    display: bool | None = None,
+    history: bool = True,
+) -> StepResult:
+    """Ask once and return the ``StepResult``; ``docs/api.md`` explains every keyword.
+
+    ``attach`` takes objects (a DataFrame, a figure, an image, a path) or a mapping of names
+    to objects, summarised as ``--with`` summarises them; ``tools`` takes functions, or a
+    mapping of names to functions and DataFrames, as ``--tools`` does. ``display=None`` shows
+    the live panel in a notebook, the plain stream in a terminal, and nothing otherwise.
+    Raises ``InputError`` for bad input (nothing is sent), ``StepAPIError`` for a failed call
+    and ``StepInterrupted`` on Ctrl-C, each with what arrived in ``.result``.
+    """
+    keywords = {
+        "model": model,
+        "effort": effort,
+        "attach": attach,
+        "tools": tools,
+        "api": api,
+        "system": system,
+        "max_tokens": max_tokens,
+        "temperature": temperature,
+        "base_url": base_url,
+        "api_key": api_key,
+        "timeout": timeout,
+        "max_retries": max_retries,
+        "max_steps": max_steps,
+        "budget": budget,
+        "detail": detail,
+        "show_reasoning": show_reasoning,
+        "reasoning": reasoning,
+        "cassette": cassette,
+        "replay": replay,
+    }
+    session = one_off_session(history)
+    try:
+        return run(session, prepare(session, prompt, keywords, memory=False), display)
+    finally:
+        close(session)
+
+
+def stream(prompt: str, *, history: bool = True, **keywords: Any) -> Iterator[StreamEvent]:
+    """The events of one call as they arrive (see ``engine.relay``), ending with ``done``.
+
+    Every keyword is checked before this returns; the call starts when iteration does.
+    Closing the iterator (``break``, ``close()``) closes the connection. A failed call raises
+    after its ``done`` event. Tool functions run on the worker thread that reads the reply.
+    """
+    session = one_off_session(history)
+    try:
+        call = prepare(session, prompt, keywords, memory=False)
+    except BaseException:
+        close(session)
+        raise
+    return events(session, call, on_end=lambda: close(session))

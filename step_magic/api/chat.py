@@ -1,0 +1,75 @@
+"""``Chat``: a conversation from Python, with the memory rules of consecutive ``%%step`` cells.
+
+Earlier prompts and answers are sent as context, the reasoning never is; the oldest turns are
+left out when the thread would not fit the model's context. A named chat is kept in the
+history, so ``Chat("lesson")`` in a new process (or ``%%step --chat lesson`` in a new kernel)
+continues where it stopped, as ``llm -c`` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any
+
+from step_magic.api.calls import events, prepare, run
+from step_magic.core.result import StepResult
+from step_magic.engine.relay import StreamEvent
+from step_magic.engine.session import Session
+from step_magic.memory.conversation import Turn
+from step_magic.memory.history import History
+
+
+class Chat:
+    """A conversation: every ``ask`` sees the earlier turns (see the module docstring).
+
+    Keywords given here (``model=``, ``effort=``, ``system=``…) apply to every call; those
+    given to ``ask`` or ``stream`` win for that call.
+    """
+
+    def __init__(self, name: str | None = None, *, history: bool = True, **keywords: Any):
+        self.name = name or "default"
+        self.keywords = keywords
+        self._session = Session(History() if history else None)
+        self._thread = self._session.thread(self.name)
+
+    def ask(self, prompt: str, *, display: bool | None = None, **keywords: Any) -> StepResult:
+        """Ask within the conversation; same keywords and errors as ``step_magic.ask``."""
+        call = prepare(self._session, prompt, {**self.keywords, **keywords}, **self._memory())
+        return run(self._session, call, display)
+
+    def stream(self, prompt: str, **keywords: Any) -> Iterator[StreamEvent]:
+        """Stream within the conversation; same events as ``step_magic.stream``."""
+        call = prepare(self._session, prompt, {**self.keywords, **keywords}, **self._memory())
+        return events(self._session, call)
+
+    @property
+    def turns(self) -> list[Turn]:
+        """The turns so far, oldest first (each: the user message and the replies)."""
+        return list(self._thread.turns)
+
+    def reset(self) -> None:
+        """Forget the turns in this process (the history keeps them)."""
+        self._thread.turns.clear()
+
+    def close(self) -> None:
+        """Close the history database; the chat can still be used (it reopens)."""
+        if self._session.history is not None:
+            self._session.history.close()
+
+    def __enter__(self) -> Chat:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Chat({self.name!r}, {len(self._thread.turns)} turns)"
+
+    def _memory(self) -> dict[str, Any]:
+        return {"memory": True, "chat": self.name}

@@ -1,0 +1,120 @@
+"""Keyword arguments into what the engine takes: settings, attachments and tools.
+
+The Python API has no namespace to read names from, so objects are passed in directly; they
+are named here (``attachment``, ``attachment_2``, a file's name, a function's name) and then
+go through exactly the path ``--with`` and ``--tools`` take, summaries and checks included.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from step_magic.core.errors import InputError
+from step_magic.core.request import CHARS_PER_TOKEN
+from step_magic.core.settings import DEFAULTS, Settings, settings_for
+from step_magic.engine.toolloop import ToolLoop
+from step_magic.tools.build import build_toolbox
+
+# The keywords every call takes besides the prompt, with their meaning in ``docs/api.md``.
+SETTING_KEYWORDS = (
+    "model",
+    "effort",
+    "api",
+    "system",
+    "max_tokens",
+    "temperature",
+    "timeout",
+    "max_retries",
+    "show_reasoning",
+    "reasoning",
+    "budget",
+    "detail",
+    "image_max_side",
+    "max_steps",
+)
+
+
+def call_settings(
+    options: Mapping[str, Any], *, base_url: str | None, api_key: str | None
+) -> Settings:
+    """Settings from the API's keywords over the defaults over the environment.
+
+    A value out of range is an ``InputError`` that names the keyword; plain http to a remote
+    host is a warning, as it is in the magics.
+    """
+    unknown = sorted(set(options) - set(SETTING_KEYWORDS))
+    if unknown:
+        raise InputError(f"unknown keyword(s): {', '.join(unknown)}")
+    defaults = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
+    flags = {"base_url": base_url, "api_key": api_key}
+    settings, warning = settings_for(flags, defaults, local_url=None, need_key=True, owner="")
+    if warning:
+        warnings.warn(warning, stacklevel=4)
+    return settings
+
+
+def attachments(attach: object) -> tuple[tuple[str, ...], dict[str, object]]:
+    """``attach`` as ``--with`` names and the namespace they resolve in.
+
+    A mapping keeps its names; a list or a single object is named ``attachment`` (or
+    ``attachment_1``, ``attachment_2``…); a path (``Path``, or a string naming a file) is
+    read as ``--with plots/chart.png`` reads a file, and labelled with its path.
+    """
+    if attach is None:
+        return (), {}
+    if isinstance(attach, Mapping):
+        return tuple(str(name) for name in attach), {str(k): v for k, v in attach.items()}
+    items = list(attach) if isinstance(attach, list | tuple) else [attach]
+    names: list[str] = []
+    namespace: dict[str, object] = {}
+    for number, item in enumerate(items, 1):
+        value = _as_path(item)
+        if isinstance(value, Path):  # not in the namespace: found as a file, as --with does
+            names.append(str(value))
+            continue
+        name = "attachment" if len(items) == 1 else f"attachment_{number}"
+        names.append(name)
+        namespace[name] = value
+    return tuple(names), namespace
+
+
+def _as_path(item: object) -> object:
+    if isinstance(item, os.PathLike):
+        return Path(item)
+    if isinstance(item, str) and "\n" not in item and len(item) < 4096:
+        path = Path(item).expanduser()
+        if path.is_file():
+            return path
+    return item
+
+
+def tool_loop(tools: object, *, budget: int, max_steps: int) -> ToolLoop | None:
+    """``tools`` (callables, or a mapping of names to callables and DataFrames) as a tool loop.
+
+    DataFrames need a name (the tools are called ``<name>_describe`` and so on), so they come
+    in a mapping; a function is named after itself.
+    """
+    if tools is None:
+        return None
+    if isinstance(tools, Mapping):
+        namespace = {str(name): value for name, value in tools.items()}
+    else:
+        items = list(tools) if isinstance(tools, list | tuple) else [tools]
+        namespace = {_tool_name(item): item for item in items}
+    toolbox = build_toolbox(tuple(namespace), namespace, budget_chars=budget * CHARS_PER_TOKEN)
+    return ToolLoop(toolbox, max_steps=max_steps)
+
+
+def _tool_name(item: object) -> str:
+    target = item.func if isinstance(item, functools.partial) else item
+    name = getattr(target, "__name__", None)
+    if not callable(item) or not isinstance(name, str) or name == "<lambda>":
+        raise InputError(
+            f"tools: give a {type(item).__name__} a name with a mapping, e.g. tools={{'sales': df}}"
+        )
+    return name

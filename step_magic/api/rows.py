@@ -1,0 +1,93 @@
+"""``map_rows``: ``%%step --map`` as a function, with the same cache, retries and resume."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence, Sized
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from step_magic.api.inputs import call_settings
+from step_magic.batch.cache import reply_cache
+from step_magic.batch.rowcall import stream_call
+from step_magic.batch.scheduler import map_rows as schedule
+from step_magic.batch.table import MapOptions
+from step_magic.core.errors import StepInterrupted
+from step_magic.core.mapresult import MapProgress
+from step_magic.core.request import build_request
+from step_magic.display.frontend import auto_progress
+from step_magic.memory.history import History
+
+
+def map_rows(
+    frame: Any,
+    prompt: str,
+    *,
+    column: str = "answer",
+    concurrency: int = 4,
+    rpm: float | None = None,
+    limit: int | None = None,
+    inplace: bool = False,
+    reasoning_column: str | None = None,
+    fields: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+    json: bool = False,
+    strict: bool = False,
+    cassette: str | Path | None = None,
+    history: bool = True,
+    progress: Callable[[MapProgress], None] | None = None,
+    display: bool | None = None,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    **keywords: Any,
+) -> Any:
+    """Answer ``prompt`` once per row; return the frame with the answers in ``column``.
+
+    ``{name}`` in the prompt is the row's column ``name`` (``{value}`` for a Series,
+    ``{item}`` for a list). Rows run ``concurrency`` at a time, ``rpm`` spaces them, 429/5xx
+    are retried; every reply goes to the reply cache (the history, or ``cassette``), so a
+    re-run after Ctrl-C or a crash pays only for the rows not done. Failed rows keep their
+    error in ``<column>_error``; ``fields`` ({"name": "int"}) or ``json=True`` parse answers
+    into columns. Other keywords are ``ask``'s (``model``, ``effort``, ``system``…).
+    """
+    settings = call_settings(keywords, base_url=base_url, api_key=api_key)
+    pairs = tuple(fields.items()) if isinstance(fields, Mapping) else tuple(fields or ())
+    options = MapOptions(
+        column, concurrency, rpm, limit, inplace, reasoning_column, pairs, json, strict
+    )
+    store = History() if history and cassette is None else None
+    rows = len(frame) if isinstance(frame, Sized) else 0
+    view = auto_progress(display, min(rows, limit) if limit is not None else rows)
+    try:
+        result, summary = schedule(
+            frame,
+            prompt,
+            partial(build_request, settings),
+            stream_call(settings),
+            options,
+            cache=reply_cache(Path(cassette).expanduser() if cassette else None, store),
+            progress=_both(progress, view),
+        )
+    finally:
+        if store is not None:
+            store.close()
+    if view is not None:
+        view.finish(summary)
+    if summary.interrupted:
+        error = StepInterrupted()
+        error.result = result
+        raise error
+    return result
+
+
+def _both(
+    callback: Callable[[MapProgress], None] | None, view: Any
+) -> Callable[[MapProgress], None] | None:
+    targets = [target for target in (callback, view) if target is not None]
+    if not targets:
+        return None
+
+    def report(progress: MapProgress) -> None:
+        for target in targets:
+            target(progress)
+
+    return report

@@ -1,0 +1,125 @@
+"""A call as an iterator of typed events (``step_magic.stream``), for code instead of a screen.
+
+The runner shows a reply through a view; ``EventRelay`` is a view that turns what it is shown
+into events on a queue, read by another thread as they come: reasoning and answer text
+(coalesced like the display's updates, at most ten a second), retries, tool calls and their
+results, the usage, and last the finished ``StepResult``. Every event has a ``kind`` and, where
+it carries text, ``text``.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import ClassVar
+
+from step_magic.core.events import AnswerDelta, ReasoningDelta, Usage
+from step_magic.core.result import StepResult
+from step_magic.core.toolrecords import ToolRecord, outcome_text, signature
+
+
+@dataclass(frozen=True)
+class Retrying:
+    """The server asked us to wait (429/5xx before any text); ``text`` says how long."""
+
+    kind: ClassVar[str] = "waiting"
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCalled:
+    """The model called a tool and it starts running; ``text`` is ``name(arguments)``."""
+
+    kind: ClassVar[str] = "tool_call"
+    record: ToolRecord
+
+    @property
+    def text(self) -> str:
+        return signature(self.record, limit=None)
+
+
+@dataclass(frozen=True)
+class ToolAnswered:
+    """A tool call ended (ok, error, declined, interrupted); ``text`` says how, in a few words."""
+
+    kind: ClassVar[str] = "tool_result"
+    record: ToolRecord
+
+    @property
+    def text(self) -> str:
+        return outcome_text(self.record)
+
+
+@dataclass(frozen=True)
+class UsageReported:
+    """The tokens the call used, summed over its model turns."""
+
+    kind: ClassVar[str] = "usage"
+    usage: Usage
+
+
+@dataclass(frozen=True)
+class Done:
+    """The call ended: ``result`` holds everything, ``error`` why it failed (or None)."""
+
+    kind: ClassVar[str] = "done"
+    result: StepResult
+    error: BaseException | None = None
+
+    @property
+    def text(self) -> str:
+        return self.result.answer
+
+
+StreamEvent = (
+    ReasoningDelta | AnswerDelta | Retrying | ToolCalled | ToolAnswered | UsageReported | Done
+)
+
+
+class EventRelay:
+    """A view that queues events instead of showing them (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.events: queue.Queue[StreamEvent | BaseException] = queue.Queue()
+
+    def start(self, status: str) -> None:
+        """Nothing to show before the first text."""
+
+    def waiting(self, status: str) -> None:
+        self.events.put(Retrying(status))
+
+    def update(self, reasoning: str, answer: str, elapsed: float) -> None:
+        if reasoning:
+            self.events.put(ReasoningDelta(reasoning))
+        if answer:
+            self.events.put(AnswerDelta(answer))
+
+    def tool(self, record: ToolRecord) -> None:
+        """A call starts (``running``) or ends; the record is copied, it changes later."""
+        snapshot = ToolRecord(**vars(record))
+        started = record.status == "running"
+        self.events.put(ToolCalled(snapshot) if started else ToolAnswered(snapshot))
+
+    def finish(self, result: StepResult) -> None:
+        """The runner's last word; ``Done`` follows once the session has kept the call."""
+        if result.usage is not None:
+            self.events.put(UsageReported(result.usage))
+
+    def done(self, result: StepResult, error: BaseException | None) -> None:
+        self.events.put(Done(result, error))
+
+    def failed(self, error: BaseException) -> None:
+        """The call could not run at all (a bug or bad input found late): re-raised to the
+        reader."""
+        self.events.put(error)
+
+    def __iter__(self) -> Iterator[StreamEvent]:
+        """Events until ``Done``; an error the call could not turn into a result is raised."""
+        while True:
+            item = self.events.get()
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+            if isinstance(item, Done):
+                return

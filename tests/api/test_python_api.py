@@ -1,0 +1,191 @@
+"""The Python API without IPython: ``ask``, ``stream``, ``map_rows`` and ``Chat``.
+
+Every test talks to the bundled server over real HTTP through the real openai client (or the
+Messages API client), exactly as a script would; nothing here starts a shell.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import step_magic
+from step_magic.server import LocalServer
+
+from ..conftest import TEST_KEY
+
+
+def last_user_content(server: LocalServer) -> Any:
+    return server.requests[-1].body["messages"][-1]["content"]
+
+
+def test_ask_returns_the_reasoning_the_answer_and_the_provenance(api_env: LocalServer) -> None:
+    result = step_magic.ask("Why is the sky blue?", effort="high", system="Be brief.")
+
+    assert result.status == "complete"
+    assert result.reasoning
+    assert result.answer
+    assert result.trace_id
+    assert result.completion_id
+    assert result.usage is not None
+    assert result.cost is not None
+    body = api_env.requests[-1].body
+    assert body["reasoning_effort"] == "high"
+    assert body["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Why is the sky blue?"},
+    ]
+
+
+def test_a_plain_python_process_asks_without_ipython(server: LocalServer, tmp_path: Path) -> None:
+    script = (
+        "import sys, step_magic\n"
+        f"r = step_magic.ask('2+2?', base_url={server.base_url!r}, api_key={TEST_KEY!r},"
+        " history=False)\n"
+        "print(r.status, bool(r.answer), 'IPython' in sys.modules, 'ipywidgets' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
+    assert done.stdout.split() == ["complete", "True", "False", "False"]
+    assert TEST_KEY not in done.stdout + done.stderr
+
+
+def test_stream_yields_events_while_the_reply_is_still_arriving(api_env: LocalServer) -> None:
+    api_env.config.tokens_per_second = 60
+    api_env.config.reasoning_tokens, api_env.config.answer_tokens = 90, 30
+    seen: list[tuple[float, str]] = []
+    started = time.monotonic()
+    for event in step_magic.stream("Think slowly"):
+        seen.append((time.monotonic() - started, event.kind))
+    kinds = [kind for _, kind in seen]
+    assert kinds[0] == "reasoning"
+    assert kinds[-1] == "done"
+    assert {"reasoning", "answer", "usage"} <= set(kinds)
+    first_text, done_at = seen[0][0], seen[-1][0]
+    assert done_at - first_text > 0.5  # text came while the server was still sending
+    assert isinstance(event, step_magic.Done)
+    assert event.result.answer
+    assert event.result.status == "complete"
+
+
+def test_closing_a_stream_closes_the_connection_and_keeps_what_arrived(
+    api_env: LocalServer,
+) -> None:
+    api_env.config.tokens_per_second = 40
+    api_env.config.reasoning_tokens = 400  # ten seconds of reasoning
+    events = step_magic.stream("A long thought")
+    started = time.monotonic()
+    first = next(iter(events))
+    events.close()
+    assert first.kind == "reasoning"
+    assert time.monotonic() - started < 5
+
+
+def test_bad_input_is_refused_before_anything_is_sent(api_env: LocalServer) -> None:
+    with pytest.raises(step_magic.InputError, match="takes no reasoning effort"):
+        step_magic.ask("hi", model="step-3.5-flash", effort="high")
+    with pytest.raises(step_magic.InputError, match="temperature = 5"):
+        step_magic.ask("hi", temperature=5)
+    with pytest.raises(step_magic.InputError, match="api must be one of"):
+        step_magic.stream("hi", api="responses")
+    with pytest.raises(step_magic.InputError, match="unknown keyword"):
+        step_magic.stream("hi", efort="high")
+    assert api_env.requests == []
+
+
+def test_a_failed_call_raises_one_line_with_the_partial_reply(api_env: LocalServer) -> None:
+    with pytest.raises(step_magic.StepAPIError) as caught:
+        step_magic.ask("hi", model="fault-drop-answer")
+    partial = caught.value.result
+    assert partial.status == "failed"
+    assert partial.reasoning
+    assert TEST_KEY not in str(caught.value)
+
+
+def test_the_messages_api_is_one_keyword_away(api_env: LocalServer) -> None:
+    result = step_magic.ask("Compare", api="messages", effort="low")
+    assert result.answer
+    assert api_env.requests[-1].path == "/v1/messages"
+    assert api_env.requests[-1].body["output_config"] == {"effort": "low"}
+
+
+def test_attachments_are_summarised_as_with_does(api_env: LocalServer, tmp_path: Path) -> None:
+    import pandas as pd
+    from PIL import Image
+
+    chart = tmp_path / "chart.png"
+    Image.new("RGB", (32, 16), "red").save(chart)
+    frame = pd.DataFrame({"month": ["Jan", "Feb", "Mar"], "revenue": [10, 12, 7]})
+    result = step_magic.ask("Why the dip?", attach={"sales": frame, "chart": chart})
+
+    parts = last_user_content(api_env)
+    assert [part["type"] for part in parts] == ["text", "text", "image_url", "text"]
+    assert parts[0]["text"].startswith("### `sales` (pandas DataFrame)")
+    assert parts[2]["image_url"]["url"].startswith("data:image/")
+    assert parts[-1] == {"type": "text", "text": "Why the dip?"}
+    assert result.attachments[0].startswith("sales (3×2")
+    step_magic.ask("And this file?", attach=str(chart))
+    assert any(part["type"] == "image_url" for part in last_user_content(api_env))
+
+
+def test_tools_are_called_and_recorded(api_env: LocalServer) -> None:
+    import pandas as pd
+
+    calls: list[str] = []
+
+    def revenue(month: str) -> float:
+        """Revenue of one month (YYYY-MM)."""
+        calls.append(month)
+        return 1234.5
+
+    result = step_magic.ask("Why does revenue dip in March?", tools=[revenue])
+    assert calls
+    assert [record.name for record in result.tool_calls] == ["revenue"] * len(calls)
+    assert result.tool_calls[0].status == "ok"
+    assert result.steps == 2
+    with pytest.raises(step_magic.InputError, match="give a DataFrame a name"):
+        step_magic.ask("hi", tools=[pd.DataFrame({"a": [1]})])
+
+
+def test_map_rows_answers_each_row_and_resumes_from_the_cache(
+    api_env: LocalServer, tmp_path: Path
+) -> None:
+    cassette = tmp_path / "rows.jsonl"
+    rows = step_magic.map_rows(["apple", "kiwi"], "Colour of {item}?", cassette=cassette)
+    assert [row["item"] for row in rows] == ["apple", "kiwi"]
+    assert all(row["answer"] for row in rows)
+    assert len(api_env.requests) == 2
+
+    again = step_magic.map_rows(["apple", "kiwi"], "Colour of {item}?", cassette=cassette)
+    assert again == rows
+    assert len(api_env.requests) == 2  # answered from the cassette, nothing paid twice
+
+
+def test_a_chat_remembers_and_a_named_chat_outlives_its_process(api_env: LocalServer) -> None:
+    with step_magic.Chat("lesson", effort="low") as chat:
+        chat.ask("My name is Ada.")
+        chat.ask("What is my name?")
+        sent = api_env.requests[-1].body["messages"]
+        assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+        assert sent[0]["content"] == "My name is Ada."
+        assert len(chat.turns) == 2
+
+    with step_magic.Chat("lesson") as resumed:  # a new process would start just like this
+        assert len(resumed.turns) == 2
+        resumed.ask("And again?")
+        sent = api_env.requests[-1].body["messages"]
+        assert [m["content"] for m in sent if m["role"] == "user"] == [
+            "My name is Ada.",
+            "What is my name?",
+            "And again?",
+        ]
+        assert all("reasoning" not in m for m in sent)  # reasoning is never sent back
+
+    with step_magic.Chat() as fresh:  # the default thread starts empty
+        assert fresh.turns == []
