@@ -1,4 +1,5 @@
-"""The ``step-magic`` command: ``demo`` runs a real ``%%step`` cell, ``serve`` the simulator.
+"""The ``step-magic`` command: ``ask`` asks from the shell, ``demo`` runs a real ``%%step``
+cell, ``serve`` runs the simulator.
 
 ``step-magic demo`` is the README's one-command tour: it drives the same magic a notebook
 uses, in an IPython shell, against StepFun when a key is set and against the bundled local
@@ -11,7 +12,9 @@ import argparse
 import shlex
 import sys
 
+from step_magic import cli_ask
 from step_magic.core import settings as config
+from step_magic.server import cli as server_cli
 
 DEMO_PROMPT = "How many letters r are in the word strawberry? Think it through."
 
@@ -25,13 +28,15 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("-m", "--model", default=None)
     demo.add_argument("-e", "--effort", default=None, choices=["low", "medium", "high"])
     demo.add_argument("--local", action="store_true", help="use the simulator even with a key")
+    ask = commands.add_parser("ask", help="ask once: reasoning to stderr, answer to stdout")
+    cli_ask.add_arguments(ask)
     serve = commands.add_parser("serve", help="run the local StepFun-compatible simulator")
-    serve.add_argument("rest", nargs=argparse.REMAINDER)
+    server_cli.add_arguments(serve)
     args = parser.parse_args(argv)
     if args.command == "serve":
-        from step_magic.server import run
-
-        return run(args.rest)
+        return server_cli.serve(args)
+    if args.command == "ask":
+        return cli_ask.run_ask(args)
     return run_demo(" ".join(args.prompt) or DEMO_PROMPT, args.model, args.effort, args.local)
 
 

@@ -1,4 +1,5 @@
-"""The ``step-magic`` command: the README's demo works offline and says so plainly."""
+"""The ``step-magic`` command: ``ask`` in a pipe, ``serve`` with its options, and the README's
+demo, which works offline and says so plainly."""
 
 from __future__ import annotations
 
@@ -6,6 +7,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+import openai
+
+from step_magic.server import LocalServer
+
+from .conftest import TEST_KEY
 
 
 def run_cli(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
@@ -32,3 +39,71 @@ def test_demo_reports_a_failed_call_with_a_non_zero_status(tmp_path: Path) -> No
     done = run_cli("demo", "--local", "-m", "fault-500", "Hi", tmp_path=tmp_path)
     assert done.returncode == 1
     assert "StepFun API error 500" in done.stdout + done.stderr
+
+
+def ask_cli(
+    *args: str, server: LocalServer, tmp_path: Path, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """``step-magic ask`` in its own process, pointed at the test server with the test key."""
+    env = {**os.environ, "STEPFUN_API_KEY": TEST_KEY, "STEPFUN_BASE_URL": server.base_url}
+    env["STEP_MAGIC_HISTORY"] = str(tmp_path / "history.sqlite3")
+    command = [sys.executable, "-m", "step_magic.cli", "ask", *args]
+    return subprocess.run(command, env=env, input=stdin, capture_output=True, text=True, timeout=60)
+
+
+def test_ask_streams_the_answer_to_stdout_and_the_reasoning_to_stderr(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    done = ask_cli("-e", "high", "Why is the sky blue?", server=server, tmp_path=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("## Simulated answer")
+    assert "reasoning effort high" in done.stderr  # the simulator's reasoning says so
+    assert "reasoning effort" not in done.stdout
+    assert "trace id" in done.stderr
+    assert server.requests[-1].body["reasoning_effort"] == "high"
+    assert TEST_KEY not in done.stdout + done.stderr
+
+
+def test_ask_reads_a_pipe_and_attaches_a_csv_as_a_table(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    table = tmp_path / "sales.csv"
+    table.write_text("month,revenue\nJan,10\nFeb,12\nMar,7\n")
+    done = ask_cli(
+        "--with", str(table), "what stands out?", server=server, tmp_path=tmp_path, stdin="notes"
+    )
+    assert done.returncode == 0, done.stderr
+    parts = server.requests[-1].body["messages"][-1]["content"]
+    assert parts[0]["text"].startswith("### `sales` (pandas DataFrame)")
+    assert parts[-1]["text"] == "notes\n\nwhat stands out?"
+
+
+def test_ask_fails_in_one_line_with_status_1(server: LocalServer, tmp_path: Path) -> None:
+    done = ask_cli("-m", "fault-500", "Hi", server=server, tmp_path=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].startswith("step-magic ask: StepFun API error 500")
+    assert "Traceback" not in done.stderr
+    missing = ask_cli("--with", "nope.csv", "Hi", server=server, tmp_path=tmp_path)
+    assert missing.returncode == 1
+    assert "--with nope.csv: no such file" in missing.stderr
+
+
+def test_serve_takes_its_options_and_answers_like_the_api(tmp_path: Path) -> None:
+    command = [
+        sys.executable, "-m", "step_magic.cli", "serve", "--port", "0",
+        "--tokens-per-second", "500", "--api-key", "k",
+    ]  # fmt: skip
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        banner = server.stdout.readline()
+        base_url = banner.split(" on ", 1)[1].split(" ", 1)[0]
+        client = openai.OpenAI(base_url=base_url, api_key="k", max_retries=0, timeout=10)
+        assert [model.id for model in client.models.list()]
+        chunks = list(client.chat.completions.create(
+            model="step-3.7-flash", messages=[{"role": "user", "content": "Hi"}], stream=True
+        ))  # fmt: skip
+        assert any(chunk.choices and chunk.choices[0].delta.content for chunk in chunks)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
+from step_magic.core.errors import StepInterrupted, StepMagicError
 from step_magic.core.events import AnswerDelta, ReasoningDelta, Usage
 from step_magic.core.result import StepResult
 from step_magic.core.toolrecords import ToolRecord, outcome_text, signature
@@ -115,11 +116,17 @@ class EventRelay:
         self.events.put(error)
 
     def __iter__(self) -> Iterator[StreamEvent]:
-        """Events until ``Done``; an error the call could not turn into a result is raised."""
+        """Events until ``Done``, then the call's error (if it failed) raised, carrying the
+        partial result: a loop over the events fails as a call would. An error the call
+        could not turn into a result is raised at once."""
         while True:
             item = self.events.get()
             if isinstance(item, BaseException):
                 raise item
             yield item
             if isinstance(item, Done):
+                if item.error is not None:
+                    if isinstance(item.error, StepMagicError | StepInterrupted):
+                        item.error.result = item.result
+                    raise item.error
                 return

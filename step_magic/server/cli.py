@@ -15,11 +15,17 @@ DEFAULT_PORT = 8765
 SIGNAL_POLL_SECONDS = 0.2
 
 
+DESCRIPTION = "A local StepFun-compatible server with simulated answers (no network)."
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m step_magic.server",
-        description="A local StepFun-compatible server with simulated answers (no network).",
-    )
+    parser = argparse.ArgumentParser(prog="python -m step_magic.server", description=DESCRIPTION)
+    add_arguments(parser)
+    return parser
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The server's options, for its own command and for ``step-magic serve``."""
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
     parser.add_argument("--tokens-per-second", type=float, default=0, help="0: no pacing")
@@ -30,12 +36,15 @@ def _parser() -> argparse.ArgumentParser:
         "--first-byte-delay", type=float, default=0, help="seconds before each reply starts"
     )
     parser.add_argument("--cassette", help="answer recorded requests from this JSONL file")
-    return parser
 
 
 def run(argv: list[str] | None = None) -> int:
     """Serve until Ctrl-C or SIGTERM; return the process exit code."""
-    args = _parser().parse_args(argv)
+    return serve(_parser().parse_args(argv))
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Serve with the options ``add_arguments`` declared, until Ctrl-C or SIGTERM."""
     config = ServerConfig(
         api_key=args.api_key,
         tokens_per_second=args.tokens_per_second,

@@ -189,3 +189,13 @@ def test_a_chat_remembers_and_a_named_chat_outlives_its_process(api_env: LocalSe
 
     with step_magic.Chat() as fresh:  # the default thread starts empty
         assert fresh.turns == []
+
+
+def test_a_failed_stream_raises_after_its_done_event(api_env: LocalServer) -> None:
+    seen: list[str] = []
+    events = step_magic.stream("hi", model="fault-drop-answer")
+    with pytest.raises(step_magic.StepAPIError) as caught:
+        seen.extend(event.kind for event in events)
+    assert seen[0] == "reasoning"
+    assert seen[-1] == "done"
+    assert caught.value.result.reasoning

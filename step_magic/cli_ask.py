@@ -1,0 +1,143 @@
+"""``step-magic ask``: the Python API from the shell, made for pipes.
+
+The reasoning streams to stderr (dimmed on a terminal) and the answer to stdout, so
+``cat sales.csv | step-magic ask -e high "what stands out?" > answer.md`` keeps only the
+answer in the file while the person at the terminal watches the model think. The provenance
+footer (tokens, cost, trace id) goes to stderr too. Exit status: 0, 1 for a failed call or bad
+input (one line on stderr), 130 for Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+TABLE_SUFFIXES = {".csv": "read_csv", ".tsv": "read_csv", ".parquet": "read_parquet"}
+STDIN_NAME = "stdin"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``step-magic ask``'s options: the ``%%step`` flags that make sense in a shell."""
+    parser.add_argument("prompt", nargs="*", help="the question (also read from stdin)")
+    parser.add_argument("-m", "--model", help="model (default step-3.7-flash)")
+    parser.add_argument("-e", "--effort", choices=["low", "medium", "high"])
+    parser.add_argument("--api", choices=["chat", "messages"])
+    parser.add_argument("--system", help="system prompt")
+    parser.add_argument("--max-tokens", type=int)
+    parser.add_argument("--temperature", type=float)
+    parser.add_argument("--base-url", help="another endpoint or any compatible server")
+    parser.add_argument("--timeout", type=float, help="seconds without data before failing")
+    parser.add_argument(
+        "-w",
+        "--with",
+        dest="attach",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="attach a file: CSV/TSV/Parquet (summarised as a table), an image, a video, text",
+    )
+    parser.add_argument("--no-reasoning", action="store_true", help="do not print the reasoning")
+    parser.add_argument("--local", action="store_true", help="ask the bundled offline simulator")
+
+
+def run_ask(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
+    """Ask once, streaming as the module docstring says; return the exit status."""
+    import step_magic
+
+    source = sys.stdin if stdin is None else stdin
+    piped = "" if source.isatty() else source.read()
+    prompt = " ".join(args.prompt).strip()
+    if not prompt and not piped.strip():
+        print("step-magic ask: nothing to ask (give a prompt or pipe text in)", file=sys.stderr)
+        return 1
+    local = _local_server() if args.local else None
+    try:
+        attach = _attachments(args.attach)
+        events = step_magic.stream(
+            f"{piped.rstrip()}\n\n{prompt}".strip() if piped else prompt,
+            model=args.model,
+            effort=args.effort,
+            api=args.api,
+            system=args.system,
+            max_tokens=args.max_tokens,
+            temperature=args.temperature,
+            timeout=args.timeout,
+            base_url=local.base_url if local else args.base_url,
+            attach=attach or None,
+        )
+        _print_events(events, reasoning=not args.no_reasoning)
+    except step_magic.StepMagicError as err:
+        print(f"step-magic ask: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstep-magic ask: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if local is not None:
+            local.stop()
+    return 0
+
+
+def _print_events(events: Any, *, reasoning: bool) -> None:
+    """Reasoning to stderr (dim on a terminal), answer to stdout, footer to stderr."""
+    from step_magic.display.static import footer_text
+
+    dim = sys.stderr.isatty()
+    thought = answered = False
+    for event in events:
+        if event.kind == "reasoning" and reasoning:
+            sys.stderr.write(f"\x1b[2m{event.text}\x1b[0m" if dim else event.text)
+            sys.stderr.flush()
+            thought = True
+        elif event.kind == "answer":
+            if thought and not answered:
+                sys.stderr.write("\n\n")
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
+            answered = True
+        elif event.kind in ("tool_call", "waiting"):
+            print(event.text, file=sys.stderr)
+        elif event.kind == "done":
+            sys.stdout.write("\n" if answered else "")
+            print(footer_text(event.result), file=sys.stderr)
+
+
+def _attachments(paths: list[str]) -> dict[str, object]:
+    """``--with`` files: tables read into DataFrames (summarised like ``--with df``), the
+    rest passed as paths (images, videos) or text."""
+    attached: dict[str, object] = {}
+    for given in (item for value in paths for item in value.split(",") if item.strip()):
+        path = Path(given.strip()).expanduser()
+        if not path.is_file():
+            raise step_magic_error(f"--with {given}: no such file")
+        reader = TABLE_SUFFIXES.get(path.suffix.lower())
+        attached[path.stem if reader else str(path)] = _table(path, reader) if reader else path
+    return attached
+
+
+def _table(path: Path, reader: str) -> object:
+    try:
+        pd = importlib.import_module("pandas")
+    except ImportError:
+        raise step_magic_error(f"--with {path}: reading tables needs pandas installed") from None
+    separator = {"sep": "\t"} if path.suffix.lower() == ".tsv" else {}
+    try:
+        return getattr(pd, reader)(path, **separator)
+    except (ValueError, ImportError, OSError) as err:
+        raise step_magic_error(f"--with {path}: cannot read it as a table ({err})") from None
+
+
+def step_magic_error(message: str) -> Exception:
+    from step_magic.core.errors import InputError
+
+    return InputError(message)
+
+
+def _local_server() -> Any:
+    from step_magic.server import LocalServer, ServerConfig
+
+    print("step-magic ask: --local, so the bundled simulator answers (offline).", file=sys.stderr)
+    return LocalServer(ServerConfig(tokens_per_second=400)).start()
