@@ -122,6 +122,38 @@ def kernel(_kernel: Any, server: LocalServer) -> Any:
     return _kernel
 
 
+# The tiers are marked from the fixtures a test uses, never by hand: a test that starts a
+# kernel (directly or through another fixture) is ``kernel``, one that drives Chromium is
+# ``browser``. ``-m "not kernel and not browser and not slow"`` is the unit tier.
+KERNEL_FIXTURES = frozenset({"_kernel", "spare_kernel", "run_notebook", "notebook_refresher"})
+BROWSER_FIXTURES = frozenset({"browser", "jupyter"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if used & BROWSER_FIXTURES:
+            item.add_marker(pytest.mark.browser)
+            item.add_marker(pytest.mark.kernel)  # its notebooks run in real kernels
+        elif used & KERNEL_FIXTURES:
+            item.add_marker(pytest.mark.kernel)
+
+
+@pytest.fixture
+def run_notebook() -> Any:
+    """Execute a notebook of code cells for real (nbclient + ipykernel), save it, read it back."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    def execute(cells: list[str], path: Path) -> Any:
+        notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+        NotebookClient(notebook, timeout=120, kernel_name="python3", allow_errors=True).execute()
+        nbformat.write(notebook, path)
+        return nbformat.read(path, as_version=4)
+
+    return execute
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the run if the test key leaked into any file a test produced.
 

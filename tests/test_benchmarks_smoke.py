@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-KERNEL = pytest.mark.kernel
+KERNEL = pytest.mark.kernel  # the scripts start their own kernels, in subprocesses
+pytestmark = pytest.mark.slow
 
 SMOKE_RUNS = [
     pytest.param(

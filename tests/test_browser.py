@@ -32,9 +32,7 @@ from .browser import (
 )
 from .conftest import TEST_KEY
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.kernel,  # the notebooks run in real kernels: `-m "not kernel"` skips these too
+pytestmark = [  # browser and kernel marks come from the fixtures (conftest.py)
     pytest.mark.skipif(
         not CHROMIUM.exists(),
         reason=f"{CHROMIUM} is missing: install Debian's Chromium with `bash .ci/browser-deps`",
@@ -135,8 +133,8 @@ def test_reasoning_streams_into_a_collapsed_live_panel_that_a_click_opens(
     expect(body).to_contain_text("The request is for step-3.7-flash")  # filled while hidden
     # Long reasoning wraps between words, not in the middle of one (JupyterLab's stream
     # outputs break anywhere by default).
-    wrapping = body.locator("pre").first.evaluate("e => getComputedStyle(e).wordBreak")
-    assert wrapping == "normal"
+    # (to_have_css retries: the live <pre> may be re-rendered between a lookup and a read)
+    expect(body.locator("pre").first).to_have_css("word-break", "normal")
     view.screenshot("1-streaming-panel-closed", cell=1)
 
     header.click()

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import openai
+import pytest
 
 from step_magic.server import LocalServer
 
@@ -26,6 +27,7 @@ def run_cli(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow  # a whole IPython shell in a subprocess
 def test_demo_without_a_key_uses_the_simulator_and_says_so(tmp_path: Path) -> None:
     done = run_cli("demo", "How many r in strawberry", tmp_path=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -35,6 +37,7 @@ def test_demo_without_a_key_uses_the_simulator_and_says_so(tmp_path: Path) -> No
     assert "trace id" in done.stdout
 
 
+@pytest.mark.slow
 def test_demo_reports_a_failed_call_with_a_non_zero_status(tmp_path: Path) -> None:
     done = run_cli("demo", "--local", "-m", "fault-500", "Hi", tmp_path=tmp_path)
     assert done.returncode == 1
@@ -79,9 +82,9 @@ def test_ask_reads_a_pipe_and_attaches_a_csv_as_a_table(
 
 
 def test_ask_fails_in_one_line_with_status_1(server: LocalServer, tmp_path: Path) -> None:
-    done = ask_cli("-m", "fault-500", "Hi", server=server, tmp_path=tmp_path)
+    done = ask_cli("-m", "fault-401", "Hi", server=server, tmp_path=tmp_path)
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines()[-1].startswith("step-magic ask: StepFun API error 500")
+    assert done.stderr.strip().splitlines()[-1].startswith("step-magic ask: StepFun API error 401")
     assert "Traceback" not in done.stderr
     missing = ask_cli("--with", "nope.csv", "Hi", server=server, tmp_path=tmp_path)
     assert missing.returncode == 1

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
     [
         ["ruff", "check", "step_magic", "tests", "benchmarks"],
         ["ruff", "format", "--check", "step_magic", "tests", "benchmarks"],
-        ["mypy", "step_magic"],
+        pytest.param(["mypy", "step_magic"], marks=pytest.mark.slow),
     ],
     ids=["ruff-check", "ruff-format", "mypy-strict"],
 )

@@ -164,6 +164,7 @@ def test_the_budget_is_never_exceeded(budget: int) -> None:
     assert len(summarize_frame(sales(60), name="df", budget_chars=budget).text) <= budget
 
 
+@pytest.mark.slow  # ten million rows
 def test_big_frame_is_sampled_and_says_so() -> None:
     rows = 10_000_000
     rng = np.random.default_rng(0)

@@ -16,8 +16,6 @@ from step_magic.core.cassette import Cassette, RecordedReply
 from step_magic.core.request import ChatRequest
 from step_magic.server import LocalServer
 
-pytestmark = pytest.mark.kernel
-
 PROMPT = "Say something odd"
 HUGE_LINE = "A" * 1_000_000
 REASONING = (

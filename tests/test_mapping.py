@@ -474,7 +474,6 @@ def test_mistakes_are_refused_before_anything_is_sent(server: LocalServer) -> No
     assert sent_prompts(server) == []
 
 
-@pytest.mark.kernel
 def test_a_kernel_interrupt_leaves_a_static_summary_and_a_resumable_cache(
     kernel: Any, server: LocalServer, tmp_path: Path
 ) -> None:

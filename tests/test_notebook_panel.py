@@ -5,14 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
-
 from step_magic.server import LocalServer
 
 from .conftest import TEST_KEY
 from .kernel import CellRun
-
-pytestmark = pytest.mark.kernel
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 

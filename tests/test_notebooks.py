@@ -18,14 +18,14 @@ import pytest
 
 from .conftest import TEST_KEY
 
-pytestmark = pytest.mark.kernel
-
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
-def _refresher() -> Any:
+@pytest.fixture(scope="module")
+def notebook_refresher() -> Any:
+    """scripts/refresh_notebooks.py, which runs a notebook in a real kernel."""
     spec = importlib.util.spec_from_file_location("refresh", ROOT / "scripts/refresh_notebooks.py")
     assert spec is not None
     assert spec.loader is not None
@@ -58,10 +58,10 @@ def test_there_are_example_notebooks() -> None:
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
 def test_the_notebook_runs_offline_and_matches_what_is_committed(
-    path: Path, tmp_path: Path
+    path: Path, tmp_path: Path, notebook_refresher: Any
 ) -> None:
     committed = nbformat.read(path, as_version=4)
-    executed = _refresher().execute(path, tmp_path)
+    executed = notebook_refresher.execute(path, tmp_path)
     assert shape(executed) == shape(committed), "outputs changed: run scripts/refresh_notebooks.py"
     for cell in executed.cells:
         expected_error = "raises-exception" in cell.metadata.get("tags", [])

@@ -380,7 +380,6 @@ def spare_kernel(
         session.shutdown()
 
 
-@pytest.mark.kernel
 def test_ctrl_c_during_a_retry_wait_ends_the_cell_at_once(
     kernel: KernelSession, server: LocalServer
 ) -> None:
@@ -403,7 +402,6 @@ def stream_long(server: LocalServer) -> None:
     server.config.reasoning_tokens = 4_000  # 20 s of reasoning: always interrupted mid-stream
 
 
-@pytest.mark.kernel
 def test_a_second_ctrl_c_50_ms_after_the_first_leaves_the_static_form_and_a_working_kernel(
     spare_kernel: KernelSession, server: LocalServer
 ) -> None:
@@ -420,7 +418,6 @@ def test_a_second_ctrl_c_50_ms_after_the_first_leaves_the_static_form_and_a_work
     assert answer[0]["content"]["data"]["text/plain"] == "2"
 
 
-@pytest.mark.kernel
 def test_a_second_ctrl_c_right_after_the_first_still_leaves_the_static_form(
     spare_kernel: KernelSession, server: LocalServer
 ) -> None:
@@ -505,6 +502,7 @@ def test_eight_concurrent_calls_each_get_their_own_whole_reply(server: LocalServ
     assert max(began for began, _ in spans) < min(ended for _, ended in spans)  # all at once
 
 
+@pytest.mark.slow  # a soak: a thousand calls
 def test_a_thousand_calls_leak_no_descriptors_threads_or_memory(server: LocalServer) -> None:
     # Every fifth call is a whole run_call (worker thread, queue, view); the others iterate
     # ReplyStream, where the sockets and HTTP clients live. All of them through run_call

@@ -9,13 +9,10 @@ from typing import Any
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
 from step_magic.server import LocalServer
 
 from .conftest import TEST_KEY
-
-pytestmark = pytest.mark.kernel
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 HOSTILE = (
@@ -23,17 +20,10 @@ HOSTILE = (
 )
 
 
-def execute(cells: list[str], path: Path) -> Any:
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-    NotebookClient(notebook, timeout=120, kernel_name="python3", allow_errors=True).execute()
-    nbformat.write(notebook, path)
-    return nbformat.read(path, as_version=4)
-
-
 @pytest.fixture
-def saved(api_env: LocalServer, tmp_path: Path) -> tuple[Any, Path]:
+def saved(api_env: LocalServer, tmp_path: Path, run_notebook: Any) -> tuple[Any, Path]:
     path = tmp_path / "saved.ipynb"
-    notebook = execute(
+    notebook = run_notebook(
         [
             "%load_ext step_magic",
             f"%%step --effort high\n{HOSTILE}",
