@@ -1,7 +1,7 @@
 """Where ``--map`` keeps each finished reply, so a re-run pays only for the rows not yet done.
 
 A batch of paid calls is interrupted, crashes or meets a failing key halfway; the replies it
-already got must not be bought again. The scheduler (``mapping.py``) only needs a lookup and a
+already got must not be bought again. The scheduler (``batch.scheduler``) only needs a lookup and a
 store by request key; these are the two places that can hold them: the history database (the
 default, so resuming needs no file) and a cassette file (``--cassette``).
 """

@@ -1,6 +1,6 @@
 """One ``--map`` row's call, and what the call may tell the scheduler while it runs.
 
-The scheduler (``mapping.py``) runs any ``call`` (``stream_call``'s live stream, or one of
+The scheduler (``batch.scheduler``) runs any ``call`` (``stream_call``'s live stream, or one of
 the caller's own) on a worker thread. The call must still be able to report a retry for the
 progress display and say how to stop it if the row is abandoned after Ctrl-C; a per-thread
 row context lets it do so without the scheduler passing anything through its signature.

@@ -1,6 +1,6 @@
 """The MIME bundles step-magic displays, built without displaying them.
 
-``render.py`` shows these bundles live and in their final form; building them is kept apart
+``display.views`` shows these bundles live and in their final form; building them is kept apart
 so that displaying stays in the module that imports ``IPython.display`` and ``ipywidgets``, and
 so scripts can turn a finished ``StepResult`` into what a notebook would save without a kernel.
 The HTML itself (escaped model text) comes from ``static.py`` and ``markdown.py``.

@@ -2,7 +2,7 @@
 
 A saved notebook must read well without a kernel, and a trusted notebook runs any script in
 its HTML outputs, so everything the model wrote is escaped here before it becomes HTML.
-These are pure string functions; ``render.py`` decides where they are displayed. The answer's
+These are pure string functions; ``display.views`` decides where they are displayed. The answer's
 Markdown is made safe in ``markdown.py``.
 """
 

@@ -4,7 +4,7 @@ A call behaves differently in JupyterLab, VS Code, nbclient and terminal IPython
 notebook frontend gets the live panel, only some say which cell and notebook are running (for
 the history), and only a frontend can offer a new cell. Each of these reads the shell's
 parent message or environment defensively, so every frontend gets what it supports and none
-breaks on what it lacks; ``magic.py`` keeps only the flow of a call.
+breaks on what it lacks; ``magics.step`` keeps only the flow of a call.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""IPython glue for ``%%step --map``: one prompt over every row of a frame (see mapping.py).
+"""IPython glue for ``%%step --map``: one prompt over every row of a frame (see batch.scheduler).
 
 The frame comes from the user namespace; the result (a copy with the new columns, or the
 frame itself with ``--inplace``) is bound to ``_step_map`` and ``-o NAME``.

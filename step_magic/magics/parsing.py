@@ -4,7 +4,7 @@ Both forms of the magic end up here: ``%%step flags`` with the prompt as the cel
 ``%step flags prompt`` on one line, where ``flags.split_flags`` tells where the flags end.
 Whatever is wrong with the input (quoting, a bad ``-o`` name, contradicting flags, no prompt)
 is reported before anything is built or sent, as one line rather than a traceback. Apart from
-``magic.py``, which keeps the magic's flag list and the flow of a call.
+``magics.step``, which keeps the magic's flag list and the flow of a call.
 """
 
 from __future__ import annotations

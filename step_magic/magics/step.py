@@ -1,9 +1,9 @@
-"""IPython glue: the ``%%step`` / ``%step`` / ``%step_config`` magics.
+"""IPython glue: the ``%%step`` / ``%step`` magic and its configurable defaults.
 
-This module declares the flags and the configurable defaults, turns bad input into one-line
-``UsageError``s and delegates: the input is read in ``magic_flags.py``, the frontend is asked
-and shown things in ``magic_frontend.py``, and the work happens in plain modules that know
-nothing of IPython.
+This module keeps the flow of a call: it turns bad input into one-line ``UsageError``s and
+delegates. The flags are declared in ``stepflags``, read in ``parsing``; the frontend is asked
+in ``frontend``; ``--tools`` and ``--map`` have their glue in ``toolglue`` and ``mapglue``; the
+work happens in the engine below, which knows nothing of IPython.
 """
 
 from __future__ import annotations
@@ -16,18 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, CFloat, CInt, Enum, Unicode
 
 from step_magic.context.outputs import OutputRecorder
-from step_magic.core import models
 from step_magic.core import settings as config
 from step_magic.core.errors import InputError, StepAPIError
 from step_magic.core.settings import DEFAULTS
 from step_magic.display import frontend
-from step_magic.magics import argtypes as flags
 from step_magic.magics import frontend as magic_frontend
 from step_magic.magics.parsing import read_flags
+from step_magic.magics.stepflags import DETAILS, step_arguments
 
 if TYPE_CHECKING:  # the call path loads on the first call: %load_ext stays fast
     from step_magic.context.compose import Composed
@@ -35,8 +33,6 @@ if TYPE_CHECKING:  # the call path loads on the first call: %load_ext stays fast
     from step_magic.engine.session import CallOptions, Session
     from step_magic.memory.history import History
 
-EFFORT_CHOICES = list(models.EFFORTS)
-DETAILS = ["low", "high"]
 APIS = list(config.APIS)
 
 
@@ -101,72 +97,7 @@ class StepMagics(Magics):
         if shell is not None:
             frontend.show_results_statically(shell)
 
-    @magic_arguments()
-    @argument("-m", "--model", help="Model name (default: StepMagics.model, step-3.7-flash).")
-    @argument("-e", "--effort", choices=EFFORT_CHOICES, help="Reasoning effort.")
-    @argument("--system", help="System prompt for this call.")
-    @argument("--max-tokens", type=flags.positive_int, help="Cap on the reply's tokens.")
-    @argument("--temperature", type=flags.temperature, help="Sampling temperature, 0 to 2.")
-    @argument("--base-url", help="API base URL, e.g. a compatible or local server.")
-    @argument("--api", choices=APIS, help="chat (Chat Completions) or messages (Messages API).")
-    @argument("--timeout", type=flags.positive_seconds, help="Seconds without data to fail.")
-    @argument("--show-reasoning", action="store_true", help="Open the reasoning panel.")
-    @argument("--no-reasoning", action="store_true", help="Do not display the reasoning.")
-    @argument("-o", "--output", metavar="NAME", help="Also bind the result to NAME.")
-    @argument(
-        "-w",
-        "--with",
-        dest="attach",
-        type=flags.names,
-        default=(),
-        metavar="NAMES",
-        help="Attach kernel objects, comma-separated: variables (DataFrames, figures, images, "
-        "arrays, text), Out[N], @last / @N (image an earlier cell displayed), file paths.",
-    )
-    @argument("--budget", type=flags.positive_int, help="Token budget per attached object.")
-    @argument("--detail", choices=DETAILS, help="Image detail sent to the model.")
-    @argument("--dry-run", action="store_true", help="Show what would be sent; send nothing.")
-    @argument("--no-interpolate", action="store_true", help="Send {braces} verbatim.")
-    @argument("--strict", action="store_true", help="An unknown {name} is an error.")
-    @argument("--new", action="store_true", help="Start the conversation afresh.")
-    @argument("--chat", metavar="NAME", default="default", help="Use the named thread.")
-    @argument("--no-memory", action="store_true", help="One-off call: no earlier turns.")
-    @argument("--replay", action="store_true", help="Answer from a recorded reply only.")
-    @argument("--refresh", action="store_true", help="Call the API even when replaying.")
-    @argument("--cassette", metavar="FILE", help="Record to / replay from this JSONL file.")
-    @argument(
-        "--code",
-        nargs="?",
-        const="first",
-        choices=["first", "all"],
-        help="Put the answer's first (or all) code block(s) into a new cell below.",
-    )
-    @argument(
-        "--format",
-        choices=["markdown", "text", "json", "code"],
-        default="markdown",
-        help="How the answer is shown.",
-    )
-    @argument(
-        "--tools",
-        type=flags.names,
-        default=(),
-        metavar="NAMES",
-        help="Let the model call these functions (schema from their signatures) or explore "
-        "these DataFrames with read-only tools, comma-separated.",
-    )
-    @argument("--max-steps", type=flags.positive_int, help="--tools: model turns allowed (8).")
-    @argument("--confirm", action="store_true", help="--tools: ask before each call.")
-    @argument("--map", metavar="NAME", help="Run the prompt once per row of this frame/list.")
-    @argument("--as", dest="as_column", default="answer", metavar="COLUMN", help="--map column.")
-    @argument("--concurrency", type=flags.positive_int, default=4, help="--map parallel calls.")
-    @argument("--rpm", type=float, help="--map: at most this many requests a minute.")
-    @argument("--limit", type=flags.positive_int, help="--map: only the first N rows.")
-    @argument("--inplace", action="store_true", help="--map: add the column to the frame itself.")
-    @argument("--reasoning-col", metavar="COLUMN", help="--map: keep the reasoning too.")
-    @argument(
-        "--fields", metavar="SPEC", help="--map: parse answers into typed columns a:int,b:str."
-    )
+    @step_arguments
     @no_var_expand  # the prompt is ours to read: IPython must not expand {x} or $x first
     @line_cell_magic
     def step(self, line: str, cell: str | None = None) -> None:

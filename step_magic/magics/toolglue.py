@@ -1,7 +1,7 @@
 """IPython glue for ``--tools``: check the flags, build the tools, ask the user before calls.
 
-Kept apart from ``magic.py`` like ``--map``; the loop itself (``toolloop.py``) and the tools
-(``tools.py``, ``schema.py``, ``frametools.py``) know nothing about IPython.
+Kept apart from ``magics.step`` like ``--map``; the loop itself (``toolloop.py``) and the tools
+(``tools.toolbox``, ``schema.py``, ``frametools.py``) know nothing about IPython.
 """
 
 from __future__ import annotations

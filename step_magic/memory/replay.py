@@ -20,7 +20,7 @@ _TOKEN = re.compile(r"\S+\s*|\s+")
 class ReplayStream:
     """Events of a recorded reply, paced like a live one (``tokens_per_second`` 0: at once).
 
-    Same interface as ``client.ReplyStream``, so the runner and views cannot tell them apart.
+    Same interface as ``wire.chat.ReplyStream``, so the runner and views cannot tell them apart.
     """
 
     def __init__(self, reply: RecordedReply, tokens_per_second: float) -> None:

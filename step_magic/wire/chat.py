@@ -4,7 +4,7 @@ The openai SDK does the HTTP and SSE work. Here we read StepFun's extra fields (
 or ``reasoning_content``, or ``<think>`` inline), keep the trace id from the response headers,
 retry 429/5xx before any text arrived, and turn every failure into one ``StepAPIError`` whose
 message is a single line with the status, the server's words and the trace id (the retry
-policy and the wording live in ``apierrors.py``, the events in ``events.py``).
+policy and the wording live in ``wire.retry``, the events in ``events.py``).
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """Stream a reply through StepFun's Messages API (``POST /v1/messages``) as the same typed events.
 
 ``--api messages`` is for accounts and proxies that speak the Anthropic-style API. It yields
-exactly what ``client.ReplyStream`` yields, so the runner and the views cannot tell the two
+exactly what ``wire.chat.ReplyStream`` yields, so the runner and the views cannot tell the two
 apart. No anthropic SDK: the HTTP library the openai SDK already brings (httpx2, or httpx for
 older SDKs) sends the request (its body built by ``messages_body.py``), and the SSE is parsed
 by ``sse.py``. Failures are wrapped in the openai SDK's exception types so
-``apierrors.describe_error`` words them exactly as on the chat path.
+``wire.retry.describe_error`` words them exactly as on the chat path.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ FINISH_REASONS = {
 class MessagesStream:
     """Iterate over the events of one Messages API call; ``close()`` from another thread stops it.
 
-    Same contract as ``client.ReplyStream``: 429/5xx are retried before any text, every
+    Same contract as ``wire.chat.ReplyStream``: 429/5xx are retried before any text, every
     failure is one ``StepAPIError``, and ``trace_id`` / ``completion_id`` are kept.
     """
 

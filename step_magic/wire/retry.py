@@ -1,6 +1,6 @@
 """When a call fails: the one-line ``StepAPIError``, and whether and how long to wait first.
 
-Both API clients (``client.py`` for Chat Completions, ``messages.py`` for the Messages API)
+Both API clients (``wire.chat`` for Chat Completions, ``messages.py`` for the Messages API)
 retry the same statuses with the same backoff and word their failures the same way, so a user
 sees one kind of error whichever API they chose. The policy lives here, apart from the
 stream reading, so the two clients cannot drift apart.
