@@ -24,8 +24,7 @@ _PUBLIC = {
     "ReasoningDelta": "step_magic.core.events",
     "AnswerDelta": "step_magic.core.events",
     "Retrying": "step_magic.engine.relay",
-    "ToolCalled": "step_magic.engine.relay",
-    "ToolAnswered": "step_magic.engine.relay",
+    "ToolEvent": "step_magic.engine.relay",
     "UsageReported": "step_magic.engine.relay",
     "Done": "step_magic.engine.relay",
     "StepMagicError": "step_magic.core.errors",
@@ -46,8 +45,7 @@ __all__ = [
     "StepInterrupted",
     "StepMagicError",
     "StepResult",
-    "ToolAnswered",
-    "ToolCalled",
+    "ToolEvent",
     "Usage",
     "UsageReported",
     "__version__",
@@ -71,7 +69,7 @@ if TYPE_CHECKING:
     )
     from step_magic.core.events import AnswerDelta, ReasoningDelta, Usage
     from step_magic.core.result import StepResult
-    from step_magic.engine.relay import Done, Retrying, ToolAnswered, ToolCalled, UsageReported
+    from step_magic.engine.relay import Done, Retrying, ToolEvent, UsageReported
 
 
 def __getattr__(name: str) -> Any:

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 TABLE_SUFFIXES = {".csv": "read_csv", ".tsv": "read_csv", ".parquet": "read_parquet"}
-STDIN_NAME = "stdin"
+# The flags that go to ``step_magic.stream`` as they are.
+PASSED_ON = ("model", "effort", "api", "system", "max_tokens", "temperature", "timeout")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,17 +57,12 @@ def run_ask(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
     local = _local_server() if args.local else None
     try:
         attach = _attachments(args.attach)
+        keywords = {name: getattr(args, name) for name in PASSED_ON}
         events = step_magic.stream(
             f"{piped.rstrip()}\n\n{prompt}".strip() if piped else prompt,
-            model=args.model,
-            effort=args.effort,
-            api=args.api,
-            system=args.system,
-            max_tokens=args.max_tokens,
-            temperature=args.temperature,
-            timeout=args.timeout,
             base_url=local.base_url if local else args.base_url,
             attach=attach or None,
+            **keywords,
         )
         _print_events(events, reasoning=not args.no_reasoning)
     except step_magic.StepMagicError as err:

@@ -23,7 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from step_magic.core.errors import ToolError
-from step_magic.tools.frametools import AGGS, MAX_ROWS, OPS, frame_tools
+from step_magic.tools.frame_args import AGGS, MAX_ROWS, OPS
+from step_magic.tools.frametools import frame_tools
 from step_magic.tools.toolbox import Tool
 
 LIBRARIES = ["pandas", "polars"]

@@ -161,27 +161,7 @@ def ask(
     Raises ``InputError`` for bad input (nothing is sent), ``StepAPIError`` for a failed call
     and ``StepInterrupted`` on Ctrl-C, each with what arrived in ``.result``.
     """
-    keywords = {
-        "model": model,
-        "effort": effort,
-        "attach": attach,
-        "tools": tools,
-        "api": api,
-        "system": system,
-        "max_tokens": max_tokens,
-        "temperature": temperature,
-        "base_url": base_url,
-        "api_key": api_key,
-        "timeout": timeout,
-        "max_retries": max_retries,
-        "max_steps": max_steps,
-        "budget": budget,
-        "detail": detail,
-        "show_reasoning": show_reasoning,
-        "reasoning": reasoning,
-        "cassette": cassette,
-        "replay": replay,
-    }
+    keywords = {k: v for k, v in locals().items() if k not in ("prompt", "display", "history")}
     session = one_off_session(history)
     try:
         return run(session, prepare(session, prompt, keywords, memory=False), display)

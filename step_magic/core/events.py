@@ -16,19 +16,23 @@ from step_magic.core.toolrecords import ToolCall
 
 
 @dataclass(frozen=True)
-class ReasoningDelta:
+class TextEvent:
+    """A piece of text; ``kind`` says which (every event has one, for code that reads them)."""
+
+    kind: ClassVar[str] = "text"
+    text: str
+
+
+class ReasoningDelta(TextEvent):
     """A piece of the model's reasoning."""
 
-    kind: ClassVar[str] = "reasoning"
-    text: str
+    kind = "reasoning"
 
 
-@dataclass(frozen=True)
-class AnswerDelta:
+class AnswerDelta(TextEvent):
     """A piece of the answer."""
 
-    kind: ClassVar[str] = "answer"
-    text: str
+    kind = "answer"
 
 
 @dataclass(frozen=True)

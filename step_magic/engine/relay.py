@@ -15,40 +15,29 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from step_magic.core.errors import StepInterrupted, StepMagicError
-from step_magic.core.events import AnswerDelta, ReasoningDelta, Usage
+from step_magic.core.events import AnswerDelta, ReasoningDelta, TextEvent, Usage
 from step_magic.core.result import StepResult
 from step_magic.core.toolrecords import ToolRecord, outcome_text, signature
 
 
-@dataclass(frozen=True)
-class Retrying:
+class Retrying(TextEvent):
     """The server asked us to wait (429/5xx before any text); ``text`` says how long."""
 
-    kind: ClassVar[str] = "waiting"
-    text: str
+    kind = "waiting"
 
 
 @dataclass(frozen=True)
-class ToolCalled:
-    """The model called a tool and it starts running; ``text`` is ``name(arguments)``."""
+class ToolEvent:
+    """A tool call starts (``kind`` "tool_call", ``text`` is ``name(arguments)``) or ends
+    ("tool_result", ``text`` says how in a few words: ``0.02 s → 42``, ``error: …``)."""
 
-    kind: ClassVar[str] = "tool_call"
+    kind: str
     record: ToolRecord
 
     @property
     def text(self) -> str:
-        return signature(self.record, limit=None)
-
-
-@dataclass(frozen=True)
-class ToolAnswered:
-    """A tool call ended (ok, error, declined, interrupted); ``text`` says how, in a few words."""
-
-    kind: ClassVar[str] = "tool_result"
-    record: ToolRecord
-
-    @property
-    def text(self) -> str:
+        if self.kind == "tool_call":
+            return signature(self.record, limit=None)
         return outcome_text(self.record)
 
 
@@ -73,9 +62,7 @@ class Done:
         return self.result.answer
 
 
-StreamEvent = (
-    ReasoningDelta | AnswerDelta | Retrying | ToolCalled | ToolAnswered | UsageReported | Done
-)
+StreamEvent = ReasoningDelta | AnswerDelta | Retrying | ToolEvent | UsageReported | Done
 
 
 class EventRelay:
@@ -98,9 +85,8 @@ class EventRelay:
 
     def tool(self, record: ToolRecord) -> None:
         """A call starts (``running``) or ends; the record is copied, it changes later."""
-        snapshot = ToolRecord(**vars(record))
-        started = record.status == "running"
-        self.events.put(ToolCalled(snapshot) if started else ToolAnswered(snapshot))
+        kind = "tool_call" if record.status == "running" else "tool_result"
+        self.events.put(ToolEvent(kind, ToolRecord(**vars(record))))
 
     def finish(self, result: StepResult) -> None:
         """The runner's last word; ``Done`` follows once the session has kept the call."""

@@ -43,16 +43,9 @@ def run_map(magics: Any, args: argparse.Namespace, template: str, settings: Sett
     try:
         frame = resolve(args.map, namespace)
         options = MapOptions(
-            column=args.as_column,
-            concurrency=args.concurrency,
-            rpm=args.rpm,
-            limit=args.limit,
-            inplace=args.inplace,
-            reasoning_column=args.reasoning_col,
-            fields=fields(args.fields),
-            json_output=args.format == "json",
-            strict=args.strict,
-        )
+            args.as_column, args.concurrency, args.rpm, args.limit, args.inplace,
+            args.reasoning_col, fields(args.fields), args.format == "json", args.strict,
+        )  # fmt: skip
         make_request = partial(build_request, settings)
         if args.dry_run:
             body = partial(request_body, settings)

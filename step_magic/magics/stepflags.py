@@ -29,6 +29,11 @@ def step_arguments(magic: Callable[..., Any]) -> Any:
     return magic_arguments()(magic)
 
 
+def names_flag(*names: str, **options: Any) -> Any:
+    """A flag that takes comma-separated names (``--with``, ``--tools``)."""
+    return argument(*names, type=flags.names, default=(), metavar="NAMES", **options)
+
+
 FLAGS = [
     argument("-m", "--model", help="Model name (default: StepMagics.model, step-3.7-flash)."),
     argument("-e", "--effort", choices=EFFORT_CHOICES, help="Reasoning effort."),
@@ -43,13 +48,10 @@ FLAGS = [
     argument("--show-reasoning", action="store_true", help="Open the reasoning panel."),
     argument("--no-reasoning", action="store_true", help="Do not display the reasoning."),
     argument("-o", "--output", metavar="NAME", help="Also bind the result to NAME."),
-    argument(
+    names_flag(
         "-w",
         "--with",
         dest="attach",
-        type=flags.names,
-        default=(),
-        metavar="NAMES",
         help="Attach kernel objects, comma-separated: variables (DataFrames, figures, images, "
         "arrays, text), Out[N], @last / @N (image an earlier cell displayed), file paths.",
     ),
@@ -77,11 +79,8 @@ FLAGS = [
         default="markdown",
         help="How the answer is shown.",
     ),
-    argument(
+    names_flag(
         "--tools",
-        type=flags.names,
-        default=(),
-        metavar="NAMES",
         help="Let the model call these functions (schema from their signatures) or explore "
         "these DataFrames with read-only tools, comma-separated.",
     ),

@@ -13,6 +13,15 @@ from step_magic.server.config import ServerConfig
 
 DEFAULT_PORT = 8765
 SIGNAL_POLL_SECONDS = 0.2
+# The options that are ServerConfig fields of the same name.
+CONFIGURED = (
+    "api_key",
+    "tokens_per_second",
+    "reasoning_tokens",
+    "answer_tokens",
+    "first_byte_delay",
+    "cassette",
+)
 
 
 DESCRIPTION = "A local StepFun-compatible server with simulated answers (no network)."
@@ -45,14 +54,7 @@ def run(argv: list[str] | None = None) -> int:
 
 def serve(args: argparse.Namespace) -> int:
     """Serve with the options ``add_arguments`` declared, until Ctrl-C or SIGTERM."""
-    config = ServerConfig(
-        api_key=args.api_key,
-        tokens_per_second=args.tokens_per_second,
-        reasoning_tokens=args.reasoning_tokens,
-        answer_tokens=args.answer_tokens,
-        first_byte_delay=args.first_byte_delay,
-        cassette=args.cassette,
-    )
+    config = ServerConfig(**{name: getattr(args, name) for name in CONFIGURED})
     try:
         server = LocalServer(config, host=args.host, port=args.port).start()
     except OSError as error:

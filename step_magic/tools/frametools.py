@@ -29,18 +29,8 @@ from step_magic.frames.pandas_frame import PandasFrame
 from step_magic.frames.polars_frame import PolarsFrame
 from step_magic.frames.tables import is_series, library_of
 from step_magic.frames.text import clip_text
-from step_magic.tools.frame_args import (
-    AGGS,
-    MAX_BY,
-    MAX_CONDITIONS,
-    MAX_ROWS,
-    MAX_SEED,
-    METHODS,
-    OPS,
-    Args,
-    Context,
-    first_line,
-)
+from step_magic.tools import frame_args as limits
+from step_magic.tools.frame_args import Args, Context, first_line
 from step_magic.tools.frame_ops import (
     correlation,
     describe,
@@ -53,7 +43,7 @@ from step_magic.tools.frame_ops import (
 )
 from step_magic.tools.toolbox import JSONSchema, Tool
 
-__all__ = ["AGGS", "MAX_ROWS", "METHODS", "OPS", "frame_tools"]
+__all__ = ["frame_tools"]
 
 ENUM_COLUMNS = 200  # up to this many column names go into the schemas as an enum
 
@@ -124,8 +114,8 @@ def _runner(ctx: Context, name: str, op: Op, budget: int) -> Callable[..., str]:
 def _ops(ctx: Context) -> dict[str, Op]:
     """Every tool of the frame: what it does, its parameters and its handler."""
     name, column, last = ctx.name, _column_schema(ctx), max(len(ctx.names) - 1, 0)
-    rows = _integer_schema("How many rows to show", 1, MAX_ROWS)
-    pick = {"type": "array", "items": column, "minItems": 1, "maxItems": MAX_ROWS}
+    rows = _integer_schema("How many rows to show", 1, limits.MAX_ROWS)
+    pick = {"type": "array", "items": column, "minItems": 1, "maxItems": limits.MAX_ROWS}
     pick["description"] = "Columns to show (default: all that fit)"
     return {
         "columns": Op(
@@ -153,13 +143,13 @@ def _ops(ctx: Context) -> dict[str, Op]:
             value_counts,
         ),
         "group_by": Op(
-            f"Group the rows of `{name}` by 1-{MAX_BY} columns and aggregate: the groups sorted "
-            "by the aggregate (top ones only) and the number of groups.",
+            f"Group the rows of `{name}` by 1-{limits.MAX_BY} columns and aggregate: the groups "
+            "sorted by the aggregate (top ones only) and the number of groups.",
             {
-                "by": {**pick, "maxItems": MAX_BY, "description": "Columns to group by"},
+                "by": {**pick, "maxItems": limits.MAX_BY, "description": "Columns to group by"},
                 "agg": {
                     "type": "string",
-                    "enum": AGGS,
+                    "enum": limits.AGGS,
                     "description": "count: rows per group (non-null values of column if given)",
                 },
                 "column": {**column, "description": "Column to aggregate (not needed for count)"},
@@ -194,7 +184,7 @@ def _ops(ctx: Context) -> dict[str, Op]:
             f"n random rows of `{name}`, reproducible with seed.",
             {
                 "n": {**rows, "default": 10},
-                "seed": _integer_schema("Random seed", 0, MAX_SEED, 0),
+                "seed": _integer_schema("Random seed", 0, limits.MAX_SEED, 0),
                 "columns": pick,
             },
             [],
@@ -206,7 +196,7 @@ def _ops(ctx: Context) -> dict[str, Op]:
             {
                 "a": column,
                 "b": column,
-                "method": {"type": "string", "enum": METHODS, "default": "pearson"},
+                "method": {"type": "string", "enum": limits.METHODS, "default": "pearson"},
             },
             ["a", "b"],
             correlation,
@@ -237,12 +227,12 @@ def _conditions_schema(column: JSONSchema) -> JSONSchema:
     return {
         "type": "array",
         "minItems": 1,
-        "maxItems": MAX_CONDITIONS,
+        "maxItems": limits.MAX_CONDITIONS,
         "items": {
             "type": "object",
             "properties": {
                 "column": column,
-                "op": {"type": "string", "enum": OPS},
+                "op": {"type": "string", "enum": limits.OPS},
                 "value": {
                     "type": ["string", "number", "boolean", "array"],
                     "items": {"type": ["string", "number", "boolean"]},
