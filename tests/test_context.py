@@ -21,7 +21,8 @@ import pytest
 from PIL import Image
 
 from step_magic.context.attachments import MAX_IMAGES, Attachment, collect, render_value
-from step_magic.context.interpolate import UnknownReference, interpolate
+from step_magic.context.interpolate import interpolate
+from step_magic.core.errors import UnknownReference
 
 
 @pytest.fixture

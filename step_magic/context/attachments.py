@@ -24,8 +24,8 @@ from typing import Any, Literal
 
 from step_magic.context.imagekinds import IMAGE_SUFFIXES, is_array, is_figure, is_image, sniff
 from step_magic.context.images import encode_image
-from step_magic.context.interpolate import UnknownReference, resolve
-from step_magic.core.errors import InputError
+from step_magic.context.interpolate import resolve
+from step_magic.core.errors import InputError, UnknownReference
 from step_magic.frames.summary import TIMES, is_frame, summarize_frame
 
 Kind = Literal["text", "image", "video"]

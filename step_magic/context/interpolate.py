@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from step_magic.core.errors import InputError
+from step_magic.core.errors import UnknownReference
 
 _IDENT = r"[^\W\d]\w*"
 _SEGMENT = rf"(?:\.{_IDENT}|\[(?:-?\d+|\"[^\"\\{{}}\[\]]*\"|'[^'\\{{}}\[\]]*')\])"
@@ -40,16 +40,6 @@ class _Missing(enum.Enum):
 
 
 MISSING = _Missing.MISSING
-
-
-class UnknownReference(InputError):
-    """A reference that does not resolve; the message suggests close names."""
-
-    def __init__(self, name: str, suggestions: tuple[str, ...] = ()) -> None:
-        self.name = name
-        self.suggestions = suggestions
-        hint = f"; did you mean {' or '.join(suggestions)}?" if suggestions else ""
-        super().__init__(f"{name} is not defined{hint}")
 
 
 @dataclass(frozen=True)

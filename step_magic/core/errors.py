@@ -28,6 +28,16 @@ class InputError(StepMagicError, ValueError):
     """Bad input found before anything was sent: a flag, a name, a value, a missing key."""
 
 
+class UnknownReference(InputError):
+    """A reference that does not resolve; the message suggests close names."""
+
+    def __init__(self, name: str, suggestions: tuple[str, ...] = ()) -> None:
+        self.name = name
+        self.suggestions = suggestions
+        hint = f"; did you mean {' or '.join(suggestions)}?" if suggestions else ""
+        super().__init__(f"{name} is not defined{hint}")
+
+
 class StepAPIError(StepMagicError):
     """A failed call, described in one line a user can paste into a bug report."""
 

@@ -6,6 +6,7 @@ Messages API client), exactly as a script would; nothing here starts a shell.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -199,3 +200,17 @@ def test_a_failed_stream_raises_after_its_done_event(api_env: LocalServer) -> No
     assert seen[0] == "reasoning"
     assert seen[-1] == "done"
     assert caught.value.result.reasoning
+
+
+def test_the_first_example_in_the_api_docs_runs_as_written(tmp_path: Path) -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
+    example = docs.split("## A first call", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    env = {**os.environ, "STEP_MAGIC_HISTORY": str(tmp_path / "history.sqlite3")}
+    done = subprocess.run(
+        [sys.executable, "-c", example], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    status, answer, cost = done.stdout.splitlines()[0], done.stdout, done.stdout.splitlines()[-1]
+    assert status.startswith("complete ")
+    assert "Simulated answer" in answer
+    assert "tokens, ≈ $" in cost
