@@ -164,7 +164,7 @@ class Lab:
         path = self.scratch / f"hostile-{len(list(self.scratch.glob('*.jsonl')))}.jsonl"
         request = ChatRequest("step-3.7-flash", ({"role": "user", "content": HOSTILE_PROMPT},))
         reply = RecordedReply(reasoning, answer, "stop", None, None, None)
-        Cassette(path).store(request.cache_key(), request.body(stream=False), reply)
+        Cassette(path).store(request.cache_key(), request, reply)
         self.server.config.cassette = str(path)
 
     def run(self, case: Case) -> Outcome:

@@ -34,7 +34,7 @@ def hostile(kernel: Any, server: LocalServer, tmp_path: Path) -> list[dict[str, 
     cassette = tmp_path / "hostile.jsonl"
     request = ChatRequest("step-3.7-flash", ({"role": "user", "content": PROMPT},))
     reply = RecordedReply(REASONING, ANSWER, "stop", None, None, None)
-    Cassette(cassette).store(request.cache_key(), request.body(stream=False), reply)
+    Cassette(cassette).store(request.cache_key(), request, reply)
     server.config.cassette = str(cassette)
     run = kernel.execute(f"%%step --no-memory\n{PROMPT}", timeout=120)
     assert run.error() is None

@@ -25,7 +25,7 @@ from step_magic.batch.cache import CassetteCache
 from step_magic.batch.plan import plan_map
 from step_magic.batch.rowcall import stream_call
 from step_magic.batch.scheduler import map_rows
-from step_magic.batch.table import MapOptions, Reply, row_prompts
+from step_magic.batch.table import MapOptions, row_prompts
 from step_magic.core.cassette import Cassette, RecordedReply
 from step_magic.core.errors import InputError
 from step_magic.core.mapresult import MapProgress
@@ -72,11 +72,11 @@ def records(out: object) -> list[dict[str, Any]]:
     return out
 
 
-def interrupt_after(calls: int, inner: Callable[[ChatRequest], Reply]) -> Any:
+def interrupt_after(calls: int, inner: Callable[[ChatRequest], RecordedReply]) -> Any:
     """A call that sends the process a real SIGINT once ``calls`` rows have been answered."""
     lock, done = threading.Lock(), [0]
 
-    def call(request: ChatRequest) -> Reply:
+    def call(request: ChatRequest) -> RecordedReply:
         reply = inner(request)
         with lock:
             done[0] += 1
@@ -93,7 +93,7 @@ def test_a_pandas_frame_keeps_row_order_whatever_order_replies_finish_in(
     settings = settings_for(server)
     live, finished = stream_call(settings), []
 
-    def slow_first(request: ChatRequest) -> Reply:  # row 0 waits longest, row 7 least
+    def slow_first(request: ChatRequest) -> RecordedReply:  # row 0 waits longest, row 7 least
         prompt = request.messages[-1]["content"]
         row = next(i for i, title in enumerate(TITLES) if f"Book {title} by" in prompt)
         time.sleep(0.03 * (len(TITLES) - row))
@@ -174,7 +174,7 @@ def test_requests_overlap_up_to_the_concurrency_and_no_further(server: LocalServ
     server.config.first_byte_delay = 0.2
     live, lock, active, peak = stream_call(settings), threading.Lock(), [0], [0]
 
-    def counted(request: ChatRequest) -> Reply:
+    def counted(request: ChatRequest) -> RecordedReply:
         with lock:
             active[0] += 1
             peak[0] = max(peak[0], active[0])
@@ -315,7 +315,7 @@ def serve_recorded(
     for prompt, answer in zip(row_prompts(frame, template, options), answers, strict=False):
         request = make(prompt)
         reply = RecordedReply("Thinking.", answer, "stop", None, None, None)
-        cassette.store(request.cache_key(), request.body(stream=False), reply)
+        cassette.store(request.cache_key(), request, reply)
     server.config.cassette = str(cassette.path)
 
 

@@ -18,6 +18,8 @@ from step_magic.server import LocalServer
 
 from .conftest import TEST_KEY
 
+ANY_REQUEST = ChatRequest("step-3.7-flash", ({"role": "user", "content": "Hi"},))
+
 
 def run(ip: Any, cell: str) -> Any:
     return ip.run_cell(cell, store_history=False)
@@ -108,7 +110,7 @@ def test_format_json_parses_a_json_answer_or_fails_clearly(
     cassette = tmp_path / "json.jsonl"
     request = ChatRequest("step-3.7-flash", ({"role": "user", "content": "Give JSON"},))
     reply = RecordedReply("thinking", '```json\n{"answer": 42}\n```', "stop", None, "t", "c")
-    Cassette(cassette).store(request.cache_key(), request.body(stream=False), reply)
+    Cassette(cassette).store(request.cache_key(), request, reply)
     flags = f"--no-memory --replay --cassette {cassette} --format json"
     run(ip, f"%%step {flags}\nGive JSON").raise_error()
     assert '"answer": 42' in capsys.readouterr().out
@@ -195,7 +197,7 @@ def test_replay_without_a_cassette_answers_from_the_history(ip: Any, server: Loc
 
 def test_replayed_usage_round_trips(tmp_path: Path) -> None:
     reply = RecordedReply("r", "a", "stop", Usage(3, 4, 7, 2), "t", "c")
-    Cassette(tmp_path / "c.jsonl").store("k", {}, reply)
+    Cassette(tmp_path / "c.jsonl").store("k", ANY_REQUEST, reply)
     assert Cassette(tmp_path / "c.jsonl").lookup("k") == reply
 
 
@@ -207,7 +209,7 @@ def test_the_local_server_serves_a_recorded_lesson(
     lesson = tmp_path / "lesson.jsonl"
     request = ChatRequest("step-3.7-flash", ({"role": "user", "content": "Recorded question"},))
     reply = RecordedReply("Recorded thinking.", "Recorded **answer**.", "stop", None, "t", "c")
-    Cassette(lesson).store(request.cache_key(), request.body(stream=False), reply)
+    Cassette(lesson).store(request.cache_key(), request, reply)
     with LocalServer(ServerConfig(cassette=str(lesson))) as teacher:
         monkeypatch.setenv("STEPFUN_BASE_URL", teacher.base_url)
         run(ip, "%%step --no-memory\nRecorded question").raise_error()
@@ -244,12 +246,12 @@ def test_an_unwritable_cassette_warns_and_keeps_the_answer(
 def test_a_cassette_cut_short_by_a_crash_still_replays_what_it_holds(tmp_path: Path) -> None:
     cassette = Cassette(tmp_path / "lesson.jsonl")
     reply = RecordedReply("r", "a", "stop", None, "t", "c")
-    cassette.store("kept", {}, reply)
+    cassette.store("kept", ANY_REQUEST, reply)
     with cassette.path.open("a") as file:
         file.write('{"key": "half-written", "reply": {"reas')
     assert cassette.lookup("kept") == reply
     assert cassette.lookup("half-written") is None
-    cassette.store("after", {}, reply)  # recording goes on, on a line of its own
+    cassette.store("after", ANY_REQUEST, reply)  # recording goes on, on a line of its own
     assert cassette.lookup("after") == reply
     assert len(cassette) == 2
     cassette.path.write_text('{"broken": \n{"key": "x"}\n')

@@ -8,22 +8,19 @@ default, so resuming needs no file) and a cassette file (``--cassette``).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Protocol
 
-from step_magic.batch.table import Reply
 from step_magic.core.cassette import Cassette, RecordedReply
-from step_magic.core.redact import redact_media
 from step_magic.core.request import ChatRequest
-from step_magic.memory.history import CallRecord, History
+from step_magic.memory.history import History, call_record
 
 
 class ReplyCache(Protocol):
     """Finished replies by request key, so a re-run never pays twice for a row."""
 
-    def lookup(self, key: str) -> Reply | None: ...
-    def store(self, key: str, request: ChatRequest, reply: Reply) -> None: ...
+    def lookup(self, key: str) -> RecordedReply | None: ...
+    def store(self, key: str, request: ChatRequest, reply: RecordedReply) -> None: ...
 
 
 class HistoryCache:
@@ -35,33 +32,12 @@ class HistoryCache:
     def __init__(self, history: History) -> None:
         self.history = history
 
-    def lookup(self, key: str) -> Reply | None:
+    def lookup(self, key: str) -> RecordedReply | None:
         record = self.history.find_reply(key)
-        if record is None:
-            return None
-        reply = record.reply()
-        return reply.answer, reply.reasoning, reply.usage
+        return None if record is None else record.reply()
 
-    def store(self, key: str, request: ChatRequest, reply: Reply) -> None:
-        answer, reasoning, usage = reply
-        content = request.messages[-1].get("content")
-        self.history.record(
-            CallRecord(
-                started_at=time.time(),
-                model=request.model,
-                effort=request.effort,
-                prompt=content if isinstance(content, str) else "",
-                messages=request.messages,
-                attachments=(),
-                reasoning=reasoning,
-                answer=answer,
-                status="complete",
-                prompt_tokens=usage.prompt if usage else None,
-                completion_tokens=usage.completion if usage else None,
-                cached_tokens=usage.cached if usage else None,
-                cache_key=key,
-            )
-        )
+    def store(self, key: str, request: ChatRequest, reply: RecordedReply) -> None:
+        self.history.record(call_record(request, reply, key))
 
 
 class CassetteCache:
@@ -76,18 +52,15 @@ class CassetteCache:
         self.cassette = Cassette(Path(path))
         self._index: dict[str, RecordedReply] | None = None
 
-    def lookup(self, key: str) -> Reply | None:
+    def lookup(self, key: str) -> RecordedReply | None:
         """The recorded reply for ``key``, or None."""
         if self._index is None:
             self._index = self.cassette.replies()
-        found = self._index.get(key)
-        return None if found is None else (found.answer, found.reasoning, found.usage)
+        return self._index.get(key)
 
-    def store(self, key: str, request: ChatRequest, reply: Reply) -> None:
-        """Append one reply (media in the request replaced by references, as Session does)."""
-        body = {**request.body(stream=False), "messages": list(redact_media(request.messages))}
-        answer, reasoning, usage = reply
-        self.cassette.store(key, body, RecordedReply(reasoning, answer, "stop", usage, None, None))
+    def store(self, key: str, request: ChatRequest, reply: RecordedReply) -> None:
+        """Append one reply, through the same path as every other recording."""
+        self.cassette.store(key, request, reply)
 
 
 def reply_cache(cassette: Path | None, history: History | None) -> ReplyCache | None:

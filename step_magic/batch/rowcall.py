@@ -11,14 +11,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from step_magic.batch.table import Reply
+from step_magic.core.cassette import RecordedReply
 from step_magic.core.errors import StepAPIError
 from step_magic.core.events import AnswerDelta, Finished, ReasoningDelta, Waiting
 from step_magic.core.request import ChatRequest
 from step_magic.core.settings import Settings
 from step_magic.wire.transport import open_stream
 
-Call = Callable[[ChatRequest], Reply]
+Call = Callable[[ChatRequest], RecordedReply]
 
 
 class RowContext:
@@ -43,7 +43,7 @@ class RowContext:
         for close in closers:
             close()
 
-    def run(self, call: Call, request: ChatRequest) -> Reply:
+    def run(self, call: Call, request: ChatRequest) -> RecordedReply:
         """``call(request)`` on this worker thread, as this row's call.
 
         ``note_retry`` and ``on_abandon`` find the row through the thread, so a call reports to
@@ -80,7 +80,7 @@ def stream_call(settings: Settings) -> Call:
     A reply without an answer is a failure (StepAPIError), never an empty cell value.
     """
 
-    def call(request: ChatRequest) -> Reply:
+    def call(request: ChatRequest) -> RecordedReply:
         stream = open_stream(settings, request)
         on_abandon(stream.close)
         answer: list[str] = []
@@ -98,6 +98,9 @@ def stream_call(settings: Settings) -> Call:
         if end is None or not answer:
             why = "was cut off" if end is None else f"has no answer (finish {end.finish_reason})"
             raise StepAPIError(f"the reply {why}", trace_id=stream.trace_id)
-        return "".join(answer), "".join(reasoning), end.usage
+        ids = (stream.trace_id, end.completion_id)
+        return RecordedReply(
+            "".join(reasoning), "".join(answer), end.finish_reason, end.usage, *ids
+        )
 
     return call

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from step_magic.batch.cache import ReplyCache
 from step_magic.batch.rowcall import Call, RowContext
-from step_magic.batch.table import NO_NAMES, MapOptions, Reply, new_columns, read_table, write_table
+from step_magic.batch.table import NO_NAMES, MapOptions, new_columns, read_table, write_table
+from step_magic.core.cassette import RecordedReply
 from step_magic.core.errors import InputError, StepAPIError
 from step_magic.core.interrupts import interrupts_noted
 from step_magic.core.mapresult import MapProgress, MapSummary
@@ -33,7 +34,7 @@ FATAL_STATUSES = frozenset({401, 402, 403, 404})
 
 @dataclass
 class _Outcome:
-    reply: Reply | None = None
+    reply: RecordedReply | None = None
     error: str | None = None
     fatal: bool = False
 
@@ -172,7 +173,7 @@ class _Run:
                 counts.stopped = outcome.error
             return
         counts.done += 1
-        usage = outcome.reply[2]
+        usage = outcome.reply.usage
         if usage is not None:
             counts.prompt_tokens += usage.prompt
             counts.completion_tokens += usage.completion

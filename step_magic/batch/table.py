@@ -17,12 +17,11 @@ from typing import Any
 
 from step_magic.context.interpolate import interpolate, parse_reference
 from step_magic.core.answers import parse_json_answer
+from step_magic.core.cassette import RecordedReply
 from step_magic.core.errors import InputError
-from step_magic.core.events import Usage
 from step_magic.frames.tables import is_series, library_of
 
 NO_NAMES: Mapping[str, object] = MappingProxyType({})
-Reply = tuple[str, str, Usage | None]  # (answer, reasoning, usage)
 FIELD_TYPES = ("int", "float", "str", "bool")
 
 
@@ -124,7 +123,7 @@ def _some(row: Mapping[str, object]) -> str:
 
 def new_columns(
     options: MapOptions,
-    replies: list[Reply | None],
+    replies: list[RecordedReply | None],
     errors: list[str | None],
     existing: frozenset[str],
 ) -> Columns:
@@ -133,11 +132,12 @@ def new_columns(
     An answer that does not parse keeps its text and is flagged, never dropped: the user
     decides what to do with it. The error column also appears when an earlier run left one.
     """
-    answers = [reply[0] if reply else None for reply in replies]
+    answers = [reply.answer if reply else None for reply in replies]
     column = options.column
     columns: Columns = {column: (list(answers), "str")}
     if options.reasoning_column:
-        columns[options.reasoning_column] = ([r[1] if r else None for r in replies], "str")
+        reasonings: list[object] = [reply.reasoning if reply else None for reply in replies]
+        columns[options.reasoning_column] = (reasonings, "str")
     if any(errors) or f"{column}_error" in existing:
         columns[f"{column}_error"] = (list(errors), "str")
     if not (options.fields or options.json_output):

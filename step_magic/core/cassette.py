@@ -17,6 +17,8 @@ from typing import Any
 
 from step_magic.core.errors import ReplayError
 from step_magic.core.events import Usage
+from step_magic.core.redact import redact_media
+from step_magic.core.request import ChatRequest
 
 _USAGE_FIELDS = {item.name for item in fields(Usage)}
 
@@ -73,9 +75,10 @@ class Cassette:
     def __len__(self) -> int:
         return sum(1 for _ in self._entries())
 
-    def store(self, key: str, request: dict[str, Any], reply: RecordedReply) -> None:
-        """Append one call; ``request`` must already have its media replaced by references."""
-        line = json.dumps({"key": key, "request": request, "reply": reply.to_json()})
+    def store(self, key: str, request: ChatRequest, reply: RecordedReply) -> None:
+        """Append one call, its media replaced by references (a cassette holds no images)."""
+        body = {**request.body(stream=False), "messages": list(redact_media(request.messages))}
+        line = json.dumps({"key": key, "request": body, "reply": reply.to_json()})
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a+b") as file:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from step_magic.core.cassette import RecordedReply
 from step_magic.core.events import Usage
 from step_magic.core.models import estimate_cost
 from step_magic.core.toolrecords import ToolRecord
@@ -73,6 +74,11 @@ class StepResult:
         return estimate_cost(
             self.model, self.usage.prompt, self.usage.completion, self.usage.cached or 0
         )
+
+    def recorded(self) -> RecordedReply:
+        """This call as a reply to keep and play back (cassettes, the ``--map`` cache)."""
+        ids = (self.trace_id, self.completion_id)
+        return RecordedReply(self.reasoning, self.answer, self.finish_reason, self.usage, *ids)
 
     def __str__(self) -> str:
         return self.answer

@@ -7,6 +7,7 @@ Python: the magic passes in the view and the cell identity.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from collections.abc import Sequence
@@ -15,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from step_magic.context.compose import Composed
-from step_magic.core.cassette import Cassette, RecordedReply
+from step_magic.core.cassette import Cassette
 from step_magic.core.errors import ReplayError
 from step_magic.core.events import EventSource
 from step_magic.core.models import model_info
-from step_magic.core.redact import redact_media
 from step_magic.core.request import ChatRequest, build_request, estimate_tokens
 from step_magic.core.result import StepResult
 from step_magic.core.settings import Settings
@@ -34,7 +34,7 @@ from step_magic.memory.conversation import (
     remembered,
     turns_from_history,
 )
-from step_magic.memory.history import CallRecord, History
+from step_magic.memory.history import History, call_record
 from step_magic.memory.replay import ReplayStream
 
 DEFAULT_REPLY_BUDGET = 32_000
@@ -176,10 +176,9 @@ class Session:
         targets = [Cassette(options.cassette)] if options.cassette else []
         if self.recorder is not None and self.recorder not in targets:
             targets.append(self.recorder)
-        body = {**request.body(stream=False), "messages": list(redact_media(request.messages))}
         for cassette in targets:
             try:
-                cassette.store(key, body, _to_reply(result))
+                cassette.store(key, request, result.recorded())
             except OSError as err:  # the reply is shown and in _step: say so, don't fail
                 print(f"step-magic: could not record to {cassette.path}: {err}", file=sys.stderr)
 
@@ -193,47 +192,27 @@ class Session:
     ) -> None:
         if self.history is None:
             return
-        usage = result.usage
-        self.history.record(
-            CallRecord(
-                started_at=started,
-                model=result.model,
-                effort=result.effort,
-                prompt=prepared.composed.text,
-                messages=redact_media(result.messages),
-                attachments=result.attachments,
-                reasoning=result.reasoning,
-                answer=result.answer,
-                status=result.status,
-                error=result.error,
-                prompt_tokens=usage.prompt if usage else None,
-                completion_tokens=usage.completion if usage else None,
-                cached_tokens=usage.cached if usage else None,
-                finish_reason=result.finish_reason,
-                trace_id=result.trace_id,
-                completion_id=result.completion_id,
-                elapsed=result.elapsed,
-                first_token=result.first_token,
-                notebook=options.notebook,
-                thread=options.chat,
-                cache_key=key,
-                replayed=result.replayed,
-            )
+        request = dataclasses.replace(prepared.request, messages=result.messages)
+        row = call_record(
+            request,
+            result.recorded(),
+            key,
+            started_at=started,
+            model=result.model,
+            prompt=prepared.composed.text,
+            attachments=result.attachments,
+            status=result.status,
+            error=result.error,
+            elapsed=result.elapsed,
+            first_token=result.first_token,
+            notebook=options.notebook,
+            thread=options.chat,
+            replayed=result.replayed,
         )
+        self.history.record(row)
 
 
 def _context_room(settings: Settings) -> int:
     info = model_info(settings.model)
     context = info.context_tokens if info else 256_000
     return context - (settings.max_tokens or DEFAULT_REPLY_BUDGET)
-
-
-def _to_reply(result: StepResult) -> RecordedReply:
-    return RecordedReply(
-        result.reasoning,
-        result.answer,
-        result.finish_reason,
-        result.usage,
-        result.trace_id,
-        result.completion_id,
-    )

@@ -25,6 +25,7 @@ import platformdirs
 from step_magic.core.cassette import RecordedReply
 from step_magic.core.events import Usage
 from step_magic.core.redact import redact_media
+from step_magic.core.request import ChatRequest
 
 PATH_VARIABLE = "STEP_MAGIC_HISTORY"
 BUSY_TIMEOUT = 5.0  # seconds another process may hold the write lock before we give up
@@ -91,6 +92,34 @@ class CallRecord:
             usage = Usage(self.prompt_tokens, self.completion_tokens, total, self.cached_tokens)
         ids = (self.trace_id, self.completion_id)
         return RecordedReply(self.reasoning, self.answer, self.finish_reason, usage, *ids)
+
+
+def call_record(
+    request: ChatRequest, reply: RecordedReply, key: str | None, **details: Any
+) -> CallRecord:
+    """The history row of a finished call: the request (media as references), the reply, and
+    whatever else the caller knows (``details``: prompt, status, timings, notebook…)."""
+    content = request.messages[-1].get("content") if request.messages else None
+    usage = reply.usage
+    fields = {
+        "started_at": time.time(),
+        "model": request.model,
+        "effort": request.effort,
+        "prompt": content if isinstance(content, str) else "",
+        "messages": redact_media(request.messages),
+        "attachments": (),
+        "reasoning": reply.reasoning,
+        "answer": reply.answer,
+        "status": "complete",
+        "prompt_tokens": usage.prompt if usage else None,
+        "completion_tokens": usage.completion if usage else None,
+        "cached_tokens": usage.cached if usage else None,
+        "finish_reason": reply.finish_reason,
+        "trace_id": reply.trace_id,
+        "completion_id": reply.completion_id,
+        "cache_key": key,
+    }
+    return CallRecord(**{**fields, **details})
 
 
 _COLUMNS = tuple(item.name for item in fields(CallRecord) if item.name != "id")
