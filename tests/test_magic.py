@@ -253,6 +253,10 @@ def test_an_unknown_or_abbreviated_flag_is_an_error_in_both_forms(
         error = run(ip, cell).error_in_exec
         assert type(error).__name__ == "UsageError"
         assert "--eff" in str(error)
+    for cell in ("%step --efort high hi", "%%step --efort high\nhi", "%%step --modle x\nhi"):
+        error = run(ip, cell).error_in_exec
+        assert type(error).__name__ == "UsageError"
+        assert "did you mean --effort?" in str(error) or "did you mean --model?" in str(error)
     assert chat_bodies(server) == []
 
 

@@ -137,7 +137,7 @@ def test_the_request_uses_only_documented_fields_and_both_key_headers(
         "stream": True,
     }
     assert received.headers["x-api-key"] == received.headers["authorization"]
-    assert "anthropic-version" not in received.headers
+    assert received.headers["anthropic-version"] == "2023-06-01"  # as the reference SDK sends
     assert TEST_KEY not in repr(received)
 
 
@@ -299,6 +299,21 @@ def test_http_errors_read_the_same_on_both_apis(server: LocalServer) -> None:
             assert "\n" not in str(error)
             lines.append(str(error).replace(error.trace_id, "<trace>"))
         assert lines[0] == lines[1]
+
+
+@BOTH_APIS
+@pytest.mark.parametrize("fault", ["529", "503"])
+def test_overloaded_and_unavailable_are_retried_like_the_reference_sdks(
+    server: LocalServer, api: Stream, fault: str
+) -> None:
+    server.config.fault, server.config.fault_times = fault, 1
+    reply = run(api, server.base_url, ask())
+    waits = [event for event in reply.events if isinstance(event, Waiting)]
+    assert [(w.reason, w.attempt) for w in waits] == [
+        ("overloaded" if fault == "529" else "server error 503", 1)
+    ]
+    assert reply.finished.finish_reason == "stop"
+    assert len(server.requests) == 2
 
 
 @BOTH_APIS

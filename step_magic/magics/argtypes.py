@@ -7,6 +7,7 @@ a one-line usage error naming the flag.
 from __future__ import annotations
 
 import argparse
+import difflib
 import re
 import shlex
 
@@ -45,6 +46,13 @@ def names(text: str) -> tuple[str, ...]:
     return found
 
 
+def did_you_mean(parser: argparse.ArgumentParser, word: str) -> str:
+    """``; did you mean --effort?`` for a mistyped flag, or nothing when none is close."""
+    flag = word.split("=", 1)[0]
+    close = difflib.get_close_matches(flag, parser._option_string_actions, n=1, cutoff=0.75)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
 def split_flags(parser: argparse.ArgumentParser, line: str) -> tuple[str, str]:
     """Split ``%step`` line text into its leading flags and the prompt, kept verbatim.
 
@@ -61,7 +69,8 @@ def split_flags(parser: argparse.ArgumentParser, line: str) -> tuple[str, str]:
         action, attached = _option(parser, word)
         if action is None:
             if re.match(r"--?[A-Za-z]", word):
-                raise ValueError(f"unknown flag {word} (put -- before a prompt starting with -)")
+                hint = did_you_mean(parser, word) or " (put -- before a prompt starting with -)"
+                raise ValueError(f"unknown flag {word}{hint}")
             break
         flags.append(word)
         rest = after

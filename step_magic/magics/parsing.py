@@ -41,6 +41,11 @@ def _parse(parser: argparse.ArgumentParser, flag_text: str) -> argparse.Namespac
     except ValueError as err:
         raise UsageError(f"Cannot read the flags {flag_text!r}: {err}") from None
     # POSIX quoting, so --system "Be terse." arrives without its quotes.
+    for word in argv:
+        if word.startswith("-") and word.split("=", 1)[0] not in parser._option_string_actions:
+            hint = flags.did_you_mean(parser, word)
+            if hint:
+                raise UsageError(f"unknown flag {word}{hint}")
     args = parser.parse_args(argv)
     if args.output and not args.output.isidentifier():
         raise UsageError(f"-o needs a Python name, not {args.output!r}")

@@ -82,6 +82,8 @@ STATUS_FAULTS: dict[str, Callable[[ServerConfig], ApiError]] = {
     "503": lambda _: ApiError(
         503, "server_error", "The service is temporarily overloaded. Please try again later."
     ),
+    # Anthropic's "overloaded" status, which Messages API clients meet from busy gateways.
+    "529": lambda _: ApiError(529, "overloaded_error", "Overloaded"),
 }
 
 FAULTS: tuple[str, ...] = (*STATUS_FAULTS, *sorted(BODY_FAULTS))

@@ -22,10 +22,10 @@ from step_magic.core.request import ChatRequest
 from step_magic.core.settings import Settings, redact
 from step_magic.core.text import clean_text
 from step_magic.wire.retry import (
-    RETRY_STATUSES,
     describe_error,
     retry_delay,
     retry_reason,
+    retryable,
     wait_too_long,
 )
 from step_magic.wire.thinktags import ThinkTagSplitter
@@ -89,7 +89,7 @@ class ReplyStream:
             except openai.APIStatusError as err:
                 self.trace_id = err.response.headers.get("x-trace-id")
                 delay = retry_delay(attempt, err.response.headers.get("retry-after"))
-                if err.status_code not in RETRY_STATUSES or attempt == attempts:
+                if not retryable(err.status_code) or attempt == attempts:
                     raise self._error(err) from None
                 if delay is None:
                     raise self._error(err, note=wait_too_long(err)) from None

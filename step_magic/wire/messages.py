@@ -28,15 +28,16 @@ from step_magic.core.text import clean_text
 from step_magic.wire.chat import tls_context
 from step_magic.wire.messages_body import messages_body
 from step_magic.wire.retry import (
-    RETRY_STATUSES,
     describe_error,
     retry_delay,
     retry_reason,
+    retryable,
     wait_too_long,
 )
 from step_magic.wire.sse import ServerEvent, SSEDecoder
 from step_magic.wire.toolcalls import ToolCallCollector
 
+ANTHROPIC_VERSION = "2023-06-01"
 # Anthropic's stop reasons in Chat Completions words; others (content_filter) pass unchanged.
 FINISH_REASONS = {
     "end_turn": "stop",
@@ -95,7 +96,11 @@ class MessagesStream:
         """Send the request, retrying 429/5xx as ReplyStream does; return the open response."""
         key = self._settings.api_key
         # Anthropic SDKs (which StepFun's reference uses) send x-api-key; its keys are Bearer.
-        headers = {"x-api-key": key, "Authorization": f"Bearer {key}"}
+        headers = {
+            "x-api-key": key,
+            "Authorization": f"Bearer {key}",
+            "anthropic-version": ANTHROPIC_VERSION,  # the reference SDK always sends one
+        }
         url = self._settings.base_url.rstrip("/") + "/messages"
         attempts = self._settings.max_retries + 1
         for attempt in range(1, attempts + 1):
@@ -115,7 +120,7 @@ class MessagesStream:
                 return response
             failure = _status_error(response)
             delay = retry_delay(attempt, response.headers.get("retry-after"))
-            if response.status_code not in RETRY_STATUSES or attempt == attempts:
+            if not retryable(response.status_code) or attempt == attempts:
                 raise self._error(failure)
             if delay is None:
                 raise self._error(failure, note=wait_too_long(failure))

@@ -14,7 +14,16 @@ import random
 import time
 from typing import Any
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# What the reference SDKs (openai, anthropic) retry: timeouts, conflicts, rate limits and every
+# server-side status, Anthropic's 529 "overloaded" included.
+RETRY_STATUSES = frozenset({408, 409, 429})
+
+
+def retryable(status: int) -> bool:
+    """True for a status worth another try after a pause (before any text arrived)."""
+    return status in RETRY_STATUSES or status >= 500
+
+
 MAX_RETRY_DELAY = 30.0
 HINTS = {
     401: "check STEPFUN_API_KEY; keys from api.stepfun.com and api.stepfun.ai are not "
@@ -58,9 +67,12 @@ def _parse_retry_after(value: str) -> float | None:
     return when.timestamp() - time.time()
 
 
+REASONS = {408: "request timed out", 409: "conflict", 429: "rate limited", 529: "overloaded"}
+
+
 def retry_reason(err: Any) -> str:
     """Why a retry waits, in the words the panel header shows."""
-    return "rate limited" if err.status_code == 429 else f"server error {err.status_code}"
+    return REASONS.get(err.status_code, f"server error {err.status_code}")
 
 
 def describe_error(err: Exception, base_url: str, timeout: float) -> tuple[int | None, str]:
@@ -78,7 +90,7 @@ def describe_error(err: Exception, base_url: str, timeout: float) -> tuple[int |
         why = f": {cause}" if cause and str(cause) else ""
         return None, f"connection to {base_url} failed{why}"
     if isinstance(err, json.JSONDecodeError):
-        return None, f"malformed chunk from the server ({err.msg} at position {err.pos})"
+        return None, f"malformed chunk from the server ({err})"
     if isinstance(err, openai.APIError):
         return None, _server_message(err.body) or err.message
     return None, str(err)
