@@ -18,6 +18,7 @@ Message = dict[str, Any]
 Part = dict[str, Any]
 
 CHARS_PER_TOKEN = 4
+TRANSPORT_FIELDS = frozenset({"stream", "stream_options"})
 IMAGE_TOKENS = {"low": 400, "high": 1600}
 VIDEO_TOKENS = 2000
 
@@ -54,9 +55,10 @@ class ChatRequest:
 
 
 def request_key(body: Mapping[str, Any]) -> str:
-    """Hash of a Chat Completions body, ignoring ``stream``: the same on both ends of the wire,
-    so the local server can answer from a cassette the magic recorded."""
-    fields = {key: value for key, value in body.items() if key != "stream"}
+    """Hash of a Chat Completions body, ignoring how it is streamed (``stream``,
+    ``stream_options``): the same on both ends of the wire, so the local server can answer
+    from a cassette the magic recorded."""
+    fields = {key: value for key, value in body.items() if key not in TRANSPORT_FIELDS}
     canonical = json.dumps(fields, sort_keys=True)  # ASCII escapes: any string hashes
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

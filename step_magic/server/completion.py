@@ -200,9 +200,12 @@ class ChunkEncoder:
     ("" or None, both seen from StepFun).
     """
 
-    def __init__(self, completion: Completion, before_end: str | None) -> None:
+    def __init__(
+        self, completion: Completion, before_end: str | None, *, usage_on_chunks: bool = True
+    ) -> None:
         self.completion = completion
         self.before_end = before_end
+        self.usage_on_chunks = usage_on_chunks
 
     def token(self, index: int, odd: bool = False) -> bytes:
         """The chunk carrying piece ``index``; ``odd`` adds nested fields nobody declared."""
@@ -222,6 +225,12 @@ class ChunkEncoder:
         """A chunk with ``choices: []`` (seen from some servers around usage reports)."""
         chunk = self._chunk([], sent)
         # ASCII escapes, so any text a reply holds (a lone surrogate too) can be sent.
+        return json.dumps(chunk).encode()
+
+    def usage_report(self) -> bytes:
+        """OpenAI's last chunk when usage was asked for: ``choices: []`` and the totals."""
+        chunk = self._chunk([], len(self.completion.pieces))
+        chunk["usage"] = self.completion.usage(len(self.completion.pieces))
         return json.dumps(chunk).encode()
 
     def null_delta(self, sent: int) -> bytes:
@@ -244,7 +253,7 @@ class ChunkEncoder:
             "created": self.completion.created,
             "model": self.completion.model,
             "choices": choices,
-            "usage": self.completion.usage(sent),
+            "usage": self.completion.usage(sent) if self.usage_on_chunks else None,
             "agent": AGENT,
         }
 

@@ -41,6 +41,10 @@ BODY_FAULTS = frozenset(
         "error-event",
         "tool-loop",  # tool calls in every reply that offers tools, results or not
         "chatty-tools",  # text before the calls, no call ids, "" for empty arguments
+        # usage only when asked with stream_options.include_usage, in a last chunk with
+        # "choices": [] (OpenAI, vLLM, Ollama, litellm)
+        "usage-on-request",
+        "strict-params",  # a 400 naming any body field it does not know (stream_options)
     }
 )
 

@@ -195,7 +195,8 @@ class StepRequestHandler(BaseHTTPRequestHandler):
         completion, fault = self._plan(request, body, field)
         if request.stream:
             before_end = self.state.config.finish_reason_before_end
-            self._stream(stream_steps(completion, fault, before_end))
+            usage = request.include_usage
+            self._stream(stream_steps(completion, fault, before_end, include_usage=usage))
         else:
             self._send_completion(completion_body(completion, fault), fault)
 

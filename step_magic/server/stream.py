@@ -44,13 +44,23 @@ def event(payload: bytes) -> bytes:
 
 
 def stream_steps(
-    completion: Completion, fault: str | None, before_end: str | None
+    completion: Completion,
+    fault: str | None,
+    before_end: str | None,
+    *,
+    include_usage: bool = False,
 ) -> Iterator[Step]:
-    """Yield the steps of the reply in order, with ``fault`` applied."""
+    """Yield the steps of the reply in order, with ``fault`` applied.
+
+    StepFun puts the usage on every chunk; with ``usage-on-request`` the reply follows
+    OpenAI's semantics instead: no usage unless ``include_usage``, then one last chunk with
+    ``choices: []`` that carries it.
+    """
     if fault == "empty":
         yield DONE
         return
-    encoder = ChunkEncoder(completion, before_end)
+    on_request = fault == "usage-on-request"
+    encoder = ChunkEncoder(completion, before_end, usage_on_chunks=not on_request)
     phase = FAULT_PHASE.get(fault or "")
     strike = completion.phase_middle(phase) if phase else len(completion.pieces)
     odd_at = strike if fault == "unknown-shape" else -1
@@ -65,6 +75,8 @@ def stream_steps(
             return
     yield from tokens
     yield event(encoder.final())
+    if on_request and include_usage:
+        yield event(encoder.usage_report())
     if fault != "no-done":
         yield DONE
 

@@ -78,6 +78,16 @@ class ChatRequest:
     tools: tuple[Tool, ...] = ()
     tool_choice: ToolChoice = AUTO
     tool_results: tuple[ToolResult, ...] = ()
+    include_usage: bool = False  # stream_options.include_usage
+
+
+# The Chat Completions fields this server knows; ``fault-strict-params`` refuses any other.
+KNOWN_FIELDS = frozenset(
+    {
+        "model", "messages", "stream", "reasoning_effort", "max_tokens", "temperature",
+        "top_p", "tools", "tool_choice", "reasoning_format", "stop", "n", "user",
+    }
+)  # fmt: skip
 
 
 def parse_chat_request(body: Any) -> ChatRequest:
@@ -85,6 +95,9 @@ def parse_chat_request(body: Any) -> ChatRequest:
     if not isinstance(body, dict):
         raise invalid_params("The request body must be a JSON object.")
     model, info, fault = _model(body.get("model"))
+    unknown = sorted(set(body) - KNOWN_FIELDS)
+    if fault == "strict-params" and unknown:
+        raise invalid_params(f"Unrecognized request argument supplied: {unknown[0]}")
     raw_messages = body.get("messages")
     if not isinstance(raw_messages, list) or not raw_messages:
         raise invalid_params("messages is required and must be a non-empty array.")
@@ -104,7 +117,16 @@ def parse_chat_request(body: Any) -> ChatRequest:
         tools=tools,
         tool_choice=parse_tool_choice(body.get("tool_choice"), tools),
         tool_results=tool_results(messages),
+        include_usage=_include_usage(body.get("stream_options")),
     )
+
+
+def _include_usage(value: Any) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, dict):
+        raise invalid_params("stream_options must be an object.")
+    return value.get("include_usage") is True
 
 
 def _model(value: Any) -> tuple[str, ModelInfo, str | None]:

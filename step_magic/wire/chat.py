@@ -15,6 +15,7 @@ import ssl
 import threading
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from step_magic.core.errors import StepAPIError
 from step_magic.core.events import AnswerDelta, Event, Finished, ReasoningDelta, Usage, Waiting
@@ -33,6 +34,10 @@ from step_magic.wire.toolcalls import ToolCallCollector
 
 if TYPE_CHECKING:
     import openai
+
+STEPFUN_HOSTS = frozenset({"api.stepfun.ai", "api.stepfun.com"})
+# Base URLs whose server answered 400 to stream_options: asked without it from then on.
+REFUSED_USAGE_OPTION: set[str] = set()
 
 
 class ReplyStream:
@@ -85,7 +90,7 @@ class ReplyStream:
         attempts = self._settings.max_retries + 1
         for attempt in range(1, attempts + 1):
             try:
-                stream = client.chat.completions.create(**self._request.body())
+                stream = self._create(client, chat_body(self._settings, self._request))
             except openai.APIStatusError as err:
                 self.trace_id = err.response.headers.get("x-trace-id")
                 delay = retry_delay(attempt, err.response.headers.get("retry-after"))
@@ -104,6 +109,20 @@ class ReplyStream:
                 self.trace_id = stream.response.headers.get("x-trace-id")
                 return stream
         return None
+
+    def _create(self, client: openai.OpenAI, body: dict[str, Any]) -> Any:
+        """Send ``body``; a server whose 400 names ``stream_options`` is asked once more
+        without it, and never again with it (remembered per base URL)."""
+        import openai
+
+        try:
+            return client.chat.completions.create(**body)
+        except openai.BadRequestError as err:
+            if "stream_options" not in body or "stream_options" not in str(err.body or err):
+                raise
+            REFUSED_USAGE_OPTION.add(self._settings.base_url)
+            bare = {key: value for key, value in body.items() if key != "stream_options"}
+            return client.chat.completions.create(**bare)
 
     def _read(self, stream: Any) -> Iterator[Event]:
         import openai
@@ -147,6 +166,18 @@ class ReplyStream:
             trace_id=self.trace_id,
             completion_id=self.completion_id,
         )
+
+
+def chat_body(settings: Settings, request: ChatRequest) -> dict[str, Any]:
+    """The Chat Completions body as sent: the request, plus ``stream_options.include_usage``
+    for servers with OpenAI's semantics (vLLM, Ollama, litellm, OpenAI), which otherwise never
+    send the usage. StepFun sends it on every chunk, and documents no ``stream_options``: its
+    own endpoints are not asked."""
+    body = request.body()
+    host = urlsplit(settings.base_url).hostname or ""
+    if host not in STEPFUN_HOSTS and settings.base_url not in REFUSED_USAGE_OPTION:
+        body["stream_options"] = {"include_usage": True}
+    return body
 
 
 @functools.cache

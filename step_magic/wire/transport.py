@@ -37,7 +37,9 @@ def request_body(settings: Settings, request: ChatRequest) -> dict[str, Any]:
         from step_magic.wire.messages_body import messages_body
 
         return messages_body(request)
-    return request.body()
+    from step_magic.wire.chat import chat_body
+
+    return chat_body(settings, request)
 
 
 def endpoint(settings: Settings) -> str:

@@ -1,0 +1,48 @@
+"""Servers that are not StepFun: the stream shapes and strictness of other compatible servers.
+
+The bundled server imitates them with faults (``fault-usage-on-request`` answers with OpenAI's
+usage semantics, ``fault-strict-params`` refuses any field it does not know), and the client
+is driven exactly as a user would drive it, through ``step_magic.ask``.
+"""
+
+from __future__ import annotations
+
+import step_magic
+from step_magic.server import LocalServer
+from step_magic.wire import chat
+
+from ..conftest import TEST_KEY
+
+
+def test_usage_comes_from_servers_that_send_it_only_when_asked(api_env: LocalServer) -> None:
+    result = step_magic.ask("Count my tokens", model="fault-usage-on-request")
+    assert result.usage is not None
+    assert result.usage.completion > 0
+    assert api_env.requests[-1].body["stream_options"] == {"include_usage": True}
+
+
+def test_a_server_refusing_stream_options_is_asked_again_without_and_remembered(
+    local: LocalServer,
+) -> None:
+    chat.REFUSED_USAGE_OPTION.discard(local.base_url)
+    local.config.api_key = TEST_KEY
+    ask = {"model": "fault-strict-params", "base_url": local.base_url, "api_key": TEST_KEY}
+    first = step_magic.ask("Hi", history=False, **ask)
+    assert first.status == "complete"
+    assert ["stream_options" in r.body for r in local.requests] == [True, False]
+
+    step_magic.ask("Again", history=False, **ask)
+    assert "stream_options" not in local.requests[-1].body  # remembered: one request
+    assert len(local.requests) == 3
+    chat.REFUSED_USAGE_OPTION.discard(local.base_url)
+
+
+def test_stepfun_itself_is_never_sent_stream_options() -> None:
+    from step_magic.core.request import ChatRequest
+    from step_magic.core.settings import Settings
+
+    request = ChatRequest("step-3.7-flash", ({"role": "user", "content": "Hi"},))
+    for url in ("https://api.stepfun.ai/v1", "https://api.stepfun.com/v1"):
+        assert "stream_options" not in chat.chat_body(Settings("m", url, "k"), request)
+    local = Settings("m", "http://127.0.0.1:9/v1", "k")
+    assert chat.chat_body(local, request)["stream_options"] == {"include_usage": True}
