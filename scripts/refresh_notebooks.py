@@ -7,6 +7,7 @@ reproducible anywhere. The kernel works in a temporary folder, so files a notebo
 
     python scripts/refresh_notebooks.py            # all of notebooks/*.ipynb
     python scripts/refresh_notebooks.py teaching   # one of them
+    python scripts/refresh_notebooks.py --output /tmp/out teaching   # leave notebooks/ alone
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def execute(path: Path, workdir: Path, timeout: float = 300) -> Any:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="notebook names (default: all)")
+    parser.add_argument("--output", type=Path, help="write the executed notebooks here instead")
     args = parser.parse_args(argv)
     paths = [NOTEBOOKS / f"{name}.ipynb" for name in args.names] or sorted(
         NOTEBOOKS.glob("*.ipynb")
@@ -58,8 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     for path in paths:
         with tempfile.TemporaryDirectory() as workdir:
             notebook = execute(path, Path(workdir))
-        nbformat.write(notebook, path)
-        print(f"refreshed {path.relative_to(NOTEBOOKS.parent)}")
+        target = args.output / path.name if args.output else path
+        nbformat.write(notebook, target)
+        print(f"refreshed {target}")
     return 0
 
 
