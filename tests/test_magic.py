@@ -50,6 +50,8 @@ def test_a_cell_streams_reasoning_then_the_answer_and_a_footer(
             "messages": [{"role": "user", "content": "Why is the sky blue?"}],
             "stream": True,
             "reasoning_effort": "high",
+            # a server that is not StepFun's is asked for the usage OpenAI-style, too
+            "stream_options": {"include_usage": True},
         }
     ]
 
