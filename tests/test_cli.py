@@ -76,9 +76,9 @@ def test_ask_reads_a_pipe_and_attaches_a_csv_as_a_table(
         "--with", str(table), "what stands out?", server=server, tmp_path=tmp_path, stdin="notes"
     )
     assert done.returncode == 0, done.stderr
-    parts = server.requests[-1].body["messages"][-1]["content"]
-    assert parts[0]["text"].startswith("### `sales` (pandas DataFrame)")
-    assert parts[-1]["text"] == "notes\n\nwhat stands out?"
+    content = server.requests[-1].body["messages"][-1]["content"]
+    assert content.startswith("### `sales` (pandas DataFrame)")
+    assert content.endswith("\n\nnotes\n\nwhat stands out?")
 
 
 def test_ask_fails_in_one_line_with_status_1(server: LocalServer, tmp_path: Path) -> None:

@@ -67,10 +67,13 @@ def user_content(prompt: str, attachments: Sequence[Part]) -> str | list[Part]:
     """The user message content: plain text, or parts with videos first and the prompt last.
 
     StepFun asks for video before the text; putting the question after the material it is
-    about is the usual advice for long context.
+    about is the usual advice for long context. Without media (a DataFrame's summary, say)
+    the texts are joined into one string: strict servers accept only a string there.
     """
     if not attachments:
         return prompt
+    if all(part.get("type") == "text" for part in attachments):
+        return "\n\n".join([*(str(part["text"]) for part in attachments), prompt])
     videos = [part for part in attachments if part.get("type") == "video_url"]
     others = [part for part in attachments if part.get("type") != "video_url"]
     return [*videos, *others, {"type": "text", "text": prompt}]
