@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import queue
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,37 @@ from nbclient import NotebookClient
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 SECRET_VARIABLES = ("STEPFUN_API_KEY", "STEP_API_KEY", "STEPFUN_BASE_URL")
+POLL_SLICE = 1.0  # seconds: the longest a reply can sit unread (see PatientClient)
+
+
+class PatientClient(NotebookClient):
+    """nbclient whose wait for a cell's reply polls in one-second slices.
+
+    On a loaded machine the asyncio poll of the shell channel was seen missing its wake-up:
+    the execute_reply sat in the socket until the cell's whole timeout ran out (it arrived
+    exactly then, 90 s after the cell's idle status, in 2 of 16 runs). A new poll sees the
+    message at once, so polling in slices bounds that wait to a second.
+    """
+
+    async def async_start_new_kernel_client(self) -> Any:
+        client = await super().async_start_new_kernel_client()
+        channel = client.shell_channel
+        channel.get_msg = _sliced(channel.get_msg)
+        return client
+
+
+def _sliced(get_msg: Any) -> Any:
+    async def sliced(timeout: float | None = None) -> Any:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = POLL_SLICE if deadline is None else deadline - time.monotonic()
+            try:
+                return await get_msg(timeout=max(0.0, min(POLL_SLICE, left)))
+            except queue.Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+
+    return sliced
 
 
 def execute(path: Path, workdir: Path, timeout: float = 300) -> Any:
@@ -33,7 +66,7 @@ def execute(path: Path, workdir: Path, timeout: float = 300) -> Any:
     previous_history = os.environ.get("STEP_MAGIC_HISTORY")
     os.environ["STEP_MAGIC_HISTORY"] = str(workdir / "history.sqlite3")
     try:
-        client = NotebookClient(
+        client = PatientClient(
             notebook,
             timeout=timeout,
             kernel_name="python3",

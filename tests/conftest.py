@@ -143,22 +143,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def run_notebook() -> Any:
     """Execute a notebook of code cells for real (nbclient + ipykernel), save it, read it back.
 
-    ``jupyter execute`` runs it in a process of its own, as a user's command would: nbclient
-    inside the pytest process, beside the session kernel's client threads, was seen waiting
-    for a reply that never came on a loaded machine.
+    Through scripts/refresh_notebooks.py's client, which does not lose a cell's reply on a
+    loaded machine (see ``PatientClient`` there).
     """
-    import subprocess
-    import sys
+    import importlib.util
 
     import nbformat
 
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("refresh", root / "scripts/refresh_notebooks.py")
+    assert spec is not None
+    assert spec.loader is not None
+    refresh = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(refresh)
+
     def execute(cells: list[str], path: Path) -> Any:
         notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+        client = refresh.PatientClient(
+            notebook, timeout=120, kernel_name="python3", allow_errors=True
+        )
+        client.execute()
         nbformat.write(notebook, path)
-        command = [str(Path(sys.executable).parent / "jupyter-execute"), str(path)]
-        command += ["--inplace", "--allow-errors", "--timeout=120", "--kernel_name=python3"]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
-        assert done.returncode == 0, done.stdout + done.stderr
         return nbformat.read(path, as_version=4)
 
     return execute

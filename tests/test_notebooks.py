@@ -27,12 +27,10 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 @pytest.fixture
 def notebook_refresher(tmp_path: Path) -> Callable[[Path], Any]:
-    """Run scripts/refresh_notebooks.py on one notebook, in a process of its own.
+    """Run scripts/refresh_notebooks.py on one notebook, as a maintainer runs it: a command.
 
-    nbclient runs its kernel client on an asyncio loop; inside the pytest process, beside the
-    session kernel's client threads, it was seen waiting for a reply that never came (three
-    times in some twenty runs on a loaded machine, never when run alone), so the notebook is
-    executed the way a maintainer runs it: as a command.
+    The script's client polls for each cell's reply in slices (``PatientClient``): plain
+    nbclient was seen leaving a reply unread until the cell's timeout on a loaded machine.
     """
 
     def run(path: Path) -> Any:
