@@ -54,6 +54,7 @@ def ask_cli(
     return subprocess.run(command, env=env, input=stdin, capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.slow  # a process of its own
 def test_ask_streams_the_answer_to_stdout_and_the_reasoning_to_stderr(
     server: LocalServer, tmp_path: Path
 ) -> None:
@@ -67,6 +68,7 @@ def test_ask_streams_the_answer_to_stdout_and_the_reasoning_to_stderr(
     assert TEST_KEY not in done.stdout + done.stderr
 
 
+@pytest.mark.slow  # a process of its own
 def test_ask_reads_a_pipe_and_attaches_a_csv_as_a_table(
     server: LocalServer, tmp_path: Path
 ) -> None:
@@ -81,6 +83,7 @@ def test_ask_reads_a_pipe_and_attaches_a_csv_as_a_table(
     assert content.endswith("\n\nnotes\n\nwhat stands out?")
 
 
+@pytest.mark.slow  # a process of its own
 def test_ask_fails_in_one_line_with_status_1(server: LocalServer, tmp_path: Path) -> None:
     done = ask_cli("-m", "fault-401", "Hi", server=server, tmp_path=tmp_path)
     assert done.returncode == 1
@@ -91,6 +94,7 @@ def test_ask_fails_in_one_line_with_status_1(server: LocalServer, tmp_path: Path
     assert "--with nope.csv: no such file" in missing.stderr
 
 
+@pytest.mark.slow  # a process of its own
 def test_serve_takes_its_options_and_answers_like_the_api(tmp_path: Path) -> None:
     command = [
         sys.executable, "-m", "step_magic.cli", "serve", "--port", "0",

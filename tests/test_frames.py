@@ -137,6 +137,7 @@ def tied(rows: int) -> pd.DataFrame:
     return sales(rows).assign(tier=["gold", "silver", "bronze", "iron"] * (rows // 4))
 
 
+@pytest.mark.slow  # a process of its own
 def test_same_frame_same_text_even_in_another_process() -> None:
     first = summarize_frame(tied(3_000), name="df", budget_chars=8_000).text
     assert (

@@ -43,6 +43,7 @@ def test_ask_returns_the_reasoning_the_answer_and_the_provenance(api_env: LocalS
     ]
 
 
+@pytest.mark.slow  # a process of its own
 def test_a_plain_python_process_asks_without_ipython(server: LocalServer, tmp_path: Path) -> None:
     script = (
         "import sys, step_magic\n"
@@ -202,6 +203,7 @@ def test_a_failed_stream_raises_after_its_done_event(api_env: LocalServer) -> No
     assert caught.value.result.reasoning
 
 
+@pytest.mark.slow  # a process of its own
 def test_the_first_example_in_the_api_docs_runs_as_written(tmp_path: Path) -> None:
     docs = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
     example = docs.split("## A first call", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
