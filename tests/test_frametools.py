@@ -607,6 +607,7 @@ def same(frame: Any, copy: Any) -> bool:
     return bool(frame.equals(copy, null_equal=True))
 
 
+@pytest.mark.slow  # hundreds of generated attacks per library
 @pytest.mark.parametrize("library", LIBRARIES)
 @settings(
     max_examples=150,

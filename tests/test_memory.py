@@ -283,3 +283,38 @@ def test_history_export_writes_every_call_unless_n_is_given(
     ip.run_line_magic("step_history", f"-n 3 --export {three}")
     assert len(every.read_text().splitlines()) == 12
     assert len(three.read_text().splitlines()) == 3
+
+
+def test_a_resumed_thread_starts_where_the_session_left_it(ip: Any, server: LocalServer) -> None:
+    """--new starts the thread afresh in the history too, and --no-memory calls join none."""
+    run(ip, "%%step --chat lab\nFirst.").raise_error()
+    run(ip, "%%step --chat lab --new\nSecond, afresh.").raise_error()
+    run(ip, "%%step --chat lab --no-memory\nAn aside.").raise_error()
+    run(ip, "%%step --chat lab\nThird.").raise_error()
+    ip.run_line_magic("unload_ext", "step_magic")
+    ip.run_line_magic("load_ext", "step_magic")
+
+    run(ip, "%%step --chat lab\nFourth.").raise_error()
+    users = [m["content"] for m in sent_messages(server)[-1] if m["role"] == "user"]
+    assert users == ["Second, afresh.", "Third.", "Fourth."]
+
+
+def test_a_cell_run_again_replaces_its_turn_in_the_rebuilt_thread() -> None:
+    from step_magic.memory.conversation import turns_from_history
+    from step_magic.memory.history import CallRecord
+
+    def call(cell: str, prompt: str, *, starts: bool = False) -> CallRecord:
+        message = {"role": "user", "content": prompt}
+        return CallRecord(
+            0.0, "m", None, prompt, (message,), (), "", f"re: {prompt}", "complete",
+            thread="t", cell=cell, starts_thread=starts,
+        )  # fmt: skip
+
+    records = [call("c0", "old"), call("c1", "one"), call("c2", "two"), call("c1", "one again")]
+    assert [turn.user["content"] for turn in turns_from_history("t", records).turns] == [
+        "old",
+        "one again",
+        "two",
+    ]
+    records.append(call("c3", "fresh", starts=True))
+    assert [turn.user["content"] for turn in turns_from_history("t", records).turns] == ["fresh"]

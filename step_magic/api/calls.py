@@ -45,6 +45,7 @@ def prepare(
     *,
     memory: bool,
     chat: str = "default",
+    new: bool = False,
 ) -> Call:
     """Check every keyword and build the request; nothing is sent, so bad input costs nothing."""
     given = dict(keywords)
@@ -66,6 +67,7 @@ def prepare(
     )
     options = CallOptions(
         chat=chat,
+        new=new,
         memory=memory,
         replay=replay,
         cassette=Path(cassette).expanduser() if cassette else None,
@@ -145,6 +147,7 @@ def ask(
     max_steps: int | None = None,
     budget: int | None = None,
     detail: str | None = None,
+    image_max_side: int | None = None,
     show_reasoning: bool | None = None,
     reasoning: bool | None = None,
     cassette: str | Path | None = None,

@@ -13,11 +13,15 @@ from types import TracebackType
 from typing import Any
 
 from step_magic.api.calls import events, prepare, run
+from step_magic.api.inputs import SETTING_KEYWORDS
+from step_magic.core.errors import InputError
 from step_magic.core.result import StepResult
 from step_magic.engine.relay import StreamEvent
 from step_magic.engine.session import Session
 from step_magic.memory.conversation import Turn
 from step_magic.memory.history import History
+
+CHAT_KEYWORDS = (*SETTING_KEYWORDS, "attach", "tools", "base_url", "api_key", "cassette", "replay")
 
 
 class Chat:
@@ -29,7 +33,11 @@ class Chat:
 
     def __init__(self, name: str | None = None, *, history: bool = True, **keywords: Any):
         self.name = name or "default"
+        unknown = sorted(set(keywords) - set(CHAT_KEYWORDS))
+        if unknown:
+            raise InputError(f"Chat: unknown keyword(s): {', '.join(unknown)}")
         self.keywords = keywords
+        self._restart = False  # the next call starts the thread afresh (after reset)
         self._session = Session(History() if history else None)
         self._thread = self._session.thread(self.name)
 
@@ -49,8 +57,9 @@ class Chat:
         return list(self._thread.turns)
 
     def reset(self) -> None:
-        """Forget the turns in this process (the history keeps them)."""
+        """Start the conversation afresh; a named chat resumed later starts from here too."""
         self._thread.turns.clear()
+        self._restart = True
 
     def close(self) -> None:
         """Close the history database; the chat can still be used (it reopens)."""
@@ -72,4 +81,5 @@ class Chat:
         return f"Chat({self.name!r}, {len(self._thread.turns)} turns)"
 
     def _memory(self) -> dict[str, Any]:
-        return {"memory": True, "chat": self.name}
+        restart, self._restart = self._restart, False
+        return {"memory": True, "chat": self.name, "new": restart}

@@ -104,7 +104,7 @@ def tool_loop(tools: object, *, budget: int, max_steps: int) -> ToolLoop | None:
     if isinstance(tools, Mapping):
         namespace = {str(name): value for name, value in tools.items()}
     else:
-        items = list(tools) if isinstance(tools, list | tuple) else [tools]
+        items = list(tools) if isinstance(tools, list | tuple | set | frozenset) else [tools]
         namespace = {_tool_name(item): item for item in items}
     toolbox = build_toolbox(tuple(namespace), namespace, budget_chars=budget * CHARS_PER_TOKEN)
     return ToolLoop(toolbox, max_steps=max_steps)

@@ -53,6 +53,9 @@ class StepResult:
     replayed: bool = False
     display_format: str = "markdown"
     reasoning_open: bool = field(default=False, repr=False)
+    # the cell (request id) whose live panel became this result's static form: a cell that
+    # ends in ``step_magic.ask(...)`` must not show the same reply a second time
+    shown_in: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def complete(self) -> bool:

@@ -140,7 +140,11 @@ def check_defaults(defaults: Mapping[str, Any], *, owner: str = "StepMagics.") -
     """Raise InputError for a default out of range, naming it as the user set it
     (``StepMagics.timeout`` for a trait, ``timeout`` for a keyword of the Python API)."""
     for name, valid in _RANGES.items():
-        if name in defaults and not valid(defaults[name]):
+        try:
+            fits = name not in defaults or valid(defaults[name])
+        except TypeError:  # "0.3" for a number
+            fits = False
+        if not fits:
             raise InputError(f"{owner}{name} = {defaults[name]!r} is out of range; set it again")
 
 

@@ -103,6 +103,8 @@ def forget_results(shell: Any) -> None:
 
 
 def _show(result: Any) -> None:
+    """The static form, unless this very cell already shows it (its live panel became it)."""
     from step_magic.display.views import show_static
 
-    show_static(result)
+    if result.shown_in is None or result.shown_in != parent_msg_id(current_shell()):
+        show_static(result)

@@ -185,6 +185,7 @@ class NotebookView:
 
     def finish(self, result: StepResult) -> None:
         """Replace the live widgets by the static form, then close them."""
+        result.shown_in = self._parent
         if self._capturing is not None:
             sys.stdout.flush()
             self._capturing.msg_id = ""

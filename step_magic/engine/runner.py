@@ -30,7 +30,7 @@ from step_magic.core.events import (
 from step_magic.core.interrupts import interrupts_noted
 from step_magic.core.request import ChatRequest
 from step_magic.core.result import StepResult, classify
-from step_magic.core.settings import Settings
+from step_magic.core.settings import Settings, redact
 from step_magic.core.toolrecords import ToolCall, ToolRecord
 from step_magic.engine.buffer import ReplyBuffer
 from step_magic.engine.toolloop import ToolLoop, not_run
@@ -109,7 +109,8 @@ def run_call(
         try:
             _turns(settings, turns, progress, view, interrupts, stream, tools)
         except Exception as err:  # a bug of ours must not cost the user what was shown
-            turns.error = StepAPIError(f"unexpected failure during the call: {err!r}")
+            detail = redact(f"unexpected failure during the call: {err!r}", settings.api_key)
+            turns.error = StepAPIError(detail)
         progress.flush(view, time.monotonic())
         result = _result(settings, turns, progress, bool(interrupts), tools)
         if annotate is not None:
@@ -131,7 +132,7 @@ def _turns(
     while True:
         source = stream if stream is not None else open_stream(settings, turns.request)
         stream = None
-        turns.add(*_reply(source, progress, view, interrupts))
+        turns.add(*_reply(source, progress, view, interrupts, settings.api_key))
         calls = turns.calls() if tools else ()
         if tools is None or not calls or turns.error or interrupts:
             return
@@ -154,11 +155,11 @@ def _turns(
 
 
 def _reply(
-    source: EventSource, progress: ReplyBuffer, view: View, interrupts: list[int]
+    source: EventSource, progress: ReplyBuffer, view: View, interrupts: list[int], secret: str
 ) -> tuple[Finished | None, StepAPIError | None]:
     """One model turn: read ``source`` on a worker thread until it ends, fails or Ctrl-C."""
     events: queue.Queue[object] = queue.Queue()
-    worker = threading.Thread(target=_pump, args=(source, events), daemon=True)
+    worker = threading.Thread(target=_pump, args=(source, events, secret), daemon=True)
     before = (len(progress.reasoning), len(progress.answer))
     worker.start()
     finished: Finished | None = None
@@ -174,15 +175,20 @@ def _reply(
     return finished, error
 
 
-def _pump(stream: EventSource, events: queue.Queue[object]) -> None:
-    """Worker thread: move events (or the error that ended them) onto the queue."""
+def _pump(stream: EventSource, events: queue.Queue[object], secret: str) -> None:
+    """Worker thread: move events (or the error that ended them) onto the queue.
+
+    An unexpected error's text is shown and logged, and some (an HTTP library refusing a
+    header) quote the key: it is removed first.
+    """
     try:
         for event in stream:
             events.put(event)
     except StepAPIError as err:
         events.put(err)
     except Exception as err:
-        events.put(StepAPIError(f"unexpected failure while reading the reply: {err!r}"))
+        detail = redact(f"unexpected failure while reading the reply: {err!r}", secret)
+        events.put(StepAPIError(detail))
     finally:
         events.put(_END)
 

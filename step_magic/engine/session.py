@@ -80,7 +80,7 @@ class Session:
         known = name in self.conversations.threads
         thread = self.conversations.thread(name)
         if not known and name != DEFAULT_THREAD and self.history is not None:
-            thread.turns.extend(turns_from_history(self.history.thread(name)))
+            thread.turns.extend(turns_from_history(name, self.history.thread(name)).turns)
         return thread
 
     def prepare(
@@ -147,7 +147,7 @@ class Session:
             prepared.thread.record(Turn(cell, user, remembered(result.exchange), tokens))
         if stream is None and result.status in KEEPS and not result.tool_calls:
             self._store(key, prepared.request, result, options)
-        self._log(prepared, result, key, started, options)
+        self._log(prepared, result, key, started, options, cell)
         return result, error
 
     def _replay_source(self, key: str, options: CallOptions) -> EventSource | None:
@@ -189,6 +189,7 @@ class Session:
         key: str,
         started: float,
         options: CallOptions,
+        cell: str | None,
     ) -> None:
         if self.history is None:
             return
@@ -206,7 +207,9 @@ class Session:
             elapsed=result.elapsed,
             first_token=result.first_token,
             notebook=options.notebook,
-            thread=options.chat,
+            thread=options.chat if options.memory else None,  # one-off calls join no thread
+            cell=cell,
+            starts_thread=options.new,
             replayed=result.replayed,
         )
         self.history.record(row)

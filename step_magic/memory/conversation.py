@@ -75,12 +75,17 @@ class Conversations:
         return self.threads.setdefault(name, Thread(name))
 
 
-def turns_from_history(records: list[CallRecord]) -> list[Turn]:
-    """A thread's turns rebuilt from its logged calls: each call's last user message, then
-    what followed it (tool calls and results) and the answer. Media were logged as
-    references, so they come back as placeholders, as they would be sent anyway."""
-    turns = []
-    for record in records:
+def turns_from_history(name: str, records: list[CallRecord]) -> Thread:
+    """A thread rebuilt from its logged calls, as the session that made them left it.
+
+    The turns start at the last call that started the thread afresh (``--new``,
+    ``Chat.reset``), and a cell run again replaces its earlier turn, as in the kernel. Each
+    turn is the call's last user message, then what followed it (tool calls and results) and
+    the answer; media were logged as references, so they come back as placeholders.
+    """
+    starts = [index for index, record in enumerate(records) if record.starts_thread]
+    thread = Thread(name)
+    for record in records[starts[-1] if starts else 0 :]:
         messages = list(record.messages)
         asked = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=None)
         if asked is None:
@@ -88,8 +93,8 @@ def turns_from_history(records: list[CallRecord]) -> list[Turn]:
         answer = {"role": "assistant", "content": record.answer}
         replies = remembered((*messages[asked + 1 :], answer))
         tokens = (record.prompt_tokens or 0) + (record.completion_tokens or 0)
-        turns.append(Turn(None, messages[asked], replies, tokens))
-    return turns
+        thread.record(Turn(record.cell, messages[asked], replies, tokens))
+    return thread
 
 
 def remembered(replies: tuple[Message, ...]) -> tuple[Message, ...]:

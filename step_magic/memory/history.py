@@ -47,6 +47,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX calls_by_cache_key ON calls (cache_key)",
         "CREATE INDEX calls_by_start ON calls (started_at)",
     ),
+    # A named thread is rebuilt from its calls in a new kernel: which cell made each turn (a
+    # re-run replaces it) and where the thread started afresh (--new, Chat.reset).
+    (
+        "ALTER TABLE calls ADD COLUMN cell TEXT",
+        "ALTER TABLE calls ADD COLUMN starts_thread INTEGER NOT NULL DEFAULT 0",
+    ),
 )
 
 # What a broken file, a full disk or an odd value (a lone surrogate) can raise; none of it may
@@ -82,6 +88,8 @@ class CallRecord:
     thread: str | None = None
     cache_key: str | None = None
     replayed: bool = False
+    cell: str | None = None
+    starts_thread: bool = False
     id: int | None = None
 
     def reply(self) -> RecordedReply:
@@ -316,4 +324,5 @@ def _from_row(row: sqlite3.Row) -> CallRecord:
     values["messages"] = tuple(json.loads(values["messages"]))
     values["attachments"] = tuple(json.loads(values["attachments"]))
     values["replayed"] = bool(values["replayed"])
+    values["starts_thread"] = bool(values["starts_thread"])
     return CallRecord(**values)

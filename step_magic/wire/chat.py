@@ -111,13 +111,13 @@ class ReplyStream:
         return None
 
     def _create(self, client: openai.OpenAI, body: dict[str, Any]) -> Any:
-        """Send ``body``; a server whose 400 names ``stream_options`` is asked once more
-        without it, and never again with it (remembered per base URL)."""
+        """Send ``body``; a server whose 400 or 422 names ``stream_options`` is asked once
+        more without it, and never again with it (remembered per base URL)."""
         import openai
 
         try:
             return client.chat.completions.create(**body)
-        except openai.BadRequestError as err:
+        except (openai.BadRequestError, openai.UnprocessableEntityError) as err:
             if "stream_options" not in body or "stream_options" not in str(err.body or err):
                 raise
             REFUSED_USAGE_OPTION.add(self._settings.base_url)

@@ -59,7 +59,7 @@ def test_a_plain_python_process_asks_without_ipython(server: LocalServer, tmp_pa
 
 
 def test_stream_yields_events_while_the_reply_is_still_arriving(api_env: LocalServer) -> None:
-    api_env.config.tokens_per_second = 60
+    api_env.config.tokens_per_second = 100
     api_env.config.reasoning_tokens, api_env.config.answer_tokens = 90, 30
     seen: list[tuple[float, str]] = []
     started = time.monotonic()
@@ -216,3 +216,16 @@ def test_the_first_example_in_the_api_docs_runs_as_written(tmp_path: Path) -> No
     assert status.startswith("complete ")
     assert "Simulated answer" in answer
     assert "tokens, ≈ $" in cost
+
+
+def test_chat_reset_starts_afresh_for_a_resumed_chat_too(api_env: LocalServer) -> None:
+    with step_magic.Chat("reset") as chat:
+        chat.ask("Before the reset.")
+        chat.reset()
+        chat.ask("After the reset.")
+    with step_magic.Chat("reset") as resumed:
+        assert [turn.user["content"] for turn in resumed.turns] == ["After the reset."]
+    with pytest.raises(step_magic.InputError, match="unknown keyword"):
+        step_magic.Chat("x", efort="high")
+    with pytest.raises(step_magic.InputError, match="temperature"):
+        step_magic.ask("hi", temperature="0.3")  # type: ignore[arg-type]
