@@ -15,8 +15,8 @@ from typing import Any
 from step_magic.server.config import REASONING_FIELDS, ServerConfig
 from step_magic.server.errors import ApiError, error_json
 from step_magic.server.replies import ReplyTokens
-from step_magic.server.tools import ToolCall
-from step_magic.server.validation import ChatRequest
+from step_magic.server.tools import PlannedCall
+from step_magic.server.validation import ReceivedChat
 
 AGENT = "step-local"
 THINK_OPEN = "<think>\n"
@@ -43,7 +43,7 @@ class Piece:
     field: str
     text: str
     call: int | None = None
-    opens: ToolCall | None = None
+    opens: PlannedCall | None = None
 
     def delta(self) -> dict[str, Any]:
         """The delta fields of this piece, in the OpenAI chunk format."""
@@ -60,7 +60,7 @@ class Piece:
         return {self.field: [entry]}
 
 
-def _id_field(call: ToolCall) -> dict[str, str]:
+def _id_field(call: PlannedCall) -> dict[str, str]:
     """The ``id`` field of a call, or nothing when it has none (an empty id)."""
     return {"id": call.id} if call.id else {}
 
@@ -116,7 +116,7 @@ class Completion:
         return [calls[index] for index in sorted(calls)]
 
 
-def reasoning_field(request: ChatRequest, config: ServerConfig) -> str:
+def reasoning_field(request: ReceivedChat, config: ServerConfig) -> str:
     """The delta key of reasoning: the config imitates other servers, else the request asks."""
     if config.reasoning_field not in REASONING_FIELDS:
         raise ApiError(
@@ -130,7 +130,7 @@ def reasoning_field(request: ChatRequest, config: ServerConfig) -> str:
 
 
 def plan_completion(
-    request: ChatRequest,
+    request: ReceivedChat,
     reply: ReplyTokens,
     fault: str | None,
     field: str,
@@ -171,7 +171,7 @@ def _reasoning_pieces(reasoning: tuple[str, ...], field: str) -> list[Piece]:
     return [Piece("reasoning", reasoning_key, text) for text in reasoning]
 
 
-def _tool_pieces(calls: tuple[ToolCall, ...]) -> list[Piece]:
+def _tool_pieces(calls: tuple[PlannedCall, ...]) -> list[Piece]:
     """Each call: a piece that opens it (empty arguments), then its arguments a few at a time."""
     pieces: list[Piece] = []
     for index, call in enumerate(calls):

@@ -43,7 +43,7 @@ from step_magic.server.replies import (
 )
 from step_magic.server.state import ServerState, cut
 from step_magic.server.stream import Action, Step, stream_steps
-from step_magic.server.validation import ChatRequest, parse_chat_request
+from step_magic.server.validation import ReceivedChat, parse_chat_request
 
 CHAT_PATH = "/v1/chat/completions"
 MODELS_PATH = "/v1/models"
@@ -190,7 +190,7 @@ class StepRequestHandler(BaseHTTPRequestHandler):
         else:
             raise ApiError(404, "not_found", f"No route for {self.command} {path or '/'}.")
 
-    def _chat(self, request: ChatRequest, body: Any) -> None:
+    def _chat(self, request: ReceivedChat, body: Any) -> None:
         field = reasoning_field(request, self.state.config)
         completion, fault = self._plan(request, body, field)
         if request.stream:
@@ -213,7 +213,7 @@ class StepRequestHandler(BaseHTTPRequestHandler):
         else:
             self._send_completion(message_body(completion, fault), fault)
 
-    def _plan(self, request: ChatRequest, body: Any, field: str) -> tuple[Completion, str | None]:
+    def _plan(self, request: ReceivedChat, body: Any, field: str) -> tuple[Completion, str | None]:
         """Pick the fault, apply its delays and status errors, and plan the reply text."""
         config = self.state.config
         fault = self.state.faults.select(request.fault, self.headers.get("X-Step-Fault"), config)

@@ -33,7 +33,7 @@ from step_magic.server.messages_tools import (
     tool_use_start,
 )
 from step_magic.server.stream import FAULT_PHASE, FAULTS_THAT_END, Step, fault_steps
-from step_magic.server.validation import ChatRequest, parse_chat_request
+from step_magic.server.validation import ReceivedChat, parse_chat_request
 
 MESSAGES_PATH = "/v1/messages"
 STOP_REASONS = {
@@ -48,7 +48,7 @@ UNKNOWN_EVENT = "step_meta"  # an event type no client knows (the unknown-shape 
 MALFORMED = b"event: content_block_delta\ndata: {not json\n\n"
 
 
-def parse_messages_request(body: Any) -> tuple[ChatRequest, dict[str, Any]]:
+def parse_messages_request(body: Any) -> tuple[ReceivedChat, dict[str, Any]]:
     """Validate a Messages body; return the chat request it amounts to, and that chat body.
 
     The chat body is what the reply is derived from (and what a cassette is looked up by),

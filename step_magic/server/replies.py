@@ -23,8 +23,8 @@ from step_magic.core.cassette import Cassette
 from step_magic.core.request import CHARS_PER_TOKEN, request_key
 from step_magic.server.arguments import example_arguments
 from step_magic.server.filler import exact, grow, tokenize
-from step_magic.server.tools import Tool, ToolCall
-from step_magic.server.validation import ChatRequest, Message
+from step_magic.server.tools import OfferedTool, PlannedCall
+from step_magic.server.validation import ReceivedChat, ReceivedMessage
 
 # Reasoning length in tokens when the config does not set one: roughly what effort buys.
 DEFAULT_REASONING_TOKENS = {"low": 40, "medium": 150, "high": 400, None: 100}
@@ -52,7 +52,7 @@ class ReplyTokens:
 
     reasoning: tuple[str, ...]
     answer: tuple[str, ...]
-    tool_calls: tuple[ToolCall, ...] = ()
+    tool_calls: tuple[PlannedCall, ...] = ()
 
 
 def recorded_reply(cassette: str | None, body: Any) -> ReplyTokens | None:
@@ -68,7 +68,7 @@ def recorded_reply(cassette: str | None, body: Any) -> ReplyTokens | None:
     return ReplyTokens(tuple(tokenize(reply.reasoning)), tuple(tokenize(reply.answer)))
 
 
-def message_tokens(message: Message) -> int:
+def message_tokens(message: ReceivedMessage) -> int:
     """Estimate what one message costs in prompt tokens (a tool result is its text)."""
     media = sum(TOKENS_PER_IMAGE[detail] for detail in message.image_details)
     calls = sum(len(call.name) + len(call.arguments) for call in message.tool_calls)
@@ -76,7 +76,7 @@ def message_tokens(message: Message) -> int:
     return TOKENS_PER_MESSAGE + text + media + TOKENS_PER_VIDEO * message.videos
 
 
-def tool_tokens(tools: tuple[Tool, ...]) -> int:
+def tool_tokens(tools: tuple[OfferedTool, ...]) -> int:
     """Estimate what the tool definitions cost in prompt tokens: their JSON text."""
     chars = sum(
         len(json.dumps([tool.name, tool.description, tool.parameters], default=str))
@@ -86,7 +86,7 @@ def tool_tokens(tools: tuple[Tool, ...]) -> int:
 
 
 def build_reply(
-    request: ChatRequest,
+    request: ReceivedChat,
     reasoning_tokens: int | None,
     answer_tokens: int | None,
     tool_loop: bool = False,
@@ -134,7 +134,7 @@ def chatty_reply(reply: ReplyTokens) -> ReplyTokens:
     return replace(reply, answer=tuple(tokenize(CHATTY_PREAMBLE)), tool_calls=calls)
 
 
-def plan_tool_calls(request: ChatRequest, tool_loop: bool = False) -> tuple[ToolCall, ...]:
+def plan_tool_calls(request: ReceivedChat, tool_loop: bool = False) -> tuple[PlannedCall, ...]:
     """The calls this request gets instead of an answer (none: it gets an answer).
 
     Tools are called when offered (and ``tool_choice`` is not "none") until tool results come
@@ -150,7 +150,7 @@ def plan_tool_calls(request: ChatRequest, tool_loop: bool = False) -> tuple[Tool
         tools = list(request.tools[:PARALLEL_CALLS])
     seed = _seed(request)
     return tuple(
-        ToolCall(
+        PlannedCall(
             _call_id(seed, index, tool.name),
             tool.name,
             json.dumps(example_arguments(tool.parameters)),
@@ -165,7 +165,7 @@ def _call_id(seed: int, index: int, name: str) -> str:
     return f"call_{digest[:24]}"
 
 
-def _seed(request: ChatRequest) -> int:
+def _seed(request: ReceivedChat) -> int:
     """Seed the filler from what the user asked, not from transport details like ``stream``."""
     key = json.dumps(
         [request.model, request.effort, request.raw_messages], sort_keys=True, default=str
@@ -173,7 +173,7 @@ def _seed(request: ChatRequest) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
 
 
-def _last_user(request: ChatRequest) -> Message | None:
+def _last_user(request: ReceivedChat) -> ReceivedMessage | None:
     return next((m for m in reversed(request.messages) if m.role == "user"), None)
 
 
@@ -181,12 +181,12 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
-def _effort_facts(request: ChatRequest) -> str:
+def _effort_facts(request: ReceivedChat) -> str:
     effort = f"reasoning effort {request.effort}" if request.effort else "no effort given"
     return f"The request is for {request.model} with {effort}."
 
 
-def _tool_call_facts(request: ChatRequest, calls: tuple[ToolCall, ...]) -> str:
+def _tool_call_facts(request: ReceivedChat, calls: tuple[PlannedCall, ...]) -> str:
     """A few sentences: which tools were offered, which are called, and why those."""
     offered = ", ".join(tool.name for tool in request.tools)
     called = " and ".join(call.name for call in calls)
@@ -207,7 +207,7 @@ def _tool_call_facts(request: ChatRequest, calls: tuple[ToolCall, ...]) -> str:
     )
 
 
-def _reasoning_facts(request: ChatRequest) -> str:
+def _reasoning_facts(request: ReceivedChat) -> str:
     last = _last_user(request)
     system = any(m.role == "system" for m in request.messages)
     images = len(last.image_details) if last else 0
@@ -225,7 +225,7 @@ def _reasoning_facts(request: ChatRequest) -> str:
     return "\n\n".join(facts)
 
 
-def _quote_beginning(last: Message | None) -> str:
+def _quote_beginning(last: ReceivedMessage | None) -> str:
     text = " ".join(last.text.split()) if last else ""
     if not text:
         return "The last user message has no text."
@@ -234,7 +234,7 @@ def _quote_beginning(last: Message | None) -> str:
     return f'The last user message begins: "{text}"'
 
 
-def _answer_markdown(request: ChatRequest) -> str:
+def _answer_markdown(request: ReceivedChat) -> str:
     last = _last_user(request)
     effort = request.effort or "none given"
     return "\n\n".join(
@@ -249,7 +249,7 @@ def _answer_markdown(request: ChatRequest) -> str:
     )
 
 
-def _tool_results_markdown(request: ChatRequest) -> list[str]:
+def _tool_results_markdown(request: ReceivedChat) -> list[str]:
     """A section quoting the beginning of each tool result (whitespace collapsed), if any."""
     if not request.tool_results:
         return []

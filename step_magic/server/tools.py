@@ -28,7 +28,7 @@ ORPHAN_TOOL_MESSAGE = (
 
 
 @dataclass(frozen=True)
-class Tool:
+class OfferedTool:
     """One declared function; ``parameters`` is its JSON schema ({} when none was given)."""
 
     name: str
@@ -48,7 +48,7 @@ AUTO = ToolChoice()
 
 
 @dataclass(frozen=True)
-class ToolCall:
+class PlannedCall:
     """One call an assistant makes; ``arguments`` is JSON text, exactly as sent."""
 
     id: str
@@ -65,7 +65,7 @@ class ToolResult:
     text: str
 
 
-def parse_tools(value: Any) -> tuple[Tool, ...]:
+def parse_tools(value: Any) -> tuple[OfferedTool, ...]:
     """The ``tools`` array (absent or null: no tools), or the 400 naming the bad item."""
     if value is None:
         return ()
@@ -74,7 +74,7 @@ def parse_tools(value: Any) -> tuple[Tool, ...]:
     return tuple(_tool(index, item) for index, item in enumerate(value))
 
 
-def _tool(index: int, item: Any) -> Tool:
+def _tool(index: int, item: Any) -> OfferedTool:
     where = f"tools[{index}]"
     if not isinstance(item, dict) or item.get("type") != "function":
         raise invalid_params(f'{where} must be an object with type "function" and a function.')
@@ -93,10 +93,10 @@ def _tool(index: int, item: Any) -> Tool:
     parameters = function.get("parameters")
     if parameters is not None and not isinstance(parameters, dict):
         raise invalid_params(f"{where}.function.parameters must be a JSON schema object.")
-    return Tool(name, description or "", parameters or {})
+    return OfferedTool(name, description or "", parameters or {})
 
 
-def parse_tool_choice(value: Any, tools: Sequence[Tool]) -> ToolChoice:
+def parse_tool_choice(value: Any, tools: Sequence[OfferedTool]) -> ToolChoice:
     """``tool_choice`` (absent or null: "auto"); a named function must be a declared one."""
     if value is None:
         return AUTO
@@ -116,7 +116,7 @@ def parse_tool_choice(value: Any, tools: Sequence[Tool]) -> ToolChoice:
     return ToolChoice("function", name)
 
 
-def assistant_calls(index: int, item: dict[str, Any]) -> tuple[ToolCall, ...]:
+def assistant_calls(index: int, item: dict[str, Any]) -> tuple[PlannedCall, ...]:
     """The ``tool_calls`` of message ``index`` (null or absent: none); only assistants call."""
     value = item.get("tool_calls")
     if value is None:
@@ -128,12 +128,12 @@ def assistant_calls(index: int, item: dict[str, Any]) -> tuple[ToolCall, ...]:
     return tuple(_call(f"messages[{index}].tool_calls[{i}]", call) for i, call in enumerate(value))
 
 
-def _call(where: str, call: Any) -> ToolCall:
+def _call(where: str, call: Any) -> PlannedCall:
     function = call.get("function") if isinstance(call, dict) else None
     if isinstance(call, dict) and call.get("type") == "function" and isinstance(function, dict):
         call_id, name, arguments = call.get("id"), function.get("name"), function.get("arguments")
         if isinstance(call_id, str) and isinstance(name, str) and isinstance(arguments, str):
-            return ToolCall(call_id, name, arguments)
+            return PlannedCall(call_id, name, arguments)
     raise invalid_params(
         f'{where} must be {{"id": str, "type": "function", '
         f'"function": {{"name": str, "arguments": str}}}}.'

@@ -20,8 +20,8 @@ from step_magic.server.tools import (
     AUTO,
     ORPHAN_TOOL_MESSAGE,
     UNANSWERED_CALLS,
-    Tool,
-    ToolCall,
+    OfferedTool,
+    PlannedCall,
     ToolChoice,
     ToolResult,
     assistant_calls,
@@ -39,7 +39,7 @@ _VIDEO_DATA_URL = re.compile(r"data:video/(?:mp4|quicktime|x-matroska);base64,(?
 
 
 @dataclass(frozen=True)
-class Message:
+class ReceivedMessage:
     """What the reply generator needs from one message: role, text, images and videos.
 
     ``tool_calls`` are the calls an assistant message made; ``tool_call_id`` is the call a
@@ -50,12 +50,12 @@ class Message:
     text: str
     image_details: tuple[str, ...]
     videos: int
-    tool_calls: tuple[ToolCall, ...] = ()
+    tool_calls: tuple[PlannedCall, ...] = ()
     tool_call_id: str | None = None
 
 
 @dataclass(frozen=True)
-class ChatRequest:
+class ReceivedChat:
     """A validated chat completion request.
 
     ``model`` is the model that answers: the name sent, or step-3.7-flash for a
@@ -69,13 +69,13 @@ class ChatRequest:
     model: str
     info: ModelInfo
     fault: str | None
-    messages: tuple[Message, ...]
+    messages: tuple[ReceivedMessage, ...]
     raw_messages: list[Any]
     effort: str | None
     stream: bool
     max_tokens: int | None
     deepseek_style: bool
-    tools: tuple[Tool, ...] = ()
+    tools: tuple[OfferedTool, ...] = ()
     tool_choice: ToolChoice = AUTO
     tool_results: tuple[ToolResult, ...] = ()
     include_usage: bool = False  # stream_options.include_usage
@@ -90,7 +90,7 @@ KNOWN_FIELDS = frozenset(
 )  # fmt: skip
 
 
-def parse_chat_request(body: Any) -> ChatRequest:
+def parse_chat_request(body: Any) -> ReceivedChat:
     """Validate ``body`` (parsed JSON) or raise the ``ApiError`` StepFun would answer."""
     if not isinstance(body, dict):
         raise invalid_params("The request body must be a JSON object.")
@@ -104,7 +104,7 @@ def parse_chat_request(body: Any) -> ChatRequest:
     messages = tuple(_message(index, item) for index, item in enumerate(raw_messages))
     _check_media(model, info, messages)
     tools = parse_tools(body.get("tools"))
-    return ChatRequest(
+    return ReceivedChat(
         model=model,
         info=info,
         fault=fault,
@@ -176,14 +176,14 @@ def _max_tokens(value: Any) -> int | None:
     return value
 
 
-def _message(index: int, item: Any) -> Message:
+def _message(index: int, item: Any) -> ReceivedMessage:
     if not isinstance(item, dict) or item.get("role") not in ROLES:
         raise invalid_params(
             f"messages[{index}] must be an object with a role among {', '.join(sorted(ROLES))}."
         )
     calls, call_id = assistant_calls(index, item), tool_call_id(index, item)
     text, details, videos = _content(index, item.get("content"))
-    return Message(item["role"], text, details, videos, calls, call_id)
+    return ReceivedMessage(item["role"], text, details, videos, calls, call_id)
 
 
 def _content(index: int, content: Any) -> tuple[str, tuple[str, ...], int]:
@@ -245,7 +245,7 @@ def _check_media_url(where: str, url: str, data_url: re.Pattern[str], kind: str)
         raise invalid_params(f"{where}: the {kind} data URL is not valid base64.") from None
 
 
-def _check_media(model: str, info: ModelInfo, messages: tuple[Message, ...]) -> None:
+def _check_media(model: str, info: ModelInfo, messages: tuple[ReceivedMessage, ...]) -> None:
     images = sum(len(message.image_details) for message in messages)
     videos = sum(message.videos for message in messages)
     if images and not info.images:
@@ -256,7 +256,7 @@ def _check_media(model: str, info: ModelInfo, messages: tuple[Message, ...]) -> 
         raise invalid_params(f"Too many images: {images}; at most {MAX_IMAGES} per request.")
 
 
-def tool_results(messages: Sequence[Message]) -> tuple[ToolResult, ...]:
+def tool_results(messages: Sequence[ReceivedMessage]) -> tuple[ToolResult, ...]:
     """The tool results since the last user message; the order is checked as OpenAI does.
 
     An assistant message with ``tool_calls`` must be followed at once by one ``tool`` message
