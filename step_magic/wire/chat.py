@@ -18,17 +18,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from step_magic.core.errors import StepAPIError
-from step_magic.core.events import AnswerDelta, Event, Finished, ReasoningDelta, Usage, Waiting
+from step_magic.core.events import AnswerDelta, Event, Finished, ReasoningDelta, Usage
 from step_magic.core.request import ChatRequest
 from step_magic.core.settings import Settings, redact
 from step_magic.core.text import clean_text
-from step_magic.wire.retry import (
-    describe_error,
-    retry_delay,
-    retry_reason,
-    retryable,
-    wait_too_long,
-)
+from step_magic.wire.retry import after_failure, describe_error
 from step_magic.wire.thinktags import ThinkTagSplitter
 from step_magic.wire.toolcalls import ToolCallCollector
 
@@ -93,13 +87,9 @@ class ReplyStream:
                 stream = self._create(client, chat_body(self._settings, self._request))
             except openai.APIStatusError as err:
                 self.trace_id = err.response.headers.get("x-trace-id")
-                delay = retry_delay(attempt, err.response.headers.get("retry-after"))
-                if not retryable(err.status_code) or attempt == attempts:
-                    raise self._error(err) from None
-                if delay is None:
-                    raise self._error(err, note=wait_too_long(err)) from None
-                yield Waiting(retry_reason(err), delay, attempt, attempts - 1)
-                if self._cancelled.wait(delay):
+                waiting = after_failure(err, attempt, attempts, self._error)
+                yield waiting
+                if self._cancelled.wait(waiting.delay):
                     return None
             except openai.APIError as err:
                 if self._cancelled.is_set():

@@ -21,19 +21,13 @@ from types import ModuleType
 from typing import Any
 
 from step_magic.core.errors import StepAPIError
-from step_magic.core.events import AnswerDelta, Event, Finished, ReasoningDelta, Usage, Waiting
+from step_magic.core.events import AnswerDelta, Event, Finished, ReasoningDelta, Usage
 from step_magic.core.request import ChatRequest
 from step_magic.core.settings import Settings, redact
 from step_magic.core.text import clean_text
 from step_magic.wire.chat import tls_context
 from step_magic.wire.messages_body import messages_body
-from step_magic.wire.retry import (
-    describe_error,
-    retry_delay,
-    retry_reason,
-    retryable,
-    wait_too_long,
-)
+from step_magic.wire.retry import after_failure, describe_error
 from step_magic.wire.sse import ServerEvent, SSEDecoder
 from step_magic.wire.toolcalls import ToolCallCollector
 
@@ -118,14 +112,9 @@ class MessagesStream:
             self.trace_id = response.headers.get("x-trace-id")
             if response.is_success:
                 return response
-            failure = _status_error(response)
-            delay = retry_delay(attempt, response.headers.get("retry-after"))
-            if not retryable(response.status_code) or attempt == attempts:
-                raise self._error(failure)
-            if delay is None:
-                raise self._error(failure, note=wait_too_long(failure))
-            yield Waiting(retry_reason(failure), delay, attempt, attempts - 1)
-            if self._cancelled.wait(delay):
+            waiting = after_failure(_status_error(response), attempt, attempts, self._error)
+            yield waiting
+            if self._cancelled.wait(waiting.delay):
                 return None
         return None
 

@@ -12,7 +12,11 @@ import email.utils
 import json
 import random
 import time
+from collections.abc import Callable
 from typing import Any
+
+from step_magic.core.errors import StepAPIError
+from step_magic.core.events import Waiting
 
 # What the reference SDKs (openai, anthropic) retry: timeouts, conflicts, rate limits and every
 # server-side status, Anthropic's 529 "overloaded" included.
@@ -48,6 +52,20 @@ def retry_delay(
         if seconds is not None:
             return max(seconds, 0.0) if seconds <= cap else None
     return random.uniform(0, min(cap, 0.5 * 2**attempt))
+
+
+def after_failure(
+    failure: Any, attempt: int, attempts: int, error: Callable[[Exception, str], StepAPIError]
+) -> Waiting:
+    """The one retry policy of both APIs, after a failed status: the wait before the next
+    attempt, or (not retryable, out of attempts, or a Retry-After too long) the error that
+    ``error`` words, raised."""
+    delay = retry_delay(attempt, failure.response.headers.get("retry-after"))
+    if not retryable(failure.status_code) or attempt == attempts:
+        raise error(failure, "") from None
+    if delay is None:
+        raise error(failure, wait_too_long(failure)) from None
+    return Waiting(retry_reason(failure), delay, attempt, attempts - 1)
 
 
 def wait_too_long(err: Any) -> str:
