@@ -18,7 +18,8 @@ import platformdirs
 import pytest
 
 from step_magic.core.redact import redact_media
-from step_magic.memory.history import MIGRATIONS, CallRecord, History, default_path
+from step_magic.memory.history import MIGRATIONS, History, default_path
+from step_magic.memory.records import CallRecord
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_KEY = "sk-history-never-stored-5ecret-4242"
@@ -337,7 +338,8 @@ def test_threads_share_one_history(history: History, warnings: list[str]) -> Non
 WRITER = """
 import sys, time
 from pathlib import Path
-from step_magic.memory.history import CallRecord, History
+from step_magic.memory.history import History
+from step_magic.memory.records import CallRecord
 
 history = History(Path(sys.argv[1]))
 print("ready", flush=True)

@@ -301,7 +301,7 @@ def test_a_resumed_thread_starts_where_the_session_left_it(ip: Any, server: Loca
 
 def test_a_cell_run_again_replaces_its_turn_in_the_rebuilt_thread() -> None:
     from step_magic.memory.conversation import turns_from_history
-    from step_magic.memory.history import CallRecord
+    from step_magic.memory.records import CallRecord
 
     def call(cell: str, prompt: str, *, starts: bool = False) -> CallRecord:
         message = {"role": "user", "content": prompt}

@@ -13,7 +13,8 @@ from typing import Protocol
 
 from step_magic.core.cassette import Cassette, RecordedReply
 from step_magic.core.request import ChatRequest
-from step_magic.memory.history import History, call_record
+from step_magic.memory.history import History
+from step_magic.memory.records import call_record
 
 
 class ReplyCache(Protocol):

@@ -34,7 +34,8 @@ from step_magic.memory.conversation import (
     remembered,
     turns_from_history,
 )
-from step_magic.memory.history import History, call_record
+from step_magic.memory.history import History
+from step_magic.memory.records import call_record
 from step_magic.memory.replay import ReplayStream
 
 DEFAULT_REPLY_BUDGET = 32_000

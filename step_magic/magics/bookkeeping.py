@@ -19,7 +19,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from step_magic.core import settings as config
 
 if TYPE_CHECKING:
-    from step_magic.memory.history import CallRecord
+    from step_magic.memory.records import CallRecord
 
 
 @magics_class

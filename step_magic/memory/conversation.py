@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from step_magic.core.request import Message, estimate_tokens, message_parts
 from step_magic.core.text import bounded
-from step_magic.memory.history import CallRecord
+from step_magic.memory.records import CallRecord
 
 DEFAULT_THREAD = "default"
 REMEMBERED_RESULT_CHARS = 2_000  # a tool result as later turns see it

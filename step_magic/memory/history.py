@@ -16,16 +16,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 
-from step_magic.core.cassette import RecordedReply
-from step_magic.core.events import Usage
 from step_magic.core.redact import redact_media
-from step_magic.core.request import ChatRequest
+from step_magic.memory.records import CallRecord
 
 PATH_VARIABLE = "STEP_MAGIC_HISTORY"
 BUSY_TIMEOUT = 5.0  # seconds another process may hold the write lock before we give up
@@ -60,74 +58,6 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 _FAILURES = (sqlite3.Error, OSError, ValueError, TypeError)
 _SEARCHED = ("prompt", "answer", "reasoning", "model", "trace_id")
 _NEWEST_FIRST = "ORDER BY started_at DESC, id DESC"
-
-
-@dataclass(frozen=True)
-class CallRecord:
-    """One call as logged: the request (media as references), the reply and its provenance."""
-
-    started_at: float
-    model: str
-    effort: str | None
-    prompt: str
-    messages: tuple[dict[str, Any], ...]
-    attachments: tuple[str, ...]
-    reasoning: str
-    answer: str
-    status: str
-    error: str | None = None
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    cached_tokens: int | None = None
-    finish_reason: str | None = None
-    trace_id: str | None = None
-    completion_id: str | None = None
-    elapsed: float | None = None
-    first_token: float | None = None
-    notebook: str | None = None
-    thread: str | None = None
-    cache_key: str | None = None
-    replayed: bool = False
-    cell: str | None = None
-    starts_thread: bool = False
-    id: int | None = None
-
-    def reply(self) -> RecordedReply:
-        """This call as a reply to play back (usage rebuilt when both token counts were stored)."""
-        usage = None
-        if self.prompt_tokens is not None and self.completion_tokens is not None:
-            total = self.prompt_tokens + self.completion_tokens
-            usage = Usage(self.prompt_tokens, self.completion_tokens, total, self.cached_tokens)
-        ids = (self.trace_id, self.completion_id)
-        return RecordedReply(self.reasoning, self.answer, self.finish_reason, usage, *ids)
-
-
-def call_record(
-    request: ChatRequest, reply: RecordedReply, key: str | None, **details: Any
-) -> CallRecord:
-    """The history row of a finished call: the request (media as references), the reply, and
-    whatever else the caller knows (``details``: prompt, status, timings, notebook…)."""
-    content = request.messages[-1].get("content") if request.messages else None
-    usage = reply.usage
-    fields = {
-        "started_at": time.time(),
-        "model": request.model,
-        "effort": request.effort,
-        "prompt": content if isinstance(content, str) else "",
-        "messages": redact_media(request.messages),
-        "attachments": (),
-        "reasoning": reply.reasoning,
-        "answer": reply.answer,
-        "status": "complete",
-        "prompt_tokens": usage.prompt if usage else None,
-        "completion_tokens": usage.completion if usage else None,
-        "cached_tokens": usage.cached if usage else None,
-        "finish_reason": reply.finish_reason,
-        "trace_id": reply.trace_id,
-        "completion_id": reply.completion_id,
-        "cache_key": key,
-    }
-    return CallRecord(**{**fields, **details})
 
 
 _COLUMNS = tuple(item.name for item in fields(CallRecord) if item.name != "id")
