@@ -21,9 +21,13 @@ DEMO_PROMPT = "How many letters r are in the word strawberry? Think it through."
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
-    parser = argparse.ArgumentParser(prog="step-magic", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="step-magic",
+        description="Ask StepFun reasoning models from the shell, try the %%step magic, "
+        "or run the bundled offline simulator.",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="ask one question through %%step in IPython")
+    demo = commands.add_parser("demo", help="ask one question through %%%%step in IPython")
     demo.add_argument("prompt", nargs="*", help=f"the question (default: {DEMO_PROMPT!r})")
     demo.add_argument("-m", "--model", default=None)
     demo.add_argument("-e", "--effort", default=None, choices=["low", "medium", "high"])

@@ -26,7 +26,11 @@ def step_arguments(magic: Callable[..., Any]) -> Any:
     """
     for flag in reversed(FLAGS):
         magic = flag(magic)
-    return magic_arguments()(magic)
+    documented = magic_arguments()(magic)
+    # IPython writes the usage as a reST literal block ("::"); %%step? shows it as plain text,
+    # so the marker and the reST quotes would only be noise there.
+    documented.__doc__ = (documented.__doc__ or "").replace("::\n\n", "", 1).replace("``", "")
+    return documented
 
 
 def names_flag(*names: str, **options: Any) -> Any:
