@@ -515,7 +515,7 @@ def test_fault_model_with_count_fails_then_succeeds(
 
 
 def test_fault_names_are_all_known() -> None:
-    assert len(FAULTS) == len(set(FAULTS)) == 28
+    assert len(FAULTS) == len(set(FAULTS)) == 30
 
 
 def test_stall_before_delays_the_headers(local: LocalServer, client: openai.OpenAI) -> None:
@@ -534,10 +534,14 @@ def test_stall_mid_pauses_after_some_reasoning(client: openai.OpenAI, local: Loc
     local.config.stall_seconds = 0.4
     stream = client.chat.completions.create(model="fault-stall-mid", messages=USER, stream=True)
     arrivals = [(time.monotonic(), chunk) for chunk in stream]
-    gaps = [later[0] - earlier[0] for earlier, later in itertools.pairwise(arrivals)]
-    paused_after = gaps.index(max(gaps))
-    assert max(gaps) >= 0.35
-    assert getattr(arrivals[paused_after][1].choices[0].delta, "reasoning", None)
+    # A busy machine adds gaps of its own, so the test looks for a long one that follows a
+    # reasoning chunk rather than taking the longest gap for the stall.
+    paused = [
+        earlier[1]
+        for earlier, later in itertools.pairwise(arrivals)
+        if later[0] - earlier[0] >= 0.35
+    ]
+    assert any(getattr(chunk.choices[0].delta, "reasoning", None) for chunk in paused)
     assert arrivals[-1][1].choices[0].finish_reason == "stop"
 
 

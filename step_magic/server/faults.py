@@ -45,6 +45,8 @@ BODY_FAULTS = frozenset(
         # "choices": [] (OpenAI, vLLM, Ollama, litellm)
         "usage-on-request",
         "strict-params",  # a 400 naming any body field it does not know (stream_options)
+        "non-streamed",  # one JSON completion although the request asked for a stream
+        "html-page",  # 200 with an HTML page, as a proxy's login or error page
     }
 )
 

@@ -41,7 +41,7 @@ from step_magic.server.replies import (
     recorded_reply,
     tool_tokens,
 )
-from step_magic.server.state import ServerState, cut
+from step_magic.server.state import Pacer, ServerState, Stopped, cut
 from step_magic.server.stream import Action, Step, stream_steps
 from step_magic.server.validation import ReceivedChat, parse_chat_request
 
@@ -50,8 +50,8 @@ MODELS_PATH = "/v1/models"
 MODELS_CREATED = 1_767_225_600  # A fixed date keeps /v1/models byte-for-byte stable.
 
 
-class Stopped(Exception):
-    """The server is stopping: abandon the reply and close the connection."""
+JSON = "application/json"
+HTML_PAGE = b"<!doctype html><html><body><h1>Sign in to continue</h1></body></html>"
 
 
 class StepHTTPServer(ThreadingHTTPServer):
@@ -70,26 +70,6 @@ class StepHTTPServer(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         self.server_name = str(host)
         self.server_port = int(port)
-
-
-class Pacer:
-    """Spaces events at ``tokens_per_second`` without bursting to catch up after a stall."""
-
-    def __init__(self, state: ServerState) -> None:
-        self.state = state
-        self.due: float | None = None
-
-    def wait(self) -> None:
-        """Wait until the next event may go out; raise ``Stopped`` if the server stops."""
-        if self.state.stopping.is_set():
-            raise Stopped
-        rate = self.state.config.tokens_per_second
-        if rate <= 0:
-            return
-        now = time.monotonic()
-        self.due = now if self.due is None else max(self.due + 1 / rate, now)
-        if self.state.stopping.wait(self.due - now):
-            raise Stopped
 
 
 class StepRequestHandler(BaseHTTPRequestHandler):
@@ -193,7 +173,9 @@ class StepRequestHandler(BaseHTTPRequestHandler):
     def _chat(self, request: ReceivedChat, body: Any) -> None:
         field = reasoning_field(request, self.state.config)
         completion, fault = self._plan(request, body, field)
-        if request.stream:
+        if fault == "html-page":  # a proxy's sign-in page, say
+            self._send_json(200, HTML_PAGE, kind="text/html; charset=utf-8")
+        elif request.stream and fault != "non-streamed":
             before_end = self.state.config.finish_reason_before_end
             usage = request.include_usage
             self._stream(stream_steps(completion, fault, before_end, include_usage=usage))
@@ -265,9 +247,11 @@ class StepRequestHandler(BaseHTTPRequestHandler):
             return
         self.wfile.write(body)
 
-    def _send_json(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+    def _send_json(
+        self, status: int, body: bytes, headers: dict[str, str] | None = None, kind: str = JSON
+    ) -> None:
         self.send_response(status)
-        self._send_common_headers("application/json")
+        self._send_common_headers(kind)
         self.send_header("Content-Length", str(len(body)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 
 from step_magic.server.cache import PromptCache
 from step_magic.server.config import ReceivedRequest, ServerConfig
@@ -69,3 +70,27 @@ def cut(connection: socket.socket) -> None:
     """Shut a socket both ways; the peer sees the body end where it is (a truncation)."""
     with contextlib.suppress(OSError):  # Already closed by the peer: nothing left to cut.
         connection.shutdown(socket.SHUT_RDWR)
+
+
+class Stopped(Exception):
+    """The server is stopping: abandon the reply and close the connection."""
+
+
+class Pacer:
+    """Spaces events at ``tokens_per_second`` without bursting to catch up after a stall."""
+
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+        self.due: float | None = None
+
+    def wait(self) -> None:
+        """Wait until the next event may go out; raise ``Stopped`` if the server stops."""
+        if self.state.stopping.is_set():
+            raise Stopped
+        rate = self.state.config.tokens_per_second
+        if rate <= 0:
+            return
+        now = time.monotonic()
+        self.due = now if self.due is None else max(self.due + 1 / rate, now)
+        if self.state.stopping.wait(self.due - now):
+            raise Stopped

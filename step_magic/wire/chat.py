@@ -117,6 +117,10 @@ class ReplyStream:
     def _read(self, stream: Any) -> Iterator[Event]:
         import openai
 
+        kind = stream.response.headers.get("content-type", "")
+        if kind and "event-stream" not in kind:
+            yield from self._whole(stream, kind)
+            return
         splitter = ThinkTagSplitter()
         tool_calls = ToolCallCollector()
         finish_reason: str | None = None
@@ -145,6 +149,44 @@ class ReplyStream:
             yield AnswerDelta(answer)
         ids = (self.trace_id, self.completion_id)
         yield Finished(finish_reason, usage, *ids, tool_calls.calls())
+
+    def _whole(self, stream: Any, kind: str) -> Iterator[Event]:
+        """A server that ignored ``stream: true``: one JSON completion is read as the reply;
+        anything else (a proxy's HTML page, say) is an error that names what came instead."""
+        import openai
+
+        try:
+            body = stream.response.read()
+        except openai.APIError as err:
+            raise self._error(err) from None
+        finally:
+            stream.close()
+        if "json" not in kind:
+            what = kind.split(";")[0].strip()
+            raise self._error(
+                ValueError(
+                    f"the server answered with {what}, not a stream of "
+                    "events: is --base-url an API endpoint?"
+                )
+            )
+        try:
+            reply = openai.types.chat.ChatCompletion.model_validate(json.loads(body))
+        except ValueError as err:
+            raise self._error(ValueError(f"unreadable reply from the server ({err})")) from None
+        self.completion_id = reply.id or self.completion_id
+        splitter, tool_calls = ThinkTagSplitter(), ToolCallCollector()
+        choice = reply.choices[0] if reply.choices else None
+        if choice is not None:
+            tool_calls.feed(choice.message.tool_calls)
+            yield from _deltas(choice.message, splitter)
+        reasoning, answer = splitter.finish()
+        if reasoning:
+            yield ReasoningDelta(reasoning)
+        if answer:
+            yield AnswerDelta(answer)
+        ids = (self.trace_id, self.completion_id)
+        reason = choice.finish_reason if choice else None
+        yield Finished(reason, _usage(reply.usage), *ids, tool_calls.calls())
 
     def _error(self, err: Exception, note: str = "") -> StepAPIError:
         """One clean error with the status and server message, key removed just in case."""

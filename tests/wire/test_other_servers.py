@@ -7,6 +7,8 @@ is driven exactly as a user would drive it, through ``step_magic.ask``.
 
 from __future__ import annotations
 
+import pytest
+
 import step_magic
 from step_magic.server import LocalServer
 from step_magic.wire import chat
@@ -46,3 +48,22 @@ def test_stepfun_itself_is_never_sent_stream_options() -> None:
         assert "stream_options" not in chat.chat_body(Settings("m", url, "k"), request)
     local = Settings("m", "http://127.0.0.1:9/v1", "k")
     assert chat.chat_body(local, request)["stream_options"] == {"include_usage": True}
+
+
+def test_a_server_that_ignores_stream_true_is_read_as_one_reply(api_env: LocalServer) -> None:
+    result = step_magic.ask("Why is the sky blue?", model="fault-non-streamed", effort="low")
+    assert result.status == "complete"
+    assert result.reasoning
+    assert "Why is the sky blue?" in result.answer
+    assert result.usage is not None
+    assert result.completion_id.startswith("chatcmpl-")
+    assert result.trace_id
+
+
+def test_an_html_page_is_named_by_its_content_type(api_env: LocalServer) -> None:
+    with pytest.raises(step_magic.StepAPIError) as caught:
+        step_magic.ask("Hi", model="fault-html-page")
+    message = str(caught.value)
+    assert "answered with text/html" in message
+    assert "empty reply" not in message
+    assert caught.value.trace_id
