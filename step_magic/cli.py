@@ -14,6 +14,7 @@ import sys
 
 from step_magic import cli_ask
 from step_magic.core import settings as config
+from step_magic.core.redact import redact_url
 from step_magic.server import cli as server_cli
 
 DEMO_PROMPT = "How many letters r are in the word strawberry? Think it through."
@@ -56,7 +57,7 @@ def run_demo(prompt: str, model: str | None, effort: str | None, local: bool) ->
         print("The reply below is simulated offline; it does not come from StepFun.\n")
         shell.run_line_magic("step_config", "--local --tokens-per-second 400")
     else:
-        print(f"step-magic demo: asking StepFun at {config.find_base_url()}.\n")
+        print(f"step-magic demo: asking StepFun at {redact_url(config.find_base_url())}.\n")
     flags = (f"--effort {effort}" if effort else "") + (
         f" --model {shlex.quote(model)}" if model else ""
     )

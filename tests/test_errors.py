@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -218,3 +219,23 @@ def test_a_retry_after_longer_than_we_wait_fails_with_the_servers_wait(
     assert isinstance(error, StepAPIError)
     assert "the server asks to wait 120 s" in str(error)
     assert len(server.requests) == 1
+
+
+def test_credentials_in_the_base_url_never_reach_a_message_or_the_history(
+    ip: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with socket.socket() as probe:  # a port nobody listens on: the call fails at once
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("STEPFUN_BASE_URL", f"http://ada:PASS-123@127.0.0.1:{port}/v1?api-key=QK-9")
+    error = run(ip, "%step Hi").error_in_exec
+    assert isinstance(error, StepAPIError)
+    run(ip, "%%step --dry-run\nHi").raise_error()
+    ip.run_line_magic("step_config", "")
+    export = tmp_path / "calls.jsonl"
+    ip.run_line_magic("step_history", f"--export {export}")
+    shown = str(error) + capsys.readouterr().out + export.read_text()
+    assert "ada:***@127.0.0.1" in shown
+    assert "api-key=***" in shown
+    assert "PASS-123" not in shown
+    assert "QK-9" not in shown

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from step_magic.core.redact import redact_url
+
 
 class StepMagicError(Exception):
     """An error whose message says everything the user needs; no traceback is shown.
@@ -19,6 +21,10 @@ class StepMagicError(Exception):
     """
 
     result: Any = None
+
+    def __init__(self, *args: object) -> None:
+        # a base URL's password or query key never reaches a message, whoever wrote it
+        super().__init__(*(redact_url(arg) if isinstance(arg, str) else arg for arg in args))
 
     def _render_traceback_(self) -> list[str]:
         return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}"]
@@ -50,7 +56,7 @@ class StepAPIError(StepMagicError):
         completion_id: str | None = None,
     ) -> None:
         self.status = status
-        self.detail = message
+        self.detail = redact_url(message)
         self.trace_id = trace_id
         self.completion_id = completion_id
         super().__init__(self._line())

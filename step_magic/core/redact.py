@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import re
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -44,3 +45,23 @@ def _reference(url: str) -> str:
     except ValueError:  # malformed base64: hash the text, still never store it
         data = payload.encode()
     return f"sha256:{hashlib.sha256(data).hexdigest()} ({len(data)} bytes, {mime})"
+
+
+# A URL's password (``user:secret@``) and query parameters that name a secret (``?api-key=``).
+_USERINFO = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)(?P<user>[^\s/@:]*):[^\s/@]*@", re.I)
+_SECRET_PARAMETER = re.compile(
+    r"(?P<name>[?&;](?:[\w-]*(?:key|token|secret|password|passwd|pwd|sig|signature|auth)"
+    r"[\w-]*))=[^&#\s'\"]*",
+    re.I,
+)
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the credentials of every URL in it replaced by ``***``.
+
+    A base URL may carry a password (``http://user:pass@host/v1``) or a key in its query
+    (``?api-key=…``); error lines, ``%step_config``, the dry run and the history show base URLs,
+    so they all go through here.
+    """
+    text = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+    return _SECRET_PARAMETER.sub(lambda m: f"{m['name']}=***", text)

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from step_magic.core.errors import InputError
 from step_magic.core.models import DEFAULT_MODEL, check_effort
+from step_magic.core.redact import redact_url
 
 DEFAULT_BASE_URL = "https://api.stepfun.ai/v1"
 KEY_VARIABLES = ("STEPFUN_API_KEY", "STEP_API_KEY")
@@ -92,7 +93,8 @@ def check_base_url(url: str) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InputError(f"--base-url must be an http(s) URL like {DEFAULT_BASE_URL}, not {url!r}")
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        return f"{url} is plain http to a non-local host: the API key would travel unencrypted"
+        shown = redact_url(url)
+        return f"{shown} is plain http to a non-local host: the API key would travel unencrypted"
     return None
 
 

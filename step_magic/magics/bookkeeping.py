@@ -17,6 +17,7 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from step_magic.core import settings as config
+from step_magic.core.redact import redact_url
 
 if TYPE_CHECKING:
     from step_magic.memory.records import CallRecord
@@ -63,7 +64,7 @@ class StepToolMagics(Magics):
             [
                 f"model:     {main.model}",
                 f"effort:    {main.effort or 'server default'}",
-                f"base url:  {where or config.find_base_url()}",
+                f"base url:  {redact_url(where or config.find_base_url())}",
                 f"api key:   {'set in ' + key_source if key_source else 'not set'}",
                 f"timeout:   {main.timeout:g} s, retries: {main.max_retries}",
             ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from step_magic.core.events import EventSource
+from step_magic.core.redact import redact_url
 from step_magic.core.request import ChatRequest
 from step_magic.core.settings import Settings
 
@@ -44,4 +45,5 @@ def request_body(settings: Settings, request: ChatRequest) -> dict[str, Any]:
 
 def endpoint(settings: Settings) -> str:
     """Where the request goes, e.g. ``POST https://api.stepfun.ai/v1/messages``."""
-    return f"POST {settings.base_url.rstrip('/')}{PATHS.get(settings.api, PATHS['chat'])}"
+    url = redact_url(settings.base_url.rstrip("/"))
+    return f"POST {url}{PATHS.get(settings.api, PATHS['chat'])}"
