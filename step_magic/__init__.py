@@ -23,6 +23,7 @@ _PUBLIC = {
     "Usage": "step_magic.core.events",
     "ReasoningDelta": "step_magic.core.events",
     "AnswerDelta": "step_magic.core.events",
+    "Rethought": "step_magic.core.events",
     "Retrying": "step_magic.engine.relay",
     "ToolEvent": "step_magic.engine.relay",
     "UsageReported": "step_magic.engine.relay",
@@ -40,6 +41,7 @@ __all__ = [
     "InputError",
     "ReasoningDelta",
     "ReplayError",
+    "Rethought",
     "Retrying",
     "StepAPIError",
     "StepInterrupted",
@@ -67,7 +69,7 @@ if TYPE_CHECKING:
         StepInterrupted,
         StepMagicError,
     )
-    from step_magic.core.events import AnswerDelta, ReasoningDelta, Usage
+    from step_magic.core.events import AnswerDelta, ReasoningDelta, Rethought, Usage
     from step_magic.core.result import StepResult
     from step_magic.engine.relay import Done, Retrying, ToolEvent, UsageReported
 

@@ -34,7 +34,7 @@ from step_magic.core.request import ChatRequest, build_request
 from step_magic.core.result import StepResult
 from step_magic.core.settings import Settings
 from step_magic.core.text import clean_text
-from step_magic.display.views import TerminalView
+from step_magic.display.terminal import TerminalView
 from step_magic.engine.runner import run_call
 from step_magic.server import LocalServer
 from step_magic.wire.chat import ReplyStream

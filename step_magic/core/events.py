@@ -80,7 +80,15 @@ class Finished:
     tool_calls: tuple[ToolCall, ...] = ()
 
 
-Event = ReasoningDelta | AnswerDelta | Waiting | Finished
+@dataclass(frozen=True)
+class Rethought:
+    """The answer text of this model turn so far was reasoning: the reply closed a
+    ``</think>`` it never opened (R1-style templates open it in the prompt)."""
+
+    kind: ClassVar[str] = "rethought"
+
+
+Event = ReasoningDelta | AnswerDelta | Waiting | Finished | Rethought
 
 
 class EventSource(Protocol):

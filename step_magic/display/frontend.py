@@ -32,6 +32,7 @@ def parent_msg_id(shell: Any) -> str | None:
 def choose_view(shell: Any, settings: Settings, *, tools: bool = False) -> Any:
     """The live panel in a Jupyter frontend, the plain stream elsewhere."""
     from step_magic.display import views
+    from step_magic.display.terminal import TerminalView
 
     parent = parent_msg_id(shell)
     if parent is not None:
@@ -41,7 +42,7 @@ def choose_view(shell: Any, settings: Settings, *, tools: bool = False) -> Any:
             reasoning=settings.reasoning,
             tools=tools,
         )
-    return views.TerminalView(reasoning=settings.reasoning)
+    return TerminalView(reasoning=settings.reasoning)
 
 
 class QuietView:
@@ -51,6 +52,7 @@ class QuietView:
     def waiting(self, status: str) -> None: ...
     def update(self, reasoning: str, answer: str, elapsed: float) -> None: ...
     def tool(self, record: Any) -> None: ...
+    def rethink(self) -> None: ...
     def finish(self, result: Any) -> None: ...
 
 
@@ -64,7 +66,7 @@ def auto_view(display: bool | None, settings: Settings, *, tools: bool = False) 
         show_results_statically(shell)
         return choose_view(shell, settings, tools=tools)
     if display or sys.stdout.isatty():
-        from step_magic.display.views import TerminalView
+        from step_magic.display.terminal import TerminalView
 
         return TerminalView(reasoning=settings.reasoning)
     return QuietView()

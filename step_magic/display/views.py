@@ -138,6 +138,15 @@ class NotebookView:
             self._set_status(f"Waiting for the model (turn {record.step + 1})…")
             self._titled_at = float("-inf")  # the next update shows "Thinking…" again
 
+    def rethink(self) -> None:
+        """The answer shown so far was reasoning: clear it (the buffer re-sends it as
+        reasoning, into the panel)."""
+        self._empty(self._blocks)
+        self._tail.value = ""
+        self._splitter = BlockSplitter()
+        self._answer_chars = 0
+        self._tail_sent = (0, 0.0)
+
     def _reasoning_line(self, text: str) -> None:
         if self._panel is not None:
             self._capture(self._reasoning_out)
@@ -244,50 +253,3 @@ def close_lingering_panels() -> None:
     """Close the headers kept from earlier calls (see ``_follow_late_clicks``)."""
     while _LINGERING:
         _LINGERING.pop().close()
-
-
-class TerminalView:
-    """Terminal IPython: reasoning dimmed as it arrives, then the answer, then the footer."""
-
-    def __init__(self, *, reasoning: bool, color: bool | None = None) -> None:
-        self._with_reasoning = reasoning
-        self._color = sys.stdout.isatty() if color is None else color
-        self._phase = "start"
-
-    def start(self, status: str) -> None:
-        """Say what is happening before the first token arrives."""
-        self._write(status + "\n", dim=True)
-
-    def waiting(self, status: str) -> None:
-        """A retry wait: one line, so a scrolling terminal keeps a record of it."""
-        self._write(status + "\n", dim=True)
-
-    def update(self, reasoning: str, answer: str, elapsed: float) -> None:
-        """Print new text as it arrives; a blank line separates reasoning from the answer."""
-        if reasoning and self._with_reasoning:
-            self._phase = "reasoning"
-            self._write(reasoning, dim=True)
-        if answer:
-            if self._phase == "reasoning":
-                self._write("\n\n", dim=False)
-            self._phase = "answer"
-            self._write(answer, dim=False)
-
-    def tool(self, record: ToolRecord) -> None:
-        """One dim line when a tool call starts, one when it ends."""
-        if record.status == "running":
-            gap = "" if self._phase == "start" else "\n"
-            self._write(f"{gap}{static.tool_line(record)}\n", dim=True)
-        else:
-            self._write(f"   ↳ {outcome_text(record)}\n", dim=True)
-        self._phase = "start"  # at the start of a line
-
-    def finish(self, result: StepResult) -> None:
-        """End the stream with the provenance footer."""
-        self._write("\n\n" + static.footer_text(result) + "\n", dim=True)
-
-    def _write(self, text: str, *, dim: bool) -> None:
-        if dim and self._color:
-            text = f"\x1b[2m{text}\x1b[0m"
-        sys.stdout.write(text)
-        sys.stdout.flush()

@@ -57,6 +57,16 @@ class ReplyBuffer:
         self.answer.append(event.text)
         self.pending_answer.append(shown)
 
+    def rethink(self, now: float) -> None:
+        """This turn's answer so far was reasoning (``Rethought``): it moves over, and the
+        view is shown it again as reasoning at the next flush."""
+        moved = "".join(self.answer[self.step_start :])
+        del self.answer[self.step_start :]
+        self.pending_answer.clear()
+        self.first_answer = None
+        if moved:
+            self.add(ReasoningDelta(moved), now)
+
     def next_step(self) -> None:
         """A tool round ended: the next model turn's text starts here."""
         self.step_start = len(self.answer)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from step_magic.core.errors import StepInterrupted, StepMagicError
-from step_magic.core.events import AnswerDelta, ReasoningDelta, TextEvent, Usage
+from step_magic.core.events import AnswerDelta, ReasoningDelta, Rethought, TextEvent, Usage
 from step_magic.core.result import StepResult
 from step_magic.core.toolrecords import ToolRecord, outcome_text, signature
 
@@ -62,7 +62,7 @@ class Done:
         return self.result.answer
 
 
-StreamEvent = ReasoningDelta | AnswerDelta | Retrying | ToolEvent | UsageReported | Done
+StreamEvent = ReasoningDelta | AnswerDelta | Rethought | Retrying | ToolEvent | UsageReported | Done
 
 
 class EventRelay:
@@ -82,6 +82,10 @@ class EventRelay:
             self.events.put(ReasoningDelta(reasoning))
         if answer:
             self.events.put(AnswerDelta(answer))
+
+    def rethink(self) -> None:
+        """Code reading the events moves the answer text it got so far to the reasoning."""
+        self.events.put(Rethought())
 
     def tool(self, record: ToolRecord) -> None:
         """A call starts (``running``) or ends; the record is copied, it changes later."""

@@ -24,6 +24,7 @@ from step_magic.core.events import (
     EventSource,
     Finished,
     ReasoningDelta,
+    Rethought,
     Usage,
     Waiting,
 )
@@ -48,6 +49,7 @@ class View(Protocol):
     def waiting(self, status: str) -> None: ...
     def update(self, reasoning: str, answer: str, elapsed: float) -> None: ...
     def tool(self, record: ToolRecord) -> None: ...
+    def rethink(self) -> None: ...
     def finish(self, result: StepResult) -> None: ...
 
 
@@ -216,6 +218,9 @@ def _consume(
             progress.add(item, now)
         elif isinstance(item, Waiting):
             view.waiting(_retry_status(item))
+        elif isinstance(item, Rethought):
+            progress.rethink(now)
+            view.rethink()
         elif isinstance(item, Finished):
             finished = item
         if now - progress.last_flush >= FLUSH_SECONDS:

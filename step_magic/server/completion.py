@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from step_magic.server.config import REASONING_FIELDS, ServerConfig
+from step_magic.server.config import INLINE_FIELDS, REASONING_FIELDS, ServerConfig
 from step_magic.server.errors import ApiError, error_json
 from step_magic.server.replies import ReplyTokens
 from step_magic.server.tools import PlannedCall
@@ -165,9 +165,10 @@ def plan_completion(
 
 
 def _reasoning_pieces(reasoning: tuple[str, ...], field: str) -> list[Piece]:
-    if field == "think" and reasoning:
-        reasoning = (THINK_OPEN, *reasoning, THINK_CLOSE)
-    reasoning_key = "content" if field == "think" else field
+    if field in INLINE_FIELDS and reasoning:
+        opening = (THINK_OPEN,) if field == "think" else ()
+        reasoning = (*opening, *reasoning, THINK_CLOSE)
+    reasoning_key = "content" if field in INLINE_FIELDS else field
     return [Piece("reasoning", reasoning_key, text) for text in reasoning]
 
 
@@ -281,7 +282,7 @@ def completion_body(completion: Completion, fault: str | None) -> bytes:
 def _choice(completion: Completion) -> dict[str, Any]:
     fields = (
         ["content"]
-        if completion.reasoning_field == "think"
+        if completion.reasoning_field in INLINE_FIELDS
         else ["content", completion.reasoning_field]
     )
     texts: dict[str, list[str]] = {field: [] for field in fields}

@@ -11,7 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 REDACTED = "Bearer <redacted>"
-REASONING_FIELDS = ("reasoning", "reasoning_content", "think")
+# "think-close": inline reasoning closed by </think> with no opening tag (R1-style templates
+# put the <think> in the prompt).
+REASONING_FIELDS = ("reasoning", "reasoning_content", "think", "think-close")
+INLINE_FIELDS = ("think", "think-close")
 
 # Header names whose values are secrets; compared in lower case.
 _SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key"})

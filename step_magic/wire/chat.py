@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from step_magic.core.errors import StepAPIError
-from step_magic.core.events import AnswerDelta, Event, Finished, ReasoningDelta, Usage
+from step_magic.core.events import AnswerDelta, Event, Finished, ReasoningDelta, Rethought, Usage
 from step_magic.core.request import ChatRequest
 from step_magic.core.settings import Settings, redact
 from step_magic.core.text import clean_text
@@ -237,6 +237,9 @@ def _deltas(delta: Any, splitter: ThinkTagSplitter) -> Iterator[Event]:
     content = getattr(delta, "content", None)
     if isinstance(content, str) and content:
         think, answer = splitter.feed(clean_text(content))
+        if splitter.rethought:
+            splitter.rethought = False
+            yield Rethought()
         if think:
             yield ReasoningDelta(think)
         if answer:

@@ -15,12 +15,16 @@ class ThinkTagSplitter:
     """Feed content deltas; get back (reasoning, answer) text, in order, never reordered.
 
     Only a ``<think>`` at the very start of the content (after white space) opens reasoning,
-    so an answer that merely mentions the tag is left alone.
+    so an answer that merely mentions the tag is left alone. R1-style chat templates put the
+    ``<think>`` in the prompt, so the reply holds only the closing tag: text that came before
+    a ``</think>`` with no opening one was reasoning after all, and ``rethought`` says so once
+    (whoever showed it as answer text moves it).
     """
 
     def __init__(self) -> None:
-        self._state = "start"  # start -> thinking -> answer
+        self._state = "start"  # start -> thinking -> answer, or start -> untagged -> answer
         self._pending = ""
+        self.rethought = False
 
     def feed(self, text: str) -> tuple[str, str]:
         """Consume ``text``; return the reasoning and answer text that are now certain."""
@@ -33,10 +37,31 @@ class ThinkTagSplitter:
             elif OPEN.startswith(stripped):
                 return "", ""  # could still become "<think>"
             else:
-                self._state = "answer"
+                self._state = "untagged"
         if self._state == "thinking":
             return self._take_reasoning()
+        if self._state == "untagged":
+            return self._take_untagged()
         answer, self._pending = self._pending, ""
+        return "", answer
+
+    def _take_untagged(self) -> tuple[str, str]:
+        """Answer text, unless a closing tag shows it was reasoning (see the class docstring).
+
+        An opening tag first means an answer that talks about the tags: left alone.
+        """
+        opens, end = self._pending.find(OPEN), self._pending.find(CLOSE)
+        if opens >= 0 and (end < 0 or opens < end):
+            self._state = "answer"
+            answer, self._pending = self._pending, ""
+            return "", answer
+        if end >= 0:
+            reasoning, answer = self._pending[:end], self._pending[end + len(CLOSE) :]
+            self._state, self._pending, self.rethought = "answer", "", True
+            return reasoning, answer
+        keep = max(_partial_suffix(self._pending, CLOSE), _partial_suffix(self._pending, OPEN))
+        cut = len(self._pending) - keep
+        answer, self._pending = self._pending[:cut], self._pending[cut:]
         return "", answer
 
     def finish(self) -> tuple[str, str]:

@@ -67,3 +67,30 @@ def test_an_html_page_is_named_by_its_content_type(api_env: LocalServer) -> None
     assert "answered with text/html" in message
     assert "empty reply" not in message
     assert caught.value.trace_id
+
+
+def test_reasoning_closed_by_a_think_tag_it_never_opened_is_reasoning(
+    api_env: LocalServer,
+) -> None:
+    """R1-style templates open ``<think>`` in the prompt: the reply only closes it."""
+    api_env.config.reasoning_field = "think-close"
+    api_env.config.tokens_per_second = 400  # several flushes, so the move happens live
+    result = step_magic.ask("Why is the sky blue?", effort="high")
+    assert "effort high" in result.reasoning
+    assert "</think>" not in result.answer
+    assert "</think>" not in result.reasoning
+    assert result.answer.lstrip().startswith("## Simulated answer")
+
+    kinds = [event.kind for event in step_magic.stream("Again?", effort="high")]
+    assert "rethought" in kinds  # a reader of the events is told to move what it got
+    assert kinds.index("rethought") > kinds.index("answer")
+
+
+def test_an_answer_that_talks_about_think_tags_is_left_alone() -> None:
+    from step_magic.wire.thinktags import ThinkTagSplitter
+
+    splitter = ThinkTagSplitter()
+    pieces = ["Write <thi", "nk> before and </think> after."]
+    out = [splitter.feed(piece) for piece in pieces] + [splitter.finish()]
+    assert "".join(answer for _, answer in out) == "".join(pieces)
+    assert not splitter.rethought
