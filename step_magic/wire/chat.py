@@ -142,11 +142,7 @@ class ReplyStream:
             raise self._error(err) from None
         finally:
             stream.close()
-        reasoning, answer = splitter.finish()
-        if reasoning:
-            yield ReasoningDelta(reasoning)
-        if answer:
-            yield AnswerDelta(answer)
+        yield from _held_back(splitter)
         ids = (self.trace_id, self.completion_id)
         yield Finished(finish_reason, usage, *ids, tool_calls.calls())
 
@@ -179,11 +175,7 @@ class ReplyStream:
         if choice is not None:
             tool_calls.feed(choice.message.tool_calls)
             yield from _deltas(choice.message, splitter)
-        reasoning, answer = splitter.finish()
-        if reasoning:
-            yield ReasoningDelta(reasoning)
-        if answer:
-            yield AnswerDelta(answer)
+        yield from _held_back(splitter)
         ids = (self.trace_id, self.completion_id)
         reason = choice.finish_reason if choice else None
         yield Finished(reason, _usage(reply.usage), *ids, tool_calls.calls())
@@ -244,6 +236,15 @@ def _deltas(delta: Any, splitter: ThinkTagSplitter) -> Iterator[Event]:
             yield ReasoningDelta(think)
         if answer:
             yield AnswerDelta(answer)
+
+
+def _held_back(splitter: ThinkTagSplitter) -> Iterator[Event]:
+    """What the think-tag splitter still held when the reply ended."""
+    reasoning, answer = splitter.finish()
+    if reasoning:
+        yield ReasoningDelta(reasoning)
+    if answer:
+        yield AnswerDelta(answer)
 
 
 def _usage(raw: Any) -> Usage | None:
