@@ -191,3 +191,29 @@ def test_dry_run_on_the_messages_api_shows_the_body_that_api_is_sent(
     assert "--- system\nBe brief." in out  # the top-level system, shown first
     assert "Why is the sky blue?" in out
     assert server.requests == []
+
+
+def test_a_reference_whose_str_raises_is_one_line_naming_it(ip: Any, server: LocalServer) -> None:
+    class Sulky:
+        def __str__(self) -> str:
+            raise RuntimeError("no")
+
+    ip.user_ns["moody"] = Sulky()
+    error = run(ip, "%step Tell me about {moody}").error_in_exec
+    assert type(error).__name__ == "UsageError"
+    assert "{moody} cannot be shown as text" in str(error)
+    assert server.requests == []
+
+
+def test_an_image_file_too_big_is_refused_before_it_is_read(
+    ip: Any, server: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big = tmp_path / "big.png"
+    with big.open("wb") as file:  # sparse: 1.5 GB on paper, nothing on disk
+        file.truncate(1_500_000_000)
+    monkeypatch.chdir(tmp_path)
+    error = run(ip, "%step --with big.png Describe the picture").error_in_exec
+    assert type(error).__name__ == "UsageError"
+    assert "1,500 MB" in str(error)
+    assert "not read" in str(error)
+    assert server.requests == []

@@ -564,3 +564,13 @@ def test_a_256k_token_prompt_goes_through_in_linear_time(server: LocalServer) ->
     quarter = send(256_000)
     full = send(1_024_000)
     assert full / quarter < 8, (quarter, full)
+
+
+def test_the_terminal_never_receives_c1_controls_or_bidi_overrides(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    view = TerminalView(reasoning=True, color=False)
+    view.update("think \u009b2J here", "pay \u202eenilno\u202c now \u2066x\u2069", 0.1)
+    out = capsys.readouterr().out
+    assert not any(ch in out for ch in "\u009b\u202e\u202c\u2066\u2069")
+    assert out.count("\ufffd") == 5

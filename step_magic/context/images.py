@@ -21,6 +21,9 @@ from step_magic.context.imagekinds import is_array, is_figure, is_ipython_image,
 from step_magic.core.errors import InputError
 from step_magic.frames.summary import TIMES
 
+# Larger image files are refused before reading: they would fill memory, then be downscaled.
+MAX_IMAGE_FILE_BYTES = 50_000_000
+
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
     from PIL import Image
@@ -122,7 +125,14 @@ def _load(obj: object, what: str, max_side: int) -> tuple[Image.Image, _Original
 
 
 def _read_file(path: Path, what: str) -> bytes:
+    """The file's bytes, its size checked first: a 1.5 GB file is refused, not read."""
     try:
+        size = path.expanduser().stat().st_size
+        if size > MAX_IMAGE_FILE_BYTES:
+            raise InputError(
+                f"{what}: the file is {size / 1e6:,.0f} MB; images over "
+                f"{MAX_IMAGE_FILE_BYTES // 1_000_000} MB are not read (downscale it first)"
+            )
         return path.expanduser().read_bytes()
     except OSError as err:
         raise InputError(f"{what}: cannot read the file ({err.strerror or err})") from err

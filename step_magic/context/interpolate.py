@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from step_magic.core.errors import UnknownReference
+from step_magic.core.errors import InputError, UnknownReference
 
 _IDENT = r"[^\W\d]\w*"
 _SEGMENT = rf"(?:\.{_IDENT}|\[(?:-?\d+|\"[^\"\\{{}}\[\]]*\"|'[^'\\{{}}\[\]]*')\])"
@@ -177,6 +177,14 @@ def interpolate(
             return match[0]
         if ref not in used:
             used.append(ref)
-        return render(value)
+        try:
+            return render(value)
+        except InputError:
+            raise
+        except Exception as err:  # the user's __str__ or __repr__ failed: name the reference
+            raise InputError(
+                f"{{{ref}}} cannot be shown as text: {type(value).__name__} raised "
+                f"{type(err).__name__}; pass it with --with, or fix its __str__"
+            ) from None
 
     return Interpolated(_GROUP_RE.sub(substitute, text), tuple(used))

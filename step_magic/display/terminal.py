@@ -6,11 +6,17 @@ everything is written once, in order.
 
 from __future__ import annotations
 
+import re
 import sys
 
 from step_magic.core.result import StepResult
 from step_magic.core.toolrecords import ToolRecord, outcome_text
 from step_magic.display import static
+
+# What must not reach a terminal from text the model wrote: C1 control characters (an 8-bit
+# CSI is an escape sequence) and the bidirectional overrides and isolates, which make a line
+# read differently from what it holds. C0 controls are already gone (``core.text``).
+TERMINAL_UNSAFE = re.compile("[\u0080-\u009f\u202a-\u202e\u2066-\u2069]")
 
 
 class TerminalView:
@@ -59,6 +65,7 @@ class TerminalView:
         self._write("\n\n" + static.footer_text(result) + "\n", dim=True)
 
     def _write(self, text: str, *, dim: bool) -> None:
+        text = TERMINAL_UNSAFE.sub("\ufffd", text)
         if dim and self._color:
             text = f"\x1b[2m{text}\x1b[0m"
         sys.stdout.write(text)
