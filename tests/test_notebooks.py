@@ -52,7 +52,9 @@ def shape(notebook: Any) -> list[list[str]]:
         kinds = []
         for output in cell.outputs:
             if output.output_type == "stream":
-                kinds.append(f"stream:{output.name}")
+                # one text to a reader, however many messages the kernel flushed it in
+                if kinds[-1:] != [f"stream:{output.name}"]:
+                    kinds.append(f"stream:{output.name}")
             elif output.output_type == "error":
                 kinds.append(f"error:{output.ename}")
             else:
