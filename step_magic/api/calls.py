@@ -16,7 +16,6 @@ from typing import Any
 
 from step_magic.api.inputs import attachments, call_settings, tool_loop
 from step_magic.context.compose import ComposeOptions, compose
-from step_magic.core.errors import StepInterrupted, StepMagicError
 from step_magic.core.result import StepResult
 from step_magic.core.settings import DEFAULTS, Settings
 from step_magic.display.frontend import auto_view
@@ -84,8 +83,6 @@ def run(session: Session, call: Call, display: bool | None) -> StepResult:
     """
     view = auto_view(display, call.settings, tools=call.tools is not None)
     result, error = session.ask(call.settings, call.prepared, call.options, view, None, call.tools)
-    if isinstance(error, StepMagicError | StepInterrupted):
-        error.result = result
     if error is not None:
         raise error
     return result

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
-from step_magic.core.errors import StepInterrupted, StepMagicError
 from step_magic.core.events import AnswerDelta, ReasoningDelta, Rethought, TextEvent, Usage
 from step_magic.core.result import StepResult
 from step_magic.core.toolrecords import ToolRecord, outcome_text, signature
@@ -116,7 +115,5 @@ class EventRelay:
             yield item
             if isinstance(item, Done):
                 if item.error is not None:
-                    if isinstance(item.error, StepMagicError | StepInterrupted):
-                        item.error.result = item.result
                     raise item.error
                 return

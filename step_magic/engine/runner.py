@@ -118,7 +118,10 @@ def run_call(
         if annotate is not None:
             annotate(result)
         view.finish(result)
-    return result, (StepInterrupted() if interrupts else turns.error)
+    error = StepInterrupted() if interrupts else turns.error
+    if error is not None:
+        error.result = result  # whoever raises it, the partial reply goes along
+    return result, error
 
 
 def _turns(
