@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from step_magic.api.inputs import call_settings
-from step_magic.batch.cache import reply_cache
+from step_magic.batch.cache import ReplyCache, reply_cache
 from step_magic.batch.rowcall import stream_call
 from step_magic.batch.scheduler import map_rows as schedule
-from step_magic.batch.table import MapOptions
+from step_magic.batch.table import NO_NAMES, MapOptions
 from step_magic.core.errors import StepInterrupted
-from step_magic.core.mapresult import MapProgress
+from step_magic.core.mapresult import MapProgress, MapSummary
 from step_magic.core.request import build_request
+from step_magic.core.settings import Settings
 from step_magic.display.frontend import auto_progress
 from step_magic.memory.history import History
 
@@ -55,28 +56,49 @@ def map_rows(
         column, concurrency, rpm, limit, inplace, reasoning_column, pairs, json, strict
     )
     store = History() if history and cassette is None else None
-    rows = len(frame) if isinstance(frame, Sized) else 0
-    view = auto_progress(display, min(rows, limit) if limit is not None else rows)
     try:
-        result, summary = schedule(
-            frame,
-            prompt,
-            partial(build_request, settings),
-            stream_call(settings),
-            options,
-            cache=reply_cache(Path(cassette).expanduser() if cassette else None, store),
-            progress=_both(progress, view),
+        cache = reply_cache(Path(cassette).expanduser() if cassette else None, store)
+        result, summary = run_rows(
+            frame, prompt, settings, options, cache=cache, display=display, progress=progress
         )
     finally:
         if store is not None:
             store.close()
-    if view is not None:
-        view.finish(summary)
     if summary.interrupted:
         error = StepInterrupted()
         error.result = result
         raise error
     return result
+
+
+def run_rows(
+    frame: Any,
+    prompt: str,
+    settings: Settings,
+    options: MapOptions,
+    *,
+    cache: ReplyCache | None,
+    display: bool | None,
+    progress: Callable[[MapProgress], None] | None = None,
+    namespace: Mapping[str, object] = NO_NAMES,
+) -> tuple[Any, MapSummary]:
+    """One map with its progress shown as ``display`` asks: what ``map_rows`` and
+    ``%%step --map`` both run once their inputs are checked."""
+    rows = len(frame) if isinstance(frame, Sized) else 0
+    view = auto_progress(display, min(rows, options.limit) if options.limit is not None else rows)
+    result, summary = schedule(
+        frame,
+        prompt,
+        partial(build_request, settings),
+        stream_call(settings),
+        options,
+        cache=cache,
+        progress=_both(progress, view),
+        namespace=namespace,
+    )
+    if view is not None:
+        view.finish(summary)
+    return result, summary
 
 
 def _both(

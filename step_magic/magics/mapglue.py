@@ -7,7 +7,6 @@ frame itself with ``--inplace``) is bound to ``_step_map`` and ``-o NAME``.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sized
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -28,14 +27,12 @@ def fields(spec: str | None) -> tuple[tuple[str, str], ...]:
 
 def run_map(magics: Any, args: argparse.Namespace, template: str, settings: Settings) -> None:
     """Map ``template`` over ``args.map``, showing progress, then bind the result."""
+    from step_magic.api.rows import run_rows
     from step_magic.batch.cache import reply_cache
     from step_magic.batch.plan import plan_map
-    from step_magic.batch.rowcall import stream_call
-    from step_magic.batch.scheduler import map_rows
     from step_magic.batch.table import MapOptions
     from step_magic.context.interpolate import resolve
     from step_magic.core.request import build_request
-    from step_magic.display.frontend import auto_progress
     from step_magic.display.progress import map_dry_run_text
     from step_magic.wire.transport import endpoint, request_body
 
@@ -63,15 +60,11 @@ def run_map(magics: Any, args: argparse.Namespace, template: str, settings: Sett
             return
         cassette = Path(args.cassette).expanduser() if args.cassette else None
         cache = reply_cache(cassette, magics.history_store())
-        rows = len(frame) if isinstance(frame, Sized) else 0
-        view = auto_progress(True, min(rows, args.limit) if args.limit is not None else rows)
-        result, summary = map_rows(
-            frame, template, make_request, stream_call(settings), options,
-            cache=cache, progress=view, namespace=namespace,
-        )  # fmt: skip
+        result, summary = run_rows(
+            frame, template, settings, options, cache=cache, display=True, namespace=namespace
+        )
     except InputError as err:  # bad flags, names or frames, found before any request
         raise UsageError(str(err)) from None
-    view.finish(summary)
     namespace["_step_map"] = result
     if args.output:
         namespace[args.output] = result
