@@ -57,6 +57,11 @@ SMOKE_RUNS = [
         id="context",
     ),
     pytest.param(
+        ["render_bench.py", "--smoke"],
+        ["== answer_html on n=5,000", "unclosed \\[", "old ratio", "target renderer ratio"],
+        id="render",
+    ),
+    pytest.param(
         ["tools_bench.py", "--rows", "100000", "--repeat", "1"],
         ["== --tools df on 100,000 rows", "ratio", "correlation", "the frame as CSV"],
         id="tools",

@@ -8,15 +8,20 @@ context and checks what the page renders. Screenshots go to test-artifacts/brows
 
 from __future__ import annotations
 
+import http.server
 import re
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, ClassVar
 
 import nbformat
 import pytest
 from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
 
+from step_magic.core.result import StepResult
+from step_magic.display.bundles import answer_bundle, footer_bundle
 from step_magic.server import LocalServer
 from step_magic.server.replies import build_reply
 from step_magic.server.validation import parse_chat_request
@@ -297,3 +302,71 @@ def test_tool_calls_show_as_text_in_the_live_panel_and_the_saved_form(
     assert view.recorded_elements() == []
     assert view.pwned() is None
     view.screenshot("7-tool-calls", cell=1)
+
+
+class _Tracker(http.server.BaseHTTPRequestHandler):
+    """Answers every GET with a 1-pixel GIF and notes the path: a beacon's host."""
+
+    fetched: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        self.fetched.append(self.path)
+        self.send_response(200)
+        self.send_header("Content-Type", "image/gif")
+        self.end_headers()
+        self.wfile.write(b"GIF89a\x01\x00\x01\x00\x00\x00\x00;")
+
+    def log_message(self, *args: object) -> None: ...
+
+
+@pytest.fixture
+def tracker() -> Iterator[tuple[str, list[str]]]:
+    """An HTTP server on loopback that records what was fetched from it."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Tracker)
+    _Tracker.fetched = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", _Tracker.fetched
+    finally:
+        server.shutdown()
+
+
+def saved_with_outputs(path: Path, outputs: list[dict[str, Any]]) -> None:
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    cell = nbformat.v4.new_code_cell("%%step\nShow me the chart")
+    cell.outputs = [nbformat.v4.new_output("display_data", data=data) for data in outputs]
+    notebook.cells = [cell]
+    nbformat.write(notebook, path)
+
+
+def test_a_saved_answer_with_a_remote_image_fetches_nothing_when_opened(
+    page: Page, jupyter: JupyterServer, tracker: tuple[str, list[str]]
+) -> None:
+    """Untrusted, no kernel, nothing run: a plain ``<img>`` output does fetch (the control),
+    the answer's image does not, and is a link naming its host instead."""
+    base, fetched = tracker
+    control = jupyter.root / "control.ipynb"
+    saved_with_outputs(control, [{"text/html": f'<img src="{base}/control.gif">'}])
+    view = NotebookPage(page, jupyter, control.name, ARTIFACTS)
+    view.open_without_kernel()
+    expect(view.output(0).locator("img")).to_have_count(1)
+    deadline = time.monotonic() + 30
+    while not fetched and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert fetched == ["/control.gif"]  # the tracker does see what a page loads
+
+    fetched.clear()
+    answer = f"The chart:\n\n![sales chart]({base}/beacon.gif?id=reader)\n\nDone."
+    result = StepResult(model="step-3.7-flash", effort=None, answer=answer)
+    saved = jupyter.root / "remote-image.ipynb"
+    saved_with_outputs(saved, [answer_bundle(result), footer_bundle(result)])
+    view = NotebookPage(page, jupyter, saved.name, ARTIFACTS)
+    view.open_without_kernel()
+    link = view.output(0).locator("a", has_text="[image: sales chart — 127.0.0.1]")
+    expect(link).to_have_count(1)
+    expect(view.output(0).locator("img")).to_have_count(0)
+    page.wait_for_timeout(2000)  # time for a late fetch to land
+    assert fetched == []
+    view.screenshot("6-remote-image-as-link", cell=0)

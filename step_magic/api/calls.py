@@ -146,6 +146,7 @@ def ask(
     detail: str | None = None,
     image_max_side: int | None = None,
     show_reasoning: bool | None = None,
+    remote_images: bool | None = None,
     reasoning: bool | None = None,
     cassette: str | Path | None = None,
     replay: bool = False,

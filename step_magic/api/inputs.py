@@ -31,6 +31,7 @@ SETTING_KEYWORDS = (
     "timeout",
     "max_retries",
     "show_reasoning",
+    "remote_images",
     "reasoning",
     "budget",
     "detail",

@@ -36,4 +36,7 @@ def parse_json_answer(answer: str) -> object:
     text = (
         blocks[0][1] if len(blocks) == 1 and not answer.strip().startswith(("{", "[")) else answer
     )
-    return json.loads(text)
+    try:
+        return json.loads(text)
+    except RecursionError:  # the decoder recurses per level: [[[[… is a valid-looking bomb
+        raise ValueError("it is nested too deeply to read") from None

@@ -52,6 +52,7 @@ class StepResult:
     thread: str | None = None
     replayed: bool = False
     display_format: str = "markdown"
+    remote_images: bool = False  # the answer's images from other hosts are shown, not linked
     reasoning_open: bool = field(default=False, repr=False)
     # the cell (request id) whose live panel became this result's static form: a cell that
     # ends in ``step_magic.ask(...)`` must not show the same reply a second time

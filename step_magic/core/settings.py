@@ -35,6 +35,7 @@ DEFAULTS: Mapping[str, Any] = MappingProxyType(
         "timeout": 120.0,
         "max_retries": 3,
         "show_reasoning": False,
+        "remote_images": False,
         "reasoning": True,
         "api": "chat",
         "budget": 6_000,
@@ -60,6 +61,8 @@ class Settings:
     timeout: float = 120.0
     max_retries: int = 3
     show_reasoning: bool = False
+    remote_images: bool = False  # load images the answer links to (off: a saved notebook
+    # that fetches them when opened tells their host who opened it)
     reasoning: bool = True
     local: bool = False
     api: str = "chat"  # "chat" (Chat Completions) or "messages" (Anthropic-style Messages)
@@ -188,6 +191,7 @@ def settings_for(
         timeout=pick("timeout"),
         max_retries=defaults["max_retries"],
         show_reasoning=bool(flags.get("show_reasoning") or defaults["show_reasoning"]),
+        remote_images=bool(flags.get("remote_images") or defaults.get("remote_images")),
         reasoning=bool(defaults["reasoning"] and not flags.get("no_reasoning")),
         local=local,
         api=pick("api"),

@@ -38,8 +38,17 @@ def answer_bundle(result: StepResult) -> Bundle:
     """The answer in its ``--format``: Markdown, text, JSON or code.
 
     Markdown goes out as safe HTML (what every frontend prefers) with an escaped Markdown
-    copy for tools that want Markdown; the model's raw text never becomes markup.
+    copy for tools that want Markdown; the model's raw text never becomes markup. Whatever
+    the text, this returns: an answer the renderer cannot handle is shown as escaped text
+    (losing a reply to a rendering bug would be worse than showing it plainly).
     """
+    try:
+        return _formatted(result)
+    except Exception:  # RecursionError, or a bug of ours or a library's
+        return {"text/html": _plain_div(result.answer), "text/plain": result.answer}
+
+
+def _formatted(result: StepResult) -> Bundle:
     answer, form = result.answer, result.display_format
     if form == "text":
         return {"text/plain": answer}
@@ -52,12 +61,28 @@ def answer_bundle(result: StepResult) -> Bundle:
     if form == "code":
         blocks = code_blocks(answer)
         answer = "\n".join(f"```{lang}\n{code}```\n" for lang, code in blocks) or answer
-    return {"text/html": answer_div(answer), "text/markdown": markdown.safe_markdown(answer)}
+    remote = result.remote_images
+    return {
+        "text/html": answer_div(answer, remote_images=remote),
+        "text/markdown": markdown.safe_markdown(answer, remote_images=remote),
+    }
 
 
-def answer_div(text: str) -> str:
-    """Answer Markdown as safe HTML, in the wrapper both the live and the saved form use."""
-    return f'<div class="step-magic-answer">{markdown.answer_html(text)}</div>'
+def answer_div(text: str, *, remote_images: bool = False) -> str:
+    """Answer Markdown as safe HTML, in the wrapper both the live and the saved form use;
+    escaped plain text if it cannot be rendered."""
+    try:
+        body = markdown.answer_html(text, remote_images=remote_images)
+    except Exception:  # see answer_bundle
+        return _plain_div(text)
+    return f'<div class="step-magic-answer">{body}</div>'
+
+
+def _plain_div(text: str) -> str:
+    return (
+        '<div class="step-magic-answer"><pre style="white-space: pre-wrap">'
+        f"{static.escape(text)}</pre></div>"
+    )
 
 
 def footer_bundle(result: StepResult) -> Bundle:

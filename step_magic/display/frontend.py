@@ -39,6 +39,7 @@ def choose_view(shell: Any, settings: Settings, *, tools: bool = False) -> Any:
         return views.NotebookView(
             parent,
             show_reasoning=settings.show_reasoning,
+            remote_images=settings.remote_images,
             reasoning=settings.reasoning,
             tools=tools,
         )

@@ -6,6 +6,10 @@ disabled (it is shown as text) and its link validation (``javascript:`` and frie
 entity tricks decoded first); maths is set aside before parsing and put back escaped, so
 MathJax still typesets it. ``safe_markdown`` is the text/markdown fallback for frontends that
 prefer Markdown: everything outside fenced code is escaped.
+
+Images the model links to are not loaded unless the caller opts in: a saved notebook would
+fetch them when opened, telling their host who opened it and from where. They become links
+naming the image and its host; ``data:`` images, which fetch nothing, are shown.
 """
 
 from __future__ import annotations
@@ -14,14 +18,21 @@ import contextlib
 import functools
 import html
 import re
+import secrets
+import string
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from step_magic.display.maths import maths_spans
 
 if TYPE_CHECKING:
     from markdown_it import MarkdownIt
+    from markdown_it.token import Token
 
-_MATH = re.compile(r"\$\$.+?\$\$|\\\[.+?\\\]|(?<![\\$\w])\$[^\s$][^$\n]*?(?<![\s\\])\$(?!\w)", re.S)
-_PLACEHOLDER = "STEPMAGICMATH{}END"
-_PLACEHOLDER_RE = re.compile(r"STEPMAGICMATH(\d+)END")
+# Placeholders are letters only (a code highlighter keeps an identifier whole) and carry a
+# random part absent from the text, so no answer can forge or break one.
+_DIGITS = "QRSTUVWXYZ"
 _SCHEME = re.compile(r"(?i)(javascript|vbscript|data|file)(\s*):")
 
 
@@ -29,9 +40,24 @@ _SCHEME = re.compile(r"(?i)(javascript|vbscript|data|file)(\s*):")
 def _parser() -> MarkdownIt:
     from markdown_it import MarkdownIt
 
-    return MarkdownIt("commonmark", {"html": False, "highlight": _highlight}).enable(
+    parser = MarkdownIt("commonmark", {"html": False, "highlight": _highlight}).enable(
         ["table", "strikethrough"]
     )
+    parser.add_render_rule("image", _image)
+    return parser
+
+
+def _image(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    """An image inline only if it fetches nothing (``data:``) or remote images are allowed;
+    otherwise a link saying what the image is and where it lives, which loads on a click."""
+    token = tokens[idx]
+    source = str(token.attrGet("src") or "")
+    if source.lower().startswith("data:image/") or env.get("remote_images"):
+        return str(self.image(tokens, idx, options, env))
+    alt = self.renderInlineAsText(token.children or [], options, env)
+    host = _host(source)
+    label = html.escape(f"[image: {alt or 'untitled'} — {host}]")
+    return f'<a href="{html.escape(source)}" rel="noreferrer noopener">{label}</a>'
 
 
 _PRE = (
@@ -61,19 +87,56 @@ def _highlight(code: str, language: str, attrs: Any) -> str:
     return f"{_PRE}<code{language_class}>{body}</code></pre>\n"
 
 
-def answer_html(markdown: str) -> str:
-    """Safe HTML for an answer: no raw HTML, no script links, maths left for MathJax."""
+def _host(url: str) -> str:
+    try:
+        return urlsplit(url).hostname or "a relative address"
+    except ValueError:  # a malformed IPv6 host, say
+        return "an unreadable address"
+
+
+def answer_html(markdown: str, *, remote_images: bool = False) -> str:
+    """Safe HTML for an answer: no raw HTML, no script links, maths left for MathJax.
+
+    Linear in the length of the text (the maths scan and markdown-it both are).
+    """
+    prefix = _unused_prefix(markdown)
     maths: list[str] = []
+    pieces: list[str] = []
+    position = 0
+    for start, end in maths_spans(markdown):
+        pieces += (markdown[position:start], f"{prefix}{_letters(len(maths))}END")
+        maths.append(markdown[start:end])
+        position = end
+    pieces.append(markdown[position:])
+    env = {"remote_images": remote_images}
+    rendered = str(_parser().render("".join(pieces), env))
+    if not maths:
+        return rendered
 
-    def set_aside(match: re.Match[str]) -> str:
-        maths.append(match.group(0))
-        return _PLACEHOLDER.format(len(maths) - 1)
+    def restore(match: re.Match[str]) -> str:
+        index = int(match.group(1).translate(_FROM_LETTERS))
+        return html.escape(maths[index]) if index < len(maths) else match.group(0)
 
-    rendered = _parser().render(_MATH.sub(set_aside, markdown))
-    return _PLACEHOLDER_RE.sub(lambda m: html.escape(maths[int(m.group(1))]), rendered)
+    return re.sub(re.escape(prefix) + f"([{_DIGITS}]+)END", restore, rendered)
 
 
-def safe_markdown(markdown: str) -> str:
+_TO_LETTERS = str.maketrans(string.digits, _DIGITS)
+_FROM_LETTERS = str.maketrans(_DIGITS, string.digits)
+
+
+def _letters(number: int) -> str:
+    return str(number).translate(_TO_LETTERS)
+
+
+def _unused_prefix(text: str) -> str:
+    """``STEPMAGICMATH`` and random capitals that do not occur in ``text``."""
+    while True:
+        prefix = "STEPMAGICMATH" + "".join(secrets.choice("ABCDEFGHIJKLMNOP") for _ in range(10))
+        if prefix not in text:
+            return prefix
+
+
+def safe_markdown(markdown: str, *, remote_images: bool = False) -> str:
     """Markdown whose prose is escaped (``<``, ``&``, link schemes); fenced code untouched.
 
     Fences are found by the parser; everything else, inline code included, is escaped, so
@@ -87,10 +150,13 @@ def safe_markdown(markdown: str) -> str:
             for index in range(start + 1, min(end, len(lines)) - 1):
                 keep[index] = True  # the code between the fence lines
     return "".join(
-        line if kept else _escape_prose(line) for line, kept in zip(lines, keep, strict=True)
+        line if kept else _escape_prose(line, remote_images)
+        for line, kept in zip(lines, keep, strict=True)
     )
 
 
-def _escape_prose(text: str) -> str:
+def _escape_prose(text: str, remote_images: bool) -> str:
     escaped = text.replace("&", "&amp;").replace("<", "&lt;")
+    if not remote_images:  # ``!\[`` is an exclamation mark and a bracket, never an image
+        escaped = escaped.replace("![", "!\\[")
     return _SCHEME.sub("\\1\\2\u200b:", escaped)

@@ -59,11 +59,18 @@ class NotebookView:
     """The live panel in a Jupyter frontend; ``parent_msg_id`` is the running cell's request."""
 
     def __init__(
-        self, parent_msg_id: str, *, show_reasoning: bool, reasoning: bool, tools: bool = False
+        self,
+        parent_msg_id: str,
+        *,
+        show_reasoning: bool,
+        reasoning: bool,
+        tools: bool = False,
+        remote_images: bool = False,
     ) -> None:
         import ipywidgets as widgets
 
         self._parent = parent_msg_id
+        self._remote_images = remote_images
         self._calls_only = tools and not reasoning  # --no-reasoning still lists tool calls
         self._ids = {part: uuid.uuid4().hex for part in ("reasoning", "answer", "footer")}
         self._reasoning_out: Any = None
@@ -173,14 +180,15 @@ class NotebookView:
         blocks = self._splitter.feed(text)
         if blocks:
             self._capture(self._blocks)
-            display({"text/html": answer_div("".join(blocks))}, raw=True)
+            html = answer_div("".join(blocks), remote_images=self._remote_images)
+            display({"text/html": html}, raw=True)
         tail = self._splitter.tail
         sent_length, sent_at = self._tail_sent
         grown = len(tail) - sent_length
         now = time.monotonic()
         stale = grown > 0 and now - sent_at >= TAIL_REFRESH_SECONDS
         if blocks or grown >= max(24, sent_length // 2) or stale:
-            self._tail.value = answer_div(tail)
+            self._tail.value = answer_div(tail, remote_images=self._remote_images)
             self._tail_sent = (len(tail), now)
 
     def _capture(self, output: Any) -> None:

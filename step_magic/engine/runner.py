@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from step_magic.core.errors import StepAPIError, StepInterrupted
+from step_magic.core.errors import StepAPIError, StepInterrupted, StepMagicError
 from step_magic.core.events import (
     AnswerDelta,
     EventSource,
@@ -117,11 +117,22 @@ def run_call(
         result = _result(settings, turns, progress, bool(interrupts), tools)
         if annotate is not None:
             annotate(result)
-        view.finish(result)
-    error = StepInterrupted() if interrupts else turns.error
+        shown = _finish(view, result, settings.api_key)
+    error = StepInterrupted() if interrupts else turns.error or shown
     if error is not None:
         error.result = result  # whoever raises it, the partial reply goes along
     return result, error
+
+
+def _finish(view: View, result: StepResult, secret: str) -> StepMagicError | None:
+    """Show the final form; a failure to show it must not lose the reply, which the caller
+    still binds and records, so it becomes the call's error instead of escaping."""
+    try:
+        view.finish(result)
+    except Exception as err:
+        detail = redact(f"the reply arrived but could not be shown ({err!r})", secret)
+        return StepMagicError(f"{detail}; it is kept in the result (_step in a notebook)")
+    return None
 
 
 def _turns(
@@ -254,6 +265,7 @@ def _result(
     return StepResult(
         model=settings.model,
         effort=settings.effort,
+        remote_images=settings.remote_images,
         answer=answer,
         reasoning=reasoning,
         status=status,

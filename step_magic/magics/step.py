@@ -65,6 +65,11 @@ class StepMagics(Magics):
         DEFAULTS["show_reasoning"], help="Open the reasoning panel by default."
     ).tag(config=True)
     reasoning = Bool(DEFAULTS["reasoning"], help="Show the reasoning at all.").tag(config=True)
+    remote_images = Bool(
+        DEFAULTS["remote_images"],
+        help="Load images the answer links to from other hosts (off: they are shown as links, "
+        "so a saved notebook fetches nothing when opened).",
+    ).tag(config=True)
     budget = CInt(DEFAULTS["budget"], help="Token budget of each attached object.").tag(config=True)
     detail = Enum(DETAILS, DEFAULTS["detail"], help="Detail level sent with images.").tag(
         config=True

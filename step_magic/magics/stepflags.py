@@ -51,6 +51,11 @@ FLAGS = [
     argument("--timeout", type=flags.positive_seconds, help="Seconds without data to fail."),
     argument("--show-reasoning", action="store_true", help="Open the reasoning panel."),
     argument("--no-reasoning", action="store_true", help="Do not display the reasoning."),
+    argument(
+        "--remote-images",
+        action="store_true",
+        help="Load the answer's images from other hosts (by default they are links).",
+    ),
     argument("-o", "--output", metavar="NAME", help="Also bind the result to NAME."),
     names_flag(
         "-w",
