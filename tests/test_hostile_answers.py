@@ -11,6 +11,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from step_magic.core.cassette import Cassette, RecordedReply
 from step_magic.core.request import ChatRequest
 from step_magic.server import LocalServer
@@ -106,3 +108,15 @@ def test_a_json_bomb_fails_in_one_line_and_keeps_the_reply(
         "__import__('step_magic.memory.history', fromlist=['History']).History().recent(1)]",
     )
     assert logged == [["complete", 100_000]]
+
+
+@pytest.mark.slow
+def test_open_widget_comms_stay_flat_over_300_calls(kernel: Any, server: LocalServer) -> None:
+    count = "len(get_ipython().kernel.comm_manager.comms)"
+    call = "get_ipython().run_cell_magic('step', '--no-memory', 'Say hi')"
+    kernel.execute(call, timeout=120)
+    before = kernel_value(kernel, count)
+    run = kernel.execute(f"for _ in range(300):\n    {call}", timeout=600)
+    assert run.error() is None
+    assert len(run.of_type("comm_open")) >= 300 * 9  # every call did open its widgets
+    assert kernel_value(kernel, count) == before

@@ -19,6 +19,7 @@ from step_magic.core.mapresult import MapPlan, MapProgress, MapSummary
 from step_magic.core.text import seconds
 from step_magic.display import dryrun
 from step_magic.display.static import escape
+from step_magic.display.views import close_widgets
 
 MIN_INTERVAL = 0.25  # seconds between two visible updates
 
@@ -97,8 +98,7 @@ class NotebookProgress(_Throttled):
             display(bundle, raw=True)
             return
         update_display(bundle, display_id=self._id, raw=True)
-        for widget in self._widgets:
-            widget.close()
+        close_widgets(*self._widgets)
         self._widgets = None
 
 

@@ -211,7 +211,7 @@ class NotebookView:
             result.reasoning_open = self._panel.selected_index == 0
             update_display(reasoning_bundle(result), display_id=self._ids["reasoning"], raw=True)
             self._empty(self._reasoning_out)
-            self._reasoning_out.close()
+            close_widgets(self._reasoning_out)
             self._follow_late_clicks(result)
         elif self._calls_only:
             calls = dataclasses.replace(result, reasoning="")
@@ -219,8 +219,7 @@ class NotebookView:
         update_display(answer_bundle(result), display_id=self._ids["answer"], raw=True)
         update_display(footer_bundle(result), display_id=self._ids["footer"], raw=True)
         self._empty(self._blocks)
-        for widget in (self._answer, self._blocks, self._tail, self._status):
-            widget.close()
+        close_widgets(self._answer, self._blocks, self._tail, self._status)
 
     @staticmethod
     def _empty(output: Any) -> None:
@@ -260,4 +259,18 @@ _LINGERING: list[Any] = []
 def close_lingering_panels() -> None:
     """Close the headers kept from earlier calls (see ``_follow_late_clicks``)."""
     while _LINGERING:
-        _LINGERING.pop().close()
+        close_widgets(_LINGERING.pop())
+
+
+def close_widgets(*widgets: Any) -> None:
+    """Close widgets with the layout and style models each made for itself.
+
+    ``Widget.close`` closes only the widget's own comm; its ``Layout`` and ``HTMLStyle``
+    are widgets too, and stayed open in the kernel: nine comms a call, 2,747 after 300.
+    """
+    for widget in widgets:
+        for part in ("layout", "style"):
+            model = getattr(widget, part, None)
+            if model is not None:
+                model.close()
+        widget.close()
