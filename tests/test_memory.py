@@ -318,3 +318,55 @@ def test_a_cell_run_again_replaces_its_turn_in_the_rebuilt_thread() -> None:
     ]
     records.append(call("c3", "fresh", starts=True))
     assert [turn.user["content"] for turn in turns_from_history("t", records).turns] == ["fresh"]
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("5", "it is not a recorded call"),
+        ('{"key": "k", "reply": 5}', "the reply is the number 5, not an object"),
+        ('{"key": "k", "reply": {"answer": "a", "usage": [1, 2]}}', "usage is a list"),
+        (
+            '{"key": "k", "reply": {"usage": {"prompt": "12", "completion": 1, "total": 13}}}',
+            "usage.prompt is the text '12', not a token count",
+        ),
+        ('{"key": "k", "reply": {"usage": {"prompt": 1}}}', "usage has no completion, total"),
+        ('{"key": "k", "reply": {"answer": ["a"]}}', "answer is a list, not text"),
+        ("[" * 100_000 + "\n", "is not a cassette line"),
+    ],
+)
+def test_a_cassette_line_of_the_wrong_shape_is_one_error_naming_file_and_line(
+    tmp_path: Path, line: str, problem: str
+) -> None:
+    cassette = Cassette(tmp_path / "lesson.jsonl")
+    cassette.store("kept", ANY_REQUEST, RecordedReply("r", "a", "stop", None, None, None))
+    with cassette.path.open("a") as file:
+        file.write(line + "\n")
+    with pytest.raises(ReplayError) as caught:
+        cassette.lookup("kept")
+    assert str(caught.value).startswith(f"{cassette.path}:2")
+    assert problem in str(caught.value)
+
+
+def test_a_bad_cassette_line_fails_the_cell_in_one_line(ip: Any, tmp_path: Path) -> None:
+    lesson = tmp_path / "lesson.jsonl"
+    lesson.write_text('{"key": "k", "reply": {"usage": [1, 2]}}\n')
+    error = run(ip, f"%%step --replay --cassette {lesson}\nHello").error_in_exec
+    assert type(error).__name__ == "ReplayError"
+    assert str(error) == f"{lesson}:1: usage is a list, not an object"
+
+
+def test_escape_sequences_in_a_cassette_never_reach_the_terminal(
+    ip: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lesson = tmp_path / "lesson.jsonl"
+    request = ChatRequest("step-3.7-flash", ({"role": "user", "content": "Hi"},))
+    hostile = "Clear\x1b[2J and retitle\x1b]0;owned\x07 done"
+    reply = RecordedReply(hostile, hostile, "stop", None, None, None)
+    Cassette(lesson).store(request.cache_key(), request, reply)
+    run(ip, f"%%step --no-memory --replay --cassette {lesson}\nHi").raise_error()
+    out = capsys.readouterr().out
+    assert "Clear\ufffd[2J and retitle\ufffd]0;owned\ufffd done" in out
+    assert "\x1b" not in out
+    assert "\x07" not in out
+    assert ip.user_ns["_step"].answer == "Clear\ufffd[2J and retitle\ufffd]0;owned\ufffd done"

@@ -39,18 +39,59 @@ class RecordedReply:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> RecordedReply:
-        """Read back what ``to_json`` wrote; unknown fields are ignored."""
-        usage = data.get("usage")
-        known = {k: v for k, v in usage.items() if k in _USAGE_FIELDS} if usage else {}
+    def from_json(cls, data: object) -> RecordedReply:
+        """Read back what ``to_json`` wrote; unknown fields are ignored.
+
+        ValueError naming the field when a value has the wrong type: a cassette is a file
+        people edit and share, and a wrong shape must be one clear line, not a traceback.
+        Checked by hand rather than by a pydantic model: six fields, and the messages can
+        say exactly what a person editing the file must fix.
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"the reply is {_kind(data)}, not an object")
         return cls(
-            reasoning=str(data.get("reasoning", "")),
-            answer=str(data.get("answer", "")),
-            finish_reason=data.get("finish_reason"),
-            usage=Usage(**known) if isinstance(usage, dict) else None,
-            trace_id=data.get("trace_id"),
-            completion_id=data.get("completion_id"),
+            reasoning=_text(data, "reasoning", ""),
+            answer=_text(data, "answer", ""),
+            finish_reason=_text(data, "finish_reason", None),
+            usage=_usage(data.get("usage")),
+            trace_id=_text(data, "trace_id", None),
+            completion_id=_text(data, "completion_id", None),
         )
+
+
+def _text(data: dict[str, Any], name: str, default: str | None) -> Any:
+    value = data.get(name, default)
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{name} is {_kind(value)}, not text")
+    return value
+
+
+def _usage(value: object) -> Usage | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError(f"usage is {_kind(value)}, not an object")
+    counts: dict[str, int] = {}
+    for name in _USAGE_FIELDS:
+        count = value.get(name)
+        if count is None:
+            continue
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise ValueError(f"usage.{name} is {_kind(count)}, not a token count")
+        counts[name] = count
+    missing = sorted({"prompt", "completion", "total"} - counts.keys())
+    if missing:
+        raise ValueError(f"usage has no {', '.join(missing)}")
+    return Usage(**counts)
+
+
+def _kind(value: object) -> str:
+    """What a JSON value is, for a message: ``the number 5``, ``a list``, ``the text '12'``."""
+    if isinstance(value, bool | int | float):
+        return f"the number {value!r}" if not isinstance(value, bool) else f"{value!r}".lower()
+    if isinstance(value, str):
+        return f"the text {value[:40]!r}"
+    return {list: "a list", dict: "an object", type(None): "null"}.get(type(value), "a value")
 
 
 class Cassette:
@@ -65,12 +106,19 @@ class Cassette:
         return self.replies().get(key)
 
     def replies(self) -> dict[str, RecordedReply]:
-        """Every recorded reply by key, read once (later recordings of a request win)."""
-        return {
-            entry["key"]: RecordedReply.from_json(entry["reply"])
-            for entry in self._entries()
-            if "key" in entry and isinstance(entry.get("reply"), dict)
-        }
+        """Every recorded reply by key, read once (later recordings of a request win).
+
+        ReplayError naming the file and line for a line that is not a recorded call.
+        """
+        found = {}
+        for number, entry in self._entries():
+            try:
+                if not isinstance(entry, dict) or not isinstance(entry.get("key"), str):
+                    raise ValueError("it is not a recorded call (no key)")
+                found[entry["key"]] = RecordedReply.from_json(entry.get("reply"))
+            except ValueError as err:
+                raise ReplayError(f"{self.path}:{number}: {err}") from None
+        return found
 
     def __len__(self) -> int:
         return sum(1 for _ in self._entries())
@@ -85,7 +133,8 @@ class Cassette:
                 _drop_cut_line(file)
                 file.write(line.encode("utf-8") + b"\n")
 
-    def _entries(self) -> Iterator[dict[str, Any]]:
+    def _entries(self) -> Iterator[tuple[int, object]]:
+        """``(line number, parsed JSON)`` of every line."""
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -97,8 +146,8 @@ class Cassette:
             if not line.strip():
                 continue
             try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
+                yield number, json.loads(line)
+            except (ValueError, RecursionError):  # not JSON, or JSON nested beyond reading
                 if number == len(lines) and not text.endswith("\n"):
                     return  # a recording cut short by a crash: that call is simply not there
                 raise ReplayError(f"{self.path}:{number} is not a cassette line") from None
