@@ -17,7 +17,9 @@ from typing import Any, TextIO
 
 TABLE_SUFFIXES = {".csv": "read_csv", ".tsv": "read_csv", ".parquet": "read_parquet"}
 # The flags that go to ``step_magic.stream`` as they are.
-PASSED_ON = ("model", "effort", "api", "system", "max_tokens", "temperature", "timeout")
+PASSED_ON = (
+    "model", "effort", "api", "system", "max_tokens", "temperature", "timeout", "deadline"
+)  # fmt: skip
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float)
     parser.add_argument("--base-url", help="another endpoint or any compatible server")
     parser.add_argument("--timeout", type=float, help="seconds without data before failing")
+    parser.add_argument("--deadline", type=float, help="seconds for the whole call to finish")
     parser.add_argument(
         "-w",
         "--with",

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import http.server
+import json
+import re
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -239,3 +243,35 @@ def test_credentials_in_the_base_url_never_reach_a_message_or_the_history(
     assert "api-key=***" in shown
     assert "PASS-123" not in shown
     assert "QK-9" not in shown
+
+
+class _EchoingKey(http.server.BaseHTTPRequestHandler):
+    """A server that quotes the key it got in its 401, as some gateways do: as sent,
+    upper-cased, with spaces and with its dashes dropped."""
+
+    def do_POST(self) -> None:
+        key = self.headers.get("Authorization", "").removeprefix("Bearer ")
+        quoted = f"{key} / {key.upper()} / {' '.join(key)} / {key.replace('-', '')}"
+        body = json.dumps({"error": {"message": f"Incorrect API key provided: {quoted}"}})
+        self.send_response(401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, *args: object) -> None: ...
+
+
+def test_a_key_echoed_in_another_case_or_spacing_never_reaches_the_user(
+    ip: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    echo = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _EchoingKey)
+    threading.Thread(target=echo.serve_forever, daemon=True).start()
+    try:
+        error = run(ip, f"%step --base-url http://127.0.0.1:{echo.server_port}/v1 Hi")
+    finally:
+        echo.shutdown()
+    out = capsys.readouterr().out + str(error.error_in_exec)
+    assert "Incorrect API key provided: *** / *** / *** / ***" in out
+    squashed = re.sub(r"[\s\-]", "", out).lower()
+    assert re.sub(r"[\s\-]", "", TEST_KEY).lower() not in squashed

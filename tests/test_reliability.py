@@ -574,3 +574,31 @@ def test_the_terminal_never_receives_c1_controls_or_bidi_overrides(
     out = capsys.readouterr().out
     assert not any(ch in out for ch in "\u009b\u202e\u202c\u2066\u2069")
     assert out.count("\ufffd") == 5
+
+
+def test_keep_alives_keep_a_call_open_until_its_deadline_and_what_arrived_is_kept() -> None:
+    """A server that sends one piece of reasoning, then only SSE comments: the comments
+    count as a live connection (queued and prefilling servers send them), so the idle
+    timeout of 1 s never fires; the 2 s deadline ends the call, with the reasoning kept."""
+    import step_magic
+
+    chunk = {
+        "id": COMPLETION_ID,
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": MODEL,
+        "choices": [{"index": 0, "delta": {"reasoning": "Thinking"}, "finish_reason": None}],
+    }
+    pieces = [f"data: {json.dumps(chunk)}\n\n".encode()] + [b": keep-alive\n\n"] * 60
+    with SSEPeer(pieces, pause=0.2) as keep_alive:
+        started = time.monotonic()
+        with pytest.raises(StepAPIError, match=r"passed its deadline of 2 s") as caught:
+            step_magic.ask(
+                "Hi", base_url=keep_alive.base_url, api_key="k", timeout=1, deadline=2,
+                max_retries=0, display=False, history=False,
+            )  # fmt: skip
+        took = time.monotonic() - started
+    result = caught.value.result
+    assert result.reasoning == "Thinking"
+    assert result.status == "failed"
+    assert 2 <= took < 10  # the deadline, not the 12 s of keep-alives, nor the idle timeout

@@ -140,6 +140,7 @@ def ask(
     base_url: str | None = None,
     api_key: str | None = None,
     timeout: float | None = None,
+    deadline: float | None = None,
     max_retries: int | None = None,
     max_steps: int | None = None,
     budget: int | None = None,

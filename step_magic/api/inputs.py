@@ -29,6 +29,7 @@ SETTING_KEYWORDS = (
     "max_tokens",
     "temperature",
     "timeout",
+    "deadline",
     "max_retries",
     "show_reasoning",
     "remote_images",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -33,6 +34,7 @@ DEFAULTS: Mapping[str, Any] = MappingProxyType(
         "temperature": None,
         "base_url": None,
         "timeout": 120.0,
+        "deadline": None,
         "max_retries": 3,
         "show_reasoning": False,
         "remote_images": False,
@@ -59,6 +61,10 @@ class Settings:
     max_tokens: int | None = None
     temperature: float | None = None
     timeout: float = 120.0
+    # seconds for the whole call, however busy the server looks: SSE keep-alive comments
+    # count as a live connection (a queued or prefilling server sends them), so only this
+    # bounds a server that sends nothing else; None is no limit
+    deadline: float | None = None
     max_retries: int = 3
     show_reasoning: bool = False
     remote_images: bool = False  # load images the answer links to (off: a saved notebook
@@ -124,15 +130,25 @@ def missing_key_message() -> str:
 
 
 def redact(text: str, secret: str | None) -> str:
-    """Remove ``secret`` from ``text``: error messages may echo request details."""
+    """Remove ``secret`` from ``text``: error messages may echo request details.
+
+    Servers do not always echo a key as it was sent: some upper-case it, quote it with
+    spaces or dashes inserted, so the key's letters and digits are matched in order, in
+    any case, with any separators between them (for keys long enough to be distinctive).
+    """
     if not secret:
         return text
-    return text.replace(secret, "***")
+    text = text.replace(secret, "***")
+    core = re.sub(r"[\W_]", "", secret)
+    if len(core) < 12:
+        return text
+    return re.sub(r"[\s\-_.]*".join(map(re.escape, core)), "***", text, flags=re.IGNORECASE)
 
 
 # What a %config value may be; a flag's own type check covers the flag form.
 _RANGES: dict[str, Callable[[Any], bool]] = {
     "timeout": lambda v: v > 0,
+    "deadline": lambda v: v is None or v > 0,
     "max_retries": lambda v: v >= 0,
     "max_tokens": lambda v: v is None or v > 0,
     "temperature": lambda v: v is None or 0 <= v <= 2,
@@ -189,6 +205,7 @@ def settings_for(
         max_tokens=pick("max_tokens"),
         temperature=pick("temperature"),
         timeout=pick("timeout"),
+        deadline=pick("deadline"),
         max_retries=defaults["max_retries"],
         show_reasoning=bool(flags.get("show_reasoning") or defaults["show_reasoning"]),
         remote_images=bool(flags.get("remote_images") or defaults.get("remote_images")),

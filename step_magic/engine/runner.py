@@ -148,7 +148,7 @@ def _turns(
     while True:
         source = stream if stream is not None else open_stream(settings, turns.request)
         stream = None
-        turns.add(*_reply(source, progress, view, interrupts, settings.api_key))
+        turns.add(*_reply(source, progress, view, interrupts, settings))
         calls = turns.calls() if tools else ()
         if tools is None or not calls or turns.error or interrupts:
             return
@@ -171,17 +171,22 @@ def _turns(
 
 
 def _reply(
-    source: EventSource, progress: ReplyBuffer, view: View, interrupts: list[int], secret: str
+    source: EventSource,
+    progress: ReplyBuffer,
+    view: View,
+    interrupts: list[int],
+    settings: Settings,
 ) -> tuple[Finished | None, StepAPIError | None]:
-    """One model turn: read ``source`` on a worker thread until it ends, fails or Ctrl-C."""
+    """One model turn: read ``source`` on a worker thread until it ends, fails, Ctrl-C or
+    the call's deadline."""
     events: queue.Queue[object] = queue.Queue()
-    worker = threading.Thread(target=_pump, args=(source, events, secret), daemon=True)
+    worker = threading.Thread(target=_pump, args=(source, events, settings.api_key), daemon=True)
     before = (len(progress.reasoning), len(progress.answer))
     worker.start()
     finished: Finished | None = None
     error: StepAPIError | None = None
     try:
-        finished, error = _consume(events, progress, view, interrupts)
+        finished, error = _consume(events, progress, view, interrupts, settings.deadline)
     except KeyboardInterrupt:  # only where no handler could be installed (not main thread)
         interrupts.append(signal.SIGINT)
     source.close()
@@ -210,14 +215,23 @@ def _pump(stream: EventSource, events: queue.Queue[object], secret: str) -> None
 
 
 def _consume(
-    events: queue.Queue[object], progress: ReplyBuffer, view: View, interrupts: list[int]
+    events: queue.Queue[object],
+    progress: ReplyBuffer,
+    view: View,
+    interrupts: list[int],
+    deadline: float | None,
 ) -> tuple[Finished | None, StepAPIError | None]:
-    """Pull events and flush on schedule until the stream ends or a Ctrl-C is noted."""
+    """Pull events and flush on schedule until the stream ends, a Ctrl-C is noted or the
+    ``deadline`` (seconds from the call's start) passes."""
     finished: Finished | None = None
+    ends_at = progress.started + deadline if deadline is not None else float("inf")
     while not interrupts:
         now = time.monotonic()
+        if now >= ends_at:
+            return finished, StepAPIError(f"the call passed its deadline of {deadline:g} s")
         has_pending = bool(progress.pending_reasoning or progress.pending_answer)
         wait = max(progress.last_flush + FLUSH_SECONDS - now, 0) if has_pending else IDLE_SECONDS
+        wait = min(wait, ends_at - now)
         try:
             item = events.get(timeout=wait)
         except queue.Empty:

@@ -58,6 +58,11 @@ class StepMagics(Magics):
     timeout = CFloat(DEFAULTS["timeout"], help="Seconds without any data before a call fails.").tag(
         config=True
     )
+    deadline = CFloat(
+        None,
+        allow_none=True,
+        help="Seconds for a whole call, whatever arrives (keep-alives included); None: no limit.",
+    ).tag(config=True)
     max_retries = CInt(
         DEFAULTS["max_retries"], help="Retries for 429/5xx before any text arrived."
     ).tag(config=True)

@@ -49,6 +49,9 @@ FLAGS = [
         "--api", choices=list(APIS), help="chat (Chat Completions) or messages (Messages API)."
     ),
     argument("--timeout", type=flags.positive_seconds, help="Seconds without data to fail."),
+    argument(
+        "--deadline", type=flags.positive_seconds, help="Seconds for the whole call to finish."
+    ),
     argument("--show-reasoning", action="store_true", help="Open the reasoning panel."),
     argument("--no-reasoning", action="store_true", help="Do not display the reasoning."),
     argument(
