@@ -41,7 +41,7 @@ def test_demo_without_a_key_uses_the_simulator_and_says_so(tmp_path: Path) -> No
 def test_demo_reports_a_failed_call_with_a_non_zero_status(tmp_path: Path) -> None:
     done = run_cli("demo", "--local", "-m", "fault-500", "Hi", tmp_path=tmp_path)
     assert done.returncode == 1
-    assert "StepFun API error 500" in done.stdout + done.stderr
+    assert "API error 500 from the local simulator" in done.stdout + done.stderr
 
 
 def ask_cli(
@@ -87,7 +87,8 @@ def test_ask_reads_a_pipe_and_attaches_a_csv_as_a_table(
 def test_ask_fails_in_one_line_with_status_1(server: LocalServer, tmp_path: Path) -> None:
     done = ask_cli("-m", "fault-401", "Hi", server=server, tmp_path=tmp_path)
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines()[-1].startswith("step-magic ask: StepFun API error 401")
+    last_line = done.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("step-magic ask: API error 401 from 127.0.0.1:")
     assert "Traceback" not in done.stderr
     missing = ask_cli("--with", "nope.csv", "Hi", server=server, tmp_path=tmp_path)
     assert missing.returncode == 1

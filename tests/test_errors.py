@@ -26,7 +26,7 @@ def run(ip: Any, cell: str) -> Any:
 @pytest.mark.parametrize(
     ("fault", "status", "words"),
     [
-        ("401", 401, "keys from api.stepfun.com and api.stepfun.ai are not interchangeable"),
+        ("401", 401, "check the key this server expects (step-magic sends STEPFUN_API_KEY to it)"),
         ("402", 402, "balance"),
         ("403", 403, ""),
         ("404", 404, "check the model name"),
@@ -53,7 +53,7 @@ def test_http_errors_are_one_line_with_status_and_trace_id(
     assert f"trace id {error.trace_id}" in str(error)
     out = capsys.readouterr().out
     assert "Traceback" not in out
-    assert f"StepAPIError\x1b[0m: StepFun API error {status}" in out
+    assert f"StepAPIError\x1b[0m: API error {status} from 127.0.0.1:{server.port}" in out
     assert "failed before any text arrived" in out
     assert len(server.requests) == 1  # 4xx other than 429 is never retried
     assert TEST_KEY not in out
@@ -275,3 +275,35 @@ def test_a_key_echoed_in_another_case_or_spacing_never_reaches_the_user(
     assert "Incorrect API key provided: *** / *** / *** / ***" in out
     squashed = re.sub(r"[\s\-]", "", out).lower()
     assert re.sub(r"[\s\-]", "", TEST_KEY).lower() not in squashed
+
+
+@pytest.mark.parametrize(
+    ("base_url", "local", "head", "hint"),
+    [
+        ("https://api.stepfun.ai/v1", False, "StepFun API error 401: ", "check STEPFUN_API_KEY"),
+        ("https://api.stepfun.com/v1", False, "StepFun API error 401: ", "not interchangeable"),
+        ("http://127.0.0.1:8765/v1", True, "API error 401 from the local simulator: ", "expects"),
+        ("https://openrouter.ai/api/v1", False, "API error 401 from openrouter.ai: ", "expects"),
+        ("http://u:pw@10.0.0.5:8000/v1", False, "API error 401 from 10.0.0.5:8000: ", "expects"),
+    ],
+)
+def test_an_error_names_the_server_that_gave_it(
+    base_url: str, local: bool, head: str, hint: str
+) -> None:
+    """Only StepFun's own endpoints give "StepFun API error" and StepFun's key advice; any
+    other server is named by host (never with the URL's credentials)."""
+    import httpx
+    import openai
+
+    from step_magic.core.settings import Settings, server_label
+    from step_magic.wire.retry import describe_error
+
+    settings = Settings(model="m", base_url=base_url, api_key="k", local=local)
+    response = httpx.Response(401, request=httpx.Request("POST", base_url))
+    err = openai.AuthenticationError("denied", response=response, body=None)
+    server = server_label(settings)
+    status, detail = describe_error(err, base_url, 5, stepfun=server is None)
+    error = StepAPIError(detail, status=status, server=server)
+    assert str(error).startswith(head)
+    assert hint in str(error)
+    assert "pw" not in str(error)

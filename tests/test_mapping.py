@@ -238,10 +238,10 @@ def test_a_failed_row_keeps_its_error_and_the_others_their_answers(server: Local
     assert isinstance(out, pd.DataFrame)
     failed = out[out["a"].isna()]
     assert list(failed["title"]) == ["Beloved"]
-    assert "StepFun API error 451" in failed["a_error"].iloc[0]
+    assert "API error 451 from 127.0.0.1:" in failed["a_error"].iloc[0]
     assert out["a_error"].isna().sum() == 7
     assert (summary.done, summary.failed) == (7, 1)
-    assert summary.first_errors[0].startswith("row 3: StepFun API error 451")
+    assert summary.first_errors[0].startswith("row 3: API error 451 from 127.0.0.1:")
 
 
 def test_an_error_every_row_would_get_stops_the_run(server: LocalServer) -> None:

@@ -295,7 +295,7 @@ def test_http_errors_read_the_same_on_both_apis(server: LocalServer) -> None:
             error = run(api, server.base_url, ask(model=f"fault-{fault}")).error
             assert error is not None
             assert error.trace_id
-            assert f"StepFun API error {fault}: " in str(error)
+            assert f"API error {fault} from 127.0.0.1:{server.port}: " in str(error)
             assert "\n" not in str(error)
             lines.append(str(error).replace(error.trace_id, "<trace>"))
         assert lines[0] == lines[1]
@@ -324,9 +324,8 @@ def test_a_wrong_key_is_a_one_line_401_with_the_region_hint(
     with pytest.raises(StepAPIError) as caught:
         reply.events.extend(api(Settings(MODEL, server.base_url, "sk-wrong"), ask()))
     assert caught.value.status == 401
-    assert "keys from api.stepfun.com and api.stepfun.ai are not interchangeable" in str(
-        caught.value
-    )
+    assert "(international) are not interchangeable" in str(caught.value)  # the server's hint
+    assert "check the key this server expects" in str(caught.value)  # not StepFun's own
     assert f"trace id {caught.value.trace_id}" in str(caught.value)
 
 
@@ -532,7 +531,8 @@ def test_error_events_of_either_shape_are_understood(payload: bytes) -> None:
     with SSEPeer([payload]) as peer:
         error = run(MessagesStream, peer.base_url, ask(), max_retries=0).error
     assert error is not None
-    assert str(error) == "StepFun API error: Overloaded (trace id sse-peer-trace)"
+    where = f"127.0.0.1:{peer.port}"
+    assert str(error) == f"API error from {where}: Overloaded (trace id sse-peer-trace)"
 
 
 def test_nothing_after_message_stop_is_read() -> None:

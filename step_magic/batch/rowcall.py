@@ -15,7 +15,7 @@ from step_magic.core.cassette import RecordedReply
 from step_magic.core.errors import StepAPIError
 from step_magic.core.events import AnswerDelta, Finished, ReasoningDelta, Waiting
 from step_magic.core.request import ChatRequest
-from step_magic.core.settings import Settings
+from step_magic.core.settings import Settings, server_label
 from step_magic.wire.transport import open_stream
 
 Call = Callable[[ChatRequest], RecordedReply]
@@ -97,7 +97,8 @@ def stream_call(settings: Settings) -> Call:
                 end = event
         if end is None or not answer:
             why = "was cut off" if end is None else f"has no answer (finish {end.finish_reason})"
-            raise StepAPIError(f"the reply {why}", trace_id=stream.trace_id)
+            server = server_label(settings)
+            raise StepAPIError(f"the reply {why}", trace_id=stream.trace_id, server=server)
         ids = (stream.trace_id, end.completion_id)
         return RecordedReply(
             "".join(reasoning), "".join(answer), end.finish_reason, end.usage, *ids

@@ -54,15 +54,23 @@ class StepAPIError(StepMagicError):
         status: int | None = None,
         trace_id: str | None = None,
         completion_id: str | None = None,
+        server: str | None = None,
     ) -> None:
         self.status = status
+        self.server = server  # None: StepFun's own API
         self.detail = redact_url(message)
         self.trace_id = trace_id
         self.completion_id = completion_id
         super().__init__(self._line())
 
     def _line(self) -> str:
-        head = f"StepFun API error {self.status}" if self.status else "StepFun API error"
+        status = f" {self.status}" if self.status else ""
+        # an error from another server must not send the user to StepFun's status page
+        head = (
+            f"StepFun API error{status}"
+            if self.server is None
+            else (f"API error{status} from {self.server}")
+        )
         ids = [f"trace id {self.trace_id}"] if self.trace_id else []
         if self.completion_id:
             ids.append(f"id {self.completion_id}")

@@ -121,6 +121,19 @@ def is_loopback_url(url: str) -> bool:
     return _is_loopback(urlsplit(url).hostname or "")
 
 
+def server_label(settings: Settings) -> str | None:
+    """How errors name the server: None for StepFun's own endpoints (the message says
+    "StepFun API error"), "the local simulator" for the bundled one, else host and port."""
+    if settings.local:
+        return "the local simulator"
+    parts = urlsplit(settings.base_url)
+    host = parts.hostname or ""
+    if host.endswith(("stepfun.ai", "stepfun.com")):
+        return None
+    port = f":{parts.port}" if parts.port else ""
+    return f"{host}{port}"
+
+
 def missing_key_message() -> str:
     """One line that says how to fix a missing key, and how to work without one."""
     return (

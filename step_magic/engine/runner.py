@@ -31,7 +31,7 @@ from step_magic.core.events import (
 from step_magic.core.interrupts import interrupts_noted
 from step_magic.core.request import ChatRequest
 from step_magic.core.result import StepResult, classify
-from step_magic.core.settings import Settings, redact
+from step_magic.core.settings import Settings, redact, server_label
 from step_magic.core.toolrecords import ToolCall, ToolRecord
 from step_magic.engine.buffer import ReplyBuffer
 from step_magic.engine.toolloop import ToolLoop, not_run
@@ -112,7 +112,7 @@ def run_call(
             _turns(settings, turns, progress, view, interrupts, stream, tools)
         except Exception as err:  # a bug of ours must not cost the user what was shown
             detail = redact(f"unexpected failure during the call: {err!r}", settings.api_key)
-            turns.error = StepAPIError(detail)
+            turns.error = StepAPIError(detail, server=server_label(settings))
         progress.flush(view, time.monotonic())
         result = _result(settings, turns, progress, bool(interrupts), tools)
         if annotate is not None:
@@ -180,23 +180,27 @@ def _reply(
     """One model turn: read ``source`` on a worker thread until it ends, fails, Ctrl-C or
     the call's deadline."""
     events: queue.Queue[object] = queue.Queue()
-    worker = threading.Thread(target=_pump, args=(source, events, settings.api_key), daemon=True)
+    worker = threading.Thread(target=_pump, args=(source, events, settings), daemon=True)
     before = (len(progress.reasoning), len(progress.answer))
     worker.start()
     finished: Finished | None = None
     error: StepAPIError | None = None
     try:
-        finished, error = _consume(events, progress, view, interrupts, settings.deadline)
+        finished, error = _consume(events, progress, view, interrupts, settings)
     except KeyboardInterrupt:  # only where no handler could be installed (not main thread)
         interrupts.append(signal.SIGINT)
     source.close()
     arrived = (len(progress.reasoning), len(progress.answer)) != before
     if not (interrupts or error or arrived or (finished and finished.tool_calls)):
-        error = StepAPIError("the server sent an empty reply", trace_id=source.trace_id)
+        error = StepAPIError(
+            "the server sent an empty reply",
+            trace_id=source.trace_id,
+            server=server_label(settings),
+        )
     return finished, error
 
 
-def _pump(stream: EventSource, events: queue.Queue[object], secret: str) -> None:
+def _pump(stream: EventSource, events: queue.Queue[object], settings: Settings) -> None:
     """Worker thread: move events (or the error that ended them) onto the queue.
 
     An unexpected error's text is shown and logged, and some (an HTTP library refusing a
@@ -208,8 +212,8 @@ def _pump(stream: EventSource, events: queue.Queue[object], secret: str) -> None
     except StepAPIError as err:
         events.put(err)
     except Exception as err:
-        detail = redact(f"unexpected failure while reading the reply: {err!r}", secret)
-        events.put(StepAPIError(detail))
+        detail = redact(f"unexpected failure while reading the reply: {err!r}", settings.api_key)
+        events.put(StepAPIError(detail, server=server_label(settings)))
     finally:
         events.put(_END)
 
@@ -219,16 +223,18 @@ def _consume(
     progress: ReplyBuffer,
     view: View,
     interrupts: list[int],
-    deadline: float | None,
+    settings: Settings,
 ) -> tuple[Finished | None, StepAPIError | None]:
     """Pull events and flush on schedule until the stream ends, a Ctrl-C is noted or the
-    ``deadline`` (seconds from the call's start) passes."""
+    call's deadline (seconds from its start) passes."""
     finished: Finished | None = None
+    deadline = settings.deadline
     ends_at = progress.started + deadline if deadline is not None else float("inf")
     while not interrupts:
         now = time.monotonic()
         if now >= ends_at:
-            return finished, StepAPIError(f"the call passed its deadline of {deadline:g} s")
+            late = f"the call passed its deadline of {deadline:g} s"
+            return finished, StepAPIError(late, server=server_label(settings))
         has_pending = bool(progress.pending_reasoning or progress.pending_answer)
         wait = max(progress.last_flush + FLUSH_SECONDS - now, 0) if has_pending else IDLE_SECONDS
         wait = min(wait, ends_at - now)

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from step_magic.core.errors import StepAPIError
 from step_magic.core.events import AnswerDelta, Event, Finished, ReasoningDelta, Rethought, Usage
 from step_magic.core.request import ChatRequest
-from step_magic.core.settings import Settings, redact
+from step_magic.core.settings import Settings, redact, server_label
 from step_magic.core.text import clean_text
 from step_magic.wire.retry import after_failure, describe_error
 from step_magic.wire.thinktags import ThinkTagSplitter
@@ -182,13 +182,16 @@ class ReplyStream:
 
     def _error(self, err: Exception, note: str = "") -> StepAPIError:
         """One clean error with the status and server message, key removed just in case."""
-        status, detail = describe_error(err, self._settings.base_url, self._settings.timeout)
-        detail += note
+        settings = self._settings
+        server = server_label(settings)
+        stepfun = server is None
+        status, detail = describe_error(err, settings.base_url, settings.timeout, stepfun=stepfun)
         return StepAPIError(
-            redact(detail, self._settings.api_key),
+            redact(detail + note, settings.api_key),
             status=status,
             trace_id=self.trace_id,
             completion_id=self.completion_id,
+            server=server,
         )
 
 

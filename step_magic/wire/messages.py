@@ -23,7 +23,7 @@ from typing import Any
 from step_magic.core.errors import StepAPIError
 from step_magic.core.events import AnswerDelta, Event, Finished, ReasoningDelta, Usage
 from step_magic.core.request import ChatRequest
-from step_magic.core.settings import Settings, redact
+from step_magic.core.settings import Settings, redact, server_label
 from step_magic.core.text import clean_text
 from step_magic.wire.chat import tls_context
 from step_magic.wire.messages_body import messages_body
@@ -180,10 +180,13 @@ class MessagesStream:
     def _error(self, err: Exception, note: str = "") -> StepAPIError:
         """One clean line, worded by the chat path's ``describe_error``; the key removed."""
         settings = self._settings
-        status, detail = describe_error(err, settings.base_url, settings.timeout)
+        server = server_label(settings)
+        status, detail = describe_error(
+            err, settings.base_url, settings.timeout, stepfun=server is None
+        )
         line = redact(detail + note, settings.api_key)
         ids = {"trace_id": self.trace_id, "completion_id": self.completion_id}
-        return StepAPIError(line, status=status, **ids)
+        return StepAPIError(line, status=status, server=server, **ids)
 
 
 @dataclass

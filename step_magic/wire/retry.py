@@ -29,9 +29,11 @@ def retryable(status: int) -> bool:
 
 
 MAX_RETRY_DELAY = 30.0
+STEPFUN_KEY_HINT = (
+    "check STEPFUN_API_KEY; keys from api.stepfun.com and api.stepfun.ai are not interchangeable"
+)
+OTHER_KEY_HINT = "check the key this server expects (step-magic sends STEPFUN_API_KEY to it)"
 HINTS = {
-    401: "check STEPFUN_API_KEY; keys from api.stepfun.com and api.stepfun.ai are not "
-    "interchangeable",
     402: "the account balance is insufficient",
     404: "check the model name and --base-url",
     429: "rate limited; try again in a moment",
@@ -93,13 +95,17 @@ def retry_reason(err: Any) -> str:
     return REASONS.get(err.status_code, f"server error {err.status_code}")
 
 
-def describe_error(err: Exception, base_url: str, timeout: float) -> tuple[int | None, str]:
-    """The HTTP status (if any) and one line that says what went wrong and what to do."""
+def describe_error(
+    err: Exception, base_url: str, timeout: float, *, stepfun: bool = True
+) -> tuple[int | None, str]:
+    """The HTTP status (if any) and one line that says what went wrong and what to do;
+    ``stepfun`` is False for another server, whose key is not one of StepFun's."""
     import openai
 
     if isinstance(err, openai.APIStatusError):
         message = _server_message(err.body) or err.response.reason_phrase or "request failed"
-        hint = HINTS.get(err.status_code)
+        key_hint = STEPFUN_KEY_HINT if stepfun else OTHER_KEY_HINT
+        hint = key_hint if err.status_code == 401 else HINTS.get(err.status_code)
         return err.status_code, f"{message} — {hint}" if hint else message
     if isinstance(err, openai.APITimeoutError):
         return None, f"no data from {base_url} for {timeout:g} s (timed out; see --timeout)"
