@@ -12,7 +12,7 @@ import argparse
 import shlex
 import sys
 
-from step_magic import cli_ask
+from step_magic import cli_ask, cli_doctor
 from step_magic.core import settings as config
 from step_magic.core.redact import redact_url
 from step_magic.server import cli as server_cli
@@ -35,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--local", action="store_true", help="use the simulator even with a key")
     ask = commands.add_parser("ask", help="ask once: reasoning to stderr, answer to stdout")
     cli_ask.add_arguments(ask)
+    doctor = commands.add_parser(
+        "doctor", help="check what a server does against what step-magic expects (costs ~$0.01)"
+    )
+    cli_doctor.add_arguments(doctor)
     serve = commands.add_parser("serve", help="run the local StepFun-compatible simulator")
     server_cli.add_arguments(serve)
     args = parser.parse_args(argv)
@@ -42,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         return server_cli.serve(args)
     if args.command == "ask":
         return cli_ask.run_ask(args)
+    if args.command == "doctor":
+        return cli_doctor.run_doctor(args)
     return run_demo(" ".join(args.prompt) or DEMO_PROMPT, args.model, args.effort, args.local)
 
 

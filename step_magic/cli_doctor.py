@@ -1,0 +1,244 @@
+"""``step-magic doctor``: what a server actually does, against what step-magic expects.
+
+Every test here runs against imitations of StepFun (no machine in CI reaches it), so the one
+way to learn that the real API still speaks as ``protocol.md`` says is to ask it. A few tiny
+calls (a streamed reply per documented effort, the Messages API, one tool call, an image for
+a model that takes images, a bad model name), a table of expected against observed, and the
+cost of the run. Verdicts: ``ok`` (as documented), ``differs`` (step-magic copes, but not as
+StepFun documents it; the note says what the user loses), ``FAIL`` (step-magic cannot work
+with this). The exit status is 1 when anything failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import functools
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from step_magic.core.models import DEFAULT_MODEL, estimate_cost, model_info
+from step_magic.core.redact import redact_url
+from step_magic.core.request import ChatRequest
+from step_magic.core.settings import Settings, redact
+from step_magic.wire.chat import chat_body
+from step_magic.wire.messages_body import messages_body
+from step_magic.wire.probe import Observed, observe
+
+PROMPT = "Reply with the single word: ready."
+# A 2×2 red PNG: the smallest image a vision model can be asked about.
+RED_PNG = base64.b64encode(
+    bytes.fromhex(
+        "89504e470d0a1a0a0000000d4948445200000002000000020802000000fdd49a73"
+        "0000001649444154789c63f8cfc0c0f09f8181e13f030300001dfa02fe6ea8d4f9"
+        "0000000049454e44ae426082"
+    )
+).decode()
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_time",
+        "description": "The current local time in a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One row of the report."""
+
+    check: str
+    expected: str
+    observed: str
+    verdict: str  # "ok", "differs" or "FAIL"
+    cost: float = 0.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--base-url", help="the server to examine (default: $STEPFUN_BASE_URL)")
+    parser.add_argument("-m", "--model", default=DEFAULT_MODEL, help="the model to examine")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per call")
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    """Examine the server, print the report; 1 if anything failed, 2 without a key."""
+    from step_magic.core import settings as config
+
+    base_url = args.base_url or config.find_base_url()
+    key = config.find_api_key()
+    if key is None and not config.is_loopback_url(base_url):
+        print(f"step-magic doctor: {config.missing_key_message()}")
+        return 2
+    settings = Settings(model=args.model, base_url=base_url, api_key=key or config.LOCAL_KEY)
+    print(f"step-magic doctor: {redact_url(base_url)}, model {args.model}\n")
+    findings = list(examine(settings, timeout=args.timeout))
+    print(report(findings, secret=settings.api_key))
+    return 1 if any(f.verdict == "FAIL" for f in findings) else 0
+
+
+def report(findings: list[Finding], *, secret: str) -> str:
+    """A plain table, the total cost, and the verdict counts."""
+    rows = [("check", "expected", "observed", "verdict")] + [
+        (f.check, f.expected, f.observed, f.verdict) for f in findings
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = ["  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[3]])
+             for row in rows]  # fmt: skip
+    counts = {v: sum(f.verdict == v for f in findings) for v in ("ok", "differs", "FAIL")}
+    cost = sum(f.cost for f in findings)
+    lines += ["", f"{counts['ok']} ok, {counts['differs']} differ, {counts['FAIL']} failed;"
+              f" this run cost about ${cost:.4f}"]  # fmt: skip
+    return redact("\n".join(lines), secret)
+
+
+def examine(settings: Settings, *, timeout: float) -> Iterator[Finding]:
+    """Every check, in order; a check that raises becomes a FAIL row, not a crash."""
+    info = model_info(settings.model)
+    efforts = (info.efforts if info else ()) or (None,)
+    checks: list[tuple[str, Callable[[], Iterator[Finding]]]] = [
+        (f"stream, effort {e}", functools.partial(_stream, settings, e, timeout, shape=i == 0))
+        for i, e in enumerate(efforts)
+    ]
+    checks += [
+        ("Messages API", lambda: _messages(settings, timeout)),
+        ("tool call", lambda: _tool_call(settings, timeout)),
+        ("bad model name", lambda: _bad_model(settings, timeout)),
+    ]
+    if info is not None and info.images:
+        checks.insert(-1, ("image part", lambda: _image(settings, timeout)))
+    for name, check in checks:
+        try:
+            yield from check()
+        except Exception as err:  # a refused connection, a timeout: the report goes on
+            yield Finding(name, "an answer", f"{type(err).__name__}: {err}"[:120], "FAIL")
+
+
+def _chat(settings: Settings, request: ChatRequest, timeout: float) -> Observed:
+    body = chat_body(settings, request)
+    return observe(settings.base_url, settings.api_key, "/chat/completions", body, timeout=timeout)
+
+
+def _cost(settings: Settings, seen: Observed) -> float:
+    usage = seen.usage
+    price = estimate_cost(settings.model, usage.prompt, usage.completion) if usage else None
+    return price or 0.0
+
+
+def _user(content: object) -> tuple[dict[str, object], ...]:
+    return ({"role": "user", "content": content},)
+
+
+def _stream(
+    settings: Settings, effort: str | None, timeout: float, *, shape: bool
+) -> Iterator[Finding]:
+    """One streamed reply; with ``shape``, also how its stream was shaped."""
+    request = ChatRequest(settings.model, _user(PROMPT), effort=effort, max_tokens=1024)
+    seen = _chat(settings, request, timeout)
+    name = f"stream, effort {effort or 'default'}"
+    if seen.status != 200 or seen.error:
+        yield Finding(name, "200 and a streamed reply", _failure(seen), "FAIL")
+        return
+    texts = f"{seen.reasoning_chars:,} + {seen.answer_chars:,} chars in {seen.seconds:.1f} s"
+    verdict = "ok" if seen.answer_chars or seen.finish_reasons[-1:] == ["length"] else "FAIL"
+    yield Finding(name, "reasoning, then an answer", texts, verdict, _cost(settings, seen))
+    if shape:
+        yield from _stream_shape(seen)
+
+
+def _stream_shape(seen: Observed) -> Iterator[Finding]:
+    """How the stream was shaped: the protocol facts step-magic relies on."""
+    fields = ", ".join(sorted(seen.reasoning_fields)) or "none"
+    reasoning = "ok" if fields == "reasoning" else "differs"
+    yield Finding("  reasoning field", "delta.reasoning", fields, reasoning)
+    every = seen.usage_chunks >= seen.chunks - 1 and seen.chunks > 1
+    if every:
+        usage = "on every chunk"
+    elif seen.usage_chunks == 1:
+        usage = "once, at the end (step-magic asks with stream_options)"
+    else:
+        usage = (
+            f"on {seen.usage_chunks} of {seen.chunks} chunks"
+            if seen.usage_chunks
+            else ("never: no token counts or cost")
+        )
+    yield Finding("  usage", "on every chunk", usage, "ok" if every else "differs")
+    before, last = seen.finish_reasons[:-1], seen.finish_reasons[-1:]
+    early = sorted({json.dumps(reason) for reason in before})
+    end = json.dumps(last[0] if last else None)
+    shape = f"{'/'.join(early) or 'nothing'} before the end, then {end}"
+    good_end = last and last[0] in ("stop", "length")
+    fine = good_end and set(early) <= {"null", '""'}
+    yield Finding("  finish_reason", 'null or "" before the end, then stop', shape,
+                  "ok" if fine else ("differs" if good_end else "FAIL"))  # fmt: skip
+    header = seen.trace_header or "none: bug reports carry the completion id only"
+    yield Finding("  trace id", "X-Trace-Id header", header,
+                  "ok" if seen.trace_header == "x-trace-id" else "differs")  # fmt: skip
+
+
+def _messages(settings: Settings, timeout: float) -> Iterator[Finding]:
+    request = ChatRequest(settings.model, _user(PROMPT), max_tokens=1024)
+    body = {**messages_body(request), "stream": True}
+    seen = observe(settings.base_url, settings.api_key, "/messages", body, timeout=timeout)
+    if seen.status == 404:
+        yield Finding("Messages API", "streamed text and thinking", "404: not offered here",
+                      "differs")  # fmt: skip
+        return
+    texts = f"{seen.reasoning_chars:,} + {seen.answer_chars:,} chars, stop {seen.finish_reasons}"
+    ok = seen.status == 200 and seen.answer_chars and not seen.error
+    observed = texts if ok else _failure(seen)
+    yield Finding("Messages API", "streamed text and thinking", observed,
+                  "ok" if ok else "FAIL", _cost(settings, seen))  # fmt: skip
+
+
+def _tool_call(settings: Settings, timeout: float) -> Iterator[Finding]:
+    prompt = "What time is it in Paris? Use the get_time tool; do not guess."
+    request = ChatRequest(settings.model, _user(prompt), max_tokens=1024, tools=(TOOL,))
+    seen = _chat(settings, request, timeout)
+    calls = list(seen.tool_calls.values())
+    if seen.status != 200 or seen.error:
+        yield Finding("tool call", "a get_time call", _failure(seen), "FAIL")
+        return
+    if not calls:
+        yield Finding("tool call", "a get_time call", "answered without calling", "differs",
+                      _cost(settings, seen))  # fmt: skip
+        return
+    try:
+        arguments = json.loads(calls[0]["arguments"] or "{}")
+    except ValueError:
+        arguments = None
+    observed = f"{calls[0]['name']}({calls[0]['arguments']}), finish {seen.finish_reasons[-1:]}"
+    good = calls[0]["name"] == "get_time" and isinstance(arguments, dict)
+    yield Finding("tool call", "a get_time call with JSON arguments", observed[:80],
+                  "ok" if good else "FAIL", _cost(settings, seen))  # fmt: skip
+
+
+def _image(settings: Settings, timeout: float) -> Iterator[Finding]:
+    image = {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{RED_PNG}",
+                                                 "detail": "low"}}  # fmt: skip
+    content = [image, {"type": "text", "text": "What colour is this image? One word."}]
+    seen = _chat(settings, ChatRequest(settings.model, _user(content), max_tokens=1024), timeout)
+    ok = seen.status == 200 and not seen.error and seen.answer_chars
+    observed = f"{seen.answer_chars} chars of answer" if ok else _failure(seen)
+    yield Finding("image part", "an answer about the image", observed, "ok" if ok else "FAIL",
+                  _cost(settings, seen))  # fmt: skip
+
+
+def _bad_model(settings: Settings, timeout: float) -> Iterator[Finding]:
+    body = {"model": "step-magic-doctor-no-such-model", "messages": list(_user("Hi"))}
+    seen = observe(settings.base_url, settings.api_key, "/chat/completions", body, timeout=timeout)
+    expected = "4xx with error.message"
+    if 400 <= seen.status < 500 and seen.error:
+        yield Finding("bad model name", expected, f"{seen.status}: {seen.error}"[:80], "ok")
+    else:
+        yield Finding("bad model name", expected, f"{seen.status}, accepted", "differs")
+
+
+def _failure(seen: Observed) -> str:
+    what = seen.error or seen.content_type or "no body"
+    return f"{seen.status}: {what}"[:100]

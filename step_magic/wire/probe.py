@@ -1,0 +1,165 @@
+"""Raw observations of what a server does on the wire, for ``step-magic doctor``.
+
+The client proper (``chat.py``, ``messages.py``) tolerates every shape it meets and so hides
+the differences; the doctor must see them: which field carries the reasoning, whether usage
+comes on every chunk or once at the end, which finish reasons and which id header arrive.
+So these calls go over plain httpx (the SDK's own HTTP library) and read the raw SSE, with
+the request bodies the client sends.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from step_magic.core.events import Usage
+from step_magic.wire.messages import ANTHROPIC_VERSION
+from step_magic.wire.sse import SSEDecoder
+
+TRACE_HEADERS = ("x-trace-id", "trace-id", "x-request-id", "request-id")
+
+
+@dataclass
+class Observed:
+    """What one call did, as seen on the wire."""
+
+    status: int = 0
+    content_type: str = ""
+    seconds: float = 0.0
+    trace_header: str | None = None  # the header that carried an id, if any
+    reasoning_fields: set[str] = field(default_factory=set)  # reasoning, reasoning_content…
+    reasoning_chars: int = 0
+    answer_chars: int = 0
+    chunks: int = 0
+    usage_chunks: int = 0  # how many chunks carried a usage object
+    usage: Usage | None = None  # the last one seen
+    finish_reasons: list[Any] = field(default_factory=list)  # each chunk's, in order
+    tool_calls: dict[int, dict[str, str]] = field(default_factory=dict)  # index → name, args
+    error: str | None = None  # the server's error message
+
+
+def observe(
+    base_url: str, api_key: str, path: str, body: dict[str, Any], *, timeout: float
+) -> Observed:
+    """POST ``body`` to ``base_url + path`` and record what came back, streamed or not."""
+    import httpx
+
+    seen = Observed()
+    headers = {"Authorization": f"Bearer {api_key}", "anthropic-version": ANTHROPIC_VERSION}
+    if path == "/messages":
+        headers["x-api-key"] = api_key
+    started = time.monotonic()
+    url = base_url.rstrip("/") + path
+    with (
+        httpx.Client(timeout=timeout) as client,
+        client.stream("POST", url, json=body, headers=headers) as response,
+    ):
+        seen.status = response.status_code
+        seen.content_type = response.headers.get("content-type", "")
+        seen.trace_header = next((h for h in TRACE_HEADERS if response.headers.get(h)), None)
+        if "text/event-stream" in seen.content_type:
+            _read_stream(response.iter_bytes(), seen, messages=path == "/messages")
+        else:
+            _read_whole(response.read(), seen)
+    seen.seconds = time.monotonic() - started
+    return seen
+
+
+def _read_stream(pieces: Any, seen: Observed, *, messages: bool) -> None:
+    decoder = SSEDecoder()
+    read = _messages_event if messages else _chat_chunk
+    for piece in pieces:
+        for event in decoder.feed(piece):
+            if event.data.strip() == "[DONE]":
+                return
+            read(_json(event.data), seen)
+    for event in decoder.finish():
+        if event.data.strip() != "[DONE]":
+            read(_json(event.data), seen)
+
+
+def _read_whole(raw: bytes, seen: Observed) -> None:
+    """A non-streamed body: a completion, or an error."""
+    data = _json(raw.decode("utf-8", "replace"))
+    if seen.status >= 400 or "error" in data:
+        seen.error = _error_message(data) or raw.decode("utf-8", "replace")[:200]
+        return
+    choice = (data.get("choices") or [{}])[0]
+    message = choice.get("message") or {}
+    seen.answer_chars = len(message.get("content") or "")
+    seen.reasoning_chars = len(message.get("reasoning") or message.get("reasoning_content") or "")
+    seen.finish_reasons.append(choice.get("finish_reason"))
+    seen.usage = _usage(data.get("usage"))
+
+
+def _chat_chunk(chunk: dict[str, Any], seen: Observed) -> None:
+    seen.chunks += 1
+    if "error" in chunk:
+        seen.error = _error_message(chunk)
+    if chunk.get("usage"):
+        seen.usage_chunks += 1
+        seen.usage = _usage(chunk["usage"]) or seen.usage
+    choices = chunk.get("choices") or []
+    if not choices:
+        return
+    choice, delta = choices[0], choices[0].get("delta") or {}
+    seen.finish_reasons.append(choice.get("finish_reason"))
+    for name in ("reasoning", "reasoning_content"):
+        if delta.get(name):
+            seen.reasoning_fields.add(name)
+            seen.reasoning_chars += len(delta[name])
+    content = delta.get("content") or ""
+    if "<think>" in content or "</think>" in content:
+        seen.reasoning_fields.add("<think> tags in content")
+    seen.answer_chars += len(content)
+    for call in delta.get("tool_calls") or []:
+        slot = seen.tool_calls.setdefault(call.get("index", 0), {"name": "", "arguments": ""})
+        function = call.get("function") or {}
+        slot["name"] += function.get("name") or ""
+        slot["arguments"] += function.get("arguments") or ""
+
+
+def _messages_event(event: dict[str, Any], seen: Observed) -> None:
+    seen.chunks += 1
+    kind = event.get("type")
+    if kind == "error":
+        seen.error = _error_message(event)
+    usage = event.get("usage") or (event.get("message") or {}).get("usage")
+    if usage:
+        seen.usage_chunks += 1
+        prompt = usage.get("input_tokens") or (seen.usage.prompt if seen.usage else 0)
+        completion = usage.get("output_tokens") or 0
+        seen.usage = Usage(prompt, completion, prompt + completion)
+    delta = event.get("delta") or {}
+    if kind == "message_delta":
+        seen.finish_reasons.append(delta.get("stop_reason"))
+    if delta.get("type") == "thinking_delta":
+        seen.reasoning_fields.add("thinking blocks")
+        seen.reasoning_chars += len(delta.get("thinking") or "")
+    elif delta.get("type") == "text_delta":
+        seen.answer_chars += len(delta.get("text") or "")
+
+
+def _json(text: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {"error": {"message": f"not JSON: {text[:80]!r}"}}
+    return data if isinstance(data, dict) else {"error": {"message": f"not an object: {data!r}"}}
+
+
+def _error_message(data: dict[str, Any]) -> str | None:
+    inner = data.get("error", data)
+    if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+        return str(inner["message"])
+    return str(inner) if inner else None
+
+
+def _usage(data: Any) -> Usage | None:
+    if not isinstance(data, dict):
+        return None
+    numbers = [data.get(k) for k in ("prompt_tokens", "completion_tokens", "total_tokens")]
+    counts = [n for n in numbers if isinstance(n, int)]
+    return Usage(*counts) if len(counts) == 3 else None

@@ -1,0 +1,94 @@
+"""``step-magic doctor`` reports what a server does against what step-magic expects.
+
+Here it examines imitations: the bundled server (which speaks StepFun's protocol, so every
+row is ``ok``), llmock (a third-party OpenAI imitation without reasoning or trace ids, so
+some rows differ and none fails) and a server that fails every call. ``tests/live`` runs the
+same checks against StepFun itself when a key is set.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from step_magic.cli_doctor import examine
+from step_magic.core.settings import Settings
+from step_magic.server import LocalServer
+
+from .conftest import TEST_KEY
+
+CONSOLE_SCRIPT = Path(sys.executable).parent / "step-magic"
+
+
+def doctor(*args: str, key: str | None = TEST_KEY) -> subprocess.CompletedProcess[str]:
+    """The console script, as a user runs it."""
+    env = {k: v for k, v in os.environ.items() if k not in ("STEPFUN_API_KEY", "STEP_API_KEY")}
+    if key:
+        env["STEPFUN_API_KEY"] = key
+    command = [str(CONSOLE_SCRIPT), "doctor", *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.slow  # a process of its own
+def test_the_bundled_server_passes_every_check(server: LocalServer) -> None:
+    done = doctor("--base-url", server.base_url)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "11 ok, 0 differ, 0 failed" in done.stdout
+    for row in ("stream, effort high", "Messages API", "tool call", "image part"):
+        assert row in done.stdout
+    assert "Traceback" not in done.stderr
+    assert TEST_KEY not in done.stdout + done.stderr
+
+
+def test_each_check_says_what_it_saw(server: LocalServer) -> None:
+    settings = Settings(model="step-3.7-flash", base_url=server.base_url, api_key=TEST_KEY)
+    rows = {f.check.strip(): f for f in examine(settings, timeout=30)}
+    assert rows["reasoning field"].observed == "reasoning"
+    assert rows["usage"].observed == "on every chunk"
+    assert rows["finish_reason"].observed == '"" before the end, then "stop"'
+    assert rows["trace id"].observed == "x-trace-id"
+    assert rows["tool call"].observed.startswith("get_time({")
+    assert rows["bad model name"].observed.startswith("400: The model")
+    assert {f.verdict for f in rows.values()} == {"ok"}
+    assert all(f.cost > 0 for f in rows.values() if f.check.startswith("stream"))
+
+
+def test_a_server_without_reasoning_or_trace_ids_differs_but_does_not_fail() -> None:
+    llmock_testing = pytest.importorskip("llmock.testing")
+    with llmock_testing.LLMockServer() as mock:
+        settings = Settings(model="step-3.7-flash", base_url=mock.base_url("openai"), api_key="t")
+        rows = {f.check.strip(): f for f in examine(settings, timeout=30)}
+    assert rows["reasoning field"].verdict == "differs"
+    assert rows["reasoning field"].observed == "none"
+    assert rows["usage"].observed.startswith("once, at the end")
+    assert rows["trace id"].verdict == "differs"
+    assert rows["bad model name"].observed == "200, accepted"
+    assert rows["tool call"].verdict == "ok"
+    assert "FAIL" not in {f.verdict for f in rows.values()}
+
+
+def test_a_failing_server_gives_fail_rows_and_exit_status_1(server: LocalServer) -> None:
+    server.config.fault = "503"
+    settings = Settings(model="step-3.5-flash", base_url=server.base_url, api_key=TEST_KEY)
+    rows = list(examine(settings, timeout=30))
+    assert [f.verdict for f in rows if f.check == "stream, effort default"] == ["FAIL"]
+    assert rows[0].observed.startswith("503: The service is temporarily overloaded")
+
+
+@pytest.mark.slow  # a process of its own
+def test_without_a_key_a_remote_server_is_not_called(tmp_path: Path) -> None:
+    done = doctor("--base-url", "https://api.stepfun.ai/v1", key=None)
+    assert done.returncode == 2
+    assert "No StepFun API key" in done.stdout
+
+
+@pytest.mark.slow  # a process of its own
+def test_a_refused_connection_is_a_fail_row_not_a_traceback() -> None:
+    done = doctor("--base-url", "http://127.0.0.1:9/v1")
+    assert done.returncode == 1
+    assert "ConnectError" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
