@@ -186,3 +186,47 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if leaks:
         print(f"\nThe test API key leaked into: {', '.join(map(str, leaks))}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# --- the browser tier: JupyterLab in Debian's Chromium (tests/browser.py has the helpers) ---
+
+VIEWPORT = {"width": 1280, "height": 1300}  # tall enough for a finished cell in one shot
+
+
+@pytest.fixture(scope="module")
+def jupyter(_server: LocalServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """JupyterLab (and Notebook 7) on 127.0.0.1; its kernels use the local server."""
+    from .browser import JupyterServer
+
+    env = {"STEPFUN_API_KEY": TEST_KEY, "STEPFUN_BASE_URL": _server.base_url}
+    jupyter = JupyterServer(tmp_path_factory.mktemp("jupyter"), env, unset=("STEP_API_KEY",))
+    jupyter.start()
+    try:
+        yield jupyter
+    finally:
+        jupyter.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, headless, driven by Playwright (which brings no browser of its own)."""
+    from playwright.sync_api import sync_playwright
+
+    from .browser import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Any, jupyter: Any) -> Iterator[Any]:
+    """A fresh browser context; the kernels the test started are shut down after it."""
+    context = browser.new_context(viewport=VIEWPORT)
+    context.set_default_timeout(30_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+        jupyter.shut_down_kernels()

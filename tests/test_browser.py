@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import nbformat
 import pytest
-from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from step_magic.core.result import StepResult
 from step_magic.display.bundles import answer_bundle, footer_bundle
@@ -28,14 +28,13 @@ from step_magic.server.validation import parse_chat_request
 
 from .browser import (
     CHROMIUM,
-    CHROMIUM_ARGS,
     WIDGET_VIEW,
     JupyterServer,
     NotebookPage,
     read_outputs,
     write_notebook,
 )
-from .conftest import TEST_KEY
+from .conftest import VIEWPORT
 
 pytestmark = [  # browser and kernel marks come from the fixtures (conftest.py)
     pytest.mark.skipif(
@@ -45,49 +44,10 @@ pytestmark = [  # browser and kernel marks come from the fixtures (conftest.py)
 ]
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "browser"
-VIEWPORT: ViewportSize = {
-    "width": 1280,
-    "height": 1300,
-}  # tall enough for a finished cell in one shot
 THINKING = re.compile(r"^Thinking… [\d,]+ chars · [\d.]+ s$")
 THOUGHT = re.compile(r"^Thought for [\d.]+ s · [\d,]+ chars$")
 TRACE_ID = re.compile(r"trace id [0-9a-f]{32}\b")
 HOSTILE = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
-
-
-@pytest.fixture(scope="module")
-def jupyter(
-    _server: LocalServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[JupyterServer]:
-    """JupyterLab (and Notebook 7) on 127.0.0.1; its kernels use the local server."""
-    env = {"STEPFUN_API_KEY": TEST_KEY, "STEPFUN_BASE_URL": _server.base_url}
-    jupyter = JupyterServer(tmp_path_factory.mktemp("jupyter"), env, unset=("STEP_API_KEY",))
-    jupyter.start()
-    try:
-        yield jupyter
-    finally:
-        jupyter.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless, driven by Playwright (which brings no browser of its own)."""
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser: Browser, jupyter: JupyterServer) -> Iterator[Page]:
-    """A fresh browser context; the kernels the test started are shut down after it."""
-    context = browser.new_context(viewport=VIEWPORT)
-    context.set_default_timeout(30_000)
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
-        jupyter.shut_down_kernels()
 
 
 def open_notebook(page: Page, jupyter: JupyterServer, name: str, step_cell: str) -> NotebookPage:
