@@ -34,6 +34,7 @@ from step_magic.core.request import ChatRequest, build_request
 from step_magic.core.result import StepResult
 from step_magic.core.settings import Settings
 from step_magic.core.text import clean_text
+from step_magic.display.static import footer_text
 from step_magic.display.terminal import TerminalView
 from step_magic.engine.runner import run_call
 from step_magic.server import LocalServer
@@ -602,3 +603,29 @@ def test_keep_alives_keep_a_call_open_until_its_deadline_and_what_arrived_is_kep
     assert result.reasoning == "Thinking"
     assert result.status == "failed"
     assert 2 <= took < 10  # the deadline, not the 12 s of keep-alives, nor the idle timeout
+
+
+def test_a_call_stopped_mid_stream_keeps_the_trace_id_and_the_tokens_already_counted(
+    server: LocalServer,
+) -> None:
+    """StepFun sends usage on every chunk: a reply stopped halfway was billed for what it
+    generated, and support needs its trace id; both stay in the result and its footer."""
+    from step_magic.display.frontend import QuietView
+
+    server.config.tokens_per_second = 200
+    server.config.reasoning_tokens = 2_000  # ten seconds: always stopped mid-reasoning
+    settings = Settings(model=MODEL, base_url=server.base_url, api_key=TEST_KEY)
+    stop: list[int] = []
+    stopper = threading.Timer(1.0, stop.append, args=(signal.SIGINT,))
+    stopper.start()
+    result, error = run_call(settings, hello(), QuietView(), stop=stop)
+    stopper.join()
+    assert type(error).__name__ == "StepInterrupted"
+    assert result.status == "interrupted"
+    assert result.reasoning
+    assert result.trace_id
+    assert result.usage is not None
+    assert result.usage.completion > 0
+    footer = footer_text(result)
+    assert f"trace id {result.trace_id}" in footer
+    assert "out tokens" in footer

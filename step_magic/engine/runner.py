@@ -66,15 +66,22 @@ class _Turns:
     unanswered: tuple[ToolCall, ...] = ()  # calls left when --max-steps ran out
     ids: tuple[str | None, str | None] = (None, None)  # the latest trace and completion ids
 
-    def add(self, finished: Finished | None, error: StepAPIError | None) -> None:
+    def add(
+        self, finished: Finished | None, error: StepAPIError | None, source: EventSource
+    ) -> None:
+        """Note one turn; a turn cut short (Ctrl-C, a dropped connection) keeps the ids and
+        the usage its stream had already received: the tokens were billed."""
         self.steps += 1
         self.finished, self.error = finished, error
-        source = finished or error
-        if source is not None:  # a turn cut off before headers keeps the previous turn's ids
-            trace, completion = self.ids
-            self.ids = (source.trace_id or trace, source.completion_id or completion)
-        if finished is not None and finished.usage is not None:
-            usage = finished.usage
+        trace, completion = self.ids
+        for seen in (finished, error, source):
+            if seen is not None:
+                trace = seen.trace_id or trace
+                completion = getattr(seen, "completion_id", None) or completion
+                break
+        self.ids = (trace, completion)
+        usage = finished.usage if finished is not None else getattr(source, "usage", None)
+        if usage is not None:
             self.usage = usage if self.usage is None else self.usage.plus(usage)
 
     def calls(self) -> tuple[ToolCall, ...]:
@@ -148,7 +155,7 @@ def _turns(
     while True:
         source = stream if stream is not None else open_stream(settings, turns.request)
         stream = None
-        turns.add(*_reply(source, progress, view, interrupts, settings))
+        turns.add(*_reply(source, progress, view, interrupts, settings), source)
         calls = turns.calls() if tools else ()
         if tools is None or not calls or turns.error or interrupts:
             return

@@ -48,6 +48,7 @@ class ReplyStream:
         self._client: Any = None
         self.trace_id: str | None = None
         self.completion_id: str | None = None
+        self.usage: Usage | None = None  # the latest seen: kept if the stream is cut short
 
     def close(self) -> None:
         """Stop: wake a retry wait and close the connection, even before headers arrived.
@@ -124,13 +125,12 @@ class ReplyStream:
         splitter = ThinkTagSplitter()
         tool_calls = ToolCallCollector()
         finish_reason: str | None = None
-        usage: Usage | None = None
         try:
             for chunk in stream:
                 if self._cancelled.is_set():
                     return
                 self.completion_id = getattr(chunk, "id", None) or self.completion_id
-                usage = _usage(getattr(chunk, "usage", None)) or usage
+                self.usage = _usage(getattr(chunk, "usage", None)) or self.usage
                 for choice in getattr(chunk, "choices", None) or ():
                     finish_reason = getattr(choice, "finish_reason", None) or finish_reason
                     delta = getattr(choice, "delta", None)
@@ -144,7 +144,7 @@ class ReplyStream:
             stream.close()
         yield from _held_back(splitter)
         ids = (self.trace_id, self.completion_id)
-        yield Finished(finish_reason, usage, *ids, tool_calls.calls())
+        yield Finished(finish_reason, self.usage, *ids, tool_calls.calls())
 
     def _whole(self, stream: Any, kind: str) -> Iterator[Event]:
         """A server that ignored ``stream: true``: one JSON completion is read as the reply;
