@@ -45,7 +45,7 @@ class _Markup(HTMLParser):
             self.problems.append(f"<{tag}>")
         for name, value in attrs:
             if name.startswith("on") or (
-                name in ("style", "srcdoc") and tag not in ("span", "pre")
+                name in ("style", "srcdoc") and tag not in ("span", "pre", "code")
             ):
                 self.problems.append(f"{tag} {name}")
             if name in ("href", "src") and re.match(
@@ -94,8 +94,9 @@ def test_maths_is_kept_for_mathjax_with_its_symbols_escaped() -> None:
 
 def test_code_keeps_its_characters_and_is_highlighted() -> None:
     html = answer_html("```python\nif a < b:\n    pass\n```")
-    assert '<code class="language-python">' in html
+    assert '<code class="language-python"' in html
     assert "&lt;" in html
+    assert 'color: var(--jp-mirror-editor-keyword-color, #008000)">if</span>' in html
     assert code_blocks("text\n```python\nif a < b:\n    pass\n```\n") == [
         ("python", "if a < b:\n    pass\n")
     ]

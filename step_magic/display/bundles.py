@@ -17,9 +17,22 @@ from step_magic.display import markdown, static
 
 Bundle = dict[str, Any]
 LIVE_CLASS = "step-magic-live-reasoning"
-# JupyterLab breaks stream text anywhere (word-break: break-all); the live reasoning is
-# prose, so it wraps between words, and only a word too long for the line is broken.
-LIVE_STYLE = f"<style>.{LIVE_CLASS} pre {{word-break: normal; overflow-wrap: anywhere}}</style>"
+LIVE_ANSWER_CLASS = "step-magic-live-answer"
+# The live panel looks like the final form, so nothing jumps when one replaces the other:
+# - the reasoning is prose in the content font at 90 % (JupyterLab shows stream text in
+#   monospace and breaks it anywhere), wrapping between words;
+# - the panel follows the newest text: a reversed flex column starts scrolled to the end
+#   and stays where the user put it once they scroll up (as chat windows do), with no script;
+# - the paragraph being written has the size and spacing of the finished ones (widget text
+#   is 13 px on 28 px lines, rendered Markdown 14 px on 1.6).
+LIVE_STYLE = (
+    f"<style>.{LIVE_CLASS} {{display: flex; flex-direction: column-reverse}}"
+    f" .{LIVE_CLASS} > * {{flex-shrink: 0}}"
+    f" .{LIVE_CLASS} pre {{word-break: normal; overflow-wrap: anywhere; white-space: pre-wrap;"
+    " font-family: var(--jp-content-font-family, sans-serif); font-size: 90%; opacity: 0.8}"
+    f" .{LIVE_ANSWER_CLASS} .widget-html-content {{font-size: var(--jp-content-font-size1, 14px);"
+    " line-height: var(--jp-content-line-height, 1.6)}</style>"
+)
 
 
 def reasoning_bundle(result: StepResult) -> Bundle:

@@ -62,15 +62,47 @@ def _image(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any)
 
 _PRE = (
     '<pre style="background: var(--jp-cell-editor-background, #f7f7f7); padding: 0.6em 0.8em;'
-    ' margin: 0.4em 0 0.8em; border-radius: 3px; overflow-x: auto">'
+    " margin: 0.4em 0 0.8em; border-radius: 3px; overflow-x: auto; white-space: pre;"
+    ' color: var(--jp-content-font-color1, inherit)">'
 )
+# Pygments token classes → the frontend's own editor colours, so code reads in light and dark
+# themes alike (fixed light colours were 1.9:1 on JupyterLab Dark); the fallbacks are
+# JupyterLab Light's, for nbviewer and nbconvert. Only the tokens whose JupyterLab colours
+# reach 4.5:1 in both Light and Dark are coloured (its comment, number, decorator and
+# function-name colours do not, measured in tests/test_browser_look.py); comments are
+# italic instead. Inline styles, because a saved output's <style> may be stripped; an
+# untrusted notebook's sanitiser drops ``var()`` colours, and the code keeps the text colour.
+_TOKEN_COLOURS = {
+    "k": ("keyword", "#008000"),
+    "ow": ("keyword", "#008000"),  # ``and``, ``in``: words, coloured as keywords
+    "s": ("string", "#ba2121"),
+    "o": ("operator", "#aa22ff"),
+    "nb": ("builtin", "#008000"),
+    "bp": ("builtin", "#008000"),
+    "nt": ("tag", "#117700"),
+    "na": ("attribute", "#0000cc"),
+}
+_TOKEN = re.compile(r'<span class="([a-z0-9]+)">')
+
+
+def _token_style(match: re.Match[str]) -> str:
+    name = match.group(1)
+    if name.startswith("c"):
+        return '<span style="font-style: italic">'
+    colour = _TOKEN_COLOURS.get(name) or _TOKEN_COLOURS.get(name[:1] if name[:1] in "ks" else "")
+    if colour is None:
+        return "<span>"
+    variable, fallback = colour
+    return f'<span style="color: var(--jp-mirror-editor-{variable}-color, {fallback})">'
 
 
 def _highlight(code: str, language: str, attrs: Any) -> str:
-    """Fenced code in a visible box, coloured by Pygments (inline styles survive anywhere).
+    """Fenced code in a visible box that scrolls sideways (a wrapped row would read as a new
+    line), coloured by Pygments with the theme's colours.
 
     A result starting with ``<pre`` is used as is by markdown-it; everything from the
-    model in it is escaped here (Pygments escapes its tokens).
+    model in it is escaped here (Pygments escapes its tokens, and the only markup kept from
+    it is the span classes, turned into fixed styles).
     """
     body = html.escape(code)
     if language:
@@ -80,11 +112,13 @@ def _highlight(code: str, language: str, attrs: Any) -> str:
         from pygments.util import ClassNotFound
 
         with contextlib.suppress(ClassNotFound):
-            body = highlight(
-                code, get_lexer_by_name(language), HtmlFormatter(nowrap=True, noclasses=True)
+            body = _TOKEN.sub(
+                _token_style,
+                highlight(code, get_lexer_by_name(language), HtmlFormatter(nowrap=True)),
             )
     language_class = f' class="language-{html.escape(language)}"' if language else ""
-    return f"{_PRE}<code{language_class}>{body}</code></pre>\n"
+    code_style = ' style="background: transparent; padding: 0; white-space: pre"'
+    return f"{_PRE}<code{language_class}{code_style}>{body}</code></pre>\n"
 
 
 def _host(url: str) -> str:

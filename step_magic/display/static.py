@@ -32,7 +32,9 @@ def reasoning_summary(result: StepResult) -> str:
     if not result.reasoning:
         return counted
     took = result.thinking_time if result.thinking_time is not None else result.elapsed
-    verb = "Thought" if result.status != "interrupted" else "Interrupted after thinking"
+    # stopped while answering, the thinking itself was complete
+    stopped_thinking = result.status == "interrupted" and not result.answer
+    verb = "Interrupted after thinking" if stopped_thinking else "Thought"
     summary = f"{verb} for {seconds(took)} · {len(result.reasoning):,} chars"
     return f"{summary} · {counted}" if counted else summary
 
@@ -128,5 +130,11 @@ def footer_html(result: StepResult) -> str:
     line = f'<div style="font-size: 85%; opacity: 0.75">{" · ".join(items)}</div>'
     notice = result.notice
     if notice:
-        line = f'<div style="color: #b45309; font-weight: 600">⚠ {escape(notice)}</div>{line}'
+        # the text keeps the theme's own colour (an orange was 3.8:1 on a dark theme); the
+        # bar beside it carries the warning colour
+        warning = (
+            '<div style="font-weight: 600; border-left: 3px solid var(--jp-warn-color0, #b45309);'
+            f' padding-left: 0.5em">⚠ {escape(notice)}</div>'
+        )
+        line = warning + line
     return f'<div class="step-magic-footer">{line}</div>'

@@ -26,6 +26,7 @@ from step_magic.core.text import seconds
 from step_magic.core.toolrecords import ToolRecord, outcome_text, signature
 from step_magic.display import static
 from step_magic.display.bundles import (
+    LIVE_ANSWER_CLASS,
     LIVE_CLASS,
     answer_bundle,
     answer_div,
@@ -85,6 +86,8 @@ class NotebookView:
             )
         self._blocks = widgets.Output()
         self._tail = widgets.HTML()
+        self._tail.add_class(LIVE_ANSWER_CLASS)
+        self._tail.add_class("jp-RenderedHTMLCommon")  # the final answer's own typography
         self._answer = widgets.VBox([self._blocks, self._tail])
         self._status = widgets.HTML()
         self._capturing: Any = None
@@ -92,6 +95,7 @@ class NotebookView:
         self._reasoning_chars = 0
         self._answer_chars = 0
         self._tail_sent = (0, 0.0)  # (length, time) of the tail last sent
+        self._answering_since: float | None = None  # when the answer started (elapsed)
         self._titled_at = float("-inf")  # the header's status is refreshed twice a second
 
     def start(self, status: str) -> None:
@@ -110,14 +114,19 @@ class NotebookView:
         self._set_status(status)
 
     def _set_status(self, status: str) -> None:
+        """The header says it when there is one; the line below only when there is not."""
         if self._panel is not None:
             self._panel.set_title(0, status)
-        self._status.value = status_html(status)
+        self._status.value = status_html("" if self._panel is not None else status)
 
     def update(self, reasoning: str, answer: str, elapsed: float) -> None:
         """Append new reasoning and answer text (called at most ~10 times a second)."""
+        if not self._reasoning_chars:  # the panel starts with text, not a blank line
+            reasoning = reasoning.lstrip("\n")
         self._reasoning_chars += len(reasoning)
         self._answer_chars += len(answer)
+        if answer and self._answering_since is None:
+            self._answering_since = elapsed
         if reasoning and self._panel is not None:
             self._capture(self._reasoning_out)
             sys.stdout.write(reasoning)
@@ -144,6 +153,7 @@ class NotebookView:
             self._reasoning_line(f"   ↳ {outcome_text(record)}\n\n")
             self._set_status(f"Waiting for the model (turn {record.step + 1})…")
             self._titled_at = float("-inf")  # the next update shows "Thinking…" again
+            self._answering_since = None
 
     def rethink(self) -> None:
         """The answer shown so far was reasoning: clear it (the buffer re-sends it as
@@ -152,6 +162,7 @@ class NotebookView:
         self._tail.value = ""
         self._splitter = BlockSplitter()
         self._answer_chars = 0
+        self._answering_since = None
         self._tail_sent = (0, 0.0)
 
     def _reasoning_line(self, text: str) -> None:
@@ -168,13 +179,13 @@ class NotebookView:
         """
         self._titled_at = elapsed
         thought = static.thinking_status(self._reasoning_chars, elapsed)
-        if thinking and self._panel is not None:
-            self._panel.set_title(0, thought)
         answering = f"Answering… {self._answer_chars:,} chars · {seconds(elapsed)}"
         if self._panel is None:
             self._status.value = status_html(answering if self._answer_chars else thought)
-        else:  # unchanged values send nothing: one message per phase
-            self._status.value = status_html("Answering…" if self._answer_chars else "Thinking…")
+        elif self._answering_since is not None:  # unchanged values send nothing
+            self._panel.set_title(0, f"Thought for {seconds(self._answering_since)} · answering…")
+        elif thinking:
+            self._panel.set_title(0, thought)
 
     def _append_answer(self, text: str) -> None:
         blocks = self._splitter.feed(text)

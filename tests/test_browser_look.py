@@ -1,0 +1,196 @@
+"""How the panel looks in a real browser: it follows the text, the live answer looks like the
+final one, the header says the phase, and code, footer and warnings are readable in
+JupyterLab's light and dark themes (WCAG contrast measured on computed colours).
+
+Same JupyterLab-in-Chromium set-up as ``test_browser.py`` (its fixtures are reused).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from playwright.sync_api import Page, expect
+
+from step_magic.core.result import StepResult
+from step_magic.display.bundles import answer_bundle, footer_bundle
+from step_magic.server import LocalServer
+
+from .browser import CHROMIUM, JupyterServer, NotebookPage
+from .test_browser import ARTIFACTS, open_notebook
+
+pytestmark = [
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing"),
+]
+TYPE = "(p) => [getComputedStyle(p).fontSize, getComputedStyle(p).lineHeight]"
+CHANGE_THEME = "(theme) => window.jupyterapp.commands.execute('apputils:change-theme', {theme})"
+ANSWERING = re.compile(r"^Thought for [\d.]+ s · answering…$")
+# How far the newest text is below the panel's visible bottom (0: it is in view), and where the
+# first line sits relative to the panel's top (constant while the user's view does not move).
+PANEL_GEOMETRY = """(panel) => {
+    const area = panel.firstElementChild.getBoundingClientRect();
+    const box = panel.getBoundingClientRect();
+    return {below: area.bottom - box.bottom, top: area.top - box.top,
+            overflow: panel.scrollHeight - panel.clientHeight};
+}"""
+# Every text-bearing element under ``root``: its colour, the colour behind it, its opacity.
+COLOURS = """(root) => {
+    const opaque = (c) => c && !/rgba\\(.*,\\s*0\\)$/.test(c) && c !== 'transparent';
+    const behind = (el) => {
+        for (let e = el; e; e = e.parentElement) {
+            const bg = getComputedStyle(e).backgroundColor;
+            if (opaque(bg)) return bg;
+        }
+        return 'rgb(255, 255, 255)';
+    };
+    const opacity = (el) => {
+        let o = 1;
+        for (let e = el; e; e = e.parentElement) o *= parseFloat(getComputedStyle(e).opacity);
+        return o;
+    };
+    return [...root.querySelectorAll('p, span, div, code')]
+        .filter((el) => [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim()))
+        .map((el) => ({text: el.textContent.trim().slice(0, 30),
+                       colour: getComputedStyle(el).color, behind: behind(el),
+                       opacity: opacity(el)}));
+}"""
+
+
+def rgb(text: str) -> tuple[float, ...]:
+    return tuple(float(v) for v in re.findall(r"[\d.]+", text)[:3])
+
+
+def contrast(fore: str, back: str, opacity: float) -> float:
+    """WCAG 2 contrast ratio of ``fore`` drawn at ``opacity`` over ``back``."""
+    front, rear = rgb(fore), rgb(back)
+    seen = tuple(f * opacity + b * (1 - opacity) for f, b in zip(front, rear, strict=True))
+
+    def luminance(colour: tuple[float, ...]) -> float:
+        linear = [
+            c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+            for c in (v / 255 for v in colour)
+        ]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    high, low = sorted((luminance(seen), luminance(rear)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_the_open_panel_follows_the_text_and_the_live_answer_looks_final(
+    page: Page, jupyter: JupyterServer, server: LocalServer
+) -> None:
+    server.config.tokens_per_second = 150
+    server.config.reasoning_tokens = 1_500
+    server.config.answer_tokens = 600
+    view = open_notebook(page, jupyter, "follow.ipynb", "%%step\nWhy is the sky blue?")
+    view.run_cell(1)
+    accordion = view.output(1).locator(".jupyter-widget-Accordion")
+    accordion.locator(".jupyter-widget-Collapse-header").click()
+    panel = view.output(1).locator(".step-magic-live-reasoning")
+    expect(panel).to_be_visible()
+    page.wait_for_function(
+        "() => { const p = document.querySelector('.step-magic-live-reasoning');"
+        " return p && p.scrollHeight > p.clientHeight + 100; }",
+        timeout=30_000,
+    )
+    assert panel.evaluate(PANEL_GEOMETRY)["below"] <= 2  # the newest line is in view
+
+    panel.evaluate("(panel) => panel.scrollBy(0, -120)")  # the reader scrolls up
+    before = panel.evaluate(PANEL_GEOMETRY)
+    grown = before["overflow"] + 60
+    page.wait_for_function(
+        f"() => document.querySelector('.step-magic-live-reasoning').scrollHeight"
+        f" - document.querySelector('.step-magic-live-reasoning').clientHeight > {grown}",
+        timeout=30_000,
+    )
+    after = panel.evaluate(PANEL_GEOMETRY)
+    assert abs(after["top"] - before["top"]) <= 2, (before, after)  # the view did not move
+    view.screenshot("7-panel-follows", cell=1)
+
+    header = accordion.locator(".jupyter-widget-Collapse-header")
+    expect(header).to_have_text(ANSWERING, timeout=30_000)
+    # Read in one script, so the paragraph cannot be re-rendered between finding and reading.
+    live_type = page.wait_for_function(
+        "() => { const p = document.querySelector('.step-magic-live-answer p');"
+        " const s = p && p.isConnected ? getComputedStyle(p) : null;"
+        " return s && s.fontSize ? [s.fontSize, s.lineHeight] : null; }",
+        timeout=30_000,
+    ).json_value()
+    view.wait_until_ran(1)
+    final = view.answer(1).locator("p").first
+    final_type = final.evaluate(TYPE)
+    assert live_type == final_type
+
+
+def saved_reply(path: Path) -> None:
+    answer = (
+        "Here is the fix:\n\n```python\nimport os\n\n\n@cache\ndef total(rows: list[int]) -> int:"
+        '\n    """Sum."""\n    # a comment\n    return sum(rows) + 1 if rows else None\n```\n'
+    )
+    result = StepResult(
+        model="step-3.7-flash", effort="high", answer=answer, status="interrupted",
+        trace_id="0123456789abcdef0123456789abcdef",
+    )  # fmt: skip
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    cell = nbformat.v4.new_code_cell("%%step\nFix it")
+    cell.outputs = [
+        nbformat.v4.new_output("display_data", data=answer_bundle(result)),
+        nbformat.v4.new_output("display_data", data=footer_bundle(result)),
+    ]
+    notebook.cells = [cell]
+    nbformat.write(notebook, path)
+
+
+def trust(path: Path, jupyter: JupyterServer) -> None:
+    """Sign the notebook as its author's JupyterLab would on saving: its HTML is not sanitised."""
+    env = {**os.environ, "JUPYTER_DATA_DIR": str(jupyter.base / "data")}
+    command = [sys.executable, "-m", "nbformat.sign", str(path)]
+    subprocess.run(command, env=env, check=True, capture_output=True, timeout=60)
+
+
+@pytest.mark.parametrize("trusted", [True, False], ids=["trusted", "untrusted"])
+@pytest.mark.parametrize("theme", ["JupyterLab Light", "JupyterLab Dark"])
+def test_code_footer_and_warnings_are_readable_in_light_and_dark(
+    page: Page, jupyter: JupyterServer, theme: str, trusted: bool
+) -> None:
+    """Trusted (the author's own notebook, or the live session) the code takes the theme's
+    editor colours; untrusted, JupyterLab's sanitiser drops ``var()`` colours and the code
+    keeps the text colour. Either way every text meets 4.5:1."""
+    saved = jupyter.root / f"contrast-{trusted}.ipynb"
+    saved_reply(saved)
+    if trusted:
+        trust(saved, jupyter)
+    view = NotebookPage(page, jupyter, saved.name, ARTIFACTS)
+    view.open_without_kernel()
+    output = view.output(0)
+    expect(output.locator("pre code span").first).to_be_visible()
+    try:
+        page.evaluate(
+            f"window.jupyterapp.commands.execute('apputils:change-theme', {{theme: '{theme}'}})"
+        )
+        expect(page.locator("body")).to_have_attribute("data-jp-theme-name", theme)
+        page.wait_for_timeout(500)  # the theme's stylesheet applies
+        found: list[dict[str, Any]] = output.evaluate(COLOURS)
+        texts = [item["text"] for item in found]
+        assert any(t.startswith("def") for t in texts)
+        assert any("interrupted" in t for t in texts)
+        assert any(t.startswith("step-3.7-flash") for t in texts)
+        poor = [
+            (item["text"], round(contrast(item["colour"], item["behind"], item["opacity"]), 2))
+            for item in found
+            if contrast(item["colour"], item["behind"], item["opacity"]) < 4.5
+        ]
+        view.screenshot(f"8-contrast-{theme.split()[-1].lower()}-{trusted}", cell=0)
+        assert poor == [], str(poor)
+        code_colours = {item["colour"] for item in found if item["text"] in ("def", "import")}
+        body = {item["colour"] for item in found if item["text"].startswith("Here is")}
+        assert (code_colours != body) is trusted  # keywords coloured only when trusted
+    finally:
+        page.evaluate(CHANGE_THEME, "JupyterLab Light")
