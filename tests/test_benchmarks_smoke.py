@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from .browser import CHROMIUM
+
 ROOT = Path(__file__).resolve().parent.parent
 KERNEL = pytest.mark.kernel  # the scripts start their own kernels, in subprocesses
 pytestmark = pytest.mark.slow
@@ -55,6 +57,16 @@ SMOKE_RUNS = [
         ["context_bench.py", "--rows", "100000", "--repeat", "1"],
         ["ratio", "summarize_frame vs df.describe()", "encode_image vs PIL save(PNG)"],
         id="context",
+    ),
+    pytest.param(
+        ["panel_bench.py", "--smoke"],
+        ["== page main thread while 4,000 chunks", "panel open, window on", "ratio longest task"],
+        marks=(
+            KERNEL,
+            pytest.mark.browser,
+            pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing"),
+        ),
+        id="panel",
     ),
     pytest.param(
         ["render_bench.py", "--smoke"],

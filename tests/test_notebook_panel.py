@@ -223,3 +223,24 @@ def test_the_messages_api_streams_into_the_same_panel(kernel: Any, server: Local
     assert details["text/html"].startswith("<details")
     assert "<h2>Simulated answer</h2>" in answer["text/html"]
     assert "trace id" in footer["text/plain"]
+
+
+def test_a_long_reasoning_is_shown_live_in_a_bounded_window_and_saved_whole(
+    kernel: Any, server: LocalServer
+) -> None:
+    from step_magic.display.window import KEEP, LIMIT
+
+    server.config.reasoning_tokens = 30_000  # about 180,000 characters
+    run = kernel.execute("%%step\nThink at length")
+    assert run.error() is None
+    restarts = [
+        m["content"]["data"]["state"]["outputs"][0]["text"]
+        for m in run.of_type("comm_msg")
+        if m["content"]["data"].get("state", {}).get("outputs")
+    ]
+    restarts = [text for text in restarts if text]  # not the emptying at the end
+    reasoning_length = int(kernel.execute("print(len(_step.reasoning))").stdout())
+    assert len(restarts) >= reasoning_length // LIMIT - 1
+    assert all(text.startswith("… ") and len(text) < KEEP + 100 for text in restarts)
+    details = next(b["text/html"] for b in run.final_outputs().values() if "<details" in str(b))
+    assert len(details) > reasoning_length  # the saved form holds all of it

@@ -35,6 +35,7 @@ from step_magic.display.bundles import (
     status_html,
 )
 from step_magic.display.mdblocks import BlockSplitter
+from step_magic.display.window import LiveWindow
 
 TAIL_REFRESH_SECONDS = 1.0
 TITLE_REFRESH_SECONDS = 0.5
@@ -92,6 +93,7 @@ class NotebookView:
         self._status = widgets.HTML()
         self._capturing: Any = None
         self._splitter = BlockSplitter()
+        self._window = LiveWindow()
         self._reasoning_chars = 0
         self._answer_chars = 0
         self._tail_sent = (0, 0.0)  # (length, time) of the tail last sent
@@ -127,10 +129,8 @@ class NotebookView:
         self._answer_chars += len(answer)
         if answer and self._answering_since is None:
             self._answering_since = elapsed
-        if reasoning and self._panel is not None:
-            self._capture(self._reasoning_out)
-            sys.stdout.write(reasoning)
-            sys.stdout.flush()
+        if reasoning:
+            self._reasoning_line(reasoning)
         if answer:
             self._append_answer(answer)
         if elapsed - self._titled_at >= TITLE_REFRESH_SECONDS:
@@ -166,10 +166,16 @@ class NotebookView:
         self._tail_sent = (0, 0.0)
 
     def _reasoning_line(self, text: str) -> None:
-        if self._panel is not None:
-            self._capture(self._reasoning_out)
-            sys.stdout.write(text)
-            sys.stdout.flush()
+        """Append to the panel (as stdout: the frontend routes it into the Output)."""
+        if self._panel is None:
+            return
+        self._capture(self._reasoning_out)
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        restart = self._window.add(text)
+        if restart is not None:  # after the text above, in message order
+            restarted = {"output_type": "stream", "name": "stdout", "text": restart}
+            self._reasoning_out.outputs = (restarted,)
 
     def _refresh_status(self, thinking: bool, elapsed: float) -> None:
         """Header at most twice a second; the status line says the phase.
