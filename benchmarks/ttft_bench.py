@@ -11,8 +11,11 @@ The server's own time to first byte, measured with a raw ``http.client`` request
 run (interleaved with the calls), is subtracted: what is left is ours (plus the kernel's own
 latency, shown on its own row as a ``print`` cell's time to first output).
 
-The first call in a kernel imports openai and ipywidgets; it is reported apart from warm calls.
-Target: under 50 ms of our own.
+The first call in a kernel imports openai and ipywidgets; it is reported apart from warm calls,
+and again after a 1.5 s pause after ``%load_ext`` (the user typing the first prompt), during
+which step-magic warms its call path in the background. The bare loop runs in kernels that
+never load step-magic. Targets: under 50 ms of our own; the paused first call at most 0.35x
+the bare loop's first call.
 """
 
 from __future__ import annotations
@@ -99,6 +102,10 @@ def bare_call(base_url: str) -> str:
 
 
 CALLS: dict[str, Callable[[str], str]] = {"%%step": step_cell, "bare SDK loop": bare_call}
+# After %load_ext, step-magic warms its call path in the background while the user types.
+USER_PAUSE = 1.5
+PAUSED = f"first call after a {USER_PAUSE:g} s pause"
+PAUSED_RATIO = 0.35
 FLOOR = "kernel floor: print('x')"
 
 
@@ -148,10 +155,14 @@ def measure(base_url: str, cold: int, warm: int) -> tuple[Samples, float]:
     also the time to build an openai client in that warm kernel."""
     samples = Samples(base_url)
     for _ in range(cold):
-        for call in CALLS:
-            with kernel(base_url) as session:
+        for call in CALLS:  # the bare loop's kernel does not load step-magic (nor warm up)
+            with kernel(base_url, load=call == "%%step") as session:
                 samples.floor(session)
                 samples.call(session, call, "first call")
+            with kernel(base_url, load=call == "%%step") as session:
+                time.sleep(USER_PAUSE)  # the user types the first prompt
+                samples.floor(session)
+                samples.call(session, call, PAUSED)
     with kernel(base_url) as session:
         samples.call(session, "%%step", "warm-up")
         for _ in range(warm):
@@ -198,6 +209,11 @@ def main() -> None:
         ours = (medians(samples.rows[f"%%step, {phase}"])[-1] - ttfb) * 1e3
         target = f"{phase} < {TARGET_MS:.0f} ms of our own"
         print(verdict(ours < TARGET_MS, target, f"{ours:.1f} ms"))
+    paused = medians(samples.rows[f"%%step, {PAUSED}"])[-1]
+    bare = medians(samples.rows["bare SDK loop, first call"])[-1]
+    ratio = paused / bare
+    target = f"{PAUSED} <= {PAUSED_RATIO}x the bare loop's first call"
+    print(verdict(ratio <= PAUSED_RATIO, target, f"{ratio:.2f}x"))
 
 
 if __name__ == "__main__":

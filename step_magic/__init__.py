@@ -91,10 +91,12 @@ def load_ipython_extension(ipython: Any) -> None:
     """Register the magics with the running shell (``%load_ext step_magic``)."""
     from step_magic.magics.bookkeeping import StepToolMagics
     from step_magic.magics.step import StepMagics
+    from step_magic.magics.warmup import warm_up_later
 
     magics = StepMagics(shell=ipython)
     ipython.register_magics(magics)
     ipython.register_magics(StepToolMagics(ipython, magics))
+    warm_up_later(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:

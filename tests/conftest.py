@@ -117,6 +117,16 @@ def _kernel(_server: LocalServer, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 @pytest.fixture
+def fresh_kernel(_server: LocalServer, tmp_path: Path) -> Iterator[Any]:
+    """A kernel of the test's own, where nothing has run yet."""
+    from .kernel import KernelSession
+
+    session = KernelSession(kernel_env(_server, tmp_path))
+    yield session
+    session.shutdown()
+
+
+@pytest.fixture
 def kernel(_kernel: Any, server: LocalServer) -> Any:
     """A real ipykernel with step_magic loaded, pointed at the (reset) local server."""
     return _kernel
@@ -125,7 +135,9 @@ def kernel(_kernel: Any, server: LocalServer) -> Any:
 # The tiers are marked from the fixtures a test uses, never by hand: a test that starts a
 # kernel (directly or through another fixture) is ``kernel``, one that drives Chromium is
 # ``browser``. ``-m "not kernel and not browser and not slow"`` is the unit tier.
-KERNEL_FIXTURES = frozenset({"_kernel", "spare_kernel", "run_notebook", "notebook_refresher"})
+KERNEL_FIXTURES = frozenset(
+    {"_kernel", "spare_kernel", "fresh_kernel", "run_notebook", "notebook_refresher"}
+)
 BROWSER_FIXTURES = frozenset({"browser", "jupyter"})
 
 

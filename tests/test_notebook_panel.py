@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from step_magic.server import LocalServer
@@ -244,3 +245,21 @@ def test_a_long_reasoning_is_shown_live_in_a_bounded_window_and_saved_whole(
     assert all(text.startswith("… ") and len(text) < KEEP + 100 for text in restarts)
     details = next(b["text/html"] for b in run.final_outputs().values() if "<details" in str(b))
     assert len(details) > reasoning_length  # the saved form holds all of it
+
+
+def test_loading_warms_the_call_path_in_the_background_silently(fresh_kernel: Any) -> None:
+    """``%load_ext`` imports nothing heavy itself; half a second later a background thread
+    has imported the SDK and the widgets, so the first call does not pay for them."""
+    heavy = "sorted(m for m in ('openai', 'ipywidgets', 'markdown_it') if m in sys.modules)"
+    loaded = fresh_kernel.execute(f"import sys\n%load_ext step_magic\nprint({heavy})")
+    assert loaded.error() is None
+    assert loaded.stdout().strip() == "[]"
+    deadline = time.monotonic() + 30
+    warmed = ""
+    while time.monotonic() < deadline and warmed != "['ipywidgets', 'markdown_it', 'openai']":
+        time.sleep(0.5)
+        warmed = fresh_kernel.execute(f"print({heavy})").stdout().strip()
+    assert warmed == "['ipywidgets', 'markdown_it', 'openai']"
+    quiet = fresh_kernel.execute("print('still quiet')")
+    assert quiet.stdout() == "still quiet\n"  # nothing from the warm-up reached any output
+    assert quiet.of_type("error", "display_data") == []
