@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import html as html_module
 import io
 import os
 import platform
@@ -89,6 +90,9 @@ HOSTILE_CHARS = (
     "Answer with NUL \x00 and a lone surrogate \udfff.",
 )
 HOSTILE_HUGE = ("A" * 1_000_000, "Fine.")
+HOSTILE_IMAGE = ("Thinking.", "The chart: ![c](http://tracker.invalid/t.png?id=reader)")
+HOSTILE_PLACEHOLDER = ("Thinking.", "Literal STEPMAGICMATH7END, then $x^2$ and STEPMAGICMATH0END")
+HOSTILE_MATHS = ("Thinking.", "\\[a" * 40_000)
 
 
 @dataclass(frozen=True)
@@ -267,6 +271,22 @@ def _clean_chars(result: Any) -> str:
     return f"{len(bad)} unsafe characters kept" if bad else "control chars and surrogates → U+FFFD"
 
 
+def _no_remote_image(result: Any) -> str:
+    html = answer_bundle(result)["text/html"]
+    return "remote image loaded" if "<img" in html else "remote image shown as a link"
+
+
+def _text_kept(result: Any) -> str:
+    shown = html_module.unescape(re.sub(r"<[^>]+>", "", answer_bundle(result)["text/html"]))
+    return "answer shown as written" if result.answer in shown else "answer text altered"
+
+
+def _render_time(result: Any) -> str:
+    started = time.perf_counter()
+    answer_bundle(result)
+    return f"saved form rendered in {time.perf_counter() - started:.2f} s"
+
+
 def _fault(name: str) -> Callable[[Lab], None]:
     def arrange(lab: Lab) -> None:
         lab.server.config.fault = name
@@ -333,6 +353,33 @@ def cases() -> Iterator[Case]:
         "hostile: 1,000,000-character reasoning line",
         hostile,
         arrange=_hostile(*HOSTILE_HUGE),
+    )
+    yield Case(
+        "remote-image",
+        "hostile: an answer with a remote image (a beacon when the notebook is opened)",
+        hostile,
+        arrange=_hostile(*HOSTILE_IMAGE),
+        check=_no_remote_image,
+    )
+    yield Case(
+        "placeholders",
+        "hostile: the renderer's maths placeholders written in the answer",
+        hostile,
+        arrange=_hostile(*HOSTILE_PLACEHOLDER),
+        check=_text_kept,
+    )
+    yield Case(
+        "maths-bomb",
+        "hostile: 120 KB of unclosed `\\[` (was 26 s of rendering)",
+        hostile,
+        arrange=_hostile(*HOSTILE_MATHS),
+        check=_render_time,
+    )
+    yield Case(
+        "json-bomb",
+        "hostile: `[` × 100,000 with `--format json`",
+        f"%%step --no-memory --format json\n{HOSTILE_PROMPT}",
+        arrange=_hostile("Thinking.", "[" * 100_000),
     )
 
 
