@@ -1,9 +1,9 @@
 """step-magic: stream StepFun reasoning models into Jupyter, IPython and plain Python.
 
 ``%load_ext step_magic`` registers ``%%step`` and its companions. From Python, with or without
-IPython: ``ask``, ``stream``, ``map_rows`` and ``Chat`` (see ``docs/api.md``). Importing this
-package stays cheap: every name below loads on first use (PEP 562), and openai, widgets and
-the data libraries only when a call needs them.
+IPython: ``ask``, ``stream``, ``map_rows``, ``compare`` and ``Chat`` (``docs/api.md``).
+Importing this package stays cheap: every name below loads on first use (PEP 562), and
+openai, widgets and the data libraries only when a call needs them.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ _PUBLIC = {
     "ask": "step_magic.api.calls",
     "stream": "step_magic.api.calls",
     "map_rows": "step_magic.api.rows",
+    "compare": "step_magic.api.compare",
     "Chat": "step_magic.api.chat",
+    "Comparison": "step_magic.core.comparison",
     "StepResult": "step_magic.core.result",
     "Usage": "step_magic.core.events",
     "ReasoningDelta": "step_magic.core.events",
@@ -37,6 +39,7 @@ _PUBLIC = {
 __all__ = [
     "AnswerDelta",
     "Chat",
+    "Comparison",
     "Done",
     "InputError",
     "ReasoningDelta",
@@ -52,6 +55,7 @@ __all__ = [
     "UsageReported",
     "__version__",
     "ask",
+    "compare",
     "load_ipython_extension",
     "map_rows",
     "stream",
@@ -61,7 +65,9 @@ __all__ = [
 if TYPE_CHECKING:
     from step_magic.api.calls import ask, stream
     from step_magic.api.chat import Chat
+    from step_magic.api.compare import compare
     from step_magic.api.rows import map_rows
+    from step_magic.core.comparison import Comparison
     from step_magic.core.errors import (
         InputError,
         ReplayError,

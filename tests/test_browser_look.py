@@ -194,3 +194,24 @@ def test_code_footer_and_warnings_are_readable_in_light_and_dark(
         assert (code_colours != body) is trusted  # keywords coloured only when trusted
     finally:
         page.evaluate(CHANGE_THEME, "JupyterLab Light")
+
+
+def test_a_comparison_shows_its_columns_side_by_side(
+    page: Page, jupyter: JupyterServer, server: LocalServer
+) -> None:
+    server.config.tokens_per_second = 200
+    server.config.reasoning_tokens = 600
+    cell = "%%step --effort low,high\nWhy does the Moon always show us the same face?"
+    view = open_notebook(page, jupyter, "compare.ipynb", cell)
+    view.run_cell(1)
+    expect(view.output(1)).to_contain_text("effort high: Thinking…", timeout=30_000)
+    view.screenshot("9-compare-streaming", cell=1)
+    view.wait_until_ran(1)
+    columns = view.output(1).locator(".step-magic-column")
+    expect(columns).to_have_count(2)
+    left, right = (columns.nth(i).bounding_box() for i in range(2))
+    assert left is not None
+    assert right is not None
+    assert abs(left["y"] - right["y"]) < 2  # one row, two columns
+    assert right["x"] > left["x"] + left["width"] - 1
+    view.screenshot("10-compare-final", cell=1)

@@ -87,6 +87,20 @@ def auto_progress(display: bool | None, total: int) -> Any:
     return None
 
 
+def auto_compare_progress(display: bool | None, labels: tuple[str, ...]) -> Any:
+    """The live lines of a comparison in a notebook cell (None elsewhere, or when False);
+    its ``finish`` shows the side-by-side grid."""
+    parent = parent_msg_id(current_shell())
+    if display is False or parent is None:
+        return None
+    from step_magic.display.compare import CompareProgress
+
+    show_results_statically(current_shell())
+    progress = CompareProgress(labels, parent)
+    progress.start()
+    return progress
+
+
 def show_results_statically(shell: Any) -> None:
     """``display(result)`` and a cell ending in a result show its static form.
 
@@ -94,20 +108,29 @@ def show_results_statically(shell: Any) -> None:
     """
     formatter = shell.display_formatter.ipython_display_formatter
     formatter.for_type_by_name("step_magic.core.result", "StepResult", _show)
+    formatter.for_type_by_name("step_magic.core.comparison", "Comparison", _show)
 
 
 def forget_results(shell: Any) -> None:
     """Undo ``show_results_statically`` (``%unload_ext``)."""
+    from step_magic.core.comparison import Comparison
     from step_magic.core.result import StepResult
 
     formatter = shell.display_formatter.ipython_display_formatter
-    formatter.pop(StepResult, None)
-    formatter.deferred_printers.pop(("step_magic.core.result", "StepResult"), None)
+    for kind in (StepResult, Comparison):
+        formatter.pop(kind, None)
+        formatter.deferred_printers.pop((kind.__module__, kind.__name__), None)
 
 
 def _show(result: Any) -> None:
     """The static form, unless this very cell already shows it (its live panel became it)."""
-    from step_magic.display.views import show_static
+    if result.shown_in is not None and result.shown_in == parent_msg_id(current_shell()):
+        return
+    if type(result).__name__ == "Comparison":
+        from step_magic.display.compare import show_comparison
 
-    if result.shown_in is None or result.shown_in != parent_msg_id(current_shell()):
+        show_comparison(result)
+    else:
+        from step_magic.display.views import show_static
+
         show_static(result)

@@ -38,6 +38,21 @@ def temperature(text: str) -> float:
     return value
 
 
+def efforts(text: str) -> str:
+    """``high``, or ``low,high`` to compare efforts side by side; each a documented level."""
+    from step_magic.core.models import EFFORTS
+
+    parts = [part.strip() for part in text.split(",")]
+    for part in parts:
+        if part not in EFFORTS:
+            close = difflib.get_close_matches(part, EFFORTS, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise argparse.ArgumentTypeError(
+                f"must be {', '.join(EFFORTS)} or a comma list of them, not {part!r}{hint}"
+            )
+    return ",".join(parts)
+
+
 def names(text: str) -> tuple[str, ...]:
     """``df,fig, Out[3]`` -> ``("df", "fig", "Out[3]")``."""
     found = tuple(name.strip() for name in text.split(",") if name.strip())

@@ -117,7 +117,12 @@ class StepMagics(Magics):
         Line form: ``%step [flags] prompt``. The result is bound to ``_step``.
         """
         args, prompt = read_flags(self.step.parser, line, cell)
+        from step_magic.magics.compareglue import is_comparison, run_comparison
         from step_magic.magics.toolglue import check_tool_flags, tool_loop
+
+        if is_comparison(args):
+            run_comparison(self, args, prompt)
+            return
 
         check_tool_flags(args, replay=(self.replay or args.replay) and not args.refresh)
         if args.map:

@@ -11,11 +11,9 @@ from typing import Any
 
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from step_magic.core import models
 from step_magic.core.settings import APIS
 from step_magic.magics import argtypes as flags
 
-EFFORT_CHOICES = list(models.EFFORTS)
 DETAILS = ["low", "high"]
 
 
@@ -39,8 +37,20 @@ def names_flag(*names: str, **options: Any) -> Any:
 
 
 FLAGS = [
-    argument("-m", "--model", help="Model name (default: StepMagics.model, step-3.7-flash)."),
-    argument("-e", "--effort", choices=EFFORT_CHOICES, help="Reasoning effort."),
+    argument(
+        "-m",
+        "--model",
+        help="Model name (default: StepMagics.model, step-3.7-flash); a comma list compares "
+        "models side by side.",
+    ),
+    argument(
+        "-e",
+        "--effort",
+        type=flags.efforts,
+        metavar="EFFORT",
+        help="Reasoning effort: low, medium or high; a comma list (low,high) compares them "
+        "side by side.",
+    ),
     argument("--system", help="System prompt for this call."),
     argument("--max-tokens", type=flags.positive_int, help="Cap on the reply's tokens."),
     argument("--temperature", type=flags.temperature, help="Sampling temperature, 0 to 2."),

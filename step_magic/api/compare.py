@@ -1,0 +1,160 @@
+"""``step_magic.compare``: one prompt, several efforts or models, run at once, side by side.
+
+The teaching demo: the same question at low and high effort (or on two models), watched
+together. Each variant is a whole call of its own, prepared and checked before anything is
+sent, run on a thread of its own through the same engine as ``ask``, and recorded in the
+history; a failed variant fails its column only. ``%%step --effort low,high`` runs the same
+``run_variants`` with calls the magic prepared from the notebook.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from step_magic.api.calls import Call, close, one_off_session, prepare
+from step_magic.core.comparison import Comparison, variants
+from step_magic.core.errors import InputError, StepInterrupted
+from step_magic.core.models import DEFAULT_MODEL
+from step_magic.core.result import StepResult
+from step_magic.display.frontend import auto_compare_progress
+from step_magic.engine.session import Session
+
+POLL_SECONDS = 0.1
+JOIN_SECONDS = 5.0
+
+
+class _Tally:
+    """A view that only counts what arrived, for the progress lines (one per variant)."""
+
+    def __init__(self) -> None:
+        self.reasoning = self.answer = 0
+        self.elapsed = 0.0
+
+    def start(self, status: str) -> None: ...
+    def waiting(self, status: str) -> None: ...
+    def tool(self, record: Any) -> None: ...
+    def finish(self, result: Any) -> None: ...
+
+    def update(self, reasoning: str, answer: str, elapsed: float) -> None:
+        self.reasoning += len(reasoning)
+        self.answer += len(answer)
+        self.elapsed = elapsed
+
+    def rethink(self) -> None:
+        self.answer = 0
+
+
+def compare(
+    prompt: str,
+    *,
+    efforts: Sequence[str | None] | None = None,
+    models: Sequence[str] | None = None,
+    display: bool | None = None,
+    history: bool = True,
+    **keywords: Any,
+) -> Comparison:
+    """Ask once per effort and model (every combination, at most 6), all at once.
+
+    The other keywords are ``ask``'s (``attach``, ``system``, ``base_url``…), the same for
+    every variant; ``tools`` are refused (a function would run once per column). In a
+    notebook each column's progress shows live, then the side-by-side grid. Raises
+    ``InputError`` before anything is sent (naming the variant), ``StepInterrupted`` on
+    Ctrl-C with what arrived in ``.result``.
+    """
+    for plural, single in (("models", "model"), ("efforts", "effort")):
+        if single in keywords and (models if plural == "models" else efforts):
+            raise InputError(f"give {single}= or {plural}=, not both")
+    if keywords.get("tools"):
+        raise InputError("compare runs without tools: a function would run once per column")
+    chosen_models = list(models or [keywords.pop("model", None) or DEFAULT_MODEL])
+    chosen_efforts = list(efforts or [keywords.pop("effort", None)])
+    chosen = variants(chosen_models, chosen_efforts)
+    labels = tuple(
+        v.label(models=len(chosen_models) > 1, efforts=len(chosen_efforts) > 1) for v in chosen
+    )
+    session = one_off_session(history)
+    try:
+        calls = []
+        for variant, label in zip(chosen, labels, strict=True):
+            given = {**keywords, "model": variant.model, "effort": variant.effort}
+            try:
+                calls.append(prepare(session, prompt, given, memory=False))
+            except InputError as err:
+                raise InputError(f"{label}: {err}") from None
+        return run_variants(session, prompt, calls, labels, display)
+    finally:
+        close(session)
+
+
+def run_variants(
+    session: Session,
+    prompt: str,
+    calls: Sequence[Call],
+    labels: tuple[str, ...],
+    display: bool | None,
+) -> Comparison:
+    """Run every call at once, show their progress, return them side by side."""
+    tallies = [_Tally() for _ in calls]
+    stops: list[list[int]] = [[] for _ in calls]
+    results: list[StepResult | None] = [None] * len(calls)
+
+    def work(index: int) -> None:
+        call = calls[index]
+        view, stop = tallies[index], stops[index]
+        try:
+            result, _ = session.ask(
+                call.settings, call.prepared, call.options, view, None, None, stop=stop
+            )
+        except Exception as err:  # a column that could not run fails alone
+            result = StepResult(call.settings.model, call.settings.effort, status="failed")
+            result.error = str(err)
+        results[index] = result
+
+    workers = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(len(calls))]
+    for worker in workers:
+        worker.start()
+    progress = auto_compare_progress(display, labels)
+    interrupted = _wait(workers, tallies, results, progress, stops)
+    comparison = Comparison(prompt, labels, tuple(r for r in results if r is not None))
+    if progress is not None:
+        progress.finish(comparison)
+    if interrupted:
+        error = StepInterrupted()
+        error.result = comparison
+        raise error
+    return comparison
+
+
+def _wait(
+    workers: list[threading.Thread],
+    tallies: list[_Tally],
+    results: list[StepResult | None],
+    progress: Any,
+    stops: list[list[int]],
+) -> bool:
+    """Refresh the progress until every variant ended; True if Ctrl-C stopped them."""
+    try:
+        while any(worker.is_alive() for worker in workers):
+            for worker in workers:
+                worker.join(POLL_SECONDS / len(workers))
+            if progress is not None:
+                progress.update(_lines(tallies, results))
+    except KeyboardInterrupt:
+        for stop in stops:
+            stop.append(signal.SIGINT)
+        for worker in workers:
+            worker.join(JOIN_SECONDS)
+        return True
+    return False
+
+
+def _lines(tallies: list[_Tally], results: list[StepResult | None]) -> list[str]:
+    from step_magic.display.compare import progress_line
+
+    return [
+        progress_line(t.reasoning, t.answer, r.elapsed if r else t.elapsed, r.status if r else None)
+        for t, r in zip(tallies, results, strict=True)
+    ]
