@@ -92,7 +92,7 @@ def test_output_name_binds_the_result(ip: Any) -> None:
 @pytest.mark.parametrize(
     ("cell", "message"),
     [
-        ("%%step --effort extreme\nHi", "invalid choice: 'extreme'"),
+        ("%%step --effort extreme\nHi", "or a comma list of them, not 'extreme'"),
         ("%%step -m step-3.5-flash -e high\nHi", "step-3.5-flash takes no reasoning effort"),
         ("%%step -m step-3.5-flash-2603 -e medium\nHi", "takes --effort low or high"),
         ("%%step --max-tokens 0\nHi", "must be a positive whole number"),
