@@ -18,6 +18,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from step_magic.core.errors import InputError
 from step_magic.core.models import DEFAULT_MODEL, estimate_cost, model_info
 from step_magic.core.redact import redact_url
 from step_magic.core.request import ChatRequest
@@ -27,6 +28,7 @@ from step_magic.wire.messages_body import messages_body
 from step_magic.wire.probe import Observed, observe
 
 PROMPT = "Reply with the single word: ready."
+OBSERVED_WIDTH = 90
 # A 2×2 red PNG: the smallest image a vision model can be asked about.
 RED_PNG = base64.b64encode(
     bytes.fromhex(
@@ -71,6 +73,13 @@ def run_doctor(args: argparse.Namespace) -> int:
     from step_magic.core import settings as config
 
     base_url = args.base_url or config.find_base_url()
+    try:
+        warning = config.check_base_url(base_url)
+    except InputError as err:
+        print(f"step-magic doctor: {err}")
+        return 2
+    if warning:
+        print(f"Warning: {warning}")
     key = config.find_api_key()
     if key is None and not config.is_loopback_url(base_url):
         print(f"step-magic doctor: {config.missing_key_message()}")
@@ -83,9 +92,13 @@ def run_doctor(args: argparse.Namespace) -> int:
 
 
 def report(findings: list[Finding], *, secret: str) -> str:
-    """A plain table, the total cost, and the verdict counts."""
+    """A plain table, the total cost, and the verdict counts.
+
+    What a server said is redacted (the key, a URL's credentials) before it is cut to
+    the column's width: a cut first could leave a piece of an echoed key unrecognised.
+    """
     rows = [("check", "expected", "observed", "verdict")] + [
-        (f.check, f.expected, f.observed, f.verdict) for f in findings
+        (f.check, f.expected, _shown(f.observed, secret), f.verdict) for f in findings
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     lines = ["  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[3]])
@@ -95,6 +108,11 @@ def report(findings: list[Finding], *, secret: str) -> str:
     lines += ["", f"{counts['ok']} ok, {counts['differs']} differ, {counts['FAIL']} failed;"
               f" this run cost about ${cost:.4f}"]  # fmt: skip
     return redact("\n".join(lines), secret)
+
+
+def _shown(text: str, secret: str) -> str:
+    clean = redact_url(redact(text, secret))
+    return clean if len(clean) <= OBSERVED_WIDTH else clean[: OBSERVED_WIDTH - 1] + "…"
 
 
 def examine(settings: Settings, *, timeout: float) -> Iterator[Finding]:
@@ -116,7 +134,7 @@ def examine(settings: Settings, *, timeout: float) -> Iterator[Finding]:
         try:
             yield from check()
         except Exception as err:  # a refused connection, a timeout: the report goes on
-            yield Finding(name, "an answer", f"{type(err).__name__}: {err}"[:120], "FAIL")
+            yield Finding(name, "an answer", f"{type(err).__name__}: {err}", "FAIL")
 
 
 def _chat(settings: Settings, request: ChatRequest, timeout: float) -> Observed:
@@ -214,7 +232,7 @@ def _tool_call(settings: Settings, timeout: float) -> Iterator[Finding]:
         arguments = None
     observed = f"{calls[0]['name']}({calls[0]['arguments']}), finish {seen.finish_reasons[-1:]}"
     good = calls[0]["name"] == "get_time" and isinstance(arguments, dict)
-    yield Finding("tool call", "a get_time call with JSON arguments", observed[:80],
+    yield Finding("tool call", "a get_time call with JSON arguments", observed,
                   "ok" if good else "FAIL", _cost(settings, seen))  # fmt: skip
 
 
@@ -234,11 +252,11 @@ def _bad_model(settings: Settings, timeout: float) -> Iterator[Finding]:
     seen = observe(settings.base_url, settings.api_key, "/chat/completions", body, timeout=timeout)
     expected = "4xx with error.message"
     if 400 <= seen.status < 500 and seen.error:
-        yield Finding("bad model name", expected, f"{seen.status}: {seen.error}"[:80], "ok")
+        yield Finding("bad model name", expected, f"{seen.status}: {seen.error}", "ok")
     else:
         yield Finding("bad model name", expected, f"{seen.status}, accepted", "differs")
 
 
 def _failure(seen: Observed) -> str:
     what = seen.error or seen.content_type or "no body"
-    return f"{seen.status}: {what}"[:100]
+    return f"{seen.status}: {what}"

@@ -92,3 +92,13 @@ def test_a_refused_connection_is_a_fail_row_not_a_traceback() -> None:
     assert done.returncode == 1
     assert "ConnectError" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_an_echoed_key_is_redacted_before_a_long_line_is_cut() -> None:
+    from step_magic.cli_doctor import Finding, report
+
+    key = "sk-Ab3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z"
+    said = f"Authentication failed for this project; the API key you provided, {key}, is bad"
+    shown = report([Finding("stream", "an answer", f"401: {said}", "FAIL")], secret=key)
+    assert "Ab3dE5" not in shown
+    assert "***" in shown

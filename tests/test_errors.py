@@ -307,3 +307,22 @@ def test_an_error_names_the_server_that_gave_it(
     assert str(error).startswith(head)
     assert hint in str(error)
     assert "pw" not in str(error)
+
+
+@pytest.mark.parametrize("base_url", ["http://127.0.0.1:99999/v1", "http://u:pw@h:port/v1"])
+def test_a_base_url_with_an_unusable_port_is_one_usage_error(ip: Any, base_url: str) -> None:
+    error = run(ip, f"%step --base-url {base_url} Hi").error_in_exec
+    assert type(error).__name__ == "UsageError"
+    assert "--base-url must be an http(s) URL" in str(error)
+    assert "pw" not in str(error)
+
+
+def test_a_lookalike_of_stepfuns_domain_is_not_called_stepfun() -> None:
+    from step_magic.core.settings import Settings, server_label
+
+    def label(url: str) -> str | None:
+        return server_label(Settings(model="m", base_url=url, api_key="k"))
+
+    assert label("https://api.stepfun.ai/v1") is None
+    assert label("https://api.stepfun.com/v1") is None
+    assert label("https://evilstepfun.com/v1") == "evilstepfun.com"

@@ -141,3 +141,11 @@ def test_the_maths_scan_is_linear_on_adversarial_text(unit: str) -> None:
     started = time.perf_counter()
     list(maths_spans(text))
     assert time.perf_counter() - started < 5.0
+
+
+def test_tool_arguments_nested_too_deeply_are_bad_json_not_a_crash() -> None:
+    from step_magic.core.toolrecords import ToolCall, signature
+
+    call = ToolCall("call_1", "lookup", "[" * 100_000)
+    assert signature(call).startswith("lookup(")
+    assert call.entry()["function"]["arguments"] == "{}"

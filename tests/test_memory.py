@@ -370,3 +370,16 @@ def test_escape_sequences_in_a_cassette_never_reach_the_terminal(
     assert "\x1b" not in out
     assert "\x07" not in out
     assert ip.user_ns["_step"].answer == "Clear\ufffd[2J and retitle\ufffd]0;owned\ufffd done"
+
+
+def test_null_text_in_a_cassette_is_empty_and_escapes_are_cleaned_on_reading(
+    tmp_path: Path,
+) -> None:
+    cassette = Cassette(tmp_path / "lesson.jsonl")
+    cassette.path.write_text(
+        '{"key": "k", "reply": {"reasoning": null, "answer": "a\\u001b]52;c;x\\u0007b"}}\n'
+    )
+    reply = cassette.lookup("k")
+    assert reply is not None
+    assert reply.reasoning == ""
+    assert reply.answer == "a\ufffd]52;c;x\ufffdb"

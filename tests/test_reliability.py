@@ -593,7 +593,8 @@ def test_keep_alives_keep_a_call_open_until_its_deadline_and_what_arrived_is_kep
     pieces = [f"data: {json.dumps(chunk)}\n\n".encode()] + [b": keep-alive\n\n"] * 60
     with SSEPeer(pieces, pause=0.2) as keep_alive:
         started = time.monotonic()
-        with pytest.raises(StepAPIError, match=r"passed its deadline of 2 s") as caught:
+        late = r"passed the deadline of 2 s it was given"
+        with pytest.raises(StepAPIError, match=late) as caught:
             step_magic.ask(
                 "Hi", base_url=keep_alive.base_url, api_key="k", timeout=1, deadline=2,
                 max_retries=0, display=False, history=False,
@@ -602,6 +603,7 @@ def test_keep_alives_keep_a_call_open_until_its_deadline_and_what_arrived_is_kep
     result = caught.value.result
     assert result.reasoning == "Thinking"
     assert result.status == "failed"
+    assert result.trace_id == "sse-peer-trace"  # what support needs, most of all here
     assert 2 <= took < 10  # the deadline, not the 12 s of keep-alives, nor the idle timeout
 
 

@@ -7,8 +7,9 @@ matter here, so the parser is a plain CommonMark one with raw HTML off, as the r
 from __future__ import annotations
 
 import functools
-import json
 from typing import TYPE_CHECKING
+
+from step_magic.core.text import read_json
 
 if TYPE_CHECKING:
     from markdown_it import MarkdownIt
@@ -36,7 +37,4 @@ def parse_json_answer(answer: str) -> object:
     text = (
         blocks[0][1] if len(blocks) == 1 and not answer.strip().startswith(("{", "[")) else answer
     )
-    try:
-        return json.loads(text)
-    except RecursionError:  # the decoder recurses per level: [[[[… is a valid-looking bomb
-        raise ValueError("it is nested too deeply to read") from None
+    return read_json(text)

@@ -19,6 +19,7 @@ from step_magic.core.errors import ReplayError
 from step_magic.core.events import Usage
 from step_magic.core.redact import redact_media
 from step_magic.core.request import ChatRequest
+from step_magic.core.text import clean_text
 
 _USAGE_FIELDS = {item.name for item in fields(Usage)}
 
@@ -44,14 +45,16 @@ class RecordedReply:
 
         ValueError naming the field when a value has the wrong type: a cassette is a file
         people edit and share, and a wrong shape must be one clear line, not a traceback.
+        Its text is cleaned as a live reply's is (an escape sequence in a shared file must
+        no more reach a terminal or a table than one from a server); null text is empty.
         Checked by hand rather than by a pydantic model: six fields, and the messages can
         say exactly what a person editing the file must fix.
         """
         if not isinstance(data, dict):
             raise ValueError(f"the reply is {_kind(data)}, not an object")
         return cls(
-            reasoning=_text(data, "reasoning", ""),
-            answer=_text(data, "answer", ""),
+            reasoning=clean_text(_text(data, "reasoning", "") or ""),
+            answer=clean_text(_text(data, "answer", "") or ""),
             finish_reason=_text(data, "finish_reason", None),
             usage=_usage(data.get("usage")),
             trace_id=_text(data, "trace_id", None),

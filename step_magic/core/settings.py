@@ -99,8 +99,15 @@ def check_base_url(url: str) -> str | None:
     Raises ValueError for something that is not an http(s) URL at all.
     """
     parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - raises for a port out of range or not a number
+    except ValueError:
+        parts = urlsplit("")
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InputError(f"--base-url must be an http(s) URL like {DEFAULT_BASE_URL}, not {url!r}")
+        shown = redact_url(url)
+        raise InputError(
+            f"--base-url must be an http(s) URL like {DEFAULT_BASE_URL}, not {shown!r}"
+        )
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
         shown = redact_url(url)
         return f"{shown} is plain http to a non-local host: the API key would travel unencrypted"
@@ -121,6 +128,9 @@ def is_loopback_url(url: str) -> bool:
     return _is_loopback(urlsplit(url).hostname or "")
 
 
+STEPFUN_DOMAINS = ("stepfun.ai", "stepfun.com")
+
+
 def server_label(settings: Settings) -> str | None:
     """How errors name the server: None for StepFun's own endpoints (the message says
     "StepFun API error"), "the local simulator" for the bundled one, else host and port."""
@@ -128,9 +138,12 @@ def server_label(settings: Settings) -> str | None:
         return "the local simulator"
     parts = urlsplit(settings.base_url)
     host = parts.hostname or ""
-    if host.endswith(("stepfun.ai", "stepfun.com")):
+    if any(host == domain or host.endswith("." + domain) for domain in STEPFUN_DOMAINS):
         return None
-    port = f":{parts.port}" if parts.port else ""
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # an unusable port: the connection error says so, this must not raise
+        port = ""
     return f"{host}{port}"
 
 

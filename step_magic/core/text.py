@@ -7,7 +7,9 @@ replaced where the text enters the program.
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 _UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
@@ -32,3 +34,13 @@ def seconds(value: float) -> str:
         return f"{value:.1f} s"
     minutes, rest = divmod(round(value), 60)
     return f"{minutes} min {rest} s"
+
+
+def read_json(text: str) -> Any:
+    """``json.loads``, where JSON nested too deeply to read (``[[[[…`` from a model) is a
+    ValueError like any other bad JSON, not a RecursionError that ``except ValueError``
+    would let through."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("it is nested too deeply to read") from None

@@ -6,9 +6,10 @@ kept in the result, so its type lives here where all of them can see it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
+
+from step_magic.core.text import read_json
 
 PREVIEW_CHARS = 160
 
@@ -37,7 +38,7 @@ class ToolCall:
 
 def _object_json(text: str) -> str:
     try:
-        value = json.loads(text)
+        value = read_json(text)
     except ValueError:
         return "{}"
     return text if isinstance(value, dict) else "{}"
@@ -69,7 +70,7 @@ def signature(call: ToolCall | ToolRecord, limit: int | None = PREVIEW_CHARS) ->
     must not hide the argument that matters past a cut).
     """
     try:
-        arguments: Any = json.loads(call.arguments) if call.arguments.strip() else {}
+        arguments: Any = read_json(call.arguments) if call.arguments.strip() else {}
     except ValueError:
         arguments = None
     if isinstance(arguments, dict):

@@ -73,13 +73,10 @@ class _Turns:
         the usage its stream had already received: the tokens were billed."""
         self.steps += 1
         self.finished, self.error = finished, error
-        trace, completion = self.ids
-        for seen in (finished, error, source):
-            if seen is not None:
-                trace = seen.trace_id or trace
-                completion = getattr(seen, "completion_id", None) or completion
-                break
-        self.ids = (trace, completion)
+        seen = [item for item in (finished, error, source) if item is not None]
+        trace = next((s.trace_id for s in seen if s.trace_id), None)
+        completion = next((c for s in seen if (c := getattr(s, "completion_id", None))), None)
+        self.ids = (trace or self.ids[0], completion or self.ids[1])
         usage = finished.usage if finished is not None else getattr(source, "usage", None)
         if usage is not None:
             self.usage = usage if self.usage is None else self.usage.plus(usage)
@@ -240,7 +237,7 @@ def _consume(
     while not interrupts:
         now = time.monotonic()
         if now >= ends_at:
-            late = f"the call passed its deadline of {deadline:g} s"
+            late = f"the call passed the deadline of {deadline:g} s it was given (--deadline)"
             return finished, StepAPIError(late, server=server_label(settings))
         has_pending = bool(progress.pending_reasoning or progress.pending_answer)
         wait = max(progress.last_flush + FLUSH_SECONDS - now, 0) if has_pending else IDLE_SECONDS

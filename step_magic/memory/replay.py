@@ -13,7 +13,6 @@ from collections.abc import Iterator
 
 from step_magic.core.cassette import RecordedReply
 from step_magic.core.events import AnswerDelta, Event, Finished, ReasoningDelta
-from step_magic.core.text import clean_text
 
 _TOKEN = re.compile(r"\S+\s*|\s+")
 
@@ -21,9 +20,8 @@ _TOKEN = re.compile(r"\S+\s*|\s+")
 class ReplayStream:
     """Events of a recorded reply, paced like a live one (``tokens_per_second`` 0: at once).
 
-    Same interface as ``wire.chat.ReplyStream``, so the runner and views cannot tell them apart;
-    the text is cleaned as a live reply's is (a cassette is a file anyone can edit, so an
-    escape sequence in it must no more reach a terminal than one from a server).
+    Same interface as ``wire.chat.ReplyStream``, so the runner and views cannot tell them apart
+    (a cassette's text was cleaned when it was read, in ``RecordedReply.from_json``).
     """
 
     def __init__(self, reply: RecordedReply, tokens_per_second: float) -> None:
@@ -39,7 +37,7 @@ class ReplayStream:
 
     def __iter__(self) -> Iterator[Event]:
         for kind, text in (("reasoning", self._reply.reasoning), ("answer", self._reply.answer)):
-            for token in _TOKEN.findall(clean_text(text)):
+            for token in _TOKEN.findall(text):
                 if self._stopped.wait(self._delay) if self._delay else self._stopped.is_set():
                     return
                 yield ReasoningDelta(token) if kind == "reasoning" else AnswerDelta(token)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from step_magic.core.errors import ToolError
-from step_magic.core.text import bounded, clean_text
+from step_magic.core.text import bounded, clean_text, read_json
 
 JSONSchema = dict[str, Any]
 TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -106,7 +106,7 @@ def parse_arguments(text: str) -> dict[str, Any]:
     if not text.strip():
         return {}
     try:
-        value = json.loads(text)
+        value = read_json(text)
     except ValueError as err:
         raise ToolError(f"the arguments are not valid JSON ({err})") from None
     if not isinstance(value, dict):

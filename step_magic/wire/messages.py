@@ -58,6 +58,7 @@ class MessagesStream:
         self._socket: socket.socket | None = None
         self.trace_id: str | None = None
         self.completion_id: str | None = None
+        self.usage: Usage | None = None  # the latest seen: kept if the stream is cut short
 
     def close(self) -> None:
         """Stop: wake a retry wait and cut the connection, even before headers arrived.
@@ -154,6 +155,7 @@ class MessagesStream:
             message = _mapping(payload.get("message"))
             self.completion_id = message.get("id") or self.completion_id
             reply.add_usage(message.get("usage"))
+            self.usage = reply.usage()
         elif kind in ("content_block_start", "content_block_delta"):
             block = _mapping(payload.get("content_block") or payload.get("delta"))
             yield from _texts(block)
@@ -163,6 +165,7 @@ class MessagesStream:
             if isinstance(reason, str) and reason:
                 reply.finish_reason = FINISH_REASONS.get(reason, reason)
             reply.add_usage(payload.get("usage"))
+            self.usage = reply.usage()
         elif kind == "message_stop":
             reply.stopped = True
 

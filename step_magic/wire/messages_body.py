@@ -9,12 +9,12 @@ here, before any connection is opened.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from step_magic.core.errors import StepAPIError
 from step_magic.core.request import ChatRequest, Part
+from step_magic.core.text import read_json
 
 # StepFun requires max_tokens here (Chat Completions does not); the model's usual budget.
 DEFAULT_MAX_TOKENS = 8192
@@ -101,7 +101,7 @@ def _tool_blocks(message: dict[str, Any]) -> tuple[str, list[dict[str, Any]]] | 
                 "type": "tool_use",
                 "id": call["id"],
                 "name": function["name"],
-                "input": json.loads(function["arguments"] or "{}"),
+                "input": read_json(function["arguments"] or "{}"),
             }
         )
     return "assistant", blocks
