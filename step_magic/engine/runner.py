@@ -15,7 +15,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 from step_magic.core.errors import StepAPIError, StepInterrupted, StepMagicError
@@ -25,16 +24,16 @@ from step_magic.core.events import (
     Finished,
     ReasoningDelta,
     Rethought,
-    Usage,
     Waiting,
 )
 from step_magic.core.interrupts import interrupts_noted
 from step_magic.core.request import ChatRequest
 from step_magic.core.result import StepResult, classify
 from step_magic.core.settings import Settings, redact, server_label
-from step_magic.core.toolrecords import ToolCall, ToolRecord
+from step_magic.core.toolrecords import ToolRecord
 from step_magic.engine.buffer import ReplyBuffer
 from step_magic.engine.toolloop import ToolLoop, not_run
+from step_magic.engine.turns import Turns
 from step_magic.wire.transport import open_stream
 
 FLUSH_SECONDS = 0.1  # at most 10 display updates a second, plus the first and the last
@@ -51,43 +50,6 @@ class View(Protocol):
     def tool(self, record: ToolRecord) -> None: ...
     def rethink(self) -> None: ...
     def finish(self, result: StepResult) -> None: ...
-
-
-@dataclass
-class _Turns:
-    """How the model turns of one call went: usage summed, why the loop stopped."""
-
-    request: ChatRequest
-    prompt_messages: int  # how many messages the first request had
-    finished: Finished | None = None
-    error: StepAPIError | None = None
-    usage: Usage | None = None
-    steps: int = 0
-    unanswered: tuple[ToolCall, ...] = ()  # calls left when --max-steps ran out
-    ids: tuple[str | None, str | None] = (None, None)  # the latest trace and completion ids
-
-    def add(
-        self, finished: Finished | None, error: StepAPIError | None, source: EventSource
-    ) -> None:
-        """Note one turn; a turn cut short (Ctrl-C, a dropped connection) keeps the ids and
-        the usage its stream had already received: the tokens were billed."""
-        self.steps += 1
-        self.finished, self.error = finished, error
-        seen = [item for item in (finished, error, source) if item is not None]
-        trace = next((s.trace_id for s in seen if s.trace_id), None)
-        completion = next((c for s in seen if (c := getattr(s, "completion_id", None))), None)
-        self.ids = (trace or self.ids[0], completion or self.ids[1])
-        usage = finished.usage if finished is not None else getattr(source, "usage", None)
-        if usage is not None:
-            self.usage = usage if self.usage is None else self.usage.plus(usage)
-
-    def calls(self) -> tuple[ToolCall, ...]:
-        """The calls to run now: none from a turn cut off by the token limit or the filter,
-        whose last call's arguments may be cut in the middle."""
-        finished = self.finished
-        if finished is None or finished.finish_reason in ("length", "content_filter"):
-            return ()
-        return finished.tool_calls
 
 
 def run_call(
@@ -109,7 +71,7 @@ def run_call(
     arrived. Another thread stops the call by appending to ``stop``, as Ctrl-C would.
     """
     progress = ReplyBuffer(started=time.monotonic())
-    turns = _Turns(request, len(request.messages))
+    turns = Turns(request, len(request.messages))
     with interrupts_noted(stop) as interrupts:
         view.start(_waiting_status(settings))
         try:
@@ -141,7 +103,7 @@ def _finish(view: View, result: StepResult, secret: str) -> StepMagicError | Non
 
 def _turns(
     settings: Settings,
-    turns: _Turns,
+    turns: Turns,
     progress: ReplyBuffer,
     view: View,
     interrupts: list[int],
@@ -268,7 +230,7 @@ def _consume(
 
 def _result(
     settings: Settings,
-    turns: _Turns,
+    turns: Turns,
     progress: ReplyBuffer,
     interrupted: bool,
     tools: ToolLoop | None,

@@ -1,0 +1,51 @@
+"""How the model turns of one call went: the ids and usage they reported, why the loop stopped.
+
+Kept apart from the runner that drives the turns: this is the call's bookkeeping, which
+decides what a result says when a turn ends normally, fails or is cut short.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from step_magic.core.errors import StepAPIError
+from step_magic.core.events import EventSource, Finished, Usage
+from step_magic.core.request import ChatRequest
+from step_magic.core.toolrecords import ToolCall
+
+
+@dataclass
+class Turns:
+    """How the model turns of one call went: usage summed, why the loop stopped."""
+
+    request: ChatRequest
+    prompt_messages: int  # how many messages the first request had
+    finished: Finished | None = None
+    error: StepAPIError | None = None
+    usage: Usage | None = None
+    steps: int = 0
+    unanswered: tuple[ToolCall, ...] = ()  # calls left when --max-steps ran out
+    ids: tuple[str | None, str | None] = (None, None)  # the latest trace and completion ids
+
+    def add(
+        self, finished: Finished | None, error: StepAPIError | None, source: EventSource
+    ) -> None:
+        """Note one turn; a turn cut short (Ctrl-C, a dropped connection) keeps the ids and
+        the usage its stream had already received: the tokens were billed."""
+        self.steps += 1
+        self.finished, self.error = finished, error
+        seen = [item for item in (finished, error, source) if item is not None]
+        trace = next((s.trace_id for s in seen if s.trace_id), None)
+        completion = next((c for s in seen if (c := getattr(s, "completion_id", None))), None)
+        self.ids = (trace or self.ids[0], completion or self.ids[1])
+        usage = finished.usage if finished is not None else getattr(source, "usage", None)
+        if usage is not None:
+            self.usage = usage if self.usage is None else self.usage.plus(usage)
+
+    def calls(self) -> tuple[ToolCall, ...]:
+        """The calls to run now: none from a turn cut off by the token limit or the filter,
+        whose last call's arguments may be cut in the middle."""
+        finished = self.finished
+        if finished is None or finished.finish_reason in ("length", "content_filter"):
+            return ()
+        return finished.tool_calls
