@@ -126,6 +126,11 @@ def test_the_open_panel_follows_the_text_and_the_live_answer_looks_final(
     final = view.answer(1).locator("p").first
     final_type = final.evaluate(TYPE)
     assert live_type == final_type
+    code = view.answer(1).locator("pre").first  # long code lines scroll, never wrap
+    scrolls = code.evaluate(
+        "(p) => [getComputedStyle(p).whiteSpace, getComputedStyle(p).overflowX]"
+    )
+    assert scrolls == ["pre", "auto"]
 
 
 def saved_reply(path: Path) -> None:
