@@ -209,7 +209,10 @@ def test_a_comparison_shows_its_columns_side_by_side(
     cell = "%%step --effort low,high\nWhy does the Moon always show us the same face?"
     view = open_notebook(page, jupyter, "compare.ipynb", cell)
     view.run_cell(1)
-    expect(view.output(1)).to_contain_text("effort high: Thinking…", timeout=30_000)
+    live = view.output(1).locator(".step-magic-compare-live .step-magic-column")
+    expect(live).to_have_count(2, timeout=30_000)  # a live column per effort, side by side
+    expect(live.nth(1)).to_contain_text(re.compile(r"Thinking… [\d,]+ chars"), timeout=30_000)
+    expect(live.nth(1)).to_contain_text("reasoning effort high")  # its own reasoning
     view.screenshot("9-compare-streaming", cell=1)
     view.wait_until_ran(1)
     columns = view.output(1).locator(".step-magic-column")

@@ -19,32 +19,12 @@ from step_magic.core.comparison import Comparison, variants
 from step_magic.core.errors import InputError, StepInterrupted
 from step_magic.core.models import DEFAULT_MODEL
 from step_magic.core.result import StepResult
+from step_magic.display.compare import ColumnTally
 from step_magic.display.frontend import auto_compare_progress
 from step_magic.engine.session import Session
 
 POLL_SECONDS = 0.1
 JOIN_SECONDS = 5.0
-
-
-class _Tally:
-    """A view that only counts what arrived, for the progress lines (one per variant)."""
-
-    def __init__(self) -> None:
-        self.reasoning = self.answer = 0
-        self.elapsed = 0.0
-
-    def start(self, status: str) -> None: ...
-    def waiting(self, status: str) -> None: ...
-    def tool(self, record: Any) -> None: ...
-    def finish(self, result: Any) -> None: ...
-
-    def update(self, reasoning: str, answer: str, elapsed: float) -> None:
-        self.reasoning += len(reasoning)
-        self.answer += len(answer)
-        self.elapsed = elapsed
-
-    def rethink(self) -> None:
-        self.answer = 0
 
 
 def compare(
@@ -97,7 +77,7 @@ def run_variants(
     display: bool | None,
 ) -> Comparison:
     """Run every call at once, show their progress, return them side by side."""
-    tallies = [_Tally() for _ in calls]
+    tallies = [ColumnTally() for _ in calls]
     stops: list[list[int]] = [[] for _ in calls]
     results: list[StepResult | None] = [None] * len(calls)
 
@@ -130,7 +110,7 @@ def run_variants(
 
 def _wait(
     workers: list[threading.Thread],
-    tallies: list[_Tally],
+    tallies: list[ColumnTally],
     results: list[StepResult | None],
     progress: Any,
     stops: list[list[int]],
@@ -141,7 +121,7 @@ def _wait(
             for worker in workers:
                 worker.join(POLL_SECONDS / len(workers))
             if progress is not None:
-                progress.update(_lines(tallies, results))
+                progress.update(tallies, results)
     except KeyboardInterrupt:
         for stop in stops:
             stop.append(signal.SIGINT)
@@ -149,12 +129,3 @@ def _wait(
             worker.join(JOIN_SECONDS)
         return True
     return False
-
-
-def _lines(tallies: list[_Tally], results: list[StepResult | None]) -> list[str]:
-    from step_magic.display.compare import progress_line
-
-    return [
-        progress_line(t.reasoning, t.answer, r.elapsed if r else t.elapsed, r.status if r else None)
-        for t, r in zip(tallies, results, strict=True)
-    ]

@@ -67,8 +67,39 @@ def _cell(value: object) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
+class ColumnTally:
+    """The view of one variant: what arrived, kept for its live column (fed on the
+    variant's own thread, read by the main thread that draws the columns)."""
+
+    TAIL = 1_200  # characters of reasoning a live column shows
+
+    def __init__(self) -> None:
+        self.reasoning_chars = 0
+        self.reasoning_tail = ""
+        self.answer = ""
+        self.elapsed = 0.0
+
+    def start(self, status: str) -> None: ...
+    def waiting(self, status: str) -> None: ...
+    def tool(self, record: Any) -> None: ...
+    def finish(self, result: Any) -> None: ...
+
+    def update(self, reasoning: str, answer: str, elapsed: float) -> None:
+        self.reasoning_chars += len(reasoning)
+        self.reasoning_tail = (self.reasoning_tail + reasoning)[-self.TAIL :]
+        self.answer += answer
+        self.elapsed = elapsed
+
+    def rethink(self) -> None:
+        self.answer = ""
+
+
 class CompareProgress:
-    """While the variants run: one line per column, refreshed twice a second in place."""
+    """While the variants run: one live column each (header, the newest reasoning, the
+    answer so far), redrawn twice a second in place. Each redraw is bounded (a reasoning
+    tail and the answer's last part), so the bytes grow with time, not with the text."""
+
+    ANSWER_TAIL = 4_000
 
     def __init__(self, labels: tuple[str, ...], parent: str) -> None:
         self._labels = labels
@@ -79,25 +110,48 @@ class CompareProgress:
     def start(self) -> None:
         display({"text/plain": "Starting the comparison…"}, raw=True, display_id=self._id)
 
-    def update(self, lines: list[str], *, force: bool = False) -> None:
-        """``lines`` in the order of the labels, e.g. ``Thinking… 2,431 chars · 4.1 s``."""
+    def update(self, tallies: list[ColumnTally], results: list[Any]) -> None:
+        """Redraw the columns (at most twice a second); ``results`` has None while running."""
         now = time.monotonic()
-        if not force and now - self._shown_at < REFRESH_SECONDS:
+        if now - self._shown_at < REFRESH_SECONDS:
             return
         self._shown_at = now
-        text = "\n".join(
-            f"{label}: {line}" for label, line in zip(self._labels, lines, strict=True)
+        lines, columns = [], []
+        for label, tally, result in zip(self._labels, tallies, results, strict=True):
+            line = progress_line(
+                tally.reasoning_chars,
+                len(tally.answer),
+                result.elapsed if result else tally.elapsed,
+                result.status if result else None,
+            )
+            lines.append(f"{label}: {line}")
+            columns.append(_live_column(label, line, tally, self.ANSWER_TAIL))
+        html = f'<div class="step-magic-compare-live" style="{GRID}">{"".join(columns)}</div>'
+        update_display(
+            {"text/html": html, "text/plain": "\n".join(lines)}, display_id=self._id, raw=True
         )
-        html = "<br>".join(
-            f"<b>{static.escape(label)}</b>: {static.escape(line)}"
-            for label, line in zip(self._labels, lines, strict=True)
-        )
-        bundle = {"text/html": f'<div style="font-size: 90%">{html}</div>', "text/plain": text}
-        update_display(bundle, display_id=self._id, raw=True)
 
     def finish(self, comparison: Comparison) -> None:
         update_display(comparison_bundle(comparison), display_id=self._id, raw=True)
         comparison.shown_in = self._parent
+
+
+def _live_column(label: str, line: str, tally: ColumnTally, answer_tail: int) -> str:
+    reasoning = (
+        '<div style="display: flex; flex-direction: column-reverse; max-height: 7em;'
+        " overflow: hidden; white-space: pre-wrap; font-size: 90%; opacity: 0.8;"
+        f' border-left: 3px solid #ccc; padding-left: 0.6em">'
+        f"<div>{static.escape(tally.reasoning_tail)}</div></div>"
+        if tally.reasoning_tail
+        else ""
+    )
+    answer = answer_div(tally.answer[-answer_tail:]) if tally.answer else ""
+    return (
+        '<div class="step-magic-column" style="min-width: 0">'
+        f'<div style="font-weight: 600">{static.escape(label)}</div>'
+        f'<div style="font-size: 85%; opacity: 0.75; margin-bottom: 0.4em">'
+        f"{static.escape(line)}</div>{reasoning}{answer}</div>"
+    )
 
 
 def show_comparison(comparison: Comparison) -> None:
