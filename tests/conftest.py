@@ -222,10 +222,13 @@ def jupyter(_server: LocalServer, tmp_path_factory: pytest.TempPathFactory) -> I
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Debian's Chromium, headless, driven by Playwright (which brings no browser of its own)."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     from .browser import CHROMIUM, CHROMIUM_ARGS
 
+    # A kernel's first reply can take seconds on a busy 2-core machine: assertions wait for
+    # what the page shows for up to 30 s (Playwright's default is 5 s), never for less.
+    expect.set_options(timeout=30_000)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
