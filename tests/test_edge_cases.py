@@ -414,3 +414,33 @@ def test_a_byte_order_mark_split_across_reads_is_dropped() -> None:
     decoder = SSEDecoder()
     assert decoder.feed(b"\xef\xbb") == []
     assert decoder.feed(b"\xbfevent: ping\ndata: x\n\n") == [ServerEvent("ping", "x")]
+
+
+# --- text helpers: durations people read, cuts that say so ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (0.42, "0.42 s"),
+        (0.999, "1.00 s"),
+        (1.0, "1.0 s"),
+        (1.5, "1.5 s"),
+        (59.94, "59.9 s"),
+        (60.0, "1 min 0 s"),
+        (60.4, "1 min 0 s"),
+        (125.0, "2 min 5 s"),
+        (3_599.6, "60 min 0 s"),
+    ],
+)
+def test_durations_are_written_for_people(value: float, shown: str) -> None:
+    from step_magic.core.text import seconds
+
+    assert seconds(value) == shown
+
+
+def test_a_text_exactly_at_its_budget_is_not_cut() -> None:
+    from step_magic.core.text import bounded
+
+    assert bounded("abcde", 5) == "abcde"
+    assert bounded("abcdef", 5) == "abcde\n… (cut: 6 chars in all)"
