@@ -444,3 +444,77 @@ def test_a_text_exactly_at_its_budget_is_not_cut() -> None:
 
     assert bounded("abcde", 5) == "abcde"
     assert bounded("abcdef", 5) == "abcde\n… (cut: 6 chars in all)"
+
+
+# --- how a failed call is worded (wire/retry.describe_error, after_failure) -------------------
+
+
+def _status_error(status: int, body: object, reason: str = "") -> Any:
+    import httpx
+    import openai
+
+    request = httpx.Request("POST", "https://api.stepfun.ai/v1/chat/completions")
+    response = httpx.Response(
+        status, request=request, extensions={"reason_phrase": reason.encode()}
+    )
+    return openai.APIStatusError("failed", response=response, body=body)
+
+
+def test_a_status_error_without_a_message_says_request_failed_and_no_hint() -> None:
+    from step_magic.wire.retry import describe_error
+
+    assert describe_error(_status_error(418, None), "u", 5) == (418, "request failed")
+    assert describe_error(_status_error(418, None, "I'm a teapot"), "u", 5) == (418, "I'm a teapot")
+    body = {"error": {"message": "slow down"}}
+    assert describe_error(_status_error(429, body), "u", 5)[1] == (
+        "slow down — rate limited; try again in a moment"
+    )
+    assert describe_error(_status_error(418, {"message": 5}), "u", 5)[1] == "request failed"
+
+
+def test_the_401_hint_depends_on_whose_server_it_is() -> None:
+    from step_magic.wire.retry import describe_error
+
+    stepfun = describe_error(_status_error(401, None), "u", 5)[1]
+    other = describe_error(_status_error(401, None), "u", 5, stepfun=False)[1]
+    assert "keys from api.stepfun.com and api.stepfun.ai" in stepfun
+    assert other.endswith(
+        "check the key this server expects (step-magic sends STEPFUN_API_KEY to it)"
+    )
+
+
+def test_a_connection_error_names_its_cause_when_it_has_one() -> None:
+    import httpx
+    import openai
+
+    from step_magic.wire.retry import describe_error
+
+    def failure(cause: BaseException | None, context: BaseException | None) -> Exception:
+        err = openai.APIConnectionError(request=httpx.Request("POST", "http://h/v1"))
+        err.__cause__, err.__context__ = cause, context
+        return err
+
+    where = "connection to http://h/v1 failed"
+    assert describe_error(failure(None, None), "http://h/v1", 5) == (None, where)
+    refused = failure(ConnectionRefusedError("refused"), None)
+    assert describe_error(refused, "http://h/v1", 5)[1] == f"{where}: refused"
+    reset = failure(None, OSError("reset by peer"))  # raised while handling another error
+    assert describe_error(reset, "http://h/v1", 5)[1] == f"{where}: reset by peer"
+    wordless = failure(None, OSError(""))  # a cause with no words adds nothing
+    assert describe_error(wordless, "http://h/v1", 5)[1] == where
+    assert describe_error(RuntimeError("odd"), "u", 5) == (None, "odd")
+
+
+def test_a_status_that_is_not_retried_fails_with_no_note() -> None:
+    from step_magic.core.errors import StepAPIError
+    from step_magic.wire.retry import after_failure
+
+    notes: list[str] = []
+
+    def error(failure: Exception, note: str) -> StepAPIError:
+        notes.append(note)
+        return StepAPIError("failed" + note)
+
+    with pytest.raises(StepAPIError):
+        after_failure(_status_error(400, None), 1, 3, error)
+    assert notes == [""]
