@@ -102,7 +102,8 @@ def load_ipython_extension(ipython: Any) -> None:
     magics = StepMagics(shell=ipython)
     ipython.register_magics(magics)
     ipython.register_magics(StepToolMagics(ipython, magics))
-    warm_up_later(ipython)
+    if magics.warm_up:
+        warm_up_later(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:

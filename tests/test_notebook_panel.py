@@ -263,3 +263,10 @@ def test_loading_warms_the_call_path_in_the_background_silently(fresh_kernel: An
     quiet = fresh_kernel.execute("print('still quiet')")
     assert quiet.stdout() == "still quiet\n"  # nothing from the warm-up reached any output
     assert quiet.of_type("error", "display_data") == []
+
+
+def test_the_warm_up_can_be_switched_off(fresh_kernel: Any) -> None:
+    fresh_kernel.execute("get_ipython().config.StepMagics.warm_up = False\n%load_ext step_magic")
+    time.sleep(2)  # four times the warm-up's delay
+    run = fresh_kernel.execute("import sys\nprint('openai' in sys.modules)")
+    assert run.stdout().strip() == "False"

@@ -70,6 +70,11 @@ class StepMagics(Magics):
         DEFAULTS["show_reasoning"], help="Open the reasoning panel by default."
     ).tag(config=True)
     reasoning = Bool(DEFAULTS["reasoning"], help="Show the reasoning at all.").tag(config=True)
+    warm_up = Bool(
+        True,
+        help="In a kernel, prepare the call path (SDK, TLS, widgets) in the background after "
+        "%load_ext, so the first call starts fast.",
+    ).tag(config=True)
     remote_images = Bool(
         DEFAULTS["remote_images"],
         help="Load images the answer links to from other hosts (off: they are shown as links, "
