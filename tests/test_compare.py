@@ -104,3 +104,19 @@ def test_a_comparison_that_cannot_run_is_one_usage_error(
     assert isinstance(error, UsageError)
     assert message in str(error)
     assert server.requests == []
+
+
+def test_ctrl_c_stops_every_variant_and_keeps_what_arrived(server: LocalServer) -> None:
+    import os
+    import signal
+    import threading
+
+    server.config.tokens_per_second = 100
+    server.config.reasoning_tokens = 2_000  # twenty seconds: always stopped midway
+    threading.Timer(1.5, os.kill, args=(os.getpid(), signal.SIGINT)).start()
+    with pytest.raises(step_magic.StepInterrupted) as caught:
+        compare(server, efforts=["low", "high"])
+    comparison = caught.value.result
+    assert isinstance(comparison, Comparison)
+    assert [r.status for r in comparison.results] == ["interrupted", "interrupted"]
+    assert all(r.reasoning for r in comparison.results)
