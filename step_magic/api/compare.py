@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -80,25 +81,31 @@ def run_variants(
     tallies = [ColumnTally() for _ in calls]
     stops: list[list[int]] = [[] for _ in calls]
     results: list[StepResult | None] = [None] * len(calls)
+    done = [threading.Event() for _ in calls]
 
     def work(index: int) -> None:
         call = calls[index]
-        view, stop = tallies[index], stops[index]
         try:
-            result, _ = session.ask(
-                call.settings, call.prepared, call.options, view, None, None, stop=stop
-            )
-        except Exception as err:  # a column that could not run fails alone
-            result = StepResult(call.settings.model, call.settings.effort, status="failed")
-            result.error = str(err)
-        results[index] = result
+            try:
+                result, _ = session.ask(
+                    call.settings, call.prepared, call.options, tallies[index], None, None,
+                    stop=stops[index],
+                )  # fmt: skip
+            except Exception as err:  # a column that could not run fails alone
+                result = StepResult(call.settings.model, call.settings.effort, status="failed")
+                result.error = str(err)
+            results[index] = result
+        finally:
+            done[index].set()  # after the result: the main thread reads it once this is set
 
-    workers = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(len(calls))]
-    for worker in workers:
-        worker.start()
+    for index in range(len(calls)):
+        threading.Thread(target=work, args=(index,), daemon=True).start()
     progress = auto_compare_progress(display, labels)
-    interrupted = _wait(workers, tallies, results, progress, stops)
-    comparison = Comparison(prompt, labels, tuple(r for r in results if r is not None))
+    interrupted = _wait(done, tallies, results, progress, stops)
+    finished = tuple(
+        result or _still_stopping(call) for result, call in zip(results, calls, strict=True)
+    )
+    comparison = Comparison(prompt, labels, finished)
     if progress is not None:
         progress.finish(comparison)
     if interrupted:
@@ -109,23 +116,34 @@ def run_variants(
 
 
 def _wait(
-    workers: list[threading.Thread],
+    done: list[threading.Event],
     tallies: list[ColumnTally],
     results: list[StepResult | None],
     progress: Any,
     stops: list[list[int]],
 ) -> bool:
-    """Refresh the progress until every variant ended; True if Ctrl-C stopped them."""
+    """Refresh the progress until every variant ended; True if Ctrl-C stopped them.
+
+    Waits on events and sleeps, never on ``Thread.join``: a join that Ctrl-C interrupts
+    can leave CPython believing the thread has ended while it still runs.
+    """
     try:
-        while any(worker.is_alive() for worker in workers):
-            for worker in workers:
-                worker.join(POLL_SECONDS / len(workers))
+        while not all(event.is_set() for event in done):
+            time.sleep(POLL_SECONDS)
             if progress is not None:
                 progress.update(tallies, results)
     except KeyboardInterrupt:
         for stop in stops:
             stop.append(signal.SIGINT)
-        for worker in workers:
-            worker.join(JOIN_SECONDS)
+        deadline = time.monotonic() + JOIN_SECONDS
+        for event in done:
+            event.wait(max(deadline - time.monotonic(), 0))
         return True
     return False
+
+
+def _still_stopping(call: Call) -> StepResult:
+    """The stand-in for a variant that had not stopped when the others were gathered."""
+    result = StepResult(call.settings.model, call.settings.effort, status="interrupted")
+    result.error = "still stopping when the comparison was gathered"
+    return result
