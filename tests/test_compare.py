@@ -107,15 +107,30 @@ def test_a_comparison_that_cannot_run_is_one_usage_error(
 
 
 def test_ctrl_c_stops_every_variant_and_keeps_what_arrived(server: LocalServer) -> None:
+    """Ctrl-C (a real SIGINT to this process, with Python's own handler in place) once both
+    variants have reached the server: both stop, and what each had received is kept."""
     import os
     import signal
     import threading
+    import time
 
     server.config.tokens_per_second = 100
     server.config.reasoning_tokens = 2_000  # twenty seconds: always stopped midway
-    threading.Timer(1.5, os.kill, args=(os.getpid(), signal.SIGINT)).start()
-    with pytest.raises(step_magic.StepInterrupted) as caught:
-        compare(server, efforts=["low", "high"])
+
+    def press_ctrl_c_once_both_stream() -> None:
+        deadline = time.monotonic() + 60
+        while len(server.requests) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Thread(target=press_ctrl_c_once_both_stream, daemon=True).start()
+        with pytest.raises(step_magic.StepInterrupted) as caught:
+            compare(server, efforts=["low", "high"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
     comparison = caught.value.result
     assert isinstance(comparison, Comparison)
     assert [r.status for r in comparison.results] == ["interrupted", "interrupted"]
