@@ -518,3 +518,11 @@ def test_a_status_that_is_not_retried_fails_with_no_note() -> None:
     with pytest.raises(StepAPIError):
         after_failure(_status_error(400, None), 1, 3, error)
     assert notes == [""]
+
+
+def test_json_nested_too_deeply_is_a_value_error_that_says_so() -> None:
+    from step_magic.core.text import read_json
+
+    with pytest.raises(ValueError, match=r"^it is nested too deeply to read$"):
+        read_json("[" * 100_000)
+    assert read_json('{"a": [1]}') == {"a": [1]}
