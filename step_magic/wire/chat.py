@@ -20,9 +20,9 @@ from urllib.parse import urlsplit
 from step_magic.core.errors import StepAPIError
 from step_magic.core.events import AnswerDelta, Event, Finished, ReasoningDelta, Rethought, Usage
 from step_magic.core.request import ChatRequest
-from step_magic.core.settings import Settings, redact, server_label
+from step_magic.core.settings import Settings
 from step_magic.core.text import clean_text
-from step_magic.wire.retry import after_failure, describe_error
+from step_magic.wire.retry import after_failure, call_error
 from step_magic.wire.thinktags import ThinkTagSplitter
 from step_magic.wire.toolcalls import ToolCallCollector
 
@@ -181,18 +181,9 @@ class ReplyStream:
         yield Finished(reason, _usage(reply.usage), *ids, tool_calls.calls())
 
     def _error(self, err: Exception, note: str = "") -> StepAPIError:
-        """One clean error with the status and server message, key removed just in case."""
-        settings = self._settings
-        server = server_label(settings)
-        stepfun = server is None
-        status, detail = describe_error(err, settings.base_url, settings.timeout, stepfun=stepfun)
-        return StepAPIError(
-            redact(detail + note, settings.api_key),
-            status=status,
-            trace_id=self.trace_id,
-            completion_id=self.completion_id,
-            server=server,
-        )
+        """One clean error with the status, the server's words and this call's ids."""
+        ids = {"trace_id": self.trace_id, "completion_id": self.completion_id}
+        return call_error(err, self._settings, note, **ids)
 
 
 def chat_body(settings: Settings, request: ChatRequest) -> dict[str, Any]:

@@ -5,7 +5,7 @@ exactly what ``wire.chat.ReplyStream`` yields, so the runner and the views canno
 apart. No anthropic SDK: the HTTP library the openai SDK already brings (httpx2, or httpx for
 older SDKs) sends the request (its body built by ``messages_body.py``), and the SSE is parsed
 by ``sse.py``. Failures are wrapped in the openai SDK's exception types so
-``wire.retry.describe_error`` words them exactly as on the chat path.
+``wire.retry.call_error`` words them exactly as on the chat path.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from typing import Any
 from step_magic.core.errors import StepAPIError
 from step_magic.core.events import AnswerDelta, Event, Finished, ReasoningDelta, Usage
 from step_magic.core.request import ChatRequest
-from step_magic.core.settings import Settings, redact, server_label
+from step_magic.core.settings import Settings
 from step_magic.core.text import clean_text
 from step_magic.wire.chat import tls_context
 from step_magic.wire.messages_body import messages_body
-from step_magic.wire.retry import after_failure, describe_error
+from step_magic.wire.retry import after_failure, call_error
 from step_magic.wire.sse import ServerEvent, SSEDecoder
 from step_magic.wire.toolcalls import ToolCallCollector
 
@@ -181,15 +181,9 @@ class MessagesStream:
                 _shut(sock)
 
     def _error(self, err: Exception, note: str = "") -> StepAPIError:
-        """One clean line, worded by the chat path's ``describe_error``; the key removed."""
-        settings = self._settings
-        server = server_label(settings)
-        status, detail = describe_error(
-            err, settings.base_url, settings.timeout, stepfun=server is None
-        )
-        line = redact(detail + note, settings.api_key)
+        """One clean line, worded as the chat path's are (``retry.call_error``)."""
         ids = {"trace_id": self.trace_id, "completion_id": self.completion_id}
-        return StepAPIError(line, status=status, server=server, **ids)
+        return call_error(err, self._settings, note, **ids)
 
 
 @dataclass

@@ -17,6 +17,7 @@ from typing import Any
 
 from step_magic.core.errors import StepAPIError
 from step_magic.core.events import Waiting
+from step_magic.core.settings import Settings, redact, server_label
 
 # What the reference SDKs (openai, anthropic) retry: timeouts, conflicts, rate limits and every
 # server-side status, Anthropic's 529 "overloaded" included.
@@ -118,6 +119,29 @@ def describe_error(
     if isinstance(err, openai.APIError):
         return None, _server_message(err.body) or err.message
     return None, str(err)
+
+
+def call_error(
+    err: Exception,
+    settings: Settings,
+    note: str = "",
+    *,
+    trace_id: str | None,
+    completion_id: str | None,
+) -> StepAPIError:
+    """The one line a failed call shows, on either API: the status, the server's words, the
+    hint for whose server it is, the ids; the key removed just in case."""
+    server = server_label(settings)
+    status, detail = describe_error(
+        err, settings.base_url, settings.timeout, stepfun=server is None
+    )
+    return StepAPIError(
+        redact(detail + note, settings.api_key),
+        status=status,
+        trace_id=trace_id,
+        completion_id=completion_id,
+        server=server,
+    )
 
 
 def _server_message(body: object) -> str | None:
