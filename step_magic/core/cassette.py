@@ -19,7 +19,7 @@ from step_magic.core.errors import ReplayError
 from step_magic.core.events import Usage
 from step_magic.core.redact import redact_media
 from step_magic.core.request import ChatRequest
-from step_magic.core.text import clean_text
+from step_magic.core.text import clean_text, read_json
 
 _USAGE_FIELDS = {item.name for item in fields(Usage)}
 
@@ -149,8 +149,8 @@ class Cassette:
             if not line.strip():
                 continue
             try:
-                yield number, json.loads(line)
-            except (ValueError, RecursionError):  # not JSON, or JSON nested beyond reading
+                yield number, read_json(line)
+            except ValueError:  # not JSON, or JSON nested beyond reading
                 if number == len(lines) and not text.endswith("\n"):
                     return  # a recording cut short by a crash: that call is simply not there
                 raise ReplayError(f"{self.path}:{number} is not a cassette line") from None

@@ -9,13 +9,14 @@ the request bodies the client sends.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from step_magic.core.events import Usage
+from step_magic.core.text import read_json
 from step_magic.wire.messages import ANTHROPIC_VERSION
+from step_magic.wire.retry import server_message
 from step_magic.wire.sse import SSEDecoder
 
 TRACE_HEADERS = ("x-trace-id", "trace-id", "x-request-id", "request-id")
@@ -144,17 +145,16 @@ def _messages_event(event: dict[str, Any], seen: Observed) -> None:
 
 def _json(text: str) -> dict[str, Any]:
     try:
-        data = json.loads(text)
+        data = read_json(text)
     except ValueError:
         return {"error": {"message": f"not JSON: {text[:80]!r}"}}
     return data if isinstance(data, dict) else {"error": {"message": f"not an object: {data!r}"}}
 
 
 def _error_message(data: dict[str, Any]) -> str | None:
+    """The body's ``error.message`` as the client reads it, else whatever the error was."""
     inner = data.get("error", data)
-    if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-        return str(inner["message"])
-    return str(inner) if inner else None
+    return server_message(data) or (str(inner) if inner else None)
 
 
 def _usage(data: Any) -> Usage | None:

@@ -104,7 +104,7 @@ def describe_error(
     import openai
 
     if isinstance(err, openai.APIStatusError):
-        message = _server_message(err.body) or err.response.reason_phrase or "request failed"
+        message = server_message(err.body) or err.response.reason_phrase or "request failed"
         key_hint = STEPFUN_KEY_HINT if stepfun else OTHER_KEY_HINT
         hint = key_hint if err.status_code == 401 else HINTS.get(err.status_code)
         return err.status_code, f"{message} — {hint}" if hint else message
@@ -117,7 +117,7 @@ def describe_error(
     if isinstance(err, json.JSONDecodeError):
         return None, f"malformed chunk from the server ({err})"
     if isinstance(err, openai.APIError):
-        return None, _server_message(err.body) or err.message
+        return None, server_message(err.body) or err.message
     return None, str(err)
 
 
@@ -144,7 +144,7 @@ def call_error(
     )
 
 
-def _server_message(body: object) -> str | None:
+def server_message(body: object) -> str | None:
     """The ``error.message`` of StepFun's error body, whatever wrapping the SDK left on it."""
     if isinstance(body, dict):
         inner = body.get("error", body)
