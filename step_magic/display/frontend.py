@@ -108,7 +108,7 @@ def show_results_statically(shell: Any) -> None:
     """
     formatter = shell.display_formatter.ipython_display_formatter
     formatter.for_type_by_name("step_magic.core.result", "StepResult", _show)
-    formatter.for_type_by_name("step_magic.core.comparison", "Comparison", _show)
+    formatter.for_type_by_name("step_magic.core.comparison", "Comparison", _show_comparison)
 
 
 def forget_results(shell: Any) -> None:
@@ -124,13 +124,19 @@ def forget_results(shell: Any) -> None:
 
 def _show(result: Any) -> None:
     """The static form, unless this very cell already shows it (its live panel became it)."""
-    if result.shown_in is not None and result.shown_in == parent_msg_id(current_shell()):
-        return
-    if type(result).__name__ == "Comparison":
-        from step_magic.display.compare import show_comparison
-
-        show_comparison(result)
-    else:
+    if not _shown_here(result):
         from step_magic.display.views import show_static
 
         show_static(result)
+
+
+def _show_comparison(comparison: Any) -> None:
+    """The side-by-side grid, unless this very cell's live columns became it."""
+    if not _shown_here(comparison):
+        from step_magic.display.compare import show_comparison
+
+        show_comparison(comparison)
+
+
+def _shown_here(shown: Any) -> bool:
+    return shown.shown_in is not None and shown.shown_in == parent_msg_id(current_shell())
