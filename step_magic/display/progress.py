@@ -18,8 +18,8 @@ from IPython.display import display, update_display
 from step_magic.core.mapresult import MapPlan, MapProgress, MapSummary
 from step_magic.core.text import seconds
 from step_magic.display import dryrun
+from step_magic.display.closing import close_widgets
 from step_magic.display.static import escape
-from step_magic.display.views import close_widgets
 
 MIN_INTERVAL = 0.25  # seconds between two visible updates
 

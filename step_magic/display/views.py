@@ -34,6 +34,7 @@ from step_magic.display.bundles import (
     reasoning_bundle,
     status_html,
 )
+from step_magic.display.closing import close_lingering_panels, close_widgets, keep_until_next_call
 from step_magic.display.mdblocks import BlockSplitter
 from step_magic.display.window import LiveWindow
 
@@ -261,33 +262,10 @@ class NotebookView:
         panel = self._panel
         placeholder = widgets.Box()  # an index must stay valid for the click to apply
         panel.children = (placeholder,)
-        _LINGERING.extend((panel, placeholder))
+        keep_until_next_call(panel, placeholder)
 
         def on_click(change: dict[str, Any]) -> None:
             result.reasoning_open = change["new"] == 0
             update_display(reasoning_bundle(result), display_id=self._ids["reasoning"], raw=True)
 
         panel.observe(on_click, names="selected_index")
-
-
-_LINGERING: list[Any] = []
-
-
-def close_lingering_panels() -> None:
-    """Close the headers kept from earlier calls (see ``_follow_late_clicks``)."""
-    while _LINGERING:
-        close_widgets(_LINGERING.pop())
-
-
-def close_widgets(*widgets: Any) -> None:
-    """Close widgets with the layout and style models each made for itself.
-
-    ``Widget.close`` closes only the widget's own comm; its ``Layout`` and ``HTMLStyle``
-    are widgets too, and stayed open in the kernel: nine comms a call, 2,747 after 300.
-    """
-    for widget in widgets:
-        for part in ("layout", "style"):
-            model = getattr(widget, part, None)
-            if model is not None:
-                model.close()
-        widget.close()

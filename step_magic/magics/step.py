@@ -260,7 +260,7 @@ class StepMagics(Magics):
         if hasattr(publisher, "unregister_hook"):
             publisher.unregister_hook(self._outputs.hook)
         frontend.forget_results(self.shell)
-        render = sys.modules.get("step_magic.display.views")
+        render = sys.modules.get("step_magic.display.closing")
         if render is not None:
             render.close_lingering_panels()
 
