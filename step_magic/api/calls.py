@@ -9,71 +9,17 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from step_magic.api.inputs import attachments, call_settings, tool_loop
-from step_magic.context.compose import ComposeOptions, compose
+from step_magic.api.prepare import Call, close, one_off_session, prepare
 from step_magic.core.result import StepResult
-from step_magic.core.settings import DEFAULTS, Settings
 from step_magic.display.frontend import auto_view
 from step_magic.engine.relay import EventRelay, StreamEvent
-from step_magic.engine.session import CallOptions, Prepared, Session
-from step_magic.engine.toolloop import ToolLoop
-from step_magic.memory.history import History
+from step_magic.engine.session import Session
 
 JOIN_SECONDS = 5.0  # how long a closed stream waits for its worker to cut the connection
-
-
-@dataclass(frozen=True)
-class Call:
-    """A call ready to run: its settings, request, tools and memory choices."""
-
-    settings: Settings
-    prepared: Prepared
-    options: CallOptions
-    tools: ToolLoop | None
-
-
-def prepare(
-    session: Session,
-    prompt: str,
-    keywords: Mapping[str, Any],
-    *,
-    memory: bool,
-    chat: str = "default",
-    new: bool = False,
-) -> Call:
-    """Check every keyword and build the request; nothing is sent, so bad input costs nothing."""
-    given = dict(keywords)
-    attach, tools = given.pop("attach", None), given.pop("tools", None)
-    base_url, api_key = given.pop("base_url", None), given.pop("api_key", None)
-    cassette, replay = given.pop("cassette", None), bool(given.pop("replay", False))
-    settings = call_settings(given, base_url=base_url, api_key=api_key)
-    names, namespace = attachments(attach)
-    budget = given.get("budget") or DEFAULTS["budget"]
-    compose_options = ComposeOptions(
-        names=names,
-        budget_tokens=budget,
-        detail=given.get("detail") or DEFAULTS["detail"],
-        image_max_side=given.get("image_max_side") or DEFAULTS["image_max_side"],
-    )
-    composed = compose(prompt, namespace, settings.model, compose_options, cwd=Path.cwd())
-    loop = tool_loop(
-        tools, budget=budget, max_steps=given.get("max_steps") or DEFAULTS["max_steps"]
-    )
-    options = CallOptions(
-        chat=chat,
-        new=new,
-        memory=memory,
-        replay=replay,
-        cassette=Path(cassette).expanduser() if cassette else None,
-    )
-    specs = loop.toolbox.specs() if loop else ()
-    prepared = session.prepare(settings, composed, options, None, specs)
-    return Call(settings, prepared, options, loop)
 
 
 def run(session: Session, call: Call, display: bool | None) -> StepResult:
@@ -114,16 +60,6 @@ def events(session: Session, call: Call, *, on_end: Any = None) -> Iterator[Stre
         worker.join(JOIN_SECONDS)
         if on_end is not None:
             on_end()
-
-
-def one_off_session(history: bool) -> Session:
-    """A session for one call: no memory, the history in its usual place (or none)."""
-    return Session(History() if history else None)
-
-
-def close(session: Session) -> None:
-    if session.history is not None:
-        session.history.close()
 
 
 def ask(

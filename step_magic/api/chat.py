@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
-from step_magic.api.calls import events, prepare, run
+from step_magic.api.calls import events, run
 from step_magic.api.inputs import SETTING_KEYWORDS
+from step_magic.api.prepare import prepare
 from step_magic.core.errors import InputError
 from step_magic.core.result import StepResult
 from step_magic.engine.relay import StreamEvent

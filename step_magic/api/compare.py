@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from step_magic.api.calls import Call, close, one_off_session, prepare
+from step_magic.api.prepare import Call, close, one_off_session, prepare
 from step_magic.core.comparison import Comparison, variants
 from step_magic.core.errors import InputError, StepInterrupted
 from step_magic.core.models import DEFAULT_MODEL

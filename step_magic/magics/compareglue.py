@@ -34,8 +34,8 @@ def is_comparison(args: argparse.Namespace) -> bool:
 def run_comparison(magics: Any, args: argparse.Namespace, prompt: str) -> None:
     """Prepare every variant, run them at once, bind the ``Comparison`` (also when Ctrl-C
     stopped it); UsageError first for anything that cannot be compared."""
-    from step_magic.api.calls import Call
     from step_magic.api.compare import run_variants
+    from step_magic.api.prepare import Call
     from step_magic.core.comparison import variants
     from step_magic.display.frontend import parent_msg_id
     from step_magic.engine.session import CallOptions

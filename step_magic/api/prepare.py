@@ -1,0 +1,78 @@
+"""A call made ready before anything is sent: keywords checked, prompt composed, request built.
+
+``ask``, ``stream``, ``compare``, ``Chat`` and background calls all start here, so bad
+input fails the same way everywhere, at no cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from step_magic.api.inputs import attachments, call_settings, tool_loop
+from step_magic.context.compose import ComposeOptions, compose
+from step_magic.core.settings import DEFAULTS, Settings
+from step_magic.engine.session import CallOptions, Prepared, Session
+from step_magic.engine.toolloop import ToolLoop
+from step_magic.memory.history import History
+
+
+@dataclass(frozen=True)
+class Call:
+    """A call ready to run: its settings, request, tools and memory choices."""
+
+    settings: Settings
+    prepared: Prepared
+    options: CallOptions
+    tools: ToolLoop | None
+
+
+def prepare(
+    session: Session,
+    prompt: str,
+    keywords: Mapping[str, Any],
+    *,
+    memory: bool,
+    chat: str = "default",
+    new: bool = False,
+) -> Call:
+    """Check every keyword and build the request; nothing is sent, so bad input costs nothing."""
+    given = dict(keywords)
+    attach, tools = given.pop("attach", None), given.pop("tools", None)
+    base_url, api_key = given.pop("base_url", None), given.pop("api_key", None)
+    cassette, replay = given.pop("cassette", None), bool(given.pop("replay", False))
+    settings = call_settings(given, base_url=base_url, api_key=api_key)
+    names, namespace = attachments(attach)
+    budget = given.get("budget") or DEFAULTS["budget"]
+    compose_options = ComposeOptions(
+        names=names,
+        budget_tokens=budget,
+        detail=given.get("detail") or DEFAULTS["detail"],
+        image_max_side=given.get("image_max_side") or DEFAULTS["image_max_side"],
+    )
+    composed = compose(prompt, namespace, settings.model, compose_options, cwd=Path.cwd())
+    loop = tool_loop(
+        tools, budget=budget, max_steps=given.get("max_steps") or DEFAULTS["max_steps"]
+    )
+    options = CallOptions(
+        chat=chat,
+        new=new,
+        memory=memory,
+        replay=replay,
+        cassette=Path(cassette).expanduser() if cassette else None,
+    )
+    specs = loop.toolbox.specs() if loop else ()
+    prepared = session.prepare(settings, composed, options, None, specs)
+    return Call(settings, prepared, options, loop)
+
+
+def one_off_session(history: bool) -> Session:
+    """A session for one call: no memory, the history in its usual place (or none)."""
+    return Session(History() if history else None)
+
+
+def close(session: Session) -> None:
+    if session.history is not None:
+        session.history.close()
