@@ -111,7 +111,7 @@ def _turns(
     tools: ToolLoop | None,
 ) -> None:
     """Model turn after model turn, running the tool calls in between, until one answers."""
-    while True:
+    while not interrupts:  # a call stopped before it started sends nothing
         source = stream if stream is not None else open_stream(settings, turns.request)
         stream = None
         turns.add(*_reply(source, progress, view, interrupts, settings), source)
