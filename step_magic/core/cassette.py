@@ -102,7 +102,7 @@ class Cassette:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._lock = threading.Lock()
+        self._lock = _lock_for(path)
 
     def lookup(self, key: str) -> RecordedReply | None:
         """The reply recorded for ``key``, or None (also when the file does not exist yet)."""
@@ -154,6 +154,18 @@ class Cassette:
                 if number == len(lines) and not text.endswith("\n"):
                     return  # a recording cut short by a crash: that call is simply not there
                 raise ReplayError(f"{self.path}:{number} is not a cassette line") from None
+
+
+_LOCKS: dict[Path, threading.Lock] = {}
+_LOCKS_LOCK = threading.Lock()
+
+
+def _lock_for(path: Path) -> threading.Lock:
+    """One lock per file, shared by every ``Cassette`` of it: background calls recording
+    to the same file at once must not read each other's half-written line as cut short."""
+    key = path.expanduser().absolute()
+    with _LOCKS_LOCK:
+        return _LOCKS.setdefault(key, threading.Lock())
 
 
 def _drop_cut_line(file: Any) -> None:
