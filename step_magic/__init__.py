@@ -21,6 +21,7 @@ _PUBLIC = {
     "compare": "step_magic.api.compare",
     "Chat": "step_magic.api.chat",
     "Comparison": "step_magic.core.comparison",
+    "Pending": "step_magic.engine.background",
     "StepResult": "step_magic.core.result",
     "Usage": "step_magic.core.events",
     "ReasoningDelta": "step_magic.core.events",
@@ -42,6 +43,7 @@ __all__ = [
     "Comparison",
     "Done",
     "InputError",
+    "Pending",
     "ReasoningDelta",
     "ReplayError",
     "Rethought",
@@ -77,6 +79,7 @@ if TYPE_CHECKING:
     )
     from step_magic.core.events import AnswerDelta, ReasoningDelta, Rethought, Usage
     from step_magic.core.result import StepResult
+    from step_magic.engine.background import Pending
     from step_magic.engine.relay import Done, Retrying, ToolEvent, UsageReported
 
 
@@ -95,6 +98,7 @@ def __dir__() -> list[str]:
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register the magics with the running shell (``%load_ext step_magic``)."""
+    from step_magic.magics.background import StepBackgroundMagics
     from step_magic.magics.bookkeeping import StepToolMagics
     from step_magic.magics.step import StepMagics
     from step_magic.magics.warmup import warm_up_later
@@ -102,17 +106,19 @@ def load_ipython_extension(ipython: Any) -> None:
     magics = StepMagics(shell=ipython)
     ipython.register_magics(magics)
     ipython.register_magics(StepToolMagics(ipython, magics))
+    ipython.register_magics(StepBackgroundMagics(ipython))
     if magics.warm_up:
         warm_up_later(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """Remove the magics, stop the simulator, close the history (``%unload_ext``)."""
+    from step_magic.magics.background import StepBackgroundMagics
     from step_magic.magics.bookkeeping import StepToolMagics
     from step_magic.magics.step import StepMagics
 
     manager = ipython.magics_manager
-    for cls in (StepMagics, StepToolMagics):
+    for cls in (StepMagics, StepToolMagics, StepBackgroundMagics):
         instance = manager.registry.pop(cls.__name__, None)
         if instance in ipython.configurables:
             ipython.configurables.remove(instance)

@@ -21,6 +21,7 @@ class CellRun:
 
     messages: list[dict[str, Any]]
     reply: dict[str, Any] = field(default_factory=dict)
+    msg_id: str = ""
 
     def of_type(self, *types: str) -> list[dict[str, Any]]:
         return [m for m in self.messages if m["msg_type"] in types]
@@ -65,6 +66,9 @@ class KernelSession:
         self.client = self.manager.client()
         self.client.start_channels()
         self.client.wait_for_ready(timeout=60)
+        # Messages read while another cell ran: what a background thread sent to its own
+        # cell after that cell ended (``sent_to``) lands here.
+        self.elsewhere: list[dict[str, Any]] = []
 
     def execute(
         self,
@@ -84,7 +88,7 @@ class KernelSession:
         ``stdin`` answers the cell's input request (getpass), as a user typing would.
         """
         msg_id = self._send(code, cell_id, stdin is not None)
-        run = CellRun(messages=[])
+        run = CellRun(messages=[], msg_id=msg_id)
         deadline = time.monotonic() + timeout
         interrupted = False
         streamed: list[str] = []
@@ -96,6 +100,7 @@ class KernelSession:
             except queue.Empty:
                 continue
             if message["parent_header"].get("msg_id") != msg_id:
+                self.elsewhere.append(message)  # a background call's, or a late one
                 continue
             if message["msg_type"] == "status":
                 if message["content"]["execution_state"] == "idle":
@@ -114,6 +119,16 @@ class KernelSession:
                 self.manager.interrupt_kernel()
                 interrupted = True
         raise TimeoutError(f"cell did not finish in {timeout} s: {code[:80]!r}")
+
+    def sent_to(self, run: CellRun) -> CellRun:
+        """Everything ``run``'s cell received, also after it ended (as a frontend shows it)."""
+        late = [m for m in self.elsewhere if m["parent_header"].get("msg_id") == run.msg_id]
+        return CellRun(messages=run.messages + late, reply=run.reply, msg_id=run.msg_id)
+
+    def click(self, comm_id: str) -> None:
+        """Press the button whose widget has ``comm_id``, as a frontend does."""
+        content = {"comm_id": comm_id, "data": {"method": "custom", "content": {"event": "click"}}}
+        self.client.shell_channel.send(self.client.session.msg("comm_msg", content))
 
     def _answer_input(self, text: str) -> bool:
         try:

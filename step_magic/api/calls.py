@@ -10,14 +10,20 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
+from step_magic.api.keywords import CallKeywords
 from step_magic.api.prepare import Call, close, one_off_session, prepare
+from step_magic.core.errors import InputError
 from step_magic.core.result import StepResult
 from step_magic.display.frontend import auto_view
 from step_magic.engine.relay import EventRelay, StreamEvent
 from step_magic.engine.session import Session
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing has it from Python 3.11
+
+    from step_magic.engine.background import Pending
 
 JOIN_SECONDS = 5.0  # how long a closed stream waits for its worker to cut the connection
 
@@ -62,34 +68,36 @@ def events(session: Session, call: Call, *, on_end: Any = None) -> Iterator[Stre
             on_end()
 
 
+@overload
 def ask(
     prompt: str,
     *,
-    model: str | None = None,
-    effort: str | None = None,
-    attach: object = None,
-    tools: object = None,
-    api: str | None = None,
-    system: str | None = None,
-    max_tokens: int | None = None,
-    temperature: float | None = None,
-    base_url: str | None = None,
-    api_key: str | None = None,
-    timeout: float | None = None,
-    deadline: float | None = None,
-    max_retries: int | None = None,
-    max_steps: int | None = None,
-    budget: int | None = None,
-    detail: str | None = None,
-    image_max_side: int | None = None,
-    show_reasoning: bool | None = None,
-    remote_images: bool | None = None,
-    reasoning: bool | None = None,
-    cassette: str | Path | None = None,
-    replay: bool = False,
+    background: Literal[False] = False,
     display: bool | None = None,
     history: bool = True,
-) -> StepResult:
+    **keywords: Unpack[CallKeywords],
+) -> StepResult: ...
+
+
+@overload
+def ask(
+    prompt: str,
+    *,
+    background: Literal[True],
+    display: bool | None = None,
+    history: bool = True,
+    **keywords: Unpack[CallKeywords],
+) -> Pending: ...
+
+
+def ask(
+    prompt: str,
+    *,
+    background: bool = False,
+    display: bool | None = None,
+    history: bool = True,
+    **keywords: Unpack[CallKeywords],
+) -> StepResult | Pending:
     """Ask once and return the ``StepResult``; ``docs/api.md`` explains every keyword.
 
     ``attach`` takes objects (a DataFrame, a figure, an image, a path) or a mapping of names
@@ -98,11 +106,25 @@ def ask(
     the live panel in a notebook, the plain stream in a terminal, and nothing otherwise.
     Raises ``InputError`` for bad input (nothing is sent), ``StepAPIError`` for a failed call
     and ``StepInterrupted`` on Ctrl-C, each with what arrived in ``.result``.
+
+    ``background=True`` returns at once a ``Pending`` call (``.wait()``, ``.cancel()``,
+    ``.done``, the text so far in ``.answer`` / ``.reasoning``) while the reply streams on a
+    thread of its own (into its panel, in a notebook); it takes no ``tools``.
     """
-    keywords = {k: v for k, v in locals().items() if k not in ("prompt", "display", "history")}
+    if background and keywords.get("tools"):
+        raise InputError("a background call takes no tools: they must run on this thread")
     session = one_off_session(history)
     try:
-        return run(session, prepare(session, prompt, keywords, memory=False), display)
+        call = prepare(session, prompt, keywords, memory=False)
+        if background:
+            from step_magic.api.background import start
+
+            return start(session, call, display, on_end=lambda: close(session))
+    except BaseException:
+        close(session)
+        raise
+    try:
+        return run(session, call, display)
     finally:
         close(session)
 

@@ -17,6 +17,7 @@ import dataclasses
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from IPython.display import display, update_display
@@ -69,6 +70,7 @@ class NotebookView:
         reasoning: bool,
         tools: bool = False,
         remote_images: bool = False,
+        stop: Callable[[], object] | None = None,
     ) -> None:
         import ipywidgets as widgets
 
@@ -92,6 +94,7 @@ class NotebookView:
         self._tail.add_class("jp-RenderedHTMLCommon")  # the final answer's own typography
         self._answer = widgets.VBox([self._blocks, self._tail])
         self._status = widgets.HTML()
+        self._footer = self._status if stop is None else _with_stop_button(self._status, stop)
         self._capturing: Any = None
         self._splitter = BlockSplitter()
         self._window = LiveWindow()
@@ -110,7 +113,7 @@ class NotebookView:
         elif self._calls_only:  # a slot above the answer for the list of calls
             display({"text/plain": ""}, raw=True, display_id=self._ids["reasoning"])
         display(self._answer, display_id=self._ids["answer"])
-        display(self._status, display_id=self._ids["footer"])
+        display(self._footer, display_id=self._ids["footer"])
 
     def waiting(self, status: str) -> None:
         """A retry wait or another pause the user should know about."""
@@ -227,17 +230,25 @@ class NotebookView:
             self._capturing = None
         if self._panel is not None:
             result.reasoning_open = self._panel.selected_index == 0
-            update_display(reasoning_bundle(result), display_id=self._ids["reasoning"], raw=True)
+        self.show_final(result)
+        if self._panel is not None:
             self._empty(self._reasoning_out)
             close_widgets(self._reasoning_out)
             self._follow_late_clicks(result)
+        self._empty(self._blocks)
+        footer = getattr(self._footer, "children", ())  # the status, and a Stop button
+        close_widgets(self._answer, self._blocks, self._tail, self._status, self._footer, *footer)
+
+    def show_final(self, result: StepResult) -> None:
+        """Put the static form under the panel's display ids: at the end, and again from
+        another cell (a background call's ``wait()``), which updates this cell's outputs."""
+        if self._panel is not None:
+            update_display(reasoning_bundle(result), display_id=self._ids["reasoning"], raw=True)
         elif self._calls_only:
             calls = dataclasses.replace(result, reasoning="")
             update_display(reasoning_bundle(calls), display_id=self._ids["reasoning"], raw=True)
         update_display(answer_bundle(result), display_id=self._ids["answer"], raw=True)
         update_display(footer_bundle(result), display_id=self._ids["footer"], raw=True)
-        self._empty(self._blocks)
-        close_widgets(self._answer, self._blocks, self._tail, self._status)
 
     @staticmethod
     def _empty(output: Any) -> None:
@@ -269,3 +280,22 @@ class NotebookView:
             update_display(reasoning_bundle(result), display_id=self._ids["reasoning"], raw=True)
 
         panel.observe(on_click, names="selected_index")
+
+
+def _with_stop_button(status: Any, stop: Callable[[], object]) -> Any:
+    """The status line with a Stop button: a background call's only stop, since the
+    kernel's interrupt does not reach it (its click lands: the kernel is idle meanwhile)."""
+    import ipywidgets as widgets
+
+    button = widgets.Button(
+        description="Stop",
+        tooltip="Stop this background call (the kernel's interrupt does not reach it)",
+        layout=widgets.Layout(width="auto"),
+    )
+
+    def clicked(_: Any) -> None:
+        button.description, button.disabled = "Stopping…", True
+        stop()
+
+    button.on_click(clicked)
+    return widgets.HBox([button, status])

@@ -55,6 +55,7 @@ class CallOptions:
     replay_speed: float = 200.0
     display_format: str = "markdown"
     notebook: str | None = None
+    background: bool = False  # its turn joins the thread when it ends, after later cells
 
 
 @dataclass
@@ -130,6 +131,10 @@ class Session:
             result.thread = options.chat if options.chat != "default" else None
             result.replayed = stream is not None
             result.display_format = options.display_format
+            if options.background and prepared.thread is not None and result.status in KEEPS:
+                result.notes += (
+                    f"ran in the background: joined {_thread_name(options)} when it ended",
+                )
 
         result, error = run_call(
             settings,
@@ -220,3 +225,7 @@ def _context_room(settings: Settings) -> int:
     info = model_info(settings.model)
     context = info.context_tokens if info else 256_000
     return context - (settings.max_tokens or DEFAULT_REPLY_BUDGET)
+
+
+def _thread_name(options: CallOptions) -> str:
+    return "the conversation" if options.chat == "default" else f"the thread {options.chat!r}"

@@ -23,6 +23,7 @@ REFUSED = {
     "confirm": "--confirm",
     "dry_run": "--dry-run",
     "replay": "--replay",
+    "background": "--background",
 }
 
 

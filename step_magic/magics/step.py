@@ -9,6 +9,7 @@ work happens in the engine below, which knows nothing of IPython.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections import ChainMap
 from pathlib import Path
@@ -97,6 +98,9 @@ class StepMagics(Magics):
     max_steps = CInt(
         DEFAULTS["max_steps"], help="--tools: model turns allowed before the loop stops."
     ).tag(config=True)
+    background_limit = CInt(
+        4, help="Background calls (--background) that stream at once; more wait for a slot."
+    ).tag(config=True)
     history_path = Unicode(
         None, allow_none=True, help="History database; default in the user data directory."
     ).tag(config=True)
@@ -130,6 +134,10 @@ class StepMagics(Magics):
             return
 
         check_tool_flags(args, replay=(self.replay or args.replay) and not args.refresh)
+        if args.background:
+            from step_magic.magics.background import check_background_flags
+
+            check_background_flags(args)
         if args.map:
             from step_magic.magics.mapglue import run_map
 
@@ -147,6 +155,13 @@ class StepMagics(Magics):
         prepared = self.session.prepare(settings, composed, options, cell_id, specs)
         if args.dry_run:
             show_dry_run(settings, prepared.request)
+            return
+        if args.background:
+            from step_magic.api.prepare import Call
+            from step_magic.magics.background import start_in_background
+
+            call = Call(settings, prepared, dataclasses.replace(options, background=True), None)
+            start_in_background(self, args, call, cell_id)
             return
         view = frontend.choose_view(self.shell, settings, tools=tools is not None)
         result, error = self.session.ask(settings, prepared, options, view, cell_id, tools)
@@ -260,6 +275,10 @@ class StepMagics(Magics):
         if hasattr(publisher, "unregister_hook"):
             publisher.unregister_hook(self._outputs.hook)
         frontend.forget_results(self.shell)
+        background = sys.modules.get("step_magic.api.background")
+        if background is not None:  # their panels would stream from a kernel without us
+            for pending in background.POOL.running():
+                pending.cancel()
         render = sys.modules.get("step_magic.display.closing")
         if render is not None:
             render.close_lingering_panels()

@@ -70,6 +70,13 @@ FLAGS = [
         help="Load the answer's images from other hosts (by default they are links).",
     ),
     argument("-o", "--output", metavar="NAME", help="Also bind the result to NAME."),
+    argument(
+        "--background",
+        action="store_true",
+        help="Return at once; the reply streams into its panel while other cells run. _step "
+        "is the pending call (.wait(), .cancel(), .done, .answer); the kernel's interrupt "
+        "does not reach it (its Stop button and %%step_cancel do).",
+    ),
     names_flag(
         "-w",
         "--with",

@@ -1,0 +1,38 @@
+"""The keywords every call of the Python API takes, declared once for type checkers.
+
+``ask``, ``stream`` and ``Chat`` accept them as ``**keywords``; a checker (and an editor's
+completion) sees each name and type, and at run time an unknown or out-of-range one is an
+``InputError`` before anything is sent. ``docs/api.md`` says what each one does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypedDict
+
+
+class CallKeywords(TypedDict, total=False):
+    """What a call may be told besides its prompt; every one is optional."""
+
+    model: str | None
+    effort: str | None
+    attach: object
+    tools: object
+    api: str | None
+    system: str | None
+    max_tokens: int | None
+    temperature: float | None
+    base_url: str | None
+    api_key: str | None
+    timeout: float | None
+    deadline: float | None
+    max_retries: int | None
+    max_steps: int | None
+    budget: int | None
+    detail: str | None
+    image_max_side: int | None
+    show_reasoning: bool | None
+    remote_images: bool | None
+    reasoning: bool | None
+    cassette: str | Path | None
+    replay: bool

@@ -1,0 +1,130 @@
+"""Background calls through the Python API and an in-process shell: the pending call, its
+bound, its memory and history, and what it refuses. ``test_background_kernel`` shows the
+notebook panel, the Stop button and the saved notebook."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from IPython.core.error import UsageError
+
+import step_magic
+from step_magic.api.background import POOL
+from step_magic.core.errors import InputError
+from step_magic.engine.background import Pending
+from step_magic.server import LocalServer
+
+from .conftest import TEST_KEY
+
+
+def background(server: LocalServer, prompt: str = "Why is the sky blue?", **keywords: Any) -> Any:
+    return step_magic.ask(
+        prompt, background=True, base_url=server.base_url, api_key=TEST_KEY, history=False,
+        **keywords,
+    )  # fmt: skip
+
+
+def test_ask_in_the_background_returns_at_once_and_wait_gives_the_result(
+    server: LocalServer,
+) -> None:
+    server.config.tokens_per_second = 200
+    server.config.reasoning_tokens = 400
+    pending = background(server)
+    assert isinstance(pending, Pending)
+    assert not pending.done
+    with pytest.raises(TimeoutError, match=r"still running after 0\.05 s"):
+        pending.wait(timeout=0.05)
+    while not pending.reasoning:
+        time.sleep(0.02)
+    assert "running for" in repr(pending)
+    result = pending.wait(timeout=60)
+    assert pending.done
+    assert result.status == "complete"
+    assert result.answer == pending.answer
+    assert len(result.reasoning) > 500
+    assert result.trace_id
+    assert len(server.requests) == 1
+
+
+def test_cancel_keeps_what_arrived_and_a_finished_call_cannot_be_cancelled(
+    server: LocalServer,
+) -> None:
+    server.config.tokens_per_second = 100
+    server.config.reasoning_tokens = 2_000
+    pending = background(server)
+    while len(pending.reasoning) < 40:
+        time.sleep(0.02)
+    assert pending.cancel()
+    result = pending.wait(timeout=30)
+    assert result.status == "interrupted"
+    assert len(result.reasoning) >= 40
+    assert not pending.cancel()
+
+
+def test_at_most_the_pool_limit_stream_at_once_and_a_queued_call_can_be_cancelled(
+    server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.config.tokens_per_second = 150
+    server.config.reasoning_tokens = 300
+    monkeypatch.setattr(POOL, "limit", 1)
+    first, second, third = (background(server, f"Question {n}") for n in range(3))
+    assert second.state == third.state == "queued"
+    assert "waiting for a free slot" in repr(third)
+    third.cancel()
+    assert third.wait(timeout=30).status == "interrupted"
+    assert not first.done  # the cancelled call did not wait for the running one
+    assert [p.wait(timeout=60).status for p in (first, second)] == ["complete", "complete"]
+    assert len(server.requests) == 2  # the call cancelled while queued sent nothing
+
+
+def test_a_background_call_takes_no_tools(server: LocalServer) -> None:
+    with pytest.raises(InputError, match="background call takes no tools"):
+        background(server, tools=[len])
+    assert server.requests == []
+
+
+def test_the_magic_binds_the_pending_call_and_remembers_its_turn_when_it_ends(
+    ip: Any, server: LocalServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server.config.tokens_per_second = 150
+    server.config.reasoning_tokens = 500
+    ip.run_cell_magic("step", "--background -o first", "What is 2 + 2?")
+    assert "first.wait() gives the result" in capsys.readouterr().out
+    pending = ip.user_ns["first"]
+    assert ip.user_ns["_step"] is pending
+    # a foreground call meanwhile does not wait for the background one
+    ip.run_cell_magic("step", "--no-memory", "Something else")
+    assert ip.user_ns["_step"].status == "complete"
+    assert not pending.done
+    capsys.readouterr()  # the foreground call's own stream
+    ip.run_line_magic("step_wait", "first")
+    assert capsys.readouterr().out.startswith("first: complete")
+    assert "ran in the background: joined the conversation when it ended" in pending.result.notes
+    ip.run_line_magic("step_chats", "")
+    assert capsys.readouterr().out.split("\n")[1].split()[:2] == ["default", "1"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ("--background --code", "--background takes no --code"),
+        ("--background --dry-run", "--background takes no --dry-run"),
+        ("--background --effort low,high", "takes no --background"),
+    ],
+)
+def test_flags_a_background_call_cannot_take(
+    ip: Any, server: LocalServer, flags: str, message: str
+) -> None:
+    with pytest.raises(UsageError, match=message):
+        ip.run_cell_magic("step", flags, "Hi")
+    assert server.requests == []
+
+
+def test_wait_and_cancel_name_what_they_cannot_find(ip: Any) -> None:
+    ip.user_ns["x"] = 42
+    with pytest.raises(UsageError, match="x is a int, not a background call"):
+        ip.run_line_magic("step_wait", "x")
+    with pytest.raises(UsageError, match="nope is not defined, not a background call"):
+        ip.run_line_magic("step_cancel", "nope")
