@@ -4,16 +4,24 @@ notebook panel, the Stop button and the saved notebook."""
 
 from __future__ import annotations
 
+import os
+import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from IPython.core.error import UsageError
 
 import step_magic
-from step_magic.api.background import POOL
+from step_magic.api.background import POOL, start
+from step_magic.api.prepare import prepare
+from step_magic.core.cassette import Cassette, RecordedReply
 from step_magic.core.errors import InputError
+from step_magic.core.request import ChatRequest
 from step_magic.engine.background import Pending
+from step_magic.engine.session import Session
+from step_magic.memory.history import History
 from step_magic.server import LocalServer
 
 from .conftest import TEST_KEY
@@ -128,3 +136,54 @@ def test_wait_and_cancel_name_what_they_cannot_find(ip: Any) -> None:
         ip.run_line_magic("step_wait", "x")
     with pytest.raises(UsageError, match="nope is not defined, not a background call"):
         ip.run_line_magic("step_cancel", "nope")
+
+
+def test_each_background_call_is_recorded_in_the_cassette_and_the_history(
+    ip: Any, server: LocalServer, tmp_path: Path
+) -> None:
+    server.config.tokens_per_second = 400
+    cassette = tmp_path / "lesson.jsonl"
+    for n in range(3):
+        ip.run_cell_magic(
+            "step", f"--background --no-memory --cassette {cassette} -o c{n}", f"Q{n}"
+        )
+    ip.run_line_magic("step_wait", "all")
+    assert [ip.user_ns[f"c{n}"].result.status for n in range(3)] == ["complete"] * 3
+    assert len(Cassette(cassette).replies()) == 3
+    rows = History(Path(os.environ["STEP_MAGIC_HISTORY"])).recent(10, None)
+    assert sorted(row.prompt for row in rows) == ["Q0", "Q1", "Q2"]
+
+
+def test_calls_recording_to_one_cassette_at_once_keep_every_line(tmp_path: Path) -> None:
+    path = tmp_path / "shared.jsonl"
+    reply = RecordedReply("thought " * 2_000, "answer " * 2_000, "stop", None, None, None)
+
+    def record(worker: int) -> None:
+        for n in range(20):
+            request = ChatRequest("step-3.7-flash", ({"role": "user", "content": f"{worker}-{n}"},))
+            Cassette(path).store(request.cache_key(), request, reply)
+
+    threads = [threading.Thread(target=record, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(Cassette(path).replies()) == 80
+
+
+def test_re_running_a_cell_stops_the_call_it_started_before(server: LocalServer) -> None:
+    server.config.tokens_per_second = 100
+    server.config.reasoning_tokens = 2_000
+    session = Session(None)
+    keywords = {"base_url": server.base_url, "api_key": TEST_KEY}
+
+    def run_cell(cell: str) -> Pending:
+        return start(session, prepare(session, "Q", keywords, memory=False), False, cell=cell)
+
+    first, other, again = run_cell("cell-1"), run_cell("cell-2"), run_cell("cell-1")
+    assert first.wait(timeout=30).status == "interrupted"
+    assert not other.done
+    assert not again.done
+    other.cancel()
+    again.cancel()
+    assert {other.wait(30).status, again.wait(30).status} == {"interrupted"}

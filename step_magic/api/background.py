@@ -31,11 +31,13 @@ def start(
 
     ``on_end`` runs on that thread once the call is recorded (closing a one-off history).
     """
+    POOL.cancel_from(cell)
     holder: list[Pending] = []
     view, around, republish = background_view(
         display, call.settings, stop=lambda: holder[0].cancel()
     )
     pending = Pending(call.settings.model, call.settings.effort, view, after_wait=republish)
+    pending.cell = cell
     holder.append(pending)
     busy = len(POOL.running())
     pending.recording.start(

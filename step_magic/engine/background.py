@@ -90,6 +90,7 @@ class Pending:
         after_wait: Callable[[StepResult], None] | None = None,
     ) -> None:
         self.model, self.effort = model, effort
+        self.cell: str | None = None  # the notebook cell that started it, when known
         self.label = f"{model} · effort {effort}" if effort else model
         self.recording = Recording(view)
         self.stop: list[int] = []
@@ -175,6 +176,13 @@ class Pool:
             daemon=True,
         )
         worker.start()
+
+    def cancel_from(self, cell: str | None) -> None:
+        """Stop the calls a cell started before: re-running it replaces its call (its old
+        panel is gone from the page, and its reply would stream on unseen)."""
+        for call in self.running():
+            if cell is not None and call.cell == cell:
+                call.cancel()
 
     def running(self) -> list[Pending]:
         """The calls not finished yet, oldest first."""
