@@ -18,6 +18,8 @@ import nbformat
 import pytest
 from playwright.sync_api import Page, expect
 
+from step_magic.core.cassette import Cassette, RecordedReply
+from step_magic.core.request import ChatRequest
 from step_magic.core.result import StepResult
 from step_magic.display.bundles import answer_bundle, footer_bundle
 from step_magic.server import LocalServer
@@ -223,3 +225,44 @@ def test_a_comparison_shows_its_columns_side_by_side(
     assert abs(left["y"] - right["y"]) < 2  # one row, two columns
     assert right["x"] > left["x"] + left["width"] - 1
     view.screenshot("10-compare-final", cell=1)
+
+
+# Counts the frames in which a finished paragraph shows twice: the newest finished block's
+# first words still inside the visible unfinished tail below it.
+COUNT_DOUBLED_FRAMES = """() => {
+    window.__frames = 0; window.__doubled = 0;
+    const tick = () => {
+        const tail = document.querySelector('.step-magic-live-answer');
+        if (tail) {
+            window.__frames += 1;
+            const done = tail.parentElement.querySelectorAll('.jp-OutputArea-child');
+            const last = done.length ? done[done.length - 1].innerText.trim() : '';
+            const head = last.slice(0, 40);
+            if (head && tail.innerText.includes(head)) window.__doubled += 1;
+        }
+        requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+}"""
+
+
+def test_a_finished_paragraph_never_shows_twice_while_the_answer_streams(
+    page: Page, jupyter: JupyterServer, server: LocalServer, tmp_path: Path
+) -> None:
+    prompt = "Tell me thirty things"
+    paragraphs = [
+        f"Paragraph {n}: " + " ".join(f"word{n}x{i}" for i in range(14)) for n in range(30)
+    ]
+    request = ChatRequest("step-3.7-flash", ({"role": "user", "content": prompt},))
+    reply = RecordedReply("A short thought.", "\n\n".join(paragraphs), "stop", None, None, None)
+    cassette = tmp_path / "paragraphs.jsonl"
+    Cassette(cassette).store(request.cache_key(), request, reply)
+    server.config.cassette = str(cassette)
+    server.config.tokens_per_second = 120
+    view = open_notebook(page, jupyter, "doubled.ipynb", f"%%step --no-memory\n{prompt}")
+    page.evaluate(COUNT_DOUBLED_FRAMES)
+    view.run_and_wait(1)
+    frames, doubled = page.evaluate("() => [window.__frames, window.__doubled]")
+    assert frames > 30  # the sampler saw the answer stream
+    assert doubled == 0, f"a finished paragraph showed twice in {doubled} of {frames} frames"
+    expect(view.output(1)).to_contain_text("Paragraph 29: word29x0")

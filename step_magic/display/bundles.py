@@ -18,21 +18,37 @@ from step_magic.display import markdown, static
 Bundle = dict[str, Any]
 LIVE_CLASS = "step-magic-live-reasoning"
 LIVE_ANSWER_CLASS = "step-magic-live-answer"
+LIVE_BOX_CLASS = "step-magic-live-box"
 # The live panel looks like the final form, so nothing jumps when one replaces the other:
 # - the reasoning is prose in the content font at 90 % (JupyterLab shows stream text in
 #   monospace and breaks it anywhere), wrapping between words;
 # - the panel follows the newest text: a reversed flex column starts scrolled to the end
 #   and stays where the user put it once they scroll up (as chat windows do), with no script;
 # - the paragraph being written has the size and spacing of the finished ones (widget text
-#   is 13 px on 28 px lines, rendered Markdown 14 px on 1.6).
+#   is 13 px on 28 px lines, rendered Markdown 14 px on 1.6);
+# - a finished paragraph never shows twice: finished blocks reach the page as an output, the
+#   unfinished tail as a widget update, and the output can render a frame or more before the
+#   tail drops the same text. Each group of finished blocks and the tail that still holds them
+#   share a parity (0 or 1), and the tail hides itself while the newest group has its parity.
 LIVE_STYLE = (
     f"<style>.{LIVE_CLASS} {{display: flex; flex-direction: column-reverse}}"
     f" .{LIVE_CLASS} > * {{flex-shrink: 0}}"
     f" .{LIVE_CLASS} pre {{word-break: normal; overflow-wrap: anywhere; white-space: pre-wrap;"
     " font-family: var(--jp-content-font-family, sans-serif); font-size: 90%; opacity: 0.8}"
     f" .{LIVE_ANSWER_CLASS} .widget-html-content {{font-size: var(--jp-content-font-size1, 14px);"
-    " line-height: var(--jp-content-line-height, 1.6)}</style>"
+    " line-height: var(--jp-content-line-height, 1.6)}"
+    + "".join(
+        f" .{LIVE_BOX_CLASS}:has(.jp-OutputArea-child:last-child .step-magic-done-{n})"
+        f" .step-magic-tail-{n} {{display: none}}"
+        for n in (0, 1)
+    )
+    + "</style>"
 )
+
+
+def parity(html: str, part: str, flushes: int) -> str:
+    """``html`` in a ``step-magic-{part}-{0 or 1}`` div (see ``LIVE_STYLE``)."""
+    return f'<div class="step-magic-{part}-{flushes % 2}">{html}</div>'
 
 
 def reasoning_bundle(result: StepResult) -> Bundle:

@@ -28,10 +28,12 @@ from step_magic.core.toolrecords import ToolRecord, outcome_text, signature
 from step_magic.display import static
 from step_magic.display.bundles import (
     LIVE_ANSWER_CLASS,
+    LIVE_BOX_CLASS,
     LIVE_CLASS,
     answer_bundle,
     answer_div,
     footer_bundle,
+    parity,
     reasoning_bundle,
     status_html,
 )
@@ -93,6 +95,8 @@ class NotebookView:
         self._tail.add_class(LIVE_ANSWER_CLASS)
         self._tail.add_class("jp-RenderedHTMLCommon")  # the final answer's own typography
         self._answer = widgets.VBox([self._blocks, self._tail])
+        self._answer.add_class(LIVE_BOX_CLASS)
+        self._flushes = 0  # finished blocks shown so far, in groups (see LIVE_STYLE)
         self._status = widgets.HTML()
         self._footer = self._status if stop is None else _with_stop_button(self._status, stop)
         self._capturing: Any = None
@@ -199,17 +203,19 @@ class NotebookView:
 
     def _append_answer(self, text: str) -> None:
         blocks = self._splitter.feed(text)
-        if blocks:
+        if blocks:  # tagged with the parity of the tail that still holds them
             self._capture(self._blocks)
             html = answer_div("".join(blocks), remote_images=self._remote_images)
-            display({"text/html": html}, raw=True)
+            display({"text/html": parity(html, "done", self._flushes)}, raw=True)
+            self._flushes += 1
         tail = self._splitter.tail
         sent_length, sent_at = self._tail_sent
         grown = len(tail) - sent_length
         now = time.monotonic()
         stale = grown > 0 and now - sent_at >= TAIL_REFRESH_SECONDS
         if blocks or grown >= max(24, sent_length // 2) or stale:
-            self._tail.value = answer_div(tail, remote_images=self._remote_images)
+            html = answer_div(tail, remote_images=self._remote_images)
+            self._tail.value = parity(html, "tail", self._flushes)
             self._tail_sent = (len(tail), now)
 
     def _capture(self, output: Any) -> None:
