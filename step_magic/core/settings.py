@@ -131,6 +131,12 @@ def is_loopback_url(url: str) -> bool:
 STEPFUN_DOMAINS = ("stepfun.ai", "stepfun.com")
 
 
+def is_stepfun_host(host: str) -> bool:
+    """StepFun's own endpoints (any host under its domains; not lookalikes such as
+    ``evilstepfun.ai``): errors say "StepFun API error", and no OpenAI-only options are sent."""
+    return any(host == domain or host.endswith("." + domain) for domain in STEPFUN_DOMAINS)
+
+
 def server_label(settings: Settings) -> str | None:
     """How errors name the server: None for StepFun's own endpoints (the message says
     "StepFun API error"), "the local simulator" for the bundled one, else host and port."""
@@ -138,7 +144,7 @@ def server_label(settings: Settings) -> str | None:
         return "the local simulator"
     parts = urlsplit(settings.base_url)
     host = parts.hostname or ""
-    if any(host == domain or host.endswith("." + domain) for domain in STEPFUN_DOMAINS):
+    if is_stepfun_host(host):
         return None
     try:
         port = f":{parts.port}" if parts.port else ""

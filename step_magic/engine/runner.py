@@ -78,7 +78,7 @@ def run_call(
             _turns(settings, turns, progress, view, interrupts, stream, tools)
         except Exception as err:  # a bug of ours must not cost the user what was shown
             detail = redact(f"unexpected failure during the call: {err!r}", settings.api_key)
-            turns.error = StepAPIError(detail, server=server_label(settings))
+            turns.error = _failure(detail, settings)
         progress.flush(view, time.monotonic())
         result = _result(settings, turns, progress, bool(interrupts), tools)
         if annotate is not None:
@@ -158,11 +158,7 @@ def _reply(
     source.close()
     arrived = (len(progress.reasoning), len(progress.answer)) != before
     if not (interrupts or error or arrived or (finished and finished.tool_calls)):
-        error = StepAPIError(
-            "the server sent an empty reply",
-            trace_id=source.trace_id,
-            server=server_label(settings),
-        )
+        error = _failure("the server sent an empty reply", settings, source.trace_id)
     return finished, error
 
 
@@ -179,7 +175,7 @@ def _pump(stream: EventSource, events: queue.Queue[object], settings: Settings) 
         events.put(err)
     except Exception as err:
         detail = redact(f"unexpected failure while reading the reply: {err!r}", settings.api_key)
-        events.put(StepAPIError(detail, server=server_label(settings)))
+        events.put(_failure(detail, settings))
     finally:
         events.put(_END)
 
@@ -200,7 +196,7 @@ def _consume(
         now = time.monotonic()
         if now >= ends_at:
             late = f"the call passed the deadline of {deadline:g} s it was given (--deadline)"
-            return finished, StepAPIError(late, server=server_label(settings))
+            return finished, _failure(late, settings)
         has_pending = bool(progress.pending_reasoning or progress.pending_answer)
         wait = max(progress.last_flush + FLUSH_SECONDS - now, 0) if has_pending else IDLE_SECONDS
         wait = min(wait, ends_at - now)
@@ -271,6 +267,11 @@ def _result(
         tool_calls=tuple(records),
         steps=turns.steps,
     )
+
+
+def _failure(detail: str, settings: Settings, trace_id: str | None = None) -> StepAPIError:
+    """A failure of the call (not an HTTP error), naming the server it was made to."""
+    return StepAPIError(detail, trace_id=trace_id, server=server_label(settings))
 
 
 def _waiting_status(settings: Settings) -> str:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from step_magic.core.errors import StepAPIError
 from step_magic.core.events import AnswerDelta, Event, Finished, ReasoningDelta, Rethought, Usage
 from step_magic.core.request import ChatRequest
-from step_magic.core.settings import Settings
+from step_magic.core.settings import Settings, is_stepfun_host
 from step_magic.core.text import clean_text
 from step_magic.wire.retry import after_failure, call_error
 from step_magic.wire.thinktags import ThinkTagSplitter
@@ -29,7 +29,6 @@ from step_magic.wire.toolcalls import ToolCallCollector
 if TYPE_CHECKING:
     import openai
 
-STEPFUN_HOSTS = frozenset({"api.stepfun.ai", "api.stepfun.com"})
 # Base URLs whose server answered 400 to stream_options: asked without it from then on.
 REFUSED_USAGE_OPTION: set[str] = set()
 
@@ -193,7 +192,7 @@ def chat_body(settings: Settings, request: ChatRequest) -> dict[str, Any]:
     own endpoints are not asked."""
     body = request.body()
     host = urlsplit(settings.base_url).hostname or ""
-    if host not in STEPFUN_HOSTS and settings.base_url not in REFUSED_USAGE_OPTION:
+    if not is_stepfun_host(host) and settings.base_url not in REFUSED_USAGE_OPTION:
         body["stream_options"] = {"include_usage": True}
     return body
 

@@ -44,10 +44,16 @@ def test_stepfun_itself_is_never_sent_stream_options() -> None:
     from step_magic.core.settings import Settings
 
     request = ChatRequest("step-3.7-flash", ({"role": "user", "content": "Hi"},))
-    for url in ("https://api.stepfun.ai/v1", "https://api.stepfun.com/v1"):
+    own = (
+        "https://api.stepfun.ai/v1",
+        "https://api.stepfun.com/v1",
+        "https://eu.api.stepfun.ai/v1",
+    )
+    for url in own:
         assert "stream_options" not in chat.chat_body(Settings("m", url, "k"), request)
-    local = Settings("m", "http://127.0.0.1:9/v1", "k")
-    assert chat.chat_body(local, request)["stream_options"] == {"include_usage": True}
+    for url in ("http://127.0.0.1:9/v1", "https://evilstepfun.ai/v1"):  # not StepFun's
+        body = chat.chat_body(Settings("m", url, "k"), request)
+        assert body["stream_options"] == {"include_usage": True}
 
 
 def test_a_server_that_ignores_stream_true_is_read_as_one_reply(api_env: LocalServer) -> None:
