@@ -6,6 +6,7 @@ This is what a Jupyter frontend sees, so tests can assert on the wire traffic of
 
 from __future__ import annotations
 
+import itertools
 import json
 import queue
 import time
@@ -69,6 +70,7 @@ class KernelSession:
         # Messages read while another cell ran: what a background thread sent to its own
         # cell after that cell ended (``sent_to``) lands here.
         self.elsewhere: list[dict[str, Any]] = []
+        self._received = itertools.count()
 
     def execute(
         self,
@@ -99,6 +101,7 @@ class KernelSession:
                 message = self.client.get_iopub_msg(timeout=0.2 if stdin else 1)
             except queue.Empty:
                 continue
+            message["received"] = next(self._received)  # the order they came in, across cells
             if message["parent_header"].get("msg_id") != msg_id:
                 self.elsewhere.append(message)  # a background call's, or a late one
                 continue

@@ -17,7 +17,7 @@ import step_magic
 from step_magic.api.background import POOL, start
 from step_magic.api.prepare import prepare
 from step_magic.core.cassette import Cassette, RecordedReply
-from step_magic.core.errors import InputError
+from step_magic.core.errors import InputError, ReplayError
 from step_magic.core.request import ChatRequest
 from step_magic.engine.background import Pending
 from step_magic.engine.session import Session
@@ -77,7 +77,10 @@ def test_at_most_the_pool_limit_stream_at_once_and_a_queued_call_can_be_cancelle
     server.config.tokens_per_second = 150
     server.config.reasoning_tokens = 300
     monkeypatch.setattr(POOL, "limit", 1)
-    first, second, third = (background(server, f"Question {n}") for n in range(3))
+    first = background(server, "Question 0")
+    while first.state != "running":  # it holds the only slot before the others ask
+        time.sleep(0.01)
+    second, third = background(server, "Question 1"), background(server, "Question 2")
     assert second.state == third.state == "queued"
     assert "waiting for a free slot" in repr(third)
     third.cancel()
@@ -93,25 +96,50 @@ def test_a_background_call_takes_no_tools(server: LocalServer) -> None:
     assert server.requests == []
 
 
-def test_the_magic_binds_the_pending_call_and_remembers_its_turn_when_it_ends(
+def test_the_magic_binds_the_pending_call_and_a_foreground_call_does_not_wait_for_it(
     ip: Any, server: LocalServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    server.config.tokens_per_second = 150
-    server.config.reasoning_tokens = 500
+    server.config.tokens_per_second = 100
+    server.config.reasoning_tokens = 3_000  # half a minute: it cannot end during this test
     ip.run_cell_magic("step", "--background -o first", "What is 2 + 2?")
     assert "first.wait() gives the result" in capsys.readouterr().out
     pending = ip.user_ns["first"]
     assert ip.user_ns["_step"] is pending
-    # a foreground call meanwhile does not wait for the background one
+    server.config.reasoning_tokens = 20
     ip.run_cell_magic("step", "--no-memory", "Something else")
     assert ip.user_ns["_step"].status == "complete"
     assert not pending.done
-    capsys.readouterr()  # the foreground call's own stream
+    capsys.readouterr()
+    ip.run_line_magic("step_cancel", "all")
+    assert capsys.readouterr().out == "first: stopping (the panel keeps what arrived)\n"
     ip.run_line_magic("step_wait", "first")
+    assert capsys.readouterr().out.startswith("first: interrupted")
+    ip.run_line_magic("step_cancel", "all")
+    assert capsys.readouterr().out == "No background call is running.\n"
+
+
+def test_its_turn_joins_the_conversation_when_it_ends_and_the_footer_says_so(
+    ip: Any, server: LocalServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ip.run_cell_magic("step", "--background -o first", "What is 2 + 2?")
+    pending = ip.user_ns["first"]
+    while not pending.done:  # finished, not waited for: %step_wait all still reports it
+        time.sleep(0.02)
+    capsys.readouterr()
+    ip.run_line_magic("step_wait", "all")
     assert capsys.readouterr().out.startswith("first: complete")
+    ip.run_line_magic("step_wait", "all")
+    assert capsys.readouterr().out == "No background call to wait for.\n"
     assert "ran in the background: joined the conversation when it ended" in pending.result.notes
     ip.run_line_magic("step_chats", "")
     assert capsys.readouterr().out.split("\n")[1].split()[:2] == ["default", "1"]
+
+
+def test_a_replay_miss_fails_at_once_and_starts_nothing(ip: Any, server: LocalServer) -> None:
+    with pytest.raises(ReplayError, match="no recorded reply"):
+        ip.run_cell_magic("step", "--background --replay -o r", "Never recorded")
+    assert "r" not in ip.user_ns
+    assert server.requests == []
 
 
 @pytest.mark.parametrize(
@@ -120,6 +148,9 @@ def test_the_magic_binds_the_pending_call_and_remembers_its_turn_when_it_ends(
         ("--background --code", "--background takes no --code"),
         ("--background --dry-run", "--background takes no --dry-run"),
         ("--background --effort low,high", "takes no --background"),
+        ("--background --new", "--background takes no --new"),
+        ("--background --map rows", "--background takes no --map"),
+        ("--background --tools len --confirm", "--background takes no --tools"),
     ],
 )
 def test_flags_a_background_call_cannot_take(
@@ -187,3 +218,16 @@ def test_re_running_a_cell_stops_the_call_it_started_before(server: LocalServer)
     other.cancel()
     again.cancel()
     assert {other.wait(30).status, again.wait(30).status} == {"interrupted"}
+
+
+def test_unloading_stops_the_calls_still_running(ip: Any, server: LocalServer) -> None:
+    server.config.tokens_per_second = 100
+    server.config.reasoning_tokens = 3_000
+    ip.run_cell_magic("step", "--background -o slow", "A long one")
+    pending = ip.user_ns["slow"]
+    ip.run_line_magic("unload_ext", "step_magic")
+    try:
+        assert pending.done
+        assert pending.result.status == "interrupted"
+    finally:
+        ip.run_line_magic("load_ext", "step_magic")  # the fixture unloads it again

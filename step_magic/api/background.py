@@ -8,10 +8,14 @@ once). History, cassettes and, for the magic, conversation memory record it when
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Callable
 
 from step_magic.api.prepare import Call
+from step_magic.core.errors import StepMagicError
 from step_magic.core.result import StepResult
+from step_magic.core.settings import redact
 from step_magic.display.frontend import background_view
 from step_magic.engine.background import Pending, Pool
 from step_magic.engine.session import Session
@@ -31,6 +35,7 @@ def start(
 
     ``on_end`` runs on that thread once the call is recorded (closing a one-off history).
     """
+    session.check_replay(call.prepared, call.options)  # a miss fails now, not in the panel
     POOL.cancel_from(cell)
     holder: list[Pending] = []
     view, around, republish = background_view(
@@ -39,9 +44,11 @@ def start(
     pending = Pending(call.settings.model, call.settings.effort, view, after_wait=republish)
     pending.cell = cell
     holder.append(pending)
-    busy = len(POOL.running())
+    busy = POOL.streaming()
     pending.recording.start(
-        f"Queued: {busy} background calls are running" if busy >= POOL.limit else "Starting…"
+        f"Queued: {busy} background calls are streaming (at most {POOL.limit} at once)"
+        if busy >= POOL.limit
+        else "Starting…"
     )
 
     def run(stop: list[int]) -> tuple[StepResult, BaseException | None]:
@@ -49,9 +56,32 @@ def start(
             return session.ask(
                 call.settings, call.prepared, call.options, pending.recording, cell, None, stop
             )
+        except Exception as err:  # the runner ends its own failures; this is a bug of ours
+            return _failed(call, pending, err)
         finally:
             if on_end is not None:
                 on_end()
 
     POOL.submit(pending, run, around)
     return pending
+
+
+def _failed(call: Call, pending: Pending, err: Exception) -> tuple[StepResult, StepMagicError]:
+    """A call that failed outside the runner: its panel still ends (a live widget left in
+    the saved notebook would not render), with the error's text free of the key."""
+    detail = redact(f"the background call failed: {err!r}", call.settings.api_key)
+    result = StepResult(call.settings.model, call.settings.effort, status="failed", error=detail)
+    with contextlib.suppress(Exception):
+        pending.recording.finish(result)
+    return result, StepMagicError(detail)
+
+
+def stop_all(seconds: float) -> None:
+    """Stop every running call and give them ``seconds`` to end and be recorded."""
+    running = POOL.running()
+    for pending in running:
+        pending.cancel()
+    ends = time.monotonic() + seconds
+    for pending in running:
+        with contextlib.suppress(TimeoutError):
+            pending.wait(max(ends - time.monotonic(), 0.0))

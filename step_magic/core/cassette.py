@@ -163,7 +163,7 @@ _LOCKS_LOCK = threading.Lock()
 def _lock_for(path: Path) -> threading.Lock:
     """One lock per file, shared by every ``Cassette`` of it: background calls recording
     to the same file at once must not read each other's half-written line as cut short."""
-    key = path.expanduser().absolute()
+    key = path.expanduser().resolve()
     with _LOCKS_LOCK:
         return _LOCKS.setdefault(key, threading.Lock())
 

@@ -7,9 +7,8 @@ never changed, except to teach it how to show a ``StepResult``.
 
 from __future__ import annotations
 
-import contextlib
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -82,57 +81,18 @@ def background_view(
     """For a call that runs on a thread of its own: the view, what to enter on that thread,
     and what ``wait()`` runs with the result (None each where nothing is needed).
 
-    In a notebook cell: the live panel with a Stop button; the thread's output goes to this
-    cell (not to whichever cell runs meanwhile); and a cell that waits republishes the
-    final form, which nbclient then saves into this cell. Elsewhere the call runs quietly
-    (a terminal's prompt would be written over), or as a plain stream if ``display`` is True.
+    In a notebook cell, the live panel of ``display.background``. Elsewhere the call runs
+    quietly (a terminal's prompt would be written over), or as a plain stream if
+    ``display`` is True.
     """
     shell = current_shell()
     parent = parent_msg_id(shell)
     if display is False or parent is None:
         return auto_view(display or False, settings), None, None
-    from step_magic.display import views
+    from step_magic.display.background import background_panel
 
     show_results_statically(shell)
-    view = views.NotebookView(
-        parent,
-        show_reasoning=settings.show_reasoning,
-        remote_images=settings.remote_images,
-        reasoning=settings.reasoning,
-        stop=stop,
-    )
-
-    republished = {parent}  # once per cell that waits: the form does not change
-
-    def republish(result: Any) -> None:
-        waiting_in = parent_msg_id(current_shell())
-        if waiting_in is not None and waiting_in not in republished:
-            republished.add(waiting_in)
-            view.show_final(result)
-
-    return view, output_to_this_cell(shell), republish
-
-
-def output_to_this_cell(shell: Any) -> Callable[[], AbstractContextManager[Any]]:
-    """A context manager for another thread: what it prints and displays inside goes to the
-    cell running now, even after that cell ended and while others run (ipykernel 7's
-    ``set_thread_parent``; older kernels only have ``set_parent``, which also moves the
-    kernel's default target, still restored by the next cell)."""
-    parent = shell.get_parent()
-
-    @contextlib.contextmanager
-    def around() -> Iterator[None]:
-        if hasattr(shell, "set_thread_parent"):
-            tokens = shell.set_thread_parent(parent)
-            try:
-                yield
-            finally:
-                shell.reset_thread_parent(tokens)
-        else:
-            shell.set_parent(parent)
-            yield
-
-    return around
+    return background_panel(shell, settings, stop, lambda: parent_msg_id(current_shell()))
 
 
 def auto_progress(display: bool | None, total: int) -> Any:

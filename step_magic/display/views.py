@@ -13,11 +13,13 @@ The bundles those static outputs hold are built, without displaying, in ``bundle
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 
 from IPython.display import display, update_display
@@ -72,7 +74,8 @@ class NotebookView:
         reasoning: bool,
         tools: bool = False,
         remote_images: bool = False,
-        stop: Callable[[], object] | None = None,
+        footer: Callable[[Any], Any] | None = None,
+        exclusive: AbstractContextManager[Any] | None = None,
     ) -> None:
         import ipywidgets as widgets
 
@@ -98,7 +101,11 @@ class NotebookView:
         self._answer.add_class(LIVE_BOX_CLASS)
         self._flushes = 0  # finished blocks shown so far, in groups (see LIVE_STYLE)
         self._status = widgets.HTML()
-        self._footer = self._status if stop is None else _with_stop_button(self._status, stop)
+        self._footer = self._status if footer is None else footer(self._status)
+        # Set for a call that runs in the background: other calls started by the same cell
+        # route into widgets of their own by the same request id, so each write holds this
+        # lock and routes only for its own length, never across writes.
+        self._exclusive = exclusive
         self._capturing: Any = None
         self._splitter = BlockSplitter()
         self._window = LiveWindow()
@@ -177,9 +184,9 @@ class NotebookView:
         """Append to the panel (as stdout: the frontend routes it into the Output)."""
         if self._panel is None:
             return
-        self._capture(self._reasoning_out)
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        with self._routed(self._reasoning_out):
+            sys.stdout.write(text)
+            sys.stdout.flush()
         restart = self._window.add(text)
         if restart is not None:  # after the text above, in message order
             restarted = {"output_type": "stream", "name": "stdout", "text": restart}
@@ -204,9 +211,9 @@ class NotebookView:
     def _append_answer(self, text: str) -> None:
         blocks = self._splitter.feed(text)
         if blocks:  # tagged with the parity of the tail that still holds them
-            self._capture(self._blocks)
             html = answer_div("".join(blocks), remote_images=self._remote_images)
-            display({"text/html": parity(html, "done", self._flushes)}, raw=True)
+            with self._routed(self._blocks):
+                display({"text/html": parity(html, "done", self._flushes)}, raw=True)
             self._flushes += 1
         tail = self._splitter.tail
         sent_length, sent_at = self._tail_sent
@@ -217,6 +224,22 @@ class NotebookView:
             html = answer_div(tail, remote_images=self._remote_images)
             self._tail.value = parity(html, "tail", self._flushes)
             self._tail_sent = (len(tail), now)
+
+    @contextlib.contextmanager
+    def _routed(self, output: Any) -> Iterator[None]:
+        """Route what is written inside into ``output``: from then on in the foreground
+        (the cell writes nothing else meanwhile), only inside for a background call."""
+        if self._exclusive is None:
+            self._capture(output)
+            yield
+            return
+        with self._exclusive:
+            output.msg_id = self._parent
+            try:
+                yield
+            finally:
+                sys.stdout.flush()  # the text goes out before the routing is undone
+                output.msg_id = ""
 
     def _capture(self, output: Any) -> None:
         """Route this cell's output messages into ``output`` (the frontend does the routing)."""
@@ -286,22 +309,3 @@ class NotebookView:
             update_display(reasoning_bundle(result), display_id=self._ids["reasoning"], raw=True)
 
         panel.observe(on_click, names="selected_index")
-
-
-def _with_stop_button(status: Any, stop: Callable[[], object]) -> Any:
-    """The status line with a Stop button: a background call's only stop, since the
-    kernel's interrupt does not reach it (its click lands: the kernel is idle meanwhile)."""
-    import ipywidgets as widgets
-
-    button = widgets.Button(
-        description="Stop",
-        tooltip="Stop this background call (the kernel's interrupt does not reach it)",
-        layout=widgets.Layout(width="auto"),
-    )
-
-    def clicked(_: Any) -> None:
-        button.description, button.disabled = "Stopping…", True
-        stop()
-
-    button.on_click(clicked)
-    return widgets.HBox([button, status])

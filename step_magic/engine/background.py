@@ -28,6 +28,7 @@ from step_magic.engine.runner import View
 Run = Callable[[list[int]], tuple[StepResult, BaseException | None]]
 POLL_SECONDS = 0.1  # how often a wait looks again: Ctrl-C lands between two looks
 DEFAULT_LIMIT = 4
+KEEP_FINISHED = 64
 
 
 class Recording:
@@ -97,6 +98,7 @@ class Pending:
         self.result: StepResult | None = None
         self.exception: BaseException | None = None
         self.state = "queued"
+        self.waited = False  # set by ``wait``: ``%step_wait all`` has nothing left to do
         self._done = threading.Event()
         self._after_wait = after_wait
         self._started_at = time.monotonic()
@@ -131,6 +133,7 @@ class Pending:
                     "(it goes on; .cancel() stops it)"
                 )
         assert self.result is not None  # set before the event
+        self.waited = True
         if self._after_wait is not None:
             self._after_wait(self.result)
         return self.result
@@ -168,7 +171,7 @@ class Pool:
         around: Callable[[], ContextManager[Any]] | None = None,
     ) -> None:
         """Run ``run(pending.stop)`` on a thread of its own once a slot is free."""
-        self.calls = [call for call in self.calls if not call.done] + [pending]
+        self.calls = [*_kept(self.calls), pending]
         worker = threading.Thread(
             target=self._work,
             args=(pending, run, around or contextlib.nullcontext),
@@ -188,17 +191,34 @@ class Pool:
         """The calls not finished yet, oldest first."""
         return [call for call in self.calls if not call.done]
 
+    def unwaited(self) -> list[Pending]:
+        """The calls nobody has waited for yet, running or finished, oldest first: what
+        ``%step_wait all`` waits for (a finished one still needs its final form republished
+        from the waiting cell, for a headless run to save it)."""
+        return [call for call in self.calls if not call.waited]
+
+    def streaming(self) -> int:
+        """How many calls hold a slot now."""
+        with self._slots:
+            return self._running
+
     def _work(self, pending: Pending, run: Run, around: Callable[[], ContextManager[Any]]) -> None:
-        with around():
-            self._acquire(pending)
-            try:
-                result, error = run(pending.stop)
-            except BaseException as err:  # a bug of ours: the caller still gets a result
-                result = StepResult(pending.model, pending.effort, status="failed", error=repr(err))
-                error = err
-            finally:
-                self._release()
-            pending.finished(result, error)
+        """Whatever fails here, the call ends with a result: ``wait()`` never hangs."""
+        result: StepResult | None = None
+        error: BaseException | None = None
+        try:
+            with around():
+                self._acquire(pending)
+                try:
+                    result, error = run(pending.stop)
+                finally:
+                    self._release()
+        except BaseException as err:  # ``run`` ends its own failures; this is a bug of ours
+            error = err
+        if result is None:
+            result = StepResult(pending.model, pending.effort, status="failed")
+            result.error = f"the background call could not run ({type(error).__name__})"
+        pending.finished(result, error)
 
     def _acquire(self, pending: Pending) -> None:
         """Wait for a slot; a call cancelled meanwhile takes one at once and ends at once."""
@@ -212,3 +232,10 @@ class Pool:
         with self._slots:
             self._running -= 1
             self._slots.notify()
+
+
+def _kept(calls: list[Pending], finished: int = KEEP_FINISHED) -> list[Pending]:
+    """The calls still worth keeping: running ones, and the newest finished ones nobody
+    waited for (a script that never waits must not keep every reply it ever started)."""
+    unwaited = [call for call in calls if call.done and not call.waited][-finished:]
+    return [call for call in calls if not call.done or call in unwaited]

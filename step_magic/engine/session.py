@@ -156,6 +156,11 @@ class Session:
         self._log(prepared, result, key, started, options, cell)
         return result, error
 
+    def check_replay(self, prepared: Prepared, options: CallOptions) -> None:
+        """Raise ``ReplayError`` now if the call would have no recorded reply to replay
+        (a background call checks this before it leaves the caller's thread)."""
+        self._replay_source(prepared.request.cache_key(), options)
+
     def _replay_source(self, key: str, options: CallOptions) -> EventSource | None:
         """A recorded reply when replaying (a miss is an error); None for a live call."""
         if not options.replay or options.refresh:

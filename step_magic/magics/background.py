@@ -10,6 +10,7 @@ reach a background call: the Stop button in its panel, ``%step_cancel`` and ``.c
 from __future__ import annotations
 
 import argparse
+import time
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
@@ -26,6 +27,7 @@ REFUSED = {
     "code": "--code (the next cell may already be running)",
     "map": "--map (a --map batch runs in the foreground)",
     "dry_run": "--dry-run (nothing runs)",
+    "new": "--new (it would clear the conversation when the call ends, after other cells)",
 }
 
 
@@ -39,10 +41,14 @@ def check_background_flags(args: argparse.Namespace) -> None:
 def start_in_background(magics: Any, args: argparse.Namespace, call: Any, cell: str | None) -> None:
     """Start the prepared call, bind ``_step`` / ``-o NAME`` to it, and return at once."""
     from step_magic.api.background import POOL, start
+    from step_magic.core.errors import InputError
     from step_magic.display.frontend import parent_msg_id
 
     POOL.limit = magics.background_limit
-    pending = start(magics.session, call, None, cell=cell)
+    try:
+        pending = start(magics.session, call, None, cell=cell)
+    except InputError as err:
+        raise UsageError(str(err)) from None
     magics._namespace["_step"] = pending
     if args.output:
         magics._namespace[args.output] = pending
@@ -69,14 +75,19 @@ class StepBackgroundMagics(Magics):
         ``%step_wait all``. Ctrl-C stops the waiting; the calls go on.
         """
         args = parse_argstring(self.step_wait, line)
-        for name, pending in self._chosen(args.name):
+        chosen = self._chosen(args.name, waiting=True)
+        if not chosen:
+            print("No background call to wait for.")
+        ends = time.monotonic() + args.timeout if args.timeout is not None else None
+        for number, (name, pending) in enumerate(chosen):
+            left = None if ends is None else max(ends - time.monotonic(), 0.0)
             try:
-                result = pending.wait(args.timeout)
-            except TimeoutError:
-                raise UsageError(f"{name} is still running after {args.timeout:g} s") from None
-            except KeyboardInterrupt:
+                result = pending.wait(left)
+            except (TimeoutError, KeyboardInterrupt) as err:
+                still = ", ".join(n for n, p in chosen[number:] if not p.done)
+                why = f"after {args.timeout:g} s" if isinstance(err, TimeoutError) else "now"
                 raise UsageError(
-                    f"stopped waiting; {name} goes on (%step_cancel {name} stops it)"
+                    f"stopped waiting {why}; still running: {still} (%step_cancel stops them)"
                 ) from None
             print(f"{name}: {_ending(result)}")
 
@@ -86,21 +97,29 @@ class StepBackgroundMagics(Magics):
     def step_cancel(self, line: str) -> None:
         """Stop a background call (default: _step) or all of them; what arrived is kept."""
         args = parse_argstring(self.step_cancel, line)
-        for name, pending in self._chosen(args.name):
+        chosen = self._chosen(args.name, waiting=False)
+        if not chosen:
+            print("No background call is running.")
+        for name, pending in chosen:
             if pending.cancel():
                 print(f"{name}: stopping (the panel keeps what arrived)")
             else:
                 print(f"{name}: already {pending.state}")
 
-    def _chosen(self, name: str | None) -> list[tuple[str, Pending]]:
-        """The calls ``name`` means: one variable, or every running call for ``all``."""
+    def _chosen(self, name: str | None, *, waiting: bool) -> list[tuple[str, Pending]]:
+        """The calls ``name`` means: one variable; for ``all``, every call not waited for
+        yet (finished ones too: waiting republishes their final form) or every running one."""
         from step_magic.api.background import POOL
         from step_magic.engine.background import Pending
 
         namespace = self.shell.user_ns if self.shell is not None else {}
         if name == "all":
-            names = {id(v): k for k, v in namespace.items() if isinstance(v, Pending)}
-            return [(names.get(id(p), p.label), p) for p in POOL.running()]
+            names: dict[int, str] = {}
+            for key, value in namespace.items():  # a -o NAME before _step, the newest
+                if isinstance(value, Pending) and names.get(id(value), "_").startswith("_"):
+                    names[id(value)] = key
+            calls = POOL.unwaited() if waiting else POOL.running()
+            return [(names.get(id(p), p.label), p) for p in calls]
         name = name or "_step"
         value = namespace.get(name)
         if not isinstance(value, Pending):

@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # the call path loads on the first call: %load_ext stays fast
     from step_magic.memory.history import History
 
 APIS = list(config.APIS)
+JOIN_SECONDS = 2.0  # how long %unload_ext waits for stopped background calls to record
 
 
 @magics_class
@@ -156,6 +157,9 @@ class StepMagics(Magics):
         if args.dry_run:
             show_dry_run(settings, prepared.request)
             return
+        background = sys.modules.get("step_magic.api.background")
+        if background is not None:  # re-running a cell replaces the call it started before
+            background.POOL.cancel_from(cell_id)
         if args.background:
             from step_magic.api.prepare import Call
             from step_magic.magics.background import start_in_background
@@ -268,6 +272,9 @@ class StepMagics(Magics):
 
     def release(self) -> None:
         """Undo what loading did (``%unload_ext``): simulator, display hook, lingering panels."""
+        background = sys.modules.get("step_magic.api.background")
+        if background is not None:  # their panels would stream from a kernel without us
+            background.stop_all(JOIN_SECONDS)
         self.stop_local()
         if self._session is not None and self._session.history is not None:
             self._session.history.close()
@@ -275,10 +282,6 @@ class StepMagics(Magics):
         if hasattr(publisher, "unregister_hook"):
             publisher.unregister_hook(self._outputs.hook)
         frontend.forget_results(self.shell)
-        background = sys.modules.get("step_magic.api.background")
-        if background is not None:  # their panels would stream from a kernel without us
-            for pending in background.POOL.running():
-                pending.cancel()
         render = sys.modules.get("step_magic.display.closing")
         if render is not None:
             render.close_lingering_panels()
