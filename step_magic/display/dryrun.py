@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from IPython.display import display
+
 from step_magic.core.request import estimate_tokens, message_parts
 from step_magic.display.static import escape
 
@@ -136,3 +138,9 @@ def _part_html(part: Part) -> str:
         )
         return f"<div>{thumbnail}{escape(_part_text(part))}</div>"
     return f'<pre style="white-space: pre-wrap">{escape(_part_text(part))}</pre>'
+
+
+def show_dry_run(body: dict[str, Any], endpoint: str | None = None) -> None:
+    """Display the request that ``--dry-run`` did not send (and where it would have gone)."""
+    bundle = {"text/html": dry_run_html(body, endpoint), "text/plain": dry_run_text(body, endpoint)}
+    display(bundle, raw=True)

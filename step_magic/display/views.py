@@ -47,14 +47,6 @@ TAIL_REFRESH_SECONDS = 1.0
 TITLE_REFRESH_SECONDS = 0.5
 
 
-def show_dry_run(body: dict[str, Any], endpoint: str | None = None) -> None:
-    """Display the request that ``--dry-run`` did not send (and where it would have gone)."""
-    from step_magic.display.dryrun import dry_run_html, dry_run_text
-
-    bundle = {"text/html": dry_run_html(body, endpoint), "text/plain": dry_run_text(body, endpoint)}
-    display(bundle, raw=True)
-
-
 def show_static(result: StepResult) -> None:
     """Display a finished result in its static form (``display(_step)``)."""
     if result.reasoning or result.tool_calls:

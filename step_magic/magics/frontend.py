@@ -11,7 +11,15 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.error import UsageError
+
+from step_magic.core.errors import StepAPIError
+
+if TYPE_CHECKING:
+    from step_magic.core.request import ChatRequest
+    from step_magic.core.settings import Settings
 
 
 def cell_id(shell: Any) -> str | None:
@@ -37,3 +45,28 @@ def code_to_next_cell(shell: Any, answer: str, *, every: bool) -> None:
         print("--code: the answer has no fenced code block", file=sys.stderr)
     elif shell is not None:
         shell.set_next_input("\n".join(blocks if every else blocks[:1]).rstrip())
+
+
+def show_dry_run(settings: Settings, request: ChatRequest) -> None:
+    """Show the body the chosen API would be sent, and where; a body the API cannot carry is a
+    UsageError, as it would be before a live call opened a connection."""
+    from step_magic.display.dryrun import show_dry_run as show  # display code loads on first use
+    from step_magic.wire.transport import endpoint, request_body
+
+    try:
+        body = request_body(settings, request)
+    except StepAPIError as err:
+        raise UsageError(err.detail) from None
+    show(body, endpoint(settings))
+
+
+def json_error(answer: str) -> BaseException | None:
+    """``--format json``: the error for an answer that is not JSON, or None."""
+    from step_magic.core.answers import parse_json_answer
+    from step_magic.core.errors import AnswerFormatError
+
+    try:
+        parse_json_answer(answer)
+    except ValueError as err:
+        return AnswerFormatError(f"--format json: the answer is not valid JSON ({err})")
+    return None

@@ -21,7 +21,7 @@ from traitlets import Bool, CFloat, CInt, Enum, Unicode
 
 from step_magic.context.outputs import OutputRecorder
 from step_magic.core import settings as config
-from step_magic.core.errors import InputError, StepAPIError
+from step_magic.core.errors import InputError
 from step_magic.core.settings import DEFAULTS
 from step_magic.display import frontend
 from step_magic.magics import frontend as magic_frontend
@@ -30,7 +30,6 @@ from step_magic.magics.stepflags import DETAILS, step_arguments
 
 if TYPE_CHECKING:  # the call path loads on the first call: %load_ext stays fast
     from step_magic.context.compose import Composed
-    from step_magic.core.request import ChatRequest
     from step_magic.engine.session import CallOptions, Session
     from step_magic.memory.history import History
 
@@ -155,7 +154,7 @@ class StepMagics(Magics):
         self.session.history = self.history_store()  # a named thread resumes from it
         prepared = self.session.prepare(settings, composed, options, cell_id, specs)
         if args.dry_run:
-            show_dry_run(settings, prepared.request)
+            magic_frontend.show_dry_run(settings, prepared.request)
             return
         background = sys.modules.get("step_magic.api.background")
         if background is not None:  # re-running a cell replaces the call it started before
@@ -175,7 +174,7 @@ class StepMagics(Magics):
         if error is None and args.code:
             magic_frontend.code_to_next_cell(self.shell, result.answer, every=args.code == "all")
         if error is None and options.display_format == "json":
-            error = _json_error(result.answer)
+            error = magic_frontend.json_error(result.answer)
         if error is not None:
             raise error
 
@@ -289,27 +288,3 @@ class StepMagics(Magics):
 
 # Both forms read flags alike: no abbreviations (in the line form "--eff" would be prompt).
 StepMagics.step.parser.allow_abbrev = False
-
-
-def show_dry_run(settings: config.Settings, request: ChatRequest) -> None:
-    """Show the body the chosen API would be sent, and where; a body the API cannot carry is a
-    UsageError, as it would be before a live call opened a connection."""
-    from step_magic.display.views import show_dry_run as show  # display code loads on first use
-    from step_magic.wire.transport import endpoint, request_body
-
-    try:
-        body = request_body(settings, request)
-    except StepAPIError as err:
-        raise UsageError(err.detail) from None
-    show(body, endpoint(settings))
-
-
-def _json_error(answer: str) -> BaseException | None:
-    from step_magic.core.answers import parse_json_answer
-    from step_magic.core.errors import AnswerFormatError
-
-    try:
-        parse_json_answer(answer)
-    except ValueError as err:
-        return AnswerFormatError(f"--format json: the answer is not valid JSON ({err})")
-    return None
