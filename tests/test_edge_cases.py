@@ -8,6 +8,7 @@ unit tests: no kernel, no server, no network, no sleeping.
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 from step_magic.context.interpolate import parse_reference, suggest
 from step_magic.core.errors import InputError
 from step_magic.core.events import AnswerDelta, ReasoningDelta
+from step_magic.core.redact import redact_media
 from step_magic.core.settings import DEFAULTS, Settings, check_defaults, settings_for
 from step_magic.display.markdown import answer_html, safe_markdown
 from step_magic.engine.buffer import ReplyBuffer
@@ -526,3 +528,45 @@ def test_json_nested_too_deeply_is_a_value_error_that_says_so() -> None:
     with pytest.raises(ValueError, match=r"^it is nested too deeply to read$"):
         read_json("[" * 100_000)
     assert read_json('{"a": [1]}') == {"a": [1]}
+
+
+# --- core/redact.py: data URLs of every shape become the reference of the bytes they hold ---
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("url", "data", "mime"),
+    [
+        ("data:,hello%20world", b"hello world", "text/plain"),  # no header: RFC 2397's default
+        ("data:text/csv,a,b,c", b"a,b,c", "text/csv"),  # commas after the first are data
+        ("data:image/png;base64,aGk=", b"hi", "image/png"),
+        ("data:image/png;base64,@@not base64@@", b"@@not base64@@", "image/png"),
+    ],
+)
+def test_a_data_url_becomes_the_hash_size_and_type_of_its_bytes(
+    url: str, data: bytes, mime: str
+) -> None:
+    message = {"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}
+    (redacted,) = redact_media([message])
+    reference = redacted["content"][0]["image_url"]["url"]
+    assert reference == f"sha256:{_sha(data)} ({len(data)} bytes, {mime})"
+
+
+def test_parts_that_are_not_media_are_left_alone() -> None:
+    message = {"role": "user", "content": ["a bare string part", {"type": "text", "text": "hi"}]}
+    assert redact_media([message]) == (message,)
+
+
+# --- engine/buffer.py: a new model turn starts a new paragraph only after real text ---
+
+
+def test_a_turn_after_a_blank_answer_does_not_start_with_a_blank_paragraph() -> None:
+    buffer = ReplyBuffer(started=0.0)
+    buffer.add(AnswerDelta(" "), 0.1)
+    buffer.add(AnswerDelta("\n"), 0.2)  # the first turn answered only whitespace
+    buffer.next_step()
+    buffer.add(AnswerDelta("Done."), 0.3)
+    assert buffer.pending_answer[-1] == "Done."
