@@ -69,6 +69,16 @@ SMOKE_RUNS = [
         id="panel",
     ),
     pytest.param(
+        ["answer_panel_bench.py", "--smoke"],
+        ["== page main thread while an answer of 400", "without the rule", "doubled frames"],
+        marks=(
+            KERNEL,
+            pytest.mark.browser,
+            pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing"),
+        ),
+        id="answer-panel",
+    ),
+    pytest.param(
         ["render_bench.py", "--smoke"],
         ["== answer_html on n=5,000", "unclosed \\[", "old ratio", "target renderer ratio"],
         id="render",
