@@ -23,8 +23,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, Unmeasurable, run, table, verdict
-from panel_bench import COLLECT, OBSERVE
+from _common import ROOT, run, table, verdict
+from panel_bench import COLLECT, OBSERVE, lab_in_chromium, page_figures
 
 sys.path.insert(0, str(ROOT))
 
@@ -82,57 +82,33 @@ def measure(page: Any, jupyter: Any, name: str, *, rule: bool) -> dict[str, floa
     view.run_cell(1)
     view.wait_until_ran(1, timeout=600)
     doubled = page.evaluate("() => window.__doubled")
-    data = page.evaluate(COLLECT)
-    tasks, frames = data["tasks"] or [0.0], sorted(data["frames"]) or [0.0]
-    return {
-        "doubled frames": doubled,
-        "longest task ms": max(tasks),
-        "busy %": 100 * sum(data["tasks"]) / 1000 / max(data["seconds"], 1e-6),
-        "frame gap p95 ms": frames[int(0.95 * (len(frames) - 1))],
-        "seconds": data["seconds"],
-    }
+    figures = page_figures(page.evaluate(COLLECT))
+    del figures["fps"]
+    return {"doubled frames": doubled, **figures}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="400 paragraphs instead of 3,000")
     options = parser.parse_args()
-    try:
-        from playwright.sync_api import sync_playwright
+    from step_magic.server import ServerConfig
 
-        from step_magic.server import LocalServer, ServerConfig
-        from tests.browser import CHROMIUM, CHROMIUM_ARGS, JupyterServer
-    except ImportError as err:
-        raise Unmeasurable(f"needs the test extra (playwright): {err}") from None
-    if not CHROMIUM.exists():
-        raise Unmeasurable(f"{CHROMIUM} is missing: bash .ci/browser-deps")
     paragraphs = 400 if options.smoke else 3_000
     rows, worst, doubled = [], {True: 0.0, False: 0.0}, {True: 0, False: 0}
     with tempfile.TemporaryDirectory() as base:
         config = ServerConfig(api_key="sk-bench", cassette=str(cassette(Path(base), paragraphs)))
         config.tokens_per_second = 3_000  # ~16 s for 3,000 paragraphs: many flushes
-        with LocalServer(config) as server:
-            env = {"STEPFUN_API_KEY": "sk-bench", "STEPFUN_BASE_URL": server.base_url}
-            jupyter = JupyterServer(Path(base) / "lab", env, unset=("STEP_API_KEY",)).start()
-            try:
-                with sync_playwright() as playwright:
-                    browser = playwright.chromium.launch(
-                        executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
-                    )
-                    for number in range(4):
-                        rule = number % 2 == 0
-                        context = browser.new_context(viewport={"width": 1280, "height": 1000})
-                        figures = measure(context.new_page(), jupyter, f"answer{number}.ipynb",
-                                          rule=rule)  # fmt: skip
-                        context.close()
-                        jupyter.shut_down_kernels()
-                        worst[rule] = max(worst[rule], figures["longest task ms"])
-                        doubled[rule] += int(figures["doubled frames"])
-                        label = "as shipped (rule on)" if rule else "without the rule"
-                        rows.append([label, *(f"{v:.0f}" for v in figures.values())])
-                    browser.close()
-            finally:
-                jupyter.stop()
+        with lab_in_chromium(config, Path(base) / "lab") as (jupyter, browser):
+            for number in range(4):
+                rule = number % 2 == 0
+                context = browser.new_context(viewport={"width": 1280, "height": 1000})
+                figures = measure(context.new_page(), jupyter, f"answer{number}.ipynb", rule=rule)
+                context.close()
+                jupyter.shut_down_kernels()
+                worst[rule] = max(worst[rule], figures["longest task ms"])
+                doubled[rule] += int(figures["doubled frames"])
+                label = "as shipped (rule on)" if rule else "without the rule"
+                rows.append([label, *(f"{v:.0f}" for v in figures.values())])
     print(f"== page main thread while an answer of {paragraphs:,} paragraphs streams (Chromium)")
     print(
         table(["variant", "doubled frames", "longest task ms", "busy %", "p95 gap ms", "s"], rows)

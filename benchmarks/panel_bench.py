@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +67,40 @@ def measure(
         header.click(timeout=60_000)
     view.wait_until_ran(1, timeout=300)
     expect(view.output(1).locator("details.step-magic-reasoning")).to_have_count(1)
-    data = page.evaluate(COLLECT)
+    return page_figures(page.evaluate(COLLECT))
+
+
+@contextmanager
+def lab_in_chromium(config: Any, base: Path) -> Iterator[tuple[Any, Any]]:
+    """JupyterLab whose kernels use a local server with ``config``, and Debian's Chromium
+    (driven by Playwright) to open it; both stopped at the end."""
+    try:
+        from playwright.sync_api import sync_playwright
+
+        from step_magic.server import LocalServer
+        from tests.browser import CHROMIUM, CHROMIUM_ARGS, JupyterServer
+    except ImportError as err:
+        raise Unmeasurable(f"needs the test extra (playwright): {err}") from None
+    if not CHROMIUM.exists():
+        raise Unmeasurable(f"{CHROMIUM} is missing: bash .ci/browser-deps")
+    with LocalServer(config) as server:
+        env = {"STEPFUN_API_KEY": config.api_key, "STEPFUN_BASE_URL": server.base_url}
+        jupyter = JupyterServer(base, env, unset=("STEP_API_KEY",)).start()
+        try:
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(
+                    executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+                )
+                try:
+                    yield jupyter, browser
+                finally:
+                    browser.close()
+        finally:
+            jupyter.stop()
+
+
+def page_figures(data: dict[str, Any]) -> dict[str, float]:
+    """What ``COLLECT`` gathered, as the figures the tables print."""
     tasks, frames = data["tasks"] or [0.0], sorted(data["frames"]) or [0.0]
     return {
         "longest task ms": max(tasks),
@@ -80,42 +115,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="4,000 chunks instead of 20,000")
     options = parser.parse_args()
-    try:
-        from playwright.sync_api import sync_playwright
+    from step_magic.server import ServerConfig
 
-        from step_magic.server import LocalServer, ServerConfig
-        from tests.browser import CHROMIUM, CHROMIUM_ARGS, JupyterServer
-    except ImportError as err:
-        raise Unmeasurable(f"needs the test extra (playwright): {err}") from None
-    if not CHROMIUM.exists():
-        raise Unmeasurable(f"{CHROMIUM} is missing: bash .ci/browser-deps")
     chunks = 4_000 if options.smoke else 20_000
     config = ServerConfig(api_key="sk-bench", reasoning_tokens=chunks, answer_tokens=500)
     config.tokens_per_second = 0
     variants = [(o, w) for o in (False, True) for w in (True, False)]
     rows, longest = [], {}
-    with tempfile.TemporaryDirectory() as base, LocalServer(config) as server:
-        env = {"STEPFUN_API_KEY": "sk-bench", "STEPFUN_BASE_URL": server.base_url}
-        jupyter = JupyterServer(Path(base), env, unset=("STEP_API_KEY",)).start()
-        try:
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(
-                    executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
-                )
-                for number, (open_panel, window) in enumerate(variants):
-                    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-                    figures = measure(context.new_page(), jupyter, f"bench{number}.ipynb",
-                                      open_panel=open_panel, window=window)  # fmt: skip
-                    context.close()
-                    jupyter.shut_down_kernels()
-                    longest[(open_panel, window)] = figures["longest task ms"]
-                    label = f"panel {'open' if open_panel else 'closed'}, " + (
-                        "window on" if window else "window off"
-                    )
-                    rows.append([label, *(f"{v:.0f}" for v in figures.values())])
-                browser.close()
-        finally:
-            jupyter.stop()
+    with (
+        tempfile.TemporaryDirectory() as base,
+        lab_in_chromium(config, Path(base)) as (
+            jupyter,
+            browser,
+        ),
+    ):
+        for number, (open_panel, window) in enumerate(variants):
+            context = browser.new_context(viewport={"width": 1280, "height": 1000})
+            figures = measure(context.new_page(), jupyter, f"bench{number}.ipynb",
+                              open_panel=open_panel, window=window)  # fmt: skip
+            context.close()
+            jupyter.shut_down_kernels()
+            longest[(open_panel, window)] = figures["longest task ms"]
+            label = f"panel {'open' if open_panel else 'closed'}, " + (
+                "window on" if window else "window off"
+            )
+            rows.append([label, *(f"{v:.0f}" for v in figures.values())])
     print(f"== page main thread while {chunks:,} chunks of reasoning stream (Chromium, JupyterLab)")
     print(table(["variant", "longest task ms", "busy %", "frame gap p95 ms", "fps", "s"], rows))
     for open_panel in (False, True):
