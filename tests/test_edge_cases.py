@@ -570,3 +570,9 @@ def test_a_turn_after_a_blank_answer_does_not_start_with_a_blank_paragraph() -> 
     buffer.next_step()
     buffer.add(AnswerDelta("Done."), 0.3)
     assert buffer.pending_answer[-1] == "Done."
+
+
+def test_maths_inside_a_remote_image_host_is_shown_as_written() -> None:
+    rendered = answer_html("![chart](http://user@$x$.Evil.com:8080/i.png)")
+    assert "[image: chart — $x$.Evil.com]" in rendered
+    assert "stepmagicmath" not in rendered.lower()

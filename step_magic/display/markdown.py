@@ -122,10 +122,18 @@ def _highlight(code: str, language: str, attrs: Any) -> str:
 
 
 def _host(url: str) -> str:
+    """The host as written: ``hostname`` lower-cases it, and the case of a maths
+    placeholder inside it (``http://$x$.evil.com``) must survive to be restored."""
     try:
-        return urlsplit(url).hostname or "a relative address"
+        parts = urlsplit(url)
+        hostname = parts.hostname
     except ValueError:  # a malformed IPv6 host, say
         return "an unreadable address"
+    if not hostname:
+        return "a relative address"
+    netloc = parts.netloc.rpartition("@")[2]
+    start = netloc.lower().find(hostname)
+    return netloc[start : start + len(hostname)] if start >= 0 else hostname
 
 
 def answer_html(markdown: str, *, remote_images: bool = False) -> str:
