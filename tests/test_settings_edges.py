@@ -1,0 +1,250 @@
+"""Settings at their edges: the environment, the key, the base URL and the exact messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from step_magic.core.errors import InputError
+from step_magic.core.settings import (
+    DEFAULTS,
+    LOCAL_KEY,
+    Settings,
+    _is_loopback,
+    check_base_url,
+    check_defaults,
+    find_api_key,
+    find_base_url,
+    is_loopback_url,
+    key_variable,
+    missing_key_message,
+    redact,
+    server_label,
+    settings_for,
+)
+
+MISSING_KEY = (
+    "No StepFun API key: run %step_config --key (asks for it without echoing it), or set "
+    "STEPFUN_API_KEY before starting Jupyter; to work offline: %step_config --local"
+)
+
+
+@pytest.fixture
+def no_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An environment with no key variable and no base URL override."""
+    for name in ("STEPFUN_API_KEY", "STEP_API_KEY", "STEPFUN_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def env_key(no_key: None, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("STEPFUN_API_KEY", "sk-from-the-environment")
+    return "sk-from-the-environment"
+
+
+def settings(flags: dict[str, Any] | None = None, **defaults: Any) -> Settings:
+    return settings_for(flags or {}, {**DEFAULTS, **defaults}, local_url=None, need_key=True)[0]
+
+
+# --- the environment: an explicit mapping is read instead of os.environ ----------------------
+
+
+def test_key_variable_reads_the_given_mapping_not_the_process_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("STEPFUN_API_KEY", "sk-in-the-shell")
+    assert key_variable({"STEP_API_KEY": "sk-in-the-mapping"}) == "STEP_API_KEY"
+    assert key_variable({"STEPFUN_API_KEY": "   "}) is None
+
+
+@pytest.mark.usefixtures("no_key")
+def test_find_api_key_returns_the_stripped_key_from_the_given_mapping() -> None:
+    assert find_api_key({"STEP_API_KEY": "  sk-in-the-mapping  "}) == "sk-in-the-mapping"
+    assert find_api_key({}) is None
+
+
+def test_find_base_url_reads_the_given_mapping_not_the_process_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("STEPFUN_BASE_URL", "http://127.0.0.1:1/v1")
+    assert find_base_url({"STEPFUN_BASE_URL": " http://10.0.0.7/v1 "}) == "http://10.0.0.7/v1"
+    assert find_base_url({}) == "https://api.stepfun.ai/v1"
+
+
+# --- base URLs: refusals and warnings show the URL with its credentials hidden -----------------
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("ftp://user:pw@host/v1", "ftp://user:***@host/v1"),
+        ("http://u:pw@h:port/v1", "http://u:***@h:port/v1"),
+        ("http://u:pw@127.0.0.1:99999/v1", "http://u:***@127.0.0.1:99999/v1"),
+    ],
+)
+def test_a_base_url_that_is_not_http_is_refused_showing_it_redacted(url: str, shown: str) -> None:
+    with pytest.raises(InputError) as caught:
+        check_base_url(url)
+    assert str(caught.value) == (
+        f"--base-url must be an http(s) URL like https://api.stepfun.ai/v1, not {shown!r}"
+    )
+
+
+def test_plain_http_to_a_remote_host_warns_showing_the_url_redacted() -> None:
+    warning = check_base_url("http://u:pw@10.0.0.5:8000/v1?api-key=abc")
+    assert warning == (
+        "http://u:***@10.0.0.5:8000/v1?api-key=*** is plain http to a non-local host: "
+        "the API key would travel unencrypted"
+    )
+
+
+# --- which servers are this machine -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["[::1]", "[127.0.0.1]", "::1", "127.0.0.2", "localhost"])
+def test_a_loopback_host_is_recognised_with_or_without_ipv6_brackets(host: str) -> None:
+    assert _is_loopback(host) is True
+
+
+@pytest.mark.parametrize(
+    ("url", "loopback"),
+    [
+        ("http://localhost:8000/v1", True),
+        ("http://[::1]:8765/v1", True),
+        ("http://127.0.0.1/v1", True),
+        ("https://api.stepfun.ai/v1", False),
+        ("not a url", False),
+        ("", False),
+    ],
+)
+def test_is_loopback_url_is_true_only_for_this_machine_and_false_without_a_host(
+    url: str, loopback: bool
+) -> None:
+    assert is_loopback_url(url) is loopback
+
+
+# --- how errors name the server ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "label"),
+    [
+        ("http://10.0.0.5/v1", "10.0.0.5"),
+        ("https://openrouter.ai:8443/api/v1", "openrouter.ai:8443"),
+        ("http://h:port/v1", "h"),
+        ("http://h:99999/v1", "h"),
+        ("/v1", ""),
+    ],
+)
+def test_the_server_label_is_the_host_and_a_usable_port_and_nothing_invented(
+    url: str, label: str
+) -> None:
+    assert server_label(Settings(model="m", base_url=url, api_key="k")) == label
+
+
+# --- the missing-key message ------------------------------------------------------------------
+
+
+def test_the_missing_key_message_says_how_to_set_a_key_and_how_to_work_offline() -> None:
+    assert missing_key_message() == MISSING_KEY
+
+
+@pytest.mark.usefixtures("no_key")
+def test_a_call_without_a_key_to_a_remote_server_is_refused_with_that_sentence() -> None:
+    with pytest.raises(InputError) as caught:
+        settings()
+    assert str(caught.value) == MISSING_KEY
+
+
+# --- redact: keys echoed in another shape are matched from 12 letters and digits on ----------
+
+
+def test_a_twelve_character_key_echoed_upper_cased_and_spaced_is_hidden() -> None:
+    assert redact("the key ABCD EFGH IJKL is invalid", "abcd-efgh-ijkl") == "the key *** is invalid"
+
+
+def test_an_eleven_character_key_is_hidden_only_as_sent() -> None:
+    text = "the key ABCD EFGH IJK is invalid"
+    assert redact(text, "abcd-efgh-ijk") == text
+    assert redact("the key abcd-efgh-ijk", "abcd-efgh-ijk") == "the key ***"
+
+
+# --- defaults out of range are named as the user set them --------------------------------------
+
+
+def test_an_out_of_range_default_is_named_as_a_trait_of_step_magics() -> None:
+    with pytest.raises(InputError) as caught:
+        check_defaults({"timeout": 0})
+    assert str(caught.value) == "StepMagics.timeout = 0 is out of range; set it again"
+
+
+def test_a_default_of_the_wrong_type_is_refused_not_let_through() -> None:
+    with pytest.raises(InputError) as caught:
+        check_defaults({"timeout": "0.3"})
+    assert str(caught.value) == "StepMagics.timeout = '0.3' is out of range; set it again"
+
+
+@pytest.mark.usefixtures("env_key")
+def test_settings_for_names_a_bad_default_with_the_owner_it_is_given() -> None:
+    defaults = {**DEFAULTS, "budget": 0}
+    with pytest.raises(InputError) as caught:
+        settings_for({}, defaults, local_url=None, need_key=True, owner="")
+    assert str(caught.value) == "budget = 0 is out of range; set it again"
+
+
+# --- settings_for: the api, the deadline and remote images --------------------------------------
+
+
+@pytest.mark.usefixtures("env_key")
+@pytest.mark.parametrize(("flags", "defaults"), [({"api": "x"}, {}), ({}, {"api": "x"})])
+def test_an_unknown_api_is_refused_naming_the_choices_and_the_value(
+    flags: dict[str, Any], defaults: dict[str, Any]
+) -> None:
+    with pytest.raises(InputError) as caught:
+        settings(flags, **defaults)
+    assert str(caught.value) == "api must be one of chat, messages, not 'x'"
+
+
+@pytest.mark.usefixtures("env_key")
+def test_the_deadline_comes_from_the_flag_over_the_default() -> None:
+    assert settings().deadline is None
+    assert settings(deadline=45.0).deadline == 45.0
+    assert settings({"deadline": 30.0}, deadline=45.0).deadline == 30.0
+
+
+@pytest.mark.usefixtures("env_key")
+@pytest.mark.parametrize(
+    ("flag", "default", "loads"),
+    [(None, False, False), (True, False, True), (None, True, True), (False, True, True)],
+)
+def test_remote_images_load_when_the_flag_or_the_default_asks(
+    flag: bool | None, default: bool, loads: bool
+) -> None:
+    assert settings({"remote_images": flag}, remote_images=default).remote_images is loads
+
+
+# --- the key: given over the environment; loopback servers need none ----------------------------
+
+
+def test_a_given_key_wins_over_the_environment_and_is_stripped(env_key: str) -> None:
+    assert settings({"api_key": "  sk-given  "}).api_key == "sk-given"
+    assert settings({"api_key": "   "}).api_key == env_key
+
+
+@pytest.mark.usefixtures("no_key")
+def test_a_given_key_is_enough_without_one_in_the_environment() -> None:
+    assert settings({"api_key": "sk-given"}).api_key == "sk-given"
+
+
+@pytest.mark.usefixtures("no_key")
+@pytest.mark.parametrize("url", ["http://localhost:8000/v1", "http://[::1]:8000/v1"])
+def test_a_server_on_this_machine_needs_no_key(url: str) -> None:
+    result, warning = settings_for({"base_url": url}, dict(DEFAULTS), local_url=None, need_key=True)
+    assert (result.base_url, result.api_key, result.local, warning) == (url, LOCAL_KEY, False, None)
+
+
+@pytest.mark.usefixtures("no_key")
+def test_without_need_key_a_remote_server_gets_the_placeholder_key() -> None:
+    result, _ = settings_for({}, dict(DEFAULTS), local_url=None, need_key=False)
+    assert result.api_key == LOCAL_KEY
