@@ -41,13 +41,15 @@ TARGET = 90.0
 # through a slow integration path. Per mutant, mutmut runs only the tests that call the
 # mutated function, so a file listed here that never does costs a collection, nothing more.
 TESTS = {  # module -> tests/test_<name>.py ("api/python_api" is tests/api/test_python_api.py)
-    "step_magic/core/settings.py": "config edge_cases errors messages_api magic magic_context",
+    "step_magic/core/settings.py":
+        "config settings_edges edge_cases errors messages_api magic magic_context",
     "step_magic/core/redact.py":
         "history edge_cases errors memory schema messages_api images context",
-    "step_magic/core/cassette.py": "memory mapping magic_map api/python_api",
-    "step_magic/display/markdown.py": "markdown hostile_render edge_cases",
+    "step_magic/core/cassette.py": "cassette_edges memory mapping magic_map api/python_api",
+    "step_magic/display/markdown.py": "markdown markdown_edges hostile_render edge_cases",
     "step_magic/display/maths.py": "markdown hostile_render edge_cases",
-    "step_magic/context/interpolate.py": "interpolate context magic_context edge_cases magic",
+    "step_magic/context/interpolate.py":
+        "interpolate interpolate_edges context magic_context edge_cases magic",
     "step_magic/wire/retry.py": "errors messages_api edge_cases magic reliability",
     "step_magic/wire/sse.py": "messages_api edge_cases doctor magic",
     "step_magic/engine/buffer.py": "edge_cases magic errors reliability magic_context",
