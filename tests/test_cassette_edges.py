@@ -1,0 +1,259 @@
+"""Cassettes at their edges: exact messages for a bad file, round trips, cut and blank lines.
+
+A cassette is a file people edit, share and commit, so what matters is what a person sees:
+one line naming the file, the line and what is wrong with it; a reply that reads back as it
+was written; a recording cut short by a crash that costs only that call.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from step_magic.core.cassette import Cassette, RecordedReply
+from step_magic.core.errors import ReplayError
+from step_magic.core.events import Usage
+from step_magic.core.request import ChatRequest
+
+REQUEST = ChatRequest("step-3.7-flash", ({"role": "user", "content": "Hi"},))
+REPLY = RecordedReply("thinking", "answer", "stop", None, "trace", "completion")
+PIXEL = "data:image/png;base64,iVBORw0KGgo="
+
+
+def line(key: str, answer: str = "a") -> str:
+    return json.dumps({"key": key, "reply": {"answer": answer}})
+
+
+def problem(cassette: Cassette) -> str:
+    with pytest.raises(ReplayError) as caught:
+        cassette.replies()
+    return str(caught.value)
+
+
+# RecordedReply: what is written reads back, and a wrong shape is named.
+
+
+def test_a_reply_with_every_field_round_trips_through_json() -> None:
+    reply = RecordedReply("why", "what", "length", Usage(3, 4, 7, 2), "trace", "cmpl")
+    data = reply.to_json()
+    assert data == {
+        "reasoning": "why",
+        "answer": "what",
+        "finish_reason": "length",
+        "usage": {"prompt": 3, "completion": 4, "total": 7, "cached": 2},
+        "trace_id": "trace",
+        "completion_id": "cmpl",
+    }
+    assert RecordedReply.from_json(json.loads(json.dumps(data))) == reply
+
+
+def test_a_reply_with_no_fields_reads_as_empty_text_and_nothing_else() -> None:
+    assert RecordedReply.from_json({}) == RecordedReply("", "", None, None, None, None)
+    assert RecordedReply.from_json({"answer": "", "reasoning": ""}).answer == ""
+
+
+def test_token_counts_of_zero_are_counts() -> None:
+    usage = {"prompt": 0, "completion": 0, "total": 0, "cached": 0}
+    assert RecordedReply.from_json({"usage": usage}).usage == Usage(0, 0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("count", "described"),
+    [
+        (-1, "the number -1"),
+        (2.5, "the number 2.5"),
+        (True, "true"),
+        (False, "false"),
+        ("x" * 60, "the text " + repr("x" * 40)),
+        ([1], "a list"),
+        ({"n": 1}, "an object"),
+    ],
+)
+def test_a_token_count_that_is_not_a_count_is_described_as_written(
+    count: object, described: str
+) -> None:
+    usage = {"prompt": count, "completion": 1, "total": 1}
+    message = f"usage.prompt is {described}, not a token count"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        RecordedReply.from_json({"usage": usage})
+
+
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
+        (None, "the reply is null, not an object"),
+        ([], "the reply is a list, not an object"),
+        ("hi", "the reply is the text 'hi', not an object"),
+        (("not", "json"), "the reply is a value, not an object"),
+        ({"answer": {"text": "a"}}, "answer is an object, not text"),
+        ({"reasoning": 7}, "reasoning is the number 7, not text"),
+        ({"finish_reason": False}, "finish_reason is false, not text"),
+    ],
+)
+def test_a_reply_of_the_wrong_shape_says_what_it_is(reply: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        RecordedReply.from_json(reply)
+
+
+# Reading a cassette: exact errors, blank lines, later recordings.
+
+
+def test_a_line_without_a_key_is_reported_at_its_file_and_line(tmp_path: Path) -> None:
+    cassette = Cassette(tmp_path / "lesson.jsonl")
+    cassette.path.write_text(line("k") + '\n{"reply": {"answer": "a"}}\n')
+    assert problem(cassette) == f"{cassette.path}:2: it is not a recorded call (no key)"
+
+
+def test_a_line_with_a_key_but_no_reply_says_the_reply_is_null(tmp_path: Path) -> None:
+    cassette = Cassette(tmp_path / "lesson.jsonl")
+    cassette.path.write_text('{"key": "k"}\n')
+    assert problem(cassette) == f"{cassette.path}:1: the reply is null, not an object"
+
+
+def test_a_cassette_that_cannot_be_read_says_why(tmp_path: Path) -> None:
+    cassette = Cassette(tmp_path)  # a folder, not a file
+    assert problem(cassette) == f"cannot read the cassette {tmp_path}: Is a directory"
+
+
+def test_a_missing_cassette_holds_nothing(tmp_path: Path) -> None:
+    cassette = Cassette(tmp_path / "not-yet.jsonl")
+    assert cassette.replies() == {}
+    assert cassette.lookup("k") is None
+    assert len(cassette) == 0
+
+
+def test_blank_lines_anywhere_are_skipped_and_the_rest_is_read(tmp_path: Path) -> None:
+    cassette = Cassette(tmp_path / "lesson.jsonl")
+    cassette.path.write_text(f"\n{line('one')}\n\n   \n{line('two')}\n\n")
+    assert sorted(cassette.replies()) == ["one", "two"]
+    assert len(cassette) == 2
+
+
+def test_a_broken_last_line_that_ends_in_a_newline_is_an_error_not_a_cut(
+    tmp_path: Path,
+) -> None:
+    cassette = Cassette(tmp_path / "lesson.jsonl")
+    cassette.path.write_text(line("k") + '\n{"key": "half\n')
+    assert problem(cassette) == f"{cassette.path}:2 is not a cassette line"
+
+
+def test_a_broken_line_before_the_last_is_an_error_even_without_a_final_newline(
+    tmp_path: Path,
+) -> None:
+    cassette = Cassette(tmp_path / "lesson.jsonl")
+    cassette.path.write_text("not json\n" + line("k"))
+    assert problem(cassette) == f"{cassette.path}:1 is not a cassette line"
+
+
+def test_a_complete_last_line_without_a_newline_is_still_read(tmp_path: Path) -> None:
+    cassette = Cassette(tmp_path / "lesson.jsonl")
+    cassette.path.write_text(line("one") + "\n" + line("two", "kept"))
+    reply = cassette.lookup("two")
+    assert reply is not None
+    assert reply.answer == "kept"
+
+
+def test_a_later_recording_of_the_same_request_wins_and_both_lines_count(
+    tmp_path: Path,
+) -> None:
+    cassette = Cassette(tmp_path / "lesson.jsonl")
+    first = RecordedReply("", "first", "stop", None, None, None)
+    second = RecordedReply("", "second", "stop", Usage(1, 2, 3), None, None)
+    cassette.store("k", REQUEST, first)
+    cassette.store("k", REQUEST, second)
+    assert cassette.lookup("k") == second
+    assert cassette.replies() == {"k": second}
+    assert len(cassette) == 2
+
+
+def test_a_hand_edited_cassette_is_read_as_utf8_whatever_the_locale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cassette = Cassette(tmp_path / "lesson.jsonl")
+    cassette.path.write_bytes('{"key": "k", "reply": {"answer": "café 数学"}}\n'.encode())
+
+    def latin1_locale(encoding: str | None, stacklevel: int = 2) -> str:
+        return encoding or "latin-1"
+
+    monkeypatch.setattr(io, "text_encoding", latin1_locale)
+    reply = cassette.lookup("k")
+    assert reply is not None
+    assert reply.answer == "café 数学"
+
+
+# Recording: what a line holds, where it goes, and recovery from a crash.
+
+
+def test_a_recorded_line_holds_the_key_the_request_without_media_and_the_reply(
+    tmp_path: Path,
+) -> None:
+    image = {"type": "image_url", "image_url": {"url": PIXEL}}
+    request = ChatRequest("step-3.7-flash", ({"role": "user", "content": [image]},), "high")
+    cassette = Cassette(tmp_path / "lesson.jsonl")
+    cassette.store("k", request, REPLY)
+    raw = cassette.path.read_text()
+    assert raw.endswith("}\n")
+    assert raw.count("\n") == 1
+    recorded = json.loads(raw)
+    assert list(recorded) == ["key", "request", "reply"]
+    assert recorded["key"] == "k"
+    assert recorded["reply"] == REPLY.to_json()
+    sent = recorded["request"]
+    assert sent["model"] == "step-3.7-flash"
+    assert sent["reasoning_effort"] == "high"
+    assert "stream" not in sent  # how a reply is streamed does not shape it
+    url = sent["messages"][0]["content"][0]["image_url"]["url"]
+    assert url.startswith("sha256:")
+    assert url.endswith("bytes, image/png)")
+    assert "iVBORw0KGgo" not in raw
+
+
+def test_recording_creates_the_folders_the_cassette_lives_in(tmp_path: Path) -> None:
+    cassette = Cassette(tmp_path / "course" / "week 1" / "lesson.jsonl")
+    cassette.store("k", REQUEST, REPLY)
+    assert Cassette(cassette.path).lookup("k") == REPLY
+
+
+def test_a_line_cut_after_its_first_byte_is_dropped_before_the_next_recording(
+    tmp_path: Path,
+) -> None:
+    cassette = Cassette(tmp_path / "lesson.jsonl")
+    cassette.store("kept", REQUEST, REPLY)
+    with cassette.path.open("a") as file:
+        file.write("{")
+    cassette.store("after", REQUEST, REPLY)
+    assert sorted(cassette.replies()) == ["after", "kept"]
+    assert cassette.path.read_text().count("\n") == 2
+
+
+def test_a_cut_line_is_dropped_even_in_a_file_that_starts_with_blank_lines(
+    tmp_path: Path,
+) -> None:
+    cassette = Cassette(tmp_path / "lesson.jsonl")
+    cassette.path.write_text("\n\n" + line("kept") + '\n{"key": "half')
+    cassette.store("after", REQUEST, REPLY)
+    assert sorted(cassette.replies()) == ["after", "kept"]
+    assert cassette.lookup("after") == REPLY
+
+
+def test_a_file_that_is_only_a_cut_line_starts_afresh(tmp_path: Path) -> None:
+    cassette = Cassette(tmp_path / "lesson.jsonl")
+    cassette.path.write_text('{"key": "ha')
+    assert len(cassette) == 0
+    cassette.store("k", REQUEST, REPLY)
+    assert cassette.path.read_text().startswith('{"key": "k"')
+    assert len(cassette) == 1
+
+
+def test_every_cassette_of_one_file_shares_one_lock_and_other_files_do_not(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "sub").mkdir()
+    same = Cassette(tmp_path / "sub" / ".." / "lesson.jsonl")
+    assert same._lock is Cassette(tmp_path / "lesson.jsonl")._lock
+    assert Cassette(tmp_path / "other.jsonl")._lock is not same._lock

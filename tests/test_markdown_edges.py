@@ -1,0 +1,155 @@
+"""The answer renderer at its edges: image links, code colours, unknown languages, the copy.
+
+What a reader sees, exactly: a remote image is a link naming it and the host it would be
+fetched from (as the address spells it); fenced code is coloured with the frontend's own
+editor colours; the text/markdown copy escapes every line of prose and no line of code.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from step_magic.display.markdown import answer_html, safe_markdown
+
+CODE = ' style="background: transparent; padding: 0; white-space: pre">'
+
+
+def colour(variable: str, fallback: str, text: str) -> str:
+    return (
+        f'<span style="color: var(--jp-mirror-editor-{variable}-color, {fallback})">{text}</span>'
+    )
+
+
+def image_label(answer: str) -> str:
+    rendered = answer_html(answer)
+    return rendered[rendered.index("[image: ") : rendered.index("]</a>") + 1]
+
+
+# Images: a link naming the image and its host.
+
+
+def test_an_image_with_no_address_is_a_link_to_nothing_naming_a_relative_address() -> None:
+    rendered = answer_html("![chart]()")
+    assert '<a href="" rel="noreferrer noopener">[image: chart — a relative address]</a>' in (
+        rendered
+    )
+
+
+def test_an_image_with_no_description_is_called_untitled() -> None:
+    assert image_label("![](http://x.example/a.png)") == "[image: untitled — x.example]"
+
+
+def test_a_relative_image_says_so() -> None:
+    assert image_label("![plot](plots/a.png)") == "[image: plot — a relative address]"
+
+
+def test_an_address_python_cannot_read_is_named_unreadable() -> None:
+    assert image_label("![x](http://[g::1]/a.png)") == "[image: x — an unreadable address]"
+
+
+@pytest.mark.parametrize(
+    ("address", "host"),
+    [
+        ("http://EVIL.example@evil.example/x.png", "evil.example"),  # not the user part
+        ("http://a@evil.example@EVIL.example/x.png", "EVIL.example"),  # after the last @
+        ("http://Tracker.Example:8080/x.png", "Tracker.Example"),  # as written, no port
+        ("http://ab:AB/x.png", "ab"),  # a port spelled like the host is not the host
+        ("http://[::1]]/x.png", "::1%5D"),  # a zone the address spells otherwise
+    ],
+)
+def test_the_host_named_is_the_one_the_address_would_reach_as_written(
+    address: str, host: str
+) -> None:
+    assert image_label(f"![x]({address})") == f"[image: x — {host}]"
+
+
+def test_remote_images_when_allowed_keep_their_description() -> None:
+    rendered = answer_html("![a *bold* chart](http://x.example/a.png)", remote_images=True)
+    assert '<img src="http://x.example/a.png" alt="a bold chart" />' in rendered
+
+
+# Code: the frontend's colours, comments in italics, unknown languages as plain text.
+
+
+def test_code_tokens_take_the_editor_colours_with_light_fallbacks() -> None:
+    rendered = answer_html('```python\n# note\nx = True + print("s") and y\n```')
+    assert (
+        f'<code class="language-python"{CODE}<span style="font-style: italic"># note</span>\n'
+        in (rendered)
+    )
+    assert "<span>x</span> " in rendered
+    assert colour("operator", "#aa22ff", "=") in rendered
+    assert colour("keyword", "#008000", "True") in rendered  # a keyword constant
+    assert colour("builtin", "#008000", "print") in rendered
+    assert colour("string", "#ba2121", '"s"') in rendered  # a double-quoted string
+    assert colour("keyword", "#008000", "and") in rendered  # a word operator
+    assert "<div" not in rendered
+    assert 'class="' not in rendered.replace('<code class="language-python"', "")
+
+
+def test_html_tags_are_coloured_as_tags_and_attributes() -> None:
+    rendered = answer_html('```html\n<a href="x">\n```')
+    assert "<span>&lt;</span>" + colour("tag", "#117700", "a") in rendered
+    assert colour("attribute", "#0000cc", "href") in rendered
+
+
+def test_code_in_an_unknown_language_is_shown_escaped_and_uncoloured() -> None:
+    rendered = answer_html("```notalanguage\n<b>x</b> & y\n```")
+    expected = (
+        f'<code class="language-notalanguage"{CODE}&lt;b&gt;x&lt;/b&gt; &amp; y\n</code></pre>'
+    )
+    assert expected in rendered
+    assert "<span" not in rendered
+
+
+def test_a_fence_with_no_language_has_no_language_class_and_no_colours() -> None:
+    rendered = answer_html("```\nif a < b:\n    pass\n```")
+    assert f"<code{CODE}if a &lt; b:\n    pass\n</code></pre>" in rendered
+    assert "language-" not in rendered
+
+
+# Links: script-capable schemes never become links, whatever their spelling.
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["javascript:alert(1)", "JavaScript:alert(1)", "vbscript:msgbox(1)", "file:///etc/passwd"],
+)
+def test_script_and_file_links_are_shown_as_text(address: str) -> None:
+    rendered = answer_html(f"[click]({address})")
+    assert "<a " not in rendered
+
+
+@pytest.mark.parametrize(
+    ("prose", "copy"),
+    [
+        ("[a](javascript:x)", "[a](javascript\u200b:x)"),
+        ("[a](JaVaScRiPt :x)", "[a](JaVaScRiPt \u200b:x)"),
+        ("[a](vbscript:x)", "[a](vbscript\u200b:x)"),
+        ("[a](data:text/html,x)", "[a](data\u200b:text/html,x)"),
+        ("[a](file:///etc)", "[a](file\u200b:///etc)"),
+        ("[a](https://x.example)", "[a](https://x.example)"),
+    ],
+)
+def test_the_markdown_copy_breaks_every_script_scheme_and_no_other(prose: str, copy: str) -> None:
+    assert safe_markdown(prose) == copy
+
+
+# The text/markdown copy: prose escaped line by line, fenced code verbatim.
+
+
+def test_every_line_of_a_long_paragraph_is_escaped_in_the_markdown_copy() -> None:
+    prose = "one <b>\ntwo <i> & ![x](y)\nthree <u>\n"
+    assert safe_markdown(prose) == "one &lt;b>\ntwo &lt;i> &amp; !\\[x](y)\nthree &lt;u>\n"
+
+
+def test_the_markdown_copy_keeps_fenced_code_and_newlines_exactly() -> None:
+    answer = "Run <this>:\n\n```python\nif a < b & c:\n    print('![x](y)')\n```\nDone <ok>\r\n"
+    assert safe_markdown(answer) == (
+        "Run &lt;this>:\n\n```python\nif a < b & c:\n    print('![x](y)')\n```\nDone &lt;ok>\r\n"
+    )
+
+
+def test_maths_placeholders_are_all_restored_in_order() -> None:
+    rendered = answer_html(" ".join(f"${n} < x$" for n in range(12)))
+    assert rendered == "<p>" + " ".join(f"${n} &lt; x$" for n in range(12)) + "</p>\n"
