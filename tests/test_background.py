@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 from IPython.core.error import UsageError
 
 import step_magic
-from step_magic.api.background import POOL, start
+from step_magic.api.background import POOL, start, stop_all
 from step_magic.api.prepare import prepare
 from step_magic.core.cassette import Cassette, RecordedReply
 from step_magic.core.errors import InputError, ReplayError
@@ -25,6 +26,14 @@ from step_magic.memory.history import History
 from step_magic.server import LocalServer
 
 from .conftest import TEST_KEY
+
+
+@pytest.fixture(autouse=True)
+def _own_pool() -> Iterator[None]:
+    """Each test starts with no background call left by another (one that failed midway)."""
+    yield
+    stop_all(10)
+    POOL.calls.clear()
 
 
 def background(server: LocalServer, prompt: str = "Why is the sky blue?", **keywords: Any) -> Any:
@@ -105,6 +114,8 @@ def test_the_magic_binds_the_pending_call_and_a_foreground_call_does_not_wait_fo
     assert "first.wait() gives the result" in capsys.readouterr().out
     pending = ip.user_ns["first"]
     assert ip.user_ns["_step"] is pending
+    while not pending.reasoning:  # its reply is being built: the change below is not for it
+        time.sleep(0.02)
     server.config.reasoning_tokens = 20
     ip.run_cell_magic("step", "--no-memory", "Something else")
     assert ip.user_ns["_step"].status == "complete"
