@@ -129,7 +129,9 @@ def ask(
         close(session)
 
 
-def stream(prompt: str, *, history: bool = True, **keywords: Any) -> Iterator[StreamEvent]:
+def stream(
+    prompt: str, *, history: bool = True, **keywords: Unpack[CallKeywords]
+) -> Iterator[StreamEvent]:
     """The events of one call as they arrive (see ``engine.relay``), ending with ``done``.
 
     Every keyword is checked before this returns; the call starts when iteration does.

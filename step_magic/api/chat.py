@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import Any
 
 from step_magic.api.calls import events, run
-from step_magic.api.inputs import SETTING_KEYWORDS
+from step_magic.api.keywords import CALL_KEYWORDS
 from step_magic.api.prepare import prepare
 from step_magic.core.errors import InputError
 from step_magic.core.result import StepResult
@@ -22,7 +22,7 @@ from step_magic.engine.session import Session
 from step_magic.memory.conversation import Turn
 from step_magic.memory.history import History
 
-CHAT_KEYWORDS = (*SETTING_KEYWORDS, "attach", "tools", "base_url", "api_key", "cassette", "replay")
+CHAT_KEYWORDS = CALL_KEYWORDS
 
 
 class Chat:

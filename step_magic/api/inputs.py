@@ -14,31 +14,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from step_magic.api.keywords import CALL_KEYWORDS, CALL_ONLY
 from step_magic.core.errors import InputError
 from step_magic.core.request import CHARS_PER_TOKEN
 from step_magic.core.settings import DEFAULTS, Settings, settings_for
 from step_magic.engine.toolloop import ToolLoop
 from step_magic.tools.build import build_toolbox
 
-# The keywords every call takes besides the prompt, with their meaning in ``docs/api.md``.
-SETTING_KEYWORDS = (
-    "model",
-    "effort",
-    "api",
-    "system",
-    "max_tokens",
-    "temperature",
-    "timeout",
-    "deadline",
-    "max_retries",
-    "show_reasoning",
-    "remote_images",
-    "reasoning",
-    "budget",
-    "detail",
-    "image_max_side",
-    "max_steps",
-)
+# The keywords that are settings, with their meaning in ``docs/api.md``.
+SETTING_KEYWORDS = tuple(k for k in CALL_KEYWORDS if k not in CALL_ONLY)
 
 
 def call_settings(

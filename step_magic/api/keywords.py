@@ -1,8 +1,9 @@
-"""The keywords every call of the Python API takes, declared once for type checkers.
+"""The keywords every call of the Python API takes, declared once.
 
-``ask``, ``stream`` and ``Chat`` accept them as ``**keywords``; a checker (and an editor's
-completion) sees each name and type, and at run time an unknown or out-of-range one is an
-``InputError`` before anything is sent. ``docs/api.md`` says what each one does.
+``ask`` and ``stream`` accept them as ``**keywords``, so a checker (and an editor's
+completion) sees each name and type; ``Chat`` and the checks of ``api.inputs`` take their
+names from here. At run time an unknown or out-of-range one is an ``InputError`` before
+anything is sent. ``docs/api.md`` says what each one does.
 """
 
 from __future__ import annotations
@@ -36,3 +37,8 @@ class CallKeywords(TypedDict, total=False):
     reasoning: bool | None
     cassette: str | Path | None
     replay: bool
+
+
+CALL_KEYWORDS = tuple(CallKeywords.__annotations__)
+# The keywords that are not settings: what is attached or called, where and how it is sent.
+CALL_ONLY = ("attach", "tools", "base_url", "api_key", "cassette", "replay")
