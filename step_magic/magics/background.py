@@ -17,6 +17,8 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
+from step_magic.magics.parsing import refuse
+
 if TYPE_CHECKING:
     from step_magic.engine.background import Pending
 
@@ -33,9 +35,7 @@ REFUSED = {
 
 def check_background_flags(args: argparse.Namespace) -> None:
     """One line for a flag ``--background`` cannot take, before anything is built or sent."""
-    for name, flag in REFUSED.items():
-        if getattr(args, name, None):
-            raise UsageError(f"--background takes no {flag}")
+    refuse(args, REFUSED, "--background")
 
 
 def start_in_background(magics: Any, args: argparse.Namespace, call: Any, cell: str | None) -> None:

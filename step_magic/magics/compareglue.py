@@ -14,6 +14,7 @@ from typing import Any
 from IPython.core.error import UsageError
 
 from step_magic.core.errors import InputError, StepInterrupted
+from step_magic.magics.parsing import refuse
 
 # Flags that make no sense once per column: refused with one line.
 REFUSED = {
@@ -42,9 +43,7 @@ def run_comparison(magics: Any, args: argparse.Namespace, prompt: str) -> None:
     from step_magic.engine.session import CallOptions
     from step_magic.magics import frontend as magic_frontend
 
-    for name, flag in REFUSED.items():
-        if getattr(args, name, None):
-            raise UsageError(f"a comparison (a comma list in --effort or --model) takes no {flag}")
+    refuse(args, REFUSED, "a comparison (a comma list in --effort or --model)")
     models = _split(args.model) or [magics.model]
     efforts: list[str | None] = list(_split(args.effort)) or [magics.effort]
     try:

@@ -52,3 +52,11 @@ def _parse(parser: argparse.ArgumentParser, flag_text: str) -> argparse.Namespac
     if args.show_reasoning and args.no_reasoning:
         raise UsageError("--show-reasoning and --no-reasoning contradict each other")
     return args
+
+
+def refuse(args: argparse.Namespace, refused: dict[str, str], what: str) -> None:
+    """A one-line ``UsageError`` for the first flag in ``refused`` that is set (``refused``
+    maps each flag's name to how the message calls it); ``what`` names the kind of call."""
+    for name, flag in refused.items():
+        if getattr(args, name, None):
+            raise UsageError(f"{what} takes no {flag}")
