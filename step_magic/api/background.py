@@ -36,14 +36,14 @@ def start(
     ``on_end`` runs on that thread once the call is recorded (closing a one-off history).
     """
     session.check_replay(call.prepared, call.options)  # a miss fails now, not in the panel
-    POOL.cancel_from(cell)
-    holder: list[Pending] = []
+    POOL.cancel_from(cell)  # re-running a cell replaces the call it started before
     view, around, republish = background_view(
-        display, call.settings, stop=lambda: holder[0].cancel()
+        display,
+        call.settings,
+        stop=lambda: pending.cancel(),  # bound below, clicked later
     )
     pending = Pending(call.settings.model, call.settings.effort, view, after_wait=republish)
     pending.cell = cell
-    holder.append(pending)
     busy = POOL.streaming()
     pending.recording.start(
         f"Queued: {busy} background calls are streaming (at most {POOL.limit} at once)"

@@ -156,16 +156,16 @@ class StepMagics(Magics):
         if args.dry_run:
             magic_frontend.show_dry_run(settings, prepared.request)
             return
-        background = sys.modules.get("step_magic.api.background")
-        if background is not None:  # re-running a cell replaces the call it started before
-            background.POOL.cancel_from(cell_id)
-        if args.background:
+        if args.background:  # starting it stops any call this cell started before
             from step_magic.api.prepare import Call
             from step_magic.magics.background import start_in_background
 
             call = Call(settings, prepared, dataclasses.replace(options, background=True), None)
             start_in_background(self, args, call, cell_id)
             return
+        background = sys.modules.get("step_magic.api.background")
+        if background is not None:  # re-running a cell replaces the call it started before
+            background.POOL.cancel_from(cell_id)
         view = frontend.choose_view(self.shell, settings, tools=tools is not None)
         result, error = self.session.ask(settings, prepared, options, view, cell_id, tools)
         self._namespace["_step"] = result
