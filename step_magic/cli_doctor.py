@@ -23,6 +23,7 @@ from step_magic.core.models import DEFAULT_MODEL, estimate_cost, model_info
 from step_magic.core.redact import redact_url
 from step_magic.core.request import ChatRequest
 from step_magic.core.settings import Settings, redact
+from step_magic.core.text import dollars
 from step_magic.wire.chat import chat_body
 from step_magic.wire.messages_body import messages_body
 from step_magic.wire.probe import Observed, observe
@@ -106,7 +107,7 @@ def report(findings: list[Finding], *, secret: str) -> str:
     counts = {v: sum(f.verdict == v for f in findings) for v in ("ok", "differs", "FAIL")}
     cost = sum(f.cost for f in findings)
     lines += ["", f"{counts['ok']} ok, {counts['differs']} differ, {counts['FAIL']} failed;"
-              f" this run cost about ${cost:.4f}"]  # fmt: skip
+              f" this run cost {dollars(cost)}"]  # fmt: skip
     return redact("\n".join(lines), secret)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from step_magic.core.text import seconds
+from step_magic.core.text import dollars, seconds
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class MapSummary:
         tokens = f"{self.prompt_tokens:,} prompt + {self.completion_tokens:,} completion tokens"
         lines = [
             f"{', '.join(counts)} · {seconds(self.elapsed)}{pace}",
-            tokens + ("" if self.cost is None else f" · ≈ ${self.cost:.4f}"),
+            tokens + ("" if self.cost is None else f" · {dollars(self.cost)}"),
         ]
         if self.interrupted or self.stopped:
             why = "interrupted" if self.interrupted else f"stopped: {self.stopped}"

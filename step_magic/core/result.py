@@ -24,6 +24,17 @@ NOTICES = {
     "no-answer": "the model finished thinking but gave no answer",
     "max-steps": "stopped at the --max-steps limit: the model still wanted to call tools",
 }
+# The same endings when no answer had arrived: (without reasoning, with reasoning)
+_UNANSWERED = {
+    "failed": (
+        "no reply: the call failed before any text arrived (the error follows)",
+        "incomplete — no answer arrived; the reasoning above is partial (the error follows)",
+    ),
+    "interrupted": (
+        "interrupted before any text arrived",
+        "interrupted while the model was thinking — no answer was given",
+    ),
+}
 
 
 @dataclass
@@ -66,8 +77,9 @@ class StepResult:
     @property
     def notice(self) -> str | None:
         """A short sentence for anything other than a normal, finished reply."""
-        if self.status == "failed" and not (self.answer or self.reasoning):
-            return "no reply: the call failed before any text arrived (the error follows)"
+        if self.status in ("failed", "interrupted") and not self.answer.strip():
+            # "the reply above is partial" would point at an answer nobody sees
+            return _UNANSWERED[self.status][bool(self.reasoning)]
         return NOTICES.get(self.status, self.status)
 
     @property

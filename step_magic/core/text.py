@@ -36,6 +36,16 @@ def seconds(value: float) -> str:
     return f"{minutes} min {rest} s"
 
 
+def dollars(cost: float) -> str:
+    """An estimated price for people: ``≈ $0.0123``; a cost too small for four decimals is
+    ``< $0.0001`` (``≈ $0.0000`` read as free), and nothing at all is ``$0``."""
+    if cost <= 0:
+        return "$0"
+    if cost < 0.0001:
+        return "< $0.0001"
+    return f"≈ ${cost:.4f}"
+
+
 def read_json(text: str) -> Any:
     """``json.loads``, where JSON nested too deeply to read (``[[[[…`` from a model) is a
     ValueError like any other bad JSON, not a RecursionError that ``except ValueError``

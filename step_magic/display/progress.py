@@ -16,7 +16,7 @@ from typing import Any, TextIO
 from IPython.display import display, update_display
 
 from step_magic.core.mapresult import MapPlan, MapProgress, MapSummary
-from step_magic.core.text import seconds
+from step_magic.core.text import dollars, seconds
 from step_magic.display import dryrun
 from step_magic.display.closing import close_widgets
 from step_magic.display.static import escape
@@ -38,7 +38,7 @@ def progress_line(progress: MapProgress) -> str:
     if tokens:
         parts.append(f"{tokens:,} tokens")
     if progress.cost:
-        parts.append(f"≈ ${progress.cost:.4f}")
+        parts.append(dollars(progress.cost))
     if progress.stopping:
         parts.append("interrupted: finishing the rows in flight (Ctrl-C again to abandon them)")
     elif progress.eta is not None:
@@ -143,7 +143,7 @@ def map_dry_run_text(plan: MapPlan) -> str:
     if plan.first_body is None:
         return "Dry run — nothing sent. There are no rows to map."
     pace = f", {plan.rpm:g} a minute: ≥ {seconds(60 * plan.rows / plan.rpm)}" if plan.rpm else ""
-    price = f" ≈ ${plan.cost:.4f} before the replies" if plan.cost is not None else ""
+    price = f" {dollars(plan.cost)} before the replies" if plan.cost is not None else ""
     return "\n".join(
         (
             f"Map dry run: {plan.rows:,} requests, one per row (at most "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 
 from step_magic.core.result import StepResult
-from step_magic.core.text import seconds
+from step_magic.core.text import dollars, seconds
 from step_magic.core.toolrecords import ToolRecord, outcome_text, signature
 
 
@@ -92,7 +92,7 @@ def footer_items(result: StepResult) -> list[str]:
         items.append(tokens)
     cost = result.cost
     if cost is not None:
-        items.append(f"≈ ${cost:.4f}")
+        items.append(dollars(cost))
     if result.first_token is not None:
         items.append(f"first token {seconds(result.first_token)}")
     items.append(f"total {seconds(result.elapsed)}")
