@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from step_magic.core import rendering
 from step_magic.core.errors import InputError
 from step_magic.core.result import StepResult
 
@@ -80,6 +81,10 @@ class Comparison:
         except ImportError:
             raise InputError("Comparison.table() needs pandas: pip install pandas") from None
         return pd.DataFrame(self.rows()).set_index("variant")
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """The side-by-side grid for any frontend (plain text: the repr)."""
+        return rendering.mimebundle("comparison", self, repr(self))
 
     def __repr__(self) -> str:
         pairs = zip(self.labels, self.results, strict=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from step_magic.core import rendering
 from step_magic.core.cassette import RecordedReply
 from step_magic.core.events import Usage
 from step_magic.core.models import estimate_cost
@@ -95,6 +96,11 @@ class StepResult:
         """This call as a reply to keep and play back (cassettes, the ``--map`` cache)."""
         ids = (self.trace_id, self.completion_id)
         return RecordedReply(self.reasoning, self.answer, self.finish_reason, self.usage, *ids)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """The static form (reasoning, answer, footer) for any frontend: safe HTML, the
+        answer as Markdown, and plain text that holds the answer."""
+        return rendering.mimebundle("result", self, self.answer)
 
     def __str__(self) -> str:
         return self.answer

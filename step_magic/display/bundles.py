@@ -114,6 +114,27 @@ def _plain_div(text: str) -> str:
     )
 
 
+def result_bundle(result: StepResult) -> Bundle:
+    """The static form as one bundle, for frontends that show an object by its
+    ``_repr_mimebundle_`` (marimo, VS Code, terminal IPython): the three parts' HTML in order,
+    the answer's Markdown, and plain text with the answer between the reasoning's summary
+    and the footer."""
+    parts = [reasoning_bundle(result), answer_bundle(result), footer_bundle(result)]
+    html = "".join(
+        part.get("text/html") or _plain_div(part.get("text/plain", ""))
+        for part in parts
+        if part.get("text/html") or part.get("text/plain")
+    )
+    plain = [parts[0].get("text/plain", ""), parts[1].get("text/plain", result.answer)]
+    bundle: Bundle = {
+        "text/html": html,
+        "text/plain": "\n\n".join(p for p in [*plain, parts[2]["text/plain"]] if p),
+    }
+    if "text/markdown" in parts[1]:
+        bundle["text/markdown"] = parts[1]["text/markdown"]
+    return bundle
+
+
 def footer_bundle(result: StepResult) -> Bundle:
     """Provenance line, with the notice for anything but a normal finish."""
     return {"text/html": static.footer_html(result), "text/plain": static.footer_text(result)}

@@ -143,6 +143,12 @@ class Pending:
         self.result, self.exception, self.state = result, error, result.status
         self._done.set()
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Its result's static form once it ended; until then what the repr says."""
+        if self.result is not None:
+            return self.result._repr_mimebundle_()
+        return {"text/plain": repr(self)}
+
     def __repr__(self) -> str:
         if self.result is not None:
             return f"<background call {self.label}: {self.result.status}, {self._sizes()}>"

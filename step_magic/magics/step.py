@@ -113,7 +113,7 @@ class StepMagics(Magics):
         publisher: Any = getattr(shell, "display_pub", None)
         if hasattr(publisher, "register_hook"):  # ipykernel: remember displayed images
             publisher.register_hook(self._outputs.hook)
-        if shell is not None:
+        if getattr(shell, "kernel", None) is not None:  # a terminal shows _repr_mimebundle_
             frontend.show_results_statically(shell)
 
     @step_arguments

@@ -1,0 +1,57 @@
+"""Results show themselves: ``_repr_mimebundle_`` for any frontend (marimo, VS Code, terminal
+IPython), with the same safe HTML as the saved form and plain text that holds the answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import step_magic
+from step_magic.core.result import StepResult
+from step_magic.server import LocalServer
+
+
+def test_a_result_renders_itself_as_the_static_form(api_env: LocalServer) -> None:
+    result = step_magic.ask("Explain <b>tides</b>", effort="high", display=False)
+    bundle = result._repr_mimebundle_()
+    html = bundle["text/html"]
+    assert html.index('<details class="step-magic-reasoning">') < html.index("step-magic-answer")
+    assert html.index("step-magic-answer") < html.index("step-magic-footer")
+    assert "<b>tides</b>" not in html
+    assert "&lt;b&gt;tides&lt;/b&gt;" in html
+    assert bundle["text/markdown"].strip()
+    plain = bundle["text/plain"]
+    assert plain.startswith("[reasoning: ")
+    assert result.answer in plain
+    assert f"trace id {result.trace_id}" in plain
+
+
+def test_an_answer_shown_as_json_keeps_its_text_in_the_html(api_env: LocalServer) -> None:
+    import step_magic.display  # noqa: F401  (registers the renderers, as every call does)
+
+    result = StepResult("step-3.7-flash", None, answer='{"a": [1, 2]}', display_format="json")
+    bundle = result._repr_mimebundle_()
+    assert "text/markdown" not in bundle
+    assert '"a": [' in bundle["text/plain"]
+    assert "<pre" in bundle["text/html"]
+
+
+def test_display_of_a_result_in_terminal_ipython_prints_the_answer(
+    ip: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ip.run_cell("%step --no-reasoning Hi").raise_error()
+    capsys.readouterr()
+    ip.run_cell("display(_step)").raise_error()
+    shown = capsys.readouterr().out
+    assert ip.user_ns["_step"].answer.strip().splitlines()[-1] in shown
+    assert "trace id" in shown
+
+
+def test_a_comparison_and_a_pending_call_render_themselves(api_env: LocalServer) -> None:
+    comparison = step_magic.compare("Hi", efforts=["low", "high"], display=False)
+    html = comparison._repr_mimebundle_()["text/html"]
+    assert html.count('class="step-magic-column"') == 2
+    pending = step_magic.ask("Hi", background=True, display=False)
+    result = pending.wait(timeout=30)
+    assert pending._repr_mimebundle_() == result._repr_mimebundle_()
