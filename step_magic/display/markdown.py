@@ -106,8 +106,11 @@ def _highlight(code: str, language: str, attrs: Any) -> str:
     """
     body = html.escape(code)
     if language:
+        # HtmlFormatter from its submodule: ``pygments.formatters`` replaces itself in
+        # sys.modules, and a thread importing it while another does (the warm-up) may get
+        # the old module, which has no such name
         from pygments import highlight
-        from pygments.formatters import HtmlFormatter
+        from pygments.formatters.html import HtmlFormatter
         from pygments.lexers import get_lexer_by_name
         from pygments.util import ClassNotFound
 
