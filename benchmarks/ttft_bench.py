@@ -5,8 +5,8 @@
 
 Why: a user judges a reasoning model by how soon it visibly starts thinking. Measured from
 sending the execute request (as a frontend does, over ZMQ) to the arrival of the first iopub
-``stream`` message: the reasoning panel's Output widget captures the cell's stdout, and
-render.py writes the reasoning there, so that message is the first reasoning text on screen.
+message carrying reasoning text: for ``%%step`` the live panel's custom widget message (its
+script appends the text at once), for the bare loop a ``stream`` message.
 The server's own time to first byte, measured with a raw ``http.client`` request in the same
 run (interleaved with the calls), is subtracted: what is left is ours (plus the kernel's own
 latency, shown on its own row as a ``print`` cell's time to first output).
@@ -81,6 +81,8 @@ def is_output(message: Message) -> bool:
 
 
 def is_text(message: Message) -> bool:
+    if message["msg_type"] == "comm_msg":  # the live panel's appended reasoning
+        return bool(message["content"]["data"].get("content", {}).get("r"))
     return message["msg_type"] == "stream" and bool(message["content"]["text"])
 
 

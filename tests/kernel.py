@@ -33,11 +33,28 @@ class CellRun:
         return sum(len(json.dumps(m["content"])) for m in self.messages)
 
     def comm_models(self) -> dict[str, str]:
-        """comm id -> widget model name, for every widget the cell opened."""
-        return {
-            m["content"]["comm_id"]: m["content"]["data"]["state"].get("_model_name", "")
-            for m in self.of_type("comm_open")
-        }
+        """comm id -> widget model name (an anywidget's class name, ``ReasoningPart``), for
+        every widget the cell opened."""
+        models = {}
+        for message in self.of_type("comm_open"):
+            state = message["content"]["data"]["state"]
+            name = state.get("_anywidget_id", state.get("_model_name", "")).rsplit(".", 1)[-1]
+            models[message["content"]["comm_id"]] = name
+        return models
+
+    def comm_of(self, model: str) -> str:
+        """The comm id of the one widget of class ``model`` the cell opened."""
+        (comm,) = [comm for comm, name in self.comm_models().items() if name == model]
+        return comm
+
+    def panel_text(self, key: str = "r") -> str:
+        """What the live panel was sent, joined: ``r`` the reasoning, ``b`` the answer's
+        finished blocks (custom widget messages, in order; a stream may split anywhere)."""
+        return "".join(
+            message["content"]["data"]["content"].get(key, "")
+            for message in self.of_type("comm_msg")
+            if message["content"]["data"].get("method") == "custom"
+        )
 
     def final_outputs(self) -> dict[str, dict[str, Any]]:
         """display id -> the last bundle shown under it (what a saved notebook keeps)."""
@@ -83,8 +100,9 @@ class KernelSession:
         stdin: str | None = None,
     ) -> CellRun:
         """Run ``code``; with ``interrupt_after``, interrupt once a message of that type came
-        (with ``interrupt_on_text``, once the text streamed so far contains it: a stream can
-        split anywhere, so the text is accumulated, never looked for inside one message).
+        (with ``interrupt_on_text``, once the text streamed or sent to the live panel so far
+        contains it: a stream can split anywhere, so the text is accumulated, never looked for
+        inside one message).
 
         ``cell_id`` is sent in the request metadata as JupyterLab does (``cellId``);
         ``stdin`` answers the cell's input request (getpass), as a user typing would.
@@ -113,6 +131,8 @@ class KernelSession:
             run.messages.append(message)
             if message["msg_type"] == "stream":
                 streamed.append(message["content"].get("text", ""))
+            elif message["msg_type"] == "comm_msg":  # the live panel's text
+                streamed.append(message["content"]["data"].get("content", {}).get("r", ""))
             wanted = (
                 interrupt_on_text in "".join(streamed)
                 if interrupt_on_text is not None
@@ -128,9 +148,10 @@ class KernelSession:
         late = [m for m in self.elsewhere if m["parent_header"].get("msg_id") == run.msg_id]
         return CellRun(messages=run.messages + late, reply=run.reply, msg_id=run.msg_id)
 
-    def click(self, comm_id: str) -> None:
-        """Press the button whose widget has ``comm_id``, as a frontend does."""
-        content = {"comm_id": comm_id, "data": {"method": "custom", "content": {"event": "click"}}}
+    def click_stop(self, comm_id: str) -> None:
+        """Press the Stop button of the status line whose widget has ``comm_id``, as the
+        panel's script does (``static/status.js``)."""
+        content = {"comm_id": comm_id, "data": {"method": "custom", "content": {"stop": True}}}
         self.client.shell_channel.send(self.client.session.msg("comm_msg", content))
 
     def _answer_input(self, text: str) -> bool:

@@ -60,7 +60,7 @@ SMOKE_RUNS = [
     ),
     pytest.param(
         ["panel_bench.py", "--smoke"],
-        ["== page main thread while 4,000 chunks", "panel open, window on", "ratio longest task"],
+        ["== page main thread while 4,000 chunks", "panel open", "print loop", "ratio longest"],
         marks=(
             KERNEL,
             pytest.mark.browser,
@@ -70,7 +70,7 @@ SMOKE_RUNS = [
     ),
     pytest.param(
         ["answer_panel_bench.py", "--smoke"],
-        ["== page main thread while an answer of 400", "without the rule", "doubled frames"],
+        ["== page main thread while an answer of 400", "Markdown loop", "doubled frames"],
         marks=(
             KERNEL,
             pytest.mark.browser,

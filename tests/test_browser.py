@@ -88,18 +88,17 @@ def test_reasoning_streams_into_a_collapsed_live_panel_that_a_click_opens(
     view = open_notebook(page, jupyter, "live.ipynb", "%%step\nWhy is the sky blue?")
     view.run_cell(1)
 
-    panel = view.output(1).locator(".jupyter-widget-Accordion")
-    header = panel.locator(".jupyter-widget-Collapse-header")
-    body = panel.locator(".jupyter-widget-Collapse-contents")
+    panel = view.output(1).locator("details.step-magic-live")
+    header = panel.locator("summary")
+    body = panel.locator(":scope > div")
     expect(header).to_have_text(THINKING)
     expect(body).to_be_hidden()
     seen = header.inner_text()
     expect(header).not_to_have_text(seen)  # the count goes on while the panel is closed
     expect(body).to_contain_text("The request is for step-3.7-flash")  # filled while hidden
-    # Long reasoning wraps between words, not in the middle of one (JupyterLab's stream
-    # outputs break anywhere by default).
-    # (to_have_css retries: the live <pre> may be re-rendered between a lookup and a read)
-    expect(body.locator("pre").first).to_have_css("word-break", "normal")
+    # Long reasoning wraps between words, in the content font, as in the saved form.
+    expect(body).to_have_css("white-space", "pre-wrap")
+    expect(body).to_have_css("word-break", "normal")
     view.screenshot("1-streaming-panel-closed", cell=1)
 
     header.click()

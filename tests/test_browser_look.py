@@ -1,5 +1,5 @@
-"""How the panel looks in a real browser: it follows the text, the live answer looks like the
-final one, the header says the phase, and code, footer and warnings are readable in
+"""How the panel looks in a real browser: the live answer and reasoning look like the final
+ones, the header says the phase, and code, footer and warnings are readable in
 JupyterLab's light and dark themes (WCAG contrast measured on computed colours).
 
 Same JupyterLab-in-Chromium set-up as ``test_browser.py`` (its fixtures are reused).
@@ -33,14 +33,7 @@ pytestmark = [
 TYPE = "(p) => [getComputedStyle(p).fontSize, getComputedStyle(p).lineHeight]"
 CHANGE_THEME = "(theme) => window.jupyterapp.commands.execute('apputils:change-theme', {theme})"
 ANSWERING = re.compile(r"^Thought for [\d.]+ s · answering…$")
-# How far the newest text is below the panel's visible bottom (0: it is in view), and where the
-# first line sits relative to the panel's top (constant while the user's view does not move).
-PANEL_GEOMETRY = """(panel) => {
-    const area = panel.firstElementChild.getBoundingClientRect();
-    const box = panel.getBoundingClientRect();
-    return {below: area.bottom - box.bottom, top: area.top - box.top,
-            overflow: panel.scrollHeight - panel.clientHeight};
-}"""
+FONT = "(box) => [getComputedStyle(box).fontFamily, getComputedStyle(box).fontSize]"
 # Every text-bearing element under ``root``: its colour, the colour behind it, its opacity.
 COLOURS = """(root) => {
     const opaque = (c) => c && !/rgba\\(.*,\\s*0\\)$/.test(c) && c !== 'transparent';
@@ -56,7 +49,7 @@ COLOURS = """(root) => {
         for (let e = el; e; e = e.parentElement) o *= parseFloat(getComputedStyle(e).opacity);
         return o;
     };
-    return [...root.querySelectorAll('p, span, div, code')]
+    return [...root.querySelectorAll('p, span, div, code, summary, button')]
         .filter((el) => [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim()))
         .map((el) => ({text: el.textContent.trim().slice(0, 30),
                        colour: getComputedStyle(el).color, behind: behind(el),
@@ -84,7 +77,7 @@ def contrast(fore: str, back: str, opacity: float) -> float:
     return (high + 0.05) / (low + 0.05)
 
 
-def test_the_open_panel_follows_the_text_and_the_live_answer_looks_final(
+def test_the_live_panel_looks_like_the_final_form(
     page: Page, jupyter: JupyterServer, server: LocalServer
 ) -> None:
     server.config.tokens_per_second = 150
@@ -92,30 +85,12 @@ def test_the_open_panel_follows_the_text_and_the_live_answer_looks_final(
     server.config.answer_tokens = 600
     view = open_notebook(page, jupyter, "follow.ipynb", "%%step\nWhy is the sky blue?")
     view.run_cell(1)
-    accordion = view.output(1).locator(".jupyter-widget-Accordion")
-    accordion.locator(".jupyter-widget-Collapse-header").click()
-    panel = view.output(1).locator(".step-magic-live-reasoning")
-    expect(panel).to_be_visible()
-    page.wait_for_function(
-        "() => { const p = document.querySelector('.step-magic-live-reasoning');"
-        " return p && p.scrollHeight > p.clientHeight + 100; }",
-        timeout=30_000,
-    )
-    assert panel.evaluate(PANEL_GEOMETRY)["below"] <= 2  # the newest line is in view
-
-    panel.evaluate("(panel) => panel.scrollBy(0, -120)")  # the reader scrolls up
-    before = panel.evaluate(PANEL_GEOMETRY)
-    grown = before["overflow"] + 60
-    page.wait_for_function(
-        f"() => document.querySelector('.step-magic-live-reasoning').scrollHeight"
-        f" - document.querySelector('.step-magic-live-reasoning').clientHeight > {grown}",
-        timeout=30_000,
-    )
-    after = panel.evaluate(PANEL_GEOMETRY)
-    assert abs(after["top"] - before["top"]) <= 2, (before, after)  # the view did not move
-    view.screenshot("7-panel-follows", cell=1)
-
-    header = accordion.locator(".jupyter-widget-Collapse-header")
+    panel = view.output(1).locator("details.step-magic-live")
+    header = panel.locator("summary")
+    header.click()
+    live_box = panel.locator(":scope > div")
+    expect(live_box).to_be_visible()
+    live_font = live_box.evaluate(FONT)
     expect(header).to_have_text(ANSWERING, timeout=30_000)
     # Read in one script, so the paragraph cannot be re-rendered between finding and reading.
     live_type = page.wait_for_function(
@@ -128,6 +103,8 @@ def test_the_open_panel_follows_the_text_and_the_live_answer_looks_final(
     final = view.answer(1).locator("p").first
     final_type = final.evaluate(TYPE)
     assert live_type == final_type
+    saved = view.output(1).locator("details.step-magic-reasoning > div")
+    assert saved.evaluate(FONT) == live_font  # one font live and saved: nothing reflows
     code = view.answer(1).locator("pre").first  # long code lines scroll, never wrap
     scrolls = code.evaluate(
         "(p) => [getComputedStyle(p).whiteSpace, getComputedStyle(p).overflowX]"
@@ -232,10 +209,11 @@ def test_a_comparison_shows_its_columns_side_by_side(
 COUNT_DOUBLED_FRAMES = """() => {
     window.__frames = 0; window.__doubled = 0;
     const tick = () => {
-        const tail = document.querySelector('.step-magic-live-answer');
-        if (tail) {
+        const box = document.querySelector('.step-magic-live-answer');
+        if (box) {
             window.__frames += 1;
-            const done = tail.parentElement.querySelectorAll('.jp-OutputArea-child');
+            const [blocks, tail] = box.children;
+            const done = blocks.querySelectorAll('p');
             const last = done.length ? done[done.length - 1].innerText.trim() : '';
             const head = last.slice(0, 40);
             if (head && tail.innerText.includes(head)) window.__doubled += 1;

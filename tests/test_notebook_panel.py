@@ -9,24 +9,8 @@ from typing import Any
 from step_magic.server import LocalServer
 
 from .conftest import TEST_KEY
-from .kernel import CellRun
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-
-
-def streamed_into(run: CellRun, model_name: str) -> str:
-    """Text routed to an Output widget: stream messages sent while its msg_id was set."""
-    models = run.comm_models()
-    target, text = None, []
-    for message in run.messages:
-        content = message["content"]
-        state = content.get("data", {}).get("state", {}) if "comm_id" in content else {}
-        if message["msg_type"] == "comm_msg" and "msg_id" in state:
-            owner = models.get(content["comm_id"])
-            target = owner if state["msg_id"] else None
-        elif message["msg_type"] == "stream" and target == model_name:
-            text.append(content["text"])
-    return "".join(text)
 
 
 def test_reasoning_streams_into_a_collapsed_panel_then_becomes_static_html(
@@ -34,16 +18,14 @@ def test_reasoning_streams_into_a_collapsed_panel_then_becomes_static_html(
 ) -> None:
     run = kernel.execute("%%step --effort high\nExplain <b>tides</b> & moons.")
     assert run.error() is None
-    models = set(run.comm_models().values())
-    assert {"AccordionModel", "OutputModel", "HTMLModel"} <= models
-    accordion = next(
-        m
-        for m in run.of_type("comm_open")
-        if m["content"]["data"]["state"]["_model_name"] == "AccordionModel"
-    )
-    assert accordion["content"]["data"]["state"]["selected_index"] is None
-    reasoning = streamed_into(run, "OutputModel")
+    models = sorted(run.comm_models().values())
+    assert models == ["AnswerPart", "LayoutModel", "LayoutModel", "LayoutModel", "ReasoningPart",
+                      "StatusPart"]  # fmt: skip
+    panel = next(m for m in run.of_type("comm_open") if "expanded" in m["content"]["data"]["state"])
+    assert panel["content"]["data"]["state"]["expanded"] is False  # collapsed
+    reasoning = run.panel_text("r")
     assert "effort high" in reasoning
+    assert "&lt;b&gt;tides&lt;/b&gt; &amp; moons" in run.panel_text("b") + run.panel_text("t")
 
     final = list(run.final_outputs().values())
     assert all(WIDGET_VIEW not in bundle for bundle in final)
@@ -57,7 +39,7 @@ def test_reasoning_streams_into_a_collapsed_panel_then_becomes_static_html(
     assert "trace id" in footer["text/plain"]
     assert len(footer["text/plain"].split("trace id ")[1].split()[0]) == 32
     closed = {m["content"]["comm_id"] for m in run.of_type("comm_close")}
-    assert len(closed) >= 4
+    assert len(closed) >= 4  # the answer and the status, with their layouts
     assert TEST_KEY not in json.dumps(run.messages, default=str)
 
 
@@ -83,12 +65,8 @@ def text_size(kernel: Any) -> int:
 
 def test_show_reasoning_opens_the_panel_and_the_saved_block(kernel: Any) -> None:
     run = kernel.execute("%%step --show-reasoning\nHi")
-    accordion = next(
-        m
-        for m in run.of_type("comm_open")
-        if m["content"]["data"]["state"]["_model_name"] == "AccordionModel"
-    )
-    assert accordion["content"]["data"]["state"]["selected_index"] == 0
+    panel = next(m for m in run.of_type("comm_open") if "expanded" in m["content"]["data"]["state"])
+    assert panel["content"]["data"]["state"]["expanded"] is True
     details = next(iter(run.final_outputs().values()))
     assert details["text/html"].startswith('<details class="step-magic-reasoning" open>')
 
@@ -99,20 +77,20 @@ def test_a_click_made_while_streaming_keeps_the_saved_block_open(
     server.config.tokens_per_second = 400
     server.config.reasoning_tokens = 200
     msg_id = kernel.client.execute("%%step\nHi")
-    accordion_id = None
-    while accordion_id is None:
+    panel_id = None
+    while panel_id is None:
         message = kernel.client.get_iopub_msg(timeout=10)
         if (
             message["parent_header"].get("msg_id") == msg_id
             and message["msg_type"] == "comm_open"
-            and message["content"]["data"]["state"]["_model_name"] == "AccordionModel"
+            and "expanded" in message["content"]["data"]["state"]
         ):
-            accordion_id = message["content"]["comm_id"]
-    click = kernel.client.session.msg(
+            panel_id = message["content"]["comm_id"]
+    click = kernel.client.session.msg(  # what the browser sends when the summary is clicked
         "comm_msg",
         {
-            "comm_id": accordion_id,
-            "data": {"method": "update", "state": {"selected_index": 0}, "buffer_paths": []},
+            "comm_id": panel_id,
+            "data": {"method": "update", "state": {"expanded": True}, "buffer_paths": []},
         },
     )
     kernel.client.shell_channel.send(click)
@@ -129,7 +107,7 @@ def test_a_click_made_while_streaming_keeps_the_saved_block_open(
 
 def test_no_reasoning_shows_no_panel(kernel: Any) -> None:
     run = kernel.execute("%%step --no-reasoning\nHi")
-    assert "AccordionModel" not in run.comm_models().values()
+    assert "ReasoningPart" not in run.comm_models().values()
     assert [set(b) for b in run.final_outputs().values()] == [
         {"text/html", "text/markdown"},
         {"text/html", "text/plain"},
@@ -156,7 +134,7 @@ def test_a_dropped_connection_keeps_the_partial_reply_and_fails_the_cell(
 def test_ctrl_c_keeps_what_arrived_marked_interrupted(kernel: Any, server: LocalServer) -> None:
     server.config.tokens_per_second = 200
     server.config.reasoning_tokens = 5_000
-    run = kernel.execute("%%step\nA long think", interrupt_after="stream", timeout=30)
+    run = kernel.execute("%%step\nA long think", interrupt_on_text="The request", timeout=30)
     error = run.error()
     assert error is not None
     assert error["ename"] == "StepInterrupted"
@@ -219,32 +197,27 @@ def test_the_messages_api_streams_into_the_same_panel(kernel: Any, server: Local
     run = kernel.execute("%%step --api messages --effort low\nExplain tides")
     assert run.error() is None
     assert server.requests[-1].path == "/v1/messages"
-    assert "effort low" in streamed_into(run, "OutputModel")
+    assert "effort low" in run.panel_text("r")
     details, answer, footer = run.final_outputs().values()
     assert details["text/html"].startswith("<details")
     assert "<h2>Simulated answer</h2>" in answer["text/html"]
     assert "trace id" in footer["text/plain"]
 
 
-def test_a_long_reasoning_is_shown_live_in_a_bounded_window_and_saved_whole(
+def test_a_long_reasoning_crosses_the_wire_once_and_is_saved_whole(
     kernel: Any, server: LocalServer
 ) -> None:
-    from step_magic.display.window import KEEP, LIMIT
-
     server.config.reasoning_tokens = 30_000  # about 180,000 characters
     run = kernel.execute("%%step\nThink at length")
     assert run.error() is None
-    restarts = [
-        m["content"]["data"]["state"]["outputs"][0]["text"]
-        for m in run.of_type("comm_msg")
-        if m["content"]["data"].get("state", {}).get("outputs")
-    ]
-    restarts = [text for text in restarts if text]  # not the emptying at the end
-    reasoning_length = int(kernel.execute("print(len(_step.reasoning))").stdout())
-    assert len(restarts) >= reasoning_length // LIMIT - 1
-    assert all(text.startswith("… ") and len(text) < KEEP + 100 for text in restarts)
+    reasoning = kernel.execute("print(len(_step.reasoning))")
+    streamed = run.panel_text("r")
+    assert len(streamed) == int(reasoning.stdout())  # each character sent once, in order
+    head = [m for m in run.of_type("comm_msg") if "head" in m["content"]["data"].get("state", {})]
+    assert sum(len(json.dumps(m["content"])) for m in head) < 12_000  # the bounded recovery
     details = next(b["text/html"] for b in run.final_outputs().values() if "<details" in str(b))
-    assert len(details) > reasoning_length  # the saved form holds all of it
+    assert len(details) > len(streamed)  # the saved form holds all of it
+    assert details.count('class="step-magic-chunk"') > len(streamed) // 16_000
 
 
 def test_loading_warms_the_call_path_in_the_background_silently(fresh_kernel: Any) -> None:

@@ -349,8 +349,9 @@ def says(words: str) -> Callable[[dict[str, Any]], bool]:
 
 
 def is_stream(message: dict[str, Any]) -> bool:
-    """Reasoning text is arriving (it goes out as stream messages into the panel)."""
-    return bool(message["msg_type"] == "stream")
+    """Reasoning text is arriving (it goes out as custom messages to the live panel)."""
+    data = message["content"].get("data", {})
+    return message["msg_type"] == "comm_msg" and bool(data.get("content", {}).get("r"))
 
 
 def printed(kernel: KernelSession, expression: str) -> str:

@@ -32,7 +32,7 @@ def test_tool_calls_show_in_the_panel_and_in_the_saved_form(
     kernel.execute(SLOW_TOOL)
     run = kernel.execute("%%step --tools row_count --new\nHow many rows?")
     assert run.error() is None
-    live = "".join(m["content"]["text"] for m in run.of_type("stream"))
+    live = run.panel_text("r")
     assert "⚙ row_count(table='example')" in live
     assert "↳ " in live
     assert "→ 42" in live

@@ -1,6 +1,6 @@
 """The MIME bundles step-magic displays, built without displaying them.
 
-``display.views`` shows these bundles live and in their final form; building them is kept apart
+``display.views`` shows these bundles in a finished cell's place; building them is kept apart
 so that displaying stays in the module that imports ``IPython.display`` and ``ipywidgets``, and
 so scripts can turn a finished ``StepResult`` into what a notebook would save without a kernel.
 The HTML itself (escaped model text) comes from ``static.py`` and ``markdown.py``.
@@ -16,43 +16,11 @@ from step_magic.core.result import StepResult
 from step_magic.display import markdown, static
 
 Bundle = dict[str, Any]
-LIVE_CLASS = "step-magic-live-reasoning"
-LIVE_ANSWER_CLASS = "step-magic-live-answer"
-LIVE_BOX_CLASS = "step-magic-live-box"
-# The live panel looks like the final form, so nothing jumps when one replaces the other:
-# - the reasoning is prose in the content font at 90 % (JupyterLab shows stream text in
-#   monospace and breaks it anywhere), wrapping between words;
-# - the panel follows the newest text: a reversed flex column starts scrolled to the end
-#   and stays where the user put it once they scroll up (as chat windows do), with no script;
-# - the paragraph being written has the size and spacing of the finished ones (widget text
-#   is 13 px on 28 px lines, rendered Markdown 14 px on 1.6);
-# - a finished paragraph never shows twice: finished blocks reach the page as an output, the
-#   unfinished tail as a widget update, and the output can render a frame or more before the
-#   tail drops the same text. Each group of finished blocks and the tail that still holds them
-#   share a parity (0 or 1), and the tail hides itself while the newest group has its parity.
-LIVE_STYLE = (
-    f"<style>.{LIVE_CLASS} {{display: flex; flex-direction: column-reverse}}"
-    f" .{LIVE_CLASS} > * {{flex-shrink: 0}}"
-    f" .{LIVE_CLASS} pre {{word-break: normal; overflow-wrap: anywhere; white-space: pre-wrap;"
-    " font-family: var(--jp-content-font-family, sans-serif); font-size: 90%; opacity: 0.8}"
-    f" .{LIVE_ANSWER_CLASS} .widget-html-content {{font-size: var(--jp-content-font-size1, 14px);"
-    " line-height: var(--jp-content-line-height, 1.6)}"
-    + "".join(
-        f" .{LIVE_BOX_CLASS}:has(.jp-OutputArea-child:last-child .step-magic-done-{n})"
-        f" .step-magic-tail-{n} {{display: none}}"
-        for n in (0, 1)
-    )
-    + "</style>"
-)
 
 
-def parity(html: str, part: str, flushes: int) -> str:
-    """``html`` in a ``step-magic-{part}-{0 or 1}`` div (see ``LIVE_STYLE``)."""
-    return f'<div class="step-magic-{part}-{flushes % 2}">{html}</div>'
-
-
-def reasoning_bundle(result: StepResult) -> Bundle:
-    """The finished reasoning: a ``<details>`` block, with a short plain-text stand-in."""
+def reasoning_bundle(result: StepResult, key: str | None = None) -> Bundle:
+    """The finished reasoning: a ``<details>`` block, with a short plain-text stand-in
+    (``key``: the live panel it replaces, see ``static.reasoning_html``)."""
     if not (result.reasoning or result.tool_calls):
         return {"text/plain": ""}
     summary = static.reasoning_summary(result)
@@ -60,7 +28,7 @@ def reasoning_bundle(result: StepResult) -> Bundle:
         [f"[reasoning: {len(result.reasoning):,} chars — {summary}]"] if result.reasoning else []
     )
     lines += static.tool_lines(result)
-    return {"text/html": static.reasoning_html(result), "text/plain": "\n".join(lines)}
+    return {"text/html": static.reasoning_html(result, key), "text/plain": "\n".join(lines)}
 
 
 def answer_bundle(result: StepResult) -> Bundle:
@@ -138,8 +106,3 @@ def result_bundle(result: StepResult) -> Bundle:
 def footer_bundle(result: StepResult) -> Bundle:
     """Provenance line, with the notice for anything but a normal finish."""
     return {"text/html": static.footer_html(result), "text/plain": static.footer_text(result)}
-
-
-def status_html(text: str) -> str:
-    """The status line; it also carries the live panel's style while the panel exists."""
-    return f'{LIVE_STYLE}<span style="font-size: 85%; opacity: 0.75">{static.escape(text)}</span>'

@@ -55,15 +55,29 @@ def tool_line(record: ToolRecord) -> str:
     return line if record.status == "running" else f"{line} — {outcome_text(record)}"
 
 
-def reasoning_html(result: StepResult) -> str:
+# The reasoning's box, the same live (display/static/reasoning.js takes it from the panel's
+# ``body_style``) and saved, so the one replaces the other without moving the page. Its size
+# is the content font's, not a percentage: a widget's text and a rendered output's differ.
+REASONING_BODY_STYLE = (
+    "white-space: pre-wrap; font-family: var(--jp-content-font-family, inherit); "
+    "font-size: calc(0.9 * var(--jp-content-font-size1, 14px)); opacity: 0.8; "
+    "max-height: 32em; overflow: auto; "
+    "border-left: 3px solid #ccc; padding-left: 0.8em"
+)
+CHUNK = 8_000
+
+
+def reasoning_html(result: StepResult, key: str | None = None) -> str:
     """The reasoning as a static ``<details>`` block (open if the user had opened it).
 
-    Tool calls appear where they happened in the reasoning.
+    Tool calls appear where they happened in the reasoning. ``key`` names the live panel
+    this block replaces (its script opens and scrolls the block as the reader left it).
     """
     attrs = " open" if result.reasoning_open else ""
+    marked = "" if key is None else f' data-step-call="{escape(key)}"'
     pieces, start = [], 0
     for record in sorted(result.tool_calls, key=lambda record: record.at):
-        pieces.append(escape(result.reasoning[start : record.at]))
+        pieces.append(_text_html(result.reasoning[start : record.at]))
         start = max(start, record.at)
         if record.said:  # the text the model wrote with these calls, before the final answer
             pieces.append(f'<div class="step-magic-said">“{escape(record.said)}”</div>')
@@ -71,14 +85,44 @@ def reasoning_html(result: StepResult) -> str:
             '<div class="step-magic-tool" style="font-family: monospace; opacity: 1; '
             f'margin: 0.4em 0">{escape(tool_line(record))}</div>'
         )
-    pieces.append(escape(result.reasoning[start:]))
+    pieces.append(_text_html(result.reasoning[start:]))
     return (
         f'<details class="step-magic-reasoning"{attrs}>'
         f"<summary>{escape(reasoning_summary(result))}</summary>"
-        '<div style="white-space: pre-wrap; font-size: 90%; opacity: 0.8; '
-        'max-height: 32em; overflow: auto; border-left: 3px solid #ccc; padding-left: 0.8em">'
-        f"{''.join(pieces)}</div></details>"
+        f'<div{marked} style="{REASONING_BODY_STYLE}">{"".join(pieces)}</div></details>'
     )
+
+
+def _text_html(text: str) -> str:
+    """Escaped text; a long one in blocks the browser lays out only when they are in view
+    (``content-visibility``), so an open million-character reasoning opens at once."""
+    parts = chunks(text)
+    if len(parts) < 2:
+        return escape(text)
+    return "".join(
+        '<div class="step-magic-chunk" style="content-visibility: auto; '
+        f'contain-intrinsic-size: {estimate(part)}">{escape(part)}</div>'
+        for part in parts
+    )
+
+
+def chunks(text: str) -> list[str]:
+    """``text`` cut after the first newline at or past ``CHUNK - 1`` characters of each
+    block (else at ``2 * CHUNK``): the places the live panel's script cuts at, so both lay
+    out alike, and at line ends, so the cuts do not show."""
+    parts, start = [], 0
+    while start < len(text):
+        newline = text.find("\n", start + CHUNK - 1, start + 2 * CHUNK)
+        end = newline + 1 if newline != -1 else min(start + 2 * CHUNK, len(text))
+        parts.append(text[start:end])
+        start = end
+    return parts
+
+
+def estimate(text: str) -> str:
+    """A block's height before it is drawn, as the live panel's script guesses it."""
+    lines = text.count("\n") + 1 + len(text) // 100
+    return f"auto {lines * 3 // 2}em"
 
 
 def footer_items(result: StepResult) -> list[str]:

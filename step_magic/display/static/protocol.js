@@ -1,0 +1,67 @@
+// step-magic's live panel, the part every piece of it shares (see display/panel.py).
+// The kernel sends numbered messages: {n, r} reasoning text, {n, b, t} finished answer blocks
+// and the answer's unfinished tail (HTML the kernel already made safe), {n, clear} when the
+// answer so far turns out to be reasoning. They are kept per model, so every view of it (and
+// a view made later) draws the same text; the `head` trait recovers messages sent before this
+// script had loaded. No dependency, no fetch: it must run in a classroom without network.
+
+const STORES = new Map();
+
+function storeOf(model) {
+  const key = model.get("key");
+  let store = STORES.get(key);
+  if (!store) {
+    store = { next: 0, waiting: new Map(), closed: false, gap: 0, reasoning: "", blocks: [], tail: "", views: new Set() };
+    STORES.set(key, store);
+  }
+  return store;
+}
+
+// Apply messages in their order; one that comes early waits for those before it. Once `head`
+// is closed, a message still missing was sent before this script loaded and is not kept:
+// say so, and go on from the first one there is.
+function receive(store, message) {
+  if (message.n >= store.next) store.waiting.set(message.n, message);
+  if (store.closed && store.waiting.size && !store.waiting.has(store.next)) {
+    store.gap += 1;
+    store.next = Math.min(...store.waiting.keys());
+  }
+  while (store.waiting.has(store.next)) {
+    const m = store.waiting.get(store.next);
+    store.waiting.delete(store.next);
+    store.next += 1;
+    apply(store, m);
+  }
+}
+
+function apply(store, m) {
+  if (m.r !== undefined) {
+    store.reasoning += m.r;
+    for (const view of store.views) view.reasoning?.(m.r);
+  }
+  if (m.clear) {
+    store.blocks = [];
+    store.tail = "";
+  }
+  if (m.b !== undefined) store.blocks.push(m.b);
+  if (m.t !== undefined) store.tail = m.t;
+  if (m.clear || m.b !== undefined || m.t !== undefined) {
+    for (const view of store.views) view.answer?.(m);
+  }
+}
+
+function adoptHead(model, store) {
+  const head = model.get("head") || {};
+  store.closed = Boolean(head.closed);
+  for (const m of head.messages || []) receive(store, m);
+}
+
+function initialize({ model }) {
+  const store = storeOf(model);
+  const custom = (message) => receive(store, message);
+  const head = () => adoptHead(model, store);
+  model.on("msg:custom", custom);
+  model.on("change:head", head);
+  head();
+  return () => STORES.delete(model.get("key"));
+}

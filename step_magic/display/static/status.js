@@ -1,0 +1,42 @@
+// The status line: what the call is doing, a Stop button for a background call, and a
+// polite announcement of each new phase for screen readers (not of every count).
+
+function renderStatus(model, el) {
+  const line = document.createElement("div");
+  line.className = "step-magic-status";
+  const stop = document.createElement("button");
+  stop.type = "button";
+  stop.className = "step-magic-stop";
+  stop.textContent = "Stop";
+  stop.title =
+    "Stop this background call. The kernel's interrupt does not reach it; a click lands when " +
+    "no cell is running (%step_cancel works from any cell).";
+  stop.addEventListener("click", () => {
+    // say it at once: the kernel may hear of it only after the running cell
+    stop.textContent = "Stopping…";
+    stop.disabled = true;
+    model.send({ stop: true });
+  });
+  const text = document.createElement("span");
+  text.setAttribute("style", "font-size: 85%");
+  const announce = document.createElement("span");
+  announce.className = "step-magic-announce";
+  announce.setAttribute("role", "status");
+  announce.setAttribute("aria-live", "polite");
+  line.append(stop, text, announce);
+  el.append(line);
+  const draw = () => {
+    stop.hidden = !model.get("stoppable");
+    text.textContent = model.get("status");
+    announce.textContent = model.get("phase");
+  };
+  draw();
+  model.on("change:status change:phase change:stoppable", draw);
+  return () => model.off("change:status change:phase change:stoppable", draw);
+}
+
+export default {
+  render({ model, el }) {
+    return renderStatus(model, el);
+  },
+};
