@@ -244,3 +244,42 @@ def test_a_finished_paragraph_never_shows_twice_while_the_answer_streams(
     assert frames > 30  # the sampler saw the answer stream
     assert doubled == 0, f"a finished paragraph showed twice in {doubled} of {frames} frames"
     expect(view.output(1)).to_contain_text("Paragraph 29: word29x0")
+
+
+def test_a_comparison_fits_a_narrow_window_with_the_file_browser_open(
+    browser: Any, jupyter: JupyterServer
+) -> None:
+    """At 600 px with the file browser open, each column fits the output area (they stack)."""
+    from step_magic.core.comparison import Comparison
+    from step_magic.display.compare import comparison_bundle
+
+    results = tuple(
+        StepResult("step-3.7-flash", effort, answer=f"An answer at effort {effort}. " * 20)
+        for effort in ("low", "high")
+    )
+    comparison = Comparison("Why?", ("effort low", "effort high"), results)
+    saved = jupyter.root / "narrow-compare.ipynb"
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    cell = nbformat.v4.new_code_cell("%%step --effort low,high\nWhy?")
+    cell.outputs = [nbformat.v4.new_output("display_data", data=comparison_bundle(comparison))]
+    notebook.cells = [cell]
+    nbformat.write(notebook, saved)
+    context = browser.new_context(viewport={"width": 600, "height": 900})
+    try:
+        view = NotebookPage(context.new_page(), jupyter, saved.name, ARTIFACTS)
+        view.open_without_kernel()
+        view.page.evaluate("() => window.jupyterapp.shell.activateById('filebrowser')")
+        expect(view.page.locator("#filebrowser")).to_be_visible()
+        columns = view.output(0).locator(".step-magic-column")
+        expect(columns).to_have_count(2)
+        view.page.wait_for_timeout(500)  # the layout settles after the sidebar opened
+        area = view.output(0).locator(".jp-OutputArea-output").first.bounding_box()
+        assert area is not None
+        for index in range(2):
+            box = columns.nth(index).bounding_box()
+            assert box is not None
+            assert box["x"] + box["width"] <= area["x"] + area["width"] + 1, (box, area)
+        view.screenshot("11-compare-narrow", cell=0)
+    finally:
+        context.close()
