@@ -28,9 +28,9 @@ def warm_up_later(shell: Any) -> None:
 def _warm_up() -> None:
     time.sleep(DELAY_SECONDS)
     with contextlib.suppress(Exception):
-        import ipywidgets  # noqa: F401 - the panel's widgets
         import openai
 
+        import step_magic.display.panel  # noqa: F401 - the panel's widgets (anywidget)
         from step_magic.display.markdown import answer_html
         from step_magic.wire.chat import tls_context
 
