@@ -22,8 +22,7 @@ from step_magic.display.bundles import answer_div
 
 # min(18em, 100%): a column narrower than 18em fits its output area instead of being clipped
 GRID = (
-    "display: grid; grid-template-columns: repeat(auto-fit, minmax(min(18em, 100%), 1fr)); "
-    "gap: 1em"
+    "display: grid; grid-template-columns: repeat(auto-fit, minmax(min(18em, 100%), 1fr)); gap: 1em"
 )
 REFRESH_SECONDS = 0.5
 
