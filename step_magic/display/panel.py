@@ -7,8 +7,9 @@ what the kernel sends, so each character crosses the wire about once:
 - the kernel sends *appended* text and HTML as custom messages, numbered;
 - the browser keeps them per model and draws them into every view of it;
 - the first messages are also kept in the ``head`` trait (state is never lost; custom
-  messages sent before the script has loaded are), re-sent only when they have doubled, up
-  to ``HEAD_LIMIT`` characters, so the recovery costs a bounded few kilobytes.
+  messages sent before the script has loaded are), shared twice at most and for the first
+  ``HEAD_LIMIT`` characters or ``HEAD_SECONDS`` only, so the recovery costs a bounded
+  couple of kilobytes.
 The reasoning part is a native ``<details>``/``<summary>`` shaped like the saved form, so it is
 reachable by Tab, toggled by Enter and Space, exposes its expanded state, and gives way to
 the static form at the end without moving the page. Each part ships only the script it
@@ -18,6 +19,7 @@ needs, without comments or indentation: every call's widgets carry their script.
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -26,16 +28,18 @@ from typing import Any
 import anywidget
 import traitlets
 
-HEAD_LIMIT = 4_000  # characters of the first messages kept as state
+HEAD_LIMIT = 2_000  # characters of the first messages kept as state
+HEAD_SECONDS = 2.0  # ... for at most this long: the script has loaded by then
 _STATIC = Path(__file__).with_name("static")
 
 
 def script(*names: str) -> str:
-    """The named files of ``static/`` as one ES module, comment lines and indentation
-    dropped (none of our strings holds ``//`` at a line start)."""
+    """The named files of ``static/`` as one text, comments and indentation dropped (none of
+    our strings holds ``//`` at a line start or ``/*``)."""
     text = "\n".join((_STATIC / name).read_text(encoding="utf-8") for name in names)
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.DOTALL)
     lines = (line.strip() for line in text.splitlines())
-    return "\n".join(line for line in lines if line and not re.match(r"//", line))
+    return "\n".join(line for line in lines if line and not line.startswith("//"))
 
 
 class _Part(anywidget.AnyWidget):
@@ -48,29 +52,35 @@ class _Part(anywidget.AnyWidget):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(key=uuid.uuid4().hex, **kwargs)
         self._sent = 0  # messages sent so far, numbered from 0
-        self._head: list[dict[str, Any]] = []
+        self._head: list[dict[str, Any]] | None = []  # None once closed
         self._head_chars = 0
-        self._head_shared = 0  # characters in the ``head`` trait now
+        self._since = time.monotonic()
 
     def append(self, **message: str) -> None:
         """Send one message (``r`` reasoning text, ``b`` finished HTML blocks, ``t`` the
-        answer's tail, ``clear``) to every view, and keep it in ``head`` while it is young."""
+        answer's tail, ``clear``) to every view, and keep it in ``head`` while it is young.
+
+        ``head`` is shared twice at most: with the first message (the likeliest lost) and
+        when it closes, after ``HEAD_LIMIT`` characters or ``HEAD_SECONDS``; a script that
+        missed messages in between waits for the second."""
         numbered = {"n": self._sent, **message}
         self._sent += 1
         self.send(numbered)
-        if self._head_chars >= HEAD_LIMIT:
+        if self._head is None:
             return
         self._head.append(numbered)
         self._head_chars += sum(len(value) for value in message.values())
-        full = self._head_chars >= HEAD_LIMIT
-        if full or self._head_chars >= 2 * self._head_shared:
-            self.head = {"messages": list(self._head), "closed": full}
-            self._head_shared = self._head_chars
+        old = time.monotonic() - self._since >= HEAD_SECONDS
+        if old or self._head_chars >= HEAD_LIMIT:
+            self.head = {"messages": self._head, "closed": True}
+            self._head = None
+        elif len(self._head) == 1:
+            self.head = {"messages": list(self._head), "closed": False}
 
     def forget(self) -> None:
         """Drop the kept messages once the static form holds the text: tools that save
         widget state (nbclient, papermill) then keep no second copy of it."""
-        self._head, self._head_chars = [], HEAD_LIMIT
+        self._head = None
         self.head = {}
 
 
@@ -94,7 +104,6 @@ class StatusPart(anywidget.AnyWidget):
     """The status line; a Stop button for a background call; phases for screen readers."""
 
     _esm = script("status.js")
-    _css = script("panel.css")
     status = traitlets.Unicode("").tag(sync=True)
     phase = traitlets.Unicode("").tag(sync=True)  # announced politely to screen readers
     stoppable = traitlets.Bool(False).tag(sync=True)
