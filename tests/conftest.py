@@ -136,7 +136,14 @@ def kernel(_kernel: Any, server: LocalServer) -> Any:
 # kernel (directly or through another fixture) is ``kernel``, one that drives Chromium is
 # ``browser``. ``-m "not kernel and not browser and not slow"`` is the unit tier.
 KERNEL_FIXTURES = frozenset(
-    {"_kernel", "spare_kernel", "fresh_kernel", "run_notebook", "notebook_refresher"}
+    {
+        "_kernel",
+        "spare_kernel",
+        "fresh_kernel",
+        "run_notebook",
+        "notebook_refresher",
+        "marimo_notebook",
+    }
 )
 BROWSER_FIXTURES = frozenset({"browser", "jupyter"})
 

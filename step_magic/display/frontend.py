@@ -64,6 +64,19 @@ def auto_view(display: bool | None, settings: Settings, *, tools: bool = False) 
     on a terminal (or whenever ``display`` is True), nothing otherwise or when it is False."""
     if display is False:
         return QuietView()
+    from step_magic.display import marimo
+
+    if marimo.running():
+        from step_magic.display.views import NotebookView
+
+        return NotebookView(
+            "marimo",
+            show_reasoning=settings.show_reasoning,
+            remote_images=settings.remote_images,
+            reasoning=settings.reasoning,
+            tools=tools,
+            slots=marimo.MarimoSlots(),
+        )
     shell = current_shell()
     if parent_msg_id(shell) is not None:
         show_results_statically(shell)

@@ -54,13 +54,14 @@ class NotebookView:
         tools: bool = False,
         remote_images: bool = False,
         stop: Callable[[], object] | None = None,
+        slots: Any = None,
     ) -> None:
         from step_magic.display.panel import AnswerPart, ReasoningPart, StatusPart
 
+        self._slots = JupyterSlots() if slots is None else slots
         self._parent = parent_msg_id
         self._remote_images = remote_images
         self._calls_only = tools and not reasoning  # --no-reasoning still lists tool calls
-        self._ids = {part: uuid.uuid4().hex for part in ("reasoning", "answer", "footer")}
         self._panel: Any = None
         if reasoning:
             style = static.REASONING_BODY_STYLE
@@ -78,12 +79,12 @@ class NotebookView:
         """Show the empty panel at once, so the user sees the call has started."""
         close_lingering_panels()
         self._set_status(status)
+        parts: list[tuple[str, Any]] = []
         if self._panel is not None:
-            display(self._panel, display_id=self._ids["reasoning"])
+            parts.append(("reasoning", self._panel))
         elif self._calls_only:  # a slot above the answer for the list of calls
-            display({"text/plain": ""}, raw=True, display_id=self._ids["reasoning"])
-        display(self._answer, display_id=self._ids["answer"])
-        display(self._status, display_id=self._ids["footer"])
+            parts.append(("reasoning", {"text/plain": ""}))
+        self._slots.show([*parts, ("answer", self._answer), ("footer", self._status)])
 
     def waiting(self, status: str) -> None:
         """A retry wait or another pause the user should know about."""
@@ -197,14 +198,13 @@ class NotebookView:
         """Put the static form under the panel's display ids, bottom up (what is below the
         answer's start moves nothing above it): at the end, and again from another cell (a
         background call's ``wait()``), which updates this cell's outputs."""
-        update_display(footer_bundle(result), display_id=self._ids["footer"], raw=True)
-        update_display(answer_bundle(result), display_id=self._ids["answer"], raw=True)
+        self._slots.replace("footer", footer_bundle(result))
+        self._slots.replace("answer", answer_bundle(result))
         if self._panel is not None:
-            bundle = reasoning_bundle(result, key=self._panel.key)
-            update_display(bundle, display_id=self._ids["reasoning"], raw=True)
+            self._slots.replace("reasoning", reasoning_bundle(result, key=self._panel.key))
         elif self._calls_only:
             calls = dataclasses.replace(result, reasoning="")
-            update_display(reasoning_bundle(calls), display_id=self._ids["reasoning"], raw=True)
+            self._slots.replace("reasoning", reasoning_bundle(calls))
 
     def _follow_late_clicks(self, result: StepResult) -> None:
         """Keep the saved ``<details>`` open or closed as the user left the live panel."""
@@ -213,7 +213,25 @@ class NotebookView:
 
         def on_click(change: dict[str, Any]) -> None:
             result.reasoning_open = bool(change["new"])
-            bundle = reasoning_bundle(result, key=panel.key)
-            update_display(bundle, display_id=self._ids["reasoning"], raw=True)
+            self._slots.replace("reasoning", reasoning_bundle(result, key=panel.key))
 
         panel.observe(on_click, names="expanded")
+
+
+class JupyterSlots:
+    """Where the parts go in a Jupyter frontend: outputs of the running cell, each under a
+    display id of its own, so each is replaced in place."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, str] = {}
+
+    def show(self, parts: list[tuple[str, Any]]) -> None:
+        """Display each part (a widget, or a bundle) under a new display id."""
+        for name, shown in parts:
+            self._ids[name] = uuid.uuid4().hex
+            raw = isinstance(shown, dict)
+            display(shown, raw=raw, display_id=self._ids[name])
+
+    def replace(self, name: str, bundle: dict[str, Any]) -> None:
+        """Put ``bundle`` where part ``name`` is shown (also from another cell)."""
+        update_display(bundle, display_id=self._ids[name], raw=True)
