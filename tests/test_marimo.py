@@ -38,14 +38,14 @@ def _():
     import step_magic
 
     result = step_magic.ask("Why is the sky blue? <b>bold</b>", effort="high")
-    return (result,)
+    return result, step_magic
 
 
 @app.cell
 def _(result):
     result
     return
-
+{extra}
 
 if __name__ == "__main__":
     app.run()
@@ -57,7 +57,7 @@ MARIMO = [sys.executable, "-m", "marimo"]
 def marimo_notebook(server: LocalServer, tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """A marimo notebook asking the local server, and the environment to run it in."""
     path = tmp_path / "ask.py"
-    path.write_text(NOTEBOOK)
+    path.write_text(NOTEBOOK.format(extra=""))
     env = {
         **os.environ,
         "STEPFUN_API_KEY": TEST_KEY,
@@ -69,10 +69,20 @@ def marimo_notebook(server: LocalServer, tmp_path: Path) -> tuple[Path, dict[str
     return path, env
 
 
-def test_marimo_export_holds_the_finished_form_of_a_call(
+COMPARE = """
+
+@app.cell
+def _(step_magic):
+    step_magic.compare("Hi", efforts=["low", "high"])
+    return
+"""
+
+
+def test_marimo_export_holds_the_finished_form_of_a_call_and_a_comparison(
     marimo_notebook: tuple[Path, dict[str, str]], tmp_path: Path
 ) -> None:
     path, env = marimo_notebook
+    path.write_text(NOTEBOOK.format(extra=COMPARE))
     out = tmp_path / "ask.html"
     command = [*MARIMO, "export", "html", str(path), "-o", str(out), "--force"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
@@ -80,8 +90,9 @@ def test_marimo_export_holds_the_finished_form_of_a_call(
     escaped = out.read_text().replace('\\"', '"')  # the outputs sit in JSON in the page
     page = re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), escaped)
     # the calling cell's output became the static form; the next cell renders the result
-    assert page.count('<details class="step-magic-reasoning">') == 2
-    assert page.count('class="step-magic-footer"') == 2
+    assert page.count('<details class="step-magic-reasoning">') >= 2
+    assert page.count('class="step-magic-column"') == 2  # the comparison's grid
+    assert page.count('class="step-magic-footer"') == 4  # the call, the result, 2 columns
     assert "&lt;b&gt;bold&lt;/b&gt;" in page
     source = 'step_magic.ask("Why is the sky blue? <b>bold</b>"'
     assert page.count("<b>bold</b>") == page.count(source)  # markup only in the code itself

@@ -10,15 +10,15 @@ it is a widget, so the saved notebook needs no kernel.
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
-from IPython.display import display, update_display
+from IPython.display import display
 
 from step_magic.core.comparison import Comparison
 from step_magic.core.text import seconds
 from step_magic.display import static
 from step_magic.display.bundles import answer_div
+from step_magic.display.slots import JupyterSlots
 
 # min(18em, 100%): a column narrower than 18em fits its output area instead of being clipped
 GRID = (
@@ -104,14 +104,14 @@ class CompareProgress:
 
     ANSWER_TAIL = 4_000
 
-    def __init__(self, labels: tuple[str, ...], parent: str) -> None:
+    def __init__(self, labels: tuple[str, ...], parent: str, slots: Any = None) -> None:
         self._labels = labels
         self._parent = parent
-        self._id = uuid.uuid4().hex
+        self._slots = JupyterSlots() if slots is None else slots
         self._shown_at = float("-inf")
 
     def start(self) -> None:
-        display({"text/plain": "Starting the comparison…"}, raw=True, display_id=self._id)
+        self._slots.show([("grid", {"text/plain": "Starting the comparison…"})])
 
     def update(self, tallies: list[ColumnTally], results: list[Any]) -> None:
         """Redraw the columns (at most twice a second); ``results`` has None while running."""
@@ -130,12 +130,10 @@ class CompareProgress:
             lines.append(f"{label}: {line}")
             columns.append(_live_column(label, line, tally, self.ANSWER_TAIL))
         html = f'<div class="step-magic-compare-live" style="{GRID}">{"".join(columns)}</div>'
-        update_display(
-            {"text/html": html, "text/plain": "\n".join(lines)}, display_id=self._id, raw=True
-        )
+        self._slots.replace("grid", {"text/html": html, "text/plain": "\n".join(lines)})
 
     def finish(self, comparison: Comparison) -> None:
-        update_display(comparison_bundle(comparison), display_id=self._id, raw=True)
+        self._slots.replace("grid", comparison_bundle(comparison))
         comparison.shown_in = self._parent
 
 

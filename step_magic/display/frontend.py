@@ -125,13 +125,19 @@ def auto_progress(display: bool | None, total: int) -> Any:
 def auto_compare_progress(display: bool | None, labels: tuple[str, ...]) -> Any:
     """The live lines of a comparison in a notebook cell (None elsewhere, or when False);
     its ``finish`` shows the side-by-side grid."""
-    parent = parent_msg_id(current_shell())
-    if display is False or parent is None:
-        return None
+    from step_magic.display import marimo
     from step_magic.display.compare import CompareProgress
 
-    show_results_statically(current_shell())
-    progress = CompareProgress(labels, parent)
+    if display is False:
+        return None
+    parent = parent_msg_id(current_shell())
+    if marimo.running():
+        progress = CompareProgress(labels, "marimo", marimo.MarimoSlots())
+    elif parent is not None:
+        show_results_statically(current_shell())
+        progress = CompareProgress(labels, parent)
+    else:
+        return None
     progress.start()
     return progress
 

@@ -29,17 +29,12 @@ class MarimoSlots:
         import marimo as mo
 
         for name, shown in parts:
-            self._parts[name] = mo.ui.anywidget(shown) if not isinstance(shown, dict) else None
+            self._parts[name] = _html(shown) if isinstance(shown, dict) else mo.ui.anywidget(shown)
         self._draw()
 
     def replace(self, name: str, bundle: dict[str, Any]) -> None:
-        """Put the static ``bundle`` where part ``name`` was."""
-        import marimo as mo
-
-        from step_magic.display.static import escape
-
-        html = bundle.get("text/html") or f"<pre>{escape(bundle.get('text/plain', ''))}</pre>"
-        self._parts[name] = mo.Html(html) if html != "<pre></pre>" else None
+        """Put ``bundle`` where part ``name`` was."""
+        self._parts[name] = _html(bundle)
         self._draw()
 
     def _draw(self) -> None:
@@ -47,3 +42,15 @@ class MarimoSlots:
 
         shown = [part for part in self._parts.values() if part is not None]
         mo.output.replace(mo.vstack(shown) if shown else None)
+
+
+def _html(bundle: dict[str, Any]) -> Any:
+    """A bundle as marimo shows it: its HTML, else its text; None when it holds nothing."""
+    import marimo as mo
+
+    from step_magic.display.static import escape
+
+    if bundle.get("text/html"):
+        return mo.Html(bundle["text/html"])
+    text = bundle.get("text/plain", "")
+    return mo.Html(f"<pre>{escape(text)}</pre>") if text else None

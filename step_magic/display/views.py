@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
-from IPython.display import display, update_display
+from IPython.display import display
 
 from step_magic.core.result import StepResult
 from step_magic.core.text import seconds
@@ -29,6 +28,7 @@ from step_magic.display import static
 from step_magic.display.bundles import answer_bundle, answer_div, footer_bundle, reasoning_bundle
 from step_magic.display.closing import close_lingering_panels, close_widgets, keep_until_next_call
 from step_magic.display.mdblocks import BlockSplitter
+from step_magic.display.slots import JupyterSlots
 
 TAIL_REFRESH_SECONDS = 1.0
 TITLE_REFRESH_SECONDS = 0.5
@@ -216,22 +216,3 @@ class NotebookView:
             self._slots.replace("reasoning", reasoning_bundle(result, key=panel.key))
 
         panel.observe(on_click, names="expanded")
-
-
-class JupyterSlots:
-    """Where the parts go in a Jupyter frontend: outputs of the running cell, each under a
-    display id of its own, so each is replaced in place."""
-
-    def __init__(self) -> None:
-        self._ids: dict[str, str] = {}
-
-    def show(self, parts: list[tuple[str, Any]]) -> None:
-        """Display each part (a widget, or a bundle) under a new display id."""
-        for name, shown in parts:
-            self._ids[name] = uuid.uuid4().hex
-            raw = isinstance(shown, dict)
-            display(shown, raw=raw, display_id=self._ids[name])
-
-    def replace(self, name: str, bundle: dict[str, Any]) -> None:
-        """Put ``bundle`` where part ``name`` is shown (also from another cell)."""
-        update_display(bundle, display_id=self._ids[name], raw=True)
