@@ -48,6 +48,10 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 # What JupyterLab and Notebook 7 show where a widget cannot be displayed (see rendering.md).
 WIDGET_ERRORS = ("Error displaying widget", "model not found", "Loading widget")
 
+# JupyterLab's "Save Widget State Automatically" (Settings menu), off unless a test asks.
+SAVE_WIDGET_STATE = {
+    "@jupyter-widgets/jupyterlab-manager/plugin.jupyterlab-settings": {"saveState": True}
+}
 # Settings that keep pop-ups out of the way: no news / update check toasts.
 USER_SETTINGS = {
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
@@ -126,11 +130,19 @@ def read_outputs(path: Path, index: int | None = None) -> list[dict[str, Any]]:
 class JupyterServer:
     """``jupyter lab`` in a process group of its own, isolated under ``base``.
 
-    ``env`` is added to the server's environment, so the kernels it starts inherit it.
+    ``env`` is added to the server's environment, so the kernels it starts inherit it;
+    ``settings`` are user settings beside ``USER_SETTINGS`` (file name -> values).
     """
 
-    def __init__(self, base: Path, env: Mapping[str, str], unset: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        base: Path,
+        env: Mapping[str, str],
+        unset: tuple[str, ...] = (),
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
         self.base = base
+        self._settings = {**USER_SETTINGS, **(settings or {})}
         self.root = base / "notebooks"
         self.port = free_port()
         self.token = secrets.token_hex(16)
@@ -158,7 +170,7 @@ class JupyterServer:
         for folder in (*dirs.values(), self.root):
             folder.mkdir(parents=True, exist_ok=True)
         settings = dirs["JUPYTER_CONFIG_DIR"] / "lab" / "user-settings"
-        for name, values in USER_SETTINGS.items():
+        for name, values in self._settings.items():
             (settings / name).parent.mkdir(parents=True, exist_ok=True)
             (settings / name).write_text(json.dumps(values))
         env = {**os.environ, **{name: str(path) for name, path in dirs.items()}, **self._env}

@@ -11,13 +11,24 @@ from __future__ import annotations
 import itertools
 import re
 from pathlib import Path
+from typing import Any
 
+import nbformat
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from step_magic.server import LocalServer
 
-from .browser import CHROMIUM, JupyterServer, NotebookPage, write_notebook
+from .browser import (
+    CHROMIUM,
+    SAVE_WIDGET_STATE,
+    WIDGET_VIEW,
+    JupyterServer,
+    NotebookPage,
+    read_outputs,
+    write_notebook,
+)
+from .conftest import TEST_KEY, VIEWPORT
 from .test_browser_look import CHANGE_THEME, COLOURS, contrast
 
 pytestmark = [  # browser and kernel marks come from the fixtures (conftest.py)
@@ -228,3 +239,62 @@ def test_every_text_of_the_live_panel_reads_at_4_5_to_1(
         view.wait_until_ran(1, timeout=90)
     finally:
         page.evaluate(CHANGE_THEME, "JupyterLab Light")
+
+
+@pytest.fixture(scope="module")
+def lab_saving_widgets(_server: LocalServer, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """JupyterLab with "Save Widget State Automatically" on, its kernels on the local server."""
+    env = {"STEPFUN_API_KEY": TEST_KEY, "STEPFUN_BASE_URL": _server.base_url}
+    base = tmp_path_factory.mktemp("lab-saving-widgets")
+    lab = JupyterServer(base, env, unset=("STEP_API_KEY",), settings=SAVE_WIDGET_STATE)
+    lab.start()
+    try:
+        yield lab
+    finally:
+        lab.stop()
+
+
+def test_a_notebook_saved_mid_stream_shows_the_text_so_far_when_reopened(
+    browser: Browser, lab_saving_widgets: JupyterServer, server: LocalServer
+) -> None:
+    """With widget state saved (a JupyterLab setting, off by default), the panel's page-side
+    snapshot is in the file: reopened with a fresh kernel, it shows the reasoning received."""
+    server.config.tokens_per_second = 100
+    server.config.reasoning_tokens = 6_000  # a minute: still streaming when saved
+    lab = lab_saving_widgets
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        view = streaming_notebook(context.new_page(), lab, "midstream.ipynb", "lab")
+        view.run_cell(1)
+        panel = view.output(1).locator("details.step-magic-live")
+        expect(panel.locator(":scope > div")).to_contain_text("The last user message begins")
+        view.page.wait_for_timeout(1_500)  # the page's snapshot is refreshed once a second
+        view.save()
+        view.shut_down_kernel()  # the call never finishes: as if the kernel had died
+        notebook = nbformat.read(view.path, as_version=4)
+        states = notebook.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]
+        snapshots = [
+            model["state"]["snapshot"]["reasoning"]
+            for model in states["state"].values()
+            if model["state"].get("snapshot")
+        ]
+        assert any("The last user message begins" in text for text in snapshots)
+        assert any(WIDGET_VIEW in o.get("data", {}) for o in read_outputs(view.path, 1))
+        nbformat.write(notebook, lab.root / "midstream-copy.ipynb")
+        # Reopened later, as JupyterLab does after a restart: a fresh kernel, nothing run.
+        # (With no kernel at all JupyterLab 4.6 shows "Loading widget...": its widget
+        # manager reads the saved state only after asking a kernel for its widgets.)
+        reopened = NotebookPage(context.new_page(), lab, "midstream-copy.ipynb", ARTIFACTS)
+        reopened.open()
+        reopened.wait_for_idle_kernel()
+        restored = reopened.output(1).locator("details.step-magic-live")
+        restored.locator("summary").click()
+        body = restored.locator(":scope > div")
+        expect(body).to_contain_text("Saved while the reply streamed")
+        expect(body).to_contain_text("The last user message begins")
+        assert body.inner_text().count("The last user message begins") == 1  # once, whole
+        reopened.screenshot("midstream-reopened", cell=1)
+        assert reopened.widget_errors() == []
+    finally:
+        context.close()
+        lab.shut_down_kernels()

@@ -90,7 +90,7 @@ def test_a_click_made_while_streaming_keeps_the_saved_block_open(
         "comm_msg",
         {
             "comm_id": panel_id,
-            "data": {"method": "update", "state": {"expanded": True}, "buffer_paths": []},
+            "data": {"method": "custom", "content": {"expanded": True}},
         },
     )
     kernel.client.shell_channel.send(click)

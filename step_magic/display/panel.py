@@ -93,6 +93,16 @@ class ReasoningPart(_Part):
     expanded = traitlets.Bool(False).tag(sync=True)  # two-way: the reader's click comes back
     body_style = traitlets.Unicode("").tag(sync=True)  # the reasoning box, as saved
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.on_msg(self._toggled)
+
+    def _toggled(self, _: Any, content: dict[str, Any], buffers: Any) -> None:
+        """The reader opened or closed it (as a message: the page keeps a snapshot of the
+        text in the model's state, which ``save_changes`` would send along)."""
+        if isinstance(content.get("expanded"), bool):
+            self.expanded = content["expanded"]
+
 
 class AnswerPart(_Part):
     """The answer so far: finished Markdown blocks and the unfinished tail, as safe HTML."""

@@ -4,6 +4,11 @@
 // answer so far turns out to be reasoning. They are kept per model, so every view of it (and
 // a view made later) draws the same text; the `head` trait recovers messages sent before this
 // script had loaded. No dependency, no fetch: it must run in a classroom without network.
+//
+// What arrived is also mirrored, once a second, into the model's `snapshot` in this page
+// only (never sent to the kernel: nothing here calls save_changes). A notebook saved while
+// the reply streams, with "Save Widget State Automatically" on, keeps it, and the panel
+// shows that text when the file is opened again without the kernel.
 
 const STORES = new Map();
 
@@ -11,7 +16,7 @@ function storeOf(model) {
   const key = model.get("key");
   let store = STORES.get(key);
   if (!store) {
-    store = { next: 0, waiting: new Map(), closed: false, gap: 0, reasoning: "", blocks: [], tail: "", views: new Set() };
+    store = { next: 0, waiting: new Map(), closed: false, gap: 0, reasoning: "", blocks: [], tail: "", views: new Set(), saved: false };
     STORES.set(key, store);
   }
   return store;
@@ -56,10 +61,42 @@ function adoptHead(model, store) {
   for (const m of head.messages || []) receive(store, m);
 }
 
+function snapshotEverySecond(model, store) {
+  let due = null;
+  return () => {
+    if (due !== null) return;
+    due = setTimeout(() => {
+      due = null;
+      const { reasoning, blocks, tail } = store;
+      model.set("snapshot", { reasoning, blocks: blocks.join(""), tail });
+    }, 1000);
+  };
+}
+
+// A panel restored from a saved notebook: the text it had when the notebook was saved.
+function restore(model, store) {
+  const saved = model.get("snapshot");
+  if (!saved || store.next > 0) return;
+  store.reasoning = saved.reasoning || "";
+  store.blocks = saved.blocks ? [saved.blocks] : [];
+  store.tail = saved.tail || "";
+  store.saved = true;
+  store.next = Infinity; // the snapshot holds everything; the saved head must not add to it
+}
+
 function initialize({ model }) {
   const store = storeOf(model);
-  const custom = (message) => receive(store, message);
-  const head = () => adoptHead(model, store);
+  const snapshot = snapshotEverySecond(model, store);
+  const custom = (message) => {
+    receive(store, message);
+    snapshot();
+  };
+  const head = () => {
+    const finished = Object.keys(model.get("head") || {}).length === 0 && store.next > 0;
+    if (finished) model.set("snapshot", null); // the static form holds the text now
+    else adoptHead(model, store);
+  };
+  restore(model, store);
   model.on("msg:custom", custom);
   model.on("change:head", head);
   head();

@@ -51,10 +51,12 @@ function renderReasoning(model, store, el) {
   };
   const atEnd = () => body.scrollHeight - body.scrollTop - body.clientHeight < 8;
   const showGap = () => {
-    if (!store.gap || body.querySelector(".step-magic-gap")) return;
+    if (!(store.gap || store.saved) || body.querySelector(".step-magic-gap")) return;
     const note = document.createElement("div");
     note.className = "step-magic-gap";
-    note.textContent = "… some text arrived before this panel was ready; the final form has all of it\n";
+    note.textContent = store.saved
+      ? "Saved while the reply streamed: the text received until then.\n"
+      : "… some text arrived before this panel was ready; the final form has all of it\n";
     body.prepend(note);
   };
   const title = () => {
@@ -71,8 +73,9 @@ function renderReasoning(model, store, el) {
   const toggled = () => {
     if (details.open) body.scrollTop = body.scrollHeight, (following = true);
     if (model.get("expanded") !== details.open) {
+      // a message, not save_changes: that would also send the page-only snapshot
       model.set("expanded", details.open);
-      model.save_changes();
+      model.send({ expanded: details.open });
     }
   };
   details.addEventListener("toggle", toggled);
