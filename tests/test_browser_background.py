@@ -56,3 +56,38 @@ def test_a_background_call_finishes_in_its_own_cell_while_another_cell_runs(
     assert view.output(2).locator(".step-magic-reasoning, .widget-accordion").count() == 0
     view.screenshot("12-background-finished", cell=1)
     view.wait_until_ran(2)
+
+
+WAIT_A_WHILE = "import time\ntime.sleep(8)  # the kernel is busy: a click reaches it only after"
+
+
+def test_stop_says_stopping_at_once_while_another_cell_keeps_the_kernel_busy(
+    page: Page, jupyter: JupyterServer, server: LocalServer
+) -> None:
+    server.config.tokens_per_second = 100
+    server.config.reasoning_tokens = 3_000  # 30 s: still thinking when stopped
+    write_notebook(
+        jupyter.root / "stop.ipynb",
+        "%load_ext step_magic",
+        "%%step --background -o r\nWhy is the sky blue?",
+        WAIT_A_WHILE,
+        "print(r.done, r.result.status)",
+    )
+    view = NotebookPage(page, jupyter, "stop.ipynb", ARTIFACTS)
+    view.open()
+    view.wait_for_idle_kernel()
+    view.run_and_wait(0)
+    view.run_and_wait(1)
+    stop = view.output(1).get_by_role("button", name="Stop")
+    expect(view.output(1)).to_contain_text(re.compile(r"Thinking… [\d,]+ chars"))
+    view.run_cell(2)
+    expect(view.cell(2).locator(".jp-InputPrompt")).to_have_text(re.compile(r"\[\*\]"))
+    stop.click()
+    stopping = view.output(1).get_by_role("button", name="Stopping…")
+    expect(stopping).to_be_visible(timeout=1_000)  # at once, though the kernel is busy
+    expect(stopping).to_be_disabled()
+    view.wait_until_ran(2, timeout=60)
+    expect(view.output(1).locator("details.step-magic-reasoning")).to_have_count(1)
+    expect(view.output(1)).to_contain_text("interrupted while the model was thinking")
+    view.run_and_wait(3)
+    expect(view.output(3)).to_contain_text("True interrupted")
