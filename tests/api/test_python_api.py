@@ -203,19 +203,33 @@ def test_a_failed_stream_raises_after_its_done_event(api_env: LocalServer) -> No
     assert caught.value.result.reasoning
 
 
-@pytest.mark.slow  # a process of its own
-def test_the_first_example_in_the_api_docs_runs_as_written(tmp_path: Path) -> None:
+def api_docs_example(section: str, tmp_path: Path) -> str:
+    """Run the first Python block under ``## section`` of docs/api.md as it is; its stdout."""
     docs = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
-    example = docs.split("## A first call", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    example = docs.split(f"## {section}", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
     env = {**os.environ, "STEP_MAGIC_HISTORY": str(tmp_path / "history.sqlite3")}
     done = subprocess.run(
         [sys.executable, "-c", example], capture_output=True, text=True, env=env, timeout=60
     )
     assert done.returncode == 0, done.stderr
-    status, answer, cost = done.stdout.splitlines()[0], done.stdout, done.stdout.splitlines()[-1]
+    return done.stdout
+
+
+@pytest.mark.slow  # a process of its own
+def test_the_first_example_in_the_api_docs_runs_as_written(tmp_path: Path) -> None:
+    stdout = api_docs_example("A first call", tmp_path)
+    status, answer, cost = stdout.splitlines()[0], stdout, stdout.splitlines()[-1]
     assert status.startswith("complete ")
     assert "Simulated answer" in answer
     assert "tokens, ≈ $" in cost
+
+
+@pytest.mark.slow  # a process of its own
+def test_the_api_docs_example_of_a_result_showing_itself_runs_as_written(
+    tmp_path: Path,
+) -> None:
+    stdout = api_docs_example("Showing a result", tmp_path)
+    assert stdout.splitlines() == ["['text/html', 'text/markdown', 'text/plain']", "True"]
 
 
 def test_chat_reset_starts_afresh_for_a_resumed_chat_too(api_env: LocalServer) -> None:
