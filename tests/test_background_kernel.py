@@ -147,7 +147,9 @@ def test_two_background_calls_from_one_cell_stream_into_their_own_panels(
     everything = kernel.sent_to(started)
     assert everything.stdout() == "in the cell itself\n"  # nothing of the panels as output
     panels = set(everything.comm_models())  # whichever cell's request the text came under
-    texts = panel_texts([*everything.messages, *kernel.elsewhere, *waited.messages])
+    every = [*everything.messages, *kernel.elsewhere, *waited.messages]
+    seen = {m["header"]["msg_id"]: m for m in every}  # sent_to's share of elsewhere, once
+    texts = panel_texts(sorted(seen.values(), key=lambda m: m["received"]))
     streamed = {text for comm, text in texts.items() if comm in panels and text}
     reasoning = kernel.execute("print(repr((a.reasoning, b.reasoning)))").stdout()
     assert streamed == set(eval(reasoning))  # each panel got its own call's text, whole

@@ -77,6 +77,14 @@ def contrast(fore: str, back: str, opacity: float) -> float:
     return (high + 0.05) / (low + 0.05)
 
 
+def poorly_contrasted(found: list[dict[str, Any]]) -> list[tuple[str, float]]:
+    """The texts of ``COLOURS`` under 4.5:1 (WCAG AA), with their ratios."""
+    ratios = [
+        (item["text"], contrast(item["colour"], item["behind"], item["opacity"])) for item in found
+    ]
+    return [(text, round(ratio, 2)) for text, ratio in ratios if ratio < 4.5]
+
+
 def test_the_live_panel_looks_like_the_final_form(
     page: Page, jupyter: JupyterServer, server: LocalServer
 ) -> None:
@@ -166,11 +174,7 @@ def test_code_footer_and_warnings_are_readable_in_light_and_dark(
         assert any(t.startswith("def") for t in texts)
         assert any("interrupted" in t for t in texts)
         assert any(t.startswith("step-3.7-flash") for t in texts)
-        poor = [
-            (item["text"], round(contrast(item["colour"], item["behind"], item["opacity"]), 2))
-            for item in found
-            if contrast(item["colour"], item["behind"], item["opacity"]) < 4.5
-        ]
+        poor = poorly_contrasted(found)
         view.screenshot(f"8-contrast-{theme.split()[-1].lower()}-{trusted}", cell=0)
         assert poor == [], str(poor)
         code_colours = {item["colour"] for item in found if item["text"] in ("def", "import")}

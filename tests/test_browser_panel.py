@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import re
-from pathlib import Path
 from typing import Any
 
 import nbformat
@@ -29,16 +28,12 @@ from .browser import (
     write_notebook,
 )
 from .conftest import TEST_KEY, VIEWPORT
-from .test_browser_look import CHANGE_THEME, COLOURS, contrast
+from .test_browser import ARTIFACTS
+from .test_browser_look import CHANGE_THEME, COLOURS, poorly_contrasted
 
 pytestmark = [  # browser and kernel marks come from the fixtures (conftest.py)
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason=f"{CHROMIUM} is missing: install Debian's Chromium with `bash .ci/browser-deps`",
-    ),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing"),
 ]
-
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "browser"
 THINKING = re.compile(r"^Thinking… [\d,]+ chars · [\d.]+ s$")
 
 
@@ -229,11 +224,7 @@ def test_every_text_of_the_live_panel_reads_at_4_5_to_1(
         texts = [item["text"] for item in found]
         assert any(text.startswith("Thinking…") for text in texts)
         assert any(text.startswith("The request is for") for text in texts)
-        poor = [
-            (item["text"], round(contrast(item["colour"], item["behind"], item["opacity"]), 2))
-            for item in found
-            if contrast(item["colour"], item["behind"], item["opacity"]) < 4.5
-        ]
+        poor = poorly_contrasted(found)
         view.screenshot(f"live-contrast-{theme.split()[-1].lower()}", cell=1)
         assert poor == [], str(poor)
         view.wait_until_ran(1, timeout=90)

@@ -243,3 +243,13 @@ def test_the_warm_up_can_be_switched_off(fresh_kernel: Any) -> None:
     time.sleep(2)  # four times the warm-up's delay
     run = fresh_kernel.execute("import sys\nprint('openai' in sys.modules)")
     assert run.stdout().strip() == "False"
+
+
+def test_the_magic_returns_its_result_without_a_second_output(kernel: Any) -> None:
+    run = kernel.execute("%%step --no-reasoning\nHi")
+    assert run.error() is None
+    assert run.of_type("execute_result") == []  # Out[n] holds it, the panel shows it once
+    bound = kernel.execute("r = %step --no-reasoning Hi\nprint(r is _step)")
+    assert bound.stdout() == "True\n"
+    shown = kernel.execute("display(r)")  # shown again from another cell: the static form
+    assert len(shown.of_type("display_data")) == 3  # the reasoning, the answer, the footer

@@ -40,9 +40,10 @@ def test_an_answer_shown_as_json_keeps_its_text_in_the_html(api_env: LocalServer
 def test_display_of_a_result_in_terminal_ipython_prints_the_answer(
     ip: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    ip.run_cell("%step --no-reasoning Hi").raise_error()
+    # store_history, as terminal IPython runs cells: each its own execution count
+    ip.run_cell("%step --no-reasoning Hi", store_history=True).raise_error()
     capsys.readouterr()
-    ip.run_cell("display(_step)").raise_error()
+    ip.run_cell("display(_step)", store_history=True).raise_error()
     shown = capsys.readouterr().out
     assert ip.user_ns["_step"].answer.strip().splitlines()[-1] in shown
     assert "trace id" in shown
@@ -55,3 +56,25 @@ def test_a_comparison_and_a_pending_call_render_themselves(api_env: LocalServer)
     pending = step_magic.ask("Hi", background=True, display=False)
     result = pending.wait(timeout=30)
     assert pending._repr_mimebundle_() == result._repr_mimebundle_()
+
+
+def test_the_magic_returns_its_result_and_the_cell_does_not_repeat_it(
+    ip: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ip.run_cell("r = %step --no-reasoning Hi", store_history=True).raise_error()
+    assert ip.user_ns["r"] is ip.user_ns["_step"]
+    capsys.readouterr()
+    ended = ip.run_cell("%step --no-reasoning Hi again", store_history=True)
+    ended.raise_error()
+    assert ended.result is ip.user_ns["_step"]  # Out[n] holds it
+    out = capsys.readouterr().out
+    answer = ip.user_ns["_step"].answer.strip().splitlines()[-1]
+    assert out.count(answer) == 1  # streamed once; Out[n] says what it is, not the answer again
+    assert "StepResult: complete, " in out
+
+
+def test_a_comparison_is_returned_too(ip: Any) -> None:
+    ran = ip.run_cell("%step --effort low,high Hi")
+    ran.raise_error()
+    assert ran.result is ip.user_ns["_step"]
+    assert [r.status for r in ran.result.results] == ["complete", "complete"]

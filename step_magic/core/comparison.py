@@ -82,6 +82,11 @@ class Comparison:
             raise InputError("Comparison.table() needs pandas: pip install pandas") from None
         return pd.DataFrame(self.rows()).set_index("variant")
 
+    def _ipython_display_(self) -> None:
+        """IPython shows the static form, or only a line where this very cell's live view
+        already became it (``r = %step ...`` ends a cell with the result)."""
+        rendering.show("comparison", self)
+
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         """The side-by-side grid for any frontend (plain text: the repr)."""
         return rendering.mimebundle("comparison", self, repr(self))

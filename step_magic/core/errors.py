@@ -21,13 +21,17 @@ class StepMagicError(Exception):
     """
 
     result: Any = None
+    debug_trace: str | None = None  # the cause's traceback, redacted (core.diagnostics)
 
     def __init__(self, *args: object) -> None:
         # a base URL's password or query key never reaches a message, whoever wrote it
         super().__init__(*(redact_url(arg) if isinstance(arg, str) else arg for arg in args))
 
     def _render_traceback_(self) -> list[str]:
-        return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}"]
+        line = f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}"
+        if self.debug_trace:  # the debug switch is on: the cause, under the line
+            return [line, "", "The cause (STEP_MAGIC_DEBUG):", self.debug_trace]
+        return [line]
 
 
 class InputError(StepMagicError, ValueError):

@@ -14,11 +14,24 @@ from typing import Any
 
 Bundle = dict[str, Any]
 _RENDERERS: dict[str, Callable[[Any], Bundle]] = {}
+_SHOWERS: dict[str, Callable[[Any], None]] = {}
 
 
-def register(kind: str, render: Callable[[Any], Bundle]) -> None:
-    """``render`` turns an object of ``kind`` (``"result"``, ``"comparison"``) into a bundle."""
+def register(kind: str, render: Callable[[Any], Bundle], show: Callable[[Any], None]) -> None:
+    """``render`` turns an object of ``kind`` (``"result"``, ``"comparison"``) into a bundle;
+    ``show`` displays it in IPython (``_ipython_display_``), or not, when the cell that made
+    it already shows it."""
     _RENDERERS[kind] = render
+    _SHOWERS[kind] = show
+
+
+def show(kind: str, shown: Any) -> None:
+    """IPython's ``display(shown)``, through the registered ``show``, else as plain text."""
+    show_it = _SHOWERS.get(kind)
+    if show_it is not None:
+        show_it(shown)
+    else:
+        print(mimebundle(kind, shown, str(shown))["text/plain"])
 
 
 def mimebundle(kind: str, shown: Any, plain: str) -> Bundle:

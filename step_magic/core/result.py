@@ -97,6 +97,11 @@ class StepResult:
         ids = (self.trace_id, self.completion_id)
         return RecordedReply(self.reasoning, self.answer, self.finish_reason, self.usage, *ids)
 
+    def _ipython_display_(self) -> None:
+        """IPython shows the static form, or only a line where this very cell's live view
+        already became it (``r = %step ...`` ends a cell with the result)."""
+        rendering.show("result", self)
+
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         """The static form (reasoning, answer, footer) for any frontend: safe HTML, the
         answer as Markdown, and plain text that holds the answer."""

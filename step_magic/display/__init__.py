@@ -21,6 +21,12 @@ def _comparison(comparison: Any) -> dict[str, Any]:
     return comparison_bundle(comparison)
 
 
+def _show(shown: Any) -> None:
+    from step_magic.display.frontend import show_in_ipython
+
+    show_in_ipython(shown)
+
+
 # Results render themselves through these (core.rendering); imported when first shown.
-rendering.register("result", _result)
-rendering.register("comparison", _comparison)
+rendering.register("result", _result, _show)
+rendering.register("comparison", _comparison, _show)

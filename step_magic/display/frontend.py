@@ -2,7 +2,7 @@
 
 A Jupyter frontend gets the live panel, a terminal gets the plain stream, and a script whose
 output goes to a file or a pipe gets nothing (its caller has the result). The shell is read,
-never changed, except to teach it how to show a ``StepResult``.
+never changed.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def choose_view(shell: Any, settings: Settings, *, tools: bool = False) -> Any:
             reasoning=settings.reasoning,
             tools=tools,
         )
-    return TerminalView(reasoning=settings.reasoning)
+    return TerminalView(reasoning=settings.reasoning, shown_in=cell_token(shell))
 
 
 class QuietView:
@@ -79,12 +79,11 @@ def auto_view(display: bool | None, settings: Settings, *, tools: bool = False) 
         )
     shell = current_shell()
     if parent_msg_id(shell) is not None:
-        show_results_statically(shell)
         return choose_view(shell, settings, tools=tools)
     if display or sys.stdout.isatty():
         from step_magic.display.terminal import TerminalView
 
-        return TerminalView(reasoning=settings.reasoning)
+        return TerminalView(reasoning=settings.reasoning, shown_in=cell_token(shell))
     return QuietView()
 
 
@@ -104,7 +103,6 @@ def background_view(
         return auto_view(display or False, settings), None, None
     from step_magic.display.background import background_panel
 
-    show_results_statically(shell)
     return background_panel(shell, settings, stop, lambda: parent_msg_id(current_shell()))
 
 
@@ -134,7 +132,6 @@ def auto_compare_progress(display: bool | None, labels: tuple[str, ...]) -> Any:
     if marimo.running():
         progress = CompareProgress(labels, "marimo", marimo.MarimoSlots())
     elif parent is not None:
-        show_results_statically(current_shell())
         progress = CompareProgress(labels, parent)
     else:
         return None
@@ -142,42 +139,40 @@ def auto_compare_progress(display: bool | None, labels: tuple[str, ...]) -> Any:
     return progress
 
 
-def show_results_statically(shell: Any) -> None:
-    """``display(result)`` and a cell ending in a result show its static form.
-
-    Registered by name, so nothing is imported until a result is shown.
-    """
-    formatter = shell.display_formatter.ipython_display_formatter
-    formatter.for_type_by_name("step_magic.core.result", "StepResult", _show)
-    formatter.for_type_by_name("step_magic.core.comparison", "Comparison", _show_comparison)
-
-
-def forget_results(shell: Any) -> None:
-    """Undo ``show_results_statically`` (``%unload_ext``)."""
-    from step_magic.core.comparison import Comparison
-    from step_magic.core.result import StepResult
-
-    formatter = shell.display_formatter.ipython_display_formatter
-    for kind in (StepResult, Comparison):
-        formatter.pop(kind, None)
-        formatter.deferred_printers.pop((kind.__module__, kind.__name__), None)
+def cell_token(shell: Any) -> str | None:
+    """What names the running cell: its request id in a Jupyter kernel, its execution count
+    in terminal IPython; None outside IPython."""
+    parent = parent_msg_id(shell)
+    if parent is not None or shell is None:
+        return parent
+    return f"terminal:{getattr(shell, 'execution_count', 0)}"
 
 
-def _show(result: Any) -> None:
-    """The static form, unless this very cell already shows it (its live panel became it)."""
-    if not _shown_here(result):
+def show_in_ipython(shown: Any) -> None:
+    """``display(result)`` and a cell ending in a result (``r = %step ...``): the static form;
+    where this very cell's live view became it, nothing in a notebook and one line of what
+    it is in a terminal (its answer was printed already)."""
+    from IPython.display import display
+
+    shell = current_shell()
+    here = shown.shown_in is not None and shown.shown_in == cell_token(shell)
+    in_notebook = parent_msg_id(shell) is not None
+    if here:
+        if not in_notebook:
+            print(summary_line(shown))
+    elif in_notebook and hasattr(shown, "reasoning"):
         from step_magic.display.views import show_static
 
-        show_static(result)
+        show_static(shown)
+    else:
+        display(shown._repr_mimebundle_(), raw=True)
 
 
-def _show_comparison(comparison: Any) -> None:
-    """The side-by-side grid, unless this very cell's live columns became it."""
-    if not _shown_here(comparison):
-        from step_magic.display.compare import show_comparison
-
-        show_comparison(comparison)
-
-
-def _shown_here(shown: Any) -> bool:
-    return shown.shown_in is not None and shown.shown_in == parent_msg_id(current_shell())
+def summary_line(shown: Any) -> str:
+    """What a result is, in a line: for a terminal's ``Out[n]``, below the reply itself."""
+    if not hasattr(shown, "reasoning"):
+        return repr(shown)
+    return (
+        f"StepResult: {shown.status}, {len(shown.reasoning):,} chars of reasoning, "
+        f"{len(shown.answer):,} of answer"
+    )

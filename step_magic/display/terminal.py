@@ -22,8 +22,11 @@ TERMINAL_UNSAFE = re.compile("[\u0080-\u009f\u202a-\u202e\u2066-\u2069]")
 class TerminalView:
     """Terminal IPython: reasoning dimmed as it arrives, then the answer, then the footer."""
 
-    def __init__(self, *, reasoning: bool, color: bool | None = None) -> None:
+    def __init__(
+        self, *, reasoning: bool, color: bool | None = None, shown_in: str | None = None
+    ) -> None:
         self._with_reasoning = reasoning
+        self._shown_in = shown_in  # the terminal cell this runs in (frontend.cell_token)
         self._color = sys.stdout.isatty() if color is None else color
         self._phase = "start"
 
@@ -62,6 +65,7 @@ class TerminalView:
 
     def finish(self, result: StepResult) -> None:
         """End the stream with the provenance footer."""
+        result.shown_in = self._shown_in
         self._write("\n\n" + static.footer_text(result) + "\n", dim=True)
 
     def _write(self, text: str, *, dim: bool) -> None:

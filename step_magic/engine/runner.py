@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from step_magic.core.diagnostics import keep_cause
 from step_magic.core.errors import StepAPIError, StepInterrupted, StepMagicError
 from step_magic.core.events import (
     AnswerDelta,
@@ -79,6 +80,7 @@ def run_call(
         except Exception as err:  # a bug of ours must not cost the user what was shown
             detail = redact(f"unexpected failure during the call: {err!r}", settings.api_key)
             turns.error = _failure(detail, settings)
+            keep_cause(turns.error, err, settings.api_key)
         progress.flush(view, time.monotonic())
         result = _result(settings, turns, progress, bool(interrupts), tools)
         if annotate is not None:
@@ -175,7 +177,9 @@ def _pump(stream: EventSource, events: queue.Queue[object], settings: Settings) 
         events.put(err)
     except Exception as err:
         detail = redact(f"unexpected failure while reading the reply: {err!r}", settings.api_key)
-        events.put(_failure(detail, settings))
+        failure = _failure(detail, settings)
+        keep_cause(failure, err, settings.api_key)
+        events.put(failure)
     finally:
         events.put(_END)
 

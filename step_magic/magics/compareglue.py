@@ -33,7 +33,7 @@ def is_comparison(args: argparse.Namespace) -> bool:
     return "," in (args.effort or "") or "," in (args.model or "")
 
 
-def run_comparison(magics: Any, args: argparse.Namespace, prompt: str) -> None:
+def run_comparison(magics: Any, args: argparse.Namespace, prompt: str) -> Any:
     """Prepare every variant, run them at once, bind the ``Comparison`` (also when Ctrl-C
     stopped it); UsageError first for anything that cannot be compared."""
     from step_magic.api.compare import run_variants
@@ -75,6 +75,7 @@ def run_comparison(magics: Any, args: argparse.Namespace, prompt: str) -> None:
         from step_magic.display.compare import comparison_bundle
 
         print(comparison_bundle(comparison)["text/plain"])  # terminal IPython
+    return comparison
 
 
 def _bind(magics: Any, args: argparse.Namespace, comparison: Any) -> None:

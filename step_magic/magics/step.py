@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
-from traitlets import Bool, CFloat, CInt, Enum, Unicode
+from traitlets import Bool, CFloat, CInt, Enum, Unicode, observe
 
 from step_magic.context.outputs import OutputRecorder
 from step_magic.core import settings as config
@@ -105,6 +105,18 @@ class StepMagics(Magics):
         None, allow_none=True, help="History database; default in the user data directory."
     ).tag(config=True)
 
+    debug = Bool(
+        False,
+        help="Keep the cause of an unexpected failure: its traceback (the key removed) under "
+        "the error and in logging.getLogger('step_magic'). Also STEP_MAGIC_DEBUG=1.",
+    ).tag(config=True)
+
+    @observe("debug")
+    def _debug_changed(self, change: dict[str, Any]) -> None:
+        from step_magic.core.diagnostics import set_debug
+
+        set_debug(bool(change["new"]))
+
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self._session: Session | None = None
@@ -113,25 +125,24 @@ class StepMagics(Magics):
         publisher: Any = getattr(shell, "display_pub", None)
         if hasattr(publisher, "register_hook"):  # ipykernel: remember displayed images
             publisher.register_hook(self._outputs.hook)
-        if getattr(shell, "kernel", None) is not None:  # a terminal shows _repr_mimebundle_
-            frontend.show_results_statically(shell)
 
     @step_arguments
     @no_var_expand  # the prompt is ours to read: IPython must not expand {x} or $x first
     @line_cell_magic
-    def step(self, line: str, cell: str | None = None) -> None:
+    def step(self, line: str, cell: str | None = None) -> Any:
         """Ask a StepFun model; the reasoning streams into a panel, the answer below it.
 
         Cell form: ``%%step [flags]`` with the prompt as the cell body.
-        Line form: ``%step [flags] prompt``. The result is bound to ``_step``.
+        Line form: ``%step [flags] prompt``. The result is bound to ``_step`` and returned
+        (``r = %step ...``; ``Out[n]``), as ``%timeit -o`` returns its result; the cell does
+        not show it twice.
         """
         args, prompt = read_flags(self.step.parser, line, cell)
         from step_magic.magics.compareglue import is_comparison, run_comparison
         from step_magic.magics.toolglue import check_tool_flags, tool_loop
 
         if is_comparison(args):
-            run_comparison(self, args, prompt)
-            return
+            return run_comparison(self, args, prompt)
 
         check_tool_flags(args, replay=(self.replay or args.replay) and not args.refresh)
         if args.background:
@@ -143,7 +154,7 @@ class StepMagics(Magics):
 
             settings = self._settings(args, need_key=not args.dry_run)
             run_map(self, args, prompt, settings)
-            return
+            return None
         options = self._call_options(args)
         settings = self._settings(args, need_key=not (args.dry_run or options.replay))
         composed = self._compose(prompt, settings.model, args)
@@ -155,14 +166,14 @@ class StepMagics(Magics):
         prepared = self.session.prepare(settings, composed, options, cell_id, specs)
         if args.dry_run:
             magic_frontend.show_dry_run(settings, prepared.request)
-            return
+            return None
         if args.background:  # starting it stops any call this cell started before
             from step_magic.api.prepare import Call
             from step_magic.magics.background import start_in_background
 
             call = Call(settings, prepared, dataclasses.replace(options, background=True), None)
             start_in_background(self, args, call, cell_id)
-            return
+            return None
         background = sys.modules.get("step_magic.api.background")
         if background is not None:  # re-running a cell replaces the call it started before
             background.POOL.cancel_from(cell_id)
@@ -177,6 +188,7 @@ class StepMagics(Magics):
             error = magic_frontend.json_error(result.answer)
         if error is not None:
             raise error
+        return result
 
     @property
     def session(self) -> Session:
@@ -280,7 +292,6 @@ class StepMagics(Magics):
         publisher: Any = getattr(self.shell, "display_pub", None)
         if hasattr(publisher, "unregister_hook"):
             publisher.unregister_hook(self._outputs.hook)
-        frontend.forget_results(self.shell)
         render = sys.modules.get("step_magic.display.closing")
         if render is not None:
             render.close_lingering_panels()

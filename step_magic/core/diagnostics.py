@@ -1,0 +1,44 @@
+"""The debug switch: the cause of an unexpected failure, kept and logged, redacted.
+
+A bug of ours (or of a library) during a call becomes one line, "unexpected failure during
+the call: …", so a notebook never shows a stack of internals. To report or fix such a bug the
+real traceback is needed: with ``%config StepMagics.debug = True`` or ``STEP_MAGIC_DEBUG=1``
+the error keeps its cause (``__cause__``), shows its traceback under the line, and logs it to
+``logging.getLogger("step_magic")``; the key, and any secret in a URL, is removed first.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import traceback
+
+from step_magic.core.errors import StepMagicError
+from step_magic.core.redact import redact_url
+from step_magic.core.settings import redact
+
+LOGGER = logging.getLogger("step_magic")
+_SWITCH = {"on": False}
+_OFF = ("", "0", "false", "no", "off")
+
+
+def set_debug(on: bool) -> None:
+    """Turn the switch on or off for this process (the ``StepMagics.debug`` trait)."""
+    _SWITCH["on"] = on
+
+
+def debugging() -> bool:
+    """True when the trait or ``STEP_MAGIC_DEBUG`` (anything but 0, false, no, off) asks."""
+    return _SWITCH["on"] or os.environ.get("STEP_MAGIC_DEBUG", "").strip().lower() not in _OFF
+
+
+def keep_cause(error: BaseException, cause: BaseException, secret: str | None) -> None:
+    """In debug mode: chain ``cause`` to ``error``, log its traceback, keep it to show."""
+    if not debugging():
+        return
+    error.__cause__ = cause
+    text = "".join(traceback.format_exception(type(cause), cause, cause.__traceback__))
+    shown = redact_url(redact(text, secret))
+    if isinstance(error, StepMagicError):
+        error.debug_trace = shown
+    LOGGER.error("%s\n%s", redact_url(redact(str(error), secret)), shown)
