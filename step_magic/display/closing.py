@@ -20,7 +20,11 @@ def keep_until_next_call(*widgets: Any) -> None:
 def close_lingering_panels() -> None:
     """Close the headers kept from earlier calls (see ``_follow_late_clicks``)."""
     while _LINGERING:
-        close_widgets(_LINGERING.pop())
+        widget = _LINGERING.pop()
+        retire = getattr(widget, "retire", None)  # a panel part keeps no script once closed
+        if retire is not None:
+            retire()
+        close_widgets(widget)
 
 
 def close_widgets(*widgets: Any) -> None:

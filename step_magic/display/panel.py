@@ -33,6 +33,19 @@ HEAD_SECONDS = 2.0  # ... for at most this long: the script has loaded by then
 _STATIC = Path(__file__).with_name("static")
 
 
+# What a finished part's model keeps instead of its script: nbclient and papermill save every
+# widget's state, closed or not, and a notebook of many calls would hold the scripts as often.
+RETIRED = "export default {};"
+
+
+class _Retiring(anywidget.AnyWidget):
+    def retire(self) -> None:
+        """Swap the script of a part whose views are gone for ``RETIRED``."""
+        self._esm = RETIRED
+        if self.has_trait("_css"):
+            self._css = ""
+
+
 def script(*names: str) -> str:
     """The named files of ``static/`` as one text, comments and indentation dropped (none of
     our strings holds ``//`` at a line start or ``/*``)."""
@@ -42,7 +55,7 @@ def script(*names: str) -> str:
     return "\n".join(line for line in lines if line and not line.startswith("//"))
 
 
-class _Part(anywidget.AnyWidget):
+class _Part(_Retiring):
     """What the parts share: a key the browser keeps their text under, numbered messages,
     and the ``head`` that recovers the first ones."""
 
@@ -110,7 +123,7 @@ class AnswerPart(_Part):
     _esm = script("protocol.js", "answer.js")
 
 
-class StatusPart(anywidget.AnyWidget):
+class StatusPart(_Retiring):
     """The status line; a Stop button for a background call; phases for screen readers."""
 
     _esm = script("status.js")

@@ -190,6 +190,8 @@ class NotebookView:
         for part in (self._answer, self._panel):
             if part is not None:
                 part.forget()
+        self._answer.retire()
+        self._status.retire()
         close_widgets(self._answer, self._status)
         if self._panel is not None:
             self._follow_late_clicks(result)
