@@ -8,6 +8,7 @@ logger; the key never appears in any of them.
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Iterator
 from typing import Any
 
@@ -65,14 +66,16 @@ def test_the_environment_variable_keeps_shows_and_logs_the_cause_redacted(
     monkeypatch.setenv("STEP_MAGIC_DEBUG", "1")
     with caplog.at_level(logging.ERROR, logger="step_magic"):
         error = broken_call()
-    assert isinstance(error.__cause__, RuntimeError)
+    assert isinstance(error.__cause__, diagnostics.FailureCause)
     shown = "\n".join(error._render_traceback_())
+    chained = "".join(traceback.format_exception(error))  # as a script's uncaught error shows
+    assert "RuntimeError: bug in a parser" in chained
     assert "Traceback (most recent call last)" in shown
     assert "RuntimeError: bug in a parser" in shown
     assert "in __iter__" in shown  # where it happened
     logged = caplog.text
     assert "RuntimeError: bug in a parser" in logged
-    assert TEST_KEY not in shown + logged + str(error)
+    assert TEST_KEY not in shown + logged + str(error) + chained
 
 
 @pytest.mark.parametrize("value", ["0", "false", "no", "off", ""])

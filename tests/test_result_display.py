@@ -73,8 +73,11 @@ def test_the_magic_returns_its_result_and_the_cell_does_not_repeat_it(
     assert "StepResult: complete, " in out
 
 
-def test_a_comparison_is_returned_too(ip: Any) -> None:
-    ran = ip.run_cell("%step --effort low,high Hi")
+def test_a_comparison_is_returned_too_and_printed_once(
+    ip: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ran = ip.run_cell("%step --effort low,high Hi", store_history=True)
     ran.raise_error()
     assert ran.result is ip.user_ns["_step"]
     assert [r.status for r in ran.result.results] == ["complete", "complete"]
+    assert capsys.readouterr().out.count("== effort low (") == 1

@@ -3,8 +3,9 @@
 A bug of ours (or of a library) during a call becomes one line, "unexpected failure during
 the call: …", so a notebook never shows a stack of internals. To report or fix such a bug the
 real traceback is needed: with ``%config StepMagics.debug = True`` or ``STEP_MAGIC_DEBUG=1``
-the error keeps its cause (``__cause__``), shows its traceback under the line, and logs it to
-``logging.getLogger("step_magic")``; the key, and any secret in a URL, is removed first.
+the error keeps its cause (``__cause__``: a ``FailureCause`` holding the traceback as text),
+shows it under the line, and logs it to ``logging.getLogger("step_magic")``; the key, and any
+secret in a URL, is removed first.
 """
 
 from __future__ import annotations
@@ -32,13 +33,19 @@ def debugging() -> bool:
     return _SWITCH["on"] or os.environ.get("STEP_MAGIC_DEBUG", "").strip().lower() not in _OFF
 
 
+class FailureCause(Exception):
+    """The cause of an unexpected failure, as redacted text: the original exception is not
+    kept (its message and its frames' variables may hold the key)."""
+
+
 def keep_cause(error: BaseException, cause: BaseException, secret: str | None) -> None:
-    """In debug mode: chain ``cause`` to ``error``, log its traceback, keep it to show."""
+    """In debug mode: chain the redacted traceback of ``cause`` to ``error``, show it under
+    the error's line, and log it."""
     if not debugging():
         return
-    error.__cause__ = cause
     text = "".join(traceback.format_exception(type(cause), cause, cause.__traceback__))
     shown = redact_url(redact(text, secret))
+    error.__cause__ = FailureCause(shown)
     if isinstance(error, StepMagicError):
         error.debug_trace = shown
     LOGGER.error("%s\n%s", redact_url(redact(str(error), secret)), shown)

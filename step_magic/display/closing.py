@@ -7,20 +7,25 @@ the static form replaces the live one.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 _LINGERING: list[Any] = []
+_LOCK = threading.Lock()  # background calls start (and close these) on threads of their own
 
 
 def keep_until_next_call(*widgets: Any) -> None:
     """Leave ``widgets`` open until the next call starts (or the extension is unloaded)."""
-    _LINGERING.extend(widgets)
+    with _LOCK:
+        _LINGERING.extend(widgets)
 
 
 def close_lingering_panels() -> None:
     """Close the headers kept from earlier calls (see ``_follow_late_clicks``)."""
-    while _LINGERING:
-        widget = _LINGERING.pop()
+    with _LOCK:
+        lingering = list(_LINGERING)
+        _LINGERING.clear()
+    for widget in lingering:
         retire = getattr(widget, "retire", None)  # a panel part keeps no script once closed
         if retire is not None:
             retire()

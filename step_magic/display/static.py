@@ -75,17 +75,21 @@ def reasoning_html(result: StepResult, key: str | None = None) -> str:
     """
     attrs = " open" if result.reasoning_open else ""
     marked = "" if key is None else f' data-step-call="{escape(key)}"'
+    # without its leading newlines, as the live panel shows it (views.NotebookView.update)
+    reasoning = result.reasoning.lstrip("\n")
+    shift = len(result.reasoning) - len(reasoning)
     pieces, start = [], 0
     for record in sorted(result.tool_calls, key=lambda record: record.at):
-        pieces.append(_text_html(result.reasoning[start : record.at]))
-        start = max(start, record.at)
+        at = max(record.at - shift, 0)
+        pieces.append(_text_html(reasoning[start:at]))
+        start = max(start, at)
         if record.said:  # the text the model wrote with these calls, before the final answer
             pieces.append(f'<div class="step-magic-said">“{escape(record.said)}”</div>')
         pieces.append(
             '<div class="step-magic-tool" style="font-family: monospace; opacity: 1; '
             f'margin: 0.4em 0">{escape(tool_line(record))}</div>'
         )
-    pieces.append(_text_html(result.reasoning[start:]))
+    pieces.append(_text_html(reasoning[start:]))
     return (
         f'<details class="step-magic-reasoning"{attrs}>'
         f"<summary>{escape(reasoning_summary(result))}</summary>"
@@ -107,16 +111,33 @@ def _text_html(text: str) -> str:
 
 
 def chunks(text: str) -> list[str]:
-    """``text`` cut after the first newline at or past ``CHUNK - 1`` characters of each
-    block (else at ``2 * CHUNK``): the places the live panel's script cuts at, so both lay
-    out alike, and at line ends, so the cuts do not show."""
+    """``text`` cut where the live panel's script cuts it, so both lay out alike: after the
+    first newline at or past ``CHUNK - 1`` of each block (a cut that does not show), else at
+    ``2 * CHUNK``, never between the two halves of one character. Counted, as the script
+    counts, in UTF-16 units (a character beyond the BMP, an emoji or a maths letter, is two).
+    """
+    data = text.encode("utf-16-le", "surrogatepass")
+    length = len(data) // 2
     parts, start = [], 0
-    while start < len(text):
-        newline = text.find("\n", start + CHUNK - 1, start + 2 * CHUNK)
-        end = newline + 1 if newline != -1 else min(start + 2 * CHUNK, len(text))
-        parts.append(text[start:end])
+    while start < length:
+        end = _chunk_end(data, start, length)
+        parts.append(data[2 * start : 2 * end].decode("utf-16-le", "surrogatepass"))
         start = end
     return parts
+
+
+def _chunk_end(data: bytes, start: int, length: int) -> int:
+    """Where the block starting at unit ``start`` ends (see ``chunks``)."""
+    limit = start + 2 * CHUNK
+    found = data.find(b"\n\x00", 2 * (start + CHUNK - 1), 2 * min(limit, length))
+    while found != -1 and found % 2:  # a match across two units is no newline
+        found = data.find(b"\n\x00", found + 1, 2 * min(limit, length))
+    if found != -1:
+        return found // 2 + 1
+    if limit >= length:
+        return length
+    high = data[2 * limit - 1]  # the last unit's high byte (little-endian)
+    return limit - 1 if 0xD8 <= high <= 0xDB else limit
 
 
 def estimate(text: str) -> str:

@@ -39,7 +39,7 @@ def run_comparison(magics: Any, args: argparse.Namespace, prompt: str) -> Any:
     from step_magic.api.compare import run_variants
     from step_magic.api.prepare import Call
     from step_magic.core.comparison import variants
-    from step_magic.display.frontend import parent_msg_id
+    from step_magic.display.frontend import cell_token, parent_msg_id
     from step_magic.engine.session import CallOptions
     from step_magic.magics import frontend as magic_frontend
 
@@ -75,6 +75,7 @@ def run_comparison(magics: Any, args: argparse.Namespace, prompt: str) -> Any:
         from step_magic.display.compare import comparison_bundle
 
         print(comparison_bundle(comparison)["text/plain"])  # terminal IPython
+        comparison.shown_in = cell_token(magics.shell)  # Out[n] does not print it again
     return comparison
 
 

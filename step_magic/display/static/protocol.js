@@ -16,17 +16,20 @@ function storeOf(model) {
   const key = model.get("key");
   let store = STORES.get(key);
   if (!store) {
-    store = { next: 0, waiting: new Map(), closed: false, gap: 0, reasoning: "", blocks: [], tail: "", views: new Set(), saved: false };
+    store = { next: 0, waiting: new Map(), closed: false, gap: 0, reasoning: "", blocks: [], tail: "", views: new Set(), saved: false, finished: false };
     STORES.set(key, store);
   }
   return store;
 }
 
-// Apply messages in their order; one that comes early waits for those before it. Once `head`
-// is closed, a message still missing was sent before this script loaded and is not kept:
-// say so, and go on from the first one there is.
-function receive(store, message) {
+// Messages are accepted in any order and applied in theirs: one that comes early waits for
+// those before it. Once `head` is closed, a message still missing was sent before this script
+// loaded and is kept nowhere: say so, and go on from the first one there is.
+function accept(store, message) {
   if (message.n >= store.next) store.waiting.set(message.n, message);
+}
+
+function drain(store) {
   if (store.closed && store.waiting.size && !store.waiting.has(store.next)) {
     store.gap += 1;
     store.next = Math.min(...store.waiting.keys());
@@ -37,6 +40,11 @@ function receive(store, message) {
     store.next += 1;
     apply(store, m);
   }
+}
+
+function receive(store, message) {
+  accept(store, message);
+  drain(store);
 }
 
 function apply(store, m) {
@@ -56,9 +64,11 @@ function apply(store, m) {
 }
 
 function adoptHead(model, store) {
+  // every kept message first, then the gap check: a closed head fills the gaps it covers
   const head = model.get("head") || {};
+  for (const m of head.messages || []) accept(store, m);
   store.closed = Boolean(head.closed);
-  for (const m of head.messages || []) receive(store, m);
+  drain(store);
 }
 
 function snapshotEverySecond(model, store) {
@@ -67,6 +77,7 @@ function snapshotEverySecond(model, store) {
     if (due !== null) return;
     due = setTimeout(() => {
       due = null;
+      if (store.finished) return; // the static form holds the text: no second copy
       const { reasoning, blocks, tail } = store;
       model.set("snapshot", { reasoning, blocks: blocks.join(""), tail });
     }, 1000);
@@ -93,7 +104,10 @@ function initialize({ model }) {
   };
   const head = () => {
     const finished = Object.keys(model.get("head") || {}).length === 0 && store.next > 0;
-    if (finished) model.set("snapshot", null); // the static form holds the text now
+    if (finished) {
+      store.finished = true; // the static form holds the text now
+      model.set("snapshot", null);
+    }
     else adoptHead(model, store);
   };
   restore(model, store);

@@ -2,14 +2,17 @@
 
 const CHUNK = 8000; // reasoning is laid out in blocks of about this many characters
 
-// Where a chunk of reasoning ends: after the first newline at or past CHUNK - 1 characters,
-// else at 2 * CHUNK (the saved form, display/static.py, cuts at the same places).
+// Where a chunk of reasoning ends, in UTF-16 units (JavaScript's string length): after the
+// first newline at or past CHUNK - 1, else at 2 * CHUNK but never between the two halves of
+// one character (display/static.py cuts the saved form at the same places).
 function chunkEnd(chunk, text) {
   const from = Math.max(CHUNK - 1 - chunk.length, 0);
   const newline = text.indexOf("\n", from);
   const limit = 2 * CHUNK - chunk.length;
   if (newline !== -1 && newline < limit) return newline + 1;
-  return text.length >= limit ? limit : -1;
+  if (text.length < limit) return -1;
+  const unit = text.charCodeAt(limit - 1);
+  return unit >= 0xd800 && unit <= 0xdbff ? limit - 1 : limit;
 }
 
 function estimate(text) {
@@ -102,23 +105,25 @@ function renderReasoning(model, store, el) {
 
 // When the saved form replaces this view, it opens (or not) and scrolls as the reader left
 // the live one: the kernel hears of a click only after the cell ends, and the page must not
-// jump meanwhile. The saved <details> carries the same key.
+// jump meanwhile. The saved <details> carries the same key; the kernel re-renders it once the
+// click reaches it, so every box with that key is fitted, once, for the next ten seconds.
 function carryOver(key, details, body, following) {
   const open = details.open;
   const top = body.scrollTop;
-  const fit = (box) => {
-    box.parentElement.open = open;
-    box.scrollTop = following ? box.scrollHeight : top;
+  const fitted = new WeakSet();
+  const fit = () => {
+    const boxes = document.querySelectorAll(`details:not(.step-magic-live) > div[data-step-call="${key}"]`);
+    for (const box of boxes) {
+      if (fitted.has(box)) continue;
+      fitted.add(box);
+      box.parentElement.open = open;
+      box.scrollTop = following ? box.scrollHeight : top;
+    }
   };
-  const find = () => document.querySelector(`details:not(.step-magic-live) > div[data-step-call="${key}"]`);
-  const found = find();
-  if (found) return fit(found);
-  const watch = new MutationObserver(() => {
-    const box = find();
-    if (box) fit(box), watch.disconnect();
-  });
+  fit();
+  const watch = new MutationObserver(fit);
   watch.observe(document.body, { childList: true, subtree: true });
-  setTimeout(() => watch.disconnect(), 3000);
+  setTimeout(() => watch.disconnect(), 10000);
 }
 
 export default {

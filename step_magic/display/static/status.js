@@ -42,8 +42,10 @@ function renderStatus(model, el) {
     announce.textContent = model.get("phase");
   };
   draw();
-  model.on("change:status change:phase change:stoppable", draw);
-  return () => model.off("change:status change:phase change:stoppable", draw);
+  // one name per call: marimo's model takes no space-separated list of events
+  const events = ["change:status", "change:phase", "change:stoppable"];
+  for (const event of events) model.on(event, draw);
+  return () => events.forEach((event) => model.off(event, draw));
 }
 
 export default {
