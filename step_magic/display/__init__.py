@@ -21,12 +21,18 @@ def _comparison(comparison: Any) -> dict[str, Any]:
     return comparison_bundle(comparison)
 
 
-def _show(shown: Any) -> None:
+def _show_result(result: Any) -> None:
     from step_magic.display.frontend import show_in_ipython
 
-    show_in_ipython(shown)
+    show_in_ipython(result, comparison=False)
+
+
+def _show_comparison(comparison: Any) -> None:
+    from step_magic.display.frontend import show_in_ipython
+
+    show_in_ipython(comparison, comparison=True)
 
 
 # Results render themselves through these (core.rendering); imported when first shown.
-rendering.register("result", _result, _show)
-rendering.register("comparison", _comparison, _show)
+rendering.register("result", _result, _show_result)
+rendering.register("comparison", _comparison, _show_comparison)

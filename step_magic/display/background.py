@@ -38,13 +38,7 @@ def background_panel(
             "a background call needs ipykernel 7.4 or later (set_thread_parent), so that its "
             "panel stays in its own cell: pip install -U ipykernel, then restart the kernel"
         )
-    view = views.NotebookView(
-        parent,
-        show_reasoning=settings.show_reasoning,
-        remote_images=settings.remote_images,
-        reasoning=settings.reasoning,
-        stop=stop,
-    )
+    view = views.NotebookView(parent, settings, stop=stop)
     republished = {parent}  # once per cell that waits: the form does not change
 
     def republish(result: Any) -> None:

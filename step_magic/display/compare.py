@@ -12,8 +12,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from IPython.display import display
-
 from step_magic.core.comparison import Comparison
 from step_magic.core.text import seconds
 from step_magic.display import static
@@ -153,11 +151,6 @@ def _live_column(label: str, line: str, tally: ColumnTally, answer_tail: int) ->
         f'<div style="font-size: 85%; opacity: 0.75; margin-bottom: 0.4em">'
         f"{static.escape(line)}</div>{reasoning}{answer}</div>"
     )
-
-
-def show_comparison(comparison: Comparison) -> None:
-    """``display(comparison)``: the static grid."""
-    display(comparison_bundle(comparison), raw=True)
 
 
 def progress_line(reasoning: int, answer: int, elapsed: float, status: str | None) -> str:

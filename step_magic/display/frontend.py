@@ -38,13 +38,7 @@ def choose_view(shell: Any, settings: Settings, *, tools: bool = False) -> Any:
 
     parent = parent_msg_id(shell)
     if parent is not None:
-        return views.NotebookView(
-            parent,
-            show_reasoning=settings.show_reasoning,
-            remote_images=settings.remote_images,
-            reasoning=settings.reasoning,
-            tools=tools,
-        )
+        return views.NotebookView(parent, settings, tools=tools)
     return TerminalView(reasoning=settings.reasoning, shown_in=cell_token(shell))
 
 
@@ -69,14 +63,7 @@ def auto_view(display: bool | None, settings: Settings, *, tools: bool = False) 
     if marimo.running():
         from step_magic.display.views import NotebookView
 
-        return NotebookView(
-            "marimo",
-            show_reasoning=settings.show_reasoning,
-            remote_images=settings.remote_images,
-            reasoning=settings.reasoning,
-            tools=tools,
-            slots=marimo.MarimoSlots(),
-        )
+        return NotebookView("marimo", settings, tools=tools, slots=marimo.MarimoSlots())
     shell = current_shell()
     if parent_msg_id(shell) is not None:
         return choose_view(shell, settings, tools=tools)
@@ -148,7 +135,7 @@ def cell_token(shell: Any) -> str | None:
     return f"terminal:{getattr(shell, 'execution_count', 0)}"
 
 
-def show_in_ipython(shown: Any) -> None:
+def show_in_ipython(shown: Any, *, comparison: bool) -> None:
     """``display(result)`` and a cell ending in a result (``r = %step ...``): the static form;
     where this very cell's live view became it, nothing in a notebook and one line of what
     it is in a terminal (its answer was printed already)."""
@@ -159,8 +146,8 @@ def show_in_ipython(shown: Any) -> None:
     in_notebook = parent_msg_id(shell) is not None
     if here:
         if not in_notebook:
-            print(summary_line(shown))
-    elif in_notebook and hasattr(shown, "reasoning"):
+            print(repr(shown) if comparison else summary_line(shown))
+    elif in_notebook and not comparison:
         from step_magic.display.views import show_static
 
         show_static(shown)
@@ -168,11 +155,9 @@ def show_in_ipython(shown: Any) -> None:
         display(shown._repr_mimebundle_(), raw=True)
 
 
-def summary_line(shown: Any) -> str:
+def summary_line(result: Any) -> str:
     """What a result is, in a line: for a terminal's ``Out[n]``, below the reply itself."""
-    if not hasattr(shown, "reasoning"):
-        return repr(shown)
     return (
-        f"StepResult: {shown.status}, {len(shown.reasoning):,} chars of reasoning, "
-        f"{len(shown.answer):,} of answer"
+        f"StepResult: {result.status}, {len(result.reasoning):,} chars of reasoning, "
+        f"{len(result.answer):,} of answer"
     )

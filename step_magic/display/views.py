@@ -22,6 +22,7 @@ from typing import Any
 from IPython.display import display
 
 from step_magic.core.result import StepResult
+from step_magic.core.settings import Settings
 from step_magic.core.text import seconds
 from step_magic.core.toolrecords import ToolRecord, outcome_text, signature
 from step_magic.display import static
@@ -43,16 +44,15 @@ def show_static(result: StepResult) -> None:
 
 
 class NotebookView:
-    """The live panel in a Jupyter frontend; ``parent_msg_id`` is the running cell's request."""
+    """The live panel in a Jupyter frontend (or marimo, through ``slots``); ``parent_msg_id``
+    is the running cell's request; ``settings`` say which parts to show and how."""
 
     def __init__(
         self,
         parent_msg_id: str,
+        settings: Settings,
         *,
-        show_reasoning: bool,
-        reasoning: bool,
         tools: bool = False,
-        remote_images: bool = False,
         stop: Callable[[], object] | None = None,
         slots: Any = None,
     ) -> None:
@@ -60,12 +60,13 @@ class NotebookView:
 
         self._slots = JupyterSlots() if slots is None else slots
         self._parent = parent_msg_id
-        self._remote_images = remote_images
-        self._calls_only = tools and not reasoning  # --no-reasoning still lists tool calls
+        self._remote_images = settings.remote_images
+        # --no-reasoning still lists tool calls
+        self._calls_only = tools and not settings.reasoning
         self._panel: Any = None
-        if reasoning:
+        if settings.reasoning:
             style = static.REASONING_BODY_STYLE
-            self._panel = ReasoningPart(expanded=show_reasoning, body_style=style)
+            self._panel = ReasoningPart(expanded=settings.show_reasoning, body_style=style)
         self._answer = AnswerPart()
         self._status = StatusPart(stop)
         self._splitter = BlockSplitter()
