@@ -21,8 +21,8 @@ from pathlib import Path
 
 from _common import API_KEY, MODEL, Unmeasurable, local_server, run, table, verdict
 
+from step_magic.api.rows import row_call
 from step_magic.batch.cache import CassetteCache
-from step_magic.batch.rowcall import stream_call
 from step_magic.batch.scheduler import map_rows
 from step_magic.batch.table import MapOptions
 from step_magic.core.mapresult import MapSummary
@@ -41,7 +41,7 @@ def timed_map(
         list(range(rows)),
         "Row {item}: say something short.",
         lambda prompt: build_request(settings, prompt),
-        stream_call(settings),
+        row_call(settings),
         MapOptions("answer", concurrency=concurrency),
         cache=cache,
     )

@@ -21,9 +21,9 @@ import pandas as pd
 import polars as pl
 import pytest
 
+from step_magic.api.rows import row_call
 from step_magic.batch.cache import CassetteCache
 from step_magic.batch.plan import plan_map
-from step_magic.batch.rowcall import stream_call
 from step_magic.batch.scheduler import map_rows
 from step_magic.batch.table import MapOptions, row_prompts
 from step_magic.core.cassette import Cassette, RecordedReply
@@ -91,7 +91,7 @@ def test_a_pandas_frame_keeps_row_order_whatever_order_replies_finish_in(
     server: LocalServer,
 ) -> None:
     settings = settings_for(server)
-    live, finished = stream_call(settings), []
+    live, finished = row_call(settings), []
 
     def slow_first(request: ChatRequest) -> RecordedReply:  # row 0 waits longest, row 7 least
         prompt = request.messages[-1]["content"]
@@ -126,9 +126,7 @@ def test_a_polars_frame_in_place_with_a_reasoning_column(server: LocalServer) ->
     settings = settings_for(server)
     frame = pl.DataFrame({"title": TITLES[:4], "year": [1965, 1815, 1922, 1987]})
     options = MapOptions("blurb", inplace=True, reasoning_column="why")
-    out, _ = map_rows(
-        frame, "{title} ({year})", requester(settings), stream_call(settings), options
-    )
+    out, _ = map_rows(frame, "{title} ({year})", requester(settings), row_call(settings), options)
 
     assert out is frame
     assert frame.columns == ["title", "year", "blurb", "why"]
@@ -153,7 +151,7 @@ def test_a_series_or_list_maps_each_item(server: LocalServer, items: Any, kind: 
         items,
         "Describe {value}, or {item}",
         requester(settings),
-        stream_call(settings),
+        row_call(settings),
         MapOptions("about", limit=2),
     )
 
@@ -169,10 +167,10 @@ def test_a_series_or_list_maps_each_item(server: LocalServer, items: Any, kind: 
 
 def test_requests_overlap_up_to_the_concurrency_and_no_further(server: LocalServer) -> None:
     settings = settings_for(server)
-    map_rows(["warm"], "{item}", requester(settings), stream_call(settings), MapOptions("a"))
+    map_rows(["warm"], "{item}", requester(settings), row_call(settings), MapOptions("a"))
     server.reset()
     server.config.first_byte_delay = 0.2
-    live, lock, active, peak = stream_call(settings), threading.Lock(), [0], [0]
+    live, lock, active, peak = row_call(settings), threading.Lock(), [0], [0]
 
     def counted(request: ChatRequest) -> RecordedReply:
         with lock:
@@ -200,7 +198,7 @@ def test_rpm_spaces_the_requests_evenly(server: LocalServer) -> None:
     settings = settings_for(server)
     options = MapOptions("a", concurrency=4, rpm=240)  # one every 0.25 s
     started = time.time()
-    map_rows(list(range(5)), "n={item}", requester(settings), stream_call(settings), options)
+    map_rows(list(range(5)), "n={item}", requester(settings), row_call(settings), options)
 
     # A busy machine can only delay a request, so the i-th one never arrives before i × 0.25 s
     # (comparing neighbours would not do: a late one makes the next gap look short).
@@ -217,7 +215,7 @@ def test_rate_limited_rows_are_retried_and_all_answered(server: LocalServer) -> 
         list(range(6)),
         "n={item}",
         requester(settings),
-        stream_call(settings),
+        row_call(settings),
         MapOptions("a", concurrency=3),
     )
 
@@ -233,7 +231,7 @@ def test_a_failed_row_keeps_its_error_and_the_others_their_answers(server: Local
         model = "fault-451" if "Beloved" in prompt else settings.model
         return build_request(replace(settings, model=model), prompt)
 
-    out, summary = map_rows(books(), "{title}", make, stream_call(settings), MapOptions("a"))
+    out, summary = map_rows(books(), "{title}", make, row_call(settings), MapOptions("a"))
 
     assert isinstance(out, pd.DataFrame)
     failed = out[out["a"].isna()]
@@ -250,7 +248,7 @@ def test_an_error_every_row_would_get_stops_the_run(server: LocalServer) -> None
         list(range(20)),
         "{item}",
         requester(settings),
-        stream_call(settings),
+        row_call(settings),
         MapOptions("a", concurrency=2),
     )
 
@@ -275,7 +273,7 @@ def test_answers_parse_into_typed_columns_and_misfits_are_flagged(
     ]  # the fourth row gets the simulator's prose
     serve_recorded(server, tmp_path, frame, template, requester(settings), options, answers)
 
-    out, _ = map_rows(frame, template, requester(settings), stream_call(settings), options)
+    out, _ = map_rows(frame, template, requester(settings), row_call(settings), options)
 
     assert isinstance(out, pd.DataFrame)
     assert list(out["raw_parse_error"]) == [False, False, True, True]
@@ -294,7 +292,7 @@ def test_json_answers_become_columns_in_polars(server: LocalServer, tmp_path: Pa
     answers = ['{"country": "Norway", "big": false}', '{"country": "Peru", "big": true}']
     serve_recorded(server, tmp_path, frame, "{city}", requester(settings), options, answers)
 
-    out, _ = map_rows(frame, "{city}", requester(settings), stream_call(settings), options)
+    out, _ = map_rows(frame, "{city}", requester(settings), row_call(settings), options)
 
     assert isinstance(out, pl.DataFrame)
     assert out["country"].to_list() == ["Norway", "Peru", None]
@@ -329,7 +327,7 @@ def test_ctrl_c_keeps_finished_rows_and_a_rerun_resumes_without_repeats(
     cache = tmp_path / "map.jsonl"
     items = [f"item {i}" for i in range(10)]
     options = MapOptions("a", concurrency=2)
-    call = interrupt_after(3, stream_call(settings))
+    call = interrupt_after(3, row_call(settings))
 
     first, summary = map_rows(
         items, "{item}", requester(settings), call, options, cache=CassetteCache(cache)
@@ -348,7 +346,7 @@ def test_ctrl_c_keeps_finished_rows_and_a_rerun_resumes_without_repeats(
         items,
         "{item}",
         requester(settings),
-        stream_call(settings),
+        row_call(settings),
         options,
         cache=CassetteCache(cache),
     )
@@ -368,7 +366,7 @@ def test_a_cache_cut_short_by_a_crash_still_resumes(server: LocalServer, tmp_pat
         items,
         "{item}",
         requester(settings),
-        stream_call(settings),
+        row_call(settings),
         options,
         cache=CassetteCache(path),
     )
@@ -380,7 +378,7 @@ def test_a_cache_cut_short_by_a_crash_still_resumes(server: LocalServer, tmp_pat
         items,
         "{item}",
         requester(settings),
-        stream_call(settings),
+        row_call(settings),
         options,
         cache=CassetteCache(path),
     )
@@ -401,7 +399,7 @@ def test_a_second_ctrl_c_abandons_rows_in_flight_at_once(server: LocalServer) ->
 
     started = time.monotonic()
     out, summary = map_rows(
-        list(range(4)), "{item}", requester(settings), stream_call(settings), MapOptions("a")
+        list(range(4)), "{item}", requester(settings), row_call(settings), MapOptions("a")
     )
 
     assert time.monotonic() - started < 3
@@ -426,7 +424,7 @@ def test_progress_is_reported_a_few_times_a_second_at_most(server: LocalServer) 
         list(range(16)),
         "{item}",
         requester(settings),
-        stream_call(settings),
+        row_call(settings),
         MapOptions("a", concurrency=2),
         progress=record,
     )
@@ -464,7 +462,7 @@ def test_dry_run_shows_the_first_prompt_and_an_estimate_without_sending(
 
 def test_mistakes_are_refused_before_anything_is_sent(server: LocalServer) -> None:
     settings = settings_for(server)
-    make, call = requester(settings), stream_call(settings)
+    make, call = requester(settings), row_call(settings)
     with pytest.raises(InputError, match="uses no"):
         map_rows(books(), "Summarise {titel}", make, call, MapOptions("a"))
     with pytest.raises(InputError, match="--inplace needs a DataFrame"):
@@ -485,7 +483,7 @@ import os, pandas as pd
 from step_magic.core.settings import Settings
 from step_magic.core.request import build_request
 from step_magic.batch.cache import CassetteCache
-from step_magic.batch.rowcall import stream_call
+from step_magic.api.rows import row_call
 from step_magic.batch.scheduler import map_rows
 from step_magic.batch.table import MapOptions
 from step_magic.display.progress import NotebookProgress
@@ -493,7 +491,7 @@ s = Settings("step-3.7-flash", os.environ["STEPFUN_BASE_URL"], os.environ["STEPF
 bar = NotebookProgress(12)
 out, summary = map_rows(
     pd.DataFrame({{"n": range(12)}}), "Row {{n}}", lambda p: build_request(s, p),
-    stream_call(s), MapOptions("a", concurrency=2),
+    row_call(s), MapOptions("a", concurrency=2),
     cache=CassetteCache({str(tmp_path / "c.jsonl")!r}), progress=bar)
 bar.finish(summary)
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Mapping, Sequence, Sized
 from functools import partial
 from pathlib import Path
@@ -9,14 +10,16 @@ from typing import Any
 
 from step_magic.api.inputs import call_settings
 from step_magic.batch.cache import ReplyCache, reply_cache
-from step_magic.batch.rowcall import stream_call
+from step_magic.batch.rowcall import Call, note_retry, on_abandon
 from step_magic.batch.scheduler import map_rows as schedule
 from step_magic.batch.table import NO_NAMES, MapOptions
 from step_magic.core.errors import StepInterrupted
 from step_magic.core.mapresult import MapProgress, MapSummary
-from step_magic.core.request import build_request
+from step_magic.core.request import ChatRequest, build_request
+from step_magic.core.result import StepResult
 from step_magic.core.settings import Settings
-from step_magic.display.frontend import auto_progress
+from step_magic.display.frontend import QuietView, auto_progress
+from step_magic.engine.runner import run_call
 from step_magic.memory.history import History
 
 
@@ -46,9 +49,11 @@ def map_rows(
     ``{name}`` in the prompt is the row's column ``name`` (``{value}`` for a Series,
     ``{item}`` for a list). Rows run ``concurrency`` at a time, ``rpm`` spaces them, 429/5xx
     are retried; every reply goes to the reply cache (the history, or ``cassette``), so a
-    re-run after Ctrl-C or a crash pays only for the rows not done. Failed rows keep their
-    error in ``<column>_error``; ``fields`` ({"name": "int"}) or ``json=True`` parse answers
-    into columns. Other keywords are ``ask``'s (``model``, ``effort``, ``system``…).
+    re-run after Ctrl-C or a crash pays only for the rows not done. A row is the call ``ask``
+    makes; one that failed, was filtered or did not finish has its error line in
+    ``<column>_error`` (a reply cut at the token limit keeps its answer, flagged there).
+    ``fields`` ({"name": "int"}) or ``json=True`` parse answers into columns. Other keywords
+    are ``ask``'s (``model``, ``effort``, ``system``…).
     """
     settings = call_settings(keywords, base_url=base_url, api_key=api_key)
     pairs = tuple(fields.items()) if isinstance(fields, Mapping) else tuple(fields or ())
@@ -90,7 +95,7 @@ def run_rows(
         frame,
         prompt,
         partial(build_request, settings),
-        stream_call(settings),
+        row_call(settings),
         options,
         cache=cache,
         progress=_both(progress, view),
@@ -113,3 +118,30 @@ def _both(
             target(progress)
 
     return report
+
+
+def row_call(settings: Settings) -> Call:
+    """A ``--map`` row's call: the very call ``ask`` makes (``engine.runner.run_call``: the same
+    reasoning/answer split, status, deadline, redaction), shown nowhere, reporting its retries
+    to the row's progress and stopping when the map abandons it.
+
+    A failed call raises its error, the partial result attached; any other ending is returned
+    and the scheduler decides what the row keeps from its status.
+    """
+
+    def call(request: ChatRequest) -> StepResult:
+        stop: list[int] = []
+        on_abandon(lambda: stop.append(signal.SIGINT))
+        result, error = run_call(settings, request, _RowView(), stop=stop)
+        if error is not None and result.status == "failed":
+            raise error
+        return result
+
+    return call
+
+
+class _RowView(QuietView):
+    """Shows nothing; a retry is counted in the map's progress instead."""
+
+    def waiting(self, status: str) -> None:
+        note_retry()

@@ -13,15 +13,20 @@ from typing import Protocol
 
 from step_magic.core.cassette import Cassette, RecordedReply
 from step_magic.core.request import ChatRequest
+from step_magic.core.result import KEPT, StepResult
 from step_magic.memory.history import History
-from step_magic.memory.records import call_record
+from step_magic.memory.records import result_record
 
 
 class ReplyCache(Protocol):
-    """Finished replies by request key, so a re-run never pays twice for a row."""
+    """Finished replies by request key, so a re-run never pays twice for a row.
+
+    ``store`` is given every row that ran, however it ended: the history logs each one (a
+    failed row too, as a failed cell is), while only a kept reply is ever looked up again.
+    """
 
     def lookup(self, key: str) -> RecordedReply | None: ...
-    def store(self, key: str, request: ChatRequest, reply: RecordedReply) -> None: ...
+    def store(self, key: str, request: ChatRequest, result: StepResult) -> None: ...
 
 
 class HistoryCache:
@@ -37,8 +42,8 @@ class HistoryCache:
         record = self.history.find_reply(key)
         return None if record is None else record.reply()
 
-    def store(self, key: str, request: ChatRequest, reply: RecordedReply) -> None:
-        self.history.record(call_record(request, reply, key))
+    def store(self, key: str, request: ChatRequest, result: StepResult) -> None:
+        self.history.record(result_record(request, result, key))
 
 
 class CassetteCache:
@@ -59,9 +64,11 @@ class CassetteCache:
             self._index = self.cassette.replies()
         return self._index.get(key)
 
-    def store(self, key: str, request: ChatRequest, reply: RecordedReply) -> None:
-        """Append one reply, through the same path as every other recording."""
-        self.cassette.store(key, request, reply)
+    def store(self, key: str, request: ChatRequest, result: StepResult) -> None:
+        """Append a kept reply, through the same path as every other recording (a cassette
+        holds replies to play back, not failures)."""
+        if result.status in KEPT:
+            self.cassette.store(key, request, result.recorded())
 
 
 def reply_cache(cassette: Path | None, history: History | None) -> ReplyCache | None:

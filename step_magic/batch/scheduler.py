@@ -20,10 +20,12 @@ from step_magic.batch.rowcall import Call, RowContext
 from step_magic.batch.table import NO_NAMES, MapOptions, new_columns, read_table, write_table
 from step_magic.core.cassette import RecordedReply
 from step_magic.core.errors import InputError, StepAPIError
+from step_magic.core.events import Usage
 from step_magic.core.interrupts import interrupts_noted
 from step_magic.core.mapresult import MapProgress, MapSummary
 from step_magic.core.models import estimate_cost
 from step_magic.core.request import ChatRequest
+from step_magic.core.result import KEPT, StepResult
 
 PROGRESS_SECONDS = 0.25  # at most ~4 progress callbacks a second
 GRACE_SECONDS = 10.0  # after Ctrl-C, how long rows in flight may finish (and be kept)
@@ -34,9 +36,27 @@ FATAL_STATUSES = frozenset({401, 402, 403, 404})
 
 @dataclass
 class _Outcome:
+    """How a row ended: the reply its columns keep (None when it has none), and a line for
+    ``<column>_error`` when it failed or, like a reply cut at the token limit, is doubtful."""
+
     reply: RecordedReply | None = None
     error: str | None = None
     fatal: bool = False
+    usage: Usage | None = None  # what the call cost, kept or not (a filtered reply is paid for)
+
+
+def _outcome(result: StepResult) -> _Outcome:
+    """A row's outcome from its call's result: only a kept ending (complete, truncated) keeps
+    its answer, as only those join a conversation; any other ending is the row's error."""
+    reply = result.recorded() if result.status in KEPT else None
+    return _Outcome(reply=reply, error=result.error or result.notice, usage=result.usage)
+
+
+def _failure(err: Exception) -> _Outcome:
+    status = getattr(err, "status", None)
+    fatal = isinstance(err, StepAPIError) and status in FATAL_STATUSES
+    text = str(err) if isinstance(err, StepAPIError) else f"{type(err).__name__}: {err}"
+    return _Outcome(error=" ".join(text.split()), fatal=fatal)
 
 
 def map_rows(
@@ -113,7 +133,7 @@ class _Run:
     def _from_cache(self, i: int) -> bool:
         reply = self.cache.lookup(self.requests[i].cache_key()) if self.cache else None
         if reply is not None:
-            self.outcomes[i] = _Outcome(reply=reply)
+            self.outcomes[i] = _Outcome(reply=reply, usage=reply.usage)
             self.counts.done += 1
             self.counts.cached += 1
         return reply is not None
@@ -132,23 +152,24 @@ class _Run:
         return PROGRESS_SECONDS
 
     def _answer(self, i: int, context: RowContext) -> None:
-        """Worker: one row's call; the reply goes to the cache before anything else."""
+        """Worker: one row's call; the cache hears of it before anything else, however it
+        ended (the history logs failed rows too; only kept replies are looked up again)."""
+        request = self.requests[i]
+        result: StepResult | None
         try:
-            reply = context.run(self.call, self.requests[i])
+            result = context.run(self.call, request)
         except Exception as err:
-            status = getattr(err, "status", None)
-            fatal = isinstance(err, StepAPIError) and status in FATAL_STATUSES
-            text = str(err) if isinstance(err, StepAPIError) else f"{type(err).__name__}: {err}"
-            outcome = _Outcome(error=" ".join(text.split()), fatal=fatal)
+            result, outcome = getattr(err, "result", None), _failure(err)
         else:
-            outcome = _Outcome(reply=reply)
-            if self.cache is not None:
-                try:
-                    self.cache.store(self.requests[i].cache_key(), self.requests[i], reply)
-                except OSError as err:
-                    outcome.error = f"not cached: {err}"
-        if outcome.reply is not None or not context.abandoned:
-            self.outcomes[i] = outcome
+            outcome = _outcome(result)
+        if context.abandoned and outcome.reply is None:
+            return  # stopped by Ctrl-C: neither an answer nor a failure of the row
+        if self.cache is not None and isinstance(result, StepResult):
+            try:
+                self.cache.store(request.cache_key(), request, result)
+            except OSError as err:
+                outcome.error = f"not cached: {err}"
+        self.outcomes[i] = outcome
 
     def _collect(self, running: dict[Future[None], int], timeout: float) -> None:
         if not running:  # waiting for the rpm spacing: wait() on no futures returns at once
@@ -171,17 +192,21 @@ class _Run:
             counts.failed += 1
             if outcome.fatal:
                 counts.stopped = outcome.error
+        else:
+            counts.done += 1
+        self._add_usage(i, outcome.usage)
+
+    def _add_usage(self, i: int, usage: Usage | None) -> None:
+        counts = self.counts
+        if usage is None:
             return
-        counts.done += 1
-        usage = outcome.reply.usage
-        if usage is not None:
-            counts.prompt_tokens += usage.prompt
-            counts.completion_tokens += usage.completion
-            cost = estimate_cost(
-                self.requests[i].model, usage.prompt, usage.completion, usage.cached or 0
-            )
-            self.cost_known &= cost is not None
-            counts.cost = (counts.cost or 0.0) + (cost or 0.0) if self.cost_known else None
+        counts.prompt_tokens += usage.prompt
+        counts.completion_tokens += usage.completion
+        cost = estimate_cost(
+            self.requests[i].model, usage.prompt, usage.completion, usage.cached or 0
+        )
+        self.cost_known &= cost is not None
+        counts.cost = (counts.cost or 0.0) + (cost or 0.0) if self.cost_known else None
 
     def _report(self, *, force: bool) -> None:
         now = time.monotonic()
@@ -212,7 +237,7 @@ class _Run:
         )
 
     def errors(self) -> list[str | None]:
-        return [o.error if o and o.reply is None else None for o in self.outcomes]
+        return [o.error if o else None for o in self.outcomes]
 
     def summary(self) -> MapSummary:
         self.counts.elapsed = time.monotonic() - self.started

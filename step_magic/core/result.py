@@ -25,6 +25,8 @@ NOTICES = {
     "no-answer": "the model finished thinking but gave no answer",
     "max-steps": "stopped at the --max-steps limit: the model still wanted to call tools",
 }
+# The endings whose reply is kept: it joins the conversation, the reply cache and a --map column.
+KEPT = frozenset({"complete", "truncated"})
 # The same endings when no answer had arrived: (without reasoning, with reasoning)
 _UNANSWERED = {
     "failed": (

@@ -21,7 +21,7 @@ from step_magic.core.errors import ReplayError
 from step_magic.core.events import EventSource
 from step_magic.core.models import model_info
 from step_magic.core.request import ChatRequest, build_request, estimate_tokens
-from step_magic.core.result import StepResult
+from step_magic.core.result import KEPT, StepResult
 from step_magic.core.settings import Settings
 from step_magic.engine.runner import View, run_call
 from step_magic.engine.toolloop import ToolLoop
@@ -35,11 +35,10 @@ from step_magic.memory.conversation import (
     turns_from_history,
 )
 from step_magic.memory.history import History
-from step_magic.memory.records import call_record
+from step_magic.memory.records import result_record
 from step_magic.memory.replay import ReplayStream
 
 DEFAULT_REPLY_BUDGET = 32_000
-KEEPS = ("complete", "truncated")
 
 
 @dataclass(frozen=True)
@@ -131,7 +130,7 @@ class Session:
             result.thread = options.chat if options.chat != "default" else None
             result.replayed = stream is not None
             result.display_format = options.display_format
-            if options.background and prepared.thread is not None and result.status in KEEPS:
+            if options.background and prepared.thread is not None and result.status in KEPT:
                 result.notes += (
                     f"ran in the background: joined {_thread_name(options)} when it ended",
                 )
@@ -145,13 +144,13 @@ class Session:
             tools=tools,
             stop=stop,
         )
-        if prepared.thread is not None and result.status in KEEPS:
+        if prepared.thread is not None and result.status in KEPT:
             if options.new:
                 prepared.thread.turns.clear()
             user = prepared.request.messages[-1]
             tokens = result.usage.total if result.usage else 0
             prepared.thread.record(Turn(cell, user, remembered(result.exchange), tokens))
-        if stream is None and result.status in KEEPS and not result.tool_calls:
+        if stream is None and result.status in KEPT and not result.tool_calls:
             self._store(key, prepared.request, result, options)
         self._log(prepared, result, key, started, options, cell)
         return result, error
@@ -205,23 +204,17 @@ class Session:
         if self.history is None:
             return
         request = dataclasses.replace(prepared.request, messages=result.messages)
-        row = call_record(
+        row = result_record(
             request,
-            result.recorded(),
+            result,
             key,
             started_at=started,
-            model=result.model,
             prompt=prepared.composed.text,
             attachments=result.attachments,
-            status=result.status,
-            error=result.error,
-            elapsed=result.elapsed,
-            first_token=result.first_token,
             notebook=options.notebook,
             thread=options.chat if options.memory else None,  # one-off calls join no thread
             cell=cell,
             starts_thread=options.new,
-            replayed=result.replayed,
         )
         self.history.record(row)
 

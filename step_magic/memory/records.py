@@ -15,6 +15,7 @@ from step_magic.core.cassette import RecordedReply
 from step_magic.core.events import Usage
 from step_magic.core.redact import redact_media
 from step_magic.core.request import ChatRequest
+from step_magic.core.result import StepResult
 
 
 @dataclass(frozen=True)
@@ -83,3 +84,20 @@ def call_record(
         "cache_key": key,
     }
     return CallRecord(**{**fields, **details})
+
+
+def result_record(
+    request: ChatRequest, result: StepResult, key: str | None, **details: Any
+) -> CallRecord:
+    """The history row of a call that ran (a cell, a ``--map`` row, the Python API): how it
+    ended, its error and timings, whatever the caller adds in ``details``."""
+    fields = {
+        "started_at": time.time() - result.elapsed,
+        "model": result.model,
+        "status": result.status,
+        "error": result.error,
+        "elapsed": result.elapsed,
+        "first_token": result.first_token,
+        "replayed": result.replayed,
+    }
+    return call_record(request, result.recorded(), key, **{**fields, **details})
