@@ -1,7 +1,10 @@
 """A call made ready before anything is sent: keywords checked, prompt composed, request built.
 
-``ask``, ``stream``, ``compare``, ``Chat`` and background calls all start here, so bad
-input fails the same way everywhere, at no cost.
+``prepare_call`` is the one way a call is made ready, whoever asks: ``ask``, ``stream``,
+``compare``, ``Chat`` and background calls (through ``prepare``, which reads the API's
+keywords) and the ``%%step`` magic, its ``--background`` and its comparisons (which read flags,
+traits and the notebook's namespace). So bad input fails the same way everywhere, at no cost,
+and a request is built the same way from the same inputs.
 """
 
 from __future__ import annotations
@@ -52,7 +55,6 @@ def prepare(
         detail=given.get("detail") or DEFAULTS["detail"],
         image_max_side=given.get("image_max_side") or DEFAULTS["image_max_side"],
     )
-    composed = compose(prompt, namespace, settings.model, compose_options, cwd=Path.cwd())
     loop = tool_loop(
         tools, budget=budget, max_steps=given.get("max_steps") or DEFAULTS["max_steps"]
     )
@@ -63,9 +65,29 @@ def prepare(
         replay=replay,
         cassette=Path(cassette).expanduser() if cassette else None,
     )
-    specs = loop.toolbox.specs() if loop else ()
-    prepared = session.prepare(settings, composed, options, None, specs)
-    return Call(settings, prepared, options, loop)
+    return prepare_call(session, settings, prompt, compose_options, namespace, options, tools=loop)
+
+
+def prepare_call(
+    session: Session,
+    settings: Settings,
+    prompt: str,
+    sources: ComposeOptions,
+    namespace: Mapping[str, object],
+    options: CallOptions,
+    *,
+    tools: ToolLoop | None = None,
+    cell: str | None = None,
+) -> Call:
+    """Compose the prompt from ``namespace`` as ``sources`` says, describe the tools, add the
+    thread's earlier turns: the request a live call, a dry run and a replay all use.
+
+    ``InputError`` for a reference or an attachment that cannot be used; nothing is sent.
+    """
+    composed = compose(prompt, namespace, settings.model, sources, cwd=Path.cwd())
+    specs = tools.toolbox.specs() if tools else ()
+    prepared = session.prepare(settings, composed, options, cell, specs)
+    return Call(settings, prepared, options, tools)
 
 
 def one_off_session(history: bool) -> Session:

@@ -37,7 +37,6 @@ def run_comparison(magics: Any, args: argparse.Namespace, prompt: str) -> Any:
     """Prepare every variant, run them at once, bind the ``Comparison`` (also when Ctrl-C
     stopped it); UsageError first for anything that cannot be compared."""
     from step_magic.api.compare import run_variants
-    from step_magic.api.prepare import Call
     from step_magic.core.comparison import variants
     from step_magic.display.frontend import cell_token, parent_msg_id
     from step_magic.engine.session import CallOptions
@@ -62,9 +61,7 @@ def run_comparison(magics: Any, args: argparse.Namespace, prompt: str) -> Any:
             settings = magics._settings(one, need_key=True)
         except UsageError as err:
             raise UsageError(f"{label}: {err}") from None
-        composed = magics._compose(prompt, settings.model, args)
-        prepared = magics.session.prepare(settings, composed, options, cell_id, ())
-        calls.append(Call(settings, prepared, options, None))
+        calls.append(magics.prepare(prompt, args, settings, options, cell=cell_id))
     try:
         comparison = run_variants(magics.session, prompt, calls, labels, display=None)
     except StepInterrupted as err:

@@ -29,8 +29,9 @@ from step_magic.magics.parsing import read_flags
 from step_magic.magics.stepflags import DETAILS, step_arguments
 
 if TYPE_CHECKING:  # the call path loads on the first call: %load_ext stays fast
-    from step_magic.context.compose import Composed
+    from step_magic.api.prepare import Call
     from step_magic.engine.session import CallOptions, Session
+    from step_magic.engine.toolloop import ToolLoop
     from step_magic.memory.history import History
 
 APIS = list(config.APIS)
@@ -157,28 +158,25 @@ class StepMagics(Magics):
             return None
         options = self._call_options(args)
         settings = self._settings(args, need_key=not (args.dry_run or options.replay))
-        composed = self._compose(prompt, settings.model, args)
         budget = args.budget or self.budget
         tools = tool_loop(args, self._namespace, budget_tokens=budget, max_steps=self.max_steps)
         cell_id = magic_frontend.cell_id(self.shell)
-        specs = tools.toolbox.specs() if tools else ()
         self.session.history = self.history_store()  # a named thread resumes from it
-        prepared = self.session.prepare(settings, composed, options, cell_id, specs)
+        call = self.prepare(prompt, args, settings, options, tools=tools, cell=cell_id)
         if args.dry_run:
-            magic_frontend.show_dry_run(settings, prepared.request)
+            magic_frontend.show_dry_run(settings, call.prepared.request)
             return None
         if args.background:  # starting it stops any call this cell started before
-            from step_magic.api.prepare import Call
             from step_magic.magics.background import start_in_background
 
-            call = Call(settings, prepared, dataclasses.replace(options, background=True), None)
-            start_in_background(self, args, call, cell_id)
+            options = dataclasses.replace(options, background=True)
+            start_in_background(self, args, dataclasses.replace(call, options=options), cell_id)
             return None
         background = sys.modules.get("step_magic.api.background")
         if background is not None:  # re-running a cell replaces the call it started before
             background.POOL.cancel_from(cell_id)
         view = frontend.choose_view(self.shell, settings, tools=tools is not None)
-        result, error = self.session.ask(settings, prepared, options, view, cell_id, tools)
+        result, error = self.session.ask(settings, call.prepared, options, view, cell_id, tools)
         self._namespace["_step"] = result
         if args.output:
             self._namespace[args.output] = result
@@ -232,11 +230,22 @@ class StepMagics(Magics):
     def _namespace(self) -> dict[str, Any]:
         return self.shell.user_ns if self.shell is not None else {}
 
-    def _compose(self, prompt: str, model: str, args: argparse.Namespace) -> Composed:
-        """The prompt with references filled in and attachments collected, or a UsageError."""
-        from step_magic.context.compose import ComposeOptions, compose
+    def prepare(
+        self,
+        prompt: str,
+        args: argparse.Namespace,
+        settings: config.Settings,
+        options: CallOptions,
+        *,
+        tools: ToolLoop | None = None,
+        cell: str | None = None,
+    ) -> Call:
+        """The call the API's one prepare path makes from these flags and this notebook's
+        names (earlier outputs first), or a UsageError; nothing is sent."""
+        from step_magic.api.prepare import prepare_call
+        from step_magic.context.compose import ComposeOptions
 
-        options = ComposeOptions(
+        sources = ComposeOptions(
             names=args.attach,
             interpolate=not args.no_interpolate,
             strict=args.strict,
@@ -246,7 +255,9 @@ class StepMagics(Magics):
         )
         namespace = ChainMap(self._outputs.references(), self._namespace)
         try:
-            return compose(prompt, namespace, model, options, cwd=Path.cwd())
+            return prepare_call(
+                self.session, settings, prompt, sources, namespace, options, tools=tools, cell=cell
+            )
         except InputError as err:
             raise UsageError(str(err)) from None
 
