@@ -14,6 +14,7 @@ import sys
 
 from step_magic import cli_ask, cli_doctor
 from step_magic.core import settings as config
+from step_magic.core.catalog import BY_NAME
 from step_magic.core.redact import redact_url
 from step_magic.server import cli as server_cli
 
@@ -30,8 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="ask one question through %%%%step in IPython")
     demo.add_argument("prompt", nargs="*", help=f"the question (default: {DEMO_PROMPT!r})")
-    demo.add_argument("-m", "--model", default=None)
-    demo.add_argument("-e", "--effort", default=None, choices=["low", "medium", "high"])
+    for name in ("model", "effort"):
+        names, options = BY_NAME[name].argument()
+        demo.add_argument(*names, **options)
     demo.add_argument("--local", action="store_true", help="use the simulator even with a key")
     ask = commands.add_parser("ask", help="ask once: reasoning to stderr, answer to stdout")
     cli_ask.add_arguments(ask)

@@ -15,25 +15,22 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from step_magic.core.catalog import SETTINGS
+
 TABLE_SUFFIXES = {".csv": "read_csv", ".tsv": "read_csv", ".parquet": "read_parquet"}
-# The flags that go to ``step_magic.stream`` as they are.
-PASSED_ON = (
-    "model", "effort", "api", "system", "max_tokens", "temperature", "timeout", "deadline"
-)  # fmt: skip
+SHELL_SETTINGS = tuple(item for item in SETTINGS if item.shell)
+# The settings that go to ``step_magic.stream`` as they are (``--no-reasoning`` only stops
+# this command printing the reasoning).
+PASSED_ON = tuple(item.name for item in SHELL_SETTINGS if item.kind is not bool)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``step-magic ask``'s options: the ``%%step`` flags that make sense in a shell."""
     parser.add_argument("prompt", nargs="*", help="the question (also read from stdin)")
-    parser.add_argument("-m", "--model", help="model (default step-3.7-flash)")
-    parser.add_argument("-e", "--effort", choices=["low", "medium", "high"])
-    parser.add_argument("--api", choices=["chat", "messages"])
-    parser.add_argument("--system", help="system prompt")
-    parser.add_argument("--max-tokens", type=int)
-    parser.add_argument("--temperature", type=float)
+    for setting in SHELL_SETTINGS:  # the catalogue's settings, checked as the magic checks
+        names, options = setting.argument()
+        parser.add_argument(*names, **options)
     parser.add_argument("--base-url", help="another endpoint or any compatible server")
-    parser.add_argument("--timeout", type=float, help="seconds without data before failing")
-    parser.add_argument("--deadline", type=float, help="seconds for the whole call to finish")
     parser.add_argument(
         "-w",
         "--with",
@@ -43,7 +40,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="attach a file: CSV/TSV/Parquet (summarised as a table), an image, a video, text",
     )
-    parser.add_argument("--no-reasoning", action="store_true", help="do not print the reasoning")
     parser.add_argument("--local", action="store_true", help="ask the bundled offline simulator")
 
 

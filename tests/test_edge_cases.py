@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 
 from step_magic.context.interpolate import parse_reference, suggest
+from step_magic.core.catalog import DEFAULTS
 from step_magic.core.errors import InputError
 from step_magic.core.events import AnswerDelta, ReasoningDelta
 from step_magic.core.redact import redact_media
-from step_magic.core.settings import DEFAULTS, Settings, check_defaults, settings_for
+from step_magic.core.settings import Settings, check_defaults, settings_for
 from step_magic.display.markdown import answer_html, safe_markdown
 from step_magic.engine.buffer import ReplyBuffer
 from step_magic.wire.retry import _parse_retry_after, retry_delay, retryable

@@ -97,7 +97,7 @@ def test_output_name_binds_the_result(ip: Any) -> None:
         ("%%step -m step-3.5-flash-2603 -e medium\nHi", "takes --effort low or high"),
         ("%%step --max-tokens 0\nHi", "must be a positive whole number"),
         ("%%step --temperature 3\nHi", "between 0 and 2"),
-        ("%%step --timeout -1\nHi", "positive number of seconds"),
+        ("%%step --timeout -1\nHi", "must be a positive number"),
         ("%%step --base-url ftp://x\nHi", "must be an http(s) URL"),
         ("%%step --show-reasoning --no-reasoning\nHi", "contradict"),
         ("%%step -o 2x\nHi", "needs a Python name"),

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from step_magic.core.catalog import DEFAULTS
 from step_magic.core.errors import InputError
 from step_magic.core.settings import (
-    DEFAULTS,
     LOCAL_KEY,
     Settings,
     _is_loopback,
@@ -176,13 +176,14 @@ def test_an_eleven_character_key_is_hidden_only_as_sent() -> None:
 def test_an_out_of_range_default_is_named_as_a_trait_of_step_magics() -> None:
     with pytest.raises(InputError) as caught:
         check_defaults({"timeout": 0})
-    assert str(caught.value) == "StepMagics.timeout = 0 is out of range; set it again"
+    message = "StepMagics.timeout = 0 is out of range: it must be a positive number"
+    assert str(caught.value) == message
 
 
 def test_a_default_of_the_wrong_type_is_refused_not_let_through() -> None:
     with pytest.raises(InputError) as caught:
         check_defaults({"timeout": "0.3"})
-    assert str(caught.value) == "StepMagics.timeout = '0.3' is out of range; set it again"
+    assert str(caught.value) == "StepMagics.timeout = '0.3' is not valid: it must be a number"
 
 
 @pytest.mark.usefixtures("env_key")
@@ -190,20 +191,23 @@ def test_settings_for_names_a_bad_default_with_the_owner_it_is_given() -> None:
     defaults = {**DEFAULTS, "budget": 0}
     with pytest.raises(InputError) as caught:
         settings_for({}, defaults, local_url=None, need_key=True, owner="")
-    assert str(caught.value) == "budget = 0 is out of range; set it again"
+    assert str(caught.value) == "budget = 0 is out of range: it must be a positive whole number"
 
 
 # --- settings_for: the api, the deadline and remote images --------------------------------------
 
 
 @pytest.mark.usefixtures("env_key")
-@pytest.mark.parametrize(("flags", "defaults"), [({"api": "x"}, {}), ({}, {"api": "x"})])
+@pytest.mark.parametrize(
+    ("flags", "defaults", "named"),
+    [({"api": "x"}, {}, "--api"), ({}, {"api": "x"}, "StepMagics.api =")],
+)
 def test_an_unknown_api_is_refused_naming_the_choices_and_the_value(
-    flags: dict[str, Any], defaults: dict[str, Any]
+    flags: dict[str, Any], defaults: dict[str, Any], named: str
 ) -> None:
     with pytest.raises(InputError) as caught:
         settings(flags, **defaults)
-    assert str(caught.value) == "api must be one of chat, messages, not 'x'"
+    assert str(caught.value) == f"{named} 'x' is not valid: it must be one of chat, messages"
 
 
 @pytest.mark.usefixtures("env_key")

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from step_magic.api.keywords import CALL_KEYWORDS, CALL_ONLY
+from step_magic.core.catalog import DEFAULTS
 from step_magic.core.errors import InputError
 from step_magic.core.request import CHARS_PER_TOKEN
-from step_magic.core.settings import DEFAULTS, Settings, settings_for
+from step_magic.core.settings import Settings, settings_for
 from step_magic.engine.toolloop import ToolLoop
 from step_magic.tools.build import build_toolbox
 

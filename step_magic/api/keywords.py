@@ -1,9 +1,10 @@
-"""The keywords every call of the Python API takes, declared once.
+"""The keywords every call of the Python API takes.
 
-``ask`` and ``stream`` accept them as ``**keywords``, so a checker (and an editor's
-completion) sees each name and type; ``Chat`` and the checks of ``api.inputs`` take their
-names from here. At run time an unknown or out-of-range one is an ``InputError`` before
-anything is sent. ``docs/api.md`` says what each one does.
+The settings among them are the catalogue's (``core.catalog``), written out here so a checker
+(and an editor's completion) sees each name and type; ``tests/test_catalog.py`` fails when the
+two disagree. ``ask`` and ``stream`` accept them as ``**keywords``; ``Chat`` and the checks
+of ``api.inputs`` take their names from here. At run time an unknown or out-of-range one is
+an ``InputError`` before anything is sent. ``docs/api.md`` says what each one does.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class CallKeywords(TypedDict, total=False):
     system: str | None
     max_tokens: int | None
     temperature: float | None
+    top_p: float | None
     base_url: str | None
     api_key: str | None
     timeout: float | None

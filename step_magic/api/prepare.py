@@ -16,7 +16,8 @@ from typing import Any
 
 from step_magic.api.inputs import attachments, call_settings, tool_loop
 from step_magic.context.compose import ComposeOptions, compose
-from step_magic.core.settings import DEFAULTS, Settings
+from step_magic.core.catalog import DEFAULTS
+from step_magic.core.settings import Settings
 from step_magic.engine.session import CallOptions, Prepared, Session
 from step_magic.engine.toolloop import ToolLoop
 from step_magic.memory.history import History

@@ -32,6 +32,7 @@ class ChatRequest:
     effort: str | None = None
     max_tokens: int | None = None
     temperature: float | None = None
+    top_p: float | None = None
     tools: tuple[dict[str, Any], ...] = ()
 
     def body(self, *, stream: bool = True) -> dict[str, Any]:
@@ -45,6 +46,8 @@ class ChatRequest:
             body["max_tokens"] = self.max_tokens
         if self.temperature is not None:
             body["temperature"] = self.temperature
+        if self.top_p is not None:
+            body["top_p"] = self.top_p
         if self.tools:
             body["tools"] = list(self.tools)
         return body
@@ -98,6 +101,7 @@ def build_request(
         effort=settings.effort,
         max_tokens=settings.max_tokens,
         temperature=settings.temperature,
+        top_p=settings.top_p,
         tools=tuple(tools),
     )
 

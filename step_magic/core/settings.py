@@ -9,44 +9,20 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
+from step_magic.core.catalog import SETTINGS, Setting, check_flags, check_values
 from step_magic.core.errors import InputError
-from step_magic.core.models import DEFAULT_MODEL, check_effort
+from step_magic.core.models import check_effort
 from step_magic.core.redact import redact_url
 
 DEFAULT_BASE_URL = "https://api.stepfun.ai/v1"
 KEY_VARIABLES = ("STEPFUN_API_KEY", "STEP_API_KEY")
 BASE_URL_VARIABLE = "STEPFUN_BASE_URL"
 LOCAL_KEY = "local-server-no-key-needed"
-
-# Every default in one place: the magics' traits and the Python API both start from these.
-DEFAULTS: Mapping[str, Any] = MappingProxyType(
-    {
-        "model": DEFAULT_MODEL,
-        "effort": None,
-        "system": None,
-        "max_tokens": None,
-        "temperature": None,
-        "base_url": None,
-        "timeout": 120.0,
-        "deadline": None,
-        "max_retries": 3,
-        "show_reasoning": False,
-        "remote_images": False,
-        "reasoning": True,
-        "api": "chat",
-        "budget": 6_000,
-        "detail": "low",
-        "image_max_side": 2048,
-        "max_steps": 8,
-    }
-)
-APIS = ("chat", "messages")
 
 
 @dataclass(frozen=True)
@@ -60,6 +36,7 @@ class Settings:
     system: str | None = None
     max_tokens: int | None = None
     temperature: float | None = None
+    top_p: float | None = None
     timeout: float = 120.0
     # seconds for the whole call, however busy the server looks: SSE keep-alive comments
     # count as a live connection (a queued or prefilling server sends them), so only this
@@ -177,28 +154,10 @@ def redact(text: str, secret: str | None) -> str:
     return re.sub(r"[\s\-_.]*".join(map(re.escape, core)), "***", text, flags=re.IGNORECASE)
 
 
-# What a %config value may be; a flag's own type check covers the flag form.
-_RANGES: dict[str, Callable[[Any], bool]] = {
-    "timeout": lambda v: v > 0,
-    "deadline": lambda v: v is None or v > 0,
-    "max_retries": lambda v: v >= 0,
-    "max_tokens": lambda v: v is None or v > 0,
-    "temperature": lambda v: v is None or 0 <= v <= 2,
-    "budget": lambda v: v > 0,
-    "image_max_side": lambda v: v >= 16,
-}
-
-
 def check_defaults(defaults: Mapping[str, Any], *, owner: str = "StepMagics.") -> None:
-    """Raise InputError for a default out of range, naming it as the user set it
-    (``StepMagics.timeout`` for a trait, ``timeout`` for a keyword of the Python API)."""
-    for name, valid in _RANGES.items():
-        try:
-            fits = name not in defaults or valid(defaults[name])
-        except TypeError:  # "0.3" for a number
-            fits = False
-        if not fits:
-            raise InputError(f"{owner}{name} = {defaults[name]!r} is out of range; set it again")
+    """Raise InputError for a default that does not fit the catalogue, naming it as the user
+    set it (``StepMagics.timeout`` for a trait, ``timeout`` for a keyword of the Python API)."""
+    check_values(defaults, owner=owner)
 
 
 def settings_for(
@@ -217,35 +176,26 @@ def settings_for(
     ``api_key`` among the flags wins over the environment.
     """
     check_defaults(defaults, owner=owner)
-
-    def pick(name: str) -> Any:
-        value = flags.get(name)
-        return defaults.get(name) if value is None else value
-
-    model, effort = pick("model"), pick("effort")
-    check_effort(model, effort)
-    if pick("api") not in APIS:
-        raise InputError(f"api must be one of {', '.join(APIS)}, not {pick('api')!r}")
+    check_flags(flags)
+    chosen = {name: _pick(setting, flags, defaults) for name, setting in BY_FIELD.items()}
+    check_effort(chosen["model"], chosen["effort"])
     given = (flags.get("base_url"), flags.get("api_key"))
     base_url, key, local, warning = _endpoint(*given, defaults, local_url, need_key)
-    settings = Settings(
-        model=model,
-        base_url=base_url,
-        api_key=key,
-        effort=effort,
-        system=pick("system"),
-        max_tokens=pick("max_tokens"),
-        temperature=pick("temperature"),
-        timeout=pick("timeout"),
-        deadline=pick("deadline"),
-        max_retries=defaults["max_retries"],
-        show_reasoning=bool(flags.get("show_reasoning") or defaults["show_reasoning"]),
-        remote_images=bool(flags.get("remote_images") or defaults.get("remote_images")),
-        reasoning=bool(defaults["reasoning"] and not flags.get("no_reasoning")),
-        local=local,
-        api=pick("api"),
-    )
+    settings = Settings(base_url=base_url, api_key=key, local=local, **chosen)
     return settings, warning
+
+
+BY_FIELD = {item.name: item for item in SETTINGS if item.request}
+
+
+def _pick(setting: Setting, flags: Mapping[str, Any], defaults: Mapping[str, Any]) -> Any:
+    """A flag's value over the default; a switch turns its boolean on (or off)."""
+    default = defaults.get(setting.name, setting.default)
+    if setting.kind is bool:
+        switched = bool(flags.get(setting.dest))
+        return bool(default and not switched) if setting.default else bool(default or switched)
+    value = flags.get(setting.name)
+    return default if value is None else value
 
 
 def _endpoint(

@@ -17,16 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
-from traitlets import Bool, CFloat, CInt, Enum, Unicode, observe
+from traitlets import Bool, CFloat, CInt, Unicode, observe
 
 from step_magic.context.outputs import OutputRecorder
 from step_magic.core import settings as config
 from step_magic.core.errors import InputError
-from step_magic.core.settings import DEFAULTS
 from step_magic.display import frontend
 from step_magic.magics import frontend as magic_frontend
 from step_magic.magics.parsing import read_flags
-from step_magic.magics.stepflags import DETAILS, step_arguments
+from step_magic.magics.stepflags import step_arguments
+from step_magic.magics.traits import setting_trait
 
 if TYPE_CHECKING:  # the call path loads on the first call: %load_ext stays fast
     from step_magic.api.prepare import Call
@@ -34,7 +34,6 @@ if TYPE_CHECKING:  # the call path loads on the first call: %load_ext stays fast
     from step_magic.engine.toolloop import ToolLoop
     from step_magic.memory.history import History
 
-APIS = list(config.APIS)
 JOIN_SECONDS = 2.0  # how long %unload_ext waits for stopped background calls to record
 
 
@@ -45,60 +44,35 @@ class StepMagics(Magics):
     Example: ``%config StepMagics.model = "step-3.5-flash"``.
     """
 
-    model = Unicode(DEFAULTS["model"], help="Model used when --model is not given.").tag(
-        config=True
-    )
-    effort = Unicode(
-        None, allow_none=True, help="Reasoning effort (low, medium, high); None: server default."
-    ).tag(config=True)
-    system = Unicode(None, allow_none=True, help="System prompt for every call.").tag(config=True)
-    max_tokens = CInt(None, allow_none=True, help="Cap on the reply's tokens.").tag(config=True)
-    temperature = CFloat(None, allow_none=True, help="Sampling temperature.").tag(config=True)
+    model = setting_trait("model")
+    effort = setting_trait("effort")
+    system = setting_trait("system")
+    max_tokens = setting_trait("max_tokens")
+    temperature = setting_trait("temperature")
+    top_p = setting_trait("top_p")
     base_url = Unicode(
         None, allow_none=True, help="API base URL; default $STEPFUN_BASE_URL or StepFun's."
     ).tag(config=True)
-    timeout = CFloat(DEFAULTS["timeout"], help="Seconds without any data before a call fails.").tag(
-        config=True
-    )
-    deadline = CFloat(
-        None,
-        allow_none=True,
-        help="Seconds for a whole call, whatever arrives (keep-alives included); None: no limit.",
-    ).tag(config=True)
-    max_retries = CInt(
-        DEFAULTS["max_retries"], help="Retries for 429/5xx before any text arrived."
-    ).tag(config=True)
-    show_reasoning = Bool(
-        DEFAULTS["show_reasoning"], help="Open the reasoning panel by default."
-    ).tag(config=True)
-    reasoning = Bool(DEFAULTS["reasoning"], help="Show the reasoning at all.").tag(config=True)
+    timeout = setting_trait("timeout")
+    deadline = setting_trait("deadline")
+    max_retries = setting_trait("max_retries")
+    show_reasoning = setting_trait("show_reasoning")
+    reasoning = setting_trait("reasoning")
+    remote_images = setting_trait("remote_images")
+    budget = setting_trait("budget")
+    detail = setting_trait("detail")
+    image_max_side = setting_trait("image_max_side")
+    api = setting_trait("api")
+    max_steps = setting_trait("max_steps")
     warm_up = Bool(
         True,
         help="In a kernel, prepare the call path (SDK, TLS, widgets) in the background after "
         "%load_ext, so the first call starts fast.",
     ).tag(config=True)
-    remote_images = Bool(
-        DEFAULTS["remote_images"],
-        help="Load images the answer links to from other hosts (off: they are shown as links, "
-        "so a saved notebook fetches nothing when opened).",
-    ).tag(config=True)
-    budget = CInt(DEFAULTS["budget"], help="Token budget of each attached object.").tag(config=True)
-    detail = Enum(DETAILS, DEFAULTS["detail"], help="Detail level sent with images.").tag(
-        config=True
-    )
-    image_max_side = CInt(
-        DEFAULTS["image_max_side"], help="Images are downscaled to this long side."
-    ).tag(config=True)
-    api = Enum(
-        APIS, DEFAULTS["api"], help="chat: Chat Completions; messages: the Messages API."
-    ).tag(config=True)
     memory = Bool(True, help="Send earlier turns of the thread as context.").tag(config=True)
     replay = Bool(False, help="Answer from recorded replies only.").tag(config=True)
     replay_speed = CFloat(200.0, help="Replay pace in tokens/s (0: at once).").tag(config=True)
     history = Bool(True, help="Log every call to the SQLite history.").tag(config=True)
-    max_steps = CInt(
-        DEFAULTS["max_steps"], help="--tools: model turns allowed before the loop stops."
-    ).tag(config=True)
     background_limit = CInt(
         4, help="Background calls (--background) that stream at once; more wait for a slot."
     ).tag(config=True)

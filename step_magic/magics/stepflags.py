@@ -11,10 +11,8 @@ from typing import Any
 
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from step_magic.core.settings import APIS
+from step_magic.core.catalog import BY_NAME
 from step_magic.magics import argtypes as flags
-
-DETAILS = ["low", "high"]
 
 
 def step_arguments(magic: Callable[..., Any]) -> Any:
@@ -36,37 +34,38 @@ def names_flag(*names: str, **options: Any) -> Any:
     return argument(*names, type=flags.names, default=(), metavar="NAMES", **options)
 
 
+def setting(name: str, **override: Any) -> Any:
+    """The flag of the catalogue's setting ``name`` (``core.catalog``), as declared there."""
+    names, options = BY_NAME[name].argument(**override)
+    return argument(*names, **options)
+
+
 FLAGS = [
-    argument(
-        "-m",
-        "--model",
+    setting(
+        "model",
         help="Model name (default: StepMagics.model, step-3.7-flash); a comma list compares "
         "models side by side.",
     ),
-    argument(
-        "-e",
-        "--effort",
+    setting(
+        "effort",
         type=flags.efforts,
+        choices=None,
         metavar="EFFORT",
         help="Reasoning effort: low, medium or high; a comma list (low,high) compares them "
         "side by side.",
     ),
-    argument("--system", help="System prompt for this call."),
-    argument("--max-tokens", type=flags.positive_int, help="Cap on the reply's tokens."),
-    argument("--temperature", type=flags.temperature, help="Sampling temperature, 0 to 2."),
+    setting("system"),
+    setting("max_tokens"),
+    setting("temperature"),
+    setting("top_p"),
     argument("--base-url", help="API base URL, e.g. a compatible or local server."),
-    argument(
-        "--api", choices=list(APIS), help="chat (Chat Completions) or messages (Messages API)."
-    ),
-    argument("--timeout", type=flags.positive_seconds, help="Seconds without data to fail."),
-    argument(
-        "--deadline", type=flags.positive_seconds, help="Seconds for the whole call to finish."
-    ),
-    argument("--show-reasoning", action="store_true", help="Open the reasoning panel."),
-    argument("--no-reasoning", action="store_true", help="Do not display the reasoning."),
-    argument(
-        "--remote-images",
-        action="store_true",
+    setting("api"),
+    setting("timeout"),
+    setting("deadline"),
+    setting("show_reasoning"),
+    setting("reasoning"),
+    setting(
+        "remote_images",
         help="Load the answer's images from other hosts (by default they are links).",
     ),
     argument("-o", "--output", metavar="NAME", help="Also bind the result to NAME."),
@@ -84,8 +83,8 @@ FLAGS = [
         help="Attach kernel objects, comma-separated: variables (DataFrames, figures, images, "
         "arrays, text), Out[N], @last / @N (image an earlier cell displayed), file paths.",
     ),
-    argument("--budget", type=flags.positive_int, help="Token budget per attached object."),
-    argument("--detail", choices=DETAILS, help="Image detail sent to the model."),
+    setting("budget"),
+    setting("detail"),
     argument("--dry-run", action="store_true", help="Show what would be sent; send nothing."),
     argument("--no-interpolate", action="store_true", help="Send {braces} verbatim."),
     argument("--strict", action="store_true", help="An unknown {name} is an error."),
@@ -113,7 +112,7 @@ FLAGS = [
         help="Let the model call these functions (schema from their signatures) or explore "
         "these DataFrames with read-only tools, comma-separated.",
     ),
-    argument("--max-steps", type=flags.positive_int, help="--tools: model turns allowed (8)."),
+    setting("max_steps"),
     argument("--confirm", action="store_true", help="--tools: ask before each call."),
     argument("--map", metavar="NAME", help="Run the prompt once per row of this frame/list."),
     argument("--as", dest="as_column", default="answer", metavar="COLUMN", help="--map column."),

@@ -70,8 +70,9 @@ def parse_messages_request(body: Any) -> tuple[ReceivedChat, dict[str, Any]]:
         "stream": body.get("stream", False),
         **chat_tool_fields(body),
     }
-    if "temperature" in body:  # not checked (nor by the chat endpoint), but part of the key
-        chat["temperature"] = body["temperature"]
+    for name in ("temperature", "top_p"):  # not checked (nor by the chat endpoint), but keyed
+        if name in body:
+            chat[name] = body[name]
     config = body.get("output_config", {})
     if not isinstance(config, dict):
         raise invalid_params("output_config must be an object.")

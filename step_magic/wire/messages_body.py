@@ -42,6 +42,7 @@ def messages_body(request: ChatRequest) -> dict[str, Any]:
     optional = {
         "system": "\n\n".join(system) if system else None,
         "temperature": request.temperature,
+        "top_p": request.top_p,
         "output_config": None if request.effort is None else {"effort": request.effort},
     }
     body = {"model": request.model, "max_tokens": max_tokens, "messages": messages, "stream": True}
