@@ -24,9 +24,9 @@ from step_magic.core.redact import redact_url
 from step_magic.core.request import ChatRequest
 from step_magic.core.settings import Settings, redact
 from step_magic.core.text import dollars
+from step_magic.wire.apis import API, WireAPI, observe
 from step_magic.wire.chat import chat_body
-from step_magic.wire.messages_body import messages_body
-from step_magic.wire.probe import Observed, observe
+from step_magic.wire.probe import Observed
 
 PROMPT = "Reply with the single word: ready."
 OBSERVED_WIDTH = 90
@@ -125,7 +125,11 @@ def examine(settings: Settings, *, timeout: float) -> Iterator[Finding]:
         for i, e in enumerate(efforts)
     ]
     checks += [
-        ("Messages API", lambda: _messages(settings, timeout)),
+        *(
+            (entry.title, functools.partial(_other_api, settings, entry, timeout))
+            for entry in API.values()
+            if entry.name != "chat"
+        ),
         ("tool call", lambda: _tool_call(settings, timeout)),
         ("bad model name", lambda: _bad_model(settings, timeout)),
     ]
@@ -140,7 +144,7 @@ def examine(settings: Settings, *, timeout: float) -> Iterator[Finding]:
 
 def _chat(settings: Settings, request: ChatRequest, timeout: float) -> Observed:
     body = chat_body(settings, request)
-    return observe(settings.base_url, settings.api_key, "/chat/completions", body, timeout=timeout)
+    return observe(API["chat"], settings, body, timeout=timeout)
 
 
 def _cost(settings: Settings, seen: Observed) -> float:
@@ -200,18 +204,19 @@ def _stream_shape(seen: Observed) -> Iterator[Finding]:
                   "ok" if seen.trace_header == "x-trace-id" else "differs")  # fmt: skip
 
 
-def _messages(settings: Settings, timeout: float) -> Iterator[Finding]:
+def _other_api(settings: Settings, entry: WireAPI, timeout: float) -> Iterator[Finding]:
+    """A wire API besides Chat Completions (the registry's): does it stream an answer?"""
     request = ChatRequest(settings.model, _user(PROMPT), max_tokens=1024)
-    body = {**messages_body(request), "stream": True}
-    seen = observe(settings.base_url, settings.api_key, "/messages", body, timeout=timeout)
+    body = {**entry.body(settings, request), "stream": True}
+    seen = observe(entry, settings, body, timeout=timeout)
     if seen.status == 404:
-        yield Finding("Messages API", "streamed text and thinking", "404: not offered here",
+        yield Finding(entry.title, "streamed text and thinking", "404: not offered here",
                       "differs")  # fmt: skip
         return
     texts = f"{seen.reasoning_chars:,} + {seen.answer_chars:,} chars, stop {seen.finish_reasons}"
     ok = seen.status == 200 and seen.answer_chars and not seen.error
     observed = texts if ok else _failure(seen)
-    yield Finding("Messages API", "streamed text and thinking", observed,
+    yield Finding(entry.title, "streamed text and thinking", observed,
                   "ok" if ok else "FAIL", _cost(settings, seen))  # fmt: skip
 
 
@@ -250,7 +255,7 @@ def _image(settings: Settings, timeout: float) -> Iterator[Finding]:
 
 def _bad_model(settings: Settings, timeout: float) -> Iterator[Finding]:
     body = {"model": "step-magic-doctor-no-such-model", "messages": list(_user("Hi"))}
-    seen = observe(settings.base_url, settings.api_key, "/chat/completions", body, timeout=timeout)
+    seen = observe(API["chat"], settings, body, timeout=timeout)
     expected = "4xx with error.message"
     if 400 <= seen.status < 500 and seen.error:
         yield Finding("bad model name", expected, f"{seen.status}: {seen.error}", "ok")

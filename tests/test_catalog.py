@@ -179,3 +179,11 @@ def test_top_p_is_part_of_the_request_key_so_a_replay_never_mixes_them_up() -> N
 
     plain = ChatRequest("step-3.7-flash", ({"role": "user", "content": "Hi"},))
     assert dataclasses.replace(plain, top_p=0.5).cache_key() != plain.cache_key()
+
+
+def test_the_api_setting_offers_exactly_the_registry_s_wire_apis() -> None:
+    from step_magic.wire.apis import API
+
+    assert BY_NAME["api"].choices == tuple(API)
+    assert options_by_dest(step_parser())["api"].choices == list(API)
+    assert options_by_dest(ask_parser())["api"].choices == list(API)

@@ -20,6 +20,7 @@ def plan_map(
     body: Callable[[ChatRequest], dict[str, Any]],
     namespace: Mapping[str, object] = NO_NAMES,
     endpoint: str | None = None,
+    api: str = "chat",
 ) -> MapPlan:
     """The plan of a map; ``body`` turns a request into what the chosen API would send.
 
@@ -32,4 +33,4 @@ def plan_map(
     cost = estimate_cost(requests[0].model, tokens, 0) if requests else None
     first = body(requests[0]) if requests else None
     pace = (options.concurrency, options.rpm)
-    return MapPlan(len(requests), tokens, cost, *pace, first, endpoint)
+    return MapPlan(len(requests), tokens, cost, *pace, first, endpoint, api)

@@ -78,3 +78,4 @@ class MapPlan:
     rpm: float | None
     first_body: dict[str, Any] | None
     endpoint: str | None = None
+    api: str = "chat"  # the wire API the body is written for (wire.apis)

@@ -15,9 +15,10 @@ from IPython.display import display
 
 from step_magic.core.request import estimate_tokens, message_parts
 from step_magic.display.static import escape
+from step_magic.wire.apis import wire_api
 
 Part = dict[str, Any]
-_NOT_SETTINGS = ("messages", "tools", "system")
+_NOT_SETTINGS = ("messages", "tools", "system", "input", "instructions")
 
 
 def _data_size(url: str) -> str:
@@ -29,31 +30,13 @@ def _settings(body: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in body.items() if key not in _NOT_SETTINGS}
 
 
-def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
-    """The messages with a top-level ``system`` (Messages API) put first, as in chat."""
-    system = body.get("system")
-    first = [{"role": "system", "content": system}] if system else []
-    return first + list(body.get("messages", ()))
+def _messages(body: dict[str, Any], api: str) -> list[dict[str, Any]]:
+    """The conversation in Chat Completions shape, however the API lays it out."""
+    return wire_api(api).conversation(body)
 
 
-def _chat_parts(part: Part) -> Part:
-    """A Messages API block in the chat part shape the estimate and the display read."""
-    source = part.get("source")
-    if part.get("type") == "image" and isinstance(source, dict):
-        if source.get("type") == "base64":
-            url = f"data:{source.get('media_type')};base64,{source.get('data', '')}"
-        else:
-            url = str(source.get("url", ""))
-        return {"type": "image_url", "image_url": {"url": url}}
-    return part
-
-
-def _parts(message: dict[str, Any]) -> list[Part]:
-    return [_chat_parts(part) for part in message_parts(message)]
-
-
-def _estimate(body: dict[str, Any]) -> int:
-    return estimate_tokens([{"content": _parts(message)} for message in _messages(body)])
+def _estimate(body: dict[str, Any], api: str) -> int:
+    return estimate_tokens([{"content": message_parts(m)} for m in _messages(body, api)])
 
 
 def _tool_lines(body: dict[str, Any]) -> list[str]:
@@ -83,18 +66,18 @@ def _summary(body: dict[str, Any], endpoint: str | None) -> str:
     return where + json.dumps(_settings(body))
 
 
-def dry_run_text(body: dict[str, Any], endpoint: str | None = None) -> str:
+def dry_run_text(body: dict[str, Any], endpoint: str | None = None, api: str = "chat") -> str:
     """The request as plain text (terminal, text/plain)."""
     lines = [
         f"Dry run — nothing sent. {_summary(body, endpoint)}",
-        f"Estimated prompt: ≈ {_estimate(body):,} tokens",
+        f"Estimated prompt: ≈ {_estimate(body, api):,} tokens",
     ]
     tools = _tool_lines(body)
     if tools:
         lines += ["--- tools the model may call", *tools]
-    for message in _messages(body):
+    for message in _messages(body, api):
         lines.append(f"--- {message['role']}")
-        lines.extend(_part_text(part) for part in _parts(message))
+        lines.extend(_part_text(part) for part in message_parts(message))
     return "\n".join(lines)
 
 
@@ -111,19 +94,19 @@ def _part_text(part: Part) -> str:
     return f"[{kind} part] {json.dumps(part, ensure_ascii=False)}"
 
 
-def dry_run_html(body: dict[str, Any], endpoint: str | None = None) -> str:
+def dry_run_html(body: dict[str, Any], endpoint: str | None = None, api: str = "chat") -> str:
     """The request as escaped HTML, images as thumbnails."""
     rows = [
         f"<p><b>Dry run — nothing sent.</b> <code>{escape(_summary(body, endpoint))}</code>"
-        f" · estimated prompt ≈ {_estimate(body):,} tokens</p>"
+        f" · estimated prompt ≈ {_estimate(body, api):,} tokens</p>"
     ]
     tools = _tool_lines(body)
     if tools:
         items = "".join(f"<li><code>{escape(line)}</code></li>" for line in tools)
         rows.append(f"<div><b>tools the model may call</b><ul>{items}</ul></div>")
-    for message in _messages(body):
+    for message in _messages(body, api):
         rows.append(f"<div><b>{escape(message['role'])}</b></div>")
-        rows.extend(_part_html(part) for part in _parts(message))
+        rows.extend(_part_html(part) for part in message_parts(message))
     return f'<div class="step-magic-dry-run">{"".join(rows)}</div>'
 
 
@@ -140,7 +123,10 @@ def _part_html(part: Part) -> str:
     return f'<pre style="white-space: pre-wrap">{escape(_part_text(part))}</pre>'
 
 
-def show_dry_run(body: dict[str, Any], endpoint: str | None = None) -> None:
+def show_dry_run(body: dict[str, Any], endpoint: str | None = None, api: str = "chat") -> None:
     """Display the request that ``--dry-run`` did not send (and where it would have gone)."""
-    bundle = {"text/html": dry_run_html(body, endpoint), "text/plain": dry_run_text(body, endpoint)}
+    bundle = {
+        "text/html": dry_run_html(body, endpoint, api),
+        "text/plain": dry_run_text(body, endpoint, api),
+    }
     display(bundle, raw=True)

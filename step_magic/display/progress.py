@@ -151,6 +151,6 @@ def map_dry_run_text(plan: MapPlan) -> str:
             f"Estimated prompts: ≈ {plan.tokens:,} tokens in all, ≈ {plan.tokens // plan.rows:,} "
             f"a row{price}.",
             "The first request:",
-            dryrun.dry_run_text(plan.first_body, plan.endpoint),
+            dryrun.dry_run_text(plan.first_body, plan.endpoint, plan.api),
         )
     )

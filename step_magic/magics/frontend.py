@@ -57,7 +57,7 @@ def show_dry_run(settings: Settings, request: ChatRequest) -> None:
         body = request_body(settings, request)
     except StepAPIError as err:
         raise UsageError(err.detail) from None
-    show(body, endpoint(settings))
+    show(body, endpoint(settings), settings.api)
 
 
 def json_error(answer: str) -> BaseException | None:

@@ -55,6 +55,7 @@ def run_map(magics: Any, args: argparse.Namespace, template: str, settings: Sett
                 body=body,
                 namespace=namespace,
                 endpoint=where,
+                api=settings.api,
             )
             print(map_dry_run_text(plan))
             return

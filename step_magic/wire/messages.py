@@ -16,11 +16,10 @@ from typing import Any
 from step_magic.core.events import AnswerDelta, Event, Finished, ReasoningDelta, Usage
 from step_magic.core.text import clean_text
 from step_magic.wire.httpstream import HttpEventStream, mapping
-from step_magic.wire.messages_body import messages_body
+from step_magic.wire.messages_body import messages_body, messages_headers
 from step_magic.wire.sse import ServerEvent
 from step_magic.wire.toolcalls import ToolCallCollector
 
-ANTHROPIC_VERSION = "2023-06-01"
 # Anthropic's stop reasons in Chat Completions words; others (content_filter) pass unchanged.
 FINISH_REASONS = {
     "end_turn": "stop",
@@ -40,13 +39,7 @@ class MessagesStream(HttpEventStream):
         return messages_body(self._request)
 
     def headers(self) -> dict[str, str]:
-        # Anthropic SDKs (which StepFun's reference uses) send x-api-key; its keys are Bearer.
-        key = self._settings.api_key
-        return {
-            "x-api-key": key,
-            "Authorization": f"Bearer {key}",
-            "anthropic-version": ANTHROPIC_VERSION,  # the reference SDK always sends one
-        }
+        return messages_headers(self._settings.api_key)
 
     def read(self, events: Iterator[ServerEvent], response: Any) -> Iterator[Event]:
         reply = _Reply()

@@ -16,6 +16,7 @@ from step_magic.core.errors import StepAPIError
 from step_magic.core.request import ChatRequest, Part
 from step_magic.core.text import read_json
 
+ANTHROPIC_VERSION = "2023-06-01"
 # StepFun requires max_tokens here (Chat Completions does not); the model's usual budget.
 DEFAULT_MAX_TOKENS = 8192
 _DATA_URL = re.compile(r"data:(?P<type>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)", re.S)
@@ -136,3 +137,42 @@ def _block(part: Part) -> dict[str, Any]:
         return {"type": "image", "source": {"type": "url", "url": url}}
     what = "stepfile:// images" if url.startswith("stepfile://") else f"{part.get('type')} parts"
     raise StepAPIError(f"the Messages API cannot carry {what}; use --api chat for them")
+
+
+def messages_headers(key: str) -> dict[str, str]:
+    """Anthropic SDKs (which StepFun's reference uses) send ``x-api-key`` and a version;
+    StepFun's keys are Bearer tokens: both are sent."""
+    return {
+        "x-api-key": key,
+        "Authorization": f"Bearer {key}",
+        "anthropic-version": ANTHROPIC_VERSION,
+    }
+
+
+def as_chat_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """A Messages body's conversation in Chat Completions shape (a dry run shows that):
+    the top-level system first, image blocks as image parts."""
+    system = body.get("system")
+    first = [{"role": "system", "content": system}] if system else []
+    turns = [
+        {**message, "content": _chat_content(message.get("content"))}
+        for message in body.get("messages", ())
+    ]
+    return first + turns
+
+
+def _chat_content(content: Any) -> Any:
+    if not isinstance(content, list):
+        return content
+    return [_chat_part(block) for block in content]
+
+
+def _chat_part(block: dict[str, Any]) -> dict[str, Any]:
+    source = block.get("source")
+    if block.get("type") == "image" and isinstance(source, dict):
+        if source.get("type") == "base64":
+            url = f"data:{source.get('media_type')};base64,{source.get('data', '')}"
+        else:
+            url = str(source.get("url", ""))
+        return {"type": "image_url", "image_url": {"url": url}}
+    return block

@@ -10,12 +10,12 @@ the request bodies the client sends.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from step_magic.core.events import Usage
 from step_magic.core.text import read_json
-from step_magic.wire.messages import ANTHROPIC_VERSION
 from step_magic.wire.retry import server_message
 from step_magic.wire.sse import SSEDecoder
 
@@ -41,18 +41,18 @@ class Observed:
     error: str | None = None  # the server's error message
 
 
+Reader = Callable[[dict[str, Any], "Observed"], None]
+
+
 def observe(
-    base_url: str, api_key: str, path: str, body: dict[str, Any], *, timeout: float
+    url: str, headers: dict[str, str], body: dict[str, Any], read: Reader, *, timeout: float
 ) -> Observed:
-    """POST ``body`` to ``base_url + path`` and record what came back, streamed or not."""
+    """POST ``body`` to ``url`` and record what came back, streamed (each event through
+    ``read``, the wire API's reader in ``wire.apis``) or not."""
     import httpx
 
     seen = Observed()
-    headers = {"Authorization": f"Bearer {api_key}", "anthropic-version": ANTHROPIC_VERSION}
-    if path == "/messages":
-        headers["x-api-key"] = api_key
     started = time.monotonic()
-    url = base_url.rstrip("/") + path
     with (
         httpx.Client(timeout=timeout) as client,
         client.stream("POST", url, json=body, headers=headers) as response,
@@ -61,16 +61,15 @@ def observe(
         seen.content_type = response.headers.get("content-type", "")
         seen.trace_header = next((h for h in TRACE_HEADERS if response.headers.get(h)), None)
         if "text/event-stream" in seen.content_type:
-            _read_stream(response.iter_bytes(), seen, messages=path == "/messages")
+            _read_stream(response.iter_bytes(), seen, read)
         else:
             _read_whole(response.read(), seen)
     seen.seconds = time.monotonic() - started
     return seen
 
 
-def _read_stream(pieces: Any, seen: Observed, *, messages: bool) -> None:
+def _read_stream(pieces: Any, seen: Observed, read: Reader) -> None:
     decoder = SSEDecoder()
-    read = _messages_event if messages else _chat_chunk
     for piece in pieces:
         for event in decoder.feed(piece):
             if event.data.strip() == "[DONE]":
@@ -95,7 +94,7 @@ def _read_whole(raw: bytes, seen: Observed) -> None:
     seen.usage = _usage(data.get("usage"))
 
 
-def _chat_chunk(chunk: dict[str, Any], seen: Observed) -> None:
+def read_chat_chunk(chunk: dict[str, Any], seen: Observed) -> None:
     seen.chunks += 1
     if "error" in chunk:
         seen.error = _error_message(chunk)
@@ -122,7 +121,7 @@ def _chat_chunk(chunk: dict[str, Any], seen: Observed) -> None:
         slot["arguments"] += function.get("arguments") or ""
 
 
-def _messages_event(event: dict[str, Any], seen: Observed) -> None:
+def read_messages_event(event: dict[str, Any], seen: Observed) -> None:
     seen.chunks += 1
     kind = event.get("type")
     if kind == "error":

@@ -2,7 +2,8 @@
 
 Single calls, ``--tools`` turns, ``--map`` rows and ``--dry-run`` all come through here, so
 each of them honours ``--api`` and a dry run shows the very body a live call would send.
-Both streams yield the same ``core.events`` and share one retry policy (``wire.retry``).
+Every API in the registry (``wire.apis``) yields the same ``core.events`` and shares one retry
+policy (``wire.retry``).
 """
 
 from __future__ import annotations
@@ -13,19 +14,12 @@ from step_magic.core.events import EventSource
 from step_magic.core.redact import redact_url
 from step_magic.core.request import ChatRequest
 from step_magic.core.settings import Settings
-
-PATHS = {"chat": "/chat/completions", "messages": "/messages"}
+from step_magic.wire.apis import wire_api
 
 
 def open_stream(settings: Settings, request: ChatRequest) -> EventSource:
     """A live reply through the API the settings name; nothing is sent until it is iterated."""
-    if settings.api == "messages":
-        from step_magic.wire.messages import MessagesStream
-
-        return MessagesStream(settings, request)
-    from step_magic.wire.chat import ReplyStream
-
-    return ReplyStream(settings, request)
+    return wire_api(settings.api).stream(settings, request)
 
 
 def request_body(settings: Settings, request: ChatRequest) -> dict[str, Any]:
@@ -34,16 +28,10 @@ def request_body(settings: Settings, request: ChatRequest) -> dict[str, Any]:
     Raises ``StepAPIError`` for what that API cannot carry (video on the Messages API), as a
     live call would before opening a connection.
     """
-    if settings.api == "messages":
-        from step_magic.wire.messages_body import messages_body
-
-        return messages_body(request)
-    from step_magic.wire.chat import chat_body
-
-    return chat_body(settings, request)
+    return wire_api(settings.api).body(settings, request)
 
 
 def endpoint(settings: Settings) -> str:
     """Where the request goes, e.g. ``POST https://api.stepfun.ai/v1/messages``."""
     url = redact_url(settings.base_url.rstrip("/"))
-    return f"POST {url}{PATHS.get(settings.api, PATHS['chat'])}"
+    return f"POST {url}{wire_api(settings.api).path}"
