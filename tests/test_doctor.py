@@ -37,8 +37,8 @@ def doctor(*args: str, key: str | None = TEST_KEY) -> subprocess.CompletedProces
 def test_the_bundled_server_passes_every_check(server: LocalServer) -> None:
     done = doctor("--base-url", server.base_url)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "11 ok, 0 differ, 0 failed" in done.stdout
-    for row in ("stream, effort high", "Messages API", "tool call", "image part"):
+    assert "12 ok, 0 differ, 0 failed" in done.stdout
+    for row in ("stream, effort high", "Messages API", "Responses API", "tool call", "image part"):
         assert row in done.stdout
     assert "Traceback" not in done.stderr
     assert TEST_KEY not in done.stdout + done.stderr

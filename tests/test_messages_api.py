@@ -24,6 +24,7 @@ from step_magic.core.settings import Settings
 from step_magic.server import LocalServer
 from step_magic.wire.chat import ReplyStream
 from step_magic.wire.messages import MessagesStream
+from step_magic.wire.responses import ResponsesStream
 from step_magic.wire.sse import ServerEvent, SSEDecoder
 
 from .conftest import TEST_KEY
@@ -31,8 +32,10 @@ from .sse_peer import SSEPeer
 
 MODEL = "step-3.7-flash"
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n fake").decode()
-Stream = type[ReplyStream] | type[MessagesStream]
-BOTH_APIS = pytest.mark.parametrize("api", [ReplyStream, MessagesStream], ids=["chat", "messages"])
+Stream = type[ReplyStream] | type[MessagesStream] | type[ResponsesStream]
+EVERY_API = pytest.mark.parametrize(
+    "api", [ReplyStream, MessagesStream, ResponsesStream], ids=["chat", "messages", "responses"]
+)
 
 
 def settings(base_url: str, **extra: Any) -> Settings:
@@ -301,7 +304,7 @@ def test_http_errors_read_the_same_on_both_apis(server: LocalServer) -> None:
         assert lines[0] == lines[1]
 
 
-@BOTH_APIS
+@EVERY_API
 @pytest.mark.parametrize("fault", ["529", "503"])
 def test_overloaded_and_unavailable_are_retried_like_the_reference_sdks(
     server: LocalServer, api: Stream, fault: str
@@ -316,7 +319,7 @@ def test_overloaded_and_unavailable_are_retried_like_the_reference_sdks(
     assert len(server.requests) == 2
 
 
-@BOTH_APIS
+@EVERY_API
 def test_a_wrong_key_is_a_one_line_401_with_the_region_hint(
     server: LocalServer, api: Stream
 ) -> None:
@@ -329,7 +332,7 @@ def test_a_wrong_key_is_a_one_line_401_with_the_region_hint(
     assert f"trace id {caught.value.trace_id}" in str(caught.value)
 
 
-@BOTH_APIS
+@EVERY_API
 def test_429_is_retried_after_the_servers_retry_after_then_succeeds(
     server: LocalServer, api: Stream
 ) -> None:
@@ -344,7 +347,7 @@ def test_429_is_retried_after_the_servers_retry_after_then_succeeds(
     assert len(server.requests) == 3
 
 
-@BOTH_APIS
+@EVERY_API
 def test_a_retry_after_above_the_cap_fails_at_once(server: LocalServer, api: Stream) -> None:
     server.config.fault, server.config.retry_after = "429", 120
     started = time.monotonic()
@@ -355,7 +358,7 @@ def test_a_retry_after_above_the_cap_fails_at_once(server: LocalServer, api: Str
     assert len(server.requests) == 1
 
 
-@BOTH_APIS
+@EVERY_API
 def test_a_dropped_connection_mid_answer_keeps_the_partial_text(
     server: LocalServer, api: Stream
 ) -> None:
@@ -372,7 +375,7 @@ def test_a_dropped_connection_mid_answer_keeps_the_partial_text(
     assert len(server.requests) == 2  # text had arrived: no retry
 
 
-@BOTH_APIS
+@EVERY_API
 @pytest.mark.parametrize(
     ("fault", "words"),
     [("error-event", "error while generating the reply"), ("malformed", "malformed chunk")],

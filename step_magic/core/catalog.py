@@ -19,7 +19,7 @@ from typing import Any
 from step_magic.core.errors import InputError
 from step_magic.core.models import DEFAULT_MODEL, EFFORTS
 
-APIS = ("chat", "messages")
+APIS = ("chat", "messages", "responses")  # wire.apis: the registry's names
 DETAILS = ("low", "high")
 
 
@@ -168,7 +168,7 @@ SETTINGS: tuple[Setting, ...] = (
         "api",
         str,
         "chat",
-        "chat: Chat Completions; messages: the Messages API.",
+        "chat: Chat Completions; messages: the Messages API; responses: the Responses API.",
         choices=APIS,
         flag="--api",
         shell=True,

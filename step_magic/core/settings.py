@@ -48,7 +48,7 @@ class Settings:
     # that fetches them when opened tells their host who opened it)
     reasoning: bool = True
     local: bool = False
-    api: str = "chat"  # "chat" (Chat Completions) or "messages" (Anthropic-style Messages)
+    api: str = "chat"  # a wire API of the registry (wire.apis): chat, messages, responses
 
 
 def key_variable(environ: Mapping[str, str] | None = None) -> str | None:

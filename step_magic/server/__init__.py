@@ -1,7 +1,8 @@
 """A local StepFun-compatible HTTP server: simulated answers, real wire protocol, faults.
 
 It serves ``POST /v1/chat/completions`` (with OpenAI-style tool calls), ``POST /v1/messages``
-(the Anthropic-style Messages API, same reply text as chat) and ``GET /v1/models``.
+(the Anthropic-style Messages API), ``POST /v1/responses`` (the Responses API; both with the
+same reply text as chat) and ``GET /v1/models``.
 
 Used by the test suite, by teachers rehearsing offline and by the README demo::
 

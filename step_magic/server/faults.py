@@ -2,8 +2,9 @@
 
 A fault is chosen by the model name (``fault-429`` or ``fault-429x2``: only the first two
 requests with that name), by the ``X-Step-Fault`` header (same syntax), or by
-``ServerConfig.fault``. The first that applies wins, in that order. Only chat completion and
-Messages requests take faults, so a client that lists models first does not use one up.
+``ServerConfig.fault``. The first that applies wins, in that order. Only chat completion,
+Messages and Responses requests take faults, so a client that lists models first does not
+use one up.
 
 Two faults change what is said rather than how it is delivered. ``tool-loop``: a request
 that offers tools always gets tool calls back, so a client's step limit can be tested.

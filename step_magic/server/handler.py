@@ -41,6 +41,12 @@ from step_magic.server.replies import (
     recorded_reply,
     tool_tokens,
 )
+from step_magic.server.responses import (
+    RESPONSES_PATH,
+    parse_responses_request,
+    response_body,
+    response_steps,
+)
 from step_magic.server.state import Pacer, ServerState, Stopped, cut
 from step_magic.server.stream import Action, Step, stream_steps
 from step_magic.server.validation import ReceivedChat, parse_chat_request
@@ -110,7 +116,8 @@ class StepRequestHandler(BaseHTTPRequestHandler):
         self._handle()
 
     def do_POST(self) -> None:
-        """Answer POST requests (``/v1/chat/completions``, ``/v1/messages``; else a 404)."""
+        """Answer POST requests (``/v1/chat/completions``, ``/v1/messages``, ``/v1/responses``;
+        else a 404)."""
         self._handle()
 
     do_PUT = do_PATCH = do_DELETE = do_POST
@@ -165,6 +172,8 @@ class StepRequestHandler(BaseHTTPRequestHandler):
             self._chat(parse_chat_request(body), body)
         elif self.command == "POST" and path == MESSAGES_PATH:
             self._messages(body)
+        elif self.command == "POST" and path == RESPONSES_PATH:
+            self._responses(body)
         elif self.command == "GET" and path == MODELS_PATH:
             self._send_json(200, _models_body())
         else:
@@ -194,6 +203,15 @@ class StepRequestHandler(BaseHTTPRequestHandler):
             self._stream(message_steps(completion, fault))
         else:
             self._send_completion(message_body(completion, fault), fault)
+
+    def _responses(self, body: Any) -> None:
+        """The chat reply to the same question, sent as Responses API events or JSON."""
+        request, chat_body = parse_responses_request(body)
+        completion, fault = self._plan(request, chat_body, "reasoning")
+        if request.stream:
+            self._stream(response_steps(completion, fault))
+        else:
+            self._send_completion(response_body(completion, fault), fault)
 
     def _plan(self, request: ReceivedChat, body: Any, field: str) -> tuple[Completion, str | None]:
         """Pick the fault, apply its delays and status errors, and plan the reply text."""

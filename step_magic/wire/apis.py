@@ -95,6 +95,30 @@ def _messages_probe(event: dict[str, Any], seen: Observed) -> None:
     read_messages_event(event, seen)
 
 
+def _responses_stream(settings: Settings, request: ChatRequest) -> EventSource:
+    from step_magic.wire.responses import ResponsesStream
+
+    return ResponsesStream(settings, request)
+
+
+def _responses_body(settings: Settings, request: ChatRequest) -> Body:
+    from step_magic.wire.responses_body import responses_body
+
+    return responses_body(request)
+
+
+def _responses_conversation(body: Body) -> list[dict[str, Any]]:
+    from step_magic.wire.responses_body import as_chat_messages
+
+    return as_chat_messages(body)
+
+
+def _responses_probe(event: dict[str, Any], seen: Observed) -> None:
+    from step_magic.wire.probe import read_responses_event
+
+    read_responses_event(event, seen)
+
+
 API = MappingProxyType(
     {
         "chat": WireAPI(
@@ -116,6 +140,16 @@ API = MappingProxyType(
             _messages_headers,
             _messages_conversation,
             _messages_probe,
+        ),
+        "responses": WireAPI(
+            "responses",
+            "Responses API",
+            "/responses",
+            _responses_stream,
+            _responses_body,
+            _bearer,
+            _responses_conversation,
+            _responses_probe,
         ),
     }
 )

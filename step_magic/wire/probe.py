@@ -142,6 +142,30 @@ def read_messages_event(event: dict[str, Any], seen: Observed) -> None:
         seen.answer_chars += len(delta.get("text") or "")
 
 
+def read_responses_event(event: dict[str, Any], seen: Observed) -> None:
+    seen.chunks += 1
+    kind = event.get("type")
+    given = event.get("response")
+    response: dict[str, Any] = given if isinstance(given, dict) else {}
+    if kind in ("error", "response.failed"):
+        seen.error = _error_message(response if response.get("error") else event)
+    usage = response.get("usage")
+    if isinstance(usage, dict) and isinstance(usage.get("input_tokens"), int):
+        seen.usage_chunks += 1
+        prompt, completion = usage["input_tokens"], usage.get("output_tokens") or 0
+        seen.usage = Usage(prompt, completion, prompt + completion)
+    if kind in ("response.completed", "response.incomplete"):
+        reason = (response.get("incomplete_details") or {}).get("reason")
+        seen.finish_reasons.append(reason or response.get("status"))
+    piece = event.get("delta")
+    delta = piece if isinstance(piece, str) else ""
+    if kind in ("response.reasoning_text.delta", "response.reasoning_summary_text.delta"):
+        seen.reasoning_fields.add(kind.removeprefix("response.").removesuffix(".delta"))
+        seen.reasoning_chars += len(delta)
+    elif kind == "response.output_text.delta":
+        seen.answer_chars += len(delta)
+
+
 def _json(text: str) -> dict[str, Any]:
     try:
         data = read_json(text)

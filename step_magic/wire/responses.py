@@ -1,0 +1,131 @@
+"""Stream a reply through StepFun's Responses API (``POST /v1/responses``) as the same events.
+
+``--api responses`` yields exactly what the other APIs yield. The stream is OpenAI's: typed
+events, each with an ``event:`` line and a ``type`` in its data. Reasoning arrives as raw
+``response.reasoning_text.delta`` (open-weight models, StepFun) or as
+``response.reasoning_summary_text.delta`` (summaries); both are read, and once raw text has
+arrived the summaries of the same reply are not shown twice. The answer is
+``response.output_text.delta``; function calls are ``function_call`` output items whose
+arguments stream as ``response.function_call_arguments.delta``. The reply ends with
+``response.completed``, ``response.incomplete`` (cut at the token limit or filtered: shown as
+truncated or filtered) or ``response.failed``; the id and the usage come with it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from step_magic.core.events import AnswerDelta, Event, Finished, ReasoningDelta, Usage
+from step_magic.core.text import clean_text
+from step_magic.wire.httpstream import HttpEventStream, mapping
+from step_magic.wire.responses_body import responses_body
+from step_magic.wire.sse import ServerEvent
+from step_magic.wire.toolcalls import ToolCallCollector
+
+# ``incomplete_details.reason`` in Chat Completions words
+INCOMPLETE = {"max_output_tokens": "length", "content_filter": "content_filter"}
+ENDS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
+class ResponsesStream(HttpEventStream):
+    """The events of one Responses API call; ``close()`` from another thread stops it."""
+
+    path = "/responses"
+
+    def body(self) -> dict[str, Any]:
+        return responses_body(self._request)
+
+    def read(self, events: Iterator[ServerEvent], response: Any) -> Iterator[Event]:
+        reply = _Reply()
+        for event in events:
+            if event.data.strip() == "[DONE]":  # not OpenAI's, but some proxies add it
+                break
+            payload = json.loads(event.data)
+            if not isinstance(payload, dict):
+                continue
+            kind = payload.get("type") or event.name
+            if kind == "error" or kind == "response.failed":
+                inner = mapping(payload.get("response")).get("error") or payload.get("error")
+                raise self.server_error({"error": inner or payload}, response)
+            yield from reply.take(kind, payload)
+            self.completion_id = reply.id or self.completion_id
+            self.usage = reply.usage or self.usage
+            if kind in ENDS:
+                break
+        if not self.cancelled:
+            ids = (self.trace_id, self.completion_id)
+            yield Finished(reply.finish_reason(), reply.usage, *ids, reply.tools.calls())
+
+
+@dataclass
+class _Reply:
+    """What the events said so far."""
+
+    id: str | None = None
+    usage: Usage | None = None
+    status: str | None = None
+    incomplete: str | None = None
+    raw_reasoning: bool = False
+    tools: ToolCallCollector = field(default_factory=ToolCallCollector)
+    streamed_arguments: set[int] = field(default_factory=set)
+
+    def take(self, kind: str, payload: dict[str, Any]) -> Iterator[Event]:
+        text = payload.get("delta")
+        if kind == "response.reasoning_text.delta" and isinstance(text, str):
+            self.raw_reasoning = True
+            yield ReasoningDelta(clean_text(text))
+        elif kind == "response.reasoning_summary_text.delta" and isinstance(text, str):
+            if not self.raw_reasoning:
+                yield ReasoningDelta(clean_text(text))
+        elif kind == "response.output_text.delta" and isinstance(text, str):
+            yield AnswerDelta(clean_text(text))
+        elif kind in ("response.output_item.added", "response.output_item.done"):
+            self._item(payload, done=kind.endswith("done"))
+        elif kind == "response.function_call_arguments.delta" and isinstance(text, str):
+            index = payload.get("output_index")
+            self.streamed_arguments.add(index if isinstance(index, int) else -1)
+            self.tools.feed([{"index": index, "function": {"arguments": text}}])
+        self._response(mapping(payload.get("response")))
+
+    def _item(self, payload: dict[str, Any], *, done: bool) -> None:
+        """A function call's name and id when its item opens; its whole arguments when it
+        closes, if none were streamed."""
+        item, index = mapping(payload.get("item")), payload.get("output_index")
+        if item.get("type") != "function_call":
+            return
+        arguments = item.get("arguments") if done else ""
+        if done and (index in self.streamed_arguments or not isinstance(arguments, str)):
+            arguments = ""
+        function = {"name": item.get("name"), "arguments": arguments or ""}
+        self.tools.feed([{"index": index, "id": item.get("call_id"), "function": function}])
+
+    def _response(self, response: dict[str, Any]) -> None:
+        if not response:
+            return
+        self.id = response.get("id") or self.id
+        self.status = response.get("status") or self.status
+        reason = mapping(response.get("incomplete_details")).get("reason")
+        self.incomplete = reason if isinstance(reason, str) else self.incomplete
+        self.usage = _usage(response.get("usage")) or self.usage
+
+    def finish_reason(self) -> str | None:
+        """The ending in Chat Completions words; None when the stream stopped without one."""
+        if self.status == "incomplete":
+            return INCOMPLETE.get(self.incomplete or "", self.incomplete or "length")
+        if self.status != "completed":
+            return None
+        return "tool_calls" if self.tools.calls() else "stop"
+
+
+def _usage(raw: Any) -> Usage | None:
+    usage = mapping(raw)
+    prompt, completion = usage.get("input_tokens"), usage.get("output_tokens")
+    if not isinstance(prompt, int) or not isinstance(completion, int):
+        return None
+    cached = mapping(usage.get("input_tokens_details")).get("cached_tokens")
+    total = usage.get("total_tokens")
+    total = total if isinstance(total, int) else prompt + completion
+    return Usage(prompt, completion, total, cached if isinstance(cached, int) and cached else None)
