@@ -515,7 +515,7 @@ def test_fault_model_with_count_fails_then_succeeds(
 
 
 def test_fault_names_are_all_known() -> None:
-    assert len(FAULTS) == len(set(FAULTS)) == 30
+    assert len(FAULTS) == len(set(FAULTS)) == 31
 
 
 def test_stall_before_delays_the_headers(local: LocalServer, client: openai.OpenAI) -> None:

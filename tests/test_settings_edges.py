@@ -207,7 +207,8 @@ def test_an_unknown_api_is_refused_naming_the_choices_and_the_value(
 ) -> None:
     with pytest.raises(InputError) as caught:
         settings(flags, **defaults)
-    assert str(caught.value) == f"{named} 'x' is not valid: it must be one of chat, messages, responses"
+    choices = "chat, messages, responses"
+    assert str(caught.value) == f"{named} 'x' is not valid: it must be one of {choices}"
 
 
 @pytest.mark.usefixtures("env_key")

@@ -39,8 +39,9 @@ class CallKeywords(TypedDict, total=False):
     reasoning: bool | None
     cassette: str | Path | None
     replay: bool
+    schema: object  # a pydantic model, a dataclass or a JSON-schema dict: structured output
 
 
 CALL_KEYWORDS = tuple(CallKeywords.__annotations__)
 # The keywords that are not settings: what is attached or called, where and how it is sent.
-CALL_ONLY = ("attach", "tools", "base_url", "api_key", "cassette", "replay")
+CALL_ONLY = ("attach", "tools", "base_url", "api_key", "cassette", "replay", "schema")

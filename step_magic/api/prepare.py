@@ -9,6 +9,7 @@ and a request is built the same way from the same inputs.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 from step_magic.api.inputs import attachments, call_settings, tool_loop
 from step_magic.context.compose import ComposeOptions, compose
 from step_magic.core.catalog import DEFAULTS
+from step_magic.core.outputschema import OutputSchema
 from step_magic.core.settings import Settings
 from step_magic.engine.session import CallOptions, Prepared, Session
 from step_magic.engine.toolloop import ToolLoop
@@ -47,6 +49,7 @@ def prepare(
     attach, tools = given.pop("attach", None), given.pop("tools", None)
     base_url, api_key = given.pop("base_url", None), given.pop("api_key", None)
     cassette, replay = given.pop("cassette", None), bool(given.pop("replay", False))
+    schema = output_schema(given.pop("schema", None))
     settings = call_settings(given, base_url=base_url, api_key=api_key)
     names, namespace = attachments(attach)
     budget = given.get("budget") or DEFAULTS["budget"]
@@ -66,7 +69,9 @@ def prepare(
         replay=replay,
         cassette=Path(cassette).expanduser() if cassette else None,
     )
-    return prepare_call(session, settings, prompt, compose_options, namespace, options, tools=loop)
+    return prepare_call(
+        session, settings, prompt, compose_options, namespace, options, tools=loop, schema=schema
+    )
 
 
 def prepare_call(
@@ -79,6 +84,7 @@ def prepare_call(
     *,
     tools: ToolLoop | None = None,
     cell: str | None = None,
+    schema: OutputSchema | None = None,
 ) -> Call:
     """Compose the prompt from ``namespace`` as ``sources`` says, describe the tools, add the
     thread's earlier turns: the request a live call, a dry run and a replay all use.
@@ -88,7 +94,16 @@ def prepare_call(
     composed = compose(prompt, namespace, settings.model, sources, cwd=Path.cwd())
     specs = tools.toolbox.specs() if tools else ()
     prepared = session.prepare(settings, composed, options, cell, specs)
+    if schema is not None:
+        prepared = dataclasses.replace(
+            prepared, request=dataclasses.replace(prepared.request, schema=schema)
+        )
     return Call(settings, prepared, options, tools)
+
+
+def output_schema(given: object) -> OutputSchema | None:
+    """``schema=`` as the request carries it (InputError for what is not a schema)."""
+    return None if given is None else OutputSchema.of(given)
 
 
 def one_off_session(history: bool) -> Session:

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 from collections.abc import Callable, Mapping, Sequence, Sized
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from step_magic.api.inputs import call_settings
+from step_magic.api.prepare import output_schema
 from step_magic.batch.cache import ReplyCache, reply_cache
 from step_magic.batch.rowcall import Call, note_retry, on_abandon
 from step_magic.batch.scheduler import map_rows as schedule
 from step_magic.batch.table import NO_NAMES, MapOptions
 from step_magic.core.errors import StepInterrupted
 from step_magic.core.mapresult import MapProgress, MapSummary
+from step_magic.core.outputschema import OutputSchema
 from step_magic.core.request import ChatRequest, build_request
 from step_magic.core.result import StepResult
 from step_magic.core.settings import Settings
@@ -55,16 +57,27 @@ def map_rows(
     ``fields`` ({"name": "int"}) or ``json=True`` parse answers into columns. Other keywords
     are ``ask``'s (``model``, ``effort``, ``system``…).
     """
+    schema = output_schema(keywords.pop("schema", None))
     settings = call_settings(keywords, base_url=base_url, api_key=api_key)
     pairs = tuple(fields.items()) if isinstance(fields, Mapping) else tuple(fields or ())
+    if schema is not None and not pairs:  # one typed column per field of the schema
+        pairs = schema.columns()
     options = MapOptions(
-        column, concurrency, rpm, limit, inplace, reasoning_column, pairs, json, strict
-    )
+        column, concurrency, rpm, limit, inplace, reasoning_column, pairs, json, strict,
+        schema_sent=schema is not None,
+    )  # fmt: skip
     store = History() if history and cassette is None else None
     try:
         cache = reply_cache(Path(cassette).expanduser() if cassette else None, store)
         result, summary = run_rows(
-            frame, prompt, settings, options, cache=cache, display=display, progress=progress
+            frame,
+            prompt,
+            settings,
+            options,
+            cache=cache,
+            display=display,
+            progress=progress,
+            schema=schema,
         )
     finally:
         if store is not None:
@@ -86,6 +99,7 @@ def run_rows(
     display: bool | None,
     progress: Callable[[MapProgress], None] | None = None,
     namespace: Mapping[str, object] = NO_NAMES,
+    schema: OutputSchema | None = None,
 ) -> tuple[Any, MapSummary]:
     """One map with its progress shown as ``display`` asks: what ``map_rows`` and
     ``%%step --map`` both run once their inputs are checked."""
@@ -94,7 +108,7 @@ def run_rows(
     result, summary = schedule(
         frame,
         prompt,
-        partial(build_request, settings),
+        row_request(settings, schema),
         row_call(settings),
         options,
         cache=cache,
@@ -118,6 +132,16 @@ def _both(
             target(progress)
 
     return report
+
+
+def row_request(settings: Settings, schema: OutputSchema | None) -> Callable[[str], ChatRequest]:
+    """How a row's prompt becomes its request (the schema, if any, on every row)."""
+
+    def make(prompt: str) -> ChatRequest:
+        request = build_request(settings, prompt)
+        return request if schema is None else dataclasses.replace(request, schema=schema)
+
+    return make
 
 
 def row_call(settings: Settings) -> Call:

@@ -38,6 +38,7 @@ class MapOptions:
     fields: tuple[tuple[str, str], ...] = ()
     json_output: bool = False
     strict: bool = False
+    schema_sent: bool = False  # the request carries the shape (schema=): no words needed
 
     def __post_init__(self) -> None:
         bad = [f"{name}:{kind}" for name, kind in self.fields if kind not in FIELD_TYPES]
@@ -70,6 +71,8 @@ class _Table:
 
 def format_instruction(options: MapOptions) -> str:
     """What is appended to each prompt so answers can be parsed into columns (or nothing)."""
+    if options.schema_sent:
+        return ""
     if options.fields:
         keys = ", ".join(f'"{name}" ({_TYPE_WORDS[kind]})' for name, kind in options.fields)
         return f"\n\nAnswer with only a JSON object with the keys {keys}."

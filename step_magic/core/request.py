@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from step_magic.core.outputschema import OutputSchema
 from step_magic.core.settings import Settings
 
 Message = dict[str, Any]
@@ -34,6 +35,7 @@ class ChatRequest:
     temperature: float | None = None
     top_p: float | None = None
     tools: tuple[dict[str, Any], ...] = ()
+    schema: OutputSchema | None = None  # the answer's shape (structured output)
 
     def body(self, *, stream: bool = True) -> dict[str, Any]:
         """The JSON body, with only the parameters the user set (unset means server default)."""
@@ -50,6 +52,9 @@ class ChatRequest:
             body["top_p"] = self.top_p
         if self.tools:
             body["tools"] = list(self.tools)
+        if self.schema is not None:
+            described = {"name": self.schema.name, "schema": dict(self.schema.schema)}
+            body["response_format"] = {"type": "json_schema", "json_schema": described}
         return body
 
     def cache_key(self) -> str:

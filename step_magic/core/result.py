@@ -66,6 +66,7 @@ class StepResult:
     thread: str | None = None
     replayed: bool = False
     display_format: str = "markdown"
+    parsed: Any = None  # with schema=: the answer validated (a model instance, a dataclass…)
     remote_images: bool = False  # the answer's images from other hosts are shown, not linked
     reasoning_open: bool = field(default=False, repr=False)
     # the cell (request id) whose live panel became this result's static form: a cell that

@@ -248,6 +248,7 @@ def _result(
     if turns.unanswered and status not in ("interrupted", "failed"):
         status = "max-steps"
     records += not_run(turns.unanswered, turns.steps, progress.reasoning_chars)
+    parsed, notes = _parsed(turns.request, answer, status, turns.notes)
     return StepResult(
         model=settings.model,
         effort=settings.effort,
@@ -270,7 +271,21 @@ def _result(
         ),
         tool_calls=tuple(records),
         steps=turns.steps,
+        notes=notes,
+        parsed=parsed,
     )
+
+
+def _parsed(
+    request: ChatRequest, answer: str, status: str, notes: list[str]
+) -> tuple[object, tuple[str, ...]]:
+    """With a schema, the answer validated, or a note saying why it does not fit (a reply
+    that did not finish is not checked: its text is partial anyway)."""
+    schema = request.schema
+    if schema is None or status not in ("complete", "truncated"):
+        return None, tuple(notes)
+    value, problem = schema.parse(answer)
+    return value, (*notes, problem) if problem else tuple(notes)
 
 
 def _failure(detail: str, settings: Settings, trace_id: str | None = None) -> StepAPIError:

@@ -126,7 +126,7 @@ class Session:
 
         def annotate(result: StepResult) -> None:
             result.attachments = prepared.composed.labels
-            result.notes = prepared.notes
+            result.notes = prepared.notes + result.notes
             result.thread = options.chat if options.chat != "default" else None
             result.replayed = stream is not None
             result.display_format = options.display_format

@@ -6,7 +6,7 @@ decides what a result says when a turn ends normally, fails or is cut short.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from step_magic.core.errors import StepAPIError
 from step_magic.core.events import EventSource, Finished, Usage
@@ -26,6 +26,7 @@ class Turns:
     steps: int = 0
     unanswered: tuple[ToolCall, ...] = ()  # calls left when --max-steps ran out
     ids: tuple[str | None, str | None] = (None, None)  # the latest trace and completion ids
+    notes: list[str] = field(default_factory=list)  # what the wire did differently (each once)
 
     def add(
         self, finished: Finished | None, error: StepAPIError | None, source: EventSource
@@ -38,6 +39,9 @@ class Turns:
         trace = next((s.trace_id for s in seen if s.trace_id), None)
         completion = next((c for s in seen if (c := getattr(s, "completion_id", None))), None)
         self.ids = (trace or self.ids[0], completion or self.ids[1])
+        for note in getattr(source, "notes", ()):
+            if note not in self.notes:
+                self.notes.append(note)
         usage = finished.usage if finished is not None else getattr(source, "usage", None)
         if usage is not None:
             self.usage = usage if self.usage is None else self.usage.plus(usage)

@@ -53,7 +53,7 @@ def run_comparison(magics: Any, args: argparse.Namespace, prompt: str) -> Any:
     cell_id = magic_frontend.cell_id(magics.shell)
     options = CallOptions(memory=False, display_format=args.format)
     magics.session.history = magics.history_store()
-    calls = []
+    calls, schema = [], magics._schema(args)
     for variant, label in zip(chosen, labels, strict=True):
         one = copy.copy(args)
         one.model, one.effort = variant.model, variant.effort
@@ -61,7 +61,7 @@ def run_comparison(magics: Any, args: argparse.Namespace, prompt: str) -> Any:
             settings = magics._settings(one, need_key=True)
         except UsageError as err:
             raise UsageError(f"{label}: {err}") from None
-        calls.append(magics.prepare(prompt, args, settings, options, cell=cell_id))
+        calls.append(magics.prepare(prompt, args, settings, options, cell=cell_id, schema=schema))
     try:
         comparison = run_variants(magics.session, prompt, calls, labels, display=None)
     except StepInterrupted as err:

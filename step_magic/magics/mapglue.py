@@ -25,14 +25,15 @@ def fields(spec: str | None) -> tuple[tuple[str, str], ...]:
     return tuple((name.strip(), (kind or "str").strip()) for name, _, kind in pairs)
 
 
-def run_map(magics: Any, args: argparse.Namespace, template: str, settings: Settings) -> None:
+def run_map(
+    magics: Any, args: argparse.Namespace, template: str, settings: Settings, schema: Any = None
+) -> None:
     """Map ``template`` over ``args.map``, showing progress, then bind the result."""
-    from step_magic.api.rows import run_rows
+    from step_magic.api.rows import row_request, run_rows
     from step_magic.batch.cache import reply_cache
     from step_magic.batch.plan import plan_map
     from step_magic.batch.table import MapOptions
     from step_magic.context.interpolate import resolve
-    from step_magic.core.request import build_request
     from step_magic.display.progress import map_dry_run_text
     from step_magic.wire.transport import endpoint, request_body
 
@@ -41,9 +42,10 @@ def run_map(magics: Any, args: argparse.Namespace, template: str, settings: Sett
         frame = resolve(args.map, namespace)
         options = MapOptions(
             args.as_column, args.concurrency, args.rpm, args.limit, args.inplace,
-            args.reasoning_col, fields(args.fields), args.format == "json", args.strict,
+            args.reasoning_col, fields(args.fields) or (schema.columns() if schema else ()),
+            args.format == "json", args.strict, schema_sent=schema is not None,
         )  # fmt: skip
-        make_request = partial(build_request, settings)
+        make_request = row_request(settings, schema)
         if args.dry_run:
             body = partial(request_body, settings)
             where = endpoint(settings)
@@ -62,7 +64,14 @@ def run_map(magics: Any, args: argparse.Namespace, template: str, settings: Sett
         cassette = Path(args.cassette).expanduser() if args.cassette else None
         cache = reply_cache(cassette, magics.history_store())
         result, summary = run_rows(
-            frame, template, settings, options, cache=cache, display=True, namespace=namespace
+            frame,
+            template,
+            settings,
+            options,
+            cache=cache,
+            display=True,
+            namespace=namespace,
+            schema=schema,
         )
     except InputError as err:  # bad flags, names or frames, found before any request
         raise UsageError(str(err)) from None

@@ -30,6 +30,7 @@ from step_magic.magics.traits import setting_trait
 
 if TYPE_CHECKING:  # the call path loads on the first call: %load_ext stays fast
     from step_magic.api.prepare import Call
+    from step_magic.core.outputschema import OutputSchema
     from step_magic.engine.session import CallOptions, Session
     from step_magic.engine.toolloop import ToolLoop
     from step_magic.memory.history import History
@@ -124,11 +125,12 @@ class StepMagics(Magics):
             from step_magic.magics.background import check_background_flags
 
             check_background_flags(args)
+        schema = self._schema(args)
         if args.map:
             from step_magic.magics.mapglue import run_map
 
             settings = self._settings(args, need_key=not args.dry_run)
-            run_map(self, args, prompt, settings)
+            run_map(self, args, prompt, settings, schema)
             return None
         options = self._call_options(args)
         settings = self._settings(args, need_key=not (args.dry_run or options.replay))
@@ -136,7 +138,9 @@ class StepMagics(Magics):
         tools = tool_loop(args, self._namespace, budget_tokens=budget, max_steps=self.max_steps)
         cell_id = magic_frontend.cell_id(self.shell)
         self.session.history = self.history_store()  # a named thread resumes from it
-        call = self.prepare(prompt, args, settings, options, tools=tools, cell=cell_id)
+        call = self.prepare(
+            prompt, args, settings, options, tools=tools, cell=cell_id, schema=schema
+        )
         if args.dry_run:
             magic_frontend.show_dry_run(settings, call.prepared.request)
             return None
@@ -213,6 +217,7 @@ class StepMagics(Magics):
         *,
         tools: ToolLoop | None = None,
         cell: str | None = None,
+        schema: OutputSchema | None = None,
     ) -> Call:
         """The call the API's one prepare path makes from these flags and this notebook's
         names (earlier outputs first), or a UsageError; nothing is sent."""
@@ -230,10 +235,31 @@ class StepMagics(Magics):
         namespace = ChainMap(self._outputs.references(), self._namespace)
         try:
             return prepare_call(
-                self.session, settings, prompt, sources, namespace, options, tools=tools, cell=cell
+                self.session,
+                settings,
+                prompt,
+                sources,
+                namespace,
+                options,
+                tools=tools,
+                cell=cell,
+                schema=schema,
             )
         except InputError as err:
             raise UsageError(str(err)) from None
+
+    def _schema(self, args: argparse.Namespace) -> OutputSchema | None:
+        """``--schema NAME``: the notebook's model, dataclass or dict, or a UsageError."""
+        if not args.schema:
+            return None
+        from step_magic.api.prepare import output_schema
+
+        if args.schema not in self._namespace:
+            raise UsageError(f"--schema {args.schema}: no such name in the notebook")
+        try:
+            return output_schema(self._namespace[args.schema])
+        except InputError as err:
+            raise UsageError(f"--schema {args.schema}: {err}") from None
 
     def _settings(self, args: argparse.Namespace, *, need_key: bool) -> config.Settings:
         """This call's settings: flags over traits over the environment, validated."""

@@ -85,6 +85,13 @@ FLAGS = [
     ),
     setting("budget"),
     setting("detail"),
+    argument(
+        "--schema",
+        metavar="NAME",
+        help="Structured output: the answer must fit this pydantic model, dataclass or "
+        "JSON-schema dict from the notebook; _step.parsed holds it validated (with --map, one "
+        "typed column per field).",
+    ),
     argument("--dry-run", action="store_true", help="Show what would be sent; send nothing."),
     argument("--no-interpolate", action="store_true", help="Send {braces} verbatim."),
     argument("--strict", action="store_true", help="An unknown {name} is an error."),

@@ -48,6 +48,7 @@ BODY_FAULTS = frozenset(
         "strict-params",  # a 400 naming any body field it does not know (stream_options)
         "non-streamed",  # one JSON completion although the request asked for a stream
         "html-page",  # 200 with an HTML page, as a proxy's login or error page
+        "refuse-schema",  # a 400 for response_format / text.format (no structured output)
     }
 )
 

@@ -23,6 +23,7 @@ from step_magic.core.cassette import Cassette
 from step_magic.core.request import CHARS_PER_TOKEN, request_key
 from step_magic.server.arguments import example_arguments
 from step_magic.server.filler import exact, grow, tokenize
+from step_magic.server.structured import sample_answer, schema_asked_in_words
 from step_magic.server.tools import OfferedTool, PlannedCall
 from step_magic.server.validation import ReceivedChat, ReceivedMessage
 
@@ -111,7 +112,9 @@ def build_reply(
         reasoning_list = tokenize(grow(reasoning, rng, DEFAULT_REASONING_TOKENS[request.effort]))
     else:
         reasoning_list = exact(reasoning, rng, reasoning_tokens)
-    answer = _answer_markdown(request)
+    system = [message.text for message in request.messages if message.role == "system"]
+    schema = request.output_schema or schema_asked_in_words(system)
+    answer = sample_answer(schema) if schema is not None else _answer_markdown(request)
     answer_list = tokenize(answer) if answer_tokens is None else exact(answer, rng, answer_tokens)
     return ReplyTokens(tuple(reasoning_list), tuple(answer_list))
 

@@ -62,12 +62,16 @@ def parse_responses_request(body: Any) -> tuple[ReceivedChat, dict[str, Any]]:
     chat |= {chat_name: body[name] for name, chat_name in fields.items() if name in body}
     if body.get("tools") is not None:
         chat["tools"] = _tools(body["tools"])
+    if body.get("text") is not None:
+        chat["response_format"] = _text_format(body["text"])
     try:
         return parse_chat_request(chat), chat
     except ApiError as error:  # name the fields as this endpoint spells them
         if error.status != 400:
             raise
         renamed = error.message.replace("reasoning_effort", "reasoning.effort")
+        renamed = renamed.replace("response_format.json_schema", "text.format")
+        renamed = renamed.replace("response_format", "text.format")
         raise invalid_params(renamed.replace("max_tokens", "max_output_tokens")) from None
 
 
@@ -130,6 +134,17 @@ def _part(where: str, part: Any) -> dict[str, Any]:
 def _detail(part: dict[str, Any]) -> dict[str, Any]:
     detail = part.get("detail")
     return {} if detail in (None, "auto") else {"detail": detail}
+
+
+def _text_format(text: Any) -> dict[str, Any]:
+    """``text.format`` as the chat ``response_format`` it amounts to."""
+    given = text.get("format") if isinstance(text, dict) else None
+    if not isinstance(given, dict):
+        raise invalid_params("text.format must be an object.")
+    if given.get("type") != "json_schema":
+        return {"type": given.get("type")}
+    described = {key: given.get(key) for key in ("name", "schema")}
+    return {"type": "json_schema", "json_schema": described}
 
 
 def _tools(tools: Any) -> list[dict[str, Any]]:

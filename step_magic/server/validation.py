@@ -16,6 +16,7 @@ from typing import Any
 from step_magic.core.models import DEFAULT_MODEL, EFFORTS, MODELS, ModelInfo
 from step_magic.server.errors import invalid_params
 from step_magic.server.faults import FAULT_MODEL_PREFIX, parse_fault_spec, unknown_fault_message
+from step_magic.server.structured import parse_response_format
 from step_magic.server.tools import (
     AUTO,
     ORPHAN_TOOL_MESSAGE,
@@ -79,6 +80,7 @@ class ReceivedChat:
     tool_choice: ToolChoice = AUTO
     tool_results: tuple[ToolResult, ...] = ()
     include_usage: bool = False  # stream_options.include_usage
+    output_schema: dict[str, Any] | None = None  # response_format's JSON schema
 
 
 # The Chat Completions fields this server knows; ``fault-strict-params`` refuses any other.
@@ -86,6 +88,7 @@ KNOWN_FIELDS = frozenset(
     {
         "model", "messages", "stream", "reasoning_effort", "max_tokens", "temperature",
         "top_p", "tools", "tool_choice", "reasoning_format", "stop", "n", "user",
+        "response_format",
     }
 )  # fmt: skip
 
@@ -118,7 +121,14 @@ def parse_chat_request(body: Any) -> ReceivedChat:
         tool_choice=parse_tool_choice(body.get("tool_choice"), tools),
         tool_results=tool_results(messages),
         include_usage=_include_usage(body.get("stream_options")),
+        output_schema=_output_schema(fault, body.get("response_format")),
     )
+
+
+def _output_schema(fault: str | None, value: Any) -> dict[str, Any] | None:
+    if value is not None and fault == "refuse-schema":
+        raise invalid_params("Unrecognized request argument supplied: response_format")
+    return parse_response_format(value)
 
 
 def _include_usage(value: Any) -> bool:

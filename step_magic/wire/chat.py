@@ -31,6 +31,12 @@ if TYPE_CHECKING:
 
 # Base URLs whose server answered 400 to stream_options: asked without it from then on.
 REFUSED_USAGE_OPTION: set[str] = set()
+# Base URLs whose server refused response_format: the schema goes in the instructions there.
+REFUSED_SCHEMA: set[str] = set()
+SCHEMA_REFUSED = (
+    "the server refused response_format (structured output): the schema was asked for in "
+    "the instructions instead"
+)
 
 
 class ReplyStream:
@@ -48,6 +54,7 @@ class ReplyStream:
         self.trace_id: str | None = None
         self.completion_id: str | None = None
         self.usage: Usage | None = None  # the latest seen: kept if the stream is cut short
+        self.notes: list[str] = []  # what was done differently from what was asked
 
     def close(self) -> None:
         """Stop: wake a retry wait and close the connection, even before headers arrived.
@@ -101,18 +108,32 @@ class ReplyStream:
         return None
 
     def _create(self, client: openai.OpenAI, body: dict[str, Any]) -> Any:
-        """Send ``body``; a server whose 400 or 422 names ``stream_options`` is asked once
-        more without it, and never again with it (remembered per base URL)."""
+        """Send ``body``; a server whose 400 or 422 names ``stream_options`` or
+        ``response_format`` is asked once more without it, and never again with it
+        (remembered per base URL); the schema then goes in the instructions."""
         import openai
 
-        try:
-            return client.chat.completions.create(**body)
-        except (openai.BadRequestError, openai.UnprocessableEntityError) as err:
-            if "stream_options" not in body or "stream_options" not in str(err.body or err):
-                raise
-            REFUSED_USAGE_OPTION.add(self._settings.base_url)
-            bare = {key: value for key, value in body.items() if key != "stream_options"}
-            return client.chat.completions.create(**bare)
+        if self._request.schema is not None and "response_format" not in body:
+            self._note(SCHEMA_REFUSED)
+        for _ in range(3):
+            try:
+                return client.chat.completions.create(**body)
+            except (openai.BadRequestError, openai.UnprocessableEntityError) as err:
+                said = str(err.body or err)
+                if "stream_options" in body and "stream_options" in said:
+                    REFUSED_USAGE_OPTION.add(self._settings.base_url)
+                    body = {key: value for key, value in body.items() if key != "stream_options"}
+                elif "response_format" in body and "response_format" in said:
+                    REFUSED_SCHEMA.add(self._settings.base_url)
+                    body = schema_in_prompt(body, self._request)
+                    self._note(SCHEMA_REFUSED)
+                else:
+                    raise
+        return client.chat.completions.create(**body)
+
+    def _note(self, note: str) -> None:
+        if note not in self.notes:
+            self.notes.append(note)
 
     def _read(self, stream: Any) -> Iterator[Event]:
         import openai
@@ -194,7 +215,24 @@ def chat_body(settings: Settings, request: ChatRequest) -> dict[str, Any]:
     host = urlsplit(settings.base_url).hostname or ""
     if not is_stepfun_host(host) and settings.base_url not in REFUSED_USAGE_OPTION:
         body["stream_options"] = {"include_usage": True}
+    if settings.base_url in REFUSED_SCHEMA:
+        body = schema_in_prompt(body, request)
     return body
+
+
+def schema_in_prompt(body: dict[str, Any], request: ChatRequest) -> dict[str, Any]:
+    """``body`` without ``response_format``, the schema asked for in the system message."""
+    bare = {key: value for key, value in body.items() if key != "response_format"}
+    if request.schema is None:
+        return bare
+    instruction = request.schema.instruction()
+    messages = list(bare.get("messages", ()))
+    first = messages[0] if messages else {}
+    if first.get("role") == "system" and isinstance(first.get("content"), str):
+        messages[0] = {**first, "content": f"{first['content']}\n\n{instruction}"}
+    else:
+        messages.insert(0, {"role": "system", "content": instruction})
+    return bare | {"messages": messages}
 
 
 @functools.cache

@@ -48,6 +48,7 @@ class HttpEventStream:
         self.trace_id: str | None = None
         self.completion_id: str | None = None
         self.usage: Usage | None = None  # the latest seen: kept if the stream is cut short
+        self.notes: list[str] = []  # what was done differently from what was asked
 
     def body(self) -> dict[str, Any]:
         """The JSON body to send (raises ``StepAPIError`` for what the API cannot carry)."""
@@ -56,6 +57,11 @@ class HttpEventStream:
     def headers(self) -> dict[str, str]:
         """The request's headers: the key as a Bearer token."""
         return {"Authorization": f"Bearer {self._settings.api_key}"}
+
+    def without_refused(self, body: dict[str, Any], said: str) -> dict[str, Any] | None:
+        """The body to send instead when the server refused this one with a 400 or 422 that
+        says ``said`` (an optional field it does not take); None: the refusal stands."""
+        return None
 
     def read(self, events: Iterator[ServerEvent], response: Any) -> Iterator[Event]:
         """The events of the reply, from the server's SSE events, ending with ``Finished``
@@ -90,30 +96,49 @@ class HttpEventStream:
             http_client.close()
 
     def _open(self, http_client: Any, body: dict[str, Any]) -> Generator[Event, None, Any]:
-        """Send the request, retrying 429/5xx as ReplyStream does; return the open response."""
-        headers = self.headers()
-        url = self._settings.base_url.rstrip("/") + self.path
+        """Send the request, retrying 429/5xx as ReplyStream does; return the open response.
+
+        A refused optional field (``without_refused``) is sent again at once without it,
+        once, outside the count of retries."""
         attempts = self._settings.max_retries + 1
-        for attempt in range(1, attempts + 1):
+        attempt, refusals = 1, 0
+        while attempt <= attempts:
             if self._cancelled.is_set():
                 return None
-            request = http_client.build_request(
-                "POST", url, json=body, headers=headers, extensions={"trace": self._on_trace}
-            )
-            try:
-                response = http_client.send(request, stream=True)
-            except http().HTTPError as err:
-                if self._cancelled.is_set():
-                    return None
-                raise self.error(_transport_error(err, request)) from None
-            self.trace_id = response.headers.get("x-trace-id")
-            if response.is_success:
+            response = self._send(http_client, body)
+            if response is None or response.is_success:
                 return response
-            waiting = after_failure(_status_error(response), attempt, attempts, self.error)
+            refusal = _status_error(response)
+            instead = self._instead(response.status_code, refusal, body)
+            if instead is not None and refusals == 0:
+                body, refusals = instead, 1
+                continue
+            waiting = after_failure(refusal, attempt, attempts, self.error)
             yield waiting
             if self._cancelled.wait(waiting.delay):
                 return None
+            attempt += 1
         return None
+
+    def _send(self, http_client: Any, body: dict[str, Any]) -> Any:
+        """One POST; the response (None when cancelled meanwhile), its trace id kept."""
+        url = self._settings.base_url.rstrip("/") + self.path
+        request = http_client.build_request(
+            "POST", url, json=body, headers=self.headers(), extensions={"trace": self._on_trace}
+        )
+        try:
+            response = http_client.send(request, stream=True)
+        except http().HTTPError as err:
+            if self._cancelled.is_set():
+                return None
+            raise self.error(_transport_error(err, request)) from None
+        self.trace_id = response.headers.get("x-trace-id")
+        return response
+
+    def _instead(self, status: int, refusal: Exception, body: dict[str, Any]) -> Any:
+        if status not in (400, 422):
+            return None
+        return self.without_refused(body, str(getattr(refusal, "body", None) or refusal))
 
     def _read(self, response: Any) -> Iterator[Event]:
         try:

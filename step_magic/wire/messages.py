@@ -20,6 +20,9 @@ from step_magic.wire.messages_body import messages_body, messages_headers
 from step_magic.wire.sse import ServerEvent
 from step_magic.wire.toolcalls import ToolCallCollector
 
+SCHEMA_IN_PROMPT = (
+    "the Messages API has no structured-output field: the schema was asked for in the instructions"
+)
 # Anthropic's stop reasons in Chat Completions words; others (content_filter) pass unchanged.
 FINISH_REASONS = {
     "end_turn": "stop",
@@ -36,6 +39,8 @@ class MessagesStream(HttpEventStream):
     path = "/messages"
 
     def body(self) -> dict[str, Any]:
+        if self._request.schema is not None:
+            self.notes.append(SCHEMA_IN_PROMPT)
         return messages_body(self._request)
 
     def headers(self) -> dict[str, str]:

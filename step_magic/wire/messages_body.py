@@ -30,6 +30,8 @@ def messages_body(request: ChatRequest) -> dict[str, Any]:
     API cannot carry (video, ``stepfile://`` images), before anything is sent.
     """
     system = [_text(message) for message in request.messages if message["role"] == "system"]
+    if request.schema is not None:  # no structured-output field here: asked for in words
+        system.append(request.schema.instruction())
     messages: list[dict[str, Any]] = []
     for message in request.messages:
         if message["role"] == "system":

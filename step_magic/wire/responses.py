@@ -21,12 +21,16 @@ from typing import Any
 from step_magic.core.events import AnswerDelta, Event, Finished, ReasoningDelta, Usage
 from step_magic.core.text import clean_text
 from step_magic.wire.httpstream import HttpEventStream, mapping
-from step_magic.wire.responses_body import responses_body
+from step_magic.wire.responses_body import responses_body, schema_in_instructions
 from step_magic.wire.sse import ServerEvent
 from step_magic.wire.toolcalls import ToolCallCollector
 
 # ``incomplete_details.reason`` in Chat Completions words
 INCOMPLETE = {"max_output_tokens": "length", "content_filter": "content_filter"}
+SCHEMA_REFUSED = (
+    "the server refused text.format (structured output): the schema was asked for in the "
+    "instructions instead"
+)
 ENDS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
@@ -37,6 +41,16 @@ class ResponsesStream(HttpEventStream):
 
     def body(self) -> dict[str, Any]:
         return responses_body(self._request)
+
+    def without_refused(self, body: dict[str, Any], said: str) -> dict[str, Any] | None:
+        """A server that refuses ``text.format`` is asked once more with the schema in the
+        instructions."""
+        if "text" not in body or not any(
+            word in said for word in ("text.format", "json_schema", "'text'", '"text"')
+        ):
+            return None
+        self.notes.append(SCHEMA_REFUSED)
+        return schema_in_instructions(body, self._request)
 
     def read(self, events: Iterator[ServerEvent], response: Any) -> Iterator[Event]:
         reply = _Reply()

@@ -33,9 +33,27 @@ def responses_body(request: ChatRequest) -> dict[str, Any]:
         "temperature": request.temperature,
         "top_p": request.top_p,
         "tools": [_tool(spec["function"]) for spec in request.tools] or None,
+        "text": None if request.schema is None else {"format": _format(request)},
     }
     body = {"model": request.model, "input": items, "stream": True}
     return body | {name: value for name, value in optional.items() if value is not None}
+
+
+def _format(request: ChatRequest) -> Item:
+    schema = request.schema
+    assert schema is not None
+    return {"type": "json_schema", "name": schema.name, "schema": dict(schema.schema)}
+
+
+def schema_in_instructions(body: dict[str, Any], request: ChatRequest) -> dict[str, Any]:
+    """``body`` without ``text.format``, the schema asked for in the instructions (for a
+    server that refused the field)."""
+    bare = {key: value for key, value in body.items() if key != "text"}
+    if request.schema is None:
+        return bare
+    given = bare.get("instructions")
+    instruction = request.schema.instruction()
+    return bare | {"instructions": f"{given}\n\n{instruction}" if given else instruction}
 
 
 def _items(message: dict[str, Any]) -> list[Item]:

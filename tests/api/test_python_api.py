@@ -94,7 +94,7 @@ def test_bad_input_is_refused_before_anything_is_sent(api_env: LocalServer) -> N
         step_magic.ask("hi", model="step-3.5-flash", effort="high")
     with pytest.raises(step_magic.InputError, match="temperature = 5"):
         step_magic.ask("hi", temperature=5)
-    with pytest.raises(step_magic.InputError, match=r"api = .completions. is not valid: it must be"):
+    with pytest.raises(step_magic.InputError, match=r"api = 'completions' is not valid"):
         step_magic.stream("hi", api="completions")
     with pytest.raises(step_magic.InputError, match="unknown keyword"):
         step_magic.stream("hi", efort="high")
