@@ -30,6 +30,7 @@ from step_magic.core.cassette import Cassette, RecordedReply
 from step_magic.core.errors import InputError
 from step_magic.core.mapresult import MapProgress
 from step_magic.core.request import ChatRequest, build_request
+from step_magic.core.result import StepResult
 from step_magic.core.settings import Settings
 from step_magic.display.progress import TerminalProgress, map_dry_run_text
 from step_magic.server import LocalServer
@@ -72,11 +73,11 @@ def records(out: object) -> list[dict[str, Any]]:
     return out
 
 
-def interrupt_after(calls: int, inner: Callable[[ChatRequest], RecordedReply]) -> Any:
+def interrupt_after(calls: int, inner: Callable[[ChatRequest], StepResult]) -> Any:
     """A call that sends the process a real SIGINT once ``calls`` rows have been answered."""
     lock, done = threading.Lock(), [0]
 
-    def call(request: ChatRequest) -> RecordedReply:
+    def call(request: ChatRequest) -> StepResult:
         reply = inner(request)
         with lock:
             done[0] += 1
@@ -93,7 +94,7 @@ def test_a_pandas_frame_keeps_row_order_whatever_order_replies_finish_in(
     settings = settings_for(server)
     live, finished = row_call(settings), []
 
-    def slow_first(request: ChatRequest) -> RecordedReply:  # row 0 waits longest, row 7 least
+    def slow_first(request: ChatRequest) -> StepResult:  # row 0 waits longest, row 7 least
         prompt = request.messages[-1]["content"]
         row = next(i for i, title in enumerate(TITLES) if f"Book {title} by" in prompt)
         time.sleep(0.03 * (len(TITLES) - row))
@@ -172,7 +173,7 @@ def test_requests_overlap_up_to_the_concurrency_and_no_further(server: LocalServ
     server.config.first_byte_delay = 0.2
     live, lock, active, peak = row_call(settings), threading.Lock(), [0], [0]
 
-    def counted(request: ChatRequest) -> RecordedReply:
+    def counted(request: ChatRequest) -> StepResult:
         with lock:
             active[0] += 1
             peak[0] = max(peak[0], active[0])

@@ -130,3 +130,27 @@ def test_a_closing_tag_alone_moves_the_text_before_it_into_the_reasoning(
             ["Why?"], "{item}", reasoning_column="why", display=False, base_url=peer.base_url
         )
     assert (row["why"], row["answer"]) == ("Weigh it up.", "The answer.")
+
+
+def test_a_row_cut_at_the_token_limit_is_answered_from_the_cache_and_stays_flagged(
+    api_env: LocalServer, tmp_path: Any
+) -> None:
+    api_env.config.fault = "length"
+    for cassette in (None, tmp_path / "rows.jsonl"):  # the history, then a cassette
+        runs = [
+            step_magic.map_rows(["Why?", "How?"], "{item}", display=False, cassette=cassette)
+            for _ in range(2)
+        ]
+        for rows in runs:
+            assert all(row["answer"] for row in rows)
+            assert all(row["answer_error"].startswith("cut off") for row in rows)
+    assert len([r for r in api_env.requests if r.path.endswith("/completions")]) == 4
+
+
+def test_a_failed_row_s_tokens_are_counted(api_env: LocalServer) -> None:
+    api_env.config.fault, api_env.config.stall_seconds = "stall-mid", 30
+    seen: list[Any] = []
+    rows = step_magic.map_rows(["Why?"], "{item}", deadline=1, display=False, progress=seen.append)
+    assert rows[0]["answer"] is None
+    assert seen[-1].failed == 1
+    assert seen[-1].completion_tokens > 0  # the reasoning that streamed was billed

@@ -39,7 +39,7 @@ class HistoryCache:
         self.history = history
 
     def lookup(self, key: str) -> RecordedReply | None:
-        record = self.history.find_reply(key)
+        record = self.history.find_reply(key, truncated=True)
         return None if record is None else record.reply()
 
     def store(self, key: str, request: ChatRequest, result: StepResult) -> None:

@@ -25,7 +25,7 @@ from step_magic.core.interrupts import interrupts_noted
 from step_magic.core.mapresult import MapProgress, MapSummary
 from step_magic.core.models import estimate_cost
 from step_magic.core.request import ChatRequest
-from step_magic.core.result import KEPT, StepResult
+from step_magic.core.result import KEPT, NOTICES, StepResult, classify
 
 PROGRESS_SECONDS = 0.25  # at most ~4 progress callbacks a second
 GRACE_SECONDS = 10.0  # after Ctrl-C, how long rows in flight may finish (and be kept)
@@ -132,8 +132,12 @@ class _Run:
 
     def _from_cache(self, i: int) -> bool:
         reply = self.cache.lookup(self.requests[i].cache_key()) if self.cache else None
-        if reply is not None:
-            self.outcomes[i] = _Outcome(reply=reply, usage=reply.usage)
+        if reply is not None:  # a reply cut at the token limit stays flagged on a re-run
+            ending = classify(
+                reply.finish_reason, reply.answer, reply.reasoning, interrupted=False, failed=False
+            )
+            self.outcomes[i] = _Outcome(reply=reply, error=NOTICES.get(ending), usage=reply.usage)
+            self.counts.flagged += NOTICES.get(ending) is not None
             self.counts.done += 1
             self.counts.cached += 1
         return reply is not None
@@ -160,6 +164,7 @@ class _Run:
             result = context.run(self.call, request)
         except Exception as err:
             result, outcome = getattr(err, "result", None), _failure(err)
+            outcome.usage = getattr(result, "usage", None)  # what arrived was billed
         else:
             outcome = _outcome(result)
         if context.abandoned and outcome.reply is None:
@@ -168,7 +173,7 @@ class _Run:
             try:
                 self.cache.store(request.cache_key(), request, result)
             except OSError as err:
-                outcome.error = f"not cached: {err}"
+                outcome.error = "; ".join(filter(None, (outcome.error, f"not cached: {err}")))
         self.outcomes[i] = outcome
 
     def _collect(self, running: dict[Future[None], int], timeout: float) -> None:
@@ -186,8 +191,10 @@ class _Run:
     def _count(self, i: int, outcome: _Outcome) -> None:
         counts = self.counts
         counts.retried += self.contexts[i].retries
-        if outcome.error is not None and len(counts.first_errors) < MAX_ERRORS:
+        failed = outcome.reply is None
+        if failed and outcome.error is not None and len(counts.first_errors) < MAX_ERRORS:
             counts.first_errors.append(f"row {i}: {outcome.error}")
+        counts.flagged += not failed and outcome.error is not None
         if outcome.reply is None:
             counts.failed += 1
             if outcome.fatal:

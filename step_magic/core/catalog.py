@@ -81,8 +81,7 @@ class Setting:
         if self.kind is bool:
             return None if isinstance(value, bool) else "must be True or False"
         if self.kind in (int, float):
-            numeric = isinstance(value, int | float) and not isinstance(value, bool)
-            if not numeric or (self.kind is int and not float(value).is_integer()):
+            if not self.typed(value):  # 100.0 tokens would be sent as 100.0: refused
                 return f"must be a {'whole number' if self.kind is int else 'number'}"
             fits = self.range is None or self.range.holds(value)
             return None if fits or self.range is None else self.range.describe(self.kind)
@@ -91,6 +90,16 @@ class Setting:
         if self.choices is not None and value not in self.choices:
             return f"must be one of {', '.join(self.choices)}"
         return None
+
+    def typed(self, value: Any) -> bool:
+        """Whether ``value`` has this setting's type (any number for a float setting)."""
+        if isinstance(value, bool):
+            return self.kind is bool
+        if self.kind is int:
+            return isinstance(value, int)
+        if self.kind is float:
+            return isinstance(value, int | float)
+        return isinstance(value, self.kind)
 
     def parse(self, text: str) -> Any:
         """A flag's text as this setting's value; ``argparse.ArgumentTypeError`` (one line,
@@ -280,9 +289,7 @@ def check_flags(flags: Mapping[str, Any]) -> None:
 def _check(setting: Setting, value: Any, named: str) -> None:
     problem = setting.problem(value)
     if problem is not None:
-        wrong = "out of range" if setting.range is not None and _is_number(value) else "not valid"
+        wrong = (
+            "out of range" if setting.range is not None and setting.typed(value) else "not valid"
+        )
         raise InputError(f"{named} {value!r} is {wrong}: it {problem}")
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)

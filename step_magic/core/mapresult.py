@@ -36,6 +36,7 @@ class MapSummary:
     rows: int
     done: int = 0
     failed: int = 0
+    flagged: int = 0  # answered, with a doubt in <column>_error (cut at the token limit)
     cached: int = 0
     retried: int = 0
     prompt_tokens: int = 0
@@ -51,9 +52,9 @@ class MapSummary:
         sent = self.done - self.cached + self.failed
         counts = [f"{self.done:,} of {self.rows:,} rows answered"]
         counts += [f"{self.cached:,} from the cache"] if self.cached else []
-        counts += [f"{self.failed:,} failed"] + (
-            [f"{self.retried:,} retries"] if self.retried else []
-        )
+        counts += [f"{self.failed:,} failed"]
+        counts += [f"{self.flagged:,} flagged in the error column"] if self.flagged else []
+        counts += [f"{self.retried:,} retries"] if self.retried else []
         pace = f", {sent / self.elapsed:.1f} rows/s" if sent and self.elapsed > 0 else ""
         tokens = f"{self.prompt_tokens:,} prompt + {self.completion_tokens:,} completion tokens"
         lines = [

@@ -115,9 +115,11 @@ class History:
         where = f"WHERE {' OR '.join(clauses)}" if search else ""
         return self._select(f"{where} {_NEWEST_FIRST} LIMIT :n", {"search": search, "n": n})
 
-    def find_reply(self, cache_key: str) -> CallRecord | None:
-        """The newest complete reply to the request with ``cache_key``, for replay."""
-        query = f"WHERE cache_key = :key AND status = 'complete' {_NEWEST_FIRST} LIMIT 1"
+    def find_reply(self, cache_key: str, *, truncated: bool = False) -> CallRecord | None:
+        """The newest complete reply to the request with ``cache_key``, for replay; with
+        ``truncated``, a reply cut at the token limit too (a ``--map`` re-run keeps it)."""
+        statuses = "('complete', 'truncated')" if truncated else "('complete')"
+        query = f"WHERE cache_key = :key AND status IN {statuses} {_NEWEST_FIRST} LIMIT 1"
         found = self._select(query, {"key": cache_key})
         return found[0] if found else None
 

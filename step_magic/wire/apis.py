@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from step_magic.core.errors import StepAPIError
 from step_magic.core.events import EventSource
 from step_magic.core.request import ChatRequest
 from step_magic.core.settings import Settings
@@ -164,5 +165,8 @@ def observe(entry: WireAPI, settings: Settings, body: Body, *, timeout: float) -
 
 
 def wire_api(name: str) -> WireAPI:
-    """The registry's entry for ``name`` (the catalogue has already checked it is one)."""
+    """The registry's entry for ``name`` (the catalogue checks settings; this is for code
+    that builds ``Settings`` itself)."""
+    if name not in API:
+        raise StepAPIError(f"no wire API is called {name!r}: use one of {', '.join(API)}")
     return API[name]
