@@ -232,6 +232,15 @@ def test_the_api_docs_example_of_a_result_showing_itself_runs_as_written(
     assert stdout.splitlines() == ["['text/html', 'text/markdown', 'text/plain']", "True"]
 
 
+@pytest.mark.slow  # a process of its own
+def test_the_api_docs_example_of_structured_output_runs_as_written(tmp_path: Path) -> None:
+    stdout = api_docs_example("Structured output", tmp_path)
+    assert stdout.splitlines() == [
+        "Review 1",
+        "['answer', 'answer_parse_error', 'item', 'label', 'stars']",
+    ]
+
+
 def test_chat_reset_starts_afresh_for_a_resumed_chat_too(api_env: LocalServer) -> None:
     with step_magic.Chat("reset") as chat:
         chat.ask("Before the reset.")
