@@ -37,19 +37,28 @@ class Chat:
         unknown = sorted(set(keywords) - set(CHAT_KEYWORDS))
         if unknown:
             raise InputError(f"Chat: unknown keyword(s): {', '.join(unknown)}")
-        self.keywords = keywords
+        self._keywords = keywords  # private: it may hold api_key
         self._restart = False  # the next call starts the thread afresh (after reset)
         self._session = Session(History() if history else None)
         self._thread = self._session.thread(self.name)
 
+    @property
+    def keywords(self) -> dict[str, Any]:
+        """The keywords every call of this chat takes; a key given as ``api_key`` shows as
+        ``***``."""
+        shown = dict(self._keywords)
+        if shown.get("api_key"):
+            shown["api_key"] = "***"
+        return shown
+
     def ask(self, prompt: str, *, display: bool | None = None, **keywords: Any) -> StepResult:
         """Ask within the conversation; same keywords and errors as ``step_magic.ask``."""
-        call = prepare(self._session, prompt, {**self.keywords, **keywords}, **self._memory())
+        call = prepare(self._session, prompt, {**self._keywords, **keywords}, **self._memory())
         return run(self._session, call, display)
 
     def stream(self, prompt: str, **keywords: Any) -> Iterator[StreamEvent]:
         """Stream within the conversation; same events as ``step_magic.stream``."""
-        call = prepare(self._session, prompt, {**self.keywords, **keywords}, **self._memory())
+        call = prepare(self._session, prompt, {**self._keywords, **keywords}, **self._memory())
         return events(self._session, call)
 
     @property

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from step_magic.core.redact import redact_url
+from step_magic.core.text import excerpt
 
 
 class StepMagicError(Exception):
@@ -24,14 +25,19 @@ class StepMagicError(Exception):
     debug_trace: str | None = None  # the cause's traceback, redacted (core.diagnostics)
 
     def __init__(self, *args: object) -> None:
-        # a base URL's password or query key never reaches a message, whoever wrote it
-        super().__init__(*(redact_url(arg) if isinstance(arg, str) else arg for arg in args))
+        # a base URL's password or query key never reaches a message, whoever wrote it, and
+        # whatever a server sent is shown as a bounded excerpt
+        super().__init__(*(_safe(arg) if isinstance(arg, str) else arg for arg in args))
 
     def _render_traceback_(self) -> list[str]:
         line = f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}"
         if self.debug_trace:  # the debug switch is on: the cause, under the line
             return [line, "", "The cause (STEP_MAGIC_DEBUG):", self.debug_trace]
         return [line]
+
+
+def _safe(text: str) -> str:
+    return excerpt(redact_url(text))
 
 
 class InputError(StepMagicError, ValueError):
@@ -62,7 +68,7 @@ class StepAPIError(StepMagicError):
     ) -> None:
         self.status = status
         self.server = server  # None: StepFun's own API
-        self.detail = redact_url(message)
+        self.detail = _safe(message)
         self.trace_id = trace_id
         self.completion_id = completion_id
         super().__init__(self._line())

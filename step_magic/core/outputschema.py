@@ -24,6 +24,7 @@ from typing import Any
 
 from step_magic.core.answers import parse_json_answer
 from step_magic.core.errors import InputError
+from step_magic.core.text import excerpt
 
 MAX_SCHEMA_CHARS = 50_000  # a schema goes into every request (and, on fallback, the prompt)
 _NAME = re.compile(r"[^A-Za-z0-9_-]")
@@ -121,8 +122,8 @@ def _one_line(err: Exception) -> str:
             first = found[0]
             where = ".".join(str(part) for part in first.get("loc", ())) or "the answer"
             more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
-            return f"the answer does not fit the schema: {where}: {first.get('msg')}{more}"
+            return excerpt(f"the answer does not fit the schema: {where}: {first.get('msg')}{more}")
     message = getattr(err, "message", None) or str(err)
     path = ".".join(str(part) for part in getattr(err, "absolute_path", ()))
     where = f"{path}: " if path else ""
-    return f"the answer does not fit the schema: {where}{str(message).splitlines()[0]}"
+    return excerpt(f"the answer does not fit the schema: {where}{str(message).splitlines()[0]}")

@@ -56,12 +56,28 @@ _SECRET_PARAMETER = re.compile(
 )
 
 
+# An echoed Authorization header: Basic carries base64(user:password), Bearer the key itself.
+_AUTH_HEADER = re.compile(
+    r"\b(?P<scheme>Basic|Bearer)(?P<gap>\s+|%20|\+)(?P<token>[A-Za-z0-9+/=._~-]{8,})", re.I
+)
+
+
+def _credential(token: str) -> bool:
+    """A credential, not a word ("Basic Information"): a digit, a base64 sign, or a capital
+    letter after the first."""
+    return bool(re.search(r"[0-9+/=_~-]", token)) or token[1:] != token[1:].lower()
+
+
 def redact_url(text: str) -> str:
     """``text`` with the credentials of every URL in it replaced by ``***``.
 
     A base URL may carry a password (``http://user:pass@host/v1``) or a key in its query
-    (``?api-key=…``); error lines, ``%step_config``, the dry run and the history show base URLs,
-    so they all go through here.
+    (``?api-key=…``), and a server may echo the request's ``Authorization`` header (whose
+    ``Basic`` value is the base64 of that password); error lines, ``%step_config``, the dry
+    run and the history show base URLs, so they all go through here.
     """
     text = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+    text = _AUTH_HEADER.sub(
+        lambda m: f"{m['scheme']}{m['gap']}***" if _credential(m["token"]) else m[0], text
+    )
     return _SECRET_PARAMETER.sub(lambda m: f"{m['name']}=***", text)

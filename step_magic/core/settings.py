@@ -6,13 +6,14 @@ everything below it reads this object only, never the environment or the shell.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from step_magic.core.catalog import SETTINGS, Setting, check_flags, check_values
 from step_magic.core.errors import InputError
@@ -144,14 +145,28 @@ def redact(text: str, secret: str | None) -> str:
     Servers do not always echo a key as it was sent: some upper-case it, quote it with
     spaces or dashes inserted, so the key's letters and digits are matched in order, in
     any case, with any separators between them (for keys long enough to be distinctive).
+    Its percent-encoded and base64 forms (a header or a URL echoed back) go too.
     """
     if not secret:
         return text
-    text = text.replace(secret, "***")
+    for form in _encoded(secret):
+        text = text.replace(form, "***")
     core = re.sub(r"[\W_]", "", secret)
     if len(core) < 12:
         return text
     return re.sub(r"[\s\-_.]*".join(map(re.escape, core)), "***", text, flags=re.IGNORECASE)
+
+
+def _encoded(secret: str) -> list[str]:
+    """The key as sent, percent-encoded, and in base64 at each of the three alignments it can
+    take inside a longer value (``Basic base64(user:key)``), minus the uncertain edges."""
+    forms = [secret, quote(secret, safe="")]
+    data = secret.encode()
+    for shift in range(3):
+        encoded = base64.b64encode(b"\0" * shift + data).decode()
+        start = (shift * 4 + 2) // 3 + 1  # skip the characters that mix in the padding byte
+        forms.append(encoded[start : len(encoded) - 4])
+    return [form for form in forms if len(form) >= 12]
 
 
 def check_defaults(defaults: Mapping[str, Any], *, owner: str = "StepMagics.") -> None:

@@ -26,6 +26,18 @@ def bounded(text: str, budget_chars: int, why: str = "cut: {total} chars in all"
     return text[:budget_chars] + f"\n… ({why.format(total=f'{len(text):,}')})"
 
 
+MAX_MESSAGE_CHARS = 2_000  # an error line, a note: what a server can make us show or keep
+
+
+def excerpt(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``text`` whole when short, else its head and tail with how much was cut between:
+    a 100 MB error body must not become a 100 MB exception, cell output or history row."""
+    if len(text) <= limit:
+        return text
+    keep = max(limit // 2 - 40, 1)
+    return f"{text[:keep]} … [{len(text) - 2 * keep:,} characters cut] … {text[-keep:]}"
+
+
 def seconds(value: float) -> str:
     """Format a duration for people: ``0.42 s``, ``12.3 s``, ``2 min 5 s``."""
     if value < 1:

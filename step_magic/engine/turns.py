@@ -13,6 +13,16 @@ from step_magic.core.events import EventSource, Finished, Usage
 from step_magic.core.request import ChatRequest
 from step_magic.core.toolrecords import ToolCall
 
+# More tokens than any model's context and reply could hold: a server's bug, not a count.
+MAX_TOKENS = 10**9
+IMPLAUSIBLE_USAGE = "the server reported an impossible token count: usage and cost left out"
+
+
+def plausible(usage: Usage) -> bool:
+    """Whether the counts could be real (a count of 10**30 would not fit the history)."""
+    counts = (usage.prompt, usage.completion, usage.total, usage.cached or 0)
+    return all(isinstance(n, int) and 0 <= n <= MAX_TOKENS for n in counts)
+
 
 @dataclass
 class Turns:
@@ -43,6 +53,9 @@ class Turns:
             if note not in self.notes:
                 self.notes.append(note)
         usage = finished.usage if finished is not None else getattr(source, "usage", None)
+        if usage is not None and not plausible(usage):
+            self.notes.append(IMPLAUSIBLE_USAGE)
+            usage = None
         if usage is not None:
             self.usage = usage if self.usage is None else self.usage.plus(usage)
 

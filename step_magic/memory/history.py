@@ -55,7 +55,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 
 # What a broken file, a full disk or an odd value (a lone surrogate) can raise; none of it may
 # fail the user's cell.
-_FAILURES = (sqlite3.Error, OSError, ValueError, TypeError)
+_FAILURES = (sqlite3.Error, OSError, ValueError, TypeError, OverflowError)
 _SEARCHED = ("prompt", "answer", "reasoning", "model", "trace_id")
 _NEWEST_FIRST = "ORDER BY started_at DESC, id DESC"
 
