@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from step_magic.core.catalog import SETTINGS
 
+MAX_STDIN_BYTES = 4_000_000  # ~1M tokens: more than any model's context
 TABLE_SUFFIXES = {".csv": "read_csv", ".tsv": "read_csv", ".parquet": "read_parquet"}
 SHELL_SETTINGS = tuple(item for item in SETTINGS if item.shell)
 # The settings that go to ``step_magic.stream`` as they are (``--no-reasoning`` only stops
@@ -48,7 +49,12 @@ def run_ask(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
     import step_magic
 
     source = sys.stdin if stdin is None else stdin
-    piped = "" if source.isatty() else source.read()
+    piped = "" if source.isatty() else _read_piped(source)
+    if piped is None:
+        limit = f"{MAX_STDIN_BYTES // 1_000_000} MB"
+        print(f"step-magic ask: the piped input is over {limit}, more than any model takes "
+              "(~1M tokens): send a part of it, or a summary", file=sys.stderr)  # fmt: skip
+        return 1
     prompt = " ".join(args.prompt).strip()
     if not prompt and not piped.strip():
         print("step-magic ask: nothing to ask (give a prompt or pipe text in)", file=sys.stderr)
@@ -74,6 +80,19 @@ def run_ask(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
         if local is not None:
             local.stop()
     return 0
+
+
+def _read_piped(source: TextIO) -> str | None:
+    """Piped text, read as bytes up to the limit (None: over it) and decoded leniently:
+    binary or mis-encoded input becomes U+FFFD, not a traceback."""
+    raw = getattr(source, "buffer", None)
+    if raw is None:  # a text stream (tests, some IDEs)
+        text = source.read(MAX_STDIN_BYTES + 1)
+        return None if len(text) > MAX_STDIN_BYTES else text
+    data = raw.read(MAX_STDIN_BYTES + 1)
+    if len(data) > MAX_STDIN_BYTES:
+        return None
+    return str(data.decode("utf-8", errors="replace"))
 
 
 def _print_events(events: Any, *, reasoning: bool) -> None:

@@ -128,3 +128,87 @@ def test_an_impossible_token_count_is_left_out_and_the_reply_kept(api_env: Local
     (row,) = history.recent(1)
     history.close()
     assert (row.answer, row.prompt_tokens) == ("Fine.", None)
+
+
+# --- inputs -------------------------------------------------------------------------------------
+
+
+class Broken:
+    """An object whose own methods raise while it is summarised."""
+
+    def __len__(self) -> int:
+        raise RuntimeError("len is broken")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        raise RuntimeError("shape is broken")
+
+    def __iter__(self) -> Iterator[int]:
+        raise RuntimeError("iter is broken")
+
+
+@pytest.mark.parametrize(
+    ("keywords", "message"),
+    [
+        ({"prompt": None}, "the prompt must be text (str), not NoneType"),
+        ({"prompt": b"hi"}, "the prompt must be text (str), not bytes"),
+        (
+            {"prompt": "x " * 600_000},
+            "the prompt is about 300,001 tokens, over the 256,000 that step-3.7-flash takes",
+        ),
+    ],
+    ids=["none", "bytes", "over-the-context"],
+)
+def test_what_cannot_be_sent_is_one_line_before_anything_is_sent(
+    api_env: LocalServer, keywords: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(step_magic.InputError) as caught:
+        step_magic.ask(**keywords, display=False)
+    assert str(caught.value).startswith(message)
+    assert api_env.requests == []
+
+
+def test_an_unreadable_file_or_a_broken_object_is_one_line(api_env: LocalServer) -> None:
+    from pathlib import Path
+
+    with pytest.raises(step_magic.InputError, match=r"^/proc/self/mem: cannot read it \("):
+        step_magic.ask("What is in it?", attach=Path("/proc/self/mem"), display=False)
+    result = step_magic.ask("What is it?", attach={"thing": Broken()}, display=False)
+    assert result.attachments[0].endswith("Broken)")  # summarised without len() or shape
+    import pandas as pd
+
+    class BrokenFrame(pd.DataFrame):  # summarised as a frame: its len() is called
+        def __len__(self) -> int:
+            raise RuntimeError("len is broken")
+
+    frame = BrokenFrame({"a": [1, 2]})
+    with pytest.raises(step_magic.InputError, match=r"^df: cannot be summarised \(RuntimeError: "):
+        step_magic.ask("What is it?", attach={"df": frame}, display=False)
+    assert len(api_env.requests) == 1
+
+
+def test_the_shell_refuses_piped_input_over_its_limit_and_reads_binary_leniently(
+    api_env: LocalServer, tmp_path: Any
+) -> None:
+    import subprocess
+    import sys
+
+    script = [sys.executable, "-m", "step_magic.cli", "ask", "--no-reasoning", "what is it?"]
+    big = subprocess.run(
+        script, input=b"a" * 4_000_001, capture_output=True, timeout=120, env=_env(api_env)
+    )
+    assert big.returncode == 1
+    assert big.stderr.decode().strip().endswith("send a part of it, or a summary")
+    assert api_env.requests == []
+    binary = subprocess.run(
+        script, input=bytes(range(256)) * 4, capture_output=True, timeout=120, env=_env(api_env)
+    )
+    assert binary.returncode == 0, binary.stderr.decode()[-500:]
+    assert b"Traceback" not in binary.stderr
+    assert "\ufffd" in api_env.requests[-1].body["messages"][-1]["content"]
+
+
+def _env(server: LocalServer) -> dict[str, str]:
+    import os
+
+    return {**os.environ, "STEPFUN_BASE_URL": server.base_url, "STEPFUN_API_KEY": TEST_KEY}

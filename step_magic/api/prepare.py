@@ -18,7 +18,10 @@ from typing import Any
 from step_magic.api.inputs import attachments, call_settings, tool_loop
 from step_magic.context.compose import ComposeOptions, compose
 from step_magic.core.catalog import DEFAULTS
+from step_magic.core.errors import InputError
+from step_magic.core.models import model_info
 from step_magic.core.outputschema import OutputSchema
+from step_magic.core.request import ChatRequest, estimate_tokens
 from step_magic.core.settings import Settings
 from step_magic.engine.session import CallOptions, Prepared, Session
 from step_magic.engine.toolloop import ToolLoop
@@ -89,16 +92,32 @@ def prepare_call(
     """Compose the prompt from ``namespace`` as ``sources`` says, describe the tools, add the
     thread's earlier turns: the request a live call, a dry run and a replay all use.
 
-    ``InputError`` for a reference or an attachment that cannot be used; nothing is sent.
+    ``InputError`` for a reference or an attachment that cannot be used, or a prompt that
+    cannot fit the model's context; nothing is sent.
     """
+    if not isinstance(prompt, str):
+        raise InputError(f"the prompt must be text (str), not {type(prompt).__name__}")
     composed = compose(prompt, namespace, settings.model, sources, cwd=Path.cwd())
     specs = tools.toolbox.specs() if tools else ()
     prepared = session.prepare(settings, composed, options, cell, specs)
+    check_fits(prepared.request)
     if schema is not None:
         prepared = dataclasses.replace(
             prepared, request=dataclasses.replace(prepared.request, schema=schema)
         )
     return Call(settings, prepared, options, tools)
+
+
+def check_fits(request: ChatRequest) -> None:
+    """InputError when the prompt alone is over the model's context (prompt and reply
+    share it): sending it would only cost a round trip and a 400."""
+    info = model_info(request.model)
+    tokens = estimate_tokens(request.messages)
+    if info is not None and tokens > info.context_tokens:
+        raise InputError(
+            f"the prompt is about {tokens:,} tokens, over the {info.context_tokens:,} that "
+            f"{request.model} takes (prompt and reply together): shorten it or attach less"
+        )
 
 
 def output_schema(given: object) -> OutputSchema | None:

@@ -17,16 +17,18 @@ import base64
 import re
 import reprlib
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from step_magic.context.imagekinds import IMAGE_SUFFIXES, is_array, is_figure, is_image, sniff
 from step_magic.context.images import encode_image
 from step_magic.context.interpolate import resolve
 from step_magic.core.errors import InputError, UnknownReference
 from step_magic.frames.summary import TIMES, is_frame, summarize_frame
+
+T = TypeVar("T")
 
 Kind = Literal["text", "image", "video"]
 
@@ -77,7 +79,7 @@ def collect(
     equal share of what is left, so small values leave room for the ones after them.
     """
     unique = list(dict.fromkeys(n.strip() for n in names if n.strip()))
-    sources = [_locate(name, namespace, cwd or Path.cwd()) for name in unique]
+    sources = [_guarded(name, _locate, name, namespace, cwd or Path.cwd()) for name in unique]
     images = sum(source.kind == "image" for source in sources)
     if images > MAX_IMAGES:
         raise InputError(f"{images} images in one call; StepFun takes at most {MAX_IMAGES}")
@@ -86,15 +88,30 @@ def collect(
     attachments = []
     for source in sources:
         if source.kind == "image":
-            attachments.append(_image_attachment(source, image_max_side, detail))
+            attachments.append(
+                _guarded(source.name, _image_attachment, source, image_max_side, detail)
+            )
         elif source.kind == "video":
-            attachments.append(_video_attachment(source))
+            attachments.append(_guarded(source.name, _video_attachment, source))
         else:
-            attachment = _text_attachment(source, remaining // texts_left)
+            attachment = _guarded(source.name, _text_attachment, source, remaining // texts_left)
             remaining -= len(attachment.parts[0]["text"])
             texts_left -= 1
             attachments.append(attachment)
     return attachments
+
+
+def _guarded(name: str, step: Callable[..., T], *args: Any) -> T:
+    """``step(*args)``, a file that cannot be read or an object that breaks while it is
+    summarised (its ``__len__`` or ``shape`` raising) being one line naming it."""
+    try:
+        return step(*args)
+    except InputError:
+        raise
+    except OSError as err:
+        raise InputError(f"{name}: cannot read it ({err.strerror or err})") from None
+    except Exception as err:  # the user's object: its own methods may raise anything
+        raise InputError(f"{name}: cannot be summarised ({type(err).__name__}: {err})") from None
 
 
 def _locate(name: str, namespace: Mapping[str, object], cwd: Path) -> _Source:
