@@ -22,7 +22,7 @@ from step_magic.core.text import MAX_MESSAGE_CHARS
 from step_magic.memory.history import History
 from step_magic.server import LocalServer
 
-from .conftest import TEST_KEY
+from .conftest import LOCAL_KEY, TEST_KEY
 from .sse_peer import SSEPeer
 
 
@@ -212,3 +212,60 @@ def _env(server: LocalServer) -> dict[str, str]:
     import os
 
     return {**os.environ, "STEPFUN_BASE_URL": server.base_url, "STEPFUN_API_KEY": TEST_KEY}
+
+
+# --- the bundled server -------------------------------------------------------------------------
+
+
+def raw_request(port: int, data: bytes, timeout: float = 10) -> bytes:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def test_a_body_announced_as_a_petabyte_is_refused_unread(local: LocalServer) -> None:
+    head = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 1000000000000000\r\n\r\n{"
+    )
+    reply = raw_request(local.port, head)
+    assert reply.startswith(b"HTTP/1.1 413 ")
+    assert b"The request body is over 64,000,000 bytes." in reply
+    again = f"GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {LOCAL_KEY}\r\n"
+    assert raw_request(local.port, again.encode() + b"Connection: close\r\n\r\n").startswith(
+        b"HTTP/1.1 200 "
+    )  # the server goes on
+
+
+def test_idle_connections_are_dropped_and_their_number_is_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+    import time
+
+    from step_magic.server import ServerConfig, handler, httpserver
+
+    monkeypatch.setattr(handler.StepRequestHandler, "timeout", 0.5)
+    monkeypatch.setattr(httpserver, "MAX_CONNECTIONS", 4)
+    with LocalServer(ServerConfig()) as server:
+        idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(4)]
+        time.sleep(0.2)  # they hold every slot, sending nothing
+        busy = raw_request(server.port, b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert busy.startswith(b"HTTP/1.1 503 ")
+        started = time.monotonic()
+        for sock in idle:  # each is dropped by the server after its idle timeout
+            sock.settimeout(10)
+            assert sock.recv(1) == b""
+            sock.close()
+        assert time.monotonic() - started < 5
+        models = raw_request(
+            server.port,
+            b"GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\n"
+            b"Connection: close\r\n\r\n",
+        )
+        assert models.startswith(b"HTTP/1.1 200 ")

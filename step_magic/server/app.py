@@ -6,7 +6,8 @@ import threading
 from types import TracebackType
 
 from step_magic.server.config import ReceivedRequest, ServerConfig
-from step_magic.server.handler import StepHTTPServer
+from step_magic.server.handler import StepRequestHandler
+from step_magic.server.httpserver import StepHTTPServer
 from step_magic.server.state import ServerState
 
 # How often the accept loop checks for shutdown; bounds how long stop() takes.
@@ -43,7 +44,7 @@ class LocalServer:
         """Bind and start serving; returns ``self`` so it chains after the constructor."""
         if self._httpd is not None:
             raise RuntimeError("this LocalServer was already started; create a new one")
-        self._httpd = StepHTTPServer((self.host, self.port), self._state)
+        self._httpd = StepHTTPServer((self.host, self.port), self._state, StepRequestHandler)
         self.port = self._httpd.server_port
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,

@@ -12,8 +12,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from socketserver import TCPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,6 +26,7 @@ from step_magic.server.completion import (
 from step_magic.server.config import ReceivedRequest, redact_headers
 from step_magic.server.errors import ApiError, invalid_key
 from step_magic.server.faults import STATUS_FAULTS
+from step_magic.server.httpserver import IDLE_SECONDS, MAX_BODY_BYTES, StepHTTPServer
 from step_magic.server.messages import (
     MESSAGES_PATH,
     error_body,
@@ -60,24 +60,6 @@ JSON = "application/json"
 HTML_PAGE = b"<!doctype html><html><body><h1>Sign in to continue</h1></body></html>"
 
 
-class StepHTTPServer(ThreadingHTTPServer):
-    """A threading HTTP server that carries the shared ``ServerState``."""
-
-    daemon_threads = True
-    request_queue_size = 128  # The default 5 drops connections when a batch fans out.
-
-    def __init__(self, address: tuple[str, int], state: ServerState) -> None:
-        self.state = state
-        super().__init__(address, StepRequestHandler)
-
-    def server_bind(self) -> None:
-        """Bind without HTTPServer's reverse DNS lookup, which can take seconds offline."""
-        TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
-
-
 class StepRequestHandler(BaseHTTPRequestHandler):
     """Routes, authenticates and answers one request at a time on a kept-alive connection."""
 
@@ -85,6 +67,7 @@ class StepRequestHandler(BaseHTTPRequestHandler):
     server_version = "step-magic-local"
     sys_version = ""
     disable_nagle_algorithm = True  # One small write per event must leave at once.
+    timeout = IDLE_SECONDS  # every read and write of the socket: idle clients are dropped
     server: StepHTTPServer
 
     def setup(self) -> None:
@@ -129,7 +112,11 @@ class StepRequestHandler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         self.trace_id = uuid.uuid4().hex
-        body = self._read_json()
+        try:
+            body = self._read_json()
+        except ApiError as error:
+            self._send_json(error.status, error.body(), error.headers)
+            return
         self.state.record(
             ReceivedRequest(
                 method=self.command,
@@ -149,6 +136,11 @@ class StepRequestHandler(BaseHTTPRequestHandler):
 
     def _read_json(self) -> Any:
         length = self.headers.get("Content-Length", "0")
+        if length.isdigit() and int(length) > MAX_BODY_BYTES:
+            self.close_connection = True  # the body is not read: the connection cannot go on
+            raise ApiError(
+                413, "request_too_large", f"The request body is over {MAX_BODY_BYTES:,} bytes."
+            )
         raw = self.rfile.read(int(length)) if length.isdigit() else b""
         try:
             return json.loads(raw) if raw else None
