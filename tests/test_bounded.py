@@ -269,3 +269,40 @@ def test_idle_connections_are_dropped_and_their_number_is_bounded(
             b"Connection: close\r\n\r\n",
         )
         assert models.startswith(b"HTTP/1.1 200 ")
+
+
+# --- stream framing -------------------------------------------------------------------------------
+
+MESSAGE_START = (
+    b'event: message_start\ndata: {"type": "message_start", "message": {"id": "msg_1", '
+    b'"usage": {"input_tokens": 3}}}\n\n'
+)
+
+
+def text_delta(text: bytes) -> bytes:
+    return (
+        b'event: content_block_delta\ndata: {"type": "content_block_delta", "index": 0, '
+        b'"delta": {"type": "text_delta", "text": "' + text + b'"}}\n\n'
+    )
+
+
+def test_an_event_over_the_limit_stops_the_reply_in_one_line_keeping_what_came(
+    api_env: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from step_magic.wire import sse
+
+    monkeypatch.setattr(sse, "MAX_EVENT_CHARS", 100_000)
+    pieces = [MESSAGE_START, text_delta(b"Hello "), text_delta(b"x" * 200_000)]
+    with SSEPeer(pieces) as peer, pytest.raises(step_magic.StepAPIError) as caught:
+        step_magic.ask("Hi", api="messages", base_url=peer.base_url, display=False)
+    assert "an event from the server is over 100,000 characters" in str(caught.value)
+    assert (caught.value.result.answer, caught.value.result.status) == ("Hello ", "failed")
+
+
+def test_invalid_utf8_inside_a_long_line_is_replaced_not_fatal(api_env: LocalServer) -> None:
+    body = text_delta(b"a" * 2_000_000 + b"\xff\xfe" + b"b")
+    stop = b'event: message_stop\ndata: {"type": "message_stop"}\n\n'
+    pieces = [MESSAGE_START] + [body[i : i + 4096] for i in range(0, len(body), 4096)] + [stop]
+    with SSEPeer(pieces) as peer:
+        result = step_magic.ask("Hi", api="messages", base_url=peer.base_url, display=False)
+    assert result.answer == "a" * 2_000_000 + "\ufffd\ufffdb"

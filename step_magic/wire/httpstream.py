@@ -26,7 +26,7 @@ from step_magic.core.request import ChatRequest
 from step_magic.core.settings import Settings
 from step_magic.wire.chat import tls_context
 from step_magic.wire.retry import after_failure, call_error
-from step_magic.wire.sse import ServerEvent, SSEDecoder
+from step_magic.wire.sse import EventTooLarge, ServerEvent, SSEDecoder
 
 
 class HttpEventStream:
@@ -147,7 +147,7 @@ class HttpEventStream:
             if self._cancelled.is_set():
                 return
             raise self.error(_transport_error(err, response.request)) from None
-        except json.JSONDecodeError as err:
+        except (json.JSONDecodeError, EventTooLarge) as err:
             raise self.error(err) from None
         finally:
             response.close()
