@@ -306,3 +306,60 @@ def test_invalid_utf8_inside_a_long_line_is_replaced_not_fatal(api_env: LocalSer
     with SSEPeer(pieces) as peer:
         result = step_magic.ask("Hi", api="messages", base_url=peer.base_url, display=False)
     assert result.answer == "a" * 2_000_000 + "\ufffd\ufffdb"
+
+
+# --- cassettes ------------------------------------------------------------------------------------
+
+
+def test_a_cassette_line_that_is_not_utf8_is_one_line_naming_it(
+    api_env: LocalServer, tmp_path: Any
+) -> None:
+    cassette = tmp_path / "lesson.jsonl"
+    cassette.write_bytes(b'{"key": "k", "reply": {"answer": "\xff\xfe"}}\n')
+    with pytest.raises(step_magic.ReplayError, match=r"lesson.jsonl:1 is not UTF-8 text$"):
+        step_magic.ask("Hi", cassette=cassette, replay=True, display=False)
+
+
+def test_a_cassette_that_is_a_fifo_is_refused_not_waited_on(
+    api_env: LocalServer, tmp_path: Any
+) -> None:
+    import os
+
+    fifo = tmp_path / "lesson.jsonl"
+    os.mkfifo(fifo)
+    with pytest.raises(step_magic.ReplayError, match=r"is not a regular file$"):
+        step_magic.ask("Hi", cassette=fifo, replay=True, display=False)
+
+
+def test_a_long_recording_replays_within_the_cap(
+    api_env: LocalServer, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from step_magic.memory import replay
+
+    monkeypatch.setattr(replay, "MAX_REPLAY_SECONDS", 0.5)  # 60 s in use
+    cassette = tmp_path / "lesson.jsonl"
+    live = step_magic.ask("Hi", cassette=cassette, display=False)
+    record = json.loads(cassette.read_text())
+    record["reply"]["answer"] = "word " * 200_000  # 1,000 s at 200 tokens/s
+    cassette.write_text(json.dumps(record) + "\n")
+    import time
+
+    started = time.monotonic()
+    replayed = step_magic.ask("Hi", cassette=cassette, replay=True, display=False)
+    assert time.monotonic() - started < 10
+    assert replayed.answer == "word " * 200_000
+    assert live.status == replayed.status == "complete"
+
+
+def test_serving_a_bad_cassette_is_one_line_at_start(tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    cassette = tmp_path / "lesson.jsonl"
+    cassette.write_text("not json\n{}\n")
+    command = [sys.executable, "-m", "step_magic.cli", "serve", "--port", "0"]
+    done = subprocess.run(
+        [*command, "--cassette", str(cassette)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip() == f"--cassette: {cassette}:1 is not a cassette line"

@@ -105,23 +105,33 @@ class Cassette:
         self._lock = _lock_for(path)
 
     def lookup(self, key: str) -> RecordedReply | None:
-        """The reply recorded for ``key``, or None (also when the file does not exist yet)."""
-        return self.replies().get(key)
+        """The reply recorded for ``key``, or None (also when the file does not exist yet).
+
+        The file is read line by line and only the newest match is kept, so replaying one
+        call from a large cassette holds one line at a time, not the whole file.
+        """
+        found = None
+        for line_key, reply in self._replies():
+            if line_key == key:
+                found = reply
+        return found
 
     def replies(self) -> dict[str, RecordedReply]:
         """Every recorded reply by key, read once (later recordings of a request win).
 
         ReplayError naming the file and line for a line that is not a recorded call.
         """
-        found = {}
+        return dict(self._replies())
+
+    def _replies(self) -> Iterator[tuple[str, RecordedReply]]:
+        """Every line as ``(key, reply)``, each checked; ReplayError naming a bad line."""
         for number, entry in self._entries():
             try:
                 if not isinstance(entry, dict) or not isinstance(entry.get("key"), str):
                     raise ValueError("it is not a recorded call (no key)")
-                found[entry["key"]] = RecordedReply.from_json(entry.get("reply"))
+                yield entry["key"], RecordedReply.from_json(entry.get("reply"))
             except ValueError as err:
                 raise ReplayError(f"{self.path}:{number}: {err}") from None
-        return found
 
     def __len__(self) -> int:
         return sum(1 for _ in self._entries())
@@ -137,23 +147,36 @@ class Cassette:
                 file.write(line.encode("utf-8") + b"\n")
 
     def _entries(self) -> Iterator[tuple[int, object]]:
-        """``(line number, parsed JSON)`` of every line."""
+        """``(line number, parsed JSON)`` of every line, read one line at a time.
+
+        ReplayError for a path that is not a regular file (a FIFO would block forever, a
+        directory cannot be read), a line that is not UTF-8 or not JSON; a last line a crash
+        cut short (no newline) is skipped.
+        """
         try:
-            text = self.path.read_text(encoding="utf-8")
+            file = self._open()
         except FileNotFoundError:
             return
         except OSError as err:
             raise ReplayError(f"cannot read the cassette {self.path}: {err.strerror}") from None
-        lines = text.splitlines()
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                yield number, read_json(line)
-            except ValueError:  # not JSON, or JSON nested beyond reading
-                if number == len(lines) and not text.endswith("\n"):
-                    return  # a recording cut short by a crash: that call is simply not there
-                raise ReplayError(f"{self.path}:{number} is not a cassette line") from None
+        with file:
+            for number, raw in enumerate(file, 1):
+                if not raw.strip():
+                    continue
+                try:
+                    yield number, read_json(raw.decode("utf-8"))
+                except UnicodeDecodeError:
+                    raise ReplayError(f"{self.path}:{number} is not UTF-8 text") from None
+                except ValueError:  # not JSON, or JSON nested beyond reading
+                    if not raw.endswith(b"\n") and not file.read(1):
+                        return  # a recording cut short by a crash: that call is not there
+                    raise ReplayError(f"{self.path}:{number} is not a cassette line") from None
+
+    def _open(self) -> Any:
+        path = self.path
+        if path.exists() and not (path.is_file() or path.is_dir()):  # a FIFO, a device
+            raise ReplayError(f"the cassette {path} is not a regular file")
+        return path.open("rb")
 
 
 _LOCKS: dict[Path, threading.Lock] = {}

@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Iterator
 
 from step_magic.core.cassette import RecordedReply
 from step_magic.core.events import AnswerDelta, Event, Finished, ReasoningDelta
 
 _TOKEN = re.compile(r"\S+\s*|\s+")
+MAX_REPLAY_SECONDS = 60.0  # a long recording plays faster rather than for hours
+STEP_SECONDS = 0.02  # tokens due within this are sent together: one event, not thousands
 
 
 class ReplayStream:
-    """Events of a recorded reply, paced like a live one (``tokens_per_second`` 0: at once).
+    """Events of a recorded reply, paced like a live one (``tokens_per_second`` 0: at once),
+    and never for longer than ``MAX_REPLAY_SECONDS`` (a 50 MB answer at 200 tokens/s would
+    take hours).
 
     Same interface as ``wire.chat.ReplyStream``, so the runner and views cannot tell them apart
     (a cassette's text was cleaned when it was read, in ``RecordedReply.from_json``).
@@ -26,7 +31,7 @@ class ReplayStream:
 
     def __init__(self, reply: RecordedReply, tokens_per_second: float) -> None:
         self._reply = reply
-        self._delay = 1 / tokens_per_second if tokens_per_second > 0 else 0.0
+        self._rate = tokens_per_second
         self._stopped = threading.Event()
         self.trace_id = reply.trace_id
         self.completion_id = reply.completion_id
@@ -36,10 +41,30 @@ class ReplayStream:
         self._stopped.set()
 
     def __iter__(self) -> Iterator[Event]:
-        for kind, text in (("reasoning", self._reply.reasoning), ("answer", self._reply.answer)):
-            for token in _TOKEN.findall(text):
-                if self._stopped.wait(self._delay) if self._delay else self._stopped.is_set():
+        parts: list[tuple[type[ReasoningDelta] | type[AnswerDelta], list[str]]] = [
+            (ReasoningDelta, _TOKEN.findall(self._reply.reasoning)),
+            (AnswerDelta, _TOKEN.findall(self._reply.answer)),
+        ]
+        total = sum(len(tokens) for _, tokens in parts)
+        delay = 0.0
+        if self._rate > 0 and total:  # at the pace asked, but never longer than the cap
+            delay = min(1 / self._rate, MAX_REPLAY_SECONDS / total)
+        started, sent = time.monotonic(), 0
+        for kind, tokens in parts:
+            batch: list[str] = []
+            for token in tokens:
+                ahead = started + sent * delay - time.monotonic()
+                if ahead > STEP_SECONDS:
+                    if batch:
+                        yield kind("".join(batch))
+                        batch = []
+                    if self._stopped.wait(ahead):
+                        return
+                elif self._stopped.is_set():
                     return
-                yield ReasoningDelta(token) if kind == "reasoning" else AnswerDelta(token)
+                batch.append(token)
+                sent += 1
+            if batch:
+                yield kind("".join(batch))
         reply = self._reply
         yield Finished(reply.finish_reason, reply.usage, reply.trace_id, reply.completion_id)

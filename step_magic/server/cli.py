@@ -6,8 +6,11 @@ import argparse
 import signal
 import sys
 import threading
+from pathlib import Path
 from types import FrameType
 
+from step_magic.core.cassette import Cassette
+from step_magic.core.errors import ReplayError
 from step_magic.server.app import LocalServer
 from step_magic.server.config import ServerConfig
 
@@ -55,6 +58,13 @@ def run(argv: list[str] | None = None) -> int:
 def serve(args: argparse.Namespace) -> int:
     """Serve with the options ``add_arguments`` declared, until Ctrl-C or SIGTERM."""
     config = ServerConfig(**{name: getattr(args, name) for name in CONFIGURED})
+    recorded = None
+    if config.cassette:  # a bad file is one line now, not a traceback per request later
+        try:
+            recorded = len(Cassette(Path(config.cassette)).replies())
+        except ReplayError as error:
+            print(f"--cassette: {error}", file=sys.stderr)
+            return 1
     try:
         server = LocalServer(config, host=args.host, port=args.port).start()
     except OSError as error:
@@ -64,6 +74,8 @@ def serve(args: argparse.Namespace) -> int:
         f"step-magic local server on {server.base_url} — answers are simulated, no network used",
         flush=True,
     )
+    if recorded is not None:
+        print(f"answering {recorded:,} recorded requests from {config.cassette}", flush=True)
     finished = threading.Event()
     _stop_on_sigterm(finished)
     try:

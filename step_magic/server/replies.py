@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from step_magic.core.cassette import Cassette
+from step_magic.core.errors import ReplayError
 from step_magic.core.request import CHARS_PER_TOKEN, request_key
 from step_magic.server.arguments import example_arguments
+from step_magic.server.errors import ApiError
 from step_magic.server.filler import exact, grow, tokenize
 from step_magic.server.structured import sample_answer, schema_asked_in_words
 from step_magic.server.tools import OfferedTool, PlannedCall
@@ -63,7 +65,10 @@ def recorded_reply(cassette: str | None, body: Any) -> ReplyTokens | None:
     """
     if not cassette or not isinstance(body, dict):
         return None
-    reply = Cassette(Path(cassette)).lookup(request_key(body))
+    try:
+        reply = Cassette(Path(cassette)).lookup(request_key(body))
+    except ReplayError as error:  # the file changed under a running server: say so
+        raise ApiError(500, "server_error", f"the cassette cannot be read: {error}") from None
     if reply is None:
         return None
     return ReplyTokens(tuple(tokenize(reply.reasoning)), tuple(tokenize(reply.answer)))
