@@ -181,3 +181,20 @@ def test_a_call_that_ended_before_the_last_cell_is_still_saved_static(
     )
     assert notebook.cells[1].outputs[0].data["text/html"].startswith("<details")
     assert notebook.cells[3].outputs[0].text.startswith("r: complete")
+
+
+def test_thirty_background_cells_then_wait_all_run_headless(
+    server: LocalServer, tmp_path: Any, run_notebook: Any, api_env: LocalServer
+) -> None:
+    """nbclient and papermill run notebooks of many background calls (one such run used to
+    abort at cell 22); every call ends complete and is saved in its static form."""
+    server.config.tokens_per_second = 400
+    cells = ["%load_ext step_magic"]
+    cells += [f"%%step --background -o r{i}\nQuestion {i}?" for i in range(30)]
+    cells += ["%step_wait all"]
+    notebook = run_notebook(cells, tmp_path / "thirty.ipynb")
+    waited = "".join(output.get("text", "") for output in notebook.cells[-1].outputs)
+    assert waited.count(": complete") == 30, waited
+    for cell in notebook.cells[1:31]:
+        assert all(WIDGET_VIEW not in output.get("data", {}) for output in cell.outputs)
+        assert any("text/markdown" in output.get("data", {}) for output in cell.outputs)
