@@ -363,3 +363,13 @@ def test_serving_a_bad_cassette_is_one_line_at_start(tmp_path: Any) -> None:
     )
     assert done.returncode == 1
     assert done.stderr.strip() == f"--cassette: {cassette}:1 is not a cassette line"
+
+
+def test_invalid_utf8_in_a_chat_stream_is_replaced_not_fatal(api_env: LocalServer) -> None:
+    delta = {"index": 0, "delta": {"content": "A" * 2_000_000 + "@@ b"}, "finish_reason": None}
+    line = f"data: {json.dumps({'choices': [delta]})}\n\n".encode().replace(b"@@", b"\xff\xfe")
+    end = b'data: {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}\n\n'
+    pieces = [line[i : i + 4096] for i in range(0, len(line), 4096)] + [end, b"data: [DONE]\n\n"]
+    with SSEPeer(pieces) as peer:
+        result = step_magic.ask("Hi", base_url=peer.base_url, display=False)
+    assert (result.status, result.answer) == ("complete", "A" * 2_000_000 + "\ufffd\ufffd b")

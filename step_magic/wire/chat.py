@@ -9,11 +9,14 @@ policy and the wording live in ``wire.retry``, the events in ``events.py``).
 
 from __future__ import annotations
 
+import codecs
 import functools
+import importlib
 import json
 import ssl
 import threading
 from collections.abc import Generator, Iterator
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -75,7 +78,9 @@ class ReplyStream:
             base_url=self._settings.base_url,
             timeout=self._settings.timeout,
             max_retries=0,
-            http_client=openai.DefaultHttpxClient(verify=tls_context()),
+            http_client=openai.DefaultHttpxClient(
+                verify=tls_context(), event_hooks={"response": [lenient_utf8]}
+            ),
         )
         try:
             stream = yield from self._open(client)
@@ -233,6 +238,47 @@ def schema_in_prompt(body: dict[str, Any], request: ChatRequest) -> dict[str, An
     else:
         messages.insert(0, {"role": "system", "content": instruction})
     return bare | {"messages": messages}
+
+
+def lenient_utf8(response: Any) -> None:
+    """An event stream's invalid UTF-8 becomes U+FFFD before the SDK reads it: the SDK
+    decodes each line strictly, so one bad byte in a 2 MB line would fail the whole reply."""
+    if "event-stream" in response.headers.get("content-type", ""):
+        response.stream = _utf8_replaced()(response.stream)
+
+
+@functools.cache
+def _utf8_replaced() -> Any:
+    """The stream wrapper, a ``SyncByteStream`` of the SDK's HTTP library (made once)."""
+
+    class Utf8Replaced(http().SyncByteStream):  # type: ignore[misc]
+        """A response byte stream re-encoded through a lenient incremental UTF-8 decoder."""
+
+        def __init__(self, inner: Any) -> None:
+            self._inner = inner
+
+        def __iter__(self) -> Iterator[bytes]:
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            for chunk in self._inner:
+                text = decoder.decode(chunk)
+                if text:
+                    yield text.encode("utf-8")
+            tail = decoder.decode(b"", final=True)
+            if tail:
+                yield tail.encode("utf-8")
+
+        def close(self) -> None:
+            self._inner.close()
+
+    return Utf8Replaced
+
+
+def http() -> ModuleType:
+    """The openai SDK's HTTP library: httpx2 for current SDKs, httpx for older ones."""
+    try:
+        return importlib.import_module("httpx2")
+    except ImportError:
+        return importlib.import_module("httpx")
 
 
 @functools.cache

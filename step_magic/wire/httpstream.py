@@ -12,19 +12,17 @@ request goes, with which headers and body, and what each server event means.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import socket
 import threading
 from collections.abc import Generator, Iterator
-from types import ModuleType
 from typing import Any
 
 from step_magic.core.errors import StepAPIError
 from step_magic.core.events import Event, Usage
 from step_magic.core.request import ChatRequest
 from step_magic.core.settings import Settings
-from step_magic.wire.chat import tls_context
+from step_magic.wire.chat import http, tls_context
 from step_magic.wire.retry import after_failure, call_error
 from step_magic.wire.sse import EventTooLarge, ServerEvent, SSEDecoder
 
@@ -191,14 +189,6 @@ class HttpEventStream:
 def mapping(value: Any) -> dict[str, Any]:
     """``value`` if it is a JSON object, else an empty one (servers send odd shapes)."""
     return value if isinstance(value, dict) else {}
-
-
-def http() -> ModuleType:
-    """The openai SDK's HTTP library: httpx2 for current SDKs, httpx for older ones."""
-    try:
-        return importlib.import_module("httpx2")
-    except ImportError:
-        return importlib.import_module("httpx")
 
 
 def _status_error(response: Any) -> Exception:

@@ -3,8 +3,8 @@
 The client proper (``chat.py``, ``messages.py``) tolerates every shape it meets and so hides
 the differences; the doctor must see them: which field carries the reasoning, whether usage
 comes on every chunk or once at the end, which finish reasons and which id header arrive.
-So these calls go over plain httpx (the SDK's own HTTP library) and read the raw SSE, with
-the request bodies the client sends.
+So these calls go over the SDK's own HTTP library (httpx2, or httpx for older SDKs) and
+read the raw SSE, with the request bodies the client sends.
 """
 
 from __future__ import annotations
@@ -49,12 +49,12 @@ def observe(
 ) -> Observed:
     """POST ``body`` to ``url`` and record what came back, streamed (each event through
     ``read``, the wire API's reader in ``wire.apis``) or not."""
-    import httpx
+    from step_magic.wire.chat import http
 
     seen = Observed()
     started = time.monotonic()
     with (
-        httpx.Client(timeout=timeout) as client,
+        http().Client(timeout=timeout) as client,
         client.stream("POST", url, json=body, headers=headers) as response,
     ):
         seen.status = response.status_code
