@@ -373,3 +373,26 @@ def test_invalid_utf8_in_a_chat_stream_is_replaced_not_fatal(api_env: LocalServe
     with SSEPeer(pieces) as peer:
         result = step_magic.ask("Hi", base_url=peer.base_url, display=False)
     assert (result.status, result.answer) == ("complete", "A" * 2_000_000 + "\ufffd\ufffd b")
+
+
+# --- the history --------------------------------------------------------------------------------
+
+
+def test_a_long_conversation_stores_each_turn_once(api_env: LocalServer) -> None:
+    """The history grows with the number of calls, not its square, and a named chat still
+    resumes from it in a new session."""
+    with step_magic.Chat("long", system="Be brief.") as chat:
+        for number in range(60):
+            chat.ask(f"Question {number}?", display=False)
+    history = History()
+    rows = history.recent(60)[::-1]
+    history.close()
+    sizes = [len(json.dumps(row.messages)) for row in rows]
+    assert max(sizes) < 2 * min(sizes)  # each row holds its own turn, not the thread so far
+    assert [row.earlier_messages for row in rows[:3]] == [0, 2, 4]
+    assert rows[-1].messages[0] == {"role": "system", "content": "Be brief."}
+    assert rows[-1].messages[1] == {"role": "user", "content": "Question 59?"}
+    with step_magic.Chat("long", system="Be brief.") as resumed:
+        resumed.ask("And now?", display=False)
+    sent = api_env.requests[-1].body["messages"]
+    assert len(sent) == 1 + 2 * 60 + 1  # every earlier turn came back from the history

@@ -182,7 +182,7 @@ def test_version_1_database_is_migrated_and_keeps_rows(tmp_path: Path) -> None:
     assert (found.prompt, found.answer, found.replayed) == ("old prompt", "old answer", False)
     history.close()
     with sqlite3.connect(path) as check:
-        assert check.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 3
+        assert check.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 4
         indexes = {row[0] for row in check.execute("SELECT name FROM sqlite_master")}
         assert check.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     check.close()

@@ -46,6 +46,7 @@ class CallRecord:
     replayed: bool = False
     cell: str | None = None
     starts_thread: bool = False
+    earlier_messages: int = 0  # earlier turns' messages sent too, stored with their own calls
     id: int | None = None
 
     def reply(self) -> RecordedReply:
