@@ -396,3 +396,38 @@ def test_a_long_conversation_stores_each_turn_once(api_env: LocalServer) -> None
         resumed.ask("And now?", display=False)
     sent = api_env.requests[-1].body["messages"]
     assert len(sent) == 1 + 2 * 60 + 1  # every earlier turn came back from the history
+
+
+# --- the documented limits are the code's -------------------------------------------------------
+
+
+def test_the_readme_s_limits_are_the_ones_in_the_code() -> None:
+    from pathlib import Path
+
+    from step_magic import cli_ask
+    from step_magic.context import attachments, images
+    from step_magic.core import outputschema, text
+    from step_magic.engine import background, turns
+    from step_magic.memory import replay
+    from step_magic.server import httpserver
+    from step_magic.wire import retry, sse
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme.split("## Limits", 1)[1].split("\n## ", 1)[0]
+    for value in (
+        text.MAX_MESSAGE_CHARS,
+        sse.MAX_EVENT_CHARS,
+        turns.MAX_TOKENS,
+        cli_ask.MAX_STDIN_BYTES,
+        attachments.MAX_IMAGES,
+        images.MAX_IMAGE_FILE_BYTES,
+        attachments.MAX_VIDEO_BYTES,
+        outputschema.MAX_SCHEMA_CHARS,
+        int(replay.MAX_REPLAY_SECONDS),
+        int(retry.MAX_RETRY_DELAY),
+        background.DEFAULT_LIMIT,
+        httpserver.MAX_CONNECTIONS,
+        int(httpserver.IDLE_SECONDS),
+        httpserver.MAX_BODY_BYTES,
+    ):
+        assert f"{value:,}" in table, value
