@@ -49,6 +49,11 @@ SMOKE_RUNS = [
         id="notebook-size",
     ),
     pytest.param(
+        ["framing_bench.py", "--smoke"],
+        ["== one SSE line", "openai SDK (baseline)", "target decoder 4n/n", "== a prompt"],
+        id="framing",
+    ),
+    pytest.param(
         ["map_bench.py", "--smoke"],
         ["concurrency", "resumed, all cached", "target concurrency 4"],
         id="map",

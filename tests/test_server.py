@@ -11,7 +11,6 @@ import itertools
 import json
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -703,19 +702,11 @@ def test_stop_during_a_stall_returns_promptly(fault: str) -> None:
 # Command line
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_cli_serves_until_stopped(stop_signal: signal.Signals) -> None:
-    port = free_port()
     process = subprocess.Popen(
         [
-            *(sys.executable, "-m", "step_magic.server", "--port", str(port)),
+            *(sys.executable, "-m", "step_magic.server", "--port", "0"),  # no port race
             *("--api-key", "cli-key", "--reasoning-tokens", "5", "--answer-tokens", "3"),
         ],
         stdout=subprocess.PIPE,
@@ -728,10 +719,13 @@ def test_cli_serves_until_stopped(stop_signal: signal.Signals) -> None:
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
-        assert line.strip() == (
-            f"step-magic local server on http://127.0.0.1:{port}/v1 — "
-            "answers are simulated, no network used"
+        found = re.fullmatch(
+            r"step-magic local server on http://127\.0\.0\.1:(\d+)/v1 — "
+            r"answers are simulated, no network used",
+            line.strip(),
         )
+        assert found is not None, line
+        port = int(found[1])
         cli = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="cli-key")
         reasoning, answer, _ = sdk_stream(cli.with_options(max_retries=0))
         assert len(reasoning.split()) == 5
