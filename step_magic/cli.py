@@ -12,7 +12,7 @@ import argparse
 import shlex
 import sys
 
-from step_magic import cli_ask, cli_doctor
+from step_magic import __version__, cli_ask, cli_doctor
 from step_magic.core import settings as config
 from step_magic.core.catalog import BY_NAME
 from step_magic.core.redact import redact_url
@@ -28,20 +28,41 @@ def main(argv: list[str] | None = None) -> int:
         description="Ask StepFun reasoning models from the shell, try the %%step magic, "
         "or run the bundled offline simulator.",
     )
+    parser.add_argument("--version", action="version", version=f"step-magic {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="ask one question through %%%%step in IPython")
+    demo = commands.add_parser(
+        "demo",
+        help="ask one question through %%%%step in IPython",
+        description="Run one %%step cell in a real IPython shell: StepFun when "
+        "STEPFUN_API_KEY is set, else the bundled simulator offline (and it says so).",
+    )
     demo.add_argument("prompt", nargs="*", help=f"the question (default: {DEMO_PROMPT!r})")
     for name in ("model", "effort"):
         names, options = BY_NAME[name].argument()
         demo.add_argument(*names, **options)
     demo.add_argument("--local", action="store_true", help="use the simulator even with a key")
-    ask = commands.add_parser("ask", help="ask once: reasoning to stderr, answer to stdout")
+    ask = commands.add_parser(
+        "ask",
+        help="ask once: reasoning to stderr, answer to stdout",
+        description="Ask a StepFun model once from the shell: the reasoning streams to stderr, "
+        "the answer to stdout, the footer (tokens, cost, trace id) to stderr.",
+    )
     cli_ask.add_arguments(ask)
     doctor = commands.add_parser(
-        "doctor", help="check what a server does against what step-magic expects (costs ~$0.01)"
+        "doctor",
+        help="check what a server does against what step-magic expects (costs ~$0.01)",
+        description="Make a few tiny calls to a server and report what it does (reasoning "
+        "field, usage, finish reasons, trace id, each wire API, tools, images, errors) against "
+        "what step-magic expects. About a cent on StepFun.",
     )
     cli_doctor.add_arguments(doctor)
-    serve = commands.add_parser("serve", help="run the local StepFun-compatible simulator")
+    serve = commands.add_parser(
+        "serve",
+        help="run the local StepFun-compatible simulator",
+        description="Run the bundled StepFun-compatible server on this machine: simulated "
+        "answers over the real wire protocols (chat, messages, responses), faults on demand, "
+        "recorded replies with --cassette. No network is used.",
+    )
     server_cli.add_arguments(serve)
     args = parser.parse_args(argv)
     if args.command == "serve":

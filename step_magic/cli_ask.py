@@ -59,6 +59,11 @@ def run_ask(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
     if not prompt and not piped.strip():
         print("step-magic ask: nothing to ask (give a prompt or pipe text in)", file=sys.stderr)
         return 1
+    if not args.local and _needs_key(args.base_url):
+        from step_magic.core.settings import missing_key_message
+
+        print(f"step-magic ask: {missing_key_message('shell')}", file=sys.stderr)
+        return 1
     local = _local_server() if args.local else None
     try:
         attach = _attachments(args.attach)
@@ -80,6 +85,14 @@ def run_ask(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
         if local is not None:
             local.stop()
     return 0
+
+
+def _needs_key(base_url: str | None) -> bool:
+    """No key anywhere, for a server that is not on this machine."""
+    from step_magic.core import settings as config
+
+    url = base_url or config.find_base_url()
+    return config.find_api_key() is None and not config.is_loopback_url(url)
 
 
 def _read_piped(source: TextIO) -> str | None:

@@ -83,7 +83,7 @@ def run_doctor(args: argparse.Namespace) -> int:
         print(f"Warning: {warning}")
     key = config.find_api_key()
     if key is None and not config.is_loopback_url(base_url):
-        print(f"step-magic doctor: {config.missing_key_message()}")
+        print(f"step-magic doctor: {config.missing_key_message('shell')}")
         return 2
     settings = Settings(model=args.model, base_url=base_url, api_key=key or config.LOCAL_KEY)
     print(f"step-magic doctor: {redact_url(base_url)}, model {args.model}\n")

@@ -115,3 +115,38 @@ def test_serve_takes_its_options_and_answers_like_the_api(tmp_path: Path) -> Non
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_the_version_and_every_subcommand_s_help_say_what_they_are(tmp_path: Path) -> None:
+    import step_magic
+
+    assert run_cli("--version", tmp_path=tmp_path).stdout.strip() == (
+        f"step-magic {step_magic.__version__}"
+    )
+    for command in ("demo", "ask", "doctor", "serve"):
+        shown = run_cli(command, "--help", tmp_path=tmp_path).stdout
+        assert shown.startswith(f"usage: step-magic {command}")
+        described = shown.split("\n\n")[1].strip()
+        assert not described.startswith(("positional", "options")), command
+    serve = run_cli("serve", "--help", tmp_path=tmp_path).stdout
+    assert "default 8765; 0 picks a free one" in " ".join(serve.split())
+
+
+def test_without_a_key_each_place_says_what_to_do_there(tmp_path: Path) -> None:
+    shell = run_cli("ask", "Hi", tmp_path=tmp_path)
+    assert shell.returncode == 1
+    assert shell.stderr.strip() == (
+        "step-magic ask: No StepFun API key: export STEPFUN_API_KEY=... first; to work "
+        "offline, add --local (or run `step-magic serve` and pass --base-url the URL it prints)"
+    )
+    doctor = run_cli("doctor", tmp_path=tmp_path)
+    assert "export STEPFUN_API_KEY" in doctor.stdout
+    script = subprocess.run(
+        [sys.executable, "-c", "import step_magic; step_magic.ask('Hi')"],
+        env={k: v for k, v in os.environ.items() if k not in ("STEPFUN_API_KEY", "STEP_API_KEY")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "set STEPFUN_API_KEY in the environment or pass api_key=..." in script.stderr
+    assert "%step_config" not in shell.stderr + doctor.stdout + script.stderr

@@ -131,12 +131,26 @@ def server_label(settings: Settings) -> str | None:
     return f"{host}{port}"
 
 
-def missing_key_message() -> str:
-    """One line that says how to fix a missing key, and how to work without one."""
-    return (
+MISSING_KEY = {
+    "notebook": (
         "No StepFun API key: run %step_config --key (asks for it without echoing it), or set "
         "STEPFUN_API_KEY before starting Jupyter; to work offline: %step_config --local"
-    )
+    ),
+    "python": (
+        "No StepFun API key: set STEPFUN_API_KEY in the environment or pass api_key=...; to "
+        "work offline, run `step-magic serve` and pass base_url= the URL it prints"
+    ),
+    "shell": (
+        "No StepFun API key: export STEPFUN_API_KEY=... first; to work offline, add --local "
+        "(or run `step-magic serve` and pass --base-url the URL it prints)"
+    ),
+}
+
+
+def missing_key_message(where: str = "notebook") -> str:
+    """One line that says how to fix a missing key, and how to work without one, in the
+    words of where the user is: a notebook, a Python script, or a shell."""
+    return MISSING_KEY[where]
 
 
 def redact(text: str, secret: str | None) -> str:
@@ -195,7 +209,8 @@ def settings_for(
     chosen = {name: _pick(setting, flags, defaults) for name, setting in BY_FIELD.items()}
     check_effort(chosen["model"], chosen["effort"])
     given = (flags.get("base_url"), flags.get("api_key"))
-    base_url, key, local, warning = _endpoint(*given, defaults, local_url, need_key)
+    where = "notebook" if owner else "python"
+    base_url, key, local, warning = _endpoint(*given, defaults, local_url, need_key, where)
     settings = Settings(base_url=base_url, api_key=key, local=local, **chosen)
     return settings, warning
 
@@ -219,6 +234,7 @@ def _endpoint(
     defaults: Mapping[str, Any],
     local_url: str | None,
     need_key: bool,
+    where: str,
 ) -> tuple[str, str, bool, str | None]:
     """Base URL, key, whether it is the in-process simulator, and a warning if any."""
     if flag_url is None and defaults.get("base_url") is None and local_url is not None:
@@ -228,6 +244,6 @@ def _endpoint(
     key = given_key.strip() if given_key and given_key.strip() else find_api_key()
     if key is None:
         if need_key and not is_loopback_url(base_url):
-            raise InputError(missing_key_message())
+            raise InputError(missing_key_message(where))
         key = LOCAL_KEY
     return base_url, key, False, warning

@@ -39,7 +39,9 @@ def _parser() -> argparse.ArgumentParser:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The server's options, for its own command and for ``step-magic serve``."""
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}; 0 picks a free one"
+    )
     parser.add_argument("--tokens-per-second", type=float, default=0, help="0: no pacing")
     parser.add_argument("--reasoning-tokens", type=int, help="exact reasoning length")
     parser.add_argument("--answer-tokens", type=int, help="exact answer length")
