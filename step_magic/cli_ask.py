@@ -109,27 +109,65 @@ def _read_piped(source: TextIO) -> str | None:
 
 
 def _print_events(events: Any, *, reasoning: bool) -> None:
-    """Reasoning to stderr (dim on a terminal), answer to stdout, footer to stderr."""
-    from step_magic.display.static import footer_text
+    """Reasoning to stderr (dim on a terminal), answer to stdout, footer to stderr.
 
-    dim = sys.stderr.isatty()
-    thought = answered = False
+    stdout only ever holds the answer: until some reasoning has arrived, answer text is held
+    back, since a server that closes a ``</think>`` it never opened (R1-style templates) makes
+    the text before it reasoning after all (a ``rethought`` event, after which that text comes
+    again as reasoning). What was held is printed once the reply ends, or as soon as
+    reasoning has been seen.
+    """
+    printer = _Printer(reasoning, sys.stderr.isatty())
     for event in events:
-        if event.kind == "reasoning" and reasoning:
-            sys.stderr.write(f"\x1b[2m{event.text}\x1b[0m" if dim else event.text)
-            sys.stderr.flush()
-            thought = True
+        printer.take(event)
+
+
+class _Printer:
+    """Where each event's text goes; see ``_print_events``."""
+
+    def __init__(self, reasoning: bool, dim: bool) -> None:
+        self.reasoning, self.dim = reasoning, dim
+        self.seen_reasoning = self.shown_reasoning = self.answered = False
+        self.held: list[str] = []
+
+    def take(self, event: Any) -> None:
+        from step_magic.display.static import footer_text
+
+        if event.kind == "reasoning":
+            self._think(event.text)
+        elif event.kind == "rethought":  # what was held was reasoning: it comes again as such
+            self.held = []
         elif event.kind == "answer":
-            if thought and not answered:
-                sys.stderr.write("\n\n")
-            sys.stdout.write(event.text)
-            sys.stdout.flush()
-            answered = True
+            if self.seen_reasoning:
+                self._answer(event.text)
+            else:
+                self.held.append(event.text)
         elif event.kind in ("tool_call", "waiting"):
             print(event.text, file=sys.stderr)
         elif event.kind == "done":
-            sys.stdout.write("\n" if answered else "")
+            if self.held:
+                self._answer("".join(self.held))
+            sys.stdout.write("\n" if self.answered else "")
+            if self.shown_reasoning and not self.answered:
+                sys.stderr.write("\n\n")  # the footer on a line of its own
             print(footer_text(event.result), file=sys.stderr)
+
+    def _think(self, text: str) -> None:
+        self.seen_reasoning = True
+        if self.held:  # answer text that came before any reasoning was the answer
+            self._answer("".join(self.held))
+            self.held = []
+        if self.reasoning and text:
+            sys.stderr.write(f"\x1b[2m{text}\x1b[0m" if self.dim else text)
+            sys.stderr.flush()
+            self.shown_reasoning = True
+
+    def _answer(self, text: str) -> None:
+        if self.shown_reasoning and not self.answered:
+            sys.stderr.write("\n\n")
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        self.answered = True
 
 
 def _attachments(paths: list[str]) -> dict[str, object]:

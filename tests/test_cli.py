@@ -150,3 +150,24 @@ def test_without_a_key_each_place_says_what_to_do_there(tmp_path: Path) -> None:
     )
     assert "set STEPFUN_API_KEY in the environment or pass api_key=..." in script.stderr
     assert "%step_config" not in shell.stderr + doctor.stdout + script.stderr
+
+
+def test_ask_never_prints_reasoning_to_stdout_when_the_server_closes_an_unopened_think(
+    tmp_path: Path,
+) -> None:
+    """R1-style servers send the reasoning as content, then ``</think>``, then the answer; the
+    text before the tag shows up as answer first and is reasoning after all."""
+    import json
+
+    from .sse_peer import SSEPeer
+
+    def chunk(content: str, finish: str | None = None) -> bytes:
+        delta = {"choices": [{"index": 0, "delta": {"content": content}, "finish_reason": finish}]}
+        return f"data: {json.dumps(delta)}\n\n".encode()
+
+    pieces = [chunk("Weigh "), chunk("it up."), chunk("</think>The "), chunk("answer.", "stop")]
+    with SSEPeer([*pieces, b"data: [DONE]\n\n"], pause=0.3) as peer:
+        done = run_cli("ask", "--base-url", peer.base_url, "Why?", tmp_path=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "The answer.\n"
+    assert done.stderr.startswith("Weigh it up.\n\n")
