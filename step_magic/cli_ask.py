@@ -105,7 +105,8 @@ def _read_piped(source: TextIO) -> str | None:
     data = raw.read(MAX_STDIN_BYTES + 1)
     if len(data) > MAX_STDIN_BYTES:
         return None
-    return str(data.decode("utf-8", errors="replace"))
+    decoded: str = data.decode("utf-8-sig", errors="replace")  # a Windows BOM goes too
+    return decoded.replace("\r\n", "\n")
 
 
 def _print_events(events: Any, *, reasoning: bool) -> None:

@@ -431,3 +431,66 @@ def test_the_readme_s_limits_are_the_ones_in_the_code() -> None:
         httpserver.MAX_BODY_BYTES,
     ):
         assert f"{value:,}" in table, value
+
+
+# --- found in review: framing edges and compressed streams ---------------------------------------
+
+
+def test_the_sse_decoder_delivers_what_came_before_an_event_over_the_limit() -> None:
+    from step_magic.wire.sse import EventTooLarge, SSEDecoder
+
+    decoder = SSEDecoder(max_event_chars=100)
+    events = decoder.feed(b"data: hello\n\ndata: " + b"x" * 200)
+    assert [event.data for event in events] == ["hello"]
+    with pytest.raises(EventTooLarge):
+        decoder.feed(b"more")
+    empty_lines = SSEDecoder(max_event_chars=100)
+    empty_lines.feed(b"data:\n" * 1000)  # empty data lines count: each adds a newline
+    with pytest.raises(EventTooLarge):
+        empty_lines.finish()
+
+
+def test_an_empty_read_between_cr_and_lf_keeps_them_one_line_end() -> None:
+    from step_magic.wire.sse import SSEDecoder
+
+    decoder = SSEDecoder()
+    events = [*decoder.feed(b"data: a\r"), *decoder.feed(b""), *decoder.feed(b"\ndata: b\r\n\r\n")]
+    assert [event.data for event in events] == ["a\nb"]
+
+
+def test_a_gzip_compressed_chat_stream_still_works(refusing: ThreadingHTTPServer) -> None:
+    import gzip
+
+    chunk = {"choices": [{"index": 0, "delta": {"content": "Hello"}, "finish_reason": "stop"}]}
+    body = gzip.compress(f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode())
+
+    class Gzipped(Refusing):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    refusing.RequestHandlerClass = Gzipped
+    result = step_magic.ask(
+        "Hi", base_url=url_of(refusing), api_key=TEST_KEY, display=False, history=False
+    )
+    assert (result.status, result.answer) == ("complete", "Hello")
+
+
+def test_a_chat_line_over_the_limit_ends_the_reply_in_one_line(
+    api_env: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from step_magic.wire import sse
+
+    monkeypatch.setattr(sse, "MAX_EVENT_CHARS", 100_000)
+    first = {"choices": [{"index": 0, "delta": {"content": "Hello "}, "finish_reason": None}]}
+    huge = {"choices": [{"index": 0, "delta": {"content": "x" * 300_000}, "finish_reason": None}]}
+    pieces = [f"data: {json.dumps(first)}\n\n".encode(), f"data: {json.dumps(huge)}\n\n".encode()]
+    with SSEPeer(pieces, pause=0.2) as peer, pytest.raises(step_magic.StepAPIError) as caught:
+        step_magic.ask("Hi", base_url=peer.base_url, display=False)
+    assert "an event from the server is over 100,000 characters" in str(caught.value)
+    assert caught.value.result.answer == "Hello "

@@ -16,6 +16,7 @@ from step_magic.api.calls import events, run
 from step_magic.api.keywords import CALL_KEYWORDS
 from step_magic.api.prepare import prepare
 from step_magic.core.errors import InputError
+from step_magic.core.redact import redact_url
 from step_magic.core.result import StepResult
 from step_magic.engine.relay import StreamEvent
 from step_magic.engine.session import Session
@@ -49,6 +50,8 @@ class Chat:
         shown = dict(self._keywords)
         if shown.get("api_key"):
             shown["api_key"] = "***"
+        if isinstance(shown.get("base_url"), str):
+            shown["base_url"] = redact_url(shown["base_url"])
         return shown
 
     def ask(self, prompt: str, *, display: bool | None = None, **keywords: Any) -> StepResult:

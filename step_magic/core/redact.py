@@ -58,14 +58,16 @@ _SECRET_PARAMETER = re.compile(
 
 # An echoed Authorization header: Basic carries base64(user:password), Bearer the key itself.
 _AUTH_HEADER = re.compile(
-    r"\b(?P<scheme>Basic|Bearer)(?P<gap>\s+|%20|\+)(?P<token>[A-Za-z0-9+/=._~-]{8,})", re.I
+    r"\b(?P<scheme>Basic|Bearer|BASIC|BEARER)(?P<gap>\s+|%20|\+)"
+    r"(?P<token>[A-Za-z0-9+/=._~-]{8,})"
 )
 
 
 def _credential(token: str) -> bool:
-    """A credential, not a word ("Basic Information"): a digit, a base64 sign, or a capital
-    letter after the first."""
-    return bool(re.search(r"[0-9+/=_~-]", token)) or token[1:] != token[1:].lower()
+    """A credential, not prose ("Basic Information", "Bearer token-based"): long, padded
+    base64, letters mixed with digits, or a capital letter after the first."""
+    mixed = bool(re.search(r"[0-9]", token)) and bool(re.search(r"[A-Za-z]", token))
+    return len(token) >= 16 or token.endswith("=") or mixed or token[1:] != token[1:].lower()
 
 
 def redact_url(text: str) -> str:

@@ -37,6 +37,7 @@ class Turns:
     unanswered: tuple[ToolCall, ...] = ()  # calls left when --max-steps ran out
     ids: tuple[str | None, str | None] = (None, None)  # the latest trace and completion ids
     notes: list[str] = field(default_factory=list)  # what the wire did differently (each once)
+    implausible: bool = False  # a turn reported an impossible token count
 
     def add(
         self, finished: Finished | None, error: StepAPIError | None, source: EventSource
@@ -54,8 +55,11 @@ class Turns:
                 self.notes.append(note)
         usage = finished.usage if finished is not None else getattr(source, "usage", None)
         if usage is not None and not plausible(usage):
-            self.notes.append(IMPLAUSIBLE_USAGE)
-            usage = None
+            self.implausible = True  # no total is shown rather than a total that is too low
+        if self.implausible:
+            if IMPLAUSIBLE_USAGE not in self.notes:
+                self.notes.append(IMPLAUSIBLE_USAGE)
+            self.usage = usage = None
         if usage is not None:
             self.usage = usage if self.usage is None else self.usage.plus(usage)
 

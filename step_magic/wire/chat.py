@@ -14,6 +14,7 @@ import functools
 import importlib
 import json
 import ssl
+import sys
 import threading
 from collections.abc import Generator, Iterator
 from types import ModuleType
@@ -25,7 +26,9 @@ from step_magic.core.events import AnswerDelta, Event, Finished, ReasoningDelta,
 from step_magic.core.request import ChatRequest
 from step_magic.core.settings import Settings, is_stepfun_host
 from step_magic.core.text import clean_text
+from step_magic.wire import sse
 from step_magic.wire.retry import after_failure, call_error
+from step_magic.wire.sse import EventTooLarge
 from step_magic.wire.thinktags import ThinkTagSplitter
 from step_magic.wire.toolcalls import ToolCallCollector
 
@@ -161,7 +164,7 @@ class ReplyStream:
                     delta = getattr(choice, "delta", None)
                     tool_calls.feed(getattr(delta, "tool_calls", None))
                     yield from _deltas(delta, splitter)
-        except (openai.APIError, json.JSONDecodeError) as err:
+        except (openai.APIError, json.JSONDecodeError, EventTooLarge) as err:
             if self._cancelled.is_set():
                 return
             raise self._error(err) from None
@@ -241,17 +244,24 @@ def schema_in_prompt(body: dict[str, Any], request: ChatRequest) -> dict[str, An
 
 
 def lenient_utf8(response: Any) -> None:
-    """An event stream's invalid UTF-8 becomes U+FFFD before the SDK reads it: the SDK
-    decodes each line strictly, so one bad byte in a 2 MB line would fail the whole reply."""
-    if "event-stream" in response.headers.get("content-type", ""):
-        response.stream = _utf8_replaced()(response.stream)
+    """An event stream's invalid UTF-8 becomes U+FFFD before the SDK reads it (the SDK
+    decodes each line strictly, so one bad byte in a 2 MB line would fail the whole reply),
+    and a line over ``sse.MAX_EVENT_CHARS`` ends the reply (the SDK's decoder has no limit).
+
+    Only an uncompressed stream: the wrapper sees the bytes before decompression.
+    """
+    kind = response.headers.get("content-type", "")
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if "event-stream" in kind and encoding in ("", "identity"):
+        library = sys.modules[type(response).__module__.partition(".")[0]]
+        response.stream = _utf8_replaced(library)(response.stream)
 
 
 @functools.cache
-def _utf8_replaced() -> Any:
-    """The stream wrapper, a ``SyncByteStream`` of the SDK's HTTP library (made once)."""
+def _utf8_replaced(library: ModuleType) -> Any:
+    """The stream wrapper, a ``SyncByteStream`` of the response's HTTP library."""
 
-    class Utf8Replaced(http().SyncByteStream):  # type: ignore[misc]
+    class Utf8Replaced(library.SyncByteStream):  # type: ignore[misc,name-defined]
         """A response byte stream re-encoded through a lenient incremental UTF-8 decoder."""
 
         def __init__(self, inner: Any) -> None:
@@ -259,8 +269,16 @@ def _utf8_replaced() -> Any:
 
         def __iter__(self) -> Iterator[bytes]:
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            line = 0  # characters since the last line end
             for chunk in self._inner:
                 text = decoder.decode(chunk)
+                end = max(text.rfind("\n"), text.rfind("\r"))
+                line = len(text) - end - 1 if end >= 0 else line + len(text)
+                if line > sse.MAX_EVENT_CHARS:
+                    raise EventTooLarge(
+                        f"an event from the server is over {sse.MAX_EVENT_CHARS:,} characters; "
+                        "the reply was stopped there"
+                    )
                 if text:
                     yield text.encode("utf-8")
             tail = decoder.decode(b"", final=True)

@@ -51,20 +51,30 @@ class SSEDecoder:
         self._size = 0  # characters of the event's finished data lines
         self._pending = 0  # characters of the line not yet ended
         self._limit = MAX_EVENT_CHARS if max_event_chars is None else max_event_chars
+        self._over: EventTooLarge | None = None  # raised after the events parsed before it
 
     def feed(self, chunk: bytes) -> list[ServerEvent]:
-        """The events completed by ``chunk``."""
+        """The events completed by ``chunk`` (an event over the limit raises at the next
+        call, so the events completed before it are delivered first)."""
+        self._raise_if_over()
         return self._text(self._utf8.decode(chunk))
 
     def finish(self) -> list[ServerEvent]:
         """At the end of the body: the last event, even without its closing blank line."""
+        self._raise_if_over()
         events = self._text(self._utf8.decode(b"", final=True))
         if self._pieces:
             events += self._line("".join(self._pieces))
             self._pieces, self._pending = [], 0
         return [*events, *self._line("")]
 
+    def _raise_if_over(self) -> None:
+        if self._over is not None:
+            raise self._over
+
     def _text(self, text: str) -> list[ServerEvent]:
+        if not text:  # an empty read changes nothing (a \r\n split around it stays one)
+            return []
         if self._skip_newline and text.startswith("\n"):
             text = text[1:]
         self._skip_newline = False
@@ -75,7 +85,11 @@ class SSEDecoder:
             if self._pieces:
                 line = "".join(self._pieces) + line
                 self._pieces, self._pending = [], 0
-            events += self._line(line)
+            try:
+                events += self._line(line)
+            except EventTooLarge as over:
+                self._over = over
+                return events
             start = match.end()
         rest = text[start:]
         if text.endswith("\r"):  # a \r\n split across reads: the \n will be skipped
@@ -83,7 +97,10 @@ class SSEDecoder:
         elif rest:
             self._pieces.append(rest)
             self._pending += len(rest)
-            self._check()
+            try:
+                self._check()
+            except EventTooLarge as over:
+                self._over = over
         return events
 
     def _check(self) -> None:
@@ -105,6 +122,6 @@ class SSEDecoder:
             self._name = value
         elif field == "data":
             self._data.append(value)
-            self._size += len(value)
+            self._size += len(value) + 1  # an empty data line still adds a newline
             self._check()
         return []  # comments (":…"), id, retry and unknown fields carry nothing we use
