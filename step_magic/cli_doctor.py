@@ -138,8 +138,10 @@ def examine(settings: Settings, *, timeout: float) -> Iterator[Finding]:
     for name, check in checks:
         try:
             yield from check()
-        except Exception as err:  # a refused connection, a timeout: the report goes on
+        except Exception as err:  # a timeout, a bad reply: the report goes on
             yield Finding(name, "an answer", f"{type(err).__name__}: {err}", "FAIL")
+            if "Connect" in type(err).__name__:  # nobody listens: every other check would
+                return  # say the same, so one row says it
 
 
 def _chat(settings: Settings, request: ChatRequest, timeout: float) -> Observed:
