@@ -111,6 +111,11 @@ TOP_TEXT = """(box) => {
 DISTANCE_FROM_END = "(box) => box.scrollHeight - box.scrollTop - box.clientHeight"
 
 
+# The newest text counts as in view within a few lines of the end: on a loaded machine the
+# chunks' estimated heights settle a frame after the scroll.
+IN_VIEW = 120
+
+
 def test_the_open_panel_follows_the_newest_text_until_the_reader_scrolls_up(
     page: Page, jupyter: JupyterServer, server: LocalServer
 ) -> None:
@@ -126,7 +131,7 @@ def test_the_open_panel_follows_the_newest_text_until_the_reader_scrolls_up(
     grown = box.evaluate("box => box.scrollHeight")
     for _ in range(6):  # following: the newest line is in view whenever we look
         view.page.wait_for_timeout(300)
-        assert box.evaluate(DISTANCE_FROM_END) < 40
+        assert box.evaluate(DISTANCE_FROM_END) < IN_VIEW
     assert box.evaluate("box => box.scrollHeight") > grown
 
     box.hover()
@@ -141,11 +146,17 @@ def test_the_open_panel_follows_the_newest_text_until_the_reader_scrolls_up(
         assert box.evaluate(TOP_TEXT) == reading
         assert box.evaluate("box => box.scrollTop") == held_at
     assert box.evaluate("box => box.scrollHeight") > height  # it did grow meanwhile
-    assert box.evaluate(DISTANCE_FROM_END) > 40
+    assert box.evaluate(DISTANCE_FROM_END) > IN_VIEW
 
     view.page.mouse.wheel(0, 100_000)  # back to the end: following again
-    view.page.wait_for_timeout(800)
-    assert box.evaluate(DISTANCE_FROM_END) < 40
+    box.element_handle().wait_for_element_state("stable")
+    following = []
+    for _ in range(10):  # the wheel lands when the busy page gets to it: wait for the state
+        view.page.wait_for_timeout(300)
+        following.append(box.evaluate(DISTANCE_FROM_END) < IN_VIEW)
+        if following[-1] and len(following) > 1 and following[-2]:
+            break
+    assert following[-2:] == [True, True]  # at the end, and still there as the text grows
     view.wait_until_ran(1, timeout=90)
 
 

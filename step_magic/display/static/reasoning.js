@@ -84,9 +84,12 @@ function renderReasoning(model, store, el) {
   details.addEventListener("toggle", toggled);
   const view = {
     reasoning(text) {
+      // at the end before this text came (a reader who just scrolled back down, while
+      // earlier text was still being appended): stay there
+      const stick = following || atEnd();
       write(text);
       showGap();
-      if (following && details.open) body.scrollTop = body.scrollHeight;
+      if (stick && details.open) (body.scrollTop = body.scrollHeight), (following = true);
     },
   };
   store.views.add(view);
