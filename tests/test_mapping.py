@@ -286,6 +286,25 @@ def test_answers_parse_into_typed_columns_and_misfits_are_flagged(
     assert "Answer with only a JSON object" in sent_prompts(server)[0]
 
 
+def test_a_field_named_like_the_answer_column_leaves_the_answers_text_beside_it(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    """``column="label"`` with a ``label`` field: the field fills ``label``, the text is kept."""
+    settings = settings_for(server)
+    frame = pd.DataFrame({"review": ["great", "meh"]})
+    options = MapOptions("label", fields=(("label", "str"), ("confidence", "float")))
+    answers = ['{"label": "good", "confidence": 0.9}']  # the second row gets prose
+    serve_recorded(server, tmp_path, frame, "Rate: {review}", requester(settings), options, answers)
+
+    out, _ = map_rows(frame, "Rate: {review}", requester(settings), row_call(settings), options)
+
+    assert isinstance(out, pd.DataFrame)
+    assert out["label"].tolist()[0] == "good"
+    assert out["label_parse_error"].tolist() == [False, True]
+    assert out["label_answer"].iloc[0] == answers[0]
+    assert out["label_answer"].iloc[1]  # the row that did not parse keeps its raw answer
+
+
 def test_json_answers_become_columns_in_polars(server: LocalServer, tmp_path: Path) -> None:
     settings = settings_for(server)
     frame = pl.DataFrame({"city": ["Oslo", "Lima", "Pune"]})

@@ -133,7 +133,9 @@ def new_columns(
     """The answer column, and the reasoning, error, parsed and parse-error columns asked for.
 
     An answer that does not parse keeps its text and is flagged, never dropped: the user
-    decides what to do with it. The error column also appears when an earlier run left one.
+    decides what to do with it. When a field has the answer column's own name, the answers'
+    text moves to ``<column>_answer`` so the field cannot overwrite it. The error column also
+    appears when an earlier run left one.
     """
     answers = [reply.answer if reply else None for reply in replies]
     column = options.column
@@ -148,6 +150,8 @@ def new_columns(
     parsed = [None if answer is None else _parse(answer, options) for answer in answers]
     declared = dict(options.fields)
     keys = list(declared) or list(dict.fromkeys(key for p in parsed if p for key in p))
+    if column in keys:  # a field named like the answer column: the raw text moves aside
+        columns[f"{column}_answer"] = columns.pop(column)
     for key in keys:
         values = [p.get(key) if p else None for p in parsed]
         columns[key] = (values, declared[key]) if key in declared else _typed(values)
