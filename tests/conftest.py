@@ -141,6 +141,7 @@ KERNEL_FIXTURES = frozenset(
         "spare_kernel",
         "fresh_kernel",
         "run_notebook",
+        "run_notebook_in",
         "notebook_refresher",
         "marimo_notebook",
     }
@@ -158,16 +159,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.kernel)
 
 
-@pytest.fixture
-def run_notebook() -> Any:
-    """Execute a notebook of code cells for real (nbclient + ipykernel), save it, read it back.
-
-    Through scripts/refresh_notebooks.py's client, which does not lose a cell's reply on a
-    loaded machine (see ``PatientClient`` there).
-    """
+def _patient_client() -> Any:
+    """scripts/refresh_notebooks.py's client, which does not lose a cell's reply under load."""
     import importlib.util
-
-    import nbformat
 
     root = Path(__file__).resolve().parent.parent
     spec = importlib.util.spec_from_file_location("refresh", root / "scripts/refresh_notebooks.py")
@@ -175,15 +169,48 @@ def run_notebook() -> Any:
     assert spec.loader is not None
     refresh = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(refresh)
+    return refresh.PatientClient
+
+
+@pytest.fixture
+def run_notebook() -> Any:
+    """Execute a notebook of code cells for real (nbclient + ipykernel), save it, read it back.
+
+    Through scripts/refresh_notebooks.py's client, which does not lose a cell's reply on a
+    loaded machine (see ``PatientClient`` there).
+    """
+    import nbformat
+
+    client_class = _patient_client()
 
     def execute(cells: list[str], path: Path) -> Any:
         notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-        client = refresh.PatientClient(
-            notebook, timeout=120, kernel_name="python3", allow_errors=True
-        )
+        client = client_class(notebook, timeout=120, kernel_name="python3", allow_errors=True)
         client.execute()
         nbformat.write(notebook, path)
         return nbformat.read(path, as_version=4)
+
+    return execute
+
+
+@pytest.fixture
+def run_notebook_in() -> Any:
+    """Like ``run_notebook``, in a working folder and an environment of the test's choosing."""
+    import nbformat
+
+    client_class = _patient_client()
+
+    def execute(cells: list[str], folder: Path, env: dict[str, str]) -> Any:
+        notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+        client = client_class(
+            notebook,
+            timeout=180,
+            kernel_name="python3",
+            allow_errors=True,
+            resources={"metadata": {"path": str(folder)}},
+        )
+        client.execute(env=env)
+        return notebook
 
     return execute
 
