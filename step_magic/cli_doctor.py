@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import functools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from step_magic.core.errors import InputError
 from step_magic.core.models import DEFAULT_MODEL, estimate_cost, model_info
@@ -67,15 +69,51 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-url", help="the server to examine (default: $STEPFUN_BASE_URL)")
     parser.add_argument("-m", "--model", default=DEFAULT_MODEL, help="the model to examine")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per call")
+    parser.add_argument(
+        "--api-url",
+        action="append",
+        default=[],
+        metavar="API=URL",
+        help="where one wire API is mounted when not under --base-url, e.g. "
+        "messages=https://host/anthropic/v1 (repeatable)",
+    )
+    parser.add_argument(
+        "--local", action="store_true", help="examine the bundled offline simulator"
+    )
+
+
+def _api_urls(pairs: list[str]) -> dict[str, str]:
+    """``--api-url messages=URL`` pairs, checked: a typo must not silently test the wrong URL."""
+    urls = {}
+    for pair in pairs:
+        name, _, url = pair.partition("=")
+        if name not in API or name == "chat" or not url:
+            others = ", ".join(n for n in API if n != "chat")
+            raise InputError(f"--api-url {pair}: expected API=URL with API one of {others}")
+        urls[name] = url
+    return urls
 
 
 def run_doctor(args: argparse.Namespace) -> int:
     """Examine the server, print the report; 1 if anything failed, 2 without a key."""
+    if args.local:
+        from step_magic.server import LocalServer, ServerConfig
+
+        with LocalServer(ServerConfig()) as server:
+            print("step-magic doctor: --local, so the bundled simulator is examined (offline).")
+            return _run(args, server.base_url, simulator=True)
+    return _run(args, args.base_url, simulator=False)
+
+
+def _run(args: argparse.Namespace, base_url: str | None, *, simulator: bool) -> int:
     from step_magic.core import settings as config
 
-    base_url = args.base_url or config.find_base_url()
+    base_url = base_url or config.find_base_url()
     try:
         warning = config.check_base_url(base_url)
+        urls = _api_urls(args.api_url)
+        for url in urls.values():
+            config.check_base_url(url)
     except InputError as err:
         print(f"step-magic doctor: {err}")
         return 2
@@ -85,15 +123,21 @@ def run_doctor(args: argparse.Namespace) -> int:
     if key is None and not config.is_loopback_url(base_url):
         print(f"step-magic doctor: {config.missing_key_message('shell')}")
         return 2
-    settings = Settings(model=args.model, base_url=base_url, api_key=key or config.LOCAL_KEY)
+    settings = Settings(
+        model=args.model, base_url=base_url, api_key=key or config.LOCAL_KEY, local=simulator
+    )
     print(f"step-magic doctor: {redact_url(base_url)}, model {args.model}\n")
-    findings = list(examine(settings, timeout=args.timeout))
-    print(report(findings, secret=settings.api_key))
+    findings = list(examine(settings, timeout=args.timeout, api_urls=urls))
+    priced = config.is_stepfun_host(urlsplit(base_url).hostname or "")
+    print(report(findings, secret=settings.api_key, priced=priced))
     return 1 if any(f.verdict == "FAIL" for f in findings) else 0
 
 
-def report(findings: list[Finding], *, secret: str) -> str:
+def report(findings: list[Finding], *, secret: str, priced: bool = True) -> str:
     """A plain table, the total cost, and the verdict counts.
+
+    The cost comes from StepFun's price list, so it is shown only for StepFun's hosts
+    (``priced``): a simulator or another provider's server has other prices, or none.
 
     What a server said is redacted (the key, a URL's credentials) before it is cut to
     the column's width: a cut first could leave a piece of an echoed key unrecognised.
@@ -106,8 +150,9 @@ def report(findings: list[Finding], *, secret: str) -> str:
              for row in rows]  # fmt: skip
     counts = {v: sum(f.verdict == v for f in findings) for v in ("ok", "differs", "FAIL")}
     cost = sum(f.cost for f in findings)
+    spent = f"this run cost {dollars(cost)}" if priced else "no cost estimated (not StepFun)"
     lines += ["", f"{counts['ok']} ok, {counts['differs']} differ, {counts['FAIL']} failed;"
-              f" this run cost {dollars(cost)}"]  # fmt: skip
+              f" {spent}"]  # fmt: skip
     return redact("\n".join(lines), secret)
 
 
@@ -116,8 +161,15 @@ def _shown(text: str, secret: str) -> str:
     return clean if len(clean) <= OBSERVED_WIDTH else clean[: OBSERVED_WIDTH - 1] + "…"
 
 
-def examine(settings: Settings, *, timeout: float) -> Iterator[Finding]:
-    """Every check, in order; a check that raises becomes a FAIL row, not a crash."""
+def examine(
+    settings: Settings, *, timeout: float, api_urls: Mapping[str, str] | None = None
+) -> Iterator[Finding]:
+    """Every check, in order; a check that raises becomes a FAIL row, not a crash.
+
+    ``api_urls`` mounts a wire API elsewhere than ``settings.base_url`` (some servers serve
+    the Messages API under another prefix): without it, that API's check would be a 404.
+    """
+    urls = api_urls or {}
     info = model_info(settings.model)
     efforts = (info.efforts if info else ()) or (None,)
     checks: list[tuple[str, Callable[[], Iterator[Finding]]]] = [
@@ -126,7 +178,10 @@ def examine(settings: Settings, *, timeout: float) -> Iterator[Finding]:
     ]
     checks += [
         *(
-            (entry.title, functools.partial(_other_api, settings, entry, timeout))
+            (
+                entry.title,
+                functools.partial(_other_api, _at(settings, urls.get(entry.name)), entry, timeout),
+            )
             for entry in API.values()
             if entry.name != "chat"
         ),
@@ -142,6 +197,10 @@ def examine(settings: Settings, *, timeout: float) -> Iterator[Finding]:
             yield Finding(name, "an answer", f"{type(err).__name__}: {err}", "FAIL")
             if "Connect" in type(err).__name__:  # nobody listens: every other check would
                 return  # say the same, so one row says it
+
+
+def _at(settings: Settings, url: str | None) -> Settings:
+    return settings if url is None else dataclasses.replace(settings, base_url=url)
 
 
 def _chat(settings: Settings, request: ChatRequest, timeout: float) -> Observed:
@@ -193,17 +252,29 @@ def _stream_shape(seen: Observed) -> Iterator[Finding]:
             else ("never: no token counts or cost")
         )
     yield Finding("  usage", "on every chunk", usage, "ok" if every else "differs")
-    before, last = seen.finish_reasons[:-1], seen.finish_reasons[-1:]
+    before, ends = _finish_shape(seen.finish_reasons)
     early = sorted({json.dumps(reason) for reason in before})
-    end = json.dumps(last[0] if last else None)
+    end = json.dumps(ends[0] if ends else None)
     shape = f"{'/'.join(early) or 'nothing'} before the end, then {end}"
-    good_end = last and last[0] in ("stop", "length")
+    good_end = len(ends) == 1 and ends[0] in ("stop", "length")
     fine = good_end and set(early) <= {"null", '""'}
     yield Finding("  finish_reason", 'null or "" before the end, then stop', shape,
                   "ok" if fine else ("differs" if good_end else "FAIL"))  # fmt: skip
     header = seen.trace_header or "none: bug reports carry the completion id only"
     yield Finding("  trace id", "X-Trace-Id header", header,
                   "ok" if seen.trace_header == "x-trace-id" else "differs")  # fmt: skip
+
+
+def _finish_shape(reasons: list[object]) -> tuple[list[object], list[object]]:
+    """The finish reasons before the first real one, and the real ones.
+
+    A chunk after the end with ``finish_reason: null`` (vLLM's and OpenAI's usage chunk
+    repeats a choice that way) is not a second ending, nor a missing one.
+    """
+    ended = [i for i, reason in enumerate(reasons) if reason not in (None, "")]
+    if not ended:
+        return reasons, []
+    return reasons[: ended[0]], [reasons[i] for i in ended]
 
 
 def _other_api(settings: Settings, entry: WireAPI, timeout: float) -> Iterator[Finding]:

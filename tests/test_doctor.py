@@ -102,3 +102,68 @@ def test_an_echoed_key_is_redacted_before_a_long_line_is_cut() -> None:
     shown = report([Finding("stream", "an answer", f"401: {said}", "FAIL")], secret=key)
     assert "Ab3dE5" not in shown
     assert "***" in shown
+
+
+def test_a_usage_chunk_after_the_end_is_not_a_second_finish_reason() -> None:
+    """vLLM and OpenAI repeat the choice in the usage chunk with ``finish_reason: null``."""
+    import json
+
+    from .sse_peer import SSEPeer
+
+    def chunk(delta: dict[str, str], reason: str | None, usage: bool = False) -> bytes:
+        body: dict[str, object] = {
+            "id": "chatcmpl-1",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": reason}],
+        }
+        if usage:
+            body["usage"] = {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
+        return f"data: {json.dumps(body)}\n\n".encode()
+
+    pieces = [
+        chunk({"reasoning": "Short."}, None),
+        chunk({"content": "ready"}, None),
+        chunk({}, "stop"),
+        chunk({}, None, usage=True),
+        b"data: [DONE]\n\n",
+    ]
+    with SSEPeer(pieces) as peer:
+        settings = Settings(model="step-3.5-flash", base_url=peer.base_url, api_key="t")
+        rows = {f.check.strip(): f for f in examine(settings, timeout=30)}
+    assert rows["finish_reason"].observed == 'null before the end, then "stop"'
+    assert rows["finish_reason"].verdict == "ok"
+
+
+def test_a_wire_api_mounted_elsewhere_is_examined_there() -> None:
+    """llmock serves the Messages API under /anthropic: --api-url points the check there."""
+    llmock_testing = pytest.importorskip("llmock.testing")
+    with llmock_testing.LLMockServer() as mock:
+        settings = Settings(model="step-3.7-flash", base_url=mock.base_url("openai"), api_key="t")
+        plain = {f.check: f for f in examine(settings, timeout=30)}
+        urls = {"messages": mock.base_url("anthropic") + "/v1"}
+        mounted = {f.check: f for f in examine(settings, timeout=30, api_urls=urls)}
+    assert plain["Messages API"].observed.startswith("404")
+    assert mounted["Messages API"].verdict == "ok", mounted["Messages API"]
+
+
+def test_a_run_off_stepfun_is_not_priced_by_stepfun() -> None:
+    from step_magic.cli_doctor import Finding, report
+
+    rows = [Finding("stream", "an answer", "ready", "ok", cost=0.0003)]
+    assert "this run cost ≈ $0.0003" in report(rows, secret="k", priced=True)
+    assert "no cost estimated (not StepFun)" in report(rows, secret="k", priced=False)
+
+
+@pytest.mark.slow  # a process of its own
+def test_doctor_local_examines_the_bundled_simulator_without_a_key() -> None:
+    done = doctor("--local", key=None)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "the bundled simulator is examined (offline)" in done.stdout
+    assert "12 ok, 0 differ, 0 failed; no cost estimated (not StepFun)" in done.stdout
+
+
+@pytest.mark.slow  # a process of its own
+def test_a_mistyped_api_url_is_one_line_and_exit_status_2() -> None:
+    done = doctor("--local", "--api-url", "mesages=http://127.0.0.1:9/v1", key=None)
+    assert done.returncode == 2
+    assert "--api-url mesages=http://127.0.0.1:9/v1: expected API=URL" in done.stdout
+    assert "Traceback" not in done.stderr
