@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+import time
 from collections.abc import Iterator
+from types import FrameType
 
 
 @contextlib.contextmanager
@@ -30,7 +32,35 @@ def interrupts_noted(received: list[int] | None = None) -> Iterator[list[int]]:
     try:
         yield received
     finally:
-        signal.signal(signal.SIGINT, previous)
+        after = _Grace(previous, time.monotonic() + GRACE_SECONDS) if received else previous
+        signal.signal(signal.SIGINT, after)
+
+
+GRACE_SECONDS = 1.0
+
+
+class _Grace:
+    """A SIGINT handler that ignores Ctrl-C for a moment after a call was interrupted.
+
+    A double Ctrl-C (two presses 50 ms apart) would otherwise land while the interrupted
+    call's error is raised and shown, and IPython, interrupted while it formats a traceback,
+    prints "KeyboardInterrupt" to stderr instead of the error: the cell ended without its
+    error. The first press already stopped the call; a second within ``GRACE_SECONDS`` is
+    the same wish. Later presses reach the handler that was there before (ipykernel puts its
+    own back after each cell anyway).
+    """
+
+    def __init__(self, previous: object, until: float) -> None:
+        self.previous: object = previous.previous if isinstance(previous, _Grace) else previous
+        self.until = until
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if time.monotonic() < self.until:
+            return
+        if callable(self.previous):
+            self.previous(signum, frame)
+        elif self.previous != signal.SIG_IGN:
+            raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
