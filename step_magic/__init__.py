@@ -19,6 +19,7 @@ _PUBLIC = {
     "stream": "step_magic.api.calls",
     "map_rows": "step_magic.api.rows",
     "compare": "step_magic.api.compare",
+    "explain": "step_magic.api.explain",
     "Chat": "step_magic.api.chat",
     "Comparison": "step_magic.core.comparison",
     "Pending": "step_magic.engine.background",
@@ -58,6 +59,7 @@ __all__ = [
     "__version__",
     "ask",
     "compare",
+    "explain",
     "load_ipython_extension",
     "map_rows",
     "stream",
@@ -68,6 +70,7 @@ if TYPE_CHECKING:
     from step_magic.api.calls import ask, stream
     from step_magic.api.chat import Chat
     from step_magic.api.compare import compare
+    from step_magic.api.explain import explain
     from step_magic.api.rows import map_rows
     from step_magic.core.comparison import Comparison
     from step_magic.core.errors import (

@@ -60,6 +60,9 @@ def attachments(attach: object) -> tuple[tuple[str, ...], dict[str, object]]:
     names: list[str] = []
     namespace: dict[str, object] = {}
     for number, item in enumerate(items, 1):
+        if item == "@error":  # the last error the shell showed, as --with @error
+            names.append(item)
+            continue
         value = _as_path(item)
         if isinstance(value, Path):  # not in the namespace: found as a file, as --with does
             names.append(str(value))

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from step_magic.context import failure
+from step_magic.context.failure import last_error
 from step_magic.context.imagekinds import IMAGE_SUFFIXES, is_array, is_figure, is_image, sniff
 from step_magic.context.images import encode_image
 from step_magic.context.interpolate import resolve
@@ -119,6 +121,11 @@ def _locate(name: str, namespace: Mapping[str, object], cwd: Path) -> _Source:
 
     Names starting with ``@`` (earlier outputs such as ``@last``) are exact keys.
     """
+    if name == "@error" and name not in namespace:
+        error = last_error()
+        if error is None:
+            raise InputError("@error: no cell has failed yet in this session")
+        return _Source(name, error, "text")
     if name.startswith("@"):
         if name not in namespace:
             earlier = tuple(key for key in namespace if key.startswith("@"))
@@ -195,6 +202,15 @@ def _text_attachment(source: _Source, budget: int) -> Attachment:
     room = max(budget - len(header), 0)
     if isinstance(value, Path):
         body, label = _text_file(name, value, room)
+    elif isinstance(value, BaseException):
+        header = f"### `{name}`: {failure.headline(value)}\n"
+        body = failure.describe(value, render_value, limit=min(room, failure.MAX_CHARS))
+        label = f"{name} ({failure.label(value)})"
+    elif isinstance(value, str) and (cell := _cell_code_number(name)) is not None:
+        header = f"### `{name}` (the code of cell {cell})\n"
+        room = max(budget - len(header), 0)
+        body = _fenced(value, room, f"{len(value):,} chars in all", lang="python")
+        label = f"{name} (the code of cell {cell})"
     elif is_frame(value):
         summary = summarize_frame(value, name=name, budget_chars=room)
         body, label = summary.text, summary.label
@@ -208,6 +224,12 @@ def _text_attachment(source: _Source, budget: int) -> Attachment:
         label = f"{name} ({_type_name(value)}{_item_count(value)})"
     text = _bounded(header + body, budget, "")
     return Attachment(name, label, ({"type": "text", "text": text},), "text")
+
+
+def _cell_code_number(name: str) -> int | None:
+    """``In[12]`` or ``_i12``: IPython's record of what cell 12 ran."""
+    match = re.fullmatch(r"In\[\s*(\d+)\s*\]|_i(\d+)", name)
+    return int(match[1] or match[2]) if match else None
 
 
 def render_value(obj: object, budget_chars: int) -> str:
@@ -266,12 +288,12 @@ def _describe_array(array: Any, budget: int) -> str:
     return head + _fenced(printed, max(budget - len(head), 0), "shortened")
 
 
-def _fenced(text: str, budget: int, total: str) -> str:
+def _fenced(text: str, budget: int, total: str, lang: str = "text") -> str:
     """``text`` in a code fence longer than any backtick run inside it, within ``budget``."""
     runs = re.findall(r"`+", text[:budget])  # only the part that can be kept matters
     fence = "`" * max([3, *(len(run) + 1 for run in runs)])
-    room = budget - 2 * len(fence) - len("text\n\n")
-    return f"{fence}text\n{_bounded(text, room, total)}\n{fence}" if room > 0 else ""
+    room = budget - 2 * len(fence) - len(f"{lang}\n\n")
+    return f"{fence}{lang}\n{_bounded(text, room, total)}\n{fence}" if room > 0 else ""
 
 
 def _bounded(text: str, limit: int, total: str) -> str:

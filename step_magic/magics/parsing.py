@@ -30,7 +30,7 @@ def read_flags(
         flag_text, prompt = line, cell
     args = _parse(parser, flag_text)
     prompt = prompt.strip()
-    if not prompt:
+    if not prompt and not args.fix:  # --fix has a question of its own
         raise UsageError("Nothing to ask: write the prompt in the cell body (or after %step)")
     return args, prompt
 

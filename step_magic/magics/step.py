@@ -117,6 +117,8 @@ class StepMagics(Magics):
         from step_magic.magics.compareglue import is_comparison, run_comparison
         from step_magic.magics.toolglue import check_tool_flags, tool_loop
 
+        if args.fix:
+            prompt = fix_request(args, prompt)
         if is_comparison(args):
             return run_comparison(self, args, prompt)
 
@@ -222,8 +224,10 @@ class StepMagics(Magics):
         """The call the API's one prepare path makes from these flags and this notebook's
         names (earlier outputs first), or a UsageError; nothing is sent."""
         from step_magic.api.prepare import prepare_call
+        from step_magic.context import failure
         from step_magic.context.compose import ComposeOptions
 
+        failure.cell_number = self._cell_number  # tracebacks name cells as In[5]
         sources = ComposeOptions(
             names=args.attach,
             interpolate=not args.no_interpolate,
@@ -247,6 +251,12 @@ class StepMagics(Magics):
             )
         except InputError as err:
             raise UsageError(str(err)) from None
+
+    def _cell_number(self, filename: str) -> int | None:
+        """The execution count of the cell IPython compiled into ``filename``, if it did."""
+        names = getattr(getattr(self.shell, "compile", None), "_filename_map", None)
+        number = names.get(filename) if isinstance(names, dict) else None
+        return number if isinstance(number, int) else None
 
     def _schema(self, args: argparse.Namespace) -> OutputSchema | None:
         """``--schema NAME``: the notebook's model, dataclass or dict, or a UsageError."""
@@ -306,6 +316,25 @@ class StepMagics(Magics):
         render = sys.modules.get("step_magic.display.closing")
         if render is not None:
             render.close_lingering_panels()
+
+
+def fix_request(args: argparse.Namespace, words: str) -> str:
+    """``--fix``: the last error attached, the question asked, the corrected cell put below."""
+    from step_magic.api.explain import error_prompt
+    from step_magic.magics.parsing import refuse
+
+    refuse(
+        args,
+        {"map": "--map", "background": "--background", "tools": "--tools", "schema": "--schema"},
+        "--fix",
+    )
+    from step_magic.magics.compareglue import is_comparison
+
+    if is_comparison(args):
+        raise UsageError("--fix asks one model once: drop the comma lists")
+    args.attach = ("@error", *(name for name in args.attach if name != "@error"))
+    args.code = args.code or "first"
+    return error_prompt(words, fix=True)
 
 
 # Both forms read flags alike: no abbreviations (in the line form "--eff" would be prompt).

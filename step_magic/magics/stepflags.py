@@ -81,7 +81,8 @@ FLAGS = [
         "--with",
         dest="attach",
         help="Attach kernel objects, comma-separated: variables (DataFrames, figures, images, "
-        "arrays, text), Out[N], @last / @N (image an earlier cell displayed), file paths.",
+        "arrays, text), Out[N], In[N] (the code of cell N), @last / @N (image an earlier cell "
+        "displayed), @error (the last error: its traceback, code and names), file paths.",
     ),
     setting("budget"),
     setting("detail"),
@@ -107,6 +108,12 @@ FLAGS = [
         const="first",
         choices=["first", "all"],
         help="Put the answer's first (or all) code block(s) into a new cell below.",
+    ),
+    argument(
+        "--fix",
+        action="store_true",
+        help="Explain the last error and put a corrected cell below (never run); the prompt, "
+        "if any, adds your own words.",
     ),
     argument(
         "--format",

@@ -1,0 +1,105 @@
+"""How an exception becomes prompt text (``context.failure``), bounded whatever it holds.
+
+Real exceptions with real tracebacks, raised here; the kernel tests
+(``test_explain_errors.py``) do the same from notebook cells.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+import step_magic
+from step_magic.context import failure
+from step_magic.context.attachments import collect, render_value
+from step_magic.server import LocalServer
+
+from .conftest import TEST_KEY
+
+
+def caught(function: object, *args: object) -> BaseException:
+    try:
+        function(*args)  # type: ignore[operator]
+    except BaseException as err:
+        return err
+    raise AssertionError("it did not raise")
+
+
+def dive(depth: int) -> int:
+    return dive(depth + 1)
+
+
+def test_a_recursion_of_a_thousand_frames_is_a_few_lines() -> None:
+    error = caught(dive, 0)
+    text = failure.describe(error, render_value)
+
+    assert "RecursionError: maximum recursion depth exceeded" in text
+    assert "[the frame above repeated" in text
+    assert len(text) < 3_000
+
+
+def test_this_files_frames_are_the_users_and_pytests_are_the_librarys() -> None:
+    error = caught(int, "x")
+    frames = list(failure._frames(error))
+    assert [f.mine for f in frames] == [True]  # int() is C code: no frame of its own
+    error = caught(Path("/no/such/dir/file").read_text)
+    frames = list(failure._frames(error))
+    assert frames[0].mine  # this test's line
+    assert not any(f.mine for f in frames[1:])  # pathlib's
+
+
+def test_an_object_whose_methods_raise_is_named_not_summarised() -> None:
+    class Hostile:
+        def __str__(self) -> str:
+            raise RuntimeError("no")
+
+        __repr__ = __str__
+
+    hostile = Hostile()
+    error = caught(lambda: hostile.missing)
+    text = failure.describe(error, render_value)
+
+    assert "AttributeError" in text
+    assert "- `hostile` (Hostile):\n  (cannot be summarised: RuntimeError)" in text
+
+
+def test_a_long_message_and_many_causes_stay_bounded() -> None:
+    def chain(depth: int) -> None:
+        if depth == 0:
+            raise ValueError("x" * 100_000)
+        try:
+            chain(depth - 1)
+        except ValueError as err:
+            raise ValueError(f"level {depth}: " + "y" * 50_000) from err
+
+    error = caught(chain, 30)
+    text = failure.describe(error, render_value)
+
+    assert len(text) <= failure.MAX_CHARS
+    links = [line for line in text.splitlines() if line.startswith("The above exception")]
+    assert len(links) == failure.MAX_CHAIN - 1
+    assert "level 30" in text  # the newest is always kept
+
+
+def test_with_error_before_anything_failed_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(sys, "last_value", raising=False)
+    monkeypatch.delattr(sys, "last_exc", raising=False)
+    with pytest.raises(step_magic.InputError, match=r"^@error: no cell has failed yet"):
+        collect(["@error"], {})
+    with pytest.raises(step_magic.InputError, match=r"^no error to explain"):
+        step_magic.explain()
+
+
+def test_explain_takes_an_exception_caught_in_a_script(api_env: LocalServer) -> None:
+    error = caught(lambda: {"revenue": 1}["revnue"])
+    result = step_magic.explain(error, "Which key did I mean?", display=False, history=False)
+
+    (request,) = [r for r in api_env.requests if r.path.endswith("/chat/completions")]
+    sent = request.body["messages"][-1]["content"]
+    assert "KeyError: 'revnue'" in sent
+    assert 'error = caught(lambda: {"revenue": 1}["revnue"])' in sent
+    assert "Which key did I mean?" in sent
+    assert TEST_KEY not in sent
+    assert result.answer
