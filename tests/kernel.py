@@ -98,6 +98,7 @@ class KernelSession:
         interrupt_on_text: str | None = None,
         cell_id: str | None = None,
         stdin: str | None = None,
+        allow_stdin: bool = False,
     ) -> CellRun:
         """Run ``code``; with ``interrupt_after``, interrupt once a message of that type came
         (with ``interrupt_on_text``, once the text streamed or sent to the live panel so far
@@ -105,9 +106,10 @@ class KernelSession:
         inside one message).
 
         ``cell_id`` is sent in the request metadata as JupyterLab does (``cellId``);
-        ``stdin`` answers the cell's input request (getpass), as a user typing would.
+        ``stdin`` answers the cell's input request (getpass), as a user typing would;
+        ``allow_stdin`` says, as JupyterLab does and nbclient does not, that a person is there.
         """
-        msg_id = self._send(code, cell_id, stdin is not None)
+        msg_id = self._send(code, cell_id, stdin is not None or allow_stdin)
         run = CellRun(messages=[], msg_id=msg_id)
         deadline = time.monotonic() + timeout
         interrupted = False
@@ -153,6 +155,30 @@ class KernelSession:
         panel's script does (``static/status.js``)."""
         content = {"comm_id": comm_id, "data": {"method": "custom", "content": {"stop": True}}}
         self.client.shell_channel.send(self.client.session.msg("comm_msg", content))
+
+    def click(self, comm_id: str, content: dict[str, Any], timeout: float = 60) -> CellRun:
+        """Send a widget's custom message (a click in its script) and collect what the kernel
+        sent while handling it, until it is idle again."""
+        data = {"comm_id": comm_id, "data": {"method": "custom", "content": content}}
+        message = self.client.session.msg("comm_msg", data)
+        self.client.shell_channel.send(message)
+        msg_id = message["header"]["msg_id"]
+        run = CellRun(messages=[], msg_id=msg_id)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                received = self.client.get_iopub_msg(timeout=1)
+            except queue.Empty:
+                continue
+            received["received"] = next(self._received)
+            if received["parent_header"].get("msg_id") != msg_id:
+                self.elsewhere.append(received)
+            elif received["msg_type"] == "status":
+                if received["content"]["execution_state"] == "idle":
+                    return run
+            else:
+                run.messages.append(received)
+        raise TimeoutError(f"the kernel did not handle {content} in {timeout} s")
 
     def _answer_input(self, text: str) -> bool:
         try:

@@ -181,3 +181,85 @@ def test_the_python_api_explains_the_last_error_too(
     assert run.error() is None, run.error()
 
     assert "KeyError: 'b'" in asked(server)
+
+
+@pytest.fixture
+def explaining(kernel: Any) -> Any:
+    """The kernel with ``StepMagics.explain_errors`` on (it is off by default)."""
+    kernel.execute("%config StepMagics.explain_errors = True")
+    yield kernel
+    kernel.execute("%config StepMagics.explain_errors = False")
+
+
+def reserved_ids(run: Any) -> list[str]:
+    return [
+        m["content"]["transient"]["display_id"]
+        for m in run.of_type("display_data")
+        if m["content"].get("transient", {}).get("display_id")
+    ]
+
+
+def chat_requests(server: LocalServer) -> int:
+    return sum(r.path.endswith("/chat/completions") for r in server.requests)
+
+
+def test_the_explain_control_sends_nothing_until_clicked_then_streams_into_the_failed_cell(
+    explaining: Any, server: LocalServer
+) -> None:
+    failed = explaining.execute("total = undefined_sales * 2", allow_stdin=True)
+    assert failed.error() is not None
+    control = failed.comm_of("ExplainControl")
+    reserved = reserved_ids(failed)
+    assert len(reserved) == 3  # where the panel's three parts will go
+    assert chat_requests(server) == 0
+
+    clicked = explaining.click(control, {"explain": True}, timeout=90)
+
+    assert "NameError: name 'undefined_sales' is not defined" in asked(server)
+    assert clicked.comm_models()  # the live panel's widgets
+    final = clicked.final_outputs()
+    assert list(final) == reserved  # each part replaced in place, in the failed cell
+    reasoning, answer, footer = final.values()
+    assert reasoning["text/html"].startswith('<details class="step-magic-reasoning">')
+    assert "Simulated answer" in answer["text/markdown"]
+    assert "trace id" in footer["text/html"]
+    later = explaining.execute("1 + 1", allow_stdin=True)
+    assert not later.of_type("update_display_data")  # the explanation stays
+
+
+def test_an_unclicked_control_is_taken_away_when_the_next_cell_runs(
+    explaining: Any, server: LocalServer
+) -> None:
+    failed = explaining.execute("1 / 0", allow_stdin=True)
+    control = failed.comm_of("ExplainControl")
+
+    later = explaining.execute("x = 1", allow_stdin=True)
+
+    emptied = {
+        m["content"]["transient"]["display_id"]: m["content"]["data"]
+        for m in later.of_type("update_display_data")
+    }
+    assert list(emptied) == reserved_ids(failed)
+    assert all(data == {"text/plain": ""} for data in emptied.values())
+    closed = [m["content"]["comm_id"] for m in later.of_type("comm_close")]
+    assert control in closed
+    assert chat_requests(server) == 0
+
+
+@pytest.mark.parametrize(
+    "cell",
+    ["1 / 0", "%step --efort high Hi", "raise KeyboardInterrupt"],
+    ids=["headless", "usage error", "interrupt"],
+)
+def test_no_control_for_headless_runs_usage_errors_or_interrupts(
+    explaining: Any, cell: str
+) -> None:
+    failed = explaining.execute(cell, allow_stdin=cell != "1 / 0")
+    assert failed.error() is not None or "UsageError" in failed.stdout()
+    assert "ExplainControl" not in failed.comm_models().values()
+
+
+def test_the_control_is_off_by_default(kernel: Any) -> None:
+    failed = kernel.execute("1 / 0", allow_stdin=True)
+    assert failed.error() is not None
+    assert not failed.comm_models()

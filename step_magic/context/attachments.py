@@ -121,9 +121,9 @@ def _locate(name: str, namespace: Mapping[str, object], cwd: Path) -> _Source:
 
     Names starting with ``@`` (earlier outputs such as ``@last``) are exact keys.
     """
-    if name == "@error" and name not in namespace:
-        error = last_error()
-        if error is None:
+    if name == "@error":
+        error = namespace.get(name) or last_error()  # the magic's own, else the shell's last
+        if not isinstance(error, BaseException):
             raise InputError("@error: no cell has failed yet in this session")
         return _Source(name, error, "text")
     if name.startswith("@"):

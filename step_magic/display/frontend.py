@@ -42,6 +42,13 @@ def choose_view(shell: Any, settings: Settings, *, tools: bool = False) -> Any:
     return TerminalView(reasoning=settings.reasoning, shown_in=cell_token(shell))
 
 
+def reserved_view(parent: str, settings: Settings, slots: Any) -> Any:
+    """The live panel in outputs a cell reserved earlier (the explain control's)."""
+    from step_magic.display import views
+
+    return views.NotebookView(parent, settings, slots=slots)
+
+
 class QuietView:
     """Shows nothing: a script's caller has the result, and its output may be a file."""
 

@@ -30,3 +30,25 @@ class JupyterSlots:
     def replace(self, name: str, bundle: dict[str, Any]) -> None:
         """Put ``bundle`` where part ``name`` is shown (also from another cell)."""
         update_display(bundle, display_id=self._ids[name], raw=True)
+
+
+class ReservedSlots(JupyterSlots):
+    """Parts shown in outputs a cell displayed earlier, under the display ids in ``ids``.
+
+    The explain control reserves them under a failed cell's traceback; its click is handled
+    when the kernel is idle, and the panel then streams into that cell from there.
+    """
+
+    def __init__(self, ids: dict[str, str]) -> None:
+        super().__init__()
+        self._ids = dict(ids)
+        self.control: Any = None  # what holds the first place until the parts come
+
+    @property
+    def ids(self) -> dict[str, str]:
+        return dict(self._ids)
+
+    def show(self, parts: list[tuple[str, Any]]) -> None:
+        """Each part replaces what its reserved output held."""
+        for name, shown in parts:
+            update_display(shown, display_id=self._ids[name], raw=isinstance(shown, dict))

@@ -31,6 +31,7 @@ from step_magic.magics.traits import setting_trait
 if TYPE_CHECKING:  # the call path loads on the first call: %load_ext stays fast
     from step_magic.api.prepare import Call
     from step_magic.core.outputschema import OutputSchema
+    from step_magic.display.slots import ReservedSlots
     from step_magic.engine.session import CallOptions, Session
     from step_magic.engine.toolloop import ToolLoop
     from step_magic.memory.history import History
@@ -70,6 +71,11 @@ class StepMagics(Magics):
         help="In a kernel, prepare the call path (SDK, TLS, widgets) in the background after "
         "%load_ext, so the first call starts fast.",
     ).tag(config=True)
+    explain_errors = Bool(
+        False,
+        help="After a cell fails, show an 'Explain with step-magic' button under the traceback; "
+        "it sends nothing until clicked, and is never shown to headless runs (nbclient).",
+    ).tag(config=True)
     memory = Bool(True, help="Send earlier turns of the thread as context.").tag(config=True)
     replay = Bool(False, help="Answer from recorded replies only.").tag(config=True)
     replay_speed = CFloat(200.0, help="Replay pace in tokens/s (0: at once).").tag(config=True)
@@ -93,8 +99,16 @@ class StepMagics(Magics):
 
         set_debug(bool(change["new"]))
 
+    @observe("explain_errors")
+    def _explain_errors_changed(self, change: dict[str, Any]) -> None:
+        self._explainer.switch(bool(change["new"]))
+
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
+        from step_magic.magics.explainglue import ErrorExplainer
+
+        self._explainer = ErrorExplainer(self)
+        self._explainer.switch(self.explain_errors)
         self._session: Session | None = None
         self.local: Any = None  # the in-process simulator (%step_config --local)
         self._outputs = OutputRecorder(lambda: int(getattr(shell, "execution_count", 0)))
@@ -220,9 +234,10 @@ class StepMagics(Magics):
         tools: ToolLoop | None = None,
         cell: str | None = None,
         schema: OutputSchema | None = None,
+        names: dict[str, object] | None = None,
     ) -> Call:
         """The call the API's one prepare path makes from these flags and this notebook's
-        names (earlier outputs first), or a UsageError; nothing is sent."""
+        names (``names`` first, then earlier outputs), or a UsageError; nothing is sent."""
         from step_magic.api.prepare import prepare_call
         from step_magic.context import failure
         from step_magic.context.compose import ComposeOptions
@@ -236,7 +251,7 @@ class StepMagics(Magics):
             detail=args.detail or self.detail,
             image_max_side=self.image_max_side,
         )
-        namespace = ChainMap(self._outputs.references(), self._namespace)
+        namespace = ChainMap(names or {}, self._outputs.references(), self._namespace)
         try:
             return prepare_call(
                 self.session,
@@ -251,6 +266,22 @@ class StepMagics(Magics):
             )
         except InputError as err:
             raise UsageError(str(err)) from None
+
+    def explain_into(self, error: BaseException, slots: ReservedSlots, parent: str) -> None:
+        """The explain control's click: ``%step --with @error`` about ``error``, without
+        memory, streaming into the failed cell's reserved outputs; ``_step`` is its result.
+
+        A call that fails says so in its own footer there; input that cannot be sent (no
+        key) is a ``UsageError`` before anything is shown."""
+        from step_magic.api.explain import error_prompt
+
+        args, prompt = read_flags(self.step.parser, "--no-memory --with @error", error_prompt())
+        settings = self._settings(args, need_key=True)
+        options = self._call_options(args)
+        call = self.prepare(prompt, args, settings, options, names={"@error": error})
+        view = frontend.reserved_view(parent, settings, slots)
+        result, _ = self.session.ask(settings, call.prepared, options, view, None)
+        self._namespace["_step"] = result
 
     def _cell_number(self, filename: str) -> int | None:
         """The execution count of the cell IPython compiled into ``filename``, if it did."""
@@ -308,6 +339,7 @@ class StepMagics(Magics):
         if background is not None:  # their panels would stream from a kernel without us
             background.stop_all(JOIN_SECONDS)
         self.stop_local()
+        self._explainer.switch(False)
         if self._session is not None and self._session.history is not None:
             self._session.history.close()
         publisher: Any = getattr(self.shell, "display_pub", None)
