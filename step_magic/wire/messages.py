@@ -3,7 +3,8 @@
 ``--api messages`` is for accounts and proxies that speak the Anthropic-style API. It yields
 exactly what ``wire.chat.ReplyStream`` yields, so the runner and the views cannot tell the two
 apart. No anthropic SDK: ``httpstream.HttpEventStream`` sends the request (its body built by
-``messages_body.py``) and reads the SSE; this module says what each event means.
+``messages_body.py``) and reads the SSE; this module says what each event means, and what
+the one JSON message of a server that ignored ``stream: true`` means.
 """
 
 from __future__ import annotations
@@ -53,8 +54,32 @@ class MessagesStream(HttpEventStream):
             if reply.stopped:
                 break  # anything after message_stop is not ours to wait for
         if not self.cancelled:
-            usage, ids = reply.usage(), (self.trace_id, self.completion_id)
-            yield Finished(reply.finish_reason, usage, *ids, reply.tools.calls())
+            yield self._finished(reply)
+
+    def read_whole(self, reply: dict[str, Any], response: Any) -> Iterator[Event]:
+        """One message object (a server that ignored ``stream: true``): its blocks read as
+        the stream's ``content_block_start`` events would be."""
+        if reply.get("type") == "error" or "error" in reply:
+            raise self.server_error(reply, response)
+        whole = _Reply()
+        self._started(reply, whole)
+        content = reply.get("content")
+        for index, block in enumerate(content if isinstance(content, list) else ()):
+            yield from _texts(mapping(block))
+            whole.tool_piece(index, mapping(block))
+        whole.stop(reply.get("stop_reason"))
+        if not self.cancelled:
+            yield self._finished(whole)
+
+    def _finished(self, reply: _Reply) -> Finished:
+        ids = (self.trace_id, self.completion_id)
+        return Finished(reply.finish_reason, reply.usage(), *ids, reply.tools.calls())
+
+    def _started(self, message: dict[str, Any], reply: _Reply) -> None:
+        """The message's id and first usage (``message_start``, or the whole message)."""
+        self.completion_id = message.get("id") or self.completion_id
+        reply.add_usage(message.get("usage"))
+        self.usage = reply.usage()
 
     def _events(self, event: ServerEvent, reply: _Reply, response: Any) -> Iterator[Event]:
         """The text of one SSE event; unknown event and delta types are skipped."""
@@ -68,18 +93,13 @@ class MessagesStream(HttpEventStream):
         if kind == "error" or (kind is None and "error" in payload):  # Anthropic or StepFun
             raise self.server_error(payload, response)
         if kind == "message_start":
-            message = mapping(payload.get("message"))
-            self.completion_id = message.get("id") or self.completion_id
-            reply.add_usage(message.get("usage"))
-            self.usage = reply.usage()
+            self._started(mapping(payload.get("message")), reply)
         elif kind in ("content_block_start", "content_block_delta"):
             block = mapping(payload.get("content_block") or payload.get("delta"))
             yield from _texts(block)
             reply.tool_piece(payload.get("index"), block)
         elif kind == "message_delta":
-            reason = mapping(payload.get("delta")).get("stop_reason")
-            if isinstance(reason, str) and reason:
-                reply.finish_reason = FINISH_REASONS.get(reason, reason)
+            reply.stop(mapping(payload.get("delta")).get("stop_reason"))
             reply.add_usage(payload.get("usage"))
             self.usage = reply.usage()
         elif kind == "message_stop":
@@ -106,6 +126,11 @@ class _Reply:
         elif block.get("type") == "input_json_delta":
             piece = {"arguments": block.get("partial_json")}
             self.tools.feed([{"index": index, "function": piece}])
+
+    def stop(self, reason: Any) -> None:
+        """The stop reason, in Chat Completions words; a missing one changes nothing."""
+        if isinstance(reason, str) and reason:
+            self.finish_reason = FINISH_REASONS.get(reason, reason)
 
     def add_usage(self, raw: Any) -> None:
         """Merge a usage object; later ones (message_delta) update the earlier counts."""

@@ -9,7 +9,9 @@ is replaced.
 
 from __future__ import annotations
 
-from step_magic import ask
+import pytest
+
+from step_magic import StepAPIError, ask
 from step_magic.server import LocalServer
 
 from ..sse_peer import JSON_HEAD, SSEPeer
@@ -147,3 +149,60 @@ def test_typed_content_parts_of_a_whole_json_reply_are_read(api_env: LocalServer
         result = ask("2+2?", base_url=peer.base_url, display=False)
     assert (result.reasoning, result.answer) == ("Okay, 2 plus 2 is 4.", "The answer is 4.")
     assert result.status == "complete"
+
+
+# An Anthropic-style server answering a streamed request with one message object.
+MESSAGE_WHOLE = (
+    b'{"id":"msg_01XFDUDYJgAACzvnptvVoYEL","type":"message","role":"assistant","model":'
+    b'"claude-sonnet-4-20250514","content":[{"type":"thinking","thinking":"Two and two.",'
+    b'"signature":"EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"},{"type":"text",'
+    b'"text":"Four."}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":'
+    b'12,"cache_creation_input_tokens":0,"cache_read_input_tokens":4,"output_tokens":9}}'
+)
+
+# The same for the Responses API: one response object with its output items.
+RESPONSE_WHOLE = (
+    b'{"id":"resp_67ccd2bed1ec8190","object":"response","created_at":1741476542,"status":'
+    b'"completed","error":null,"incomplete_details":null,"model":"step-3.7-flash","output":'
+    b'[{"type":"reasoning","id":"rs_1","summary":[{"type":"summary_text","text":"A summary."}],'
+    b'"content":[{"type":"reasoning_text","text":"Two and two."}]},{"type":"message","id":'
+    b'"msg_1","status":"completed","role":"assistant","content":[{"type":"output_text","text":'
+    b'"Four.","annotations":[]}]}],"usage":{"input_tokens":12,"input_tokens_details":'
+    b'{"cached_tokens":0},"output_tokens":9,"output_tokens_details":{"reasoning_tokens":5},'
+    b'"total_tokens":21}}'
+)
+
+
+def test_a_messages_server_that_answers_with_one_json_message_is_read_as_one_reply(
+    api_env: LocalServer,
+) -> None:
+    with SSEPeer([MESSAGE_WHOLE], head=JSON_HEAD) as peer:
+        result = ask("2+2?", api="messages", base_url=peer.base_url, display=False)
+    assert (result.reasoning, result.answer, result.status) == ("Two and two.", "Four.", "complete")
+    assert result.completion_id == "msg_01XFDUDYJgAACzvnptvVoYEL"
+    assert result.trace_id == "sse-peer-trace"
+    assert result.usage is not None
+    assert (result.usage.prompt, result.usage.completion, result.usage.cached) == (16, 9, 4)
+
+
+def test_a_responses_server_that_answers_with_one_json_response_is_read_as_one_reply(
+    api_env: LocalServer,
+) -> None:
+    with SSEPeer([RESPONSE_WHOLE], head=JSON_HEAD) as peer:
+        result = ask("2+2?", api="responses", base_url=peer.base_url, display=False)
+    assert (result.reasoning, result.answer, result.status) == ("Two and two.", "Four.", "complete")
+    assert result.completion_id == "resp_67ccd2bed1ec8190"
+    assert result.usage is not None
+    assert result.usage.total == 21
+
+
+def test_an_html_page_on_the_messages_api_is_named_by_its_content_type(
+    api_env: LocalServer,
+) -> None:
+    head = JSON_HEAD.replace(b"application/json", b"text/html; charset=utf-8")
+    with (
+        SSEPeer([b"<html><body>Sign in</body></html>"], head=head) as peer,
+        pytest.raises(StepAPIError) as caught,
+    ):
+        ask("2+2?", api="messages", base_url=peer.base_url, display=False)
+    assert "answered with text/html" in str(caught.value)
