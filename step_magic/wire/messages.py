@@ -67,13 +67,15 @@ class MessagesStream(HttpEventStream):
         for index, block in enumerate(content if isinstance(content, list) else ()):
             yield from _texts(mapping(block))
             whole.tool_piece(index, mapping(block))
+            whole.thinking.feed(index, mapping(block))
         whole.stop(reply.get("stop_reason"))
         if not self.cancelled:
             yield self._finished(whole)
 
     def _finished(self, reply: _Reply) -> Finished:
         ids = (self.trace_id, self.completion_id)
-        return Finished(reply.finish_reason, reply.usage(), *ids, reply.tools.calls())
+        calls, thinking = reply.tools.calls(), reply.thinking.blocks()
+        return Finished(reply.finish_reason, reply.usage(), *ids, calls, thinking)
 
     def _started(self, message: dict[str, Any], reply: _Reply) -> None:
         """The message's id and first usage (``message_start``, or the whole message)."""
@@ -98,6 +100,7 @@ class MessagesStream(HttpEventStream):
             block = mapping(payload.get("content_block") or payload.get("delta"))
             yield from _texts(block)
             reply.tool_piece(payload.get("index"), block)
+            reply.thinking.feed(payload.get("index"), block)
         elif kind == "message_delta":
             reply.stop(mapping(payload.get("delta")).get("stop_reason"))
             reply.add_usage(payload.get("usage"))
@@ -114,6 +117,7 @@ class _Reply:
     stopped: bool = False
     counts: dict[str, int] | None = None
     tools: ToolCallCollector = field(default_factory=ToolCallCollector)
+    thinking: KeptThinking = field(default_factory=lambda: KeptThinking())
 
     def tool_piece(self, index: Any, block: dict[str, Any]) -> None:
         """A ``tool_use`` block's start (id, name, maybe the whole input) or a piece of its
@@ -147,6 +151,51 @@ class _Reply:
         prompt = self.counts.get("input_tokens", 0) + cached + written
         completion = self.counts.get("output_tokens", 0)
         return Usage(prompt, completion, prompt + completion, cached or None)
+
+
+class KeptThinking:
+    """A turn's thinking blocks, assembled to go back unchanged in the next request of a
+    tool loop, as Anthropic's protocol requires (the server checks the ``signature``).
+
+    A thinking block is kept with its signature (``signature_delta`` pieces, or whole at
+    its start), a ``redacted_thinking`` block with its opaque ``data``. A thinking block
+    without a signature is not kept: there is nothing a server could check, and servers
+    that sign nothing (StepFun's) are sent tool turns as before.
+    """
+
+    def __init__(self) -> None:
+        self._blocks: dict[int, tuple[str, dict[str, list[str]]]] = {}
+
+    def feed(self, index: Any, block: dict[str, Any]) -> None:
+        """A block's start (``thinking``, ``redacted_thinking``) or a piece of it
+        (``thinking_delta``, ``signature_delta``); other blocks are not ours."""
+        kind = block.get("type")
+        if kind in _KEPT_FIELDS:
+            at = index if isinstance(index, int) else len(self._blocks)
+            fields = {key: _piece(block.get(key)) for key in _KEPT_FIELDS[kind]}
+            self._blocks[at] = (str(kind), fields)
+        elif kind in _KEPT_DELTAS and self._blocks:
+            at = index if isinstance(index, int) else max(self._blocks)
+            if at in self._blocks:
+                key = _KEPT_DELTAS[kind]
+                self._blocks[at][1].setdefault(key, []).extend(_piece(block.get(key)))
+
+    def blocks(self) -> tuple[dict[str, str], ...]:
+        """The whole blocks in their order, as the API sent them."""
+        whole = (
+            {"type": kind, **{key: "".join(pieces) for key, pieces in fields.items()}}
+            for _, (kind, fields) in sorted(self._blocks.items())
+        )
+        return tuple(block for block in whole if block.get("signature") or block.get("data"))
+
+
+# What each kept block type holds, and which delta adds to which field.
+_KEPT_FIELDS = {"thinking": ("thinking", "signature"), "redacted_thinking": ("data",)}
+_KEPT_DELTAS = {"thinking_delta": "thinking", "signature_delta": "signature"}
+
+
+def _piece(value: Any) -> list[str]:
+    return [value] if isinstance(value, str) and value else []
 
 
 def _texts(block: dict[str, Any]) -> Iterator[Event]:
