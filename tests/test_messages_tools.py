@@ -334,3 +334,21 @@ def test_unsigned_thinking_is_not_sent_back() -> None:
         finished = list(MessagesStream(settings, request))[-1]
     assert isinstance(finished, Finished)
     assert finished.thinking_blocks == ()
+
+
+def test_a_call_of_a_tool_that_was_not_offered_is_a_one_line_note(api_env: LocalServer) -> None:
+    with SSEPeer([SIGNED_TOOL_TURN]) as peer:
+        result = step_magic.ask("How big?", api="messages", base_url=peer.base_url, display=False)
+    assert result.notes == ("the model called area, but no tools were offered: not run",)
+    assert peer.requests == 1
+
+    def volume(side: float) -> float:
+        """Volume of a cube."""
+        return side**3
+
+    with SSEPeer(replies=[[SIGNED_TOOL_TURN], [ANSWER_TURN]]) as peer:
+        offered = step_magic.ask(
+            "How big?", api="messages", tools=[volume], base_url=peer.base_url, display=False
+        )
+    assert offered.notes == ("the model called area, not among the tools offered: not run",)
+    assert offered.tool_calls[0].status == "error"

@@ -160,7 +160,7 @@ class KeptThinking:
     A thinking block is kept with its signature (``signature_delta`` pieces, or whole at
     its start), a ``redacted_thinking`` block with its opaque ``data``. A thinking block
     without a signature is not kept: there is nothing a server could check, and servers
-    that sign nothing (StepFun's) are sent tool turns as before.
+    that sign nothing (the bundled one) are sent tool turns as before.
     """
 
     def __init__(self) -> None:

@@ -206,3 +206,25 @@ def test_an_html_page_on_the_messages_api_is_named_by_its_content_type(
     ):
         ask("2+2?", api="messages", base_url=peer.base_url, display=False)
     assert "answered with text/html" in str(caught.value)
+
+
+# An OpenAI-style tool call, in a reply to a request that offered no tools.
+UNOFFERED_CALL = [
+    b'data: {"id":"chatcmpl-tool","object":"chat.completion.chunk","created":1757000000,'
+    b'"model":"gpt-4.1","choices":[{"index":0,"delta":{"role":"assistant","content":null,'
+    b'"tool_calls":[{"index":0,"id":"call_Q1","type":"function","function":{"name":"lookup",'
+    b'"arguments":""}}]},"finish_reason":null}]}\n\n',
+    b'data: {"id":"chatcmpl-tool","object":"chat.completion.chunk","created":1757000000,'
+    b'"model":"gpt-4.1","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":'
+    b'{"arguments":"{\\"q\\": \\"x\\"}"}}]},"finish_reason":null}]}\n\n',
+    b'data: {"id":"chatcmpl-tool","object":"chat.completion.chunk","created":1757000000,'
+    b'"model":"gpt-4.1","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}\n\n',
+    b"data: [DONE]\n\n",
+]
+
+
+def test_a_chat_tool_call_nobody_offered_is_a_note_not_silence(api_env: LocalServer) -> None:
+    with SSEPeer(UNOFFERED_CALL) as peer:
+        result = ask("Look it up", base_url=peer.base_url, display=False)
+    assert result.notes == ("the model called lookup, but no tools were offered: not run",)
+    assert peer.requests == 1
