@@ -24,15 +24,26 @@ RESPONSE_HEAD = (
     b"Connection: close\r\n"
     b"\r\n"
 )
+# A server that answers a streamed request with one JSON object (it ignored ``stream``).
+JSON_HEAD = (
+    b"HTTP/1.1 200 OK\r\n"
+    b"Content-Type: application/json\r\n"
+    b"X-Trace-Id: sse-peer-trace\r\n"
+    b"Connection: close\r\n"
+    b"\r\n"
+)
 ACCEPT_POLL_SECONDS = 0.05
 IO_TIMEOUT_SECONDS = 10.0
 JOIN_SECONDS = 5.0
 
 
 class SSEPeer:
-    """Answer any POST with ``200 text/event-stream``, then ``pieces`` one write each, then close.
+    """Answer any POST with ``head`` (``200 text/event-stream``), then ``pieces`` one write
+    each, then close.
 
-    ``pieces`` may be replaced between requests (property tests reuse one peer). With
+    ``pieces`` may be replaced between requests (property tests reuse one peer); with
+    ``replies`` the n-th request gets the n-th pieces instead (the last one again after
+    that), for a tool loop's turns. Every request's body is kept in ``bodies``. With
     ``tls`` the accepted sockets are wrapped server-side; a client that refuses the
     certificate shows up in ``handshake_failures``.
     """
@@ -43,10 +54,15 @@ class SSEPeer:
         *,
         pause: float = 0.0,
         tls: ssl.SSLContext | None = None,
+        head: bytes = RESPONSE_HEAD,
+        replies: Sequence[Sequence[bytes]] = (),
     ) -> None:
         self.pieces: Sequence[bytes] = pieces
         self.pause = pause
+        self.head = head
+        self.replies = replies
         self.requests = 0
+        self.bodies: list[bytes] = []
         self.handshake_failures: list[str] = []
         self._tls = tls
         self._lock = threading.Lock()
@@ -128,11 +144,13 @@ class SSEPeer:
                     with self._lock:
                         self.handshake_failures.append(str(err))
                     return
-            _read_request(connection)
+            request = _read_request(connection)
             with self._lock:
+                turn = min(self.requests, len(self.replies) - 1)
+                pieces = list(self.replies[turn] if self.replies else self.pieces)
                 self.requests += 1
-                pieces = list(self.pieces)
-            connection.sendall(RESPONSE_HEAD)
+                self.bodies.append(request.partition(b"\r\n\r\n")[2])
+            connection.sendall(self.head)
             for piece in pieces:
                 if self.pause:
                     time.sleep(self.pause)

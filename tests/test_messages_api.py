@@ -518,7 +518,10 @@ def test_a_hand_written_stream_split_into_tiny_writes_arrives_whole() -> None:
     assert reply.error is None
     assert reply.reasoning == "Wäge\r"
     assert reply.answer == "Antwort 😀\ufffd"  # control characters are replaced
-    assert reply.finished == Finished("stop", Usage(307, 5, 312, 300), "sse-peer-trace", "msg_peer")
+    signed = ({"type": "thinking", "thinking": "Wäge\r", "signature": "x"},)  # raw, to go back
+    assert reply.finished == Finished(
+        "stop", Usage(307, 5, 312, 300), "sse-peer-trace", "msg_peer", (), signed
+    )
 
 
 @pytest.mark.parametrize(

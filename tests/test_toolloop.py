@@ -8,6 +8,7 @@ import signal
 from step_magic.core.request import ChatRequest
 from step_magic.core.toolrecords import ToolCall, ToolRecord
 from step_magic.engine.toolloop import ToolLoop, question
+from step_magic.engine.turns import unoffered
 from step_magic.tools.schema import function_tool
 from step_magic.tools.toolbox import Toolbox
 
@@ -71,3 +72,12 @@ def test_at_most_sixteen_calls_run_in_one_turn_and_every_call_is_answered() -> N
     assert [m["tool_call_id"] for m in answers] == [f"c{i}" for i in range(20)]
     assert answers[-1]["content"].startswith("Not run: at most 16 calls per turn")
     assert loop.records[-1].status == "not run (over 16 calls in one turn)"
+
+
+def test_the_note_for_tools_not_offered_is_one_short_line_whatever_the_names() -> None:
+    names = ["a\nb", "x" * 500, *(f"t{i}" for i in range(8))]
+    note = unoffered(names, any_offered=True)
+    assert "\n" not in note
+    assert len(note) < 200
+    assert note.startswith("the model called a b, ")
+    assert note.endswith(" and 5 more, not among the tools offered: not run")

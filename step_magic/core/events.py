@@ -78,6 +78,9 @@ class Finished:
     trace_id: str | None
     completion_id: str | None
     tool_calls: tuple[ToolCall, ...] = ()
+    # Blocks the API wants back unchanged ahead of this turn's tool calls in the next
+    # request (the Messages API's signed thinking and redacted thinking); never shown.
+    thinking_blocks: tuple[dict[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

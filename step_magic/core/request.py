@@ -18,6 +18,9 @@ from step_magic.core.settings import Settings
 Message = dict[str, Any]
 Part = dict[str, Any]
 
+# The key of an assistant tool-call message that holds the Messages API's signed thinking
+# blocks (LiteLLM's name for them); only the Messages API body sends it, no other.
+THINKING_BLOCKS = "thinking_blocks"
 CHARS_PER_TOKEN = 4
 TRANSPORT_FIELDS = frozenset({"stream", "stream_options"})
 IMAGE_TOKENS = {"low": 400, "high": 1600}
@@ -39,7 +42,8 @@ class ChatRequest:
 
     def body(self, *, stream: bool = True) -> dict[str, Any]:
         """The JSON body, with only the parameters the user set (unset means server default)."""
-        body: dict[str, Any] = {"model": self.model, "messages": list(self.messages)}
+        messages = [_without_thinking(message) for message in self.messages]
+        body: dict[str, Any] = {"model": self.model, "messages": messages}
         if stream:
             body["stream"] = True
         if self.effort is not None:
@@ -60,6 +64,14 @@ class ChatRequest:
     def cache_key(self) -> str:
         """A stable hash of everything that shapes the reply (for record and replay)."""
         return request_key(self.body(stream=False))
+
+
+def _without_thinking(message: Message) -> Message:
+    """A message without the Messages API's thinking blocks: Chat Completions has no such
+    field (strict servers refuse unknown ones)."""
+    if THINKING_BLOCKS not in message:
+        return message
+    return {key: value for key, value in message.items() if key != THINKING_BLOCKS}
 
 
 def request_key(body: Mapping[str, Any]) -> str:

@@ -132,6 +132,7 @@ def _turns(
             interrupts,
             step=turns.steps,
             reasoning_at=progress.reasoning_chars,
+            thinking=turns.finished.thinking_blocks if turns.finished else (),
         )
         progress.next_step()
         if interrupts:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from step_magic.core.interrupts import interrupts_raised
-from step_magic.core.request import ChatRequest, Message
+from step_magic.core.request import THINKING_BLOCKS, ChatRequest, Message
 from step_magic.core.toolrecords import ToolCall, ToolRecord, preview, signature
 from step_magic.tools.toolbox import Outcome, Toolbox
 
@@ -53,17 +53,21 @@ class ToolLoop:
         *,
         step: int,
         reasoning_at: int,
+        thinking: Sequence[dict[str, str]] = (),
     ) -> ChatRequest:
         """Run ``calls``; return the request for the next turn (with the calls and results).
 
         ``content`` is the text the model wrote along with the calls: it stays in the
-        assistant message, its reasoning does not (reasoning is never sent back).
+        assistant message, its reasoning does not (reasoning is never sent back), except
+        as the signed ``thinking`` blocks the Messages API requires back unchanged.
         """
         assistant: Message = {
             "role": "assistant",
             "content": content,
             "tool_calls": [call.entry() for call in calls],
         }
+        if thinking:
+            assistant[THINKING_BLOCKS] = [dict(block) for block in thinking]
         messages: list[Message] = [*request.messages, assistant]
         for number, call in enumerate(calls):
             if interrupts:  # a Ctrl-C between two calls stops the next one too

@@ -15,7 +15,17 @@ from step_magic.core.toolrecords import ToolCall
 
 # More tokens than any model's context and reply could hold: a server's bug, not a count.
 MAX_TOKENS = 10**9
+NAME_CHARS = 60  # a tool name as a note quotes it
 IMPLAUSIBLE_USAGE = "the server reported an impossible token count: usage and cost left out"
+
+
+def unoffered(names: list[str], *, any_offered: bool) -> str:
+    """The one-line note for calls of tools that were not offered (names shortened)."""
+    flat = [" ".join(name.split()) for name in names[:5]]  # one line, whatever a model sent
+    shown = ", ".join(name if len(name) <= NAME_CHARS else name[:NAME_CHARS] + "…" for name in flat)
+    more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+    which = "not among the tools offered" if any_offered else "but no tools were offered"
+    return f"the model called {shown}{more}, {which}: not run"
 
 
 def plausible(usage: Usage) -> bool:
@@ -53,6 +63,8 @@ class Turns:
         for note in getattr(source, "notes", ()):
             if note not in self.notes:
                 self.notes.append(note)
+        if finished is not None:
+            self._note_unoffered(finished.tool_calls)
         usage = finished.usage if finished is not None else getattr(source, "usage", None)
         if usage is not None and not plausible(usage):
             self.implausible = True  # no total is shown rather than a total that is too low
@@ -62,6 +74,16 @@ class Turns:
             self.usage = usage = None
         if usage is not None:
             self.usage = usage if self.usage is None else self.usage.plus(usage)
+
+    def _note_unoffered(self, calls: tuple[ToolCall, ...]) -> None:
+        """Calls of tools the request did not offer: the tool loop answers them with an
+        error, a call without tools never runs them; either way the result says so."""
+        offered = {spec.get("function", {}).get("name") for spec in self.request.tools}
+        names = list(dict.fromkeys(call.name for call in calls if call.name not in offered))
+        if names:
+            note = unoffered(names, any_offered=bool(offered))
+            if note not in self.notes:
+                self.notes.append(note)
 
     def calls(self) -> tuple[ToolCall, ...]:
         """The calls to run now: none from a turn cut off by the token limit or the filter,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from step_magic.core.request import Message, estimate_tokens, message_parts
+from step_magic.core.request import THINKING_BLOCKS, Message, estimate_tokens, message_parts
 from step_magic.core.text import bounded
 from step_magic.memory.records import CallRecord
 
@@ -98,7 +98,8 @@ def turns_from_history(name: str, records: list[CallRecord]) -> Thread:
 
 
 def remembered(replies: tuple[Message, ...]) -> tuple[Message, ...]:
-    """A call's replies as the thread keeps them: tool results shortened.
+    """A call's replies as the thread keeps them: tool results shortened, thinking blocks
+    left out (Anthropic drops them from turns before the last anyway).
 
     A ``--tools df`` exploration can bring back tens of thousands of characters; the model
     has read them in full for its answer, but every later cell would send them again.
@@ -107,6 +108,8 @@ def remembered(replies: tuple[Message, ...]) -> tuple[Message, ...]:
 
 
 def _shortened(message: Message) -> Message:
+    if THINKING_BLOCKS in message:  # reasoning is not kept: the API needs it only in a loop
+        message = {key: value for key, value in message.items() if key != THINKING_BLOCKS}
     content = message.get("content")
     if message.get("role") != "tool" or not isinstance(content, str):
         return message

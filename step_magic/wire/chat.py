@@ -1,10 +1,12 @@
 """Turn a streamed Chat Completions reply into typed events; the UI never sees SSE or JSON.
 
 The openai SDK does the HTTP and SSE work. Here we read StepFun's extra fields (``reasoning``,
-or ``reasoning_content``, or ``<think>`` inline), keep the trace id from the response headers,
-retry 429/5xx before any text arrived, and turn every failure into one ``StepAPIError`` whose
-message is a single line with the status, the server's words and the trace id (the retry
-policy and the wording live in ``wire.retry``, the events in ``events.py``).
+or ``reasoning_content``, or ``<think>`` inline) and other servers' shapes of the same thing
+(OpenRouter's ``reasoning_details``, Mistral's typed ``content`` lists, one JSON completion
+for a streamed request), keep the trace id from the response headers, retry 429/5xx before
+any text arrived, and turn every failure into one ``StepAPIError`` whose message is a single
+line with the status, the server's words and the trace id (the retry policy and the wording
+live in ``wire.retry``, the events in ``events.py``).
 """
 
 from __future__ import annotations
@@ -176,37 +178,33 @@ class ReplyStream:
 
     def _whole(self, stream: Any, kind: str) -> Iterator[Event]:
         """A server that ignored ``stream: true``: one JSON completion is read as the reply;
-        anything else (a proxy's HTML page, say) is an error that names what came instead."""
+        anything else (a proxy's HTML page, say) is an error that names what came instead.
+
+        The JSON is read as plain data, not through the SDK's models: they refuse shapes the
+        other servers send (Mistral's list ``content``), which the streamed path reads."""
         import openai
 
         try:
-            body = stream.response.read()
-        except openai.APIError as err:
+            body = read_whole(stream.response)
+        except (openai.APIError, EventTooLarge, http().HTTPError) as err:
             raise self._error(err) from None
         finally:
             stream.close()
         if "json" not in kind:
-            what = kind.split(";")[0].strip()
-            raise self._error(
-                ValueError(
-                    f"the server answered with {what}, not a stream of "
-                    "events: is --base-url an API endpoint?"
-                )
-            )
-        try:
-            reply = openai.types.chat.ChatCompletion.model_validate(json.loads(body))
-        except ValueError as err:
-            raise self._error(ValueError(f"unreadable reply from the server ({err})")) from None
-        self.completion_id = reply.id or self.completion_id
+            raise self._error(not_events(kind))
+        reply = _completion(body)
+        if reply is None:
+            raise self._error(ValueError("unreadable reply from the server (not a completion)"))
+        self.completion_id = _string(reply.get("id")) or self.completion_id
         splitter, tool_calls = ThinkTagSplitter(), ToolCallCollector()
-        choice = reply.choices[0] if reply.choices else None
-        if choice is not None:
-            tool_calls.feed(choice.message.tool_calls)
-            yield from _deltas(choice.message, splitter)
+        choice = reply["choices"][0] if reply["choices"] else {}
+        message = _field(choice, "message")
+        tool_calls.feed(_listed(_field(message, "tool_calls")))
+        yield from _deltas(message, splitter)
         yield from _held_back(splitter)
         ids = (self.trace_id, self.completion_id)
-        reason = choice.finish_reason if choice else None
-        yield Finished(reason, _usage(reply.usage), *ids, tool_calls.calls())
+        reason = _string(_field(choice, "finish_reason"))
+        yield Finished(reason, _usage(reply.get("usage")), *ids, tool_calls.calls())
 
     def _error(self, err: Exception, note: str = "") -> StepAPIError:
         """One clean error with the status, the server's words and this call's ids."""
@@ -313,24 +311,136 @@ def tls_context() -> ssl.SSLContext:
 
 
 def _deltas(delta: Any, splitter: ThinkTagSplitter) -> Iterator[Event]:
-    """Reasoning and answer text of one delta, tolerating odd shapes (None, missing fields)."""
+    """Reasoning and answer text of one delta (or a whole reply's message), tolerating odd
+    shapes (None, missing fields, plain dicts)."""
     if delta is None:
         return
-    extra = getattr(delta, "model_extra", None) or {}
-    reasoning = getattr(delta, "reasoning", None) or extra.get("reasoning")
-    reasoning = reasoning or extra.get("reasoning_content")
-    if isinstance(reasoning, str) and reasoning:
+    reasoning = _reasoning(delta)
+    if reasoning:
         yield ReasoningDelta(clean_text(reasoning))
-    content = getattr(delta, "content", None)
-    if isinstance(content, str) and content:
-        think, answer = splitter.feed(clean_text(content))
-        if splitter.rethought:
-            splitter.rethought = False
-            yield Rethought()
-        if think:
-            yield ReasoningDelta(think)
-        if answer:
-            yield AnswerDelta(answer)
+    content = _field(delta, "content")
+    if isinstance(content, list):
+        yield from _content_parts(content, splitter)
+    elif isinstance(content, str) and content:
+        yield from _answer(content, splitter)
+
+
+def _reasoning(delta: Any) -> str:
+    """The reasoning of a delta: ``reasoning`` or ``reasoning_content`` when either has text,
+    else the readable entries of OpenRouter's ``reasoning_details``. OpenRouter sends the
+    same text in ``reasoning`` and in ``reasoning_details``: it is read once."""
+    for name in ("reasoning", "reasoning_content"):
+        text = _field(delta, name)
+        if isinstance(text, str) and text:
+            return text
+    return "".join(_detail_text(detail) for detail in _listed(_field(delta, "reasoning_details")))
+
+
+# OpenRouter's reasoning_details entry types that hold readable text, and its field.
+_DETAIL_TEXT = {"reasoning.text": "text", "reasoning.summary": "summary"}
+
+
+def _detail_text(detail: Any) -> str:
+    """A ``reasoning_details`` entry's text; ``reasoning.encrypted`` holds opaque ``data``,
+    never shown, and unknown types are skipped."""
+    if not isinstance(detail, dict):
+        return ""
+    key = _DETAIL_TEXT.get(str(detail.get("type")))
+    text = detail.get(key) if key else None
+    return text if isinstance(text, str) else ""
+
+
+def _content_parts(parts: list[Any], splitter: ThinkTagSplitter) -> Iterator[Event]:
+    """Typed content (Mistral's reasoning models): ``thinking`` parts are reasoning, ``text``
+    parts the answer, in the order they came; other part types are skipped."""
+    for part in parts:
+        if not isinstance(part, dict):
+            continue
+        if part.get("type") == "thinking":
+            thought = _thinking_text(part.get("thinking"))
+            if thought:
+                yield ReasoningDelta(clean_text(thought))
+        elif part.get("type") == "text" and isinstance(part.get("text"), str):
+            yield from _answer(part["text"], splitter)
+
+
+def _thinking_text(thinking: Any) -> str:
+    """A ``thinking`` part's text: a list of text parts (Mistral), or a plain string."""
+    if isinstance(thinking, str):
+        return thinking
+    return "".join(
+        part["text"]
+        for part in _listed(thinking)
+        if isinstance(part, dict)
+        and part.get("type") == "text"
+        and isinstance(part.get("text"), str)
+    )
+
+
+def _answer(content: str, splitter: ThinkTagSplitter) -> Iterator[Event]:
+    """Answer text, with inline ``<think>`` reasoning split off."""
+    if not content:
+        return
+    think, answer = splitter.feed(clean_text(content))
+    if splitter.rethought:
+        splitter.rethought = False
+        yield Rethought()
+    if think:
+        yield ReasoningDelta(think)
+    if answer:
+        yield AnswerDelta(answer)
+
+
+def _field(obj: Any, name: str) -> Any:
+    """A field of an SDK object (declared or extra) or of a plain JSON object; None if absent."""
+    if isinstance(obj, dict):
+        return obj.get(name)
+    value = getattr(obj, name, None)
+    if value is None:
+        value = (getattr(obj, "model_extra", None) or {}).get(name)
+    return value
+
+
+def _listed(value: Any) -> list[Any]:
+    """``value`` if it is a list, else an empty one (servers send odd shapes)."""
+    return value if isinstance(value, list) else []
+
+
+def _string(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _completion(body: bytes) -> dict[str, Any] | None:
+    """A whole Chat Completion as a JSON object with a list of ``choices``; None otherwise."""
+    try:
+        reply = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(reply, dict) or not isinstance(reply.get("choices"), list):
+        return None
+    return reply
+
+
+def not_events(kind: str) -> ValueError:
+    """The error for a reply that is neither events nor JSON (a proxy's HTML sign-in page)."""
+    what = kind.split(";")[0].strip()
+    return ValueError(
+        f"the server answered with {what}, not a stream of events: is --base-url an API endpoint?"
+    )
+
+
+def read_whole(response: Any) -> bytes:
+    """A whole (non-streamed) reply body, held to the cap of one event: a reply is one JSON
+    object, so a body over ``sse.MAX_EVENT_CHARS`` bytes is refused, not kept in memory."""
+    body = bytearray()
+    for chunk in response.iter_bytes():
+        body += chunk
+        if len(body) > sse.MAX_EVENT_CHARS:
+            raise EventTooLarge(
+                f"the reply from the server is over {sse.MAX_EVENT_CHARS:,} bytes; "
+                "it was stopped there"
+            )
+    return bytes(body)
 
 
 def _held_back(splitter: ThinkTagSplitter) -> Iterator[Event]:
@@ -343,12 +453,21 @@ def _held_back(splitter: ThinkTagSplitter) -> Iterator[Event]:
 
 
 def _usage(raw: Any) -> Usage | None:
+    """Chat usage from an SDK object or a plain JSON object."""
     if raw is None:
         return None
-    extra = getattr(raw, "model_extra", None) or {}
-    details = getattr(raw, "prompt_tokens_details", None)
-    cached = extra.get("cached_tokens") or getattr(details, "cached_tokens", None)
-    prompt = int(getattr(raw, "prompt_tokens", 0) or 0)
-    completion = int(getattr(raw, "completion_tokens", 0) or 0)
-    total = int(getattr(raw, "total_tokens", 0) or prompt + completion)
-    return Usage(prompt, completion, total, int(cached) if cached else None)
+    details = _field(raw, "prompt_tokens_details")
+    cached = _field(raw, "cached_tokens") or _field(details, "cached_tokens")
+    prompt = _count(_field(raw, "prompt_tokens"))
+    completion = _count(_field(raw, "completion_tokens"))
+    total = _count(_field(raw, "total_tokens")) or prompt + completion
+    return Usage(prompt, completion, total, _count(cached) or None)
+
+
+def _count(value: Any) -> int:
+    """A token count; anything that is not a number counts as 0 (a JSON reply is not
+    checked by the SDK's models)."""
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError, OverflowError):
+        return 0

@@ -22,7 +22,7 @@ from step_magic.core.errors import StepAPIError
 from step_magic.core.events import Event, Usage
 from step_magic.core.request import ChatRequest
 from step_magic.core.settings import Settings
-from step_magic.wire.chat import http, tls_context
+from step_magic.wire.chat import http, not_events, read_whole, tls_context
 from step_magic.wire.retry import after_failure, call_error
 from step_magic.wire.sse import EventTooLarge, ServerEvent, SSEDecoder
 
@@ -64,6 +64,10 @@ class HttpEventStream:
     def read(self, events: Iterator[ServerEvent], response: Any) -> Iterator[Event]:
         """The events of the reply, from the server's SSE events, ending with ``Finished``
         unless cancelled; raise ``StepAPIError`` (through ``error``) for an error event."""
+        raise NotImplementedError
+
+    def read_whole(self, reply: dict[str, Any], response: Any) -> Iterator[Event]:
+        """The same events from one JSON reply (a server that ignored ``stream: true``)."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -139,8 +143,12 @@ class HttpEventStream:
         return self.without_refused(body, str(getattr(refusal, "body", None) or refusal))
 
     def _read(self, response: Any) -> Iterator[Event]:
+        kind = response.headers.get("content-type", "")
         try:
-            yield from self.read(self._until_cancelled(response), response)
+            if kind and "event-stream" not in kind:
+                yield from self.read_whole(self._whole(response, kind), response)
+            else:
+                yield from self.read(self._until_cancelled(response), response)
         except http().HTTPError as err:
             if self._cancelled.is_set():
                 return
@@ -149,6 +157,17 @@ class HttpEventStream:
             raise self.error(err) from None
         finally:
             response.close()
+
+    def _whole(self, response: Any, kind: str) -> dict[str, Any]:
+        """A reply that is not a stream of events: one JSON object, as the chat path reads
+        it (``ReplyStream._whole``); anything else is an error naming what came instead."""
+        body = read_whole(response)
+        if "json" not in kind:
+            raise self.error(not_events(kind))
+        reply = json.loads(body)
+        if not isinstance(reply, dict):
+            raise self.error(ValueError("unreadable reply from the server (not a JSON object)"))
+        return reply
 
     def _until_cancelled(self, response: Any) -> Iterator[ServerEvent]:
         decoder = SSEDecoder()

@@ -3,7 +3,8 @@
 ``--api messages`` is for accounts and proxies that speak the Anthropic-style API. It yields
 exactly what ``wire.chat.ReplyStream`` yields, so the runner and the views cannot tell the two
 apart. No anthropic SDK: ``httpstream.HttpEventStream`` sends the request (its body built by
-``messages_body.py``) and reads the SSE; this module says what each event means.
+``messages_body.py``) and reads the SSE; this module says what each event means, and what
+the one JSON message of a server that ignored ``stream: true`` means.
 """
 
 from __future__ import annotations
@@ -53,8 +54,34 @@ class MessagesStream(HttpEventStream):
             if reply.stopped:
                 break  # anything after message_stop is not ours to wait for
         if not self.cancelled:
-            usage, ids = reply.usage(), (self.trace_id, self.completion_id)
-            yield Finished(reply.finish_reason, usage, *ids, reply.tools.calls())
+            yield self._finished(reply)
+
+    def read_whole(self, reply: dict[str, Any], response: Any) -> Iterator[Event]:
+        """One message object (a server that ignored ``stream: true``): its blocks read as
+        the stream's ``content_block_start`` events would be."""
+        if reply.get("type") == "error" or "error" in reply:
+            raise self.server_error(reply, response)
+        whole = _Reply()
+        self._started(reply, whole)
+        content = reply.get("content")
+        for index, block in enumerate(content if isinstance(content, list) else ()):
+            yield from _texts(mapping(block))
+            whole.tool_piece(index, mapping(block))
+            whole.thinking.feed(index, mapping(block))
+        whole.stop(reply.get("stop_reason"))
+        if not self.cancelled:
+            yield self._finished(whole)
+
+    def _finished(self, reply: _Reply) -> Finished:
+        ids = (self.trace_id, self.completion_id)
+        calls, thinking = reply.tools.calls(), reply.thinking.blocks()
+        return Finished(reply.finish_reason, reply.usage(), *ids, calls, thinking)
+
+    def _started(self, message: dict[str, Any], reply: _Reply) -> None:
+        """The message's id and first usage (``message_start``, or the whole message)."""
+        self.completion_id = message.get("id") or self.completion_id
+        reply.add_usage(message.get("usage"))
+        self.usage = reply.usage()
 
     def _events(self, event: ServerEvent, reply: _Reply, response: Any) -> Iterator[Event]:
         """The text of one SSE event; unknown event and delta types are skipped."""
@@ -68,18 +95,14 @@ class MessagesStream(HttpEventStream):
         if kind == "error" or (kind is None and "error" in payload):  # Anthropic or StepFun
             raise self.server_error(payload, response)
         if kind == "message_start":
-            message = mapping(payload.get("message"))
-            self.completion_id = message.get("id") or self.completion_id
-            reply.add_usage(message.get("usage"))
-            self.usage = reply.usage()
+            self._started(mapping(payload.get("message")), reply)
         elif kind in ("content_block_start", "content_block_delta"):
             block = mapping(payload.get("content_block") or payload.get("delta"))
             yield from _texts(block)
             reply.tool_piece(payload.get("index"), block)
+            reply.thinking.feed(payload.get("index"), block)
         elif kind == "message_delta":
-            reason = mapping(payload.get("delta")).get("stop_reason")
-            if isinstance(reason, str) and reason:
-                reply.finish_reason = FINISH_REASONS.get(reason, reason)
+            reply.stop(mapping(payload.get("delta")).get("stop_reason"))
             reply.add_usage(payload.get("usage"))
             self.usage = reply.usage()
         elif kind == "message_stop":
@@ -94,6 +117,7 @@ class _Reply:
     stopped: bool = False
     counts: dict[str, int] | None = None
     tools: ToolCallCollector = field(default_factory=ToolCallCollector)
+    thinking: KeptThinking = field(default_factory=lambda: KeptThinking())
 
     def tool_piece(self, index: Any, block: dict[str, Any]) -> None:
         """A ``tool_use`` block's start (id, name, maybe the whole input) or a piece of its
@@ -106,6 +130,11 @@ class _Reply:
         elif block.get("type") == "input_json_delta":
             piece = {"arguments": block.get("partial_json")}
             self.tools.feed([{"index": index, "function": piece}])
+
+    def stop(self, reason: Any) -> None:
+        """The stop reason, in Chat Completions words; a missing one changes nothing."""
+        if isinstance(reason, str) and reason:
+            self.finish_reason = FINISH_REASONS.get(reason, reason)
 
     def add_usage(self, raw: Any) -> None:
         """Merge a usage object; later ones (message_delta) update the earlier counts."""
@@ -122,6 +151,51 @@ class _Reply:
         prompt = self.counts.get("input_tokens", 0) + cached + written
         completion = self.counts.get("output_tokens", 0)
         return Usage(prompt, completion, prompt + completion, cached or None)
+
+
+class KeptThinking:
+    """A turn's thinking blocks, assembled to go back unchanged in the next request of a
+    tool loop, as Anthropic's protocol requires (the server checks the ``signature``).
+
+    A thinking block is kept with its signature (``signature_delta`` pieces, or whole at
+    its start), a ``redacted_thinking`` block with its opaque ``data``. A thinking block
+    without a signature is not kept: there is nothing a server could check, and servers
+    that sign nothing (the bundled one) are sent tool turns as before.
+    """
+
+    def __init__(self) -> None:
+        self._blocks: dict[int, tuple[str, dict[str, list[str]]]] = {}
+
+    def feed(self, index: Any, block: dict[str, Any]) -> None:
+        """A block's start (``thinking``, ``redacted_thinking``) or a piece of it
+        (``thinking_delta``, ``signature_delta``); other blocks are not ours."""
+        kind = block.get("type")
+        if kind in _KEPT_FIELDS:
+            at = index if isinstance(index, int) else len(self._blocks)
+            fields = {key: _piece(block.get(key)) for key in _KEPT_FIELDS[kind]}
+            self._blocks[at] = (str(kind), fields)
+        elif kind in _KEPT_DELTAS and self._blocks:
+            at = index if isinstance(index, int) else max(self._blocks)
+            if at in self._blocks:
+                key = _KEPT_DELTAS[kind]
+                self._blocks[at][1].setdefault(key, []).extend(_piece(block.get(key)))
+
+    def blocks(self) -> tuple[dict[str, str], ...]:
+        """The whole blocks in their order, as the API sent them."""
+        whole = (
+            {"type": kind, **{key: "".join(pieces) for key, pieces in fields.items()}}
+            for _, (kind, fields) in sorted(self._blocks.items())
+        )
+        return tuple(block for block in whole if block.get("signature") or block.get("data"))
+
+
+# What each kept block type holds, and which delta adds to which field.
+_KEPT_FIELDS = {"thinking": ("thinking", "signature"), "redacted_thinking": ("data",)}
+_KEPT_DELTAS = {"thinking_delta": "thinking", "signature_delta": "signature"}
+
+
+def _piece(value: Any) -> list[str]:
+    return [value] if isinstance(value, str) and value else []
 
 
 def _texts(block: dict[str, Any]) -> Iterator[Event]:

@@ -2,9 +2,10 @@
 
 The conversation is kept in Chat Completions shape everywhere else (threads, history,
 cassettes); only this module knows how the Messages API wants it: the system prompt on top,
-image blocks instead of image parts, earlier tool turns as plain text. It is pure
-translation, apart from the sending in ``messages.py``: a request the API cannot carry fails
-here, before any connection is opened.
+image blocks instead of image parts, tool turns as ``tool_use`` / ``tool_result`` blocks
+(the signed thinking of a tool-call turn ahead of its calls) or, without tools, plain text.
+It is pure translation, apart from the sending in ``messages.py``: a request the API cannot
+carry fails here, before any connection is opened.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import re
 from typing import Any
 
 from step_magic.core.errors import StepAPIError
-from step_magic.core.request import ChatRequest, Part
+from step_magic.core.request import THINKING_BLOCKS, ChatRequest, Part
 from step_magic.core.text import read_json
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -97,7 +98,8 @@ def _tool_blocks(message: dict[str, Any]) -> tuple[str, list[dict[str, Any]]] | 
     if not calls:
         return None
     said = _text(message)
-    blocks = [{"type": "text", "text": said}] if said else []
+    blocks = _thinking(message)  # Anthropic: the turn's signed thinking comes first
+    blocks += [{"type": "text", "text": said}] if said else []
     for call in calls:
         function = call["function"]
         blocks.append(
@@ -109,6 +111,14 @@ def _tool_blocks(message: dict[str, Any]) -> tuple[str, list[dict[str, Any]]] | 
             }
         )
     return "assistant", blocks
+
+
+def _thinking(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The thinking blocks kept with a tool-call turn, exactly as the API sent them."""
+    kept = message.get(THINKING_BLOCKS)
+    return (
+        [dict(block) for block in kept if isinstance(block, dict)] if isinstance(kept, list) else []
+    )
 
 
 def _listed(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:

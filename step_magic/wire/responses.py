@@ -73,6 +73,20 @@ class ResponsesStream(HttpEventStream):
             ids = (self.trace_id, self.completion_id)
             yield Finished(reply.finish_reason(), reply.usage, *ids, reply.tools.calls())
 
+    def read_whole(self, reply: dict[str, Any], response: Any) -> Iterator[Event]:
+        """One response object (a server that ignored ``stream: true``): its output items
+        read as the stream's finished items and texts would be."""
+        if reply.get("status") == "failed" or reply.get("error"):
+            raise self.server_error({"error": reply.get("error") or reply}, response)
+        whole = _Reply()
+        yield from whole.take_output(reply.get("output"))
+        whole.take_response(reply)
+        self.completion_id = whole.id or self.completion_id
+        self.usage = whole.usage
+        if not self.cancelled:
+            ids = (self.trace_id, self.completion_id)
+            yield Finished(whole.finish_reason(), whole.usage, *ids, whole.tools.calls())
+
 
 @dataclass
 class _Reply:
@@ -102,7 +116,25 @@ class _Reply:
             index = payload.get("output_index")
             self.streamed_arguments.add(index if isinstance(index, int) else -1)
             self.tools.feed([{"index": index, "function": {"arguments": text}}])
-        self._response(mapping(payload.get("response")))
+        self.take_response(mapping(payload.get("response")))
+
+    def take_output(self, output: Any) -> Iterator[Event]:
+        """The texts and calls of a whole response's ``output`` items: raw reasoning (or its
+        summary when there is none), the answer's ``output_text`` parts, function calls."""
+        items = [mapping(item) for item in (output if isinstance(output, list) else ())]
+        raw = [_parts(item.get("content"), "reasoning_text") for item in items]
+        for index, item in enumerate(items):
+            kind = item.get("type")
+            if kind == "reasoning":
+                text = raw[index] if any(raw) else _parts(item.get("summary"), "summary_text")
+                if text:
+                    yield ReasoningDelta(clean_text(text))
+            elif kind == "message":
+                text = _parts(item.get("content"), "output_text")
+                if text:
+                    yield AnswerDelta(clean_text(text))
+            elif kind == "function_call":
+                self._item({"item": item, "output_index": index}, done=True)
 
     def _item(self, payload: dict[str, Any], *, done: bool) -> None:
         """A function call's name and id when its item opens; its whole arguments when it
@@ -116,7 +148,8 @@ class _Reply:
         function = {"name": item.get("name"), "arguments": arguments or ""}
         self.tools.feed([{"index": index, "id": item.get("call_id"), "function": function}])
 
-    def _response(self, response: dict[str, Any]) -> None:
+    def take_response(self, response: dict[str, Any]) -> None:
+        """The id, status, ending and usage of a response object (also in stream events)."""
         if not response:
             return
         self.id = response.get("id") or self.id
@@ -132,6 +165,13 @@ class _Reply:
         if self.status != "completed":
             return None
         return "tool_calls" if self.tools.calls() else "stop"
+
+
+def _parts(content: Any, kind: str) -> str:
+    """The joined ``text`` of the parts of type ``kind`` in an output item's part list."""
+    parts = [mapping(part) for part in (content if isinstance(content, list) else ())]
+    texts = [part.get("text") for part in parts if part.get("type") == kind]
+    return "".join(text for text in texts if isinstance(text, str))
 
 
 def _usage(raw: Any) -> Usage | None:
