@@ -83,7 +83,12 @@ class StepToolMagics(Magics):
 
     @magic_arguments()
     @argument("-n", type=int, help="How many recent calls to show (10) or export (all).")
-    @argument("--search", metavar="TEXT", help="Only calls whose text contains TEXT.")
+    @argument(
+        "--search",
+        metavar="TEXT",
+        help="Only calls with every word of TEXT in the prompt, reasoning or answer "
+        "(full-text; 'scatter*' for a prefix), or TEXT in the model or trace id.",
+    )
     @argument("--export", metavar="FILE", help="Write the calls to FILE as JSON lines.")
     @line_magic
     def step_history(self, line: str) -> None:
