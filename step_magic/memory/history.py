@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -196,7 +196,7 @@ class History:
         records = self.recent(-1 if n is None else n, search)[::-1]
         with Path(target).open("w", encoding="utf-8") as out:
             for item in records:
-                out.write(json.dumps(asdict(item), ensure_ascii=False) + "\n")
+                out.write(item.json_line() + "\n")
         return len(records)
 
     def close(self) -> None:
