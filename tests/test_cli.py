@@ -244,7 +244,7 @@ def test_ask_continue_takes_the_newest_named_thread_and_says_which(
 TOOLS_MODULE = '''
 from dataclasses import dataclass
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 
 
 def stock(item: str) -> int:
@@ -255,6 +255,15 @@ def stock(item: str) -> int:
 class Review(BaseModel):
     label: str
     stars: int
+
+
+class Unreachable(BaseModel):
+    label: str
+
+    @field_validator("label")
+    @classmethod
+    def never(cls, value: str) -> str:
+        raise ValueError("no label is good enough")
 
 
 @dataclass
@@ -313,6 +322,12 @@ def test_ask_schema_prints_the_validated_answer_as_one_line_of_json(
     _, out, _ = ask_here("--schema", f"{shop}:Point", "A point", capsys=capsys,
                          monkeypatch=monkeypatch)  # fmt: skip
     assert json.loads(out) == {"x": 1, "y": 1}  # a dataclass too
+    status, out, err = ask_here("--schema", f"{shop}:Unreachable", "Any", capsys=capsys,
+                                monkeypatch=monkeypatch)  # fmt: skip
+    assert status == 1  # the answer came, as it came, but a pipe should not take it as valid
+    assert json.loads(out) == {"label": "simulated"}
+    assert "no label is good enough" in err
+    assert err.splitlines()[-1].startswith("step-magic ask: the answer does not fit --schema")
 
 
 @pytest.mark.parametrize(

@@ -292,3 +292,12 @@ def test_history_imports_pandas_only_for_a_frame(tmp_path: Path) -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60
     )
     assert done.stdout.split() == ["False", "False", "True", "True"], done.stderr
+
+
+@pytest.mark.slow  # a process of its own
+def test_the_api_docs_example_of_the_call_log_runs_as_written(tmp_path: Path) -> None:
+    stdout = api_docs_example("The call log", tmp_path)
+    assert stdout.splitlines() == [
+        "Why do tides happen? complete True",
+        "['Why do tides happen?', 'Why is the sky blue?']",
+    ]
