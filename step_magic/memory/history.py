@@ -85,11 +85,10 @@ _INSERT = f"INSERT INTO calls ({', '.join(_COLUMNS)}) VALUES (:{', :'.join(_COLU
 _SELECT = f"SELECT id, {', '.join(_COLUMNS)} FROM calls"
 _INDEX = "INSERT INTO calls_text (rowid, prompt, reasoning, answer) VALUES (?, ?, ?, ?)"
 # Rows a build without FTS5 wrote (or written before the index existed): ids only grow.
-_INDEX_NEW = (
-    "INSERT INTO calls_text (rowid, prompt, reasoning, answer) "
-    "SELECT id, prompt, reasoning, answer FROM calls WHERE id > "
-    "coalesce((SELECT rowid FROM calls_text ORDER BY rowid DESC LIMIT 1), 0)"
+_UNINDEXED = (
+    "FROM calls WHERE id > coalesce((SELECT rowid FROM calls_text ORDER BY rowid DESC LIMIT 1), 0)"
 )
+_INDEX_NEW = f"{_INDEX.split(' VALUES')[0]} SELECT id, prompt, reasoning, answer {_UNINDEXED}"
 FTS5_MISSING = "this SQLite has no FTS5 full-text search, so --search looks for the text as it is"
 
 
@@ -296,10 +295,17 @@ def _writing(connection: sqlite3.Connection) -> Iterator[None]:
 
 def _index_new_rows(connection: sqlite3.Connection) -> None:
     """Create the full-text index if a build without FTS5 migrated the file, and index the
-    rows it does not hold yet; costs one indexed lookup when there are none."""
+    rows it does not hold yet. Usually there are none: one read, and no write lock taken."""
+    if _indexed(connection) and not connection.execute(f"SELECT 1 {_UNINDEXED}").fetchone():
+        return
     with _writing(connection):
         connection.execute(FULL_TEXT_TABLE)
         connection.execute(_INDEX_NEW)
+
+
+def _indexed(connection: sqlite3.Connection) -> bool:
+    query = "SELECT 1 FROM sqlite_master WHERE name = 'calls_text'"
+    return connection.execute(query).fetchone() is not None
 
 
 def match_query(text: str) -> str:
