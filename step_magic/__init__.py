@@ -1,7 +1,8 @@
 """step-magic: stream StepFun reasoning models into Jupyter, IPython and plain Python.
 
 ``%load_ext step_magic`` registers ``%%step`` and its companions. From Python, with or without
-IPython: ``ask``, ``stream``, ``map_rows``, ``compare`` and ``Chat`` (``docs/api.md``).
+IPython: ``ask``, ``stream``, ``map_rows``, ``compare``, ``Chat`` and ``history``
+(``docs/api.md``).
 Importing this package stays cheap: every name below loads on first use (PEP 562), and
 openai, widgets and the data libraries only when a call needs them.
 """
@@ -21,6 +22,8 @@ _PUBLIC = {
     "compare": "step_magic.api.compare",
     "explain": "step_magic.api.explain",
     "Chat": "step_magic.api.chat",
+    "history": "step_magic.api.history",
+    "CallRecord": "step_magic.memory.records",
     "Comparison": "step_magic.core.comparison",
     "Pending": "step_magic.engine.background",
     "StepResult": "step_magic.core.result",
@@ -40,6 +43,7 @@ _PUBLIC = {
 }
 __all__ = [
     "AnswerDelta",
+    "CallRecord",
     "Chat",
     "Comparison",
     "Done",
@@ -60,6 +64,7 @@ __all__ = [
     "ask",
     "compare",
     "explain",
+    "history",
     "load_ipython_extension",
     "map_rows",
     "stream",
@@ -71,6 +76,7 @@ if TYPE_CHECKING:
     from step_magic.api.chat import Chat
     from step_magic.api.compare import compare
     from step_magic.api.explain import explain
+    from step_magic.api.history import history
     from step_magic.api.rows import map_rows
     from step_magic.core.comparison import Comparison
     from step_magic.core.errors import (
@@ -84,6 +90,7 @@ if TYPE_CHECKING:
     from step_magic.core.result import StepResult
     from step_magic.engine.background import Pending
     from step_magic.engine.relay import Done, Retrying, ToolEvent, UsageReported
+    from step_magic.memory.records import CallRecord
 
 
 def __getattr__(name: str) -> Any:

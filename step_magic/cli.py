@@ -1,5 +1,5 @@
-"""The ``step-magic`` command: ``ask`` asks from the shell, ``demo`` runs a real ``%%step``
-cell, ``serve`` runs the simulator.
+"""The ``step-magic`` command: ``ask`` asks from the shell, ``history`` lists the logged calls,
+``demo`` runs a real ``%%step`` cell, ``serve`` runs the simulator.
 
 ``step-magic demo`` is the README's one-command tour: it drives the same magic a notebook
 uses, in an IPython shell, against StepFun when a key is set and against the bundled local
@@ -12,7 +12,7 @@ import argparse
 import shlex
 import sys
 
-from step_magic import __version__, cli_ask, cli_doctor
+from step_magic import __version__, cli_ask, cli_doctor, cli_history
 from step_magic.core import settings as config
 from step_magic.core.catalog import BY_NAME
 from step_magic.core.redact import redact_url
@@ -48,6 +48,14 @@ def main(argv: list[str] | None = None) -> int:
         "the answer to stdout, the footer (tokens, cost, trace id) to stderr.",
     )
     cli_ask.add_arguments(ask)
+    history = commands.add_parser(
+        "history",
+        help="list, search or export the logged calls",
+        description="List the newest logged calls (from every notebook, script and shell), "
+        "newest first; search them with SQLite's full-text search; one thread with --chat; "
+        "--json or --markdown to keep them. The log never holds the API key.",
+    )
+    cli_history.add_arguments(history)
     doctor = commands.add_parser(
         "doctor",
         help="check what a server does against what step-magic expects (costs ~$0.01)",
@@ -71,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         return cli_ask.run_ask(args)
     if args.command == "doctor":
         return cli_doctor.run_doctor(args)
+    if args.command == "history":
+        return cli_history.run_history(args)
     return run_demo(" ".join(args.prompt) or DEMO_PROMPT, args.model, args.effort, args.local)
 
 

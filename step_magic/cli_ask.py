@@ -5,13 +5,22 @@ The reasoning streams to stderr (dimmed on a terminal) and the answer to stdout,
 answer in the file while the person at the terminal watches the model think. The provenance
 footer (tokens, cost, trace id) goes to stderr too. Exit status: 0, 1 for a failed call or bad
 input (one line on stderr), 130 for Ctrl-C.
+
+``--chat NAME`` and ``-c`` continue a thread through ``step_magic.Chat``, ``--tools`` and
+``--schema`` import what they name and pass it as ``tools=`` / ``schema=``: the shell adds no
+path of its own to the Python API's.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
+import json
+import os
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -42,6 +51,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="attach a file: CSV/TSV/Parquet (summarised as a table), an image, a video, text",
     )
     parser.add_argument("--local", action="store_true", help="ask the bundled offline simulator")
+    thread = parser.add_mutually_exclusive_group()
+    thread.add_argument(
+        "--chat",
+        metavar="NAME",
+        help="ask within the named thread NAME, started here or anywhere else "
+        "(step_magic.Chat(NAME), %%%%step --chat NAME): earlier turns are sent as context",
+    )
+    thread.add_argument(
+        "-c",
+        "--continue",
+        dest="resume",
+        action="store_true",
+        help="continue the newest thread: the named thread of the most recent logged call "
+        "that had one (the default thread always starts empty, so it is never this one)",
+    )
+    parser.add_argument(
+        "--tools",
+        action="append",
+        default=[],
+        metavar="MODULE:FUNCTION",
+        help="offer a plain function as a tool the model may call (repeatable; MODULE is "
+        "imported, from the current directory too)",
+    )
+    parser.add_argument(
+        "--schema",
+        metavar="MODULE:MODEL",
+        help="structured output: a pydantic model, a dataclass or a JSON-schema dict; the "
+        "validated answer is printed as one line of JSON (status 1 if it does not fit)",
+    )
 
 
 def run_ask(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
@@ -65,26 +103,113 @@ def run_ask(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
         print(f"step-magic ask: {missing_key_message('shell')}", file=sys.stderr)
         return 1
     local = _local_server() if args.local else None
+    printer = _Printer(not args.no_reasoning, sys.stderr.isatty(), structured=bool(args.schema))
     try:
-        attach = _attachments(args.attach)
-        keywords = {name: getattr(args, name) for name in PASSED_ON}
-        events = step_magic.stream(
-            f"{piped.rstrip()}\n\n{prompt}".strip() if piped else prompt,
-            base_url=local.base_url if local else args.base_url,
-            attach=attach or None,
-            **keywords,
-        )
-        _print_events(events, reasoning=not args.no_reasoning)
+        keywords = _keywords(args)
+        with _asker(args) as ask:
+            events = ask(
+                f"{piped.rstrip()}\n\n{prompt}".strip() if piped else prompt,
+                base_url=local.base_url if local else args.base_url,
+                **keywords,
+            )
+            for event in events:
+                printer.take(event)
     except step_magic.StepMagicError as err:
-        print(f"step-magic ask: {err}", file=sys.stderr)
+        printer.notice(f"step-magic ask: {err}")
         return 1
     except KeyboardInterrupt:
-        print("\nstep-magic ask: interrupted", file=sys.stderr)
+        printer.notice("step-magic ask: interrupted")
         return 130
     finally:
         if local is not None:
             local.stop()
+    if printer.unfit:
+        printer.notice(f"step-magic ask: the answer does not fit --schema {args.schema} "
+                       "(printed as it came; the note above says why)")  # fmt: skip
+        return 1
     return 0
+
+
+def _keywords(args: argparse.Namespace) -> dict[str, Any]:
+    """The Python API's keywords from the options: settings, attachments, tools, schema."""
+    keywords: dict[str, Any] = {name: getattr(args, name) for name in PASSED_ON}
+    keywords["attach"] = _attachments(args.attach) or None
+    keywords["tools"] = _tools(args.tools) or None
+    if args.schema:
+        keywords["schema"] = imported(args.schema, "--schema")
+    return keywords
+
+
+@contextmanager
+def _asker(args: argparse.Namespace) -> Iterator[Callable[..., Iterator[Any]]]:
+    """``step_magic.stream`` for a one-off question; the ``stream`` of ``Chat(NAME)`` for
+    ``--chat NAME`` and ``-c``, so a thread continues exactly as it does from Python."""
+    import step_magic
+
+    name = args.chat or (_newest_thread() if args.resume else None)
+    if name is None:
+        yield step_magic.stream
+        return
+    chat = step_magic.Chat(name)
+    try:
+        if args.resume:
+            turns = len(chat.turns)
+            earlier = f"{turns} earlier turn{'' if turns == 1 else 's'}"
+            print(f"step-magic ask: continuing the thread {name!r} ({earlier})", file=sys.stderr)
+        yield chat.stream
+    finally:
+        chat.close()
+
+
+def _newest_thread() -> str:
+    """``-c``: the named thread of the most recent logged call that had one."""
+    from step_magic.memory.history import History
+
+    log = History()
+    try:
+        name = log.newest_thread()
+    finally:
+        log.close()
+    if name is None:
+        raise step_magic_error(
+            "--continue: no named thread in the history yet; start one with --chat NAME"
+        )
+    return name
+
+
+def _tools(specs: list[str]) -> dict[str, object]:
+    """``--tools module:function`` (repeatable, or comma-separated) as ``tools=`` takes them:
+    a mapping of each function's name to the function."""
+    tools: dict[str, object] = {}
+    for spec in (item.strip() for value in specs for item in value.split(",") if item.strip()):
+        name = spec.rpartition(":")[2].rpartition(".")[2]
+        value = imported(spec, "--tools")
+        if tools.get(name, value) is not value:
+            raise step_magic_error(f"--tools: two tools would be called {name}")
+        tools[name] = value
+    return tools
+
+
+def imported(spec: str, option: str) -> object:
+    """``module:name`` (``name`` may be dotted) imported, with the current directory on the
+    path as ``python -m`` has it; a one-line ``InputError`` for anything that goes wrong,
+    whatever the module raises while it is imported."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name.strip() or not attribute.strip():
+        raise step_magic_error(f"{option} {spec}: give it as module:name (mytools:lookup)")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        value: object = importlib.import_module(module_name)
+    except Exception as err:  # a missing module, a syntax error, anything its code raises
+        problem = " ".join(f"{type(err).__name__}: {err}".split())
+        message = f"{option} {spec}: cannot import {module_name} ({problem})"
+        raise step_magic_error(message) from None
+    for part in attribute.split("."):
+        if not hasattr(value, part):
+            raise step_magic_error(f"{option} {spec}: {module_name} has no {attribute!r}")
+        value = getattr(value, part)
+    return value
 
 
 def _needs_key(base_url: str | None) -> bool:
@@ -109,66 +234,98 @@ def _read_piped(source: TextIO) -> str | None:
     return decoded.replace("\r\n", "\n")
 
 
-def _print_events(events: Any, *, reasoning: bool) -> None:
+class _Printer:
     """Reasoning to stderr (dim on a terminal), answer to stdout, footer to stderr.
 
     stdout only ever holds the answer: until some reasoning has arrived, answer text is held
     back, since a server that closes a ``</think>`` it never opened (R1-style templates) makes
     the text before it reasoning after all (a ``rethought`` event, after which that text comes
     again as reasoning). What was held is printed once the reply ends, or as soon as
-    reasoning has been seen.
+    reasoning has been seen. With ``structured`` (``--schema``) the whole answer is held and
+    printed at the end as the validated value's JSON. A notice (a tool call, the footer, an
+    error) always starts on a line of its own, apart from reasoning that stopped mid-line.
     """
-    printer = _Printer(reasoning, sys.stderr.isatty())
-    for event in events:
-        printer.take(event)
 
-
-class _Printer:
-    """Where each event's text goes; see ``_print_events``."""
-
-    def __init__(self, reasoning: bool, dim: bool) -> None:
-        self.reasoning, self.dim = reasoning, dim
+    def __init__(self, reasoning: bool, dim: bool, *, structured: bool = False) -> None:
+        self.reasoning, self.dim, self.structured = reasoning, dim, structured
         self.seen_reasoning = self.shown_reasoning = self.answered = False
+        self.unfit = False  # --schema: the answer came, but does not fit
+        self.mid_line = False  # reasoning was written to stderr and its line is still open
         self.held: list[str] = []
 
     def take(self, event: Any) -> None:
-        from step_magic.display.static import footer_text
-
         if event.kind == "reasoning":
             self._think(event.text)
         elif event.kind == "rethought":  # what was held was reasoning: it comes again as such
             self.held = []
         elif event.kind == "answer":
-            if self.seen_reasoning:
+            if self.seen_reasoning and not self.structured:
                 self._answer(event.text)
             else:
                 self.held.append(event.text)
         elif event.kind in ("tool_call", "waiting"):
-            print(event.text, file=sys.stderr)
+            self.notice(event.text)
         elif event.kind == "done":
-            if self.held:
-                self._answer("".join(self.held))
-            sys.stdout.write("\n" if self.answered else "")
-            if self.shown_reasoning and not self.answered:
-                sys.stderr.write("\n\n")  # the footer on a line of its own
-            print(footer_text(event.result), file=sys.stderr)
+            self._done(event.result)
+
+    def notice(self, text: str) -> None:
+        """A line on stderr that never runs on from the reasoning (a blank line between)."""
+        if self.mid_line or (self.shown_reasoning and not self.answered):
+            sys.stderr.write("\n\n" if self.mid_line else "\n")
+            self.shown_reasoning = self.mid_line = False
+        print(text, file=sys.stderr)
+        sys.stderr.flush()
+
+    def _done(self, result: Any) -> None:
+        from step_magic.display.static import footer_text
+
+        if self.structured:
+            self._structured(result)
+        elif self.held:
+            self._answer("".join(self.held))
+        sys.stdout.write("\n" if self.answered else "")
+        sys.stdout.flush()
+        self.notice(footer_text(result))
+
+    def _structured(self, result: Any) -> None:
+        """The validated value as one line of JSON; an answer that does not fit, as it came."""
+        answer = "".join(self.held)
+        if result.parsed is not None:
+            self._answer(json.dumps(_jsonable(result.parsed), ensure_ascii=False))
+        elif answer.strip():
+            self.unfit = result.status in ("complete", "truncated")
+            self._answer(answer)
 
     def _think(self, text: str) -> None:
         self.seen_reasoning = True
-        if self.held:  # answer text that came before any reasoning was the answer
+        if self.held and not self.structured:  # answer text before any reasoning was answer
             self._answer("".join(self.held))
             self.held = []
         if self.reasoning and text:
             sys.stderr.write(f"\x1b[2m{text}\x1b[0m" if self.dim else text)
             sys.stderr.flush()
             self.shown_reasoning = True
+            self.mid_line = not text.endswith("\n")
 
     def _answer(self, text: str) -> None:
         if self.shown_reasoning and not self.answered:
             sys.stderr.write("\n\n")
+            sys.stderr.flush()
+            self.mid_line = False
         sys.stdout.write(text)
         sys.stdout.flush()
         self.answered = True
+
+
+def _jsonable(value: Any) -> Any:
+    """A parsed answer as JSON data: a pydantic model or dataclass dumped, data as it is."""
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        import pydantic
+
+        return pydantic.TypeAdapter(type(value)).dump_python(value, mode="json")
+    return value
 
 
 def _attachments(paths: list[str]) -> dict[str, object]:

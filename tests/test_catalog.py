@@ -32,7 +32,7 @@ MAGIC_ONLY = {  # how the magic behaves between calls, not what one call sends o
     "background_limit", "history_path", "debug",
 }  # fmt: skip
 SETTINGS_ONLY = {"base_url", "api_key", "local"}  # resolved from the environment
-SHELL_ONLY = {"prompt", "base_url", "attach", "local", "help"}
+SHELL_ONLY = {"prompt", "base_url", "attach", "local", "help", "chat", "resume", "tools", "schema"}
 
 FLAGGED = [item for item in SETTINGS if item.flag is not None]
 

@@ -3,10 +3,13 @@ demo, which works offline and says so plainly."""
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -123,7 +126,7 @@ def test_the_version_and_every_subcommand_s_help_say_what_they_are(tmp_path: Pat
     assert run_cli("--version", tmp_path=tmp_path).stdout.strip() == (
         f"step-magic {step_magic.__version__}"
     )
-    for command in ("demo", "ask", "doctor", "serve"):
+    for command in ("demo", "ask", "history", "doctor", "serve"):
         shown = run_cli(command, "--help", tmp_path=tmp_path).stdout
         assert shown.startswith(f"usage: step-magic {command}")
         described = shown.split("\n\n")[1].strip()
@@ -171,3 +174,271 @@ def test_ask_never_prints_reasoning_to_stdout_when_the_server_closes_an_unopened
     assert done.returncode == 0, done.stderr
     assert done.stdout == "The answer.\n"
     assert done.stderr.startswith("Weigh it up.\n\n")
+
+
+# ``step-magic ask`` in this process (``main()``), against the test server: the shell's options
+# reach the same Python API a script calls, and what the user sees is on stdout and stderr.
+
+
+def ask_here(
+    *args: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, str, str]:
+    """``step-magic ask ARGS`` through ``main()``, nothing piped in; status, stdout, stderr."""
+    from step_magic.cli import main
+
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    status = main(["ask", *args])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def user_and_assistant(body: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(m["role"], m["content"]) for m in body["messages"] if m["role"] != "system"]
+
+
+def test_ask_chat_continues_a_named_thread_exactly_as_chat_does(
+    api_env: LocalServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import step_magic
+
+    for thread in ("from-python", "from-shell"):
+        with step_magic.Chat(thread) as chat:
+            chat.ask("My name is Ada.", display=False)
+    status, _, _ = ask_here("--chat", "from-shell", "What is my name?", capsys=capsys,
+                            monkeypatch=monkeypatch)  # fmt: skip
+    assert status == 0
+    from_shell = api_env.requests[-1].body
+    with step_magic.Chat("from-python") as chat:
+        chat.ask("What is my name?", display=False)
+    from_python = api_env.requests[-1].body
+    assert [role for role, _ in user_and_assistant(from_shell)] == ["user", "assistant", "user"]
+    assert user_and_assistant(from_shell) == user_and_assistant(from_python)
+    with step_magic.Chat("from-shell") as chat:  # the shell's turn is in the thread too
+        assert [turn.user["content"] for turn in chat.turns] == [
+            "My name is Ada.",
+            "What is my name?",
+        ]
+
+
+def test_ask_continue_takes_the_newest_named_thread_and_says_which(
+    api_env: LocalServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    status, _, err = ask_here("-c", "Hello again", capsys=capsys, monkeypatch=monkeypatch)
+    assert (status, err.strip()) == (
+        1,
+        "step-magic ask: --continue: no named thread in the history yet; start one with "
+        "--chat NAME",
+    )
+    assert api_env.requests == []
+    for thread, prompt in (("trip", "Plan a trip."), ("cooking", "Bake bread."), ("trip", "Go.")):
+        ask_here("--chat", thread, prompt, capsys=capsys, monkeypatch=monkeypatch)
+    ask_here("A one-off question joins no thread", capsys=capsys, monkeypatch=monkeypatch)
+    status, _, err = ask_here("--continue", "And then?", capsys=capsys, monkeypatch=monkeypatch)
+    assert status == 0
+    assert err.startswith("step-magic ask: continuing the thread 'trip' (2 earlier turns)\n")
+    asked = [m["content"] for m in api_env.requests[-1].body["messages"] if m["role"] == "user"]
+    assert asked == ["Plan a trip.", "Go.", "And then?"]
+
+
+TOOLS_MODULE = '''
+from dataclasses import dataclass
+
+from pydantic import BaseModel, field_validator
+
+
+def stock(item: str) -> int:
+    """How many of ``item`` are in stock."""
+    return 42
+
+
+class Review(BaseModel):
+    label: str
+    stars: int
+
+
+class Unreachable(BaseModel):
+    label: str
+
+    @field_validator("label")
+    @classmethod
+    def never(cls, value: str) -> str:
+        raise ValueError("no label is good enough")
+
+
+@dataclass
+class Point:
+    x: int
+    y: int
+
+
+NOT_A_FUNCTION = 3
+'''
+
+
+@pytest.fixture
+def shop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A module ``shop_<test>`` in the current directory, as a user's own file would be."""
+    name = f"shop_{abs(hash(str(tmp_path)))}"
+    (tmp_path / f"{name}.py").write_text(TOOLS_MODULE)
+    (tmp_path / "broken_module.py").write_text("raise RuntimeError('boom\\nat import')\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the command puts the directory first
+    return name
+
+
+def test_ask_tools_offers_a_module_s_function_and_calls_it(
+    api_env: LocalServer,
+    shop: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    status, out, err = ask_here("--tools", f"{shop}:stock", "How many apples?", capsys=capsys,
+                                monkeypatch=monkeypatch)  # fmt: skip
+    assert status == 0, err
+    first, second = (request.body for request in api_env.requests)
+    assert [tool["function"]["name"] for tool in first["tools"]] == ["stock"]
+    assert second["messages"][-1] == {
+        "role": "tool",
+        "tool_call_id": second["messages"][-2]["tool_calls"][0]["id"],
+        "content": "42",
+    }
+    assert "\nstock(item='example')\n" in err  # the call, on a line of its own
+    assert "stock" in out  # the simulator lists the tool results in its answer
+
+
+def test_ask_schema_prints_the_validated_answer_as_one_line_of_json(
+    api_env: LocalServer,
+    shop: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    status, out, _ = ask_here("--schema", f"{shop}:Review", "Classify: great", capsys=capsys,
+                              monkeypatch=monkeypatch)  # fmt: skip
+    assert status == 0
+    assert json.loads(out) == {"label": "simulated", "stars": 1}
+    assert out.count("\n") == 1
+    assert api_env.requests[-1].body["response_format"]["json_schema"]["name"] == "Review"
+    _, out, _ = ask_here("--schema", f"{shop}:Point", "A point", capsys=capsys,
+                         monkeypatch=monkeypatch)  # fmt: skip
+    assert json.loads(out) == {"x": 1, "y": 1}  # a dataclass too
+    status, out, err = ask_here("--schema", f"{shop}:Unreachable", "Any", capsys=capsys,
+                                monkeypatch=monkeypatch)  # fmt: skip
+    assert status == 1  # the answer came, as it came, but a pipe should not take it as valid
+    assert json.loads(out) == {"label": "simulated"}
+    assert "no label is good enough" in err
+    assert err.splitlines()[-1].startswith("step-magic ask: the answer does not fit --schema")
+
+
+@pytest.mark.parametrize(
+    ("option", "spec", "says"),
+    [
+        ("--tools", "no_such_module:f", "cannot import no_such_module (ModuleNotFoundError: "),
+        ("--tools", "{shop}:nope", "{shop} has no 'nope'"),
+        ("--tools", "{shop}", "give it as module:name (mytools:lookup)"),
+        (
+            "--tools",
+            "broken_module:f",
+            "cannot import broken_module (RuntimeError: boom at import)",
+        ),
+        ("--tools", "{shop}:NOT_A_FUNCTION", "NOT_A_FUNCTION is a int, not a function"),
+        ("--schema", "{shop}:missing", "{shop} has no 'missing'"),
+        ("--schema", "{shop}:NOT_A_FUNCTION", "give a pydantic model, a dataclass or a JSON-sch"),
+    ],
+)
+def test_a_bad_module_or_name_is_one_line_and_status_1(
+    api_env: LocalServer,
+    shop: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    option: str,
+    spec: str,
+    says: str,
+) -> None:
+    status, out, err = ask_here(option, spec.format(shop=shop), "Hi", capsys=capsys,
+                                monkeypatch=monkeypatch)  # fmt: skip
+    assert (status, out) == (1, "")
+    assert err.startswith("step-magic ask: ")
+    assert err.count("\n") == 1
+    assert says.format(shop=shop) in err
+    assert api_env.requests == []  # nothing was sent
+
+
+def test_ask_passes_system_max_tokens_and_temperature_and_checks_them(
+    api_env: LocalServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flags = ("--system", "Be brief.", "--max-tokens", "300", "--temperature", "0.3")
+    status, _, _ = ask_here(*flags, "Hi", capsys=capsys, monkeypatch=monkeypatch)
+    assert status == 0
+    body = api_env.requests[-1].body
+    assert body["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert (body["max_tokens"], body["temperature"]) == (300, 0.3)
+    with pytest.raises(SystemExit) as refused:
+        ask_here("--temperature", "3", "Hi", capsys=capsys, monkeypatch=monkeypatch)
+    assert refused.value.code == 2
+    assert "--temperature: must be between 0 and 2, not 3" in capsys.readouterr().err
+
+
+def test_reasoning_without_an_answer_ends_its_line_before_the_notice(
+    api_env: LocalServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    status, out, err = ask_here("-m", "fault-reasoning-only", "Hi", capsys=capsys,
+                                monkeypatch=monkeypatch)  # fmt: skip
+    assert (status, out) == (0, "")
+    reasoning, notice = err.split("⚠", 1)
+    assert reasoning.strip()
+    assert reasoning.endswith("\n\n")
+    assert reasoning.rstrip("\n") == reasoning[:-2]  # one blank line, not more
+    assert notice.startswith(" the model finished thinking but gave no answer\n")
+    status, _, err = ask_here("-m", "fault-error-event", "Hi", capsys=capsys,
+                              monkeypatch=monkeypatch)  # fmt: skip
+    assert status == 1
+    assert "\n\n⚠ incomplete" in err
+    assert err.splitlines()[-1].startswith("step-magic ask: API error")
+
+
+def history_here(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[str, str]:
+    """``step-magic history ARGS`` through ``main()``: stdout and stderr (status is 0)."""
+    from step_magic.cli import main
+
+    capsys.readouterr()
+    assert main(["history", *args]) == 0
+    return capsys.readouterr()
+
+
+def test_history_lists_searches_and_keeps_the_logged_calls(
+    api_env: LocalServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out, err = history_here(capsys=capsys)
+    assert (out, err.split(" in ")[0]) == ("", "step-magic history: no calls")
+    for flags in ((), ("--chat", "tides"), ("--chat", "tides"), ()):
+        prompt = f"Question {len(api_env.requests) + 1} about " + ("tides" if flags else "sky")
+        ask_here(*flags, prompt, capsys=capsys, monkeypatch=monkeypatch)
+    lines = history_here(capsys=capsys)[0].splitlines()
+    assert [line.split("  ")[-1] for line in lines] == [
+        "Question 4 about sky",  # newest first
+        "Question 3 about tides",
+        "Question 2 about tides",
+        "Question 1 about sky",
+    ]
+    assert "step-3.7-flash   complete" in lines[0]
+    assert len(history_here("-n", "2", capsys=capsys)[0].splitlines()) == 2
+    found = history_here("--search", "TIDES question", capsys=capsys)[0]  # words, any order
+    assert [line.split("  ")[-1] for line in found.splitlines()] == [
+        "Question 3 about tides",
+        "Question 2 about tides",
+    ]
+    assert history_here("--search", "ides", capsys=capsys)[0] == ""  # not a substring search
+    assert len(history_here("--chat", "tides", "-n", "1", capsys=capsys)[0].splitlines()) == 1
+    rows = [json.loads(line) for line in history_here("--json", capsys=capsys)[0].splitlines()]
+    assert [row["thread"] for row in rows] == [None, "tides", "tides", None]
+    assert all(rows[1][field] for field in ("answer", "reasoning", "trace_id"))
+    transcript = history_here("--markdown", "--chat", "tides", capsys=capsys)[0]
+    assert transcript.count("## Call ") == 2
+    assert "**Prompt**\n\nQuestion 3 about tides\n\n**Reasoning**\n\n> " in transcript
+    assert "thread tides" in transcript
+    every = "".join(history_here(*shape, capsys=capsys)[0] for shape in ((), ("--json",)))
+    assert TEST_KEY not in every + transcript
+    with pytest.raises(SystemExit):
+        history_here("--json", "--markdown", capsys=capsys)
+    assert "not allowed with argument" in capsys.readouterr().err

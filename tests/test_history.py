@@ -18,6 +18,7 @@ import platformdirs
 import pytest
 
 from step_magic.core.redact import redact_media
+from step_magic.memory import history as history_module
 from step_magic.memory.history import MIGRATIONS, History, default_path
 from step_magic.memory.records import CallRecord
 
@@ -110,9 +111,9 @@ def test_recent_is_newest_first_limited_and_searchable(history: History) -> None
     history.record(make_call(started_at=4.0, prompt="hidden", messages=({"content": "needle"},)))
     assert [c.prompt for c in history.recent()] == ["hidden", "third", "second", "first"]
     assert [c.prompt for c in history.recent(2)] == ["hidden", "third"]
-    assert [c.prompt for c in history.recent(search="3.7-FLASH")] == ["third"]
-    assert [c.prompt for c in history.recent(search="trace-xyz")] == ["first"]
-    assert [c.prompt for c in history.recent(search="ärger IM strasse")] == ["second"]
+    assert [c.prompt for c in history.recent(search="3.7-FLASH")] == ["third"]  # the model
+    assert [c.prompt for c in history.recent(search="trace-xyz")] == ["first"]  # a trace id
+    assert [c.prompt for c in history.recent(search="arger IM")] == ["second"]
     assert [c.prompt for c in history.recent(search="RAYLEIGH")] == [
         "hidden",
         "third",
@@ -121,6 +122,54 @@ def test_recent_is_newest_first_limited_and_searchable(history: History) -> None
     ]
     assert history.recent(search="needle") == []  # messages are not searched
     assert history.recent(search="50%_") == []  # LIKE wildcards mean nothing here
+
+
+def test_search_is_full_text_over_prompt_reasoning_and_answer(
+    history: History, warnings: list[str]
+) -> None:
+    """Words, in any order and across the three texts, not a substring: ``sky scatter*``
+    finds a call whose prompt says sky and whose reasoning says scattering."""
+    history.record(make_call(started_at=1.0, prompt="Why is the sky blue?"))
+    history.record(make_call(started_at=2.0, prompt="Tides", reasoning="", answer="The Moon."))
+    assert [c.prompt for c in history.recent(search="scatter* SKY")] == ["Why is the sky blue?"]
+    assert [c.prompt for c in history.recent(search="moon")] == ["Tides"]
+    assert history.recent(search="sky moon") == []  # every word, in one call
+    assert history.recent(search="ayleig") == []  # inside a word is not a word
+    for syntax in ("NOT sky", 'sky"', "(moon", "answer:moon", "*", "-"):
+        history.recent(search=syntax)  # query syntax in the text is taken as words
+    assert [c.prompt for c in history.recent(search="NOT moon")] == []
+    assert warnings == []
+
+
+def test_chat_keeps_one_thread_and_newest_thread_skips_the_default(history: History) -> None:
+    history.record(make_call(started_at=1.0, prompt="a1", thread="alpha"))
+    history.record(make_call(started_at=2.0, prompt="b1", thread="beta"))
+    history.record(make_call(started_at=3.0, prompt="a2", thread="alpha"))
+    assert history.newest_thread() == "alpha"
+    history.record(make_call(started_at=4.0, prompt="d", thread="default"))
+    history.record(make_call(started_at=5.0, prompt="one-off"))
+    assert history.newest_thread() == "alpha"  # the default thread always starts empty
+    assert [c.prompt for c in history.recent(chat="alpha")] == ["a2", "a1"]
+    assert [c.prompt for c in history.recent(chat="beta", search="rayleigh")] == ["b1"]
+    assert history.recent(chat="nobody") == []
+
+
+def test_without_fts5_search_finds_substrings_after_one_note(
+    tmp_path: Path, warnings: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SQLite built without FTS5 (rare) still searches; it says once how."""
+    monkeypatch.setattr(history_module, "has_fts5", lambda connection: False)
+    log = History(tmp_path / "plain.sqlite3", warn=warnings.append)
+    log.record(make_call(prompt="first"))
+    assert [c.prompt for c in log.recent(search="ayleig")] == ["first"]
+    assert [c.prompt for c in log.recent(search="ayleig")] == ["first"]
+    assert warnings == [history_module.FTS5_MISSING]
+    log.close()
+    monkeypatch.undo()  # the same file, opened by a build that has FTS5, is indexed then
+    again = History(tmp_path / "plain.sqlite3", warn=warnings.append)
+    again.record(make_call(prompt="second"))
+    assert [c.prompt for c in again.recent(search="rayleigh")] == ["second", "first"]
+    again.close()
 
 
 def test_find_reply_returns_newest_complete_reply(history: History) -> None:
@@ -180,9 +229,10 @@ def test_version_1_database_is_migrated_and_keeps_rows(tmp_path: Path) -> None:
     found = history.find_reply("key-1")
     assert found is not None
     assert (found.prompt, found.answer, found.replayed) == ("old prompt", "old answer", False)
+    assert history.recent(search="old answer") == [found]  # old rows are indexed for search
     history.close()
     with sqlite3.connect(path) as check:
-        assert check.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 4
+        assert check.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 5
         indexes = {row[0] for row in check.execute("SELECT name FROM sqlite_master")}
         assert check.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     check.close()

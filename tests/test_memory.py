@@ -137,6 +137,10 @@ def test_every_call_is_in_the_history_without_the_key(
     out = capsys.readouterr().out
     assert "Remember the tides" in out
     assert "Broken call" not in out
+    ip.run_line_magic("step_history", "--search 'TIDES remember'")  # words, any order
+    assert "Remember the tides" in capsys.readouterr().out
+    ip.run_line_magic("step_history", "--search ides")  # not a substring search
+    assert "Remember the tides" not in capsys.readouterr().out
     export = tmp_path / "calls.jsonl"
     ip.run_line_magic("step_history", f"--export {export}")
     lines = [json.loads(line) for line in export.read_text().splitlines()]

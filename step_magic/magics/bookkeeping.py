@@ -8,9 +8,8 @@ from __future__ import annotations
 import getpass
 import os
 import sys
-from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
@@ -18,9 +17,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 
 from step_magic.core import settings as config
 from step_magic.core.redact import redact_url
-
-if TYPE_CHECKING:
-    from step_magic.memory.records import CallRecord
+from step_magic.display.calllog import call_line
 
 
 @magics_class
@@ -83,7 +80,12 @@ class StepToolMagics(Magics):
 
     @magic_arguments()
     @argument("-n", type=int, help="How many recent calls to show (10) or export (all).")
-    @argument("--search", metavar="TEXT", help="Only calls whose text contains TEXT.")
+    @argument(
+        "--search",
+        metavar="TEXT",
+        help="Only calls with every word of TEXT in the prompt, reasoning or answer "
+        "(full-text; 'scatter*' for a prefix), or TEXT in the model or trace id.",
+    )
     @argument("--export", metavar="FILE", help="Write the calls to FILE as JSON lines.")
     @line_magic
     def step_history(self, line: str) -> None:
@@ -104,7 +106,7 @@ class StepToolMagics(Magics):
         if not records:
             print(f"No calls recorded in {history.path}" + (" match" if args.search else ""))
         for record in records:
-            print(_history_line(record))
+            print(call_line(record))
 
     @magic_arguments()
     @argument("file", nargs="?", help="Cassette (JSON lines) to record this kernel's calls to.")
@@ -147,11 +149,3 @@ def _ask_for_key() -> None:
         raise UsageError("No key entered; nothing changed")
     os.environ["STEPFUN_API_KEY"] = key.strip()
     print("Key set for this kernel session (not saved, not shown).")
-
-
-def _history_line(record: CallRecord) -> str:
-    when = datetime.fromtimestamp(record.started_at).strftime("%Y-%m-%d %H:%M")
-    prompt = " ".join(record.prompt.split())
-    prompt = prompt if len(prompt) <= 60 else prompt[:59] + "…"
-    tokens = record.completion_tokens or 0
-    return f"{when}  {record.model:<16} {record.status:<11} {tokens:>6} out  {prompt}"

@@ -5,6 +5,10 @@ The schema is versioned with ``PRAGMA user_version`` and changed only by appendi
 a newer step-magic is left alone. History is a convenience: a broken file, a full disk or an
 unwritable directory costs one warning, never a failed cell. The log holds references to media
 (a hash, a size, a type), never the media, and it has no place for the API key.
+
+Search is SQLite's FTS5 full-text search over the prompt, the reasoning and the answer (words,
+any order, case and accents ignored; ``scatter*`` for a prefix), kept in step with every
+insert. A SQLite built without FTS5 gets a one-line note and a plain substring search.
 """
 
 from __future__ import annotations
@@ -15,14 +19,16 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import asdict, fields
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 
 from step_magic.core.redact import redact_media
+from step_magic.memory.conversation import DEFAULT_THREAD
 from step_magic.memory.records import CallRecord
 
 PATH_VARIABLE = "STEP_MAGIC_HISTORY"
@@ -56,18 +62,34 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # are in the thread's earlier rows). Storing the whole thread with every call grew the
     # file with the square of a conversation (15 MB after 300 short calls).
     ("ALTER TABLE calls ADD COLUMN earlier_messages INTEGER NOT NULL DEFAULT 0",),
+    # Full-text search. Contentless: the text stays in ``calls`` only, the index holds the
+    # words (rowid = calls.id). Skipped where SQLite lacks FTS5; created later by a build that
+    # has it (``_index_new_rows``), so one file can move between Pythons.
+    (
+        "CREATE VIRTUAL TABLE IF NOT EXISTS calls_text USING fts5(prompt, reasoning, answer, "
+        "content='', tokenize='unicode61 remove_diacritics 2')",
+    ),
 )
+FULL_TEXT_TABLE = MIGRATIONS[4][0]
 
 # What a broken file, a full disk or an odd value (a lone surrogate) can raise; none of it may
 # fail the user's cell.
 _FAILURES = (sqlite3.Error, OSError, ValueError, TypeError, OverflowError)
-_SEARCHED = ("prompt", "answer", "reasoning", "model", "trace_id")
+_SEARCHED = ("prompt", "answer", "reasoning", "model", "trace_id")  # without FTS5
+_IDENTIFIERS = ("model", "trace_id")  # matched as substrings beside the full-text search
 _NEWEST_FIRST = "ORDER BY started_at DESC, id DESC"
 
 
 _COLUMNS = tuple(item.name for item in fields(CallRecord) if item.name != "id")
 _INSERT = f"INSERT INTO calls ({', '.join(_COLUMNS)}) VALUES (:{', :'.join(_COLUMNS)})"
 _SELECT = f"SELECT id, {', '.join(_COLUMNS)} FROM calls"
+_INDEX = "INSERT INTO calls_text (rowid, prompt, reasoning, answer) VALUES (?, ?, ?, ?)"
+# Rows a build without FTS5 wrote (or written before the index existed): ids only grow.
+_UNINDEXED = (
+    "FROM calls WHERE id > coalesce((SELECT rowid FROM calls_text ORDER BY rowid DESC LIMIT 1), 0)"
+)
+_INDEX_NEW = f"{_INDEX.split(' VALUES')[0]} SELECT id, prompt, reasoning, answer {_UNINDEXED}"
+FTS5_MISSING = "this SQLite has no FTS5 full-text search, so --search looks for the text as it is"
 
 
 def default_path() -> Path:
@@ -96,6 +118,8 @@ class History:
         self._warn = warn or _print_warning
         self._warned = False
         self._disabled = False
+        self._full_text = False  # the open file has the FTS5 index (set on connecting)
+        self._noted_substring = False
         self._connection: sqlite3.Connection | None = None
         self._lock = threading.Lock()  # one connection, shared by the kernel and worker threads
 
@@ -110,16 +134,41 @@ class History:
                 own, values["earlier_messages"] = own_messages(call.messages)
                 values["messages"] = json.dumps(redact_media(own), ensure_ascii=False)
                 values["attachments"] = json.dumps(list(call.attachments), ensure_ascii=False)
-                return connection.execute(_INSERT, values).lastrowid
+                with _writing(connection):  # the row and its words, or neither
+                    row_id = connection.execute(_INSERT, values).lastrowid
+                    if self._full_text:
+                        text = (call.prompt, call.reasoning, call.answer)
+                        connection.execute(_INDEX, (row_id, *text))
+                return row_id
             except _FAILURES as exc:
                 self._warn_once("history record failed", exc)
                 return None
 
-    def recent(self, n: int = 20, search: str | None = None) -> list[CallRecord]:
-        """The ``n`` newest calls, newest first; ``search`` matches text case-insensitively."""
-        clauses = [f"step_contains({column}, :search)" for column in _SEARCHED]
-        where = f"WHERE {' OR '.join(clauses)}" if search else ""
-        return self._select(f"{where} {_NEWEST_FIRST} LIMIT :n", {"search": search, "n": n})
+    def recent(
+        self, n: int = 20, search: str | None = None, chat: str | None = None
+    ) -> list[CallRecord]:
+        """The ``n`` newest calls (all for -1), newest first.
+
+        ``search``: every word of it in the prompt, reasoning or answer (full-text, see the
+        module docstring), or the text inside the model name or trace id, which a reader
+        copies from a footer. ``chat``: only the calls of that named thread.
+        """
+        search = (search or "").strip() or None
+        where: list[str] = []
+        if search:
+            where.append(self._search_clause())
+        if chat is not None:
+            where.append("thread = :chat")
+        params = {"search": search, "match": match_query(search or ""), "chat": chat, "n": n}
+        joined = f"WHERE {' AND '.join(where)}" if where else ""
+        return self._select(f"{joined} {_NEWEST_FIRST} LIMIT :n", params)
+
+    def newest_thread(self) -> str | None:
+        """The named thread of the most recent call that had one (``step-magic ask -c``);
+        the default thread always starts empty, so it is never continued."""
+        query = f"WHERE thread IS NOT NULL AND thread != :default {_NEWEST_FIRST} LIMIT 1"
+        found = self._select(query, {"default": DEFAULT_THREAD})
+        return found[0].thread if found else None
 
     def find_reply(self, cache_key: str, *, truncated: bool = False) -> CallRecord | None:
         """The newest complete reply to the request with ``cache_key``, for replay; with
@@ -146,7 +195,7 @@ class History:
         records = self.recent(-1 if n is None else n, search)[::-1]
         with Path(target).open("w", encoding="utf-8") as out:
             for item in records:
-                out.write(json.dumps(asdict(item), ensure_ascii=False) + "\n")
+                out.write(item.json_line() + "\n")
         return len(records)
 
     def close(self) -> None:
@@ -155,6 +204,20 @@ class History:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
+
+    def _search_clause(self) -> str:
+        """The WHERE clause of a search: full-text where the file has the index."""
+        with self._lock:
+            self._connect()
+            full_text = self._full_text
+            if not full_text and not self._disabled and not self._noted_substring:
+                self._noted_substring = True
+                self._warn(FTS5_MISSING)
+        if not full_text:
+            return "(" + " OR ".join(f"step_contains({c}, :search)" for c in _SEARCHED) + ")"
+        identifiers = [f"step_contains({column}, :search)" for column in _IDENTIFIERS]
+        words = "id IN (SELECT rowid FROM calls_text WHERE calls_text MATCH :match)"
+        return "(" + " OR ".join([words, *identifiers]) + ")"
 
     def _select(self, clauses: str, params: dict[str, Any]) -> list[CallRecord]:
         with self._lock:
@@ -181,7 +244,10 @@ class History:
             self._disable(exc)
             return None
         try:
-            refusal = _prepare(connection)
+            full_text = has_fts5(connection)
+            refusal = _prepare(connection, full_text)
+            if refusal is None and full_text:
+                _index_new_rows(connection)
         except _FAILURES as exc:
             refusal = f"{exc}"
         if refusal:
@@ -190,7 +256,7 @@ class History:
             return None
         connection.row_factory = sqlite3.Row
         connection.create_function("step_contains", 2, _contains, deterministic=True)
-        self._connection = connection
+        self._connection, self._full_text = connection, full_text
         return connection
 
     def _disable(self, reason: object) -> None:
@@ -203,8 +269,60 @@ class History:
             self._warn(" ".join(f"{what}: {problem} ({self.path})".split()))
 
 
-def _prepare(connection: sqlite3.Connection) -> str | None:
-    """Check the version, switch on WAL, migrate; return why the file must be left alone."""
+def has_fts5(connection: sqlite3.Connection) -> bool:
+    """Whether this SQLite build has FTS5 (most do; some minimal builds do not)."""
+    try:
+        connection.execute("CREATE VIRTUAL TABLE temp.step_fts5_probe USING fts5(x)")
+    except sqlite3.OperationalError:
+        return False
+    connection.execute("DROP TABLE temp.step_fts5_probe")
+    return True
+
+
+@contextmanager
+def _writing(connection: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction, taking the write lock at once (IMMEDIATE): two processes never
+    both read the same state and then write."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+
+
+def _index_new_rows(connection: sqlite3.Connection) -> None:
+    """Create the full-text index if a build without FTS5 migrated the file, and index the
+    rows it does not hold yet. Usually there are none: one read, and no write lock taken."""
+    if _indexed(connection) and not connection.execute(f"SELECT 1 {_UNINDEXED}").fetchone():
+        return
+    with _writing(connection):
+        connection.execute(FULL_TEXT_TABLE)
+        connection.execute(_INDEX_NEW)
+
+
+def _indexed(connection: sqlite3.Connection) -> bool:
+    query = "SELECT 1 FROM sqlite_master WHERE name = 'calls_text'"
+    return connection.execute(query).fetchone() is not None
+
+
+def match_query(text: str) -> str:
+    """``text`` as an FTS5 query: every word must appear (each quoted, so ``-``, ``:`` or
+    ``"`` in it are words, not query syntax); a trailing ``*`` keeps its prefix meaning."""
+    return " ".join(_term(word) for word in text.split())
+
+
+def _term(word: str) -> str:
+    stem = word.rstrip("*") or word  # "*" alone is a word, not an empty prefix
+    quoted = '"' + stem.replace('"', '""') + '"'
+    return quoted + "*" if stem != word else quoted
+
+
+def _prepare(connection: sqlite3.Connection, full_text: bool) -> str | None:
+    """Check the version, switch on WAL, migrate (the full-text index only where
+    ``full_text``); return why the file must be left alone."""
     known = len(MIGRATIONS)
     found = _version(connection)
     if found <= known:  # a newer file is not even switched to WAL: that writes to it
@@ -215,18 +333,13 @@ def _prepare(connection: sqlite3.Connection) -> str | None:
     if found < known:
         # IMMEDIATE takes the write lock before reading the version, so two processes creating
         # the file at once migrate it once.
-        connection.execute("BEGIN IMMEDIATE")
-        try:
+        with _writing(connection):
             found = _version(connection)
             for steps in MIGRATIONS[found:]:
                 for statement in steps:
-                    connection.execute(statement)
+                    if full_text or statement != FULL_TEXT_TABLE:
+                        connection.execute(statement)
             connection.execute(f"PRAGMA user_version = {max(found, known)}")
-            connection.execute("COMMIT")
-        except BaseException:
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
-            raise
     if found > known:
         return f"schema version {found} is newer than this step-magic knows ({known})"
     return None

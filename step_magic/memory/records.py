@@ -7,8 +7,9 @@ shape; ``CallRecord.reply()`` turns a row back into a reply to replay.
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from step_magic.core.cassette import RecordedReply
@@ -57,6 +58,10 @@ class CallRecord:
             usage = Usage(self.prompt_tokens, self.completion_tokens, total, self.cached_tokens)
         ids = (self.trace_id, self.completion_id)
         return RecordedReply(self.reasoning, self.answer, self.finish_reason, usage, *ids)
+
+    def json_line(self) -> str:
+        """This call as one line of JSON, every field, non-ASCII text kept readable."""
+        return json.dumps(asdict(self), ensure_ascii=False)
 
 
 def call_record(

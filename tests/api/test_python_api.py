@@ -252,3 +252,52 @@ def test_chat_reset_starts_afresh_for_a_resumed_chat_too(api_env: LocalServer) -
         step_magic.Chat("x", efort="high")
     with pytest.raises(step_magic.InputError, match="temperature"):
         step_magic.ask("hi", temperature="0.3")  # type: ignore[arg-type]
+
+
+def test_history_returns_the_logged_calls_and_a_frame_without_the_key(
+    api_env: LocalServer,
+) -> None:
+    with step_magic.Chat("lesson") as chat:
+        chat.ask("Why do tides happen?", display=False)
+    step_magic.ask("Why is the sky blue?", display=False)
+    with pytest.raises(step_magic.StepAPIError):
+        step_magic.ask("Refused", model="fault-401", display=False)
+    records = step_magic.history()
+    assert [r.prompt for r in records] == [
+        "Refused",
+        "Why is the sky blue?",
+        "Why do tides happen?",
+    ]
+    assert isinstance(records[1], step_magic.CallRecord)
+    assert all((records[1].answer, records[1].reasoning, records[1].trace_id))
+    assert (records[0].status, bool(records[0].error)) == ("failed", True)
+    assert [r.prompt for r in step_magic.history(search="tides")] == ["Why do tides happen?"]
+    assert [r.thread for r in step_magic.history(chat="lesson")] == ["lesson"]
+    assert len(step_magic.history(1)) == 1
+    frame = step_magic.history(n=None, as_frame=True)
+    assert list(frame["prompt"]) == [r.prompt for r in records]
+    assert str(frame["started_at"].dtype).startswith("datetime64")
+    assert TEST_KEY not in repr(records) + frame.to_json(date_format="iso")
+
+
+def test_history_imports_pandas_only_for_a_frame(tmp_path: Path) -> None:
+    script = (
+        "import sys, step_magic\n"
+        "step_magic.history(search='anything')\n"
+        "print('pandas' in sys.modules, 'openai' in sys.modules)\n"
+        "print(len(step_magic.history(as_frame=True).columns) > 20, 'pandas' in sys.modules)\n"
+    )
+    env = {**os.environ, "STEP_MAGIC_HISTORY": str(tmp_path / "history.sqlite3")}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.stdout.split() == ["False", "False", "True", "True"], done.stderr
+
+
+@pytest.mark.slow  # a process of its own
+def test_the_api_docs_example_of_the_call_log_runs_as_written(tmp_path: Path) -> None:
+    stdout = api_docs_example("The call log", tmp_path)
+    assert stdout.splitlines() == [
+        "Why do tides happen? complete True",
+        "['Why do tides happen?', 'Why is the sky blue?']",
+    ]
