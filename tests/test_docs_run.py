@@ -2,10 +2,10 @@
 
 A reader pastes the README's Python blocks into one notebook, top to bottom: they run here in
 that order in one real kernel, in a folder holding the files the shell examples name
-(``sales.csv``, ``chart.png``, ``notes.txt``). Each Python block of ``docs/*.md`` is a script
-of its own, so each must carry its own imports. Each shell block runs in ``bash`` with the
-package's commands on ``PATH``. The key and base URL come from the environment, as a user's
-would, and point at the bundled simulator.
+(``sales.csv``, ``chart.png``, ``notes.txt``, ``mytools.py``). Each Python block of
+``docs/*.md`` is a script of its own, so each must carry its own imports. Each shell block
+runs in ``bash`` with the package's commands on ``PATH``. The key and base URL come from the
+environment, as a user's would, and point at the bundled simulator.
 
 A block that cannot run here (it installs packages, holds a placeholder, or is the suite's
 own command) says so just above itself: ``<!-- excerpt: why -->``. A block that is not code is
@@ -88,6 +88,21 @@ def test_every_block_is_run_or_marked() -> None:
     assert sum(b.excerpt is None and b.lang in RUN for b in ALL) >= 20  # the parser found them
 
 
+MYTOOLS = '''"""The reader's own module, as the shell examples name it (mytools:stock)."""
+from pydantic import BaseModel
+
+
+def stock(item: str) -> int:
+    """How many of ``item`` are left in the shop."""
+    return {"apples": 12, "pears": 3}.get(item, 0)
+
+
+class Review(BaseModel):
+    label: str
+    stars: int
+'''
+
+
 @pytest.fixture
 def reader_folder(tmp_path: Path) -> Path:
     """A folder with the files the examples name, as the reader's own would hold them."""
@@ -100,6 +115,7 @@ def reader_folder(tmp_path: Path) -> Path:
     rows = [f"{m},{r}" for m, r in zip(months, [120.0, 118.5, 87.5, 121.0], strict=True)]
     (folder / "sales.csv").write_text("month,revenue\n" + "\n".join(rows) + "\n")
     (folder / "notes.txt").write_text("Revenue fell in March; the shop was shut for a week.\n")
+    (folder / "mytools.py").write_text(MYTOOLS)
     bars = np.zeros((60, 80, 3), dtype=np.uint8)
     bars[20:, 10:25], bars[22:, 30:45], bars[40:, 50:65] = 200, 190, 120
     Image.fromarray(bars).save(folder / "chart.png")
@@ -179,5 +195,5 @@ def test_a_shell_block_runs(block: Block, reader_folder: Path, reader_env: dict[
     )
     assert done.returncode == 0, f"{block.where} failed:\n{done.stdout}\n{done.stderr[-3000:]}"
     assert "Traceback" not in done.stderr
-    for target in re.findall(r">\s*(\S+\.md)", block.text):  # what a block writes is there
+    for target in re.findall(r">\s*(\S+\.(?:md|json))", block.text):  # what a block writes is there
         assert (reader_folder / target).read_text().strip()
