@@ -8,7 +8,8 @@ runs in ``bash`` with the package's commands on ``PATH``. The key and base URL c
 environment, as a user's would, and point at the bundled simulator.
 
 A block that cannot run here (it installs packages, holds a placeholder, or is the suite's
-own command) says so just above itself: ``<!-- excerpt: why -->``. A block that is not code is
+own command) says so just above itself: ``<!-- excerpt: why -->``; a cell that shows a failure
+on purpose says which: ``<!-- raises: KeyError -->``. A block that is not code is
 marked ``text``. ``test_every_block_is_run_or_marked`` keeps it that way: a new block that is
 neither fails the suite.
 """
@@ -35,6 +36,7 @@ RUN = {"python", "bash"}
 NOT_CODE = {"text"}
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 EXCERPT = re.compile(r"<!--\s*excerpt:\s*(?P<why>.+?)\s*-->", re.DOTALL)
+RAISES = re.compile(r"<!--\s*raises:\s*(?P<error>\w+)\s*-->")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +48,7 @@ class Block:
     lang: str
     text: str
     excerpt: str | None
+    raises: str | None = None  # a cell that shows a failure on purpose, and which
 
     @property
     def where(self) -> str:
@@ -62,11 +65,13 @@ def blocks(doc: Path) -> list[Block]:
         if token.type != "fence":
             continue
         before = tokens[index - 1] if index else None
-        marker = EXCERPT.search(before.content) if before and before.type == "html_block" else None
+        comment = before.content if before and before.type == "html_block" else ""
+        marker, raises = EXCERPT.search(comment), RAISES.search(comment)
         line = (token.map or [0])[0] + 1
         lang = token.info.split()[0] if token.info.strip() else ""
         why = marker.group("why") if marker else None
-        found.append(Block(doc, line, lang, token.content, why))
+        error = raises.group("error") if raises else None
+        found.append(Block(doc, line, lang, token.content, why, error))
     return found
 
 
@@ -132,13 +137,19 @@ def reader_env(api_env: LocalServer, tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def _cell_errors(notebook: object) -> list[str]:
+def _cell_errors(notebook: object, blocks: list[Block]) -> list[str]:
+    """Every cell that failed unless its block says it raises, or did not raise what it says."""
     problems = []
-    for cell in getattr(notebook, "cells", []):
-        for output in cell.get("outputs", []):
-            if output.get("output_type") == "error":
-                traceback = ANSI.sub("", "\n".join(output.get("traceback", [])))[-1500:]
-                problems.append(f"{cell.source[:80]!r}:\n{traceback}")
+    for cell, block in zip(getattr(notebook, "cells", []), blocks, strict=True):
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        names = [o.get("ename") for o in errors]
+        if block.raises is not None:
+            if names != [block.raises]:
+                problems.append(f"{block.where}: raised {names}, not [{block.raises}]")
+            continue
+        for output in errors:
+            traceback = ANSI.sub("", "\n".join(output.get("traceback", [])))[-1500:]
+            problems.append(f"{block.where} {cell.source[:80]!r}:\n{traceback}")
     return problems
 
 
@@ -149,7 +160,7 @@ def test_the_readme_runs_as_one_notebook(
     cells = runnable("README.md", "python")
     assert len(cells) >= 10
     notebook = run_notebook_in([c.text for c in cells], reader_folder, reader_env)  # type: ignore[operator]
-    problems = _cell_errors(notebook)
+    problems = _cell_errors(notebook, cells)
     assert not problems, "\n\n".join(problems)
     answered = [
         c for c in notebook.cells if c.source.startswith("%%step\n") or "%%step " in c.source
