@@ -167,3 +167,37 @@ def test_a_mistyped_api_url_is_one_line_and_exit_status_2() -> None:
     assert done.returncode == 2
     assert "--api-url mesages=http://127.0.0.1:9/v1: expected API=URL" in done.stdout
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("delta", "field"),
+    [
+        (
+            {"reasoning_details": [{"type": "reasoning.text", "text": "Short."}]},
+            "reasoning_details",
+        ),
+        (
+            {"content": [{"type": "thinking", "thinking": [{"type": "text", "text": "Short."}]}]},
+            "typed content parts",
+        ),
+    ],
+    ids=["openrouter", "mistral"],
+)
+def test_reasoning_in_other_servers_shapes_is_named_and_counted(
+    delta: dict[str, object], field: str
+) -> None:
+    import json
+
+    from .sse_peer import SSEPeer
+
+    def chunk(delta: dict[str, object], reason: str | None) -> bytes:
+        choice = {"index": 0, "delta": delta, "finish_reason": reason}
+        return f"data: {json.dumps({'id': 'c', 'choices': [choice]})}\n\n".encode()
+
+    pieces = [chunk(delta, None), chunk({"content": "ready"}, "stop"), b"data: [DONE]\n\n"]
+    with SSEPeer(pieces) as peer:
+        settings = Settings(model="step-3.5-flash", base_url=peer.base_url, api_key="t")
+        rows = {f.check.strip(): f for f in examine(settings, timeout=30)}
+    assert rows["reasoning field"].observed == field
+    assert rows["reasoning field"].verdict == "differs"  # step-magic copes; not StepFun's field
+    assert rows["stream, effort default"].observed.startswith("6 + 5 chars")

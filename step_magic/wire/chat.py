@@ -350,6 +350,18 @@ def _detail_text(detail: Any) -> str:
     return text if isinstance(text, str) else ""
 
 
+def delta_texts(delta: Any) -> tuple[str, str]:
+    """The reasoning and answer text one delta carries, read as a call reads them (for
+    ``step-magic doctor``, which names the field the reasoning came in)."""
+    reasoning = answer = ""
+    for event in _deltas(delta, ThinkTagSplitter()):
+        if isinstance(event, ReasoningDelta):
+            reasoning += event.text
+        elif isinstance(event, AnswerDelta):
+            answer += event.text
+    return reasoning, answer
+
+
 def _content_parts(parts: list[Any], splitter: ThinkTagSplitter) -> Iterator[Event]:
     """Typed content (Mistral's reasoning models): ``thinking`` parts are reasoning, ``text``
     parts the answer, in the order they came; other part types are skipped."""

@@ -110,15 +110,34 @@ def read_chat_chunk(chunk: dict[str, Any], seen: Observed) -> None:
         if delta.get(name):
             seen.reasoning_fields.add(name)
             seen.reasoning_chars += len(delta[name])
-    content = delta.get("content") or ""
-    if "<think>" in content or "</think>" in content:
-        seen.reasoning_fields.add("<think> tags in content")
-    seen.answer_chars += len(content)
+    if isinstance(delta.get("content"), list) or delta.get("reasoning_details"):
+        _read_other_shapes(delta, seen)
+    else:
+        content = delta.get("content") or ""
+        if "<think>" in content or "</think>" in content:
+            seen.reasoning_fields.add("<think> tags in content")
+        seen.answer_chars += len(content)
     for call in delta.get("tool_calls") or []:
         slot = seen.tool_calls.setdefault(call.get("index", 0), {"name": "", "arguments": ""})
         function = call.get("function") or {}
         slot["name"] += function.get("name") or ""
         slot["arguments"] += function.get("arguments") or ""
+
+
+def _read_other_shapes(delta: dict[str, Any], seen: Observed) -> None:
+    """OpenRouter's ``reasoning_details`` alone, or Mistral's typed content list: counted as
+    the stream reads them, and named so the report says where the reasoning came."""
+    from step_magic.wire.chat import delta_texts
+
+    reasoning, answer = delta_texts(delta)
+    named = delta.get("reasoning") or delta.get("reasoning_content")
+    if delta.get("reasoning_details") and not named:  # else counted under its own name
+        seen.reasoning_fields.add("reasoning_details")
+        seen.reasoning_chars += len(reasoning)
+    elif isinstance(delta.get("content"), list) and not named:
+        seen.reasoning_fields.add("typed content parts")
+        seen.reasoning_chars += len(reasoning)
+    seen.answer_chars += len(answer)
 
 
 def read_messages_event(event: dict[str, Any], seen: Observed) -> None:
