@@ -247,15 +247,22 @@ def test_an_unclicked_control_is_taken_away_when_the_next_cell_runs(
 
 
 @pytest.mark.parametrize(
-    "cell",
-    ["1 / 0", "%step --efort high Hi", "raise KeyboardInterrupt"],
+    ("cell", "someone_there", "raised"),
+    [
+        ("1 / 0", False, "ZeroDivisionError"),  # nbclient and papermill send no allow_stdin
+        ("%step --efort high Hi", True, None),  # a usage error: a line, not a traceback
+        ("raise KeyboardInterrupt", True, "KeyboardInterrupt"),
+    ],
     ids=["headless", "usage error", "interrupt"],
 )
 def test_no_control_for_headless_runs_usage_errors_or_interrupts(
-    explaining: Any, cell: str
+    explaining: Any, cell: str, someone_there: bool, raised: str | None
 ) -> None:
-    failed = explaining.execute(cell, allow_stdin=cell != "1 / 0")
-    assert failed.error() is not None or "UsageError" in failed.stdout()
+    failed = explaining.execute(cell, allow_stdin=someone_there)
+    if raised is None:
+        assert "UsageError: unknown flag --efort" in failed.stdout()
+    else:
+        assert (failed.error() or {}).get("ename") == raised
     assert "ExplainControl" not in failed.comm_models().values()
 
 
@@ -263,3 +270,31 @@ def test_the_control_is_off_by_default(kernel: Any) -> None:
     failed = kernel.execute("1 / 0", allow_stdin=True)
     assert failed.error() is not None
     assert not failed.comm_models()
+
+
+def test_at_error_is_the_users_failure_not_a_mistyped_flag_after_it(
+    kernel: Any, server: LocalServer
+) -> None:
+    fail(kernel, SALES, "march = sales['revnue'].iloc[2]")
+    assert "UsageError: unknown flag --effrt" in kernel.execute("%step --fix --effrt high").stdout()
+    ask_about_it(kernel, "%step --fix")
+
+    text = asked(server)
+    assert "KeyError: 'revnue'" in text
+    assert "UsageError" not in text
+
+
+@pytest.mark.usefixtures("api_env")
+def test_explain_errors_can_be_set_in_the_config_before_loading(
+    request: pytest.FixtureRequest,
+) -> None:
+    from traitlets.config import Config
+
+    _shell = request.getfixturevalue("_shell")  # the suite's one in-process IPython shell
+    _shell.config.StepMagics = Config({"explain_errors": True})
+    try:
+        _shell.run_line_magic("load_ext", "step_magic")
+        assert _shell.magics_manager.registry["StepMagics"].explain_errors is True
+    finally:
+        _shell.run_line_magic("unload_ext", "step_magic")
+        _shell.config.StepMagics = Config()

@@ -103,3 +103,34 @@ def test_explain_takes_an_exception_caught_in_a_script(api_env: LocalServer) -> 
     assert "Which key did I mean?" in sent
     assert TEST_KEY not in sent
     assert result.answer
+
+
+def test_the_calls_own_key_is_removed_even_when_not_in_the_environment(
+    api_env: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("STEPFUN_API_KEY")
+    error = caught(lambda: {"k": TEST_KEY}[f"rejected with {TEST_KEY}"])
+
+    step_magic.explain(error, api_key=TEST_KEY, display=False, history=False)
+
+    (request,) = [r for r in api_env.requests if r.path.endswith("/chat/completions")]
+    sent = str(request.body)
+    assert TEST_KEY not in sent
+    assert "rejected with ***" in sent
+
+
+def test_no_piece_of_the_key_survives_a_cut_whatever_the_lengths(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("STEPFUN_API_KEY", raising=False)
+    monkeypatch.delenv("STEP_API_KEY", raising=False)
+    piece = TEST_KEY[:10]
+    for size in range(0, 8_000, 97):
+        error = caught(fails_with, "x" * size + TEST_KEY + "y" * size)
+        text = failure.describe(error, render_value, secret=TEST_KEY)
+        assert piece not in text, size
+        assert piece not in failure.headline(error, TEST_KEY), size
+
+
+def fails_with(payload: str) -> None:
+    raise ValueError(payload)  # the failing line names `payload`: its value is summarised

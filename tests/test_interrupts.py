@@ -61,6 +61,16 @@ def test_after_a_call_that_was_not_interrupted_ctrl_c_raises_at_once(
         ctrl_c()
 
 
+def test_a_call_stopped_by_another_thread_leaves_ctrl_c_as_it_was(
+    clock: SimpleNamespace,
+) -> None:
+    stop: list[int] = []
+    with interrupts.interrupts_noted(stop):
+        stop.append(signal.SIGINT)  # as compare() or a closed stream stops a call
+    with pytest.raises(KeyboardInterrupt):
+        ctrl_c()  # a real press right after is not absorbed: nobody pressed before it
+
+
 def test_interrupted_calls_in_a_row_do_not_stack_handlers(clock: SimpleNamespace) -> None:
     for _ in range(3):
         with interrupts.interrupts_noted():

@@ -73,6 +73,7 @@ def collect(
     image_max_side: int = 2048,
     detail: str = "low",
     cwd: Path | None = None,
+    secret: str | None = None,
 ) -> list[Attachment]:
     """Resolve ``names`` and turn each into an Attachment, in the order given.
 
@@ -96,7 +97,8 @@ def collect(
         elif source.kind == "video":
             attachments.append(_guarded(source.name, _video_attachment, source))
         else:
-            attachment = _guarded(source.name, _text_attachment, source, remaining // texts_left)
+            share = remaining // texts_left
+            attachment = _guarded(source.name, _text_attachment, source, share, secret)
             remaining -= len(attachment.parts[0]["text"])
             texts_left -= 1
             attachments.append(attachment)
@@ -195,16 +197,18 @@ def _video_attachment(source: _Source) -> Attachment:
     return Attachment(source.name, f"{source.name} (video, {megabytes})", (part,), "video")
 
 
-def _text_attachment(source: _Source, budget: int) -> Attachment:
-    """Header line plus a body that fits the rest of ``budget``."""
+def _text_attachment(source: _Source, budget: int, secret: str | None = None) -> Attachment:
+    """Header line plus a body that fits the rest of ``budget``; ``secret`` (the call's key)
+    is removed from an error's description, which quotes the user's code and values."""
     name, value = source.name, source.value
     header = f"### `{name}` ({'text file' if isinstance(value, Path) else _type_name(value)})\n"
     room = max(budget - len(header), 0)
     if isinstance(value, Path):
         body, label = _text_file(name, value, room)
     elif isinstance(value, BaseException):
-        header = f"### `{name}`: {failure.headline(value)}\n"
-        body = failure.describe(value, render_value, limit=min(room, failure.MAX_CHARS))
+        header = f"### `{name}`: {failure.headline(value, secret)}\n"
+        limit = min(room, failure.MAX_CHARS)
+        body = failure.describe(value, render_value, secret=secret, limit=limit)
         label = f"{name} ({failure.label(value)})"
     elif isinstance(value, str) and (cell := _cell_code_number(name)) is not None:
         header = f"### `{name}` (the code of cell {cell})\n"

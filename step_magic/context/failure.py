@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from step_magic.core.errors import StepMagicError
 from step_magic.core.redact import redact_url
 from step_magic.core.settings import find_api_key, redact
 
@@ -35,6 +36,7 @@ MAX_CHARS = 6_800  # the whole description: "a few thousand characters"
 FRAMES_CHARS = 2_600
 SOURCE_CHARS = 2_000
 NAMES_CHARS = 1_800
+HEADLINE_CHARS = 300
 MAX_CHAIN = 4  # causes and contexts shown, newest kept
 MAX_FRAMES = 24  # frames listed per exception; the middle of a deeper one is folded
 MAX_CELLS = 2  # cells (or files) whose source is shown
@@ -69,10 +71,25 @@ class Frame:
         return f"{_short_path(self.filename)}:{self.line}"
 
 
+_remembered: list[BaseException] = []  # the last failure of the user's code (the magic's)
+
+
+def remember(error: BaseException) -> None:
+    """Keep ``error`` as the last failure of the user's code (the magic's cell hook calls
+    this): a mistyped flag or a failed call after it must not take its place."""
+    _remembered[:] = [error]
+
+
 def last_error() -> BaseException | None:
-    """The exception the interactive shell showed last (IPython sets ``sys.last_value``)."""
+    """The last failure of the user's code: the one the magic remembered, else the one the
+    interactive shell showed last (``sys.last_value``) unless it is a usage error, Ctrl-C or
+    one of step-magic's own (which already say what to do)."""
+    if _remembered:
+        return _remembered[0]
     value = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
-    return value if isinstance(value, BaseException) else None
+    if not isinstance(value, Exception) or isinstance(value, StepMagicError):
+        return None
+    return None if type(value).__name__ == "UsageError" else value
 
 
 Render = Callable[[object, int], str]
@@ -85,13 +102,28 @@ def describe(
 
     ``render`` summarises a value within a character budget (``--with``'s own summaries).
     """
+    clean = _cleaner(secret)
     chain = list(_chain(error))
     frames = [f for exc in chain for f in _frames(exc)]
-    names = _bounded(_names(frames, render), NAMES_CHARS)
-    sections = [_tracebacks(chain), _sources(frames), names]
-    text = "\n\n".join(section for section in sections if section)
-    text = redact_url(redact(text, secret or find_api_key()))
-    return _bounded(text, limit)
+    names = _bounded(_names(frames, render, clean), NAMES_CHARS)
+    sections = [_tracebacks(chain, clean), _sources(frames, clean), names]
+    return _bounded("\n\n".join(section for section in sections if section), limit)
+
+
+Clean = Callable[[str], str]
+
+
+def _cleaner(secret: str | None) -> Clean:
+    """Removes the key in force (the call's, else the environment's) and URL credentials."""
+    key = secret or find_api_key()
+    return lambda text: redact_url(redact(text, key))
+
+
+def _clean_cut(text: str, limit: int, clean: Clean) -> str:
+    """``text`` cleaned, then cut to ``limit``: cleaned first, or a key cut in half would no
+    longer be recognised. Only a head of twice the limit is cleaned (a cell can be huge); a
+    key split at that edge leaves its start past ``limit``, which the cut drops."""
+    return _bounded(clean(text[: 2 * limit + 256]), limit)
 
 
 def label(error: BaseException) -> str:
@@ -101,14 +133,18 @@ def label(error: BaseException) -> str:
     return f"{type(error).__name__}, {mine} of {len(frames)} frames yours"
 
 
-def headline(error: BaseException) -> str:
-    """``KeyError: 'revnue'``, one line, bounded."""
+def headline(error: BaseException, secret: str | None = None) -> str:
+    """``KeyError: 'revnue'``, one line, bounded, the key and URL credentials removed."""
+    return _headline(error, _cleaner(secret))
+
+
+def _headline(error: BaseException, clean: Clean) -> str:
     try:
-        message = _one_line(str(error))
+        message = " ".join(str(error)[:2_000].split())
     except Exception:  # the user's exception: its own __str__ may raise
         message = "(its message cannot be shown)"
     text = f"{type(error).__name__}: {message}" if message else type(error).__name__
-    return redact_url(redact(text, find_api_key()))
+    return _one_line(_clean_cut(text, HEADLINE_CHARS, clean))
 
 
 def is_cell(filename: str) -> bool:
@@ -139,7 +175,7 @@ def _frames(error: BaseException) -> Iterator[Frame]:
         tb = tb.tb_next
 
 
-def _tracebacks(chain: list[BaseException]) -> str:
+def _tracebacks(chain: list[BaseException], clean: Clean) -> str:
     blocks = []
     for index, exc in enumerate(chain):
         if index:
@@ -152,8 +188,8 @@ def _tracebacks(chain: list[BaseException]) -> str:
         lines = list(_frame_lines(list(_frames(exc))))
         body = "\n".join(lines)
         blocks.append(f"Traceback (your code in full, library calls one line each):\n{body}")
-        blocks.append(headline(exc))
-    body = _bounded("\n".join(blocks), FRAMES_CHARS)
+        blocks.append(_headline(exc, clean))
+    body = _clean_cut("\n".join(blocks), FRAMES_CHARS, clean)
     return f"### The error\n```text\n{body}\n```"
 
 
@@ -209,7 +245,7 @@ def _library_run(run: list[Frame]) -> Iterator[str]:
             yield f"  {frame.where} in {frame.function}  (library)"
 
 
-def _sources(frames: list[Frame]) -> str:
+def _sources(frames: list[Frame], clean: Clean) -> str:
     """The source of the cells (or files) of the user's frames, the innermost first."""
     places: list[Frame] = []
     for frame in reversed(frames):
@@ -230,12 +266,12 @@ def _sources(frames: list[Frame]) -> str:
             f"{'→' if first + i == frame.line else ' '} {first + i:>3} {line}"
             for i, line in enumerate(chosen)
         )
-        numbered = _bounded(numbered.rstrip(), SOURCE_CHARS // MAX_CELLS)
+        numbered = _clean_cut(numbered.rstrip(), SOURCE_CHARS // MAX_CELLS, clean)
         shown.append(f"### {title}\n```python\n{numbered}\n```")
     return "\n\n".join(shown)
 
 
-def _names(frames: list[Frame], render: Render) -> str:
+def _names(frames: list[Frame], render: Render, clean: Clean) -> str:
     """What the names on the innermost user frame's failing line held, summarised."""
     mine = [frame for frame in frames if frame.mine and frame.frame is not None]
     if not mine:
@@ -252,7 +288,7 @@ def _names(frames: list[Frame], render: Render) -> str:
     share = NAMES_CHARS // max(len(found[:MAX_NAMES]), 1) - 40
     for name, value in found[:MAX_NAMES]:
         try:
-            shown = render(value, share).strip()
+            shown = _clean_cut(render(value, 2 * share + 256).strip(), share, clean)
         except Exception as err:  # the user's object: its own methods may raise anything
             shown = f"(cannot be summarised: {type(err).__name__})"
         entries.append(f"- `{name}` ({type(value).__name__}):\n{_indent(shown)}")

@@ -28,11 +28,17 @@ def interrupts_noted(received: list[int] | None = None) -> Iterator[list[int]]:
     if threading.current_thread() is not threading.main_thread():
         yield received
         return
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    pressed: list[int] = []  # real Ctrl-Cs, not a stop another thread asked for
+
+    def noted(signum: int, frame: FrameType | None) -> None:
+        pressed.append(signum)
+        received.append(signum)
+
+    previous = signal.signal(signal.SIGINT, noted)
     try:
         yield received
     finally:
-        after = _Grace(previous, time.monotonic() + GRACE_SECONDS) if received else previous
+        after = _Grace(previous, time.monotonic() + GRACE_SECONDS) if pressed else previous
         signal.signal(signal.SIGINT, after)
 
 

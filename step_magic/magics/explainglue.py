@@ -29,12 +29,21 @@ class Explains(Protocol):
 
 
 class ErrorExplainer:
-    """Offers the control after a failed cell, withdraws it when the next cell runs."""
+    """Remembers the last failure of the user's code (what ``@error`` means: not a mistyped
+    flag or a step-magic error that came after it); with ``offer(True)``, shows the control
+    after a failed cell and withdraws it when the next cell runs."""
 
     def __init__(self, magics: Explains) -> None:
         self._magics = magics
         self._on = False
+        self._offering = False
         self._offered: ReservedSlots | None = None
+
+    def offer(self, on: bool) -> None:
+        """Show the control under failed cells from now on, or no longer."""
+        self._offering = on
+        if not on:
+            self.before_cell()
 
     def switch(self, on: bool) -> None:
         """Listen to the shell's cell events, or stop (and withdraw an open offer)."""
@@ -63,13 +72,17 @@ class ErrorExplainer:
         from step_magic.display.frontend import parent_msg_id
 
         error = getattr(result, "error_in_exec", None)
+        if error is None or not _worth_explaining(error):
+            return
+        from step_magic.context import failure
+
+        failure.remember(error)
         shell = self._magics.shell
         parent = parent_msg_id(shell)
-        if not _worth_explaining(error) or parent is None or not _someone_can_click(shell):
+        if not self._offering or parent is None or not _someone_can_click(shell):
             return
         from step_magic.display.explain import offer
 
-        assert error is not None
         self._offered = offer(lambda slots: self._clicked(error, slots, parent))
 
     def _clicked(self, error: BaseException, slots: ReservedSlots, parent: str) -> None:

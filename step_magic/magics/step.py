@@ -101,14 +101,17 @@ class StepMagics(Magics):
 
     @observe("explain_errors")
     def _explain_errors_changed(self, change: dict[str, Any]) -> None:
-        self._explainer.switch(bool(change["new"]))
+        explainer = getattr(self, "_explainer", None)  # None while config sets it in __init__
+        if explainer is not None:
+            explainer.offer(bool(change["new"]))
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         from step_magic.magics.explainglue import ErrorExplainer
 
         self._explainer = ErrorExplainer(self)
-        self._explainer.switch(self.explain_errors)
+        self._explainer.switch(True)  # it remembers the last error of the user's code
+        self._explainer.offer(self.explain_errors)
         self._session: Session | None = None
         self.local: Any = None  # the in-process simulator (%step_config --local)
         self._outputs = OutputRecorder(lambda: int(getattr(shell, "execution_count", 0)))
