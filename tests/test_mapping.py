@@ -305,6 +305,30 @@ def test_a_field_named_like_the_answer_column_leaves_the_answers_text_beside_it(
     assert out["label_answer"].iloc[1]  # the row that did not parse keeps its raw answer
 
 
+def test_json_keys_that_clash_with_the_runs_own_columns_are_renamed(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    settings = settings_for(server)
+    frame = pd.DataFrame({"review": ["great"]})
+    options = MapOptions("label", json_output=True)
+    answers = ['{"label": "good", "label_error": "none", "stars": 5}']
+    serve_recorded(server, tmp_path, frame, "Rate: {review}", requester(settings), options, answers)
+
+    out, _ = map_rows(frame, "Rate: {review}", requester(settings), row_call(settings), options)
+
+    assert isinstance(out, pd.DataFrame)
+    assert out["label"].iloc[0] == answers[0]  # the answer's text is where it always is
+    assert out["label_field"].iloc[0] == "good"
+    assert out["label_error_field"].iloc[0] == "none"
+    assert "label_error" not in out.columns  # no row failed: no error column
+    assert out["stars"].iloc[0] == 5
+
+
+def test_a_declared_field_may_not_take_a_column_the_run_writes_itself() -> None:
+    with pytest.raises(InputError, match="--fields label_answer: the run writes"):
+        MapOptions("label", fields=(("label_answer", "str"),))
+
+
 def test_json_answers_become_columns_in_polars(server: LocalServer, tmp_path: Path) -> None:
     settings = settings_for(server)
     frame = pl.DataFrame({"city": ["Oslo", "Lima", "Pune"]})

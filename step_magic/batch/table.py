@@ -40,9 +40,18 @@ class MapOptions:
     strict: bool = False
     schema_sent: bool = False  # the request carries the shape (schema=): no words needed
 
+    def reserved(self) -> tuple[str, ...]:
+        """The columns the run writes besides the fields: the answer's text, its error and
+        parse-error flags, the reasoning. A field may share only the answer's own name (its
+        text then moves to ``<column>_answer``)."""
+        names = [f"{self.column}_{suffix}" for suffix in ("answer", "error", "parse_error")]
+        return (*names, *([self.reasoning_column] if self.reasoning_column else []))
+
     def __post_init__(self) -> None:
         bad = [f"{name}:{kind}" for name, kind in self.fields if kind not in FIELD_TYPES]
+        taken = [name for name, _ in self.fields if name in self.reserved()]
         problems = {
+            f"--fields {', '.join(taken)}: the run writes that column itself": bool(taken),
             "--as needs a column name": not self.column,
             "--concurrency must be at least 1": self.concurrency < 1,
             "--rpm must be positive": self.rpm is not None and self.rpm <= 0,
@@ -149,12 +158,17 @@ def new_columns(
         return columns
     parsed = [None if answer is None else _parse(answer, options) for answer in answers]
     declared = dict(options.fields)
-    keys = list(declared) or list(dict.fromkeys(key for p in parsed if p for key in p))
-    if column in keys:  # a field named like the answer column: the raw text moves aside
-        columns[f"{column}_answer"] = columns.pop(column)
-    for key in keys:
+    if declared:
+        keys = {key: key for key in declared}
+        if column in keys:  # a field named like the answer column: the raw text moves aside
+            columns[f"{column}_answer"] = columns.pop(column)
+    else:  # the model's own keys: one that clashes with a column of ours is renamed
+        found = dict.fromkeys(key for p in parsed if p for key in p)
+        clash = {column, *options.reserved()}
+        keys = {key: f"{key}_field" if key in clash else key for key in found}
+    for key, name in keys.items():
         values = [p.get(key) if p else None for p in parsed]
-        columns[key] = (values, declared[key]) if key in declared else _typed(values)
+        columns[name] = (values, declared[key]) if key in declared else _typed(values)
     flags: list[object] = [
         None if a is None else p is None for a, p in zip(answers, parsed, strict=True)
     ]
