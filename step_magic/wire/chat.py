@@ -149,7 +149,7 @@ class ReplyStream:
         import openai
 
         kind = stream.response.headers.get("content-type", "")
-        if kind and "event-stream" not in kind:
+        if is_whole(kind):
             yield from self._whole(stream, kind)
             return
         splitter = ThinkTagSplitter()
@@ -185,15 +185,12 @@ class ReplyStream:
         import openai
 
         try:
-            body = read_whole(stream.response)
-        except (openai.APIError, EventTooLarge, http().HTTPError) as err:
+            reply = whole_json(stream.response, kind)
+        except (openai.APIError, EventTooLarge, http().HTTPError, ValueError) as err:
             raise self._error(err) from None
         finally:
             stream.close()
-        if "json" not in kind:
-            raise self._error(not_events(kind))
-        reply = _completion(body)
-        if reply is None:
+        if not isinstance(reply.get("choices"), list):
             raise self._error(ValueError("unreadable reply from the server (not a completion)"))
         self.completion_id = _string(reply.get("id")) or self.completion_id
         splitter, tool_calls = ThinkTagSplitter(), ToolCallCollector()
@@ -422,14 +419,26 @@ def _string(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _completion(body: bytes) -> dict[str, Any] | None:
-    """A whole Chat Completion as a JSON object with a list of ``choices``; None otherwise."""
+def is_whole(kind: str) -> bool:
+    """A reply to a streamed request that is not a stream: JSON (a server that ignored
+    ``stream: true``) or a page (a proxy's HTML sign-in). Anything else is read as events,
+    as the SDKs do: some servers label their event stream ``text/plain``."""
+    what = kind.split(";")[0].strip().lower()
+    return "json" in what or what in ("text/html", "application/xhtml+xml", "text/xml")
+
+
+def whole_json(response: Any, kind: str) -> dict[str, Any]:
+    """The one JSON object a whole reply holds (every wire API reads it here), bounded; a
+    ValueError in one line when it is a page, not JSON, or not an object."""
+    body = read_whole(response)
+    if "json" not in kind:
+        raise not_events(kind)
     try:
-        reply = json.loads(body)
+        reply = json.loads(body.decode("utf-8", "replace"))
     except ValueError:
-        return None
-    if not isinstance(reply, dict) or not isinstance(reply.get("choices"), list):
-        return None
+        raise ValueError("unreadable reply from the server (not JSON)") from None
+    if not isinstance(reply, dict):
+        raise ValueError("unreadable reply from the server (not a JSON object)")
     return reply
 
 

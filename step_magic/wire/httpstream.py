@@ -22,7 +22,7 @@ from step_magic.core.errors import StepAPIError
 from step_magic.core.events import Event, Usage
 from step_magic.core.request import ChatRequest
 from step_magic.core.settings import Settings
-from step_magic.wire.chat import http, not_events, read_whole, tls_context
+from step_magic.wire.chat import http, is_whole, tls_context, whole_json
 from step_magic.wire.retry import after_failure, call_error
 from step_magic.wire.sse import EventTooLarge, ServerEvent, SSEDecoder
 
@@ -145,7 +145,7 @@ class HttpEventStream:
     def _read(self, response: Any) -> Iterator[Event]:
         kind = response.headers.get("content-type", "")
         try:
-            if kind and "event-stream" not in kind:
+            if is_whole(kind):
                 yield from self.read_whole(self._whole(response, kind), response)
             else:
                 yield from self.read(self._until_cancelled(response), response)
@@ -153,21 +153,18 @@ class HttpEventStream:
             if self._cancelled.is_set():
                 return
             raise self.error(_transport_error(err, response.request)) from None
-        except (json.JSONDecodeError, EventTooLarge) as err:
+        except (ValueError, EventTooLarge) as err:  # JSON that cannot be read, too big
             raise self.error(err) from None
         finally:
             response.close()
 
     def _whole(self, response: Any, kind: str) -> dict[str, Any]:
-        """A reply that is not a stream of events: one JSON object, as the chat path reads
-        it (``ReplyStream._whole``); anything else is an error naming what came instead."""
-        body = read_whole(response)
-        if "json" not in kind:
-            raise self.error(not_events(kind))
-        reply = json.loads(body)
-        if not isinstance(reply, dict):
-            raise self.error(ValueError("unreadable reply from the server (not a JSON object)"))
-        return reply
+        """A reply that is not a stream of events: one JSON object, read as the chat path
+        reads it (``chat.whole_json``); anything else is an error naming what came instead."""
+        try:
+            return whole_json(response, kind)
+        except ValueError as err:
+            raise self.error(err) from None
 
     def _until_cancelled(self, response: Any) -> Iterator[ServerEvent]:
         decoder = SSEDecoder()

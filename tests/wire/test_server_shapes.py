@@ -228,3 +228,50 @@ def test_a_chat_tool_call_nobody_offered_is_a_note_not_silence(api_env: LocalSer
         result = ask("Look it up", base_url=peer.base_url, display=False)
     assert result.notes == ("the model called lookup, but no tools were offered: not run",)
     assert peer.requests == 1
+
+
+@pytest.mark.parametrize("api", ["chat", "messages", "responses"])
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (b'{"choices": [', "unreadable reply from the server (not JSON)"),
+        (
+            b'{"type": "message", "content": "\xff\xfe',
+            "unreadable reply from the server (not JSON)",
+        ),
+        (b"[1, 2]", "unreadable reply from the server (not a JSON object)"),
+    ],
+    ids=["cut", "bad UTF-8", "a list"],
+)
+def test_a_whole_json_reply_that_cannot_be_read_is_one_line_on_every_api(
+    api_env: LocalServer, api: str, body: bytes, said: str
+) -> None:
+    with SSEPeer([body], head=JSON_HEAD) as peer, pytest.raises(StepAPIError) as caught:
+        ask("2+2?", api=api, base_url=peer.base_url, display=False)
+    message = str(caught.value)
+    assert said in message
+    assert "unexpected failure" not in message
+    assert "trace id sse-peer-trace" in message
+
+
+MESSAGES_STREAM = [
+    b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1",'
+    b'"type":"message","role":"assistant","content":[],"model":"m","usage":'
+    b'{"input_tokens":3,"output_tokens":1}}}\n\n',
+    b'event: content_block_start\ndata: {"type":"content_block_start","index":0,'
+    b'"content_block":{"type":"text","text":""}}\n\n',
+    b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+    b'"delta":{"type":"text_delta","text":"Four."}}\n\n',
+    b'event: content_block_stop\ndata: {"type":"content_block_stop","index":0}\n\n',
+    b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn"},'
+    b'"usage":{"output_tokens":2}}\n\n',
+    b'event: message_stop\ndata: {"type":"message_stop"}\n\n',
+]
+
+
+def test_an_event_stream_labelled_text_plain_is_read_as_events(api_env: LocalServer) -> None:
+    """Some proxies label SSE ``text/plain``; the SDKs read it as events, and so do we."""
+    head = JSON_HEAD.replace(b"application/json", b"text/plain; charset=utf-8")
+    with SSEPeer(MESSAGES_STREAM, head=head) as peer:
+        result = ask("2+2?", api="messages", base_url=peer.base_url, display=False)
+    assert (result.answer, result.status) == ("Four.", "complete")
