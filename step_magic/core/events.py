@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 from step_magic.core.toolrecords import ToolCall
 
@@ -81,6 +81,8 @@ class Finished:
     # Blocks the API wants back unchanged ahead of this turn's tool calls in the next
     # request (the Messages API's signed thinking and redacted thinking); never shown.
     thinking_blocks: tuple[dict[str, str], ...] = ()
+    # The same on Chat Completions through OpenRouter: its ``reasoning_details`` entries.
+    reasoning_details: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,10 @@ Part = dict[str, Any]
 # The key of an assistant tool-call message that holds the Messages API's signed thinking
 # blocks (LiteLLM's name for them); only the Messages API body sends it, no other.
 THINKING_BLOCKS = "thinking_blocks"
+# OpenRouter's: the reasoning entries (encrypted ones included) it asks to get back unchanged
+# in the assistant tool-call message; Chat Completions sends it, the other APIs' bodies do not.
+REASONING_DETAILS = "reasoning_details"
+CARRIED = (THINKING_BLOCKS, REASONING_DETAILS)  # kept within a tool loop, never in memory
 CHARS_PER_TOKEN = 4
 TRANSPORT_FIELDS = frozenset({"stream", "stream_options"})
 IMAGE_TOKENS = {"low": 400, "high": 1600}

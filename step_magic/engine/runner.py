@@ -133,6 +133,7 @@ def _turns(
             step=turns.steps,
             reasoning_at=progress.reasoning_chars,
             thinking=turns.finished.thinking_blocks if turns.finished else (),
+            details=turns.finished.reasoning_details if turns.finished else (),
         )
         progress.next_step()
         if interrupts:

@@ -13,10 +13,10 @@ import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from step_magic.core.interrupts import interrupts_raised
-from step_magic.core.request import THINKING_BLOCKS, ChatRequest, Message
+from step_magic.core.request import REASONING_DETAILS, THINKING_BLOCKS, ChatRequest, Message
 from step_magic.core.toolrecords import ToolCall, ToolRecord, preview, signature
 from step_magic.tools.toolbox import Outcome, Toolbox
 
@@ -54,12 +54,14 @@ class ToolLoop:
         step: int,
         reasoning_at: int,
         thinking: Sequence[dict[str, str]] = (),
+        details: Sequence[dict[str, Any]] = (),
     ) -> ChatRequest:
         """Run ``calls``; return the request for the next turn (with the calls and results).
 
         ``content`` is the text the model wrote along with the calls: it stays in the
         assistant message, its reasoning does not (reasoning is never sent back), except
-        as the signed ``thinking`` blocks the Messages API requires back unchanged.
+        as the signed ``thinking`` blocks the Messages API requires back unchanged, and
+        OpenRouter's ``reasoning_details`` (``details``), which it asks for back the same way.
         """
         assistant: Message = {
             "role": "assistant",
@@ -68,6 +70,8 @@ class ToolLoop:
         }
         if thinking:
             assistant[THINKING_BLOCKS] = [dict(block) for block in thinking]
+        if details:
+            assistant[REASONING_DETAILS] = [dict(detail) for detail in details]
         messages: list[Message] = [*request.messages, assistant]
         for number, call in enumerate(calls):
             if interrupts:  # a Ctrl-C between two calls stops the next one too

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from step_magic.core.request import THINKING_BLOCKS, Message, estimate_tokens, message_parts
+from step_magic.core.request import CARRIED, Message, estimate_tokens, message_parts
 from step_magic.core.text import bounded
 from step_magic.memory.records import CallRecord
 
@@ -108,8 +108,8 @@ def remembered(replies: tuple[Message, ...]) -> tuple[Message, ...]:
 
 
 def _shortened(message: Message) -> Message:
-    if THINKING_BLOCKS in message:  # reasoning is not kept: the API needs it only in a loop
-        message = {key: value for key, value in message.items() if key != THINKING_BLOCKS}
+    if any(key in message for key in CARRIED):  # reasoning is not kept: only a loop needs it
+        message = {key: value for key, value in message.items() if key not in CARRIED}
     content = message.get("content")
     if message.get("role") != "tool" or not isinstance(content, str):
         return message

@@ -154,6 +154,7 @@ class ReplyStream:
             return
         splitter = ThinkTagSplitter()
         tool_calls = ToolCallCollector()
+        details = DetailCollector()
         finish_reason: str | None = None
         try:
             for chunk in stream:
@@ -165,6 +166,7 @@ class ReplyStream:
                     finish_reason = getattr(choice, "finish_reason", None) or finish_reason
                     delta = getattr(choice, "delta", None)
                     tool_calls.feed(getattr(delta, "tool_calls", None))
+                    details.feed(_listed(_field(delta, "reasoning_details")))
                     yield from _deltas(delta, splitter)
         except (openai.APIError, json.JSONDecodeError, EventTooLarge) as err:
             if self._cancelled.is_set():
@@ -174,7 +176,8 @@ class ReplyStream:
             stream.close()
         yield from _held_back(splitter)
         ids = (self.trace_id, self.completion_id)
-        yield Finished(finish_reason, self.usage, *ids, tool_calls.calls())
+        calls = tool_calls.calls()
+        yield Finished(finish_reason, self.usage, *ids, calls, reasoning_details=details.kept())
 
     def _whole(self, stream: Any, kind: str) -> Iterator[Event]:
         """A server that ignored ``stream: true``: one JSON completion is read as the reply;
@@ -201,7 +204,12 @@ class ReplyStream:
         yield from _held_back(splitter)
         ids = (self.trace_id, self.completion_id)
         reason = _string(_field(choice, "finish_reason"))
-        yield Finished(reason, _usage(reply.get("usage")), *ids, tool_calls.calls())
+        kept = DetailCollector()
+        kept.feed(_listed(_field(message, "reasoning_details")))
+        calls = tool_calls.calls()
+        yield Finished(
+            reason, _usage(reply.get("usage")), *ids, calls, reasoning_details=kept.kept()
+        )
 
     def _error(self, err: Exception, note: str = "") -> StepAPIError:
         """One clean error with the status, the server's words and this call's ids."""
@@ -417,6 +425,37 @@ def _listed(value: Any) -> list[Any]:
 
 def _string(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+class DetailCollector:
+    """OpenRouter's ``reasoning_details`` entries as a whole reply's message holds them: a
+    stream sends each entry in pieces (same ``index``), whose text, summary, encrypted data
+    and signature are joined; the other fields (``id``, ``format``, ``type``) are kept."""
+
+    JOINED = ("text", "summary", "data", "signature")
+    MAX_ENTRIES = 256
+
+    def __init__(self) -> None:
+        self._entries: dict[object, dict[str, Any]] = {}
+
+    def feed(self, pieces: list[Any]) -> None:
+        for piece in pieces:
+            if not isinstance(piece, dict):
+                continue
+            key = piece.get("index", len(self._entries))
+            entry = self._entries.get(key)
+            if entry is None:
+                if len(self._entries) >= self.MAX_ENTRIES:
+                    continue
+                entry = self._entries[key] = {}
+            for name, value in piece.items():
+                if name in self.JOINED and isinstance(value, str):
+                    entry[name] = entry.get(name, "") + value
+                elif value is not None:
+                    entry[name] = value
+
+    def kept(self) -> tuple[dict[str, Any], ...]:
+        return tuple(self._entries.values())
 
 
 def is_whole(kind: str) -> bool:

@@ -9,9 +9,12 @@ is replaced.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from step_magic import StepAPIError, ask
+from step_magic.memory.conversation import remembered
 from step_magic.server import LocalServer
 
 from ..sse_peer import JSON_HEAD, SSEPeer
@@ -275,3 +278,61 @@ def test_an_event_stream_labelled_text_plain_is_read_as_events(api_env: LocalSer
     with SSEPeer(MESSAGES_STREAM, head=head) as peer:
         result = ask("2+2?", api="messages", base_url=peer.base_url, display=False)
     assert (result.answer, result.status) == ("Four.", "complete")
+
+
+def area(width: int, height: int) -> int:
+    """The area of a rectangle."""
+    return width * height
+
+
+def _chunk(delta: dict[str, object], reason: str | None = None) -> bytes:
+    choice = {"index": 0, "delta": delta, "finish_reason": reason}
+    return f"data: {json.dumps({'id': 'gen-1', 'choices': [choice]})}\n\n".encode()
+
+
+# OpenRouter streaming a reasoning model's tool turn: its reasoning_details entry comes in
+# pieces under one index, then an encrypted entry; the docs ask for them back unchanged.
+DETAILED_TOOL_TURN = [
+    _chunk({"reasoning_details": [{"type": "reasoning.text", "text": "I need ", "index": 0}]}),
+    _chunk(
+        {
+            "reasoning_details": [
+                {"type": "reasoning.text", "text": "the area.", "signature": "c2ln", "index": 0}
+            ]
+        }
+    ),
+    _chunk({"reasoning_details": [{"type": "reasoning.encrypted", "data": "ZW5j", "index": 1}]}),
+    _chunk(
+        {
+            "tool_calls": [
+                {
+                    "index": 0,
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "area", "arguments": '{"width": 2, "height": 3}'},
+                }
+            ]
+        },
+        "tool_calls",
+    ),
+    b"data: [DONE]\n\n",
+]
+ANSWERED = [_chunk({"content": "It is 6."}, "stop"), b"data: [DONE]\n\n"]
+
+
+def test_openrouter_reasoning_details_go_back_unchanged_in_a_tool_loop(
+    api_env: LocalServer,
+) -> None:
+    with SSEPeer(replies=[DETAILED_TOOL_TURN, ANSWERED]) as peer:
+        result = ask("How big?", tools=[area], base_url=peer.base_url, display=False)
+        bodies = [json.loads(body) for body in peer.bodies]
+    assert (result.status, result.answer) == ("complete", "It is 6.")
+    assert result.reasoning.startswith("I need the area.")
+    assert "ZW5j" not in result.reasoning  # encrypted: carried, never shown
+    assistant = bodies[1]["messages"][1]
+    assert assistant["reasoning_details"] == [
+        {"type": "reasoning.text", "text": "I need the area.", "signature": "c2ln", "index": 0},
+        {"type": "reasoning.encrypted", "data": "ZW5j", "index": 1},
+    ]
+    assert assistant["tool_calls"][0]["function"]["name"] == "area"
+    assert not any("reasoning_details" in m for m in remembered(result.exchange))  # not kept
