@@ -9,7 +9,9 @@ simulator otherwise — and says which, in plain words.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
+import signal
 import sys
 
 from step_magic import __version__, cli_ask, cli_doctor, cli_history
@@ -73,6 +75,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     server_cli.add_arguments(serve)
     args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except BrokenPipeError:  # `step-magic ask ... | head -1`: the reader left, as for `cat`
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the interpreter's last flush must not fail
+        return 128 + signal.SIGPIPE
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "serve":
         return server_cli.serve(args)
     if args.command == "ask":

@@ -94,6 +94,9 @@ def run_ask(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
               "(~1M tokens): send a part of it, or a summary", file=sys.stderr)  # fmt: skip
         return 1
     prompt = " ".join(args.prompt).strip()
+    if args.chat is not None and not args.chat.strip():
+        print("step-magic ask: --chat needs a thread name", file=sys.stderr)
+        return 1
     if not prompt and not piped.strip():
         print("step-magic ask: nothing to ask (give a prompt or pipe text in)", file=sys.stderr)
         return 1
@@ -206,9 +209,13 @@ def imported(spec: str, option: str) -> object:
         message = f"{option} {spec}: cannot import {module_name} ({problem})"
         raise step_magic_error(message) from None
     for part in attribute.split("."):
-        if not hasattr(value, part):
-            raise step_magic_error(f"{option} {spec}: {module_name} has no {attribute!r}")
-        value = getattr(value, part)
+        try:
+            value = getattr(value, part)
+        except AttributeError:
+            raise step_magic_error(f"{option} {spec}: {module_name} has no {attribute!r}") from None
+        except Exception as err:  # a property or module __getattr__ of the user's that raises
+            problem = " ".join(f"{type(err).__name__}: {err}".split())
+            raise step_magic_error(f"{option} {spec}: reading {part} failed ({problem})") from None
     return value
 
 

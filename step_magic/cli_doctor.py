@@ -99,6 +99,9 @@ def run_doctor(args: argparse.Namespace) -> int:
     if args.local:
         from step_magic.server import LocalServer, ServerConfig
 
+        if args.base_url:
+            print(f"step-magic doctor: --local examines the simulator; --base-url {args.base_url}"
+                  " is not examined")  # fmt: skip
         with LocalServer(ServerConfig()) as server:
             print("step-magic doctor: --local, so the bundled simulator is examined (offline).")
             return _run(args, server.base_url, simulator=True)
@@ -112,13 +115,12 @@ def _run(args: argparse.Namespace, base_url: str | None, *, simulator: bool) -> 
     try:
         warning = config.check_base_url(base_url)
         urls = _api_urls(args.api_url)
-        for url in urls.values():
-            config.check_base_url(url)
+        warnings = [warning, *(config.check_base_url(url) for url in urls.values())]
     except InputError as err:
         print(f"step-magic doctor: {err}")
         return 2
-    if warning:
-        print(f"Warning: {warning}")
+    for said in dict.fromkeys(w for w in warnings if w):  # the key would travel in clear
+        print(f"Warning: {said}")
     key = config.find_api_key()
     if key is None and not config.is_loopback_url(base_url):
         print(f"step-magic doctor: {config.missing_key_message('shell')}")

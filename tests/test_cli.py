@@ -257,6 +257,15 @@ class Review(BaseModel):
     stars: int
 
 
+class Fragile:
+    @property
+    def boom(self):
+        raise RuntimeError("not today")
+
+
+fragile = Fragile()
+
+
 class Unreachable(BaseModel):
     label: str
 
@@ -342,6 +351,7 @@ def test_ask_schema_prints_the_validated_answer_as_one_line_of_json(
             "cannot import broken_module (RuntimeError: boom at import)",
         ),
         ("--tools", "{shop}:NOT_A_FUNCTION", "NOT_A_FUNCTION is a int, not a function"),
+        ("--tools", "{shop}:fragile.boom", "reading boom failed (RuntimeError: not today)"),
         ("--schema", "{shop}:missing", "{shop} has no 'missing'"),
         ("--schema", "{shop}:NOT_A_FUNCTION", "give a pydantic model, a dataclass or a JSON-sch"),
     ],
@@ -362,6 +372,33 @@ def test_a_bad_module_or_name_is_one_line_and_status_1(
     assert err.count("\n") == 1
     assert says.format(shop=shop) in err
     assert api_env.requests == []  # nothing was sent
+
+
+def test_an_empty_chat_name_is_refused(
+    api_env: LocalServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    status, _, err = ask_here("--chat", "", "Hi", capsys=capsys, monkeypatch=monkeypatch)
+    assert (status, err) == (1, "step-magic ask: --chat needs a thread name\n")
+    assert api_env.requests == []
+
+
+@pytest.mark.slow  # processes of their own
+def test_a_reader_that_leaves_early_ends_the_command_quietly(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    """``step-magic ask ... | head -c 10``: no BrokenPipeError traceback, as for ``cat``."""
+    env = {**os.environ, "STEPFUN_API_KEY": TEST_KEY, "STEPFUN_BASE_URL": server.base_url}
+    env["STEP_MAGIC_HISTORY"] = str(tmp_path / "history.sqlite3")
+    server.config.answer_tokens = 20_000  # far more than the pipe's buffer
+    command = f"{sys.executable} -m step_magic.cli ask --no-reasoning 'Long, please' | head -c 10"
+    done = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert len(done.stdout) == 10
+    assert "Traceback" not in done.stderr
+    assert "BrokenPipeError" not in done.stderr
+    assert done.returncode == 141  # 128 + SIGPIPE, as a shell reports `cat` killed by it
 
 
 def test_ask_passes_system_max_tokens_and_temperature_and_checks_them(
