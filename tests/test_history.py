@@ -425,3 +425,15 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
         assert (writer.returncode, out, err) == (0, "", "")
     prompts = [call.prompt for call in History(path, warn=pytest.fail).recent(1000)]
     assert sorted(prompts) == sorted(f"{tag}-{number}" for tag in "ab" for number in range(200))
+
+
+def test_a_search_with_a_nul_character_finds_the_words_and_warns_of_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from step_magic.memory.history import History
+
+    history = History(tmp_path / "h.sqlite3")
+    history.record(make_call(prompt="scatter plot of revenue", answer="Use plt.scatter."))
+    assert [r.prompt for r in history.recent(10, "scatter\0plot")] == ["scatter plot of revenue"]
+    assert history.recent(10, "\0") == history.recent(10)  # nothing to look for: every call
+    assert "history" not in capsys.readouterr().err  # no warning was used up

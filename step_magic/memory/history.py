@@ -153,7 +153,7 @@ class History:
         module docstring), or the text inside the model name or trace id, which a reader
         copies from a footer. ``chat``: only the calls of that named thread.
         """
-        search = (search or "").strip() or None
+        search = (search or "").replace("\0", " ").strip() or None  # FTS5 refuses a NUL
         where: list[str] = []
         if search:
             where.append(self._search_clause())
@@ -311,7 +311,7 @@ def _indexed(connection: sqlite3.Connection) -> bool:
 def match_query(text: str) -> str:
     """``text`` as an FTS5 query: every word must appear (each quoted, so ``-``, ``:`` or
     ``"`` in it are words, not query syntax); a trailing ``*`` keeps its prefix meaning."""
-    return " ".join(_term(word) for word in text.split())
+    return " ".join(_term(word) for word in text.replace("\0", " ").split())
 
 
 def _term(word: str) -> str:
