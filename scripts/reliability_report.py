@@ -20,6 +20,7 @@ import contextlib
 import datetime as dt
 import html as html_module
 import io
+import json
 import os
 import platform
 import re
@@ -158,8 +159,12 @@ class Lab:
         self.server.reset()
         self.shell.user_ns.pop("_step", None)
 
-    def peer(self, pieces: list[bytes], tls: ssl.SSLContext | None = None) -> SSEPeer:
-        running = SSEPeer(pieces, tls=tls).start()
+    def peer(
+        self, pieces: list[bytes], tls: ssl.SSLContext | None = None, head: bytes | None = None
+    ) -> SSEPeer:
+        running = (
+            SSEPeer(pieces, tls=tls, head=head) if head else SSEPeer(pieces, tls=tls)
+        ).start()
         self.peers.append(running)
         return running
 
@@ -202,9 +207,15 @@ def _said(seen: str, error: BaseException | None, result: Any) -> str:
     if error is not None:
         name = type(error).__name__
         lines = [line for line in seen.splitlines() if line.startswith(f"{name}:")]
-        return lines[-1] if lines else f"{name}: {error}"
+        return _runs_folded(lines[-1] if lines else f"{name}: {error}")
     notice = result.notice if result is not None else None
     return f"ok — ⚠ {notice}" if notice else "ok"
+
+
+def _runs_folded(line: str) -> str:
+    """A long run of one character (a huge error body's filler) as ``x × 1,234``: the row
+    must show the line's shape and length, not a screen of x."""
+    return re.sub(r"(.)\1{39,}", lambda m: f"{m[1]} × {len(m[0]):,}", line)
 
 
 def _kept(result: Any, seen: str) -> str:
@@ -247,6 +258,41 @@ def _echoes_key(lab: Lab) -> str:
     return lab.peer([body]).base_url
 
 
+def _chunk(
+    delta: dict[str, Any], usage: dict[str, Any] | None = None, end: str | None = None
+) -> bytes:
+    choice = {"index": 0, "delta": delta, "finish_reason": end}
+    body: dict[str, Any] = {"id": "chatcmpl-report", "choices": [choice]}
+    if usage is not None:
+        body["usage"] = usage
+    return f"data: {json.dumps(body)}\n\n".encode()
+
+
+def _huge_error_body(lab: Lab) -> str:
+    """A 400 whose JSON body is 20 MB (a proxy echoing what it got, say)."""
+    message = "x" * 20_000_000
+    body = json.dumps({"error": {"message": message, "type": "invalid_request_error"}})
+    head = (
+        b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n"
+    )
+    return lab.peer([body.encode()], head=head).base_url
+
+
+def _invalid_utf8(lab: Lab) -> str:
+    """An invalid byte inside a long answer chunk: replaced, the reply goes on."""
+    broken = _chunk({"content": "caf" + "é" * 100_000}, end="stop")
+    broken = broken.replace("é".encode(), b"\xe9", 1)
+    return lab.peer([_chunk({"reasoning": "Thinking."}), broken, b"data: [DONE]\n\n"]).base_url
+
+
+def _impossible_usage(lab: Lab) -> str:
+    """Usage of 10^30 tokens: left out, with a note; the reply is kept and recorded."""
+    usage = {"prompt_tokens": 10**30, "completion_tokens": 5, "total_tokens": 10**30}
+    pieces = [_chunk({"reasoning": "Thinking."}), _chunk({"content": "Fine."}, usage, "stop")]
+    return lab.peer([*pieces, b"data: [DONE]\n\n"]).base_url
+
+
 def _hostile(reasoning: str, answer: str) -> Callable[[Lab], str]:
     def arrange(lab: Lab) -> str:
         lab.cassette(reasoning, answer)
@@ -285,6 +331,15 @@ def _render_time(result: Any) -> str:
     started = time.perf_counter()
     answer_bundle(result)
     return f"saved form rendered in {time.perf_counter() - started:.2f} s"
+
+
+def _error_line_length(result: Any) -> str:
+    error = getattr(result, "error", None) or ""
+    return f"error text {len(str(error)):,} characters"
+
+
+def _usage_note(result: Any) -> str:
+    return f"usage {'kept' if result.usage else 'left out'}; notes: {'; '.join(result.notes)}"
 
 
 def _fault(name: str) -> Callable[[Lab], None]:
@@ -326,6 +381,31 @@ def cases() -> Iterator[Case]:
         "HTTPS with a self-signed certificate",
         "%step --base-url {url} --timeout 3 Hi",
         arrange=_self_signed,
+    )
+    yield Case(
+        "huge-error-body",
+        "a 400 whose body is 20 MB",
+        "%step --base-url {url} Hi",
+        arrange=_huge_error_body,
+        check=_error_line_length,
+    )
+    yield Case(
+        "invalid-utf8",
+        "an invalid UTF-8 byte inside a 200 KB answer chunk",
+        "%step --base-url {url} Hi",
+        arrange=_invalid_utf8,
+    )
+    yield Case(
+        "usage-overflow",
+        "usage of 10^30 tokens",
+        "%step --base-url {url} Hi",
+        arrange=_impossible_usage,
+        check=_usage_note,
+    )
+    yield Case(
+        "prompt-too-big",
+        "a 1.6 M-character prompt (over the 256K-token context)",
+        "%%step --no-memory\n" + "many words " * 150_000,
     )
     yield Case(
         "echoes-key",
