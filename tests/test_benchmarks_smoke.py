@@ -54,6 +54,17 @@ SMOKE_RUNS = [
         id="framing",
     ),
     pytest.param(
+        ["session_bench.py", "--smoke"],
+        [
+            "== kernel CPU per call over 40 calls",
+            "bare SDK loop",
+            "history file after 40 calls",
+            "target growth",
+        ],
+        marks=KERNEL,
+        id="session",
+    ),
+    pytest.param(
         ["map_bench.py", "--smoke"],
         ["concurrency", "resumed, all cached", "target concurrency 4"],
         id="map",
