@@ -29,7 +29,7 @@ from functools import cache
 from pathlib import Path
 
 from step_magic.core.redact import redact_url
-from step_magic.core.settings import find_api_key, redact
+from step_magic.core.settings import key_to_hide, redact
 
 MAX_CHARS = 6_800  # the whole description: "a few thousand characters"
 FRAMES_CHARS = 2_600
@@ -90,7 +90,7 @@ def describe(
     names = _bounded(_names(frames, render), NAMES_CHARS)
     sections = [_tracebacks(chain), _sources(frames), names]
     text = "\n\n".join(section for section in sections if section)
-    text = redact_url(redact(text, secret or find_api_key()))
+    text = redact_url(redact(text, secret or key_to_hide()))
     return _bounded(text, limit)
 
 
@@ -108,7 +108,7 @@ def headline(error: BaseException) -> str:
     except Exception:  # the user's exception: its own __str__ may raise
         message = "(its message cannot be shown)"
     text = f"{type(error).__name__}: {message}" if message else type(error).__name__
-    return redact_url(redact(text, find_api_key()))
+    return redact_url(redact(text, key_to_hide()))
 
 
 def is_cell(filename: str) -> bool:
