@@ -323,3 +323,39 @@ def test_without_keyring_installed_loading_the_extension_imports_neither_it_nor_
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+@POSIX
+def test_on_a_terminal_the_key_is_asked_for_without_echo(config_dir: Path, tmp_path: Path) -> None:
+    import pty
+    import select
+
+    env = key_env(config_dir, tmp_path)
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: its stdin, stdout and controlling terminal are the pty
+        os.execve(sys.executable, [sys.executable, "-m", "step_magic.cli", "key", "set"], env)
+    seen = b""
+
+    def read_until(marker: bytes) -> None:
+        nonlocal seen
+        while marker not in seen:
+            ready, _, _ = select.select([terminal], [], [], 60)
+            assert ready, seen
+            try:
+                chunk = os.read(terminal, 1024)
+            except OSError:  # the child closed the terminal
+                return
+            if not chunk:
+                return
+            seen += chunk
+
+    read_until(b"not shown as you type")
+    os.write(terminal, f"{STORED_KEY}\n".encode())
+    read_until(b"stored in")
+    read_until(b"\n")
+    _, status = os.waitpid(pid, 0)
+    os.close(terminal)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert STORED_KEY.encode() not in seen  # nothing echoed what was typed
+    assert b"sk-\xe2\x80\xa69876" in seen
+    assert (config_dir / "key").read_text() == f"{STORED_KEY}\n"
