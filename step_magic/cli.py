@@ -1,5 +1,5 @@
 """The ``step-magic`` command: ``ask`` asks from the shell, ``history`` lists the logged calls,
-``demo`` runs a real ``%%step`` cell, ``serve`` runs the simulator.
+``key`` keeps the API key, ``demo`` runs a real ``%%step`` cell, ``serve`` runs the simulator.
 
 ``step-magic demo`` is the README's one-command tour: it drives the same magic a notebook
 uses, in an IPython shell, against StepFun when a key is set and against the bundled local
@@ -14,7 +14,7 @@ import shlex
 import signal
 import sys
 
-from step_magic import __version__, cli_ask, cli_doctor, cli_history
+from step_magic import __version__, cli_ask, cli_doctor, cli_history, cli_key
 from step_magic.core import settings as config
 from step_magic.core.catalog import BY_NAME
 from step_magic.core.redact import redact_url
@@ -74,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         "recorded replies with --cassette. No network is used.",
     )
     server_cli.add_arguments(serve)
+    cli_key.add_help_entry(commands)
+    given = sys.argv[1:] if argv is None else argv
+    if given[:1] == ["key"]:  # its own parser, which never echoes an argument (a key?) back
+        return cli_key.main(given[1:])
     args = parser.parse_args(argv)
     try:
         return _run(args)
@@ -99,10 +103,17 @@ def run_demo(prompt: str, model: str | None, effort: str | None, local: bool) ->
     """Run ``%%step`` once in a fresh IPython shell; exit status 1 if the cell failed."""
     from IPython.core.interactiveshell import InteractiveShell
 
+    from step_magic.core.errors import InputError
+
+    try:
+        keyless = local or config.find_api_key() is None
+    except InputError as err:  # a stored key that is not safe to use
+        print(f"step-magic demo: {err}", file=sys.stderr)
+        return 1
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "step_magic")
-    if local or config.find_api_key() is None:
-        reason = "--local was given" if local else "no STEPFUN_API_KEY is set"
+    if keyless:
+        reason = "--local was given" if local else "no API key is set or stored"
         print(f"step-magic demo: {reason}, so the bundled local simulator answers.")
         print("The reply below is simulated offline; it does not come from StepFun.\n")
         shell.run_line_magic("step_config", "--local --tokens-per-second 400")

@@ -100,7 +100,12 @@ def run_ask(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
     if not prompt and not piped.strip():
         print("step-magic ask: nothing to ask (give a prompt or pipe text in)", file=sys.stderr)
         return 1
-    if not args.local and _needs_key(args.base_url):
+    try:
+        missing = not args.local and _needs_key(args.base_url)
+    except step_magic.StepMagicError as err:  # a stored key that is not safe to use
+        print(f"step-magic ask: {err}", file=sys.stderr)
+        return 1
+    if missing:
         from step_magic.core.settings import missing_key_message
 
         print(f"step-magic ask: {missing_key_message('shell')}", file=sys.stderr)

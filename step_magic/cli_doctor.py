@@ -121,7 +121,11 @@ def _run(args: argparse.Namespace, base_url: str | None, *, simulator: bool) -> 
         return 2
     for said in dict.fromkeys(w for w in warnings if w):  # the key would travel in clear
         print(f"Warning: {said}")
-    key = config.find_api_key()
+    try:
+        key = config.find_api_key()
+    except InputError as err:  # a stored key that is not safe to use
+        print(f"step-magic doctor: {err}")
+        return 2
     if key is None and not config.is_loopback_url(base_url):
         print(f"step-magic doctor: {config.missing_key_message('shell')}")
         return 2

@@ -16,6 +16,26 @@ import pytest
 from step_magic.server import LocalServer, ServerConfig
 
 TEST_KEY = "sk-step-test-5ecret-KEY-0123456789"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A key kept on this machine by ``step-magic key set`` never reaches a test: the tests
+    and every process they start look in an empty config directory of their own."""
+    import os
+    import tempfile
+
+    os.environ["STEP_MAGIC_CONFIG_DIR"] = tempfile.mkdtemp(prefix="step-magic-config-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    import os
+    import shutil
+
+    folder = os.environ.pop("STEP_MAGIC_CONFIG_DIR", "")
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 LOCAL_KEY = "sk-local-server-test-KEY-7f3a9c"  # the server tests' own server (``local``)
 
 

@@ -34,7 +34,7 @@ def run_cli(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
 def test_demo_without_a_key_uses_the_simulator_and_says_so(tmp_path: Path) -> None:
     done = run_cli("demo", "How many r in strawberry", tmp_path=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "no STEPFUN_API_KEY is set, so the bundled local simulator answers" in done.stdout
+    assert "no API key is set or stored, so the bundled local simulator answers" in done.stdout
     assert "does not come from StepFun" in done.stdout
     assert "How many r in strawberry" in done.stdout  # the simulator quotes the question
     assert "trace id" in done.stdout
@@ -126,7 +126,7 @@ def test_the_version_and_every_subcommand_s_help_say_what_they_are(tmp_path: Pat
     assert run_cli("--version", tmp_path=tmp_path).stdout.strip() == (
         f"step-magic {step_magic.__version__}"
     )
-    for command in ("demo", "ask", "history", "doctor", "serve"):
+    for command in ("demo", "ask", "history", "doctor", "serve", "key"):
         shown = run_cli(command, "--help", tmp_path=tmp_path).stdout
         assert shown.startswith(f"usage: step-magic {command}")
         described = shown.split("\n\n")[1].strip()
@@ -139,8 +139,9 @@ def test_without_a_key_each_place_says_what_to_do_there(tmp_path: Path) -> None:
     shell = run_cli("ask", "Hi", tmp_path=tmp_path)
     assert shell.returncode == 1
     assert shell.stderr.strip() == (
-        "step-magic ask: No StepFun API key: export STEPFUN_API_KEY=... first; to work "
-        "offline, add --local (or run `step-magic serve` and pass --base-url the URL it prints)"
+        "step-magic ask: No StepFun API key: export STEPFUN_API_KEY=... first, or store it "
+        "once with `step-magic key set`; to work offline, add --local (or run `step-magic "
+        "serve` and pass --base-url the URL it prints)"
     )
     doctor = run_cli("doctor", tmp_path=tmp_path)
     assert "export STEPFUN_API_KEY" in doctor.stdout
@@ -151,7 +152,8 @@ def test_without_a_key_each_place_says_what_to_do_there(tmp_path: Path) -> None:
         text=True,
         timeout=120,
     )
-    assert "set STEPFUN_API_KEY in the environment or pass api_key=..." in script.stderr
+    assert "set STEPFUN_API_KEY in the environment, store it once" in script.stderr
+    assert "or pass api_key=..." in script.stderr
     assert "%step_config" not in shell.stderr + doctor.stdout + script.stderr
 
 

@@ -134,6 +134,7 @@ def reader_env(api_env: LocalServer, tmp_path: Path) -> dict[str, str]:
     bin_dir = str(Path(sys.executable).parent)
     env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
     env["PYTHONPATH"] = str(ROOT)
+    env["STEP_MAGIC_CONFIG_DIR"] = str(tmp_path / "config")  # where `step-magic key set` writes
     return env
 
 

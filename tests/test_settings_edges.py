@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,7 +27,8 @@ from step_magic.core.settings import (
 
 MISSING_KEY = (
     "No StepFun API key: run %step_config --key (asks for it without echoing it), or set "
-    "STEPFUN_API_KEY before starting Jupyter; to work offline: %step_config --local"
+    "STEPFUN_API_KEY before starting Jupyter, or store it once with `step-magic key set` in a "
+    "terminal; to work offline: %step_config --local"
 )
 
 
@@ -59,9 +61,10 @@ def test_key_variable_reads_the_given_mapping_not_the_process_environment(
 
 
 @pytest.mark.usefixtures("no_key")
-def test_find_api_key_returns_the_stripped_key_from_the_given_mapping() -> None:
+def test_find_api_key_returns_the_stripped_key_from_the_given_mapping(tmp_path: Path) -> None:
     assert find_api_key({"STEP_API_KEY": "  sk-in-the-mapping  "}) == "sk-in-the-mapping"
-    assert find_api_key({}) is None
+    # the mapping also says where a stored key would be: here, an empty folder
+    assert find_api_key({"STEP_MAGIC_CONFIG_DIR": str(tmp_path)}) is None
 
 
 def test_find_base_url_reads_the_given_mapping_not_the_process_environment(

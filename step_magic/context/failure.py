@@ -30,7 +30,7 @@ from pathlib import Path
 
 from step_magic.core.errors import StepMagicError
 from step_magic.core.redact import redact_url
-from step_magic.core.settings import find_api_key, redact
+from step_magic.core.settings import key_to_hide, redact
 
 MAX_CHARS = 6_800  # the whole description: "a few thousand characters"
 FRAMES_CHARS = 2_600
@@ -115,7 +115,7 @@ Clean = Callable[[str], str]
 
 def _cleaner(secret: str | None) -> Clean:
     """Removes the key in force (the call's, else the environment's) and URL credentials."""
-    key = secret or find_api_key()
+    key = secret or key_to_hide()
     return lambda text: redact_url(redact(text, key))
 
 

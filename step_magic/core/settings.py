@@ -59,10 +59,46 @@ def key_variable(environ: Mapping[str, str] | None = None) -> str | None:
 
 
 def find_api_key(environ: Mapping[str, str] | None = None) -> str | None:
-    """Return the API key from the first documented variable that holds one, else None."""
+    """The API key: the first documented variable that holds one, else the key kept by
+    ``step-magic key set`` (the system keyring or the owner-only key file), else None.
+
+    Raises InputError, in one line without the key, for a key file others can read or a
+    keyring that cannot be read.
+    """
     env = os.environ if environ is None else environ
     name = key_variable(env)
-    return env[name].strip() if name else None
+    if name:
+        return env[name].strip()
+    from step_magic.core import keystore
+
+    stored = keystore.read(env)
+    return stored.key if stored else None
+
+
+def key_origin(environ: Mapping[str, str] | None = None) -> str | None:
+    """Where the key in force comes from, never the key: ``set in STEPFUN_API_KEY``,
+    ``stored in <path>``, ``in the system keyring``; the reason for a stored key that is
+    refused; None when there is no key."""
+    env = os.environ if environ is None else environ
+    name = key_variable(env)
+    if name:
+        return f"set in {name}"
+    from step_magic.core import keystore
+
+    try:
+        stored = keystore.read(env)
+    except InputError as err:
+        return f"not used: {err}"
+    return stored.where if stored else None
+
+
+def key_to_hide(environ: Mapping[str, str] | None = None) -> str | None:
+    """The key to remove from a text being shown, when the key itself cannot be had (an
+    unsafe key file): never raises, since it runs while describing another error."""
+    try:
+        return find_api_key(environ)
+    except InputError:
+        return None
 
 
 def find_base_url(environ: Mapping[str, str] | None = None) -> str:
@@ -134,15 +170,18 @@ def server_label(settings: Settings) -> str | None:
 MISSING_KEY = {
     "notebook": (
         "No StepFun API key: run %step_config --key (asks for it without echoing it), or set "
-        "STEPFUN_API_KEY before starting Jupyter; to work offline: %step_config --local"
+        "STEPFUN_API_KEY before starting Jupyter, or store it once with `step-magic key set` "
+        "in a terminal; to work offline: %step_config --local"
     ),
     "python": (
-        "No StepFun API key: set STEPFUN_API_KEY in the environment or pass api_key=...; to "
-        "work offline, run `step-magic serve` and pass base_url= the URL it prints"
+        "No StepFun API key: set STEPFUN_API_KEY in the environment, store it once with "
+        "`step-magic key set`, or pass api_key=...; to work offline, run `step-magic serve` "
+        "and pass base_url= the URL it prints"
     ),
     "shell": (
-        "No StepFun API key: export STEPFUN_API_KEY=... first; to work offline, add --local "
-        "(or run `step-magic serve` and pass --base-url the URL it prints)"
+        "No StepFun API key: export STEPFUN_API_KEY=... first, or store it once with "
+        "`step-magic key set`; to work offline, add --local (or run `step-magic serve` and "
+        "pass --base-url the URL it prints)"
     ),
 }
 

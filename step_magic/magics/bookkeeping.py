@@ -55,14 +55,14 @@ class StepToolMagics(Magics):
 
     def _describe(self) -> str:
         main, local = self._main, self._main.local
-        key_source = config.key_variable()
+        key_source = config.key_origin()
         where = f"{local.base_url} (local simulator)" if local else main.base_url
         return "\n".join(
             [
                 f"model:     {main.model}",
                 f"effort:    {main.effort or 'server default'}",
                 f"base url:  {redact_url(where or config.find_base_url())}",
-                f"api key:   {'set in ' + key_source if key_source else 'not set'}",
+                f"api key:   {key_source or 'not set'}",
                 f"timeout:   {main.timeout:g} s, retries: {main.max_retries}",
             ]
         )
@@ -148,4 +148,7 @@ def _ask_for_key() -> None:
     if not key.strip():
         raise UsageError("No key entered; nothing changed")
     os.environ["STEPFUN_API_KEY"] = key.strip()
-    print("Key set for this kernel session (not saved, not shown).")
+    print(
+        "Key set for this kernel session (not saved, not shown); `step-magic key set` in a "
+        "terminal keeps one between sessions."
+    )
