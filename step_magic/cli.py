@@ -116,7 +116,7 @@ def run_demo(prompt: str, model: str | None, effort: str | None, local: bool) ->
         reason = "--local was given" if local else "no API key is set or stored"
         print(f"step-magic demo: {reason}, so the bundled local simulator answers.")
         print("The reply below is simulated offline; it does not come from StepFun.\n")
-        shell.run_line_magic("step_config", "--local --tokens-per-second 400")
+        shell.magics_manager.registry["StepMagics"].start_local(400)  # no notebook advice
     else:
         print(f"step-magic demo: asking StepFun at {redact_url(config.find_base_url())}.\n")
     flags = (f"--effort {effort}" if effort else "") + (
@@ -125,6 +125,9 @@ def run_demo(prompt: str, model: str | None, effort: str | None, local: bool) ->
     print(f"%%step {flags}\n{prompt}\n")
     outcome = shell.run_cell(f"%%step {flags}\n{prompt}", store_history=False)
     shell.run_line_magic("unload_ext", "step_magic")
+    if keyless and not local:
+        print("\nTo ask StepFun itself: step-magic key set (or export STEPFUN_API_KEY=...), "
+              "then step-magic demo again.")  # fmt: skip
     return 0 if outcome.success else 1
 
 
