@@ -277,6 +277,8 @@ class _Printer:
                 self.held.append(event.text)
         elif event.kind in ("tool_call", "waiting"):
             self.notice(event.text)
+        elif event.kind == "tool_result":  # as the notebook's panel shows it: ↳ 0.02 s → 42
+            self.notice(f"↳ {event.text}")
         elif event.kind == "done":
             self._done(event.result)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -318,6 +319,7 @@ def test_ask_tools_offers_a_module_s_function_and_calls_it(
         "content": "42",
     }
     assert "\nstock(item='example')\n" in err  # the call, on a line of its own
+    assert re.search(r"\n↳ [\d.]+ s → 42\n", err)  # and what it returned, as the panel shows
     assert "stock" in out  # the simulator lists the tool results in its answer
 
 

@@ -201,3 +201,10 @@ def test_reasoning_in_other_servers_shapes_is_named_and_counted(
     assert rows["reasoning field"].observed == field
     assert rows["reasoning field"].verdict == "differs"  # step-magic copes; not StepFun's field
     assert rows["stream, effort default"].observed.startswith("6 + 5 chars")
+
+
+def test_a_refused_key_is_not_taken_for_a_refused_model_name(server: LocalServer) -> None:
+    settings = Settings(model="step-3.5-flash", base_url=server.base_url, api_key="sk-wrong")
+    rows = {f.check.strip(): f for f in examine(settings, timeout=30)}
+    assert rows["bad model name"].verdict == "FAIL"
+    assert rows["bad model name"].observed.startswith("401: Incorrect API key")

@@ -134,3 +134,29 @@ def test_no_piece_of_the_key_survives_a_cut_whatever_the_lengths(
 
 def fails_with(payload: str) -> None:
     raise ValueError(payload)  # the failing line names `payload`: its value is summarised
+
+
+def test_the_environments_key_is_removed_when_the_call_uses_another(
+    api_env: LocalServer,
+) -> None:
+    """Asking the simulator (or another server) with its own key must not carry the
+    StepFun key out in an error's text."""
+    from step_magic.server import ServerConfig
+
+    error = caught(lambda: {"k": 1}[f"rejected with {TEST_KEY}"])
+    other = "sk-other-server-key-000000"
+    with LocalServer(ServerConfig(api_key=other)) as elsewhere:
+        step_magic.explain(
+            error, api_key=other, base_url=elsewhere.base_url, display=False, history=False
+        )
+        (request,) = [r for r in elsewhere.requests if r.path.endswith("/chat/completions")]
+    assert TEST_KEY not in str(request.body)  # STEPFUN_API_KEY is set (api_env)
+    assert "rejected with ***" in str(request.body)
+
+
+def test_explain_inside_except_explains_the_error_being_handled(api_env: LocalServer) -> None:
+    try:
+        {"revenue": 1}["revnue"]
+    except KeyError:
+        result = step_magic.explain(display=False, history=False)
+    assert "KeyError: 'revnue'" in result.messages[-1]["content"]

@@ -41,15 +41,16 @@ def explain(
     history: bool = True,
     **keywords: Unpack[CallKeywords],
 ) -> StepResult:
-    """Explain ``error`` (default: the last one the interactive shell showed).
+    """Explain ``error`` (default: the one being handled, inside ``except:``; else the last
+    one the interactive shell showed).
 
     ``question`` adds the user's own words. Works in any process: an exception caught in a
     script (``except Exception as err: step_magic.explain(err)``) carries its traceback.
     """
     from step_magic.api.calls import ask
-    from step_magic.context.failure import last_error
+    from step_magic.context.failure import handled_error, last_error
 
-    error = error if error is not None else last_error()
+    error = error if error is not None else (handled_error() or last_error())
     if error is None:
         raise InputError("no error to explain: pass the exception, or run this after one")
     if not isinstance(error, BaseException):

@@ -80,6 +80,12 @@ def remember(error: BaseException) -> None:
     _remembered[:] = [error]
 
 
+def handled_error() -> BaseException | None:
+    """The exception being handled right now (``explain()`` inside ``except:``), if any."""
+    value = sys.exc_info()[1]
+    return value if isinstance(value, Exception) else None
+
+
 def last_error() -> BaseException | None:
     """The last failure of the user's code: the one the magic remembered, else the one the
     interactive shell showed last (``sys.last_value``) unless it is a usage error, Ctrl-C or
@@ -114,9 +120,17 @@ Clean = Callable[[str], str]
 
 
 def _cleaner(secret: str | None) -> Clean:
-    """Removes the key in force (the call's, else the environment's) and URL credentials."""
-    key = secret or key_to_hide()
-    return lambda text: redact_url(redact(text, key))
+    """Removes every key step-magic knows of (the call's, and the one in the environment or
+    stored: a call to the simulator or another server must not carry the StepFun key out)
+    and URL credentials."""
+    keys = [key for key in dict.fromkeys((secret, key_to_hide())) if key]
+
+    def clean(text: str) -> str:
+        for key in keys:
+            text = redact(text, key)
+        return redact_url(text)
+
+    return clean
 
 
 def _clean_cut(text: str, limit: int, clean: Clean) -> str:
