@@ -113,7 +113,8 @@ def _show() -> int:
     if refused:
         print(f"step-magic key show: {refused}", file=sys.stderr)
     elif not (name or stored):
-        print(f"step-magic key show: {config.missing_key_message('shell')}", file=sys.stderr)
+        print("step-magic key show: no key is set or stored; step-magic key set stores one "
+              "(or export STEPFUN_API_KEY=...)", file=sys.stderr)  # fmt: skip
     return 0 if name or stored else 1
 
 

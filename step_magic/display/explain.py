@@ -26,7 +26,7 @@ EMPTY: dict[str, Any] = {"text/plain": ""}
 class ExplainControl(anywidget.AnyWidget):
     """A native button; its click comes back as a message."""
 
-    _esm = script("explain.js")
+    _esm = script("controls.js", "explain.js")
 
     def __init__(self, on_click: Callable[[], object]) -> None:
         super().__init__()

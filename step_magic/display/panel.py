@@ -126,7 +126,7 @@ class AnswerPart(_Part):
 class StatusPart(_Retiring):
     """The status line; a Stop button for a background call; phases for screen readers."""
 
-    _esm = script("status.js")
+    _esm = script("controls.js", "status.js")
     status = traitlets.Unicode("").tag(sync=True)
     phase = traitlets.Unicode("").tag(sync=True)  # announced politely to screen readers
     stoppable = traitlets.Bool(False).tag(sync=True)

@@ -1,14 +1,7 @@
 // The status line: what the call is doing, a Stop button for a background call, and a
 // polite announcement of each new phase for screen readers (not of every count).
 
-// Inline, so the part needs no stylesheet of its own (every call's widgets carry theirs).
-const BUTTON =
-  "font: inherit; font-size: 85%; margin-right: 0.6em; padding: 0.1em 0.8em; " +
-  "color: var(--jp-ui-font-color1, inherit); background: var(--jp-layout-color2, transparent); " +
-  "border: 1px solid var(--jp-border-color1, currentColor); border-radius: 3px; cursor: pointer";
-const HIDDEN = // read by screen readers, not shown
-  "position: absolute; width: 1px; height: 1px; overflow: hidden; clip-path: inset(50%); " +
-  "white-space: nowrap";
+// BUTTON and politeLine come from controls.js, loaded before this script.
 
 function renderStatus(model, el) {
   const line = document.createElement("div");
@@ -16,7 +9,7 @@ function renderStatus(model, el) {
   const stop = document.createElement("button");
   stop.type = "button";
   stop.className = "step-magic-stop";
-  stop.setAttribute("style", BUTTON);
+  stop.setAttribute("style", BUTTON + "; margin-right: 0.6em");
   stop.textContent = "Stop";
   stop.title =
     "Stop this background call. The kernel's interrupt does not reach it; a click lands when " +
@@ -29,11 +22,8 @@ function renderStatus(model, el) {
   });
   const text = document.createElement("span");
   text.setAttribute("style", "font-size: 85%");
-  const announce = document.createElement("span");
+  const announce = politeLine();
   announce.className = "step-magic-announce";
-  announce.setAttribute("style", HIDDEN);
-  announce.setAttribute("role", "status");
-  announce.setAttribute("aria-live", "polite");
   line.append(stop, text, announce);
   el.append(line);
   const draw = () => {
