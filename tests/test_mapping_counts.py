@@ -10,13 +10,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from step_magic.api.rows import row_call
+from step_magic.batch.cache import CassetteCache
 from step_magic.batch.scheduler import map_rows
 from step_magic.batch.table import MapOptions
 from step_magic.core.errors import StepAPIError
+from step_magic.core.mapresult import MapProgress
 from step_magic.core.request import ChatRequest, build_request
 from step_magic.core.result import StepResult
 from step_magic.core.settings import Settings
@@ -51,7 +55,9 @@ def recording(call: Callable[[ChatRequest], StepResult]) -> tuple[Callable, list
 def test_the_token_and_cost_totals_are_the_sums_over_every_row(server: LocalServer) -> None:
     settings = settings_for(server)
     call, results = recording(row_call(settings))
-    prompts = ["Name a river.", "Name a mountain range in Europe, please.", "Name a bird."]
+    # the same long prompt twice: the second time the server bills most of it as cached
+    long = "Summarise this list of rivers: " + ", ".join(["Danube", "Rhine", "Loire"] * 150)
+    prompts = [long, "Name a bird.", long]
 
     _, summary = map_rows(
         prompts,
@@ -64,6 +70,7 @@ def test_the_token_and_cost_totals_are_the_sums_over_every_row(server: LocalServ
     assert len(results) == 3
     usages = [r.usage for r in results]
     assert all(u is not None and u.prompt > 0 and u.completion > 0 for u in usages)
+    assert [bool(u and u.cached) for u in usages] == [False, False, True]
     assert summary.prompt_tokens == sum(u.prompt for u in usages if u)
     assert summary.completion_tokens == sum(u.completion for u in usages if u)
     costs = [r.cost for r in results]
@@ -168,3 +175,88 @@ def test_the_summary_lists_the_first_three_failures_and_counts_every_flagged_row
     assert "2 flagged in the error column" in summary.text()
     assert isinstance(out, list)
     assert [row["a"] is not None for row in out] == [True, True, False, True] + [False] * 3 + [True]
+
+
+def test_a_reply_that_cannot_be_cached_is_kept_and_flagged(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    """The cache's folder vanishes mid-run (here a file takes its name): the rows keep their
+    answers, and their error column says a re-run would pay for them again."""
+    settings = settings_for(server)
+    live = row_call(settings)
+    folder = tmp_path / "cache"
+
+    def call(request: ChatRequest) -> StepResult:
+        folder.write_text("not a folder")  # after the lookups, before the first store
+        return live(request)
+
+    out, summary = map_rows(
+        ["Lima"],
+        "{item}",
+        lambda prompt: build_request(settings, prompt),
+        call,
+        MapOptions("city"),
+        cache=CassetteCache(folder / "rows.jsonl"),
+    )
+
+    assert isinstance(out, list)
+    assert "You wrote" in out[0]["city"]
+    assert out[0]["city_error"].startswith("not cached: [Errno ")
+    assert (summary.done, summary.failed, summary.flagged) == (1, 0, 1)
+
+
+def test_a_rerun_reports_cached_failed_retrying_and_billed_rows_as_its_summary_does(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    """The second run of a table answers most rows from the cache. Its progress line ends on
+    the summary's own figures: rows from the cache count as done but cost nothing, a row cut
+    at the token limit stays flagged, a row waiting to be retried shows while it waits."""
+    settings = settings_for(server)
+    server.config.retry_after = 0.6
+    faults = {"b": "fault-length", "c": "fault-451", "g": "fault-429x1"}
+
+    def make(prompt: str) -> ChatRequest:
+        return build_request(replace(settings, model=faults.get(prompt, settings.model)), prompt)
+
+    def run(items: list[str]) -> tuple[Any, Any, list[MapProgress], list[StepResult]]:
+        call, results = recording(row_call(settings))
+        seen: list[MapProgress] = []
+        out, summary = map_rows(
+            items,
+            "{item}",
+            make,
+            call,
+            MapOptions("a", concurrency=1),
+            cache=CassetteCache(tmp_path / "rows.jsonl"),
+            progress=seen.append,
+        )
+        return out, summary, seen, results
+
+    first, _, _, _ = run(list("abcdef"))
+    out, summary, seen, results = run(list("abcdefg"))
+
+    assert (summary.rows, summary.cached, summary.done, summary.failed) == (7, 5, 6, 1)
+    assert (summary.flagged, summary.retried) == (1, 1)
+    assert out[1]["a_error"] == first[1]["a_error"] is not None  # still flagged
+    assert len(results) == 2  # only c and g were sent
+    assert summary.prompt_tokens == sum(r.usage.prompt for r in results if r.usage) > 0
+    final = seen[-1]
+    assert final == MapProgress(
+        total=7,
+        done=6,
+        failed=1,
+        cached=5,
+        retrying=0,
+        prompt_tokens=summary.prompt_tokens,
+        completion_tokens=summary.completion_tokens,
+        cost=summary.cost,
+        elapsed=final.elapsed,
+        eta=0.0,
+        stopping=False,
+    )
+    assert 0 < final.elapsed <= summary.elapsed
+    assert any(p.retrying == 1 for p in seen)  # g, while it waited out the 429
+    for p in seen:  # the rows left, at the pace of the rows sent so far (not the cached)
+        sent, left = p.done - p.cached + p.failed, p.total - p.done - p.failed
+        assert p.eta == (pytest.approx(left * p.elapsed / sent) if sent else None)
+    assert any(p.eta and p.eta > 0 for p in seen)
