@@ -8,6 +8,7 @@ say "StepFun API error") without ever quoting the key.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import replace
@@ -17,6 +18,7 @@ import pytest
 
 from step_magic.core.errors import StepAPIError, StepMagicError
 from step_magic.core.events import Event, EventSource
+from step_magic.core.outputschema import OutputSchema
 from step_magic.core.request import build_request
 from step_magic.core.settings import Settings
 from step_magic.display.frontend import QuietView
@@ -25,6 +27,7 @@ from step_magic.server import LocalServer
 from step_magic.wire.transport import open_stream
 
 from .conftest import TEST_KEY
+from .sse_peer import SSEPeer
 
 
 def settings_for(server: LocalServer, **changes: Any) -> Settings:
@@ -183,3 +186,105 @@ def test_a_bug_while_reading_the_reply_keeps_what_arrived_and_never_the_key(
     assert str(error) == (
         where(server) + "unexpected failure while reading the reply: KeyError('no field for ***')"
     )
+
+
+def test_thinking_time_runs_from_the_first_token_to_the_first_word_of_the_answer(
+    server: LocalServer,
+) -> None:
+    server.config.tokens_per_second = 100
+    server.config.reasoning_tokens, server.config.answer_tokens = 40, 40  # 0.4 s each
+    settings = settings_for(server)
+
+    result, _ = run_call(settings, build_request(settings, "Hi"), Recorder())
+
+    assert result.reasoning
+    assert result.answer
+    assert result.first_token is not None
+    assert result.thinking_time is not None
+    assert 0.3 < result.thinking_time < 0.7
+    assert result.thinking_time < result.elapsed - result.first_token - 0.25  # not the answer
+
+
+def test_a_reply_that_only_thought_thought_until_its_end(server: LocalServer) -> None:
+    server.config.tokens_per_second = 100
+    server.config.reasoning_tokens = 40
+    settings = settings_for(server, model="fault-reasoning-only")
+
+    result, _ = run_call(settings, build_request(settings, "Hi"), Recorder())
+
+    assert result.reasoning
+    assert not result.answer
+    assert result.first_token is not None
+    assert result.thinking_time is not None
+    assert result.thinking_time == pytest.approx(result.elapsed - result.first_token, abs=0.05)
+
+
+def test_with_the_debug_switch_a_bug_in_the_view_keeps_its_cause_without_the_key(
+    server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STEP_MAGIC_DEBUG", "1")
+    settings = settings_for(server)
+
+    _, error = run_call(settings, build_request(settings, "Hi"), BreaksOnText())
+
+    assert isinstance(error, StepAPIError)
+    cause = error.__cause__
+    assert cause is not None
+    assert "RuntimeError: cannot draw the reply to ***" in str(cause)
+    assert "in update" in str(cause)  # where it happened
+    assert TEST_KEY not in str(cause)
+
+
+def test_a_reply_that_only_says_it_finished_is_an_empty_reply(server: LocalServer) -> None:
+    """A finish reason with no text and no tool calls is nothing to show: a failure."""
+    finish = {"id": "c1", "object": "chat.completion.chunk", "model": "step-3.7-flash"}
+    finish["choices"] = [{"index": 0, "delta": {}, "finish_reason": "stop"}]
+    with SSEPeer([f"data: {json.dumps(finish)}\n\n".encode(), b"data: [DONE]\n\n"]) as peer:
+        settings = replace(settings_for(server), base_url=peer.base_url)
+        result, error = run_call(settings, build_request(settings, "Hi"), Recorder())
+
+    assert isinstance(error, StepAPIError)
+    assert result.status == "failed"
+    assert "the server sent an empty reply (trace id sse-peer-trace)" in str(error)
+
+
+def test_the_exchange_is_what_the_call_added_to_the_conversation(server: LocalServer) -> None:
+    """Without tools, that is the answer alone (the prompt is the caller's own)."""
+    settings = settings_for(server, system="Be brief.")
+    request = build_request(settings, "Hi")
+
+    result, _ = run_call(settings, request, Recorder())
+
+    assert result.messages == request.messages  # the system prompt too
+    assert result.exchange == ({"role": "assistant", "content": result.answer},)
+
+
+SCORE = {"type": "object", "properties": {"score": {"type": "integer"}}, "required": ["score"]}
+
+
+def with_schema(server: LocalServer, model: str) -> Any:
+    settings = settings_for(server, model=model)
+    request = replace(build_request(settings, "Hi"), schema=OutputSchema.of(SCORE))
+    result, _ = run_call(settings, request, Recorder())
+    return result
+
+
+def test_an_answer_cut_at_the_token_limit_is_still_checked_against_the_schema(
+    server: LocalServer,
+) -> None:
+    """A truncated answer is kept, so it is checked too, and the note says it does not fit."""
+    result = with_schema(server, "fault-length")
+
+    assert result.status == "truncated"
+    assert result.parsed is None
+    assert len(result.notes) == 1
+
+
+def test_a_failed_calls_partial_answer_is_not_checked_against_the_schema(
+    server: LocalServer,
+) -> None:
+    result = with_schema(server, "fault-drop-answer")
+
+    assert result.status == "failed"
+    assert result.answer  # something arrived...
+    assert (result.parsed, result.notes) == (None, ())  # ...but a partial text is no verdict
