@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from step_magic.core.errors import StepAPIError, StepMagicError
+from step_magic.core.errors import StepAPIError, StepInterrupted, StepMagicError
 from step_magic.core.events import Event, EventSource
 from step_magic.core.outputschema import OutputSchema
 from step_magic.core.request import build_request
@@ -288,3 +291,26 @@ def test_a_failed_calls_partial_answer_is_not_checked_against_the_schema(
     assert result.status == "failed"
     assert result.answer  # something arrived...
     assert (result.parsed, result.notes) == (None, ())  # ...but a partial text is no verdict
+
+
+def test_another_thread_stops_a_call_midway_as_ctrl_c_would(server: LocalServer) -> None:
+    server.config.tokens_per_second = 50
+    server.config.reasoning_tokens, server.config.answer_tokens = 100, 100  # 4 s in all
+    settings = settings_for(server)
+    stop: list[int] = []
+
+    class StopsOnceTextIsShown(Recorder):
+        def update(self, reasoning: str, answer: str, elapsed: float) -> None:
+            if reasoning and not stop:  # from another thread, as a --map abandoning a row
+                threading.Thread(target=stop.append, args=(signal.SIGINT,)).start()
+
+    started = time.monotonic()
+    result, error = run_call(
+        settings, build_request(settings, "Hi"), StopsOnceTextIsShown(), stop=stop
+    )
+
+    assert isinstance(error, StepInterrupted)
+    assert error.result is result
+    assert result.status == "interrupted"
+    assert result.reasoning  # what arrived is kept
+    assert time.monotonic() - started < 3  # not the whole 4 s reply
