@@ -314,3 +314,43 @@ def test_another_thread_stops_a_call_midway_as_ctrl_c_would(server: LocalServer)
     assert result.status == "interrupted"
     assert result.reasoning  # what arrived is kept
     assert time.monotonic() - started < 3  # not the whole 4 s reply
+
+
+class CountsUpdates(Recorder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.updates = 0
+
+    def update(self, reasoning: str, answer: str, elapsed: float) -> None:
+        self.updates += 1
+
+
+def test_thousands_of_chunks_become_at_most_ten_display_updates_a_second(
+    server: LocalServer,
+) -> None:
+    server.config.tokens_per_second = 10_000
+    server.config.reasoning_tokens, server.config.answer_tokens = 3000, 3000
+    settings = settings_for(server)
+    view = CountsUpdates()
+
+    result, error = run_call(settings, build_request(settings, "Hi"), view)
+
+    assert error is None
+    assert result.elapsed > 0.4  # 6,000 chunks, paced
+    assert 2 <= view.updates <= 10 * result.elapsed + 3  # the first, ten a second, the last
+
+
+def test_a_stop_while_the_server_is_still_silent_is_acted_on_at_once(
+    server: LocalServer,
+) -> None:
+    server.config.first_byte_delay = 5
+    settings = settings_for(server)
+    stop: list[int] = []
+    threading.Timer(0.3, stop.append, args=(signal.SIGINT,)).start()
+
+    started = time.monotonic()
+    result, error = run_call(settings, build_request(settings, "Hi"), Recorder(), stop=stop)
+
+    assert isinstance(error, StepInterrupted)
+    assert result.status == "interrupted"
+    assert time.monotonic() - started < 1.5
