@@ -54,6 +54,11 @@ TESTS = {  # module -> tests/test_<name>.py ("api/python_api" is tests/api/test_
     "step_magic/wire/sse.py": "messages_api edge_cases doctor magic",
     "step_magic/engine/buffer.py": "edge_cases magic errors reliability magic_context",
     "step_magic/core/text.py": "reliability errors messages_api toolcalls magic schema edge_cases",
+    "step_magic/batch/scheduler.py":
+        "mapping_counts mapping magic_map row_is_a_call api/python_api",
+    "step_magic/engine/runner.py":
+        "run_call errors edge_cases reliability thinktags toolloop tools_magic debug_switch"
+        " messages_tools structured_output wire/other_servers wire/server_shapes",
 }  # fmt: skip
 # Not copied: big, or state that would leak between runs (mutmut's, hypothesis' database).
 SKIP = (".venv", ".git", ".mypy_cache", ".hypothesis", ".pytest_cache", "mutants", "__pycache__")

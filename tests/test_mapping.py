@@ -195,6 +195,22 @@ def test_requests_overlap_up_to_the_concurrency_and_no_further(server: LocalServ
     assert len(sent_prompts(server)) == 8
 
 
+def test_rows_are_sent_from_the_first_down_on_named_worker_threads(server: LocalServer) -> None:
+    """So a run stopped halfway has answered the top of the table, which a reader checks
+    first; and a stack dump of a stuck kernel shows which threads are the map's."""
+    settings = settings_for(server)
+    live, threads = row_call(settings), set()
+
+    def call(request: ChatRequest) -> StepResult:
+        threads.add(threading.current_thread().name)
+        return live(request)
+
+    map_rows(list(range(6)), "n={item}", requester(settings), call, MapOptions("a", concurrency=1))
+
+    assert sent_prompts(server) == [f"n={i}" for i in range(6)]
+    assert threads == {"step-map_0"}
+
+
 def test_rpm_spaces_the_requests_evenly(server: LocalServer) -> None:
     settings = settings_for(server)
     options = MapOptions("a", concurrency=4, rpm=240)  # one every 0.25 s
