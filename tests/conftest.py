@@ -104,10 +104,13 @@ def ip(_shell: Any, api_env: LocalServer) -> Iterator[Any]:
     from traitlets.config import Config
 
     _shell.config.StepMagics = Config()
+    before = set(_shell.user_ns)
     _shell.run_line_magic("load_ext", "step_magic")
     yield _shell
     _shell.run_line_magic("unload_ext", "step_magic")
     _shell.config.StepMagics = Config()
+    for name in set(_shell.user_ns) - before:  # a test's names must not reach the next one
+        _shell.user_ns.pop(name, None)
     for name in ("_step", "res"):
         _shell.user_ns.pop(name, None)
 

@@ -174,7 +174,7 @@ def test_flags_a_background_call_cannot_take(
 
 def test_wait_and_cancel_name_what_they_cannot_find(ip: Any) -> None:
     ip.user_ns["x"] = 42
-    with pytest.raises(UsageError, match="x is a int, not a background call"):
+    with pytest.raises(UsageError, match="x is an int, not a background call"):
         ip.run_line_magic("step_wait", "x")
     with pytest.raises(UsageError, match="nope is not defined, not a background call"):
         ip.run_line_magic("step_cancel", "nope")

@@ -357,7 +357,7 @@ def test_ask_schema_prints_the_validated_answer_as_one_line_of_json(
             "broken_module:f",
             "cannot import broken_module (RuntimeError: boom at import)",
         ),
-        ("--tools", "{shop}:NOT_A_FUNCTION", "NOT_A_FUNCTION is a int, not a function"),
+        ("--tools", "{shop}:NOT_A_FUNCTION", "NOT_A_FUNCTION is an int, not a function"),
         ("--tools", "{shop}:fragile.boom", "reading boom failed (RuntimeError: not today)"),
         ("--schema", "{shop}:missing", "{shop} has no 'missing'"),
         ("--schema", "{shop}:NOT_A_FUNCTION", "give a pydantic model, a dataclass or a JSON-sch"),

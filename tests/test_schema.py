@@ -239,7 +239,7 @@ def test_build_toolbox_names_what_is_wrong() -> None:
     assert [spec["function"]["name"] for spec in box.specs()] == ["area"]
     with pytest.raises(ValueError, match="no variable 'aera' in the notebook; did you mean area"):
         build_toolbox(["aera"], namespace, budget_chars=1000)
-    with pytest.raises(ValueError, match="answer is a int, not a function or a DataFrame"):
+    with pytest.raises(ValueError, match="answer is an int, not a function or a DataFrame"):
         build_toolbox(["answer"], namespace, budget_chars=1000)
 
 

@@ -66,3 +66,9 @@ def read_json(text: str) -> Any:
         return json.loads(text)
     except RecursionError:
         raise ValueError("it is nested too deeply to read") from None
+
+
+def a_type(value: object) -> str:
+    """``an int``, ``a str``: the value's type name with its article, for one-line errors."""
+    name = type(value).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"

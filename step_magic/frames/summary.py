@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     Floats = npt.NDArray[np.float64]
 
 from step_magic.core.errors import InputError
+from step_magic.core.text import a_type
 from step_magic.frames.tables import (
     ELLIPSIS,
     Column,
@@ -71,7 +72,7 @@ def summarize_frame(obj: Frame, *, name: str, budget_chars: int) -> FrameSummary
     """
     library = library_of(obj)
     if library is None:
-        raise InputError(f"{name} is a {type(obj).__name__}, not a pandas or polars frame")
+        raise InputError(f"{name} is {a_type(obj)}, not a pandas or polars frame")
     series = is_series(obj)
     table: Table = (PandasTable if library == "pandas" else PolarsTable)(obj, name)
     n_rows, n_columns = table.n_rows, len(table.names)
@@ -119,7 +120,8 @@ def _row_positions(n_rows: int) -> list[int]:
 
 def _header(table: Table, series: bool, sample: Positions | None) -> str:
     n_columns = len(table.names)
-    shape = f"{table.n_rows:,} rows {TIMES} {n_columns:,} column{'' if n_columns == 1 else 's'}"
+    rows = f"{table.n_rows:,} row{'' if table.n_rows == 1 else 's'}"
+    shape = f"{rows} {TIMES} {n_columns:,} column{'' if n_columns == 1 else 's'}"
     first = (
         f"{table.library} Series of {table.n_rows:,} values."
         if series

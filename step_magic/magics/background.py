@@ -17,6 +17,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
+from step_magic.core.text import a_type
 from step_magic.magics.parsing import refuse
 
 if TYPE_CHECKING:
@@ -123,7 +124,7 @@ class StepBackgroundMagics(Magics):
         name = name or "_step"
         value = namespace.get(name)
         if not isinstance(value, Pending):
-            what = "not defined" if name not in namespace else f"a {type(value).__name__}"
+            what = "not defined" if name not in namespace else a_type(value)
             raise UsageError(f"{name} is {what}, not a background call (%%step --background)")
         return [(name, value)]
 

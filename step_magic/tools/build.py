@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from step_magic.core.errors import InputError
+from step_magic.core.text import a_type
 from step_magic.frames.tables import library_of
 from step_magic.tools.frametools import frame_tools
 from step_magic.tools.schema import function_tool
@@ -35,9 +36,7 @@ def build_toolbox(
                 raise InputError(f"--tools: {name!r} cannot be a tool name (ASCII, up to 64)")
             tools.append(function_tool(name, value))
         else:
-            raise InputError(
-                f"--tools: {name} is a {type(value).__name__}, not a function or a DataFrame"
-            )
+            raise InputError(f"--tools: {name} is {a_type(value)}, not a function or a DataFrame")
     taken = [tool.name for tool in tools]
     twice = sorted({name for name in taken if taken.count(name) > 1})
     if twice:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from step_magic.core.errors import InputError, ToolError
+from step_magic.core.text import a_type
 from step_magic.frames.backends import Backend
 from step_magic.frames.pandas_frame import PandasFrame
 from step_magic.frames.polars_frame import PolarsFrame
@@ -52,7 +53,7 @@ def frame_tools(name: str, frame: Any, *, budget_chars: int = 8_000) -> list[Too
     """Read-only tools over the pandas/polars DataFrame bound to ``name``."""
     library = library_of(frame)
     if library is None or is_series(frame):
-        raise InputError(f"{name} is a {type(frame).__name__}, not a pandas or polars DataFrame")
+        raise InputError(f"{name} is {a_type(frame)}, not a pandas or polars DataFrame")
     if budget_chars < 1:
         raise InputError(f"budget_chars must be at least 1, not {budget_chars}")
     backend: Backend = PandasFrame(frame) if library == "pandas" else PolarsFrame(frame)
