@@ -65,31 +65,32 @@ def find_api_key(environ: Mapping[str, str] | None = None) -> str | None:
     Raises InputError, in one line without the key, for a key file others can read or a
     keyring that cannot be read.
     """
-    env = os.environ if environ is None else environ
-    name = key_variable(env)
-    if name:
-        return env[name].strip()
-    from step_magic.core import keystore
-
-    stored = keystore.read(env)
-    return stored.key if stored else None
+    found = _key_in_force(environ)
+    return found[0] if found else None
 
 
 def key_origin(environ: Mapping[str, str] | None = None) -> str | None:
     """Where the key in force comes from, never the key: ``set in STEPFUN_API_KEY``,
     ``stored in <path>``, ``in the system keyring``; the reason for a stored key that is
     refused; None when there is no key."""
+    try:
+        found = _key_in_force(environ)
+    except InputError as err:
+        return f"not used: {err}"
+    return found[1] if found else None
+
+
+def _key_in_force(environ: Mapping[str, str] | None) -> tuple[str, str] | None:
+    """The key and where it comes from, in the one order keys are looked for: the
+    documented variables, then the key ``step-magic key set`` stored."""
     env = os.environ if environ is None else environ
     name = key_variable(env)
     if name:
-        return f"set in {name}"
+        return env[name].strip(), f"set in {name}"
     from step_magic.core import keystore
 
-    try:
-        stored = keystore.read(env)
-    except InputError as err:
-        return f"not used: {err}"
-    return stored.where if stored else None
+    stored = keystore.read(env)
+    return (stored.key, stored.where) if stored else None
 
 
 def key_to_hide(environ: Mapping[str, str] | None = None) -> str | None:
