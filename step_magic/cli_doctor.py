@@ -274,8 +274,9 @@ def _stream_shape(seen: Observed) -> Iterator[Finding]:
 def _finish_shape(reasons: list[object]) -> tuple[list[object], list[object]]:
     """The finish reasons before the first real one, and the real ones.
 
-    A chunk after the end with ``finish_reason: null`` (vLLM's and OpenAI's usage chunk
-    repeats a choice that way) is not a second ending, nor a missing one.
+    A chunk after the end with ``finish_reason: null`` (a usage chunk that repeats the
+    choice, as some servers send it; OpenAI's has no choices) is not a second ending, nor a
+    missing one.
     """
     ended = [i for i, reason in enumerate(reasons) if reason not in (None, "")]
     if not ended:

@@ -54,15 +54,17 @@ def withdraw(slots: ReservedSlots) -> None:
     """Take an unclicked control away: its outputs become empty, its widget is closed."""
     for name in NAMES:
         update_display(EMPTY, raw=True, display_id=slots.ids[name])
-    control = slots.control
-    if control is not None:
-        control.close()
-        slots.control = None
+    _close_control(slots)
 
 
 def say(slots: ReservedSlots, text: str) -> None:
     """One line where the control was (a missing key, a refused input)."""
     update_display({"text/plain": text}, raw=True, display_id=slots.ids["reasoning"])
+    _close_control(slots)
+
+
+def _close_control(slots: ReservedSlots) -> None:
+    """The button's widget, now out of view, closed (once)."""
     if slots.control is not None:
         slots.control.close()
         slots.control = None

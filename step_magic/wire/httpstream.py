@@ -153,7 +153,7 @@ class HttpEventStream:
             if self._cancelled.is_set():
                 return
             raise self.error(_transport_error(err, response.request)) from None
-        except (ValueError, EventTooLarge) as err:  # JSON that cannot be read, too big
+        except (json.JSONDecodeError, EventTooLarge) as err:  # (``_whole`` words its own)
             raise self.error(err) from None
         finally:
             response.close()
