@@ -129,16 +129,12 @@ class ReplyStream:
             try:
                 return client.chat.completions.create(**body)
             except (openai.BadRequestError, openai.UnprocessableEntityError) as err:
-                said = str(err.body or err)
-                if "stream_options" in body and "stream_options" in said:
-                    REFUSED_USAGE_OPTION.add(self._settings.base_url)
-                    body = {key: value for key, value in body.items() if key != "stream_options"}
-                elif "response_format" in body and "response_format" in said:
-                    REFUSED_SCHEMA.add(self._settings.base_url)
-                    body = schema_in_prompt(body, self._request)
-                    self._note(SCHEMA_REFUSED)
-                else:
+                instead = without_refused(self._settings, self._request, body, str(err.body or err))
+                if instead is None:
                     raise
+                body = instead
+                if "response_format" not in body:
+                    self._note(SCHEMA_REFUSED)
         return client.chat.completions.create(**body)
 
     def _note(self, note: str) -> None:
@@ -152,32 +148,21 @@ class ReplyStream:
         if is_whole(kind):
             yield from self._whole(stream, kind)
             return
-        splitter = ThinkTagSplitter()
-        tool_calls = ToolCallCollector()
-        details = DetailCollector()
-        finish_reason: str | None = None
+        reader = ChunkReader()
         try:
             for chunk in stream:
                 if self._cancelled.is_set():
                     return
-                self.completion_id = getattr(chunk, "id", None) or self.completion_id
-                self.usage = _usage(getattr(chunk, "usage", None)) or self.usage
-                for choice in getattr(chunk, "choices", None) or ():
-                    finish_reason = getattr(choice, "finish_reason", None) or finish_reason
-                    delta = getattr(choice, "delta", None)
-                    tool_calls.feed(getattr(delta, "tool_calls", None))
-                    details.feed(_listed(_field(delta, "reasoning_details")))
-                    yield from _deltas(delta, splitter)
+                yield from reader.feed(chunk)
+                self.completion_id = reader.completion_id or self.completion_id
+                self.usage = reader.usage or self.usage
         except (openai.APIError, json.JSONDecodeError, EventTooLarge) as err:
             if self._cancelled.is_set():
                 return
             raise self._error(err) from None
         finally:
             stream.close()
-        yield from _held_back(splitter)
-        ids = (self.trace_id, self.completion_id)
-        calls = tool_calls.calls()
-        yield Finished(finish_reason, self.usage, *ids, calls, reasoning_details=details.kept())
+        yield from reader.end(self.trace_id, self.completion_id)
 
     def _whole(self, stream: Any, kind: str) -> Iterator[Event]:
         """A server that ignored ``stream: true``: one JSON completion is read as the reply;
@@ -193,28 +178,69 @@ class ReplyStream:
             raise self._error(err) from None
         finally:
             stream.close()
-        if not isinstance(reply.get("choices"), list):
-            raise self._error(ValueError("unreadable reply from the server (not a completion)"))
-        self.completion_id = _string(reply.get("id")) or self.completion_id
-        splitter, tool_calls = ThinkTagSplitter(), ToolCallCollector()
-        choice = reply["choices"][0] if reply["choices"] else {}
-        message = _field(choice, "message")
-        tool_calls.feed(_listed(_field(message, "tool_calls")))
-        yield from _deltas(message, splitter)
-        yield from _held_back(splitter)
-        ids = (self.trace_id, self.completion_id)
-        reason = _string(_field(choice, "finish_reason"))
-        kept = DetailCollector()
-        kept.feed(_listed(_field(message, "reasoning_details")))
-        calls = tool_calls.calls()
-        yield Finished(
-            reason, _usage(reply.get("usage")), *ids, calls, reasoning_details=kept.kept()
-        )
+        self.completion_id = nonempty_str(reply.get("id")) or self.completion_id
+        try:
+            yield from completion_events(reply, self.trace_id, self.completion_id)
+        except ValueError as err:
+            raise self._error(err) from None
 
     def _error(self, err: Exception, note: str = "") -> StepAPIError:
         """One clean error with the status, the server's words and this call's ids."""
         ids = {"trace_id": self.trace_id, "completion_id": self.completion_id}
         return call_error(err, self._settings, note, **ids)
+
+
+class ChunkReader:
+    """The chunks of one streamed completion into events, I/O apart: the SDK's chunk
+    objects (``ReplyStream``) or the plain JSON of raw lines (``wire.chatwire``), read by
+    the same code so the two cannot drift apart."""
+
+    def __init__(self) -> None:
+        self._splitter = ThinkTagSplitter()
+        self._tool_calls = ToolCallCollector()
+        self._details = DetailCollector()
+        self.finish_reason: str | None = None
+        self.completion_id: str | None = None
+        self.usage: Usage | None = None  # the latest seen
+
+    def feed(self, chunk: Any) -> Iterator[Event]:
+        """The text of one chunk; its id, usage, finish reason and tool-call pieces kept."""
+        self.completion_id = nonempty_str(_field(chunk, "id")) or self.completion_id
+        self.usage = _usage(_field(chunk, "usage")) or self.usage
+        for choice in _listed(_field(chunk, "choices")):
+            self.finish_reason = nonempty_str(_field(choice, "finish_reason")) or self.finish_reason
+            delta = _field(choice, "delta")
+            self._tool_calls.feed(_listed(_field(delta, "tool_calls")))
+            self._details.feed(_listed(_field(delta, "reasoning_details")))
+            yield from _deltas(delta, self._splitter)
+
+    def end(self, trace_id: str | None, completion_id: str | None) -> Iterator[Event]:
+        """What the think-tag splitter held back, then ``Finished``."""
+        yield from _held_back(self._splitter)
+        calls, details = self._tool_calls.calls(), self._details.kept()
+        ids = (trace_id, completion_id or self.completion_id)
+        yield Finished(self.finish_reason, self.usage, *ids, calls, reasoning_details=details)
+
+
+def completion_events(
+    reply: dict[str, Any], trace_id: str | None, completion_id: str | None
+) -> Iterator[Event]:
+    """The events of one whole JSON completion (a server that ignored ``stream: true``);
+    ValueError when it is not a completion."""
+    if not isinstance(reply.get("choices"), list):
+        raise ValueError("unreadable reply from the server (not a completion)")
+    splitter, tool_calls = ThinkTagSplitter(), ToolCallCollector()
+    choice = reply["choices"][0] if reply["choices"] else {}
+    message = _field(choice, "message")
+    tool_calls.feed(_listed(_field(message, "tool_calls")))
+    yield from _deltas(message, splitter)
+    yield from _held_back(splitter)
+    reason = nonempty_str(_field(choice, "finish_reason"))
+    kept = DetailCollector()
+    kept.feed(_listed(_field(message, "reasoning_details")))
+    calls = tool_calls.calls()
+    usage = _usage(reply.get("usage"))
+    yield Finished(reason, usage, trace_id, completion_id, calls, reasoning_details=kept.kept())
 
 
 def chat_body(settings: Settings, request: ChatRequest) -> dict[str, Any]:
@@ -229,6 +255,22 @@ def chat_body(settings: Settings, request: ChatRequest) -> dict[str, Any]:
     if settings.base_url in REFUSED_SCHEMA:
         body = schema_in_prompt(body, request)
     return body
+
+
+def without_refused(
+    settings: Settings, request: ChatRequest, body: dict[str, Any], said: str
+) -> dict[str, Any] | None:
+    """The body to send instead after a 400 or 422 that says ``said``: without
+    ``stream_options`` or ``response_format`` when the server named it, and never again with
+    it (remembered per base URL; the schema then goes in the instructions); None when the
+    refusal is of something else."""
+    if "stream_options" in body and "stream_options" in said:
+        REFUSED_USAGE_OPTION.add(settings.base_url)
+        return {key: value for key, value in body.items() if key != "stream_options"}
+    if "response_format" in body and "response_format" in said:
+        REFUSED_SCHEMA.add(settings.base_url)
+        return schema_in_prompt(body, request)
+    return None
 
 
 def schema_in_prompt(body: dict[str, Any], request: ChatRequest) -> dict[str, Any]:
@@ -423,7 +465,7 @@ def _listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _string(value: Any) -> str | None:
+def nonempty_str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
@@ -469,7 +511,11 @@ def is_whole(kind: str) -> bool:
 def whole_json(response: Any, kind: str) -> dict[str, Any]:
     """The one JSON object a whole reply holds (every wire API reads it here), bounded; a
     ValueError in one line when it is a page, not JSON, or not an object."""
-    body = read_whole(response)
+    return parse_whole(read_whole(response), kind)
+
+
+def parse_whole(body: bytes, kind: str) -> dict[str, Any]:
+    """``whole_json`` for a body already read (an event loop reads it its own way)."""
     if "json" not in kind:
         raise not_events(kind)
     try:
@@ -495,12 +541,16 @@ def read_whole(response: Any) -> bytes:
     body = bytearray()
     for chunk in response.iter_bytes():
         body += chunk
-        if len(body) > sse.MAX_EVENT_CHARS:
-            raise EventTooLarge(
-                f"the reply from the server is over {sse.MAX_EVENT_CHARS:,} bytes; "
-                "it was stopped there"
-            )
+        check_whole(body)
     return bytes(body)
+
+
+def check_whole(body: bytearray) -> None:
+    """EventTooLarge once a whole reply's body passes the cap of one event."""
+    if len(body) > sse.MAX_EVENT_CHARS:
+        raise EventTooLarge(
+            f"the reply from the server is over {sse.MAX_EVENT_CHARS:,} bytes; it was stopped there"
+        )
 
 
 def _held_back(splitter: ThinkTagSplitter) -> Iterator[Event]:

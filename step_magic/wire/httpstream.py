@@ -16,22 +16,26 @@ import json
 import socket
 import threading
 from collections.abc import Generator, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from step_magic.core.errors import StepAPIError
-from step_magic.core.events import Event, Usage
+from step_magic.core.events import Event, Usage, Waiting
 from step_magic.core.request import ChatRequest
 from step_magic.core.settings import Settings
-from step_magic.wire.chat import http, is_whole, tls_context, whole_json
+from step_magic.wire.chat import http, is_whole, parse_whole, read_whole, tls_context
 from step_magic.wire.retry import after_failure, call_error
 from step_magic.wire.sse import EventTooLarge, ServerEvent, SSEDecoder
 
 
-class HttpEventStream:
-    """Iterate over the events of one call; ``close()`` from another thread stops it.
+class WireCall:
+    """One call on one wire API, apart from how its bytes travel: its state and its hooks.
 
-    Same contract as ``wire.chat.ReplyStream``: 429/5xx are retried before any text, every
-    failure is one ``StepAPIError``, and ``trace_id`` / ``completion_id`` are kept.
+    The state (the trace and completion ids, the latest usage, the notes) and what an API
+    says (``body``, ``headers``, ``without_refused``, and how its events are read) are the
+    same whether the call runs on a thread (``HttpEventStream``) or on an event loop
+    (``wire.asyncstream.AsyncHttpEventStream``): each API writes them once, as a subclass of
+    this, and is combined with either driver.
     """
 
     path = ""
@@ -39,10 +43,6 @@ class HttpEventStream:
     def __init__(self, settings: Settings, request: ChatRequest) -> None:
         self._settings = settings
         self._request = request
-        self._cancelled = threading.Event()
-        self._lock = threading.Lock()
-        self._http_client: Any = None
-        self._socket: socket.socket | None = None
         self.trace_id: str | None = None
         self.completion_id: str | None = None
         self.usage: Usage | None = None  # the latest seen: kept if the stream is cut short
@@ -61,14 +61,117 @@ class HttpEventStream:
         says ``said`` (an optional field it does not take); None: the refusal stands."""
         return None
 
-    def read(self, events: Iterator[ServerEvent], response: Any) -> Iterator[Event]:
-        """The events of the reply, from the server's SSE events, ending with ``Finished``
-        unless cancelled; raise ``StepAPIError`` (through ``error``) for an error event."""
+    def start_reply(self) -> ReplyState:
+        """What one reply's events build up as they are read."""
+        return ReplyState()
+
+    def read_event(self, reply: Any, event: ServerEvent, response: Any) -> Iterator[Event]:
+        """The events one server event means; set ``reply.stopped`` at the reply's end;
+        raise ``StepAPIError`` (through ``server_error``) for an error event."""
+        raise NotImplementedError
+
+    def end_reply(self, reply: Any) -> Iterator[Event]:
+        """What follows the last event: ``Finished`` (not called once cancelled)."""
         raise NotImplementedError
 
     def read_whole(self, reply: dict[str, Any], response: Any) -> Iterator[Event]:
         """The same events from one JSON reply (a server that ignored ``stream: true``)."""
         raise NotImplementedError
+
+    @property
+    def cancelled(self) -> bool:
+        return False
+
+    def server_error(self, payload: Any, response: Any) -> StepAPIError:
+        """An error event's body as the same one line an HTTP error gets."""
+        import openai
+
+        return self.error(openai.APIError("error event", response.request, body=payload))
+
+    def error(self, err: Exception, note: str = "") -> StepAPIError:
+        """One clean line, worded as the chat path's are (``retry.call_error``)."""
+        ids = {"trace_id": self.trace_id, "completion_id": self.completion_id}
+        return call_error(err, self._settings, note, **ids)
+
+    def url(self) -> str:
+        return self._settings.base_url.rstrip("/") + self.path
+
+
+@dataclass
+class ReplyState:
+    """What the events of one reply said so far; ``stopped`` once it said it ended."""
+
+    stopped: bool = False
+
+
+class Attempts:
+    """The sends of one request, I/O apart: a refused optional field is dropped and sent
+    again at once (twice at most, outside the count of retries); 429/5xx wait and retry as
+    ``wire.retry`` says; anything else, or the last attempt, raises the call's error."""
+
+    def __init__(self, call: WireCall, body: dict[str, Any]) -> None:
+        self._call = call
+        self.body = body
+        self._attempt, self._refusals = 1, 0
+        self._attempts = call._settings.max_retries + 1
+
+    def after(self, response: Any, refusal: Exception) -> Waiting | None:
+        """After a failed response: None to send ``body`` again now, or the wait first."""
+        if response.status_code in (400, 422) and self._refusals < 2:
+            said = str(getattr(refusal, "body", None) or refusal)
+            instead = self._call.without_refused(self.body, said)
+            if instead is not None:
+                self.body, self._refusals = instead, self._refusals + 1
+                return None
+        waiting = after_failure(refusal, self._attempt, self._attempts, self._call.error)
+        self._attempt += 1
+        return waiting
+
+
+class ReplyReader:
+    """A reply's bytes into events, I/O apart: SSE decoded (``sse.SSEDecoder``) and each
+    server event read by the call's API, until the reply says it ended."""
+
+    def __init__(self, call: WireCall, response: Any) -> None:
+        self._call, self._response = call, response
+        self._decoder = SSEDecoder()
+        self._reply = call.start_reply()
+
+    @property
+    def stopped(self) -> bool:
+        return bool(self._reply.stopped)
+
+    def feed(self, chunk: bytes) -> Iterator[Event]:
+        yield from self._events(self._decoder.feed(chunk))
+
+    def end(self) -> Iterator[Event]:
+        """What the last bytes held, then the reply's end (unless cancelled)."""
+        if not self.stopped:
+            yield from self._events(self._decoder.finish())
+        if not self._call.cancelled:
+            yield from self._call.end_reply(self._reply)
+
+    def _events(self, events: list[ServerEvent]) -> Iterator[Event]:
+        for event in events:
+            yield from self._call.read_event(self._reply, event, self._response)
+            if self._reply.stopped or self._call.cancelled:
+                return
+
+
+class HttpEventStream(WireCall):
+    """Iterate over the events of one call on this thread; ``close()`` from another thread
+    stops it.
+
+    Same contract as ``wire.chat.ReplyStream``: 429/5xx are retried before any text, every
+    failure is one ``StepAPIError``, and ``trace_id`` / ``completion_id`` are kept.
+    """
+
+    def __init__(self, settings: Settings, request: ChatRequest) -> None:
+        super().__init__(settings, request)
+        self._cancelled = threading.Event()
+        self._lock = threading.Lock()
+        self._http_client: Any = None
+        self._socket: socket.socket | None = None
 
     def close(self) -> None:
         """Stop: wake a retry wait and cut the connection, even before headers arrived.
@@ -98,92 +201,70 @@ class HttpEventStream:
             http_client.close()
 
     def _open(self, http_client: Any, body: dict[str, Any]) -> Generator[Event, None, Any]:
-        """Send the request, retrying 429/5xx as ReplyStream does; return the open response.
-
-        A refused optional field (``without_refused``) is sent again at once without it,
-        once, outside the count of retries."""
-        attempts = self._settings.max_retries + 1
-        attempt, refusals = 1, 0
-        while attempt <= attempts:
-            if self._cancelled.is_set():
-                return None
-            response = self._send(http_client, body)
+        """Send the request as ``Attempts`` says; return the open response (None when
+        cancelled)."""
+        attempts = Attempts(self, body)
+        while not self._cancelled.is_set():
+            response = self._send(http_client, attempts.body)
             if response is None or response.is_success:
                 return response
-            refusal = _status_error(response)
-            instead = self._instead(response.status_code, refusal, body)
-            if instead is not None and refusals == 0:
-                body, refusals = instead, 1
-                continue
-            waiting = after_failure(refusal, attempt, attempts, self.error)
-            yield waiting
-            if self._cancelled.wait(waiting.delay):
-                return None
-            attempt += 1
+            waiting = attempts.after(response, _status_error(response))
+            if waiting is not None:
+                yield waiting
+                if self._cancelled.wait(waiting.delay):
+                    return None
         return None
 
     def _send(self, http_client: Any, body: dict[str, Any]) -> Any:
         """One POST; the response (None when cancelled meanwhile), its trace id kept."""
-        url = self._settings.base_url.rstrip("/") + self.path
         request = http_client.build_request(
-            "POST", url, json=body, headers=self.headers(), extensions={"trace": self._on_trace}
+            "POST",
+            self.url(),
+            json=body,
+            headers=self.headers(),
+            extensions={"trace": self._on_trace},
         )
         try:
             response = http_client.send(request, stream=True)
         except http().HTTPError as err:
             if self._cancelled.is_set():
                 return None
-            raise self.error(_transport_error(err, request)) from None
+            raise self.error(transport_error(err, request)) from None
         self.trace_id = response.headers.get("x-trace-id")
         return response
-
-    def _instead(self, status: int, refusal: Exception, body: dict[str, Any]) -> Any:
-        if status not in (400, 422):
-            return None
-        return self.without_refused(body, str(getattr(refusal, "body", None) or refusal))
 
     def _read(self, response: Any) -> Iterator[Event]:
         kind = response.headers.get("content-type", "")
         try:
             if is_whole(kind):
-                yield from self.read_whole(self._whole(response, kind), response)
+                yield from self.read_whole(self._whole(read_whole(response), kind), response)
             else:
-                yield from self.read(self._until_cancelled(response), response)
+                reader = ReplyReader(self, response)
+                for chunk in response.iter_bytes():
+                    yield from reader.feed(chunk)
+                    if reader.stopped or self._cancelled.is_set():
+                        break
+                yield from reader.end()
         except http().HTTPError as err:
             if self._cancelled.is_set():
                 return
-            raise self.error(_transport_error(err, response.request)) from None
+            raise self.error(transport_error(err, response.request)) from None
         except (json.JSONDecodeError, EventTooLarge) as err:  # (``_whole`` words its own)
             raise self.error(err) from None
         finally:
             response.close()
 
-    def _whole(self, response: Any, kind: str) -> dict[str, Any]:
+    def _whole(self, body: bytes, kind: str) -> dict[str, Any]:
         """A reply that is not a stream of events: one JSON object, read as the chat path
-        reads it (``chat.whole_json``); anything else is an error naming what came instead."""
+        reads it (``chat.parse_whole``); anything else is an error naming what came instead."""
         try:
-            return whole_json(response, kind)
+            return parse_whole(body, kind)
         except ValueError as err:
             raise self.error(err) from None
-
-    def _until_cancelled(self, response: Any) -> Iterator[ServerEvent]:
-        decoder = SSEDecoder()
-        for chunk in response.iter_bytes():
-            for event in decoder.feed(chunk):
-                yield event
-                if self._cancelled.is_set():
-                    return
-        yield from decoder.finish()
 
     @property
     def cancelled(self) -> bool:
         return self._cancelled.is_set()
-
-    def server_error(self, payload: Any, response: Any) -> StepAPIError:
-        """An error event's body as the same one line an HTTP error gets."""
-        import openai
-
-        return self.error(openai.APIError("error event", response.request, body=payload))
 
     def _on_trace(self, name: str, info: dict[str, Any]) -> None:
         """httpcore's trace hook: keep this call's socket, so ``close`` can shut it down."""
@@ -196,31 +277,43 @@ class HttpEventStream:
             if self._cancelled.is_set():  # close() came while connecting
                 _shut(sock)
 
-    def error(self, err: Exception, note: str = "") -> StepAPIError:
-        """One clean line, worded as the chat path's are (``retry.call_error``)."""
-        ids = {"trace_id": self.trace_id, "completion_id": self.completion_id}
-        return call_error(err, self._settings, note, **ids)
-
 
 def mapping(value: Any) -> dict[str, Any]:
     """``value`` if it is a JSON object, else an empty one (servers send odd shapes)."""
     return value if isinstance(value, dict) else {}
 
 
+MAX_ERROR_BYTES = 1_000_000  # of an error reply's body: its words are shown cut anyway
+
+
 def _status_error(response: Any) -> Exception:
-    """The SDK's status error for an HTTP error reply, with its JSON body if it has one."""
+    """The SDK's status error for an HTTP error reply, with its JSON body if it has one
+    (read up to ``MAX_ERROR_BYTES``: a 100 MB error page is not held)."""
+    raw = bytearray()
+    try:
+        for chunk in response.iter_bytes():
+            raw += chunk
+            if len(raw) > MAX_ERROR_BYTES:
+                break
+    except http().HTTPError:
+        pass
+    finally:
+        response.close()
+    return status_error(response, bytes(raw))
+
+
+def status_error(response: Any, raw: bytes) -> Exception:
+    """The SDK's status error for ``response``, whose body (or its first bytes) is ``raw``."""
     import openai
 
     try:
-        body: object = json.loads(response.read())
-    except (ValueError, http().HTTPError):
+        body: object = json.loads(raw)
+    except ValueError:
         body = None
-    finally:
-        response.close()
     return openai.APIStatusError("request failed", response=response, body=body)
 
 
-def _transport_error(err: Exception, request: Any) -> Exception:
+def transport_error(err: Exception, request: Any) -> Exception:
     """The SDK's timeout or connection error for a transport failure, caused by ``err``."""
     import openai
 

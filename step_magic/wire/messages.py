@@ -16,7 +16,8 @@ from typing import Any
 
 from step_magic.core.events import AnswerDelta, Event, Finished, ReasoningDelta, Usage
 from step_magic.core.text import clean_text
-from step_magic.wire.httpstream import HttpEventStream, mapping
+from step_magic.wire.asyncstream import AsyncHttpEventStream
+from step_magic.wire.httpstream import HttpEventStream, ReplyState, WireCall, mapping
 from step_magic.wire.messages_body import messages_body, messages_headers
 from step_magic.wire.sse import ServerEvent
 from step_magic.wire.toolcalls import ToolCallCollector
@@ -34,8 +35,8 @@ FINISH_REASONS = {
 }
 
 
-class MessagesStream(HttpEventStream):
-    """The events of one Messages API call; ``close()`` from another thread stops it."""
+class MessagesWire(WireCall):
+    """What the Messages API sends and means, whichever driver carries the bytes."""
 
     path = "/messages"
 
@@ -47,14 +48,37 @@ class MessagesStream(HttpEventStream):
     def headers(self) -> dict[str, str]:
         return messages_headers(self._settings.api_key)
 
-    def read(self, events: Iterator[ServerEvent], response: Any) -> Iterator[Event]:
-        reply = _Reply()
-        for event in events:
-            yield from self._events(event, reply, response)
-            if reply.stopped:
-                break  # anything after message_stop is not ours to wait for
-        if not self.cancelled:
-            yield self._finished(reply)
+    def start_reply(self) -> _Reply:
+        return _Reply()
+
+    def read_event(self, reply: _Reply, event: ServerEvent, response: Any) -> Iterator[Event]:
+        """The text of one SSE event; unknown event and delta types are skipped; anything
+        after ``message_stop`` is not ours to wait for."""
+        if event.data.strip() == "[DONE]":  # an OpenAI-style end marker, from some proxies
+            reply.stopped = True
+            return
+        payload = json.loads(event.data)
+        if not isinstance(payload, dict):
+            return
+        kind = payload.get("type") if event.name == "message" else event.name
+        if kind == "error" or (kind is None and "error" in payload):  # Anthropic or StepFun
+            raise self.server_error(payload, response)
+        if kind == "message_start":
+            self._started(mapping(payload.get("message")), reply)
+        elif kind in ("content_block_start", "content_block_delta"):
+            block = mapping(payload.get("content_block") or payload.get("delta"))
+            yield from _texts(block)
+            reply.tool_piece(payload.get("index"), block)
+            reply.thinking.feed(payload.get("index"), block)
+        elif kind == "message_delta":
+            reply.stop(mapping(payload.get("delta")).get("stop_reason"))
+            reply.add_usage(payload.get("usage"))
+            self.usage = reply.usage()
+        elif kind == "message_stop":
+            reply.stopped = True
+
+    def end_reply(self, reply: _Reply) -> Iterator[Event]:
+        yield self._finished(reply)
 
     def read_whole(self, reply: dict[str, Any], response: Any) -> Iterator[Event]:
         """One message object (a server that ignored ``stream: true``): its blocks read as
@@ -83,38 +107,20 @@ class MessagesStream(HttpEventStream):
         reply.add_usage(message.get("usage"))
         self.usage = reply.usage()
 
-    def _events(self, event: ServerEvent, reply: _Reply, response: Any) -> Iterator[Event]:
-        """The text of one SSE event; unknown event and delta types are skipped."""
-        if event.data.strip() == "[DONE]":  # an OpenAI-style end marker, from some proxies
-            reply.stopped = True
-            return
-        payload = json.loads(event.data)
-        if not isinstance(payload, dict):
-            return
-        kind = payload.get("type") if event.name == "message" else event.name
-        if kind == "error" or (kind is None and "error" in payload):  # Anthropic or StepFun
-            raise self.server_error(payload, response)
-        if kind == "message_start":
-            self._started(mapping(payload.get("message")), reply)
-        elif kind in ("content_block_start", "content_block_delta"):
-            block = mapping(payload.get("content_block") or payload.get("delta"))
-            yield from _texts(block)
-            reply.tool_piece(payload.get("index"), block)
-            reply.thinking.feed(payload.get("index"), block)
-        elif kind == "message_delta":
-            reply.stop(mapping(payload.get("delta")).get("stop_reason"))
-            reply.add_usage(payload.get("usage"))
-            self.usage = reply.usage()
-        elif kind == "message_stop":
-            reply.stopped = True
+
+class MessagesStream(MessagesWire, HttpEventStream):
+    """The events of one Messages API call on a thread; ``close()`` from another stops it."""
+
+
+class AsyncMessagesStream(MessagesWire, AsyncHttpEventStream):
+    """The events of one Messages API call on an event loop."""
 
 
 @dataclass
-class _Reply:
+class _Reply(ReplyState):
     """What the events said about the reply as a whole."""
 
     finish_reason: str | None = None
-    stopped: bool = False
     counts: dict[str, int] | None = None
     tools: ToolCallCollector = field(default_factory=ToolCallCollector)
     thinking: KeptThinking = field(default_factory=lambda: KeptThinking())

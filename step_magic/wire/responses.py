@@ -20,7 +20,8 @@ from typing import Any
 
 from step_magic.core.events import AnswerDelta, Event, Finished, ReasoningDelta, Usage
 from step_magic.core.text import clean_text
-from step_magic.wire.httpstream import HttpEventStream, mapping
+from step_magic.wire.asyncstream import AsyncHttpEventStream
+from step_magic.wire.httpstream import HttpEventStream, ReplyState, WireCall, mapping
 from step_magic.wire.responses_body import responses_body, schema_in_instructions
 from step_magic.wire.sse import ServerEvent
 from step_magic.wire.toolcalls import ToolCallCollector
@@ -34,8 +35,8 @@ SCHEMA_REFUSED = (
 ENDS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
-class ResponsesStream(HttpEventStream):
-    """The events of one Responses API call; ``close()`` from another thread stops it."""
+class ResponsesWire(WireCall):
+    """What the Responses API sends and means, whichever driver carries the bytes."""
 
     path = "/responses"
 
@@ -52,26 +53,28 @@ class ResponsesStream(HttpEventStream):
         self.notes.append(SCHEMA_REFUSED)
         return schema_in_instructions(body, self._request)
 
-    def read(self, events: Iterator[ServerEvent], response: Any) -> Iterator[Event]:
-        reply = _Reply()
-        for event in events:
-            if event.data.strip() == "[DONE]":  # not OpenAI's, but some proxies add it
-                break
-            payload = json.loads(event.data)
-            if not isinstance(payload, dict):
-                continue
-            kind = payload.get("type") or event.name
-            if kind == "error" or kind == "response.failed":
-                inner = mapping(payload.get("response")).get("error") or payload.get("error")
-                raise self.server_error({"error": inner or payload}, response)
-            yield from reply.take(kind, payload)
-            self.completion_id = reply.id or self.completion_id
-            self.usage = reply.usage or self.usage
-            if kind in ENDS:
-                break
-        if not self.cancelled:
-            ids = (self.trace_id, self.completion_id)
-            yield Finished(reply.finish_reason(), reply.usage, *ids, reply.tools.calls())
+    def start_reply(self) -> _Reply:
+        return _Reply()
+
+    def read_event(self, reply: _Reply, event: ServerEvent, response: Any) -> Iterator[Event]:
+        if event.data.strip() == "[DONE]":  # not OpenAI's, but some proxies add it
+            reply.stopped = True
+            return
+        payload = json.loads(event.data)
+        if not isinstance(payload, dict):
+            return
+        kind = payload.get("type") or event.name
+        if kind == "error" or kind == "response.failed":
+            inner = mapping(payload.get("response")).get("error") or payload.get("error")
+            raise self.server_error({"error": inner or payload}, response)
+        yield from reply.take(kind, payload)
+        self.completion_id = reply.id or self.completion_id
+        self.usage = reply.usage or self.usage
+        reply.stopped = kind in ENDS
+
+    def end_reply(self, reply: _Reply) -> Iterator[Event]:
+        ids = (self.trace_id, self.completion_id)
+        yield Finished(reply.finish_reason(), reply.usage, *ids, reply.tools.calls())
 
     def read_whole(self, reply: dict[str, Any], response: Any) -> Iterator[Event]:
         """One response object (a server that ignored ``stream: true``): its output items
@@ -88,8 +91,16 @@ class ResponsesStream(HttpEventStream):
             yield Finished(whole.finish_reason(), whole.usage, *ids, whole.tools.calls())
 
 
+class ResponsesStream(ResponsesWire, HttpEventStream):
+    """The events of one Responses API call on a thread; ``close()`` from another stops it."""
+
+
+class AsyncResponsesStream(ResponsesWire, AsyncHttpEventStream):
+    """The events of one Responses API call on an event loop."""
+
+
 @dataclass
-class _Reply:
+class _Reply(ReplyState):
     """What the events said so far."""
 
     id: str | None = None
