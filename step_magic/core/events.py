@@ -8,7 +8,7 @@ never learns which API, if any, the text came from.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -96,10 +96,21 @@ class Rethought:
 Event = ReasoningDelta | AnswerDelta | Waiting | Finished | Rethought
 
 
-class EventSource(Protocol):
-    """A live reply (``wire.transport.open_stream``) or a recorded one (``memory.replay``)."""
+class ReplySource(Protocol):
+    """Where a model turn's events come from; its trace id is known once it answered."""
 
     trace_id: str | None
 
+
+class EventSource(ReplySource, Protocol):
+    """A live reply (``wire.transport.open_stream``) or a recorded one (``memory.replay``)."""
+
     def __iter__(self) -> Iterator[Event]: ...
     def close(self) -> None: ...
+
+
+class AsyncEventSource(ReplySource, Protocol):
+    """The same, read on an event loop (``wire.transport.open_async_stream``); cancelling
+    the reading task stops it."""
+
+    def __aiter__(self) -> AsyncIterator[Event]: ...

@@ -14,8 +14,9 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from step_magic.core.diagnostics import keep_cause
 from step_magic.core.errors import StepAPIError, StepInterrupted, StepMagicError
@@ -39,7 +40,7 @@ from step_magic.wire.transport import open_stream
 
 FLUSH_SECONDS = 0.1  # at most 10 display updates a second, plus the first and the last
 IDLE_SECONDS = 0.1  # how soon a noted Ctrl-C is acted on while no text arrives
-_END = object()
+END = object()  # the last item a turn's event queue holds
 
 
 class View(Protocol):
@@ -74,18 +75,37 @@ def run_call(
     progress = ReplyBuffer(started=time.monotonic())
     turns = Turns(request, len(request.messages))
     with interrupts_noted(stop) as interrupts:
-        view.start(_waiting_status(settings))
+        view.start(waiting_status(settings))
         try:
             _turns(settings, turns, progress, view, interrupts, stream, tools)
         except Exception as err:  # a bug of ours must not cost the user what was shown
-            detail = redact(f"unexpected failure during the call: {err!r}", settings.api_key)
-            turns.error = _failure(detail, settings)
-            keep_cause(turns.error, err, settings.api_key)
-        progress.flush(view, time.monotonic())
-        result = _result(settings, turns, progress, bool(interrupts), tools)
-        if annotate is not None:
-            annotate(result)
-        shown = _finish(view, result, settings.api_key)
+            unexpected(err, turns, settings)
+        return conclude(settings, turns, progress, view, interrupts, tools, annotate)
+
+
+def unexpected(err: Exception, turns: Turns, settings: Settings) -> None:
+    """A bug of ours during the call becomes its error, redacted, the cause kept for debug."""
+    detail = redact(f"unexpected failure during the call: {err!r}", settings.api_key)
+    turns.error = failure(detail, settings)
+    keep_cause(turns.error, err, settings.api_key)
+
+
+def conclude(
+    settings: Settings,
+    turns: Turns,
+    progress: ReplyBuffer,
+    view: View,
+    interrupts: list[int],
+    tools: ToolLoop | None,
+    annotate: Callable[[StepResult], None] | None,
+) -> tuple[StepResult, BaseException | None]:
+    """The end of every call, however it ended: the last text shown, the result built and
+    annotated, its final form shown; the error to raise carries the result."""
+    progress.flush(view, time.monotonic())
+    result = _result(settings, turns, progress, bool(interrupts), tools)
+    if annotate is not None:
+        annotate(result)
+    shown = _finish(view, result, settings.api_key)
     error = StepInterrupted() if interrupts else turns.error or shown
     if error is not None:
         error.result = result  # whoever raises it, the partial reply goes along
@@ -103,6 +123,63 @@ def _finish(view: View, result: StepResult, secret: str) -> StepMagicError | Non
     return None
 
 
+@dataclass(frozen=True)
+class ReadTurn:
+    """The plan asks its driver for one model turn from ``source`` (None: a live call)."""
+
+    source: Any  # an EventSource, or an AsyncEventSource for the event-loop driver
+
+
+@dataclass(frozen=True)
+class RunTools:
+    """The plan asks its driver to run the model's tool calls (``ToolLoop.run_calls``)."""
+
+    arguments: dict[str, Any]
+
+
+TurnPlan = Generator[ReadTurn | RunTools, Any, None]
+
+
+def turn_plan(
+    turns: Turns,
+    progress: ReplyBuffer,
+    view: View,
+    interrupts: list[int],
+    stream: object,
+    tools: ToolLoop | None,
+) -> TurnPlan:
+    """Model turn after model turn, running the tool calls in between, until one answers.
+
+    The decisions only: a driver (``_turns`` on a thread, ``_turns_async`` on an event loop)
+    does what each step asks and sends back its outcome, so the two cannot decide apart.
+    """
+    while not interrupts:  # a call stopped before it started sends nothing
+        source, finished, error = yield ReadTurn(stream)
+        stream = None
+        turns.add(finished, error, source)
+        calls = turns.calls() if tools else ()
+        if tools is None or not calls or turns.error or interrupts:
+            return
+        if turns.steps >= tools.max_steps:
+            turns.unanswered = calls
+            return
+        progress.flush(view, time.monotonic())
+        turns.request = yield RunTools(
+            {
+                "request": turns.request,
+                "content": progress.step_answer().strip(),
+                "calls": calls,
+                "view": view,
+                "interrupts": interrupts,
+                "step": turns.steps,
+                "reasoning_at": progress.reasoning_chars,
+                "thinking": turns.finished.thinking_blocks if turns.finished else (),
+                "details": turns.finished.reasoning_details if turns.finished else (),
+            }
+        )
+        progress.next_step()
+
+
 def _turns(
     settings: Settings,
     turns: Turns,
@@ -112,31 +189,19 @@ def _turns(
     stream: EventSource | None,
     tools: ToolLoop | None,
 ) -> None:
-    """Model turn after model turn, running the tool calls in between, until one answers."""
-    while not interrupts:  # a call stopped before it started sends nothing
-        source = stream if stream is not None else open_stream(settings, turns.request)
-        stream = None
-        turns.add(*_reply(source, progress, view, interrupts, settings), source)
-        calls = turns.calls() if tools else ()
-        if tools is None or not calls or turns.error or interrupts:
-            return
-        if turns.steps >= tools.max_steps:
-            turns.unanswered = calls
-            return
-        progress.flush(view, time.monotonic())
-        turns.request = tools.run_calls(
-            turns.request,
-            progress.step_answer().strip(),
-            calls,
-            view,
-            interrupts,
-            step=turns.steps,
-            reasoning_at=progress.reasoning_chars,
-            thinking=turns.finished.thinking_blocks if turns.finished else (),
-            details=turns.finished.reasoning_details if turns.finished else (),
-        )
-        progress.next_step()
-        if interrupts:
+    """``turn_plan`` driven on this thread: each turn read by a worker, tools run here."""
+    plan = turn_plan(turns, progress, view, interrupts, stream, tools)
+    step = next(plan, None)
+    while step is not None:
+        if isinstance(step, ReadTurn):
+            source = step.source or open_stream(settings, turns.request)
+            outcome: Any = (source, *_reply(source, progress, view, interrupts, settings))
+        else:
+            assert tools is not None  # the plan asks for tools only when there are some
+            outcome = tools.run_calls(**step.arguments)
+        try:
+            step = plan.send(outcome)
+        except StopIteration:
             return
 
 
@@ -162,7 +227,7 @@ def _reply(
     source.close()
     arrived = (len(progress.reasoning), len(progress.answer)) != before
     if not (interrupts or error or arrived or (finished and finished.tool_calls)):
-        error = _failure("the server sent an empty reply", settings, source.trace_id)
+        error = failure("the server sent an empty reply", settings, source.trace_id)
     return finished, error
 
 
@@ -179,11 +244,63 @@ def _pump(stream: EventSource, events: queue.Queue[object], settings: Settings) 
         events.put(err)
     except Exception as err:
         detail = redact(f"unexpected failure while reading the reply: {err!r}", settings.api_key)
-        failure = _failure(detail, settings)
-        keep_cause(failure, err, settings.api_key)
-        events.put(failure)
+        error = failure(detail, settings)
+        keep_cause(error, err, settings.api_key)
+        events.put(error)
     finally:
-        events.put(_END)
+        events.put(END)
+
+
+class TurnReader:
+    """What one model turn's events do to the buffer and the view, on the flush schedule and
+    the call's deadline: shared by the thread driver (``_consume``) and the event-loop one
+    (``_consume_async``), which only differ in how they wait for the next event."""
+
+    def __init__(self, progress: ReplyBuffer, view: View, settings: Settings) -> None:
+        self._progress, self._view, self._settings = progress, view, settings
+        deadline = settings.deadline
+        self._ends_at = progress.started + deadline if deadline is not None else float("inf")
+        self.finished: Finished | None = None
+        self.error: StepAPIError | None = None
+
+    def wait(self, now: float) -> float | None:
+        """How long to wait for the next event before a flush is due; None once the
+        deadline passed (the turn's error then says so)."""
+        if now >= self._ends_at:
+            deadline = self._settings.deadline
+            late = f"the call passed the deadline of {deadline:g} s it was given (--deadline)"
+            self.error = failure(late, self._settings)
+            return None
+        progress = self._progress
+        has_pending = bool(progress.pending_reasoning or progress.pending_answer)
+        wait = max(progress.last_flush + FLUSH_SECONDS - now, 0) if has_pending else IDLE_SECONDS
+        return min(wait, self._ends_at - now)
+
+    def idle(self) -> None:
+        """No event came in time: show what is pending."""
+        self._progress.flush(self._view, time.monotonic())
+
+    def take(self, item: object) -> bool:
+        """Take one item of the stream; True when the turn ended (its end or its error)."""
+        if item is END:
+            return True
+        if isinstance(item, StepAPIError):
+            self.error = item
+            return True
+        now = time.monotonic()
+        progress = self._progress
+        if isinstance(item, ReasoningDelta | AnswerDelta):
+            progress.add(item, now)
+        elif isinstance(item, Waiting):
+            self._view.waiting(_retry_status(item))
+        elif isinstance(item, Rethought):
+            progress.rethink(now)
+            self._view.rethink()
+        elif isinstance(item, Finished):
+            self.finished = item
+        if now - progress.last_flush >= FLUSH_SECONDS:
+            progress.flush(self._view, now)
+        return False
 
 
 def _consume(
@@ -195,39 +312,19 @@ def _consume(
 ) -> tuple[Finished | None, StepAPIError | None]:
     """Pull events and flush on schedule until the stream ends, a Ctrl-C is noted or the
     call's deadline (seconds from its start) passes."""
-    finished: Finished | None = None
-    deadline = settings.deadline
-    ends_at = progress.started + deadline if deadline is not None else float("inf")
+    reader = TurnReader(progress, view, settings)
     while not interrupts:
-        now = time.monotonic()
-        if now >= ends_at:
-            late = f"the call passed the deadline of {deadline:g} s it was given (--deadline)"
-            return finished, _failure(late, settings)
-        has_pending = bool(progress.pending_reasoning or progress.pending_answer)
-        wait = max(progress.last_flush + FLUSH_SECONDS - now, 0) if has_pending else IDLE_SECONDS
-        wait = min(wait, ends_at - now)
+        wait = reader.wait(time.monotonic())
+        if wait is None:
+            break
         try:
             item = events.get(timeout=wait)
         except queue.Empty:
-            progress.flush(view, time.monotonic())
+            reader.idle()
             continue
-        if item is _END:
-            return finished, None
-        if isinstance(item, StepAPIError):
-            return finished, item
-        now = time.monotonic()
-        if isinstance(item, ReasoningDelta | AnswerDelta):
-            progress.add(item, now)
-        elif isinstance(item, Waiting):
-            view.waiting(_retry_status(item))
-        elif isinstance(item, Rethought):
-            progress.rethink(now)
-            view.rethink()
-        elif isinstance(item, Finished):
-            finished = item
-        if now - progress.last_flush >= FLUSH_SECONDS:
-            progress.flush(view, now)
-    return finished, None
+        if reader.take(item):
+            break
+    return reader.finished, reader.error
 
 
 def _result(
@@ -290,12 +387,12 @@ def _parsed(
     return value, (*notes, problem) if problem else tuple(notes)
 
 
-def _failure(detail: str, settings: Settings, trace_id: str | None = None) -> StepAPIError:
+def failure(detail: str, settings: Settings, trace_id: str | None = None) -> StepAPIError:
     """A failure of the call (not an HTTP error), naming the server it was made to."""
     return StepAPIError(detail, trace_id=trace_id, server=server_label(settings))
 
 
-def _waiting_status(settings: Settings) -> str:
+def waiting_status(settings: Settings) -> str:
     where = " (local simulator)" if settings.local else ""
     return f"Waiting for {settings.model}{where}…"
 

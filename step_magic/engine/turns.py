@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from step_magic.core.errors import StepAPIError
-from step_magic.core.events import EventSource, Finished, Usage
+from step_magic.core.events import Finished, ReplySource, Usage
 from step_magic.core.request import ChatRequest
 from step_magic.core.toolrecords import ToolCall
 
@@ -50,7 +50,7 @@ class Turns:
     implausible: bool = False  # a turn reported an impossible token count
 
     def add(
-        self, finished: Finished | None, error: StepAPIError | None, source: EventSource
+        self, finished: Finished | None, error: StepAPIError | None, source: ReplySource
     ) -> None:
         """Note one turn; a turn cut short (Ctrl-C, a dropped connection) keeps the ids and
         the usage its stream had already received: the tokens were billed."""

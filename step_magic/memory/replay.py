@@ -7,10 +7,11 @@ lives in ``core.cassette``, which the bundled server reads too.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 from step_magic.core.cassette import RecordedReply
 from step_magic.core.events import AnswerDelta, Event, Finished, ReasoningDelta
@@ -41,6 +42,25 @@ class ReplayStream:
         self._stopped.set()
 
     def __iter__(self) -> Iterator[Event]:
+        for item in self._paced():
+            if isinstance(item, float):
+                if self._stopped.wait(item):
+                    return
+            elif self._stopped.is_set():
+                return
+            else:
+                yield item
+
+    async def __aiter__(self) -> AsyncIterator[Event]:
+        """The same on an event loop (cancelling the task stops it)."""
+        for item in self._paced():
+            if isinstance(item, float):
+                await asyncio.sleep(item)
+            else:
+                yield item
+
+    def _paced(self) -> Iterator[Event | float]:
+        """The events, with the seconds to wait before the next as floats in between."""
         parts: list[tuple[type[ReasoningDelta] | type[AnswerDelta], list[str]]] = [
             (ReasoningDelta, _TOKEN.findall(self._reply.reasoning)),
             (AnswerDelta, _TOKEN.findall(self._reply.answer)),
@@ -58,10 +78,7 @@ class ReplayStream:
                     if batch:
                         yield kind("".join(batch))
                         batch = []
-                    if self._stopped.wait(ahead):
-                        return
-                elif self._stopped.is_set():
-                    return
+                    yield ahead
                 batch.append(token)
                 sent += 1
             if batch:
