@@ -1,8 +1,8 @@
 """step-magic: stream StepFun reasoning models into Jupyter, IPython and plain Python.
 
 ``%load_ext step_magic`` registers ``%%step`` and its companions. From Python, with or without
-IPython: ``ask``, ``stream``, ``map_rows``, ``compare``, ``Chat`` and ``history``
-(``docs/api.md``).
+IPython: ``ask``, ``stream`` (``ask_async``, ``stream_async`` for asyncio), ``map_rows``,
+``compare``, ``Chat`` and ``history`` (``docs/api.md``).
 Importing this package stays cheap: every name below loads on first use (PEP 562), and
 openai, widgets and the data libraries only when a call needs them.
 """
@@ -18,6 +18,8 @@ __version__ = "0.1.0"
 _PUBLIC = {
     "ask": "step_magic.api.calls",
     "stream": "step_magic.api.calls",
+    "ask_async": "step_magic.api.calls",
+    "stream_async": "step_magic.api.calls",
     "map_rows": "step_magic.api.rows",
     "compare": "step_magic.api.compare",
     "explain": "step_magic.api.explain",
@@ -62,17 +64,19 @@ __all__ = [
     "UsageReported",
     "__version__",
     "ask",
+    "ask_async",
     "compare",
     "explain",
     "history",
     "load_ipython_extension",
     "map_rows",
     "stream",
+    "stream_async",
     "unload_ipython_extension",
 ]
 
 if TYPE_CHECKING:
-    from step_magic.api.calls import ask, stream
+    from step_magic.api.calls import ask, ask_async, stream, stream_async
     from step_magic.api.chat import Chat
     from step_magic.api.compare import compare
     from step_magic.api.explain import explain

@@ -7,17 +7,18 @@ result from Python is the very ``StepResult`` a cell gets, recorded in the same 
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from step_magic.api.keywords import CallKeywords
 from step_magic.api.prepare import Call, close, one_off_session, prepare
-from step_magic.core.errors import InputError
+from step_magic.core.errors import InputError, StepInterrupted
 from step_magic.core.result import StepResult
 from step_magic.display.frontend import auto_view
-from step_magic.engine.relay import EventRelay, StreamEvent
+from step_magic.engine.relay import AsyncEventRelay, EventRelay, StreamEvent
 from step_magic.engine.session import Session
 
 if TYPE_CHECKING:
@@ -66,6 +67,51 @@ def events(session: Session, call: Call, *, on_end: Any = None) -> Iterator[Stre
         worker.join(JOIN_SECONDS)
         if on_end is not None:
             on_end()
+
+
+async def run_async(session: Session, call: Call, display: bool | None) -> StepResult:
+    """``run`` on the running event loop; a cancelled call is kept (as interrupted, in the
+    history), then ``CancelledError`` is raised as asyncio expects."""
+    view = auto_view(display, call.settings, tools=call.tools is not None)
+    result, error = await session.ask_async(
+        call.settings, call.prepared, call.options, view, call.tools
+    )
+    if isinstance(error, StepInterrupted):  # only a cancellation interrupts a call on a loop
+        raise asyncio.CancelledError
+    if error is not None:
+        raise error
+    return result
+
+
+async def events_async(
+    session: Session, call: Call, *, on_end: Any = None
+) -> AsyncIterator[StreamEvent]:
+    """``events`` on the running event loop: the call is a task; leaving the loop early
+    (``break``, ``aclose()``, the reader cancelled) cancels it and closes the connection."""
+    relay = AsyncEventRelay(asyncio.get_running_loop())
+    task = asyncio.create_task(
+        session.ask_async(call.settings, call.prepared, call.options, relay, call.tools)
+    )
+    task.add_done_callback(lambda ended: _relay_end(ended, relay))
+    try:
+        async for event in relay:
+            yield event
+    finally:
+        task.cancel()
+        await asyncio.wait([task])
+        if on_end is not None:
+            on_end()
+
+
+def _relay_end(task: asyncio.Task[tuple[StepResult, BaseException | None]], relay: Any) -> None:
+    """The call's task ended: its ``Done``, or what it raised, for the reader."""
+    if task.cancelled():
+        return  # the reader left first: nobody reads on
+    failed = task.exception()
+    if failed is not None:
+        relay.failed(failed)
+    else:
+        relay.done(*task.result())
 
 
 @overload
@@ -145,3 +191,40 @@ def stream(
         close(session)
         raise
     return events(session, call, on_end=lambda: close(session))
+
+
+async def ask_async(
+    prompt: str,
+    *,
+    display: bool | None = None,
+    history: bool = True,
+    **keywords: Unpack[CallKeywords],
+) -> StepResult:
+    """``ask`` for asyncio: ``await step_magic.ask_async(...)`` in a notebook cell or an
+    ``async def``. Same keywords, result, errors and history; many run at once on one event
+    loop without a thread each (``asyncio.gather``, ``TaskGroup``). Cancelling it (``Task.
+    cancel``, ``asyncio.timeout``, Ctrl-C) closes the connection, keeps the partial reply in
+    the history as interrupted, and raises ``CancelledError``. Bad input raises
+    ``InputError`` before anything is sent; tool functions run in a worker thread.
+    """
+    session = one_off_session(history)
+    try:
+        call = prepare(session, prompt, keywords, memory=False)
+        return await run_async(session, call, display)
+    finally:
+        close(session)
+
+
+def stream_async(
+    prompt: str, *, history: bool = True, **keywords: Unpack[CallKeywords]
+) -> AsyncIterator[StreamEvent]:
+    """``stream`` for asyncio: ``async for event in step_magic.stream_async(...)``, the same
+    events ending with ``done``. Every keyword is checked before this returns; the call
+    starts when iteration does; ``break`` or ``aclose()`` closes the connection."""
+    session = one_off_session(history)
+    try:
+        call = prepare(session, prompt, keywords, memory=False)
+    except BaseException:
+        close(session)
+        raise
+    return events_async(session, call, on_end=lambda: close(session))

@@ -8,11 +8,11 @@ continues where it stopped, as ``llm -c`` does.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
 from typing import Any
 
-from step_magic.api.calls import events, run
+from step_magic.api.calls import events, events_async, run, run_async
 from step_magic.api.keywords import CALL_KEYWORDS
 from step_magic.api.prepare import prepare
 from step_magic.core.errors import InputError
@@ -64,6 +64,18 @@ class Chat:
         call = prepare(self._session, prompt, {**self._keywords, **keywords}, **self._memory())
         return events(self._session, call)
 
+    async def ask_async(
+        self, prompt: str, *, display: bool | None = None, **keywords: Any
+    ) -> StepResult:
+        """``ask`` for asyncio (see ``step_magic.ask_async``); the same conversation."""
+        call = prepare(self._session, prompt, {**self._keywords, **keywords}, **self._memory())
+        return await run_async(self._session, call, display)
+
+    def stream_async(self, prompt: str, **keywords: Any) -> AsyncIterator[StreamEvent]:
+        """``stream`` for asyncio (see ``step_magic.stream_async``); the same conversation."""
+        call = prepare(self._session, prompt, {**self._keywords, **keywords}, **self._memory())
+        return events_async(self._session, call)
+
     @property
     def turns(self) -> list[Turn]:
         """The turns so far, oldest first (each: the user message and the replies)."""
@@ -83,6 +95,17 @@ class Chat:
         return self
 
     def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Chat:
+        return self
+
+    async def __aexit__(
         self,
         kind: type[BaseException] | None,
         error: BaseException | None,

@@ -9,8 +9,10 @@ it carries text, ``text``.
 
 from __future__ import annotations
 
+import asyncio
 import queue
-from collections.abc import Iterator
+import threading
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -70,39 +72,43 @@ class EventRelay:
     def __init__(self) -> None:
         self.events: queue.Queue[StreamEvent | BaseException] = queue.Queue()
 
+    def put(self, item: StreamEvent | BaseException) -> None:
+        """Queue an event for the reader (any thread)."""
+        self.events.put(item)
+
     def start(self, status: str) -> None:
         """Nothing to show before the first text."""
 
     def waiting(self, status: str) -> None:
-        self.events.put(Retrying(status))
+        self.put(Retrying(status))
 
     def update(self, reasoning: str, answer: str, elapsed: float) -> None:
         if reasoning:
-            self.events.put(ReasoningDelta(reasoning))
+            self.put(ReasoningDelta(reasoning))
         if answer:
-            self.events.put(AnswerDelta(answer))
+            self.put(AnswerDelta(answer))
 
     def rethink(self) -> None:
         """Code reading the events moves the answer text it got so far to the reasoning."""
-        self.events.put(Rethought())
+        self.put(Rethought())
 
     def tool(self, record: ToolRecord) -> None:
         """A call starts (``running``) or ends; the record is copied, it changes later."""
         kind = "tool_call" if record.status == "running" else "tool_result"
-        self.events.put(ToolEvent(kind, ToolRecord(**vars(record))))
+        self.put(ToolEvent(kind, ToolRecord(**vars(record))))
 
     def finish(self, result: StepResult) -> None:
         """The runner's last word; ``Done`` follows once the session has kept the call."""
         if result.usage is not None:
-            self.events.put(UsageReported(result.usage))
+            self.put(UsageReported(result.usage))
 
     def done(self, result: StepResult, error: BaseException | None) -> None:
-        self.events.put(Done(result, error))
+        self.put(Done(result, error))
 
     def failed(self, error: BaseException) -> None:
         """The call could not run at all (a bug or bad input found late): re-raised to the
         reader."""
-        self.events.put(error)
+        self.put(error)
 
     def __iter__(self) -> Iterator[StreamEvent]:
         """Events until ``Done``, then the call's error (if it failed) raised, carrying the
@@ -110,6 +116,40 @@ class EventRelay:
         could not turn into a result is raised at once."""
         while True:
             item = self.events.get()
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+            if isinstance(item, Done):
+                if item.error is not None:
+                    raise item.error
+                return
+
+
+class AsyncEventRelay(EventRelay):
+    """The same events for ``async for`` on an event loop (``step_magic.stream_async``).
+
+    The call runs as a task on the loop, so most events are queued from the loop itself;
+    a tool's start and end come from the worker thread the tool runs in, and are handed to
+    the loop thread-safely.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Made on the loop's thread, for that loop."""
+        super().__init__()
+        self._loop = loop
+        self._thread = threading.get_ident()
+        self.queue: asyncio.Queue[StreamEvent | BaseException] = asyncio.Queue()
+
+    def put(self, item: StreamEvent | BaseException) -> None:
+        if threading.get_ident() == self._thread:
+            self.queue.put_nowait(item)
+        else:
+            self._loop.call_soon_threadsafe(self.queue.put_nowait, item)
+
+    async def __aiter__(self) -> AsyncIterator[StreamEvent]:
+        """As ``EventRelay.__iter__``: events until ``Done``, then the call's error raised."""
+        while True:
+            item = await self.queue.get()
             if isinstance(item, BaseException):
                 raise item
             yield item

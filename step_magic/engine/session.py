@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,6 @@ from typing import Any
 from step_magic.context.compose import Composed
 from step_magic.core.cassette import Cassette
 from step_magic.core.errors import ReplayError
-from step_magic.core.events import EventSource
 from step_magic.core.models import model_info
 from step_magic.core.request import ChatRequest, build_request, estimate_tokens
 from step_magic.core.result import KEPT, StepResult
@@ -115,14 +114,49 @@ class Session:
         tools: ToolLoop | None = None,
         stop: list[int] | None = None,
     ) -> tuple[StepResult, BaseException | None]:
-        """Run the call (live or replayed), then remember it in the thread, cache and history.
+        """Run the call (live or replayed), then remember it in the thread, cache and history."""
+        begun = self._begin(prepared, options)
+        result, error = run_call(
+            settings,
+            prepared.request,
+            view,
+            stream=begun.stream,
+            annotate=begun.annotate,
+            tools=tools,
+            stop=stop,
+        )
+        self._end(begun, prepared, options, cell, result)
+        return result, error
 
-        Calls that used tools are not put in the reply cache: replaying their answer
-        would skip the calls the answer depends on.
-        """
+    async def ask_async(
+        self,
+        settings: Settings,
+        prepared: Prepared,
+        options: CallOptions,
+        view: View,
+        tools: ToolLoop | None = None,
+    ) -> tuple[StepResult, BaseException | None]:
+        """``ask`` on the running event loop (``engine.asyncrunner``): the same call, kept
+        the same way; a cancelled call is kept as interrupted before the caller re-raises."""
+        from step_magic.engine.asyncrunner import run_call_async
+
+        begun = self._begin(prepared, options)
+        result, error = await run_call_async(
+            settings,
+            prepared.request,
+            view,
+            stream=begun.stream,
+            annotate=begun.annotate,
+            tools=tools,
+        )
+        self._end(begun, prepared, options, None, result)
+        return result, error
+
+    def _begin(self, prepared: Prepared, options: CallOptions) -> _Begun:
+        """Before a call: its reply-cache key, a recorded reply when replaying, the start
+        time, and what the result is told of how the call was prepared."""
         key = prepared.request.cache_key()
         stream = self._replay_source(key, options)
-        started = time.time()
 
         def annotate(result: StepResult) -> None:
             result.attachments = prepared.composed.labels
@@ -135,32 +169,35 @@ class Session:
                     f"ran in the background: joined {_thread_name(options)} when it ended",
                 )
 
-        result, error = run_call(
-            settings,
-            prepared.request,
-            view,
-            stream=stream,
-            annotate=annotate,
-            tools=tools,
-            stop=stop,
-        )
+        return _Begun(key, stream, annotate, time.time())
+
+    def _end(
+        self,
+        begun: _Begun,
+        prepared: Prepared,
+        options: CallOptions,
+        cell: str | None,
+        result: StepResult,
+    ) -> None:
+        """After a call, however it ended: its turn joins the thread (when kept), its reply
+        the cache (not a replay, nor a call that used tools: replaying its answer would skip
+        the calls the answer depends on), and the call the history."""
         if prepared.thread is not None and result.status in KEPT:
             if options.new:
                 prepared.thread.turns.clear()
             user = prepared.request.messages[-1]
             tokens = result.usage.total if result.usage else 0
             prepared.thread.record(Turn(cell, user, remembered(result.exchange), tokens))
-        if stream is None and result.status in KEPT and not result.tool_calls:
-            self._store(key, prepared.request, result, options)
-        self._log(prepared, result, key, started, options, cell)
-        return result, error
+        if begun.stream is None and result.status in KEPT and not result.tool_calls:
+            self._store(begun.key, prepared.request, result, options)
+        self._log(prepared, result, begun.key, begun.started, options, cell)
 
     def check_replay(self, prepared: Prepared, options: CallOptions) -> None:
         """Raise ``ReplayError`` now if the call would have no recorded reply to replay
         (a background call checks this before it leaves the caller's thread)."""
         self._replay_source(prepared.request.cache_key(), options)
 
-    def _replay_source(self, key: str, options: CallOptions) -> EventSource | None:
+    def _replay_source(self, key: str, options: CallOptions) -> ReplayStream | None:
         """A recorded reply when replaying (a miss is an error); None for a live call."""
         if not options.replay or options.refresh:
             return None
@@ -217,6 +254,16 @@ class Session:
             starts_thread=options.new,
         )
         self.history.record(row)
+
+
+@dataclass(frozen=True)
+class _Begun:
+    """What ``Session._begin`` knows before a call, for ``_end`` after it."""
+
+    key: str
+    stream: ReplayStream | None
+    annotate: Callable[[StepResult], None]
+    started: float
 
 
 def _context_room(settings: Settings) -> int:

@@ -1,11 +1,11 @@
 """The wire APIs step-magic speaks, in one registry: adding an API is one entry and its modules.
 
 Each entry says where a call goes (``path``), what is sent (``body``, ``headers``), how the live
-reply is read (``stream``), what a dry run shows of a body (``conversation``, in Chat
-Completions shape) and how ``step-magic doctor`` reads the raw events (``probe``). The calls
-(``transport``), the doctor, the dry run and the flags' choices read this table; nothing else
-names an API. The implementations are imported when first used, so loading the extension
-imports none of them.
+reply is read (``stream`` on a thread, ``astream`` on an event loop), what a dry run shows of
+a body (``conversation``, in Chat Completions shape) and how ``step-magic doctor`` reads the
+raw events (``probe``). The calls (``transport``), the doctor, the dry run and the flags'
+choices read this table; nothing else names an API. The implementations are imported when
+first used, so loading the extension imports none of them.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from step_magic.core.errors import StepAPIError
-from step_magic.core.events import EventSource
+from step_magic.core.events import AsyncEventSource, EventSource
 from step_magic.core.request import ChatRequest
 from step_magic.core.settings import Settings
 
@@ -34,6 +34,7 @@ class WireAPI:
     title: str
     path: str
     stream: Callable[[Settings, ChatRequest], EventSource]
+    astream: Callable[[Settings, ChatRequest], AsyncEventSource]
     body: Callable[[Settings, ChatRequest], Body]
     headers: Callable[[str], dict[str, str]]
     conversation: Callable[[Body], list[dict[str, Any]]]
@@ -44,6 +45,12 @@ def _chat_stream(settings: Settings, request: ChatRequest) -> EventSource:
     from step_magic.wire.chat import ReplyStream
 
     return ReplyStream(settings, request)
+
+
+def _chat_astream(settings: Settings, request: ChatRequest) -> AsyncEventSource:
+    from step_magic.wire.chatwire import AsyncChatStream
+
+    return AsyncChatStream(settings, request)
 
 
 def _chat_body(settings: Settings, request: ChatRequest) -> Body:
@@ -70,6 +77,12 @@ def _messages_stream(settings: Settings, request: ChatRequest) -> EventSource:
     from step_magic.wire.messages import MessagesStream
 
     return MessagesStream(settings, request)
+
+
+def _messages_astream(settings: Settings, request: ChatRequest) -> AsyncEventSource:
+    from step_magic.wire.messages import AsyncMessagesStream
+
+    return AsyncMessagesStream(settings, request)
 
 
 def _messages_body(settings: Settings, request: ChatRequest) -> Body:
@@ -102,6 +115,12 @@ def _responses_stream(settings: Settings, request: ChatRequest) -> EventSource:
     return ResponsesStream(settings, request)
 
 
+def _responses_astream(settings: Settings, request: ChatRequest) -> AsyncEventSource:
+    from step_magic.wire.responses import AsyncResponsesStream
+
+    return AsyncResponsesStream(settings, request)
+
+
 def _responses_body(settings: Settings, request: ChatRequest) -> Body:
     from step_magic.wire.responses_body import responses_body
 
@@ -127,6 +146,7 @@ API = MappingProxyType(
             "Chat Completions",
             "/chat/completions",
             _chat_stream,
+            _chat_astream,
             _chat_body,
             _bearer,
             _chat_conversation,
@@ -137,6 +157,7 @@ API = MappingProxyType(
             "Messages API",
             "/messages",
             _messages_stream,
+            _messages_astream,
             _messages_body,
             _messages_headers,
             _messages_conversation,
@@ -147,6 +168,7 @@ API = MappingProxyType(
             "Responses API",
             "/responses",
             _responses_stream,
+            _responses_astream,
             _responses_body,
             _bearer,
             _responses_conversation,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from step_magic.core.events import EventSource
+from step_magic.core.events import AsyncEventSource, EventSource
 from step_magic.core.redact import redact_url
 from step_magic.core.request import ChatRequest
 from step_magic.core.settings import Settings
@@ -20,6 +20,11 @@ from step_magic.wire.apis import wire_api
 def open_stream(settings: Settings, request: ChatRequest) -> EventSource:
     """A live reply through the API the settings name; nothing is sent until it is iterated."""
     return wire_api(settings.api).stream(settings, request)
+
+
+def open_async_stream(settings: Settings, request: ChatRequest) -> AsyncEventSource:
+    """The same reply read on an event loop (``async for``); nothing is sent until then."""
+    return wire_api(settings.api).astream(settings, request)
 
 
 def request_body(settings: Settings, request: ChatRequest) -> dict[str, Any]:

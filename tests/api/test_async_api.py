@@ -1,0 +1,221 @@
+"""The asyncio API: ``ask_async``, ``stream_async`` and ``Chat``'s async methods.
+
+Each test runs its coroutine with ``asyncio.run``, as a script would, against the bundled
+server over real HTTP. The async calls are the same calls as the sync ones: the same request,
+result, errors and history; what differs is that many run on one event loop, a task each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import pytest
+
+import step_magic
+from step_magic.server import LocalServer
+
+from ..conftest import TEST_KEY
+
+
+def test_ask_async_is_the_same_call_as_ask(api_env: LocalServer) -> None:
+    sync = step_magic.ask("Why is the sky blue?", effort="high", system="Be brief.")
+    sent_sync = api_env.requests[-1].body
+
+    result = asyncio.run(
+        step_magic.ask_async("Why is the sky blue?", effort="high", system="Be brief.")
+    )
+
+    assert api_env.requests[-1].body == sent_sync
+    assert result.status == "complete"
+    assert (result.reasoning, result.answer) == (sync.reasoning, sync.answer)
+    assert result.trace_id
+    assert result.trace_id != sync.trace_id
+    assert result.usage == sync.usage
+    logged = step_magic.history(2)
+    assert [record.answer for record in logged] == [result.answer, sync.answer]
+
+
+@pytest.mark.parametrize("api", ["chat", "messages", "responses"])
+def test_every_wire_api_answers_on_the_event_loop(api_env: LocalServer, api: str) -> None:
+    result = asyncio.run(step_magic.ask_async("Compare", api=api, model="step-3.7-flash"))
+
+    assert result.status == "complete"
+    assert result.reasoning
+    assert result.answer
+    assert result.completion_id
+    path = {"chat": "/v1/chat/completions"}.get(api, f"/v1/{api}")
+    assert api_env.requests[-1].path == path
+
+
+def test_many_calls_at_once_share_one_thread(api_env: LocalServer) -> None:
+    """Fifty replies in flight together, each a task: no thread per call (the in-process
+    server's own connection threads aside), every reply whole, every call in the history."""
+    api_env.config.tokens_per_second = 40
+    api_env.config.reasoning_tokens, api_env.config.answer_tokens = 20, 10
+    ours: set[str] = set()
+
+    async def main() -> list[step_magic.StepResult]:
+        calls = asyncio.gather(*(step_magic.ask_async(f"Question {n}") for n in range(50)))
+        while len(api_env.requests) < 50:  # sample the threads while all are in flight
+            ours.update(t.name for t in threading.enumerate() if _not_the_servers(t))
+            await asyncio.sleep(0.01)
+        ours.update(t.name for t in threading.enumerate() if _not_the_servers(t))
+        return await calls
+
+    before = {t.name for t in threading.enumerate() if _not_the_servers(t)}
+    results = asyncio.run(main())
+
+    assert ours <= before | {"asyncio_0"}  # at most the loop's one resolver thread
+    assert [r.status for r in results] == ["complete"] * 50
+    assert len({r.trace_id for r in results}) == 50
+    assert len(step_magic.history(100)) == 50
+
+
+def _not_the_servers(thread: threading.Thread) -> bool:
+    return "process_request" not in thread.name and "serve" not in thread.name
+
+
+def test_stream_async_yields_events_while_the_reply_arrives(api_env: LocalServer) -> None:
+    api_env.config.tokens_per_second = 100
+    api_env.config.reasoning_tokens, api_env.config.answer_tokens = 90, 30
+
+    async def main() -> list[tuple[float, Any]]:
+        seen: list[tuple[float, Any]] = []
+        started = time.monotonic()
+        async for event in step_magic.stream_async("Think slowly"):
+            seen.append((time.monotonic() - started, event))
+        return seen
+
+    seen = asyncio.run(main())
+    kinds = [event.kind for _, event in seen]
+    assert kinds[0] == "reasoning"
+    assert kinds[-1] == "done"
+    assert {"reasoning", "answer", "usage"} <= set(kinds)
+    assert seen[-1][0] - seen[0][0] > 0.5  # text came while the server was still sending
+    done = seen[-1][1]
+    assert "".join(e.text for _, e in seen if e.kind == "answer") == done.result.answer
+
+
+def test_leaving_a_stream_early_closes_the_call_and_keeps_what_arrived(
+    api_env: LocalServer,
+) -> None:
+    api_env.config.tokens_per_second = 40
+    api_env.config.reasoning_tokens = 400  # ten seconds of reasoning
+
+    async def main() -> str:
+        text = ""
+        async for event in step_magic.stream_async("A long thought"):
+            text += event.text
+            if len(text) > 20:
+                break
+        return text
+
+    started = time.monotonic()
+    text = asyncio.run(main())
+    assert time.monotonic() - started < 5
+    [record] = step_magic.history(5)
+    assert record.status == "interrupted"
+    assert record.reasoning.startswith(text)
+
+
+def test_a_cancelled_call_raises_cancelled_and_is_kept_as_interrupted(
+    api_env: LocalServer,
+) -> None:
+    api_env.config.tokens_per_second = 40
+    api_env.config.reasoning_tokens = 400
+
+    async def main() -> None:
+        async with asyncio.timeout(1.0):
+            await step_magic.ask_async("A long thought", display=False)
+
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):  # asyncio.timeout turns our CancelledError into this
+        asyncio.run(main())
+    assert time.monotonic() - started < 5
+    [record] = step_magic.history(5)
+    assert record.status == "interrupted"
+
+
+def test_a_failed_call_raises_the_same_one_line_error_with_the_partial_reply(
+    api_env: LocalServer,
+) -> None:
+    with pytest.raises(step_magic.StepAPIError) as caught:
+        asyncio.run(step_magic.ask_async("hi", model="fault-drop-answer"))
+    assert caught.value.result.status == "failed"
+    assert caught.value.result.reasoning
+    assert "\n" not in str(caught.value)
+    assert TEST_KEY not in str(caught.value)
+
+
+def test_bad_input_is_refused_before_anything_is_sent(api_env: LocalServer) -> None:
+    with pytest.raises(step_magic.InputError, match="takes no reasoning effort"):
+        asyncio.run(step_magic.ask_async("hi", model="step-3.5-flash", effort="high"))
+    with pytest.raises(step_magic.InputError, match="unknown keyword"):
+        step_magic.stream_async("hi", efort="high")  # checked before iteration starts
+    assert api_env.requests == []
+
+
+def test_the_deadline_holds_on_the_event_loop(api_env: LocalServer) -> None:
+    api_env.config.tokens_per_second = 20
+    api_env.config.reasoning_tokens = 400
+    started = time.monotonic()
+    with pytest.raises(step_magic.StepAPIError, match="deadline of 1 s"):
+        asyncio.run(step_magic.ask_async("A long thought", deadline=1))
+    assert time.monotonic() - started < 5
+
+
+def test_retries_wait_on_the_loop_and_then_answer(api_env: LocalServer) -> None:
+    api_env.config.fault, api_env.config.fault_times = "429", 1
+    api_env.config.retry_after = 0.2
+    result = asyncio.run(step_magic.ask_async("hi"))
+    assert result.status == "complete"
+    assert len(api_env.requests) == 2
+
+
+def test_tools_run_in_a_worker_thread_and_the_loop_stays_free(api_env: LocalServer) -> None:
+    ran_on: list[str] = []
+
+    def revenue(month: str) -> float:
+        """Revenue of one month (YYYY-MM)."""
+        ran_on.append(threading.current_thread().name)
+        return 1234.5
+
+    async def main() -> tuple[step_magic.StepResult, list[str]]:
+        events = [event.kind async for event in step_magic.stream_async("Why?", tools=[revenue])]
+        return await step_magic.ask_async("Why does revenue dip?", tools=[revenue]), events
+
+    result, kinds = asyncio.run(main())
+    assert result.tool_calls
+    assert result.tool_calls[0].status == "ok"
+    assert result.steps == 2
+    assert {"tool_call", "tool_result"} <= set(kinds)
+    assert ran_on
+    assert threading.main_thread().name not in ran_on
+
+
+def test_an_async_chat_remembers_like_a_chat(api_env: LocalServer) -> None:
+    async def main() -> int:
+        async with step_magic.Chat("lesson", effort="low") as chat:
+            await chat.ask_async("My name is Ada.")
+            [event.kind async for event in chat.stream_async("What is my name?")]
+            return len(chat.turns)
+
+    assert asyncio.run(main()) == 2
+    sent = api_env.requests[-1].body["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    assert sent[0]["content"] == "My name is Ada."
+    with step_magic.Chat("lesson") as resumed:  # and the thread is in the history
+        assert len(resumed.turns) == 2
+
+
+def test_a_replayed_reply_plays_on_the_loop(api_env: LocalServer, tmp_path: Any) -> None:
+    cassette = tmp_path / "lesson.jsonl"
+    live = step_magic.ask("Record me", cassette=cassette)
+    api_env.reset()
+    replayed = asyncio.run(step_magic.ask_async("Record me", cassette=cassette, replay=True))
+    assert replayed.replayed
+    assert replayed.answer == live.answer
+    assert api_env.requests == []
