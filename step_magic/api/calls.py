@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from step_magic.engine.background import Pending
 
+INTERRUPTED = "reply interrupted; the partial text above is kept"
 JOIN_SECONDS = 5.0  # how long a closed stream waits for its worker to cut the connection
 
 
@@ -71,13 +72,15 @@ def events(session: Session, call: Call, *, on_end: Any = None) -> Iterator[Stre
 
 async def run_async(session: Session, call: Call, display: bool | None) -> StepResult:
     """``run`` on the running event loop; a cancelled call is kept (as interrupted, in the
-    history), then ``CancelledError`` is raised as asyncio expects."""
+    history), then ``CancelledError`` is raised as asyncio expects (IPython shows it as one
+    line: these frames are hidden from its traceback)."""
+    __tracebackhide__ = True
     view = auto_view(display, call.settings, tools=call.tools is not None)
     result, error = await session.ask_async(
         call.settings, call.prepared, call.options, view, call.tools
     )
     if isinstance(error, StepInterrupted):  # only a cancellation interrupts a call on a loop
-        raise asyncio.CancelledError
+        raise asyncio.CancelledError(INTERRUPTED)
     if error is not None:
         raise error
     return result
@@ -207,6 +210,7 @@ async def ask_async(
     the history as interrupted, and raises ``CancelledError``. Bad input raises
     ``InputError`` before anything is sent; tool functions run in a worker thread.
     """
+    __tracebackhide__ = True
     session = one_off_session(history)
     try:
         call = prepare(session, prompt, keywords, memory=False)

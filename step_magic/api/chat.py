@@ -68,6 +68,7 @@ class Chat:
         self, prompt: str, *, display: bool | None = None, **keywords: Any
     ) -> StepResult:
         """``ask`` for asyncio (see ``step_magic.ask_async``); the same conversation."""
+        __tracebackhide__ = True
         call = prepare(self._session, prompt, {**self._keywords, **keywords}, **self._memory())
         return await run_async(self._session, call, display)
 
