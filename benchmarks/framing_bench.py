@@ -65,7 +65,7 @@ def best(run: Callable[[bytes], int], data: bytes, repeat: int) -> float:
 def prompt_seconds(base_url: str, chars: int, repeat: int) -> float:
     from step_magic.core.request import build_request
     from step_magic.core.settings import Settings
-    from step_magic.wire.chat import ReplyStream
+    from step_magic.wire.chatwire import ReplyStream
 
     settings = Settings(MODEL, base_url, API_KEY, timeout=120)
     request = build_request(settings, ("word " * (chars // 5 + 1))[:chars])

@@ -38,7 +38,7 @@ from step_magic.display.static import footer_text
 from step_magic.display.terminal import TerminalView
 from step_magic.engine.runner import run_call
 from step_magic.server import LocalServer
-from step_magic.wire.chat import ReplyStream
+from step_magic.wire.chatwire import ReplyStream
 
 from .conftest import TEST_KEY, kernel_env
 from .kernel import CellRun, KernelSession

@@ -24,7 +24,7 @@ from step_magic.core.events import AnswerDelta, Finished, ReasoningDelta
 from step_magic.core.request import ChatRequest
 from step_magic.core.settings import Settings
 from step_magic.server import LocalServer
-from step_magic.wire.chat import ReplyStream
+from step_magic.wire.chatwire import ReplyStream
 from step_magic.wire.responses import ResponsesStream
 
 from .conftest import TEST_KEY

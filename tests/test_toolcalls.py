@@ -13,7 +13,7 @@ from step_magic.core.events import Finished
 from step_magic.core.request import ChatRequest
 from step_magic.core.settings import Settings
 from step_magic.core.toolrecords import ToolCall
-from step_magic.wire.chat import ReplyStream
+from step_magic.wire.chatwire import ReplyStream
 from step_magic.wire.toolcalls import ToolCallCollector
 
 from .sse_peer import SSEPeer

@@ -42,7 +42,7 @@ class WireAPI:
 
 
 def _chat_stream(settings: Settings, request: ChatRequest) -> EventSource:
-    from step_magic.wire.chat import ReplyStream
+    from step_magic.wire.chatwire import ReplyStream
 
     return ReplyStream(settings, request)
 

@@ -1,41 +1,35 @@
 """Turn a streamed Chat Completions reply into typed events; the UI never sees SSE or JSON.
 
-The openai SDK does the HTTP and SSE work. Here we read StepFun's extra fields (``reasoning``,
-or ``reasoning_content``, or ``<think>`` inline) and other servers' shapes of the same thing
-(OpenRouter's ``reasoning_details``, Mistral's typed ``content`` lists, one JSON completion
-for a streamed request), keep the trace id from the response headers, retry 429/5xx before
-any text arrived, and turn every failure into one ``StepAPIError`` whose message is a single
-line with the status, the server's words and the trace id (the retry policy and the wording
-live in ``wire.retry``, the events in ``events.py``).
+Here we read StepFun's extra fields (``reasoning``, or ``reasoning_content``, or ``<think>``
+inline) and other servers' shapes of the same thing (OpenRouter's ``reasoning_details``,
+Mistral's typed ``content`` lists, one JSON completion for a streamed request), from the
+SDK's objects or plain JSON alike (``ChunkReader``). ``wire.chatwire`` sends the request and
+reads the raw events into this; the retry policy and the one-line wording of every failure
+live in ``wire.retry``, the events in ``events.py``.
 """
 
 from __future__ import annotations
 
-import codecs
 import functools
 import importlib
 import json
 import ssl
-import sys
-import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from step_magic.core.errors import StepAPIError
 from step_magic.core.events import AnswerDelta, Event, Finished, ReasoningDelta, Rethought, Usage
 from step_magic.core.request import ChatRequest
 from step_magic.core.settings import Settings, is_stepfun_host
 from step_magic.core.text import clean_text
 from step_magic.wire import sse
-from step_magic.wire.retry import after_failure, call_error
 from step_magic.wire.sse import EventTooLarge
 from step_magic.wire.thinktags import ThinkTagSplitter
 from step_magic.wire.toolcalls import ToolCallCollector
 
 if TYPE_CHECKING:
-    import openai
+    pass
 
 # Base URLs whose server answered 400 to stream_options: asked without it from then on.
 REFUSED_USAGE_OPTION: set[str] = set()
@@ -45,149 +39,6 @@ SCHEMA_REFUSED = (
     "the server refused response_format (structured output): the schema was asked for in "
     "the instructions instead"
 )
-
-
-class ReplyStream:
-    """Iterate over the events of one call; ``close()`` from another thread stops it.
-
-    The stream is read on a worker thread by the caller while the kernel's main thread
-    renders, so ``close`` must be safe to call at any time, including during a retry wait.
-    """
-
-    def __init__(self, settings: Settings, request: ChatRequest) -> None:
-        self._settings = settings
-        self._request = request
-        self._cancelled = threading.Event()
-        self._client: Any = None
-        self.trace_id: str | None = None
-        self.completion_id: str | None = None
-        self.usage: Usage | None = None  # the latest seen: kept if the stream is cut short
-        self.notes: list[str] = []  # what was done differently from what was asked
-
-    def close(self) -> None:
-        """Stop: wake a retry wait and close the connection, even before headers arrived.
-
-        Closing the client closes its pool, so a request still waiting for the server ends
-        at once instead of reading (and paying for) a reply nobody will see.
-        """
-        self._cancelled.set()
-        client = self._client
-        if client is not None:
-            client.close()
-
-    def __iter__(self) -> Iterator[Event]:
-        import openai
-
-        self._client = client = openai.OpenAI(
-            api_key=self._settings.api_key,
-            base_url=self._settings.base_url,
-            timeout=self._settings.timeout,
-            max_retries=0,
-            http_client=openai.DefaultHttpxClient(
-                verify=tls_context(), event_hooks={"response": [lenient_utf8]}
-            ),
-        )
-        try:
-            stream = yield from self._open(client)
-            if stream is not None and not self._cancelled.is_set():
-                yield from self._read(stream)
-        finally:
-            client.close()
-
-    def _open(self, client: openai.OpenAI) -> Generator[Event, None, Any]:
-        """Start the request, retrying 429/5xx with backoff; return the SDK stream."""
-        import openai
-
-        attempts = self._settings.max_retries + 1
-        for attempt in range(1, attempts + 1):
-            try:
-                stream = self._create(client, chat_body(self._settings, self._request))
-            except openai.APIStatusError as err:
-                self.trace_id = err.response.headers.get("x-trace-id")
-                waiting = after_failure(err, attempt, attempts, self._error)
-                yield waiting
-                if self._cancelled.wait(waiting.delay):
-                    return None
-            except openai.APIError as err:
-                if self._cancelled.is_set():
-                    return None
-                raise self._error(err) from None
-            else:
-                self.trace_id = stream.response.headers.get("x-trace-id")
-                return stream
-        return None
-
-    def _create(self, client: openai.OpenAI, body: dict[str, Any]) -> Any:
-        """Send ``body``; a server whose 400 or 422 names ``stream_options`` or
-        ``response_format`` is asked once more without it, and never again with it
-        (remembered per base URL); the schema then goes in the instructions."""
-        import openai
-
-        if self._request.schema is not None and "response_format" not in body:
-            self._note(SCHEMA_REFUSED)
-        for _ in range(3):
-            try:
-                return client.chat.completions.create(**body)
-            except (openai.BadRequestError, openai.UnprocessableEntityError) as err:
-                instead = without_refused(self._settings, self._request, body, str(err.body or err))
-                if instead is None:
-                    raise
-                body = instead
-                if "response_format" not in body:
-                    self._note(SCHEMA_REFUSED)
-        return client.chat.completions.create(**body)
-
-    def _note(self, note: str) -> None:
-        if note not in self.notes:
-            self.notes.append(note)
-
-    def _read(self, stream: Any) -> Iterator[Event]:
-        import openai
-
-        kind = stream.response.headers.get("content-type", "")
-        if is_whole(kind):
-            yield from self._whole(stream, kind)
-            return
-        reader = ChunkReader()
-        try:
-            for chunk in stream:
-                if self._cancelled.is_set():
-                    return
-                yield from reader.feed(chunk)
-                self.completion_id = reader.completion_id or self.completion_id
-                self.usage = reader.usage or self.usage
-        except (openai.APIError, json.JSONDecodeError, EventTooLarge) as err:
-            if self._cancelled.is_set():
-                return
-            raise self._error(err) from None
-        finally:
-            stream.close()
-        yield from reader.end(self.trace_id, self.completion_id)
-
-    def _whole(self, stream: Any, kind: str) -> Iterator[Event]:
-        """A server that ignored ``stream: true``: one JSON completion is read as the reply;
-        anything else (a proxy's HTML page, say) is an error that names what came instead.
-
-        The JSON is read as plain data, not through the SDK's models: they refuse shapes the
-        other servers send (Mistral's list ``content``), which the streamed path reads."""
-        import openai
-
-        try:
-            reply = whole_json(stream.response, kind)
-        except (openai.APIError, EventTooLarge, http().HTTPError, ValueError) as err:
-            raise self._error(err) from None
-        finally:
-            stream.close()
-        self.completion_id = nonempty_str(reply.get("id")) or self.completion_id
-        try:
-            yield from completion_events(reply, self.trace_id, self.completion_id)
-        except ValueError as err:
-            raise self._error(err) from None
-
-    def _error(self, err: Exception, note: str = "") -> StepAPIError:
-        """One clean error with the status, the server's words and this call's ids."""
-        ids = {"trace_id": self.trace_id, "completion_id": self.completion_id}
-        return call_error(err, self._settings, note, **ids)
 
 
 class ChunkReader:
@@ -286,54 +137,6 @@ def schema_in_prompt(body: dict[str, Any], request: ChatRequest) -> dict[str, An
     else:
         messages.insert(0, {"role": "system", "content": instruction})
     return bare | {"messages": messages}
-
-
-def lenient_utf8(response: Any) -> None:
-    """An event stream's invalid UTF-8 becomes U+FFFD before the SDK reads it (the SDK
-    decodes each line strictly, so one bad byte in a 2 MB line would fail the whole reply),
-    and a line over ``sse.MAX_EVENT_CHARS`` ends the reply (the SDK's decoder has no limit).
-
-    Only an uncompressed stream: the wrapper sees the bytes before decompression.
-    """
-    kind = response.headers.get("content-type", "")
-    encoding = response.headers.get("content-encoding", "identity").strip().lower()
-    if "event-stream" in kind and encoding in ("", "identity"):
-        library = sys.modules[type(response).__module__.partition(".")[0]]
-        response.stream = _utf8_replaced(library)(response.stream)
-
-
-@functools.cache
-def _utf8_replaced(library: ModuleType) -> Any:
-    """The stream wrapper, a ``SyncByteStream`` of the response's HTTP library."""
-
-    class Utf8Replaced(library.SyncByteStream):  # type: ignore[misc,name-defined]
-        """A response byte stream re-encoded through a lenient incremental UTF-8 decoder."""
-
-        def __init__(self, inner: Any) -> None:
-            self._inner = inner
-
-        def __iter__(self) -> Iterator[bytes]:
-            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-            line = 0  # characters since the last line end
-            for chunk in self._inner:
-                text = decoder.decode(chunk)
-                end = max(text.rfind("\n"), text.rfind("\r"))
-                line = len(text) - end - 1 if end >= 0 else line + len(text)
-                if line > sse.MAX_EVENT_CHARS:
-                    raise EventTooLarge(
-                        f"an event from the server is over {sse.MAX_EVENT_CHARS:,} characters; "
-                        "the reply was stopped there"
-                    )
-                if text:
-                    yield text.encode("utf-8")
-            tail = decoder.decode(b"", final=True)
-            if tail:
-                yield tail.encode("utf-8")
-
-        def close(self) -> None:
-            self._inner.close()
-
-    return Utf8Replaced
 
 
 def http() -> ModuleType:

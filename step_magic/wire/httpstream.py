@@ -189,8 +189,7 @@ class HttpEventStream(WireCall):
 
     def __iter__(self) -> Iterator[Event]:
         body = self.body()
-        timeout = self._settings.timeout  # every phase, so reads time out when idle that long
-        http_client = http().Client(timeout=timeout, verify=tls_context())
+        http_client = self.client()
         with self._lock:
             self._http_client = http_client
         try:
@@ -200,23 +199,29 @@ class HttpEventStream(WireCall):
         finally:
             http_client.close()
 
+    def client(self) -> Any:
+        """The HTTP client of this call (closed with it; ``close`` closes it early)."""
+        timeout = self._settings.timeout  # every phase, so reads time out when idle that long
+        return http().Client(timeout=timeout, verify=tls_context())
+
     def _open(self, http_client: Any, body: dict[str, Any]) -> Generator[Event, None, Any]:
         """Send the request as ``Attempts`` says; return the open response (None when
         cancelled)."""
         attempts = Attempts(self, body)
         while not self._cancelled.is_set():
-            response = self._send(http_client, attempts.body)
-            if response is None or response.is_success:
+            response, failed = self.send(http_client, attempts.body)
+            if response is None or failed is None:
                 return response
-            waiting = attempts.after(response, _status_error(response))
+            waiting = attempts.after(response, failed)
             if waiting is not None:
                 yield waiting
                 if self._cancelled.wait(waiting.delay):
                     return None
         return None
 
-    def _send(self, http_client: Any, body: dict[str, Any]) -> Any:
-        """One POST; the response (None when cancelled meanwhile), its trace id kept."""
+    def send(self, http_client: Any, body: dict[str, Any]) -> tuple[Any, Exception | None]:
+        """One POST: the response (None when cancelled meanwhile), its trace id kept, and
+        for an error status the SDK's status error (its body read, up to a bound)."""
         request = http_client.build_request(
             "POST",
             self.url(),
@@ -228,10 +233,10 @@ class HttpEventStream(WireCall):
             response = http_client.send(request, stream=True)
         except http().HTTPError as err:
             if self._cancelled.is_set():
-                return None
+                return None, None
             raise self.error(transport_error(err, request)) from None
         self.trace_id = response.headers.get("x-trace-id")
-        return response
+        return response, None if response.is_success else _status_error(response)
 
     def _read(self, response: Any) -> Iterator[Event]:
         kind = response.headers.get("content-type", "")
