@@ -486,3 +486,36 @@ def test_history_lists_searches_and_keeps_the_logged_calls(
     with pytest.raises(SystemExit):
         history_here("--json", "--markdown", capsys=capsys)
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def logged(count: int, path: Path) -> None:
+    """``count`` calls written straight to the history file at ``path``, oldest first."""
+    from step_magic.memory.history import History
+    from step_magic.memory.records import CallRecord
+
+    log = History(path)
+    for number in range(1, count + 1):
+        log.record(CallRecord(
+            started_at=1_700_000_000.0 + number, model="step-3.7-flash", effort=None,
+            prompt=f"Question {number}", messages=(), attachments=(), reasoning="",
+            answer=f"Answer {number}", status="complete",
+        ))  # fmt: skip
+    log.close()
+
+
+def test_history_n_all_lists_every_call_and_its_help_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from step_magic.cli import main
+
+    monkeypatch.setenv("STEP_MAGIC_HISTORY", str(tmp_path / "history.sqlite3"))
+    logged(12, tmp_path / "history.sqlite3")
+    assert len(history_here(capsys=capsys)[0].splitlines()) == 10  # the default
+    every = history_here("-n", "all", capsys=capsys)[0].splitlines()
+    assert [line.split("  ")[-1] for line in every] == [f"Question {n}" for n in range(12, 0, -1)]
+    with pytest.raises(SystemExit):
+        history_here("-n", "some", capsys=capsys)
+    assert "-n: must be a whole number or 'all', not 'some'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["history", "--help"])
+    assert "a number, or 'all' (default 10)" in " ".join(capsys.readouterr().out.split())
