@@ -479,13 +479,51 @@ def test_history_lists_searches_and_keeps_the_logged_calls(
     assert all(rows[1][field] for field in ("answer", "reasoning", "trace_id"))
     transcript = history_here("--markdown", "--chat", "tides", capsys=capsys)[0]
     assert transcript.count("## Call ") == 2
-    assert "**Prompt**\n\nQuestion 3 about tides\n\n**Reasoning**\n\n> " in transcript
+    assert "### Prompt\n\nQuestion 3 about tides\n\n### Reasoning\n\n> " in transcript
     assert "thread tides" in transcript
     every = "".join(history_here(*shape, capsys=capsys)[0] for shape in ((), ("--json",)))
     assert TEST_KEY not in every + transcript
     with pytest.raises(SystemExit):
         history_here("--json", "--markdown", capsys=capsys)
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def outline(markdown: str) -> list[str]:
+    """The headings of a Markdown document as GitHub's outline lists them: ``## Call 2``."""
+    from itertools import pairwise
+
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark").parse(markdown)
+    return [
+        "#" * int(token.tag[1:]) + " " + title.content
+        for token, title in pairwise(tokens)
+        if token.type == "heading_open"
+    ]
+
+
+def test_a_markdown_transcript_has_one_outline_whatever_the_calls_hold(
+    api_env: LocalServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One title, a ``##`` per call, ``###`` for its parts; the headings a prompt or an answer
+    holds (the simulator's answer starts with ``## Simulated answer``) are moved below their
+    part, and a ``#`` comment in a code block stays code. The simulator quotes a prompt that
+    ends in a code block as ``"…```"``, which leaves a fence open: it is closed, or it would
+    swallow the next call."""
+    ask_here("Why is the sky blue?", capsys=capsys, monkeypatch=monkeypatch)
+    prompt = "# Tides\n\nWhy two a day?\n\n```python\n# not a heading\n```"
+    ask_here(prompt, capsys=capsys, monkeypatch=monkeypatch)
+
+    transcript = history_here("--markdown", capsys=capsys)[0]
+
+    parts = ["### Prompt", "### Reasoning", "### Answer"]
+    assert outline(transcript) == [
+        "# step-magic history: 2 calls, newest first",
+        "## Call 2", "### Prompt", "#### Tides", "### Reasoning",
+        "### Answer", "#### Simulated answer",
+        "## Call 1", *parts, "#### Simulated answer",
+    ]  # fmt: skip
+    assert "```python\n# not a heading\n```" in transcript
 
 
 def logged(count: int, path: Path) -> None:
