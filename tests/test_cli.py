@@ -557,3 +557,29 @@ def test_history_n_all_lists_every_call_and_its_help_says_so(
     with pytest.raises(SystemExit):
         main(["history", "--help"])
     assert "a number, or 'all' (default 10)" in " ".join(capsys.readouterr().out.split())
+
+
+def test_reading_an_absent_history_creates_nothing_and_the_first_call_creates_it(
+    api_env: LocalServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import step_magic
+
+    folder = tmp_path / "not-yet"
+    monkeypatch.setenv("STEP_MAGIC_HISTORY", str(folder / "history.sqlite3"))
+    for flags in ((), ("--search", "tides"), ("--chat", "trip"), ("--markdown",)):
+        out, err = history_here(*flags, capsys=capsys)
+        assert out == ""
+        assert err.startswith("step-magic history: no calls")
+        assert err.count("\n") == 1  # one line
+    assert step_magic.history() == []
+    status, _, err = ask_here("-c", "And then?", capsys=capsys, monkeypatch=monkeypatch)
+    assert (status, "no named thread in the history yet" in err) == (1, True)
+    assert not folder.exists()
+
+    ask_here("Why is the sky blue?", capsys=capsys, monkeypatch=monkeypatch)  # a call writes
+
+    assert (folder / "history.sqlite3").is_file()
+    assert len(history_here(capsys=capsys)[0].splitlines()) == 1
