@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
+from step_magic.core import settings as config
 from step_magic.core.catalog import SETTINGS
 
 MAX_STDIN_BYTES = 4_000_000  # ~1M tokens: more than any model's context
@@ -100,15 +101,11 @@ def run_ask(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
     if not prompt and not piped.strip():
         print("step-magic ask: nothing to ask (give a prompt or pipe text in)", file=sys.stderr)
         return 1
-    try:
-        missing = not args.local and _needs_key(args.base_url)
-    except step_magic.StepMagicError as err:  # a stored key that is not safe to use
+    try:  # here, so the advice is the shell's (the Python API would give its own)
+        if not args.local:
+            config.key_for(args.base_url or config.find_base_url(), "shell")
+    except step_magic.StepMagicError as err:  # no key for a remote server, or an unsafe one
         print(f"step-magic ask: {err}", file=sys.stderr)
-        return 1
-    if missing:
-        from step_magic.core.settings import missing_key_message
-
-        print(f"step-magic ask: {missing_key_message('shell')}", file=sys.stderr)
         return 1
     local = _local_server() if args.local else None
     printer = _Printer(not args.no_reasoning, sys.stderr.isatty(), structured=bool(args.schema))
@@ -222,14 +219,6 @@ def imported(spec: str, option: str) -> object:
             problem = " ".join(f"{type(err).__name__}: {err}".split())
             raise step_magic_error(f"{option} {spec}: reading {part} failed ({problem})") from None
     return value
-
-
-def _needs_key(base_url: str | None) -> bool:
-    """No key anywhere, for a server that is not on this machine."""
-    from step_magic.core import settings as config
-
-    url = base_url or config.find_base_url()
-    return config.find_api_key() is None and not config.is_loopback_url(url)
 
 
 def _read_piped(source: TextIO) -> str | None:

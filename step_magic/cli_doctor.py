@@ -122,12 +122,9 @@ def _run(args: argparse.Namespace, base_url: str | None, *, simulator: bool) -> 
     for said in dict.fromkeys(w for w in warnings if w):  # the key would travel in clear
         print(f"Warning: {said}")
     try:
-        key = config.find_api_key()
-    except InputError as err:  # a stored key that is not safe to use
+        key = config.key_for(base_url, "shell")
+    except InputError as err:  # no key for a remote server, or a stored one not safe to use
         print(f"step-magic doctor: {err}")
-        return 2
-    if key is None and not config.is_loopback_url(base_url):
-        print(f"step-magic doctor: {config.missing_key_message('shell')}")
         return 2
     settings = Settings(
         model=args.model, base_url=base_url, api_key=key or config.LOCAL_KEY, local=simulator
