@@ -209,10 +209,10 @@ def _text_attachment(source: _Source, budget: int, secret: str | None = None) ->
     if isinstance(value, Path):
         body, label = _text_file(name, value, room)
     elif isinstance(value, BaseException):
-        header = f"### `{name}`: {failure.headline(value, secret)}\n"
         limit = min(room, failure.MAX_CHARS)
-        body = failure.describe(value, render_value, secret=secret, limit=limit)
-        label = f"{name} ({failure.label(value)})"
+        described = failure.describe(value, render_value, secret=secret, limit=limit)
+        header = f"### `{name}`: {described.headline}\n"
+        body, label = described.text, f"{name} ({described.label})"
     elif isinstance(value, str) and (cell := _cell_code_number(name)) is not None:
         header = f"### `{name}` (the code of cell {cell})\n"
         room = max(budget - len(header), 0)
