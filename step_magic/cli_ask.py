@@ -20,10 +20,11 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, TextIO
 
+from step_magic.cli_local import local_simulator
 from step_magic.core import settings as config
 from step_magic.core.catalog import SETTINGS
 
@@ -107,14 +108,18 @@ def run_ask(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
     except step_magic.StepMagicError as err:  # no key for a remote server, or an unsafe one
         print(f"step-magic ask: {err}", file=sys.stderr)
         return 1
-    local = _local_server() if args.local else None
+    server: AbstractContextManager[str | None] = (
+        local_simulator("ask", "answers", file=sys.stderr, tokens_per_second=400)
+        if args.local
+        else nullcontext(args.base_url)
+    )
     printer = _Printer(not args.no_reasoning, sys.stderr.isatty(), structured=bool(args.schema))
     try:
         keywords = _keywords(args)
-        with _asker(args) as ask:
+        with server as base_url, _asker(args) as ask:
             events = ask(
                 f"{piped.rstrip()}\n\n{prompt}".strip() if piped else prompt,
-                base_url=local.base_url if local else args.base_url,
+                base_url=base_url,
                 **keywords,
             )
             for event in events:
@@ -125,9 +130,6 @@ def run_ask(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
     except KeyboardInterrupt:
         printer.notice("step-magic ask: interrupted")
         return 130
-    finally:
-        if local is not None:
-            local.stop()
     if printer.unfit:
         printer.notice(f"step-magic ask: the answer does not fit --schema {args.schema} "
                        "(printed as it came; the note above says why)")  # fmt: skip
@@ -360,10 +362,3 @@ def step_magic_error(message: str) -> Exception:
     from step_magic.core.errors import InputError
 
     return InputError(message)
-
-
-def _local_server() -> Any:
-    from step_magic.server import LocalServer, ServerConfig
-
-    print("step-magic ask: --local, so the bundled simulator answers (offline).", file=sys.stderr)
-    return LocalServer(ServerConfig(tokens_per_second=400)).start()

@@ -16,10 +16,12 @@ import base64
 import dataclasses
 import functools
 import json
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from step_magic.cli_local import local_simulator
 from step_magic.core.errors import InputError
 from step_magic.core.models import DEFAULT_MODEL, estimate_cost, model_info
 from step_magic.core.redact import redact_url
@@ -97,14 +99,11 @@ def _api_urls(pairs: list[str]) -> dict[str, str]:
 def run_doctor(args: argparse.Namespace) -> int:
     """Examine the server, print the report; 1 if anything failed, 2 without a key."""
     if args.local:
-        from step_magic.server import LocalServer, ServerConfig
-
         if args.base_url:
             print(f"step-magic doctor: --local examines the simulator; --base-url {args.base_url}"
                   " is not examined")  # fmt: skip
-        with LocalServer(ServerConfig()) as server:
-            print("step-magic doctor: --local, so the bundled simulator is examined (offline).")
-            return _run(args, server.base_url, simulator=True)
+        with local_simulator("doctor", "is examined", file=sys.stdout) as base_url:
+            return _run(args, base_url, simulator=True)
     return _run(args, args.base_url, simulator=False)
 
 

@@ -583,3 +583,46 @@ def test_reading_an_absent_history_creates_nothing_and_the_first_call_creates_it
 
     assert (folder / "history.sqlite3").is_file()
     assert len(history_here(capsys=capsys)[0].splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("command", "says", "answered"),
+    [
+        (
+            ["ask", "--local", "Hi"],  # the line goes to stderr: stdout is for the answer
+            "step-magic ask: --local, so the bundled simulator answers (offline).\n",
+            "simulated reply from step-3.7-flash",
+        ),
+        (
+            ["doctor", "--local"],
+            "step-magic doctor: --local, so the bundled simulator is examined (offline).\n",
+            "12 ok, 0 differ, 0 failed",
+        ),
+    ],
+)
+def test_local_runs_the_simulator_for_the_one_command_and_says_so_first(
+    command: list[str],
+    says: str,
+    answered: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No key needed; one line says who answers, before anything else; the simulator's
+    threads are gone when the command returns."""
+    import threading
+
+    from step_magic.cli import main
+
+    for name in ("STEPFUN_API_KEY", "STEP_API_KEY", "STEPFUN_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("STEP_MAGIC_HISTORY", str(tmp_path / "history.sqlite3"))
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    before = set(threading.enumerate())
+
+    assert main(command) == 0
+
+    out, err = capsys.readouterr()
+    assert (err if command[0] == "ask" else out).startswith(says)
+    assert answered in out
+    assert set(threading.enumerate()) <= before
