@@ -20,10 +20,12 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, TextIO
 
+from step_magic.cli_local import local_simulator
+from step_magic.core import settings as config
 from step_magic.core.catalog import SETTINGS
 
 MAX_STDIN_BYTES = 4_000_000  # ~1M tokens: more than any model's context
@@ -100,24 +102,24 @@ def run_ask(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
     if not prompt and not piped.strip():
         print("step-magic ask: nothing to ask (give a prompt or pipe text in)", file=sys.stderr)
         return 1
-    try:
-        missing = not args.local and _needs_key(args.base_url)
-    except step_magic.StepMagicError as err:  # a stored key that is not safe to use
+    try:  # here, so the advice is the shell's (the Python API would give its own)
+        if not args.local:
+            config.key_for(args.base_url or config.find_base_url(), "shell")
+    except step_magic.StepMagicError as err:  # no key for a remote server, or an unsafe one
         print(f"step-magic ask: {err}", file=sys.stderr)
         return 1
-    if missing:
-        from step_magic.core.settings import missing_key_message
-
-        print(f"step-magic ask: {missing_key_message('shell')}", file=sys.stderr)
-        return 1
-    local = _local_server() if args.local else None
+    server: AbstractContextManager[str | None] = (
+        local_simulator("ask", "answers", file=sys.stderr, tokens_per_second=400)
+        if args.local
+        else nullcontext(args.base_url)
+    )
     printer = _Printer(not args.no_reasoning, sys.stderr.isatty(), structured=bool(args.schema))
     try:
         keywords = _keywords(args)
-        with _asker(args) as ask:
+        with server as base_url, _asker(args) as ask:
             events = ask(
                 f"{piped.rstrip()}\n\n{prompt}".strip() if piped else prompt,
-                base_url=local.base_url if local else args.base_url,
+                base_url=base_url,
                 **keywords,
             )
             for event in events:
@@ -128,9 +130,6 @@ def run_ask(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
     except KeyboardInterrupt:
         printer.notice("step-magic ask: interrupted")
         return 130
-    finally:
-        if local is not None:
-            local.stop()
     if printer.unfit:
         printer.notice(f"step-magic ask: the answer does not fit --schema {args.schema} "
                        "(printed as it came; the note above says why)")  # fmt: skip
@@ -222,14 +221,6 @@ def imported(spec: str, option: str) -> object:
             problem = " ".join(f"{type(err).__name__}: {err}".split())
             raise step_magic_error(f"{option} {spec}: reading {part} failed ({problem})") from None
     return value
-
-
-def _needs_key(base_url: str | None) -> bool:
-    """No key anywhere, for a server that is not on this machine."""
-    from step_magic.core import settings as config
-
-    url = base_url or config.find_base_url()
-    return config.find_api_key() is None and not config.is_loopback_url(url)
 
 
 def _read_piped(source: TextIO) -> str | None:
@@ -371,10 +362,3 @@ def step_magic_error(message: str) -> Exception:
     from step_magic.core.errors import InputError
 
     return InputError(message)
-
-
-def _local_server() -> Any:
-    from step_magic.server import LocalServer, ServerConfig
-
-    print("step-magic ask: --local, so the bundled simulator answers (offline).", file=sys.stderr)
-    return LocalServer(ServerConfig(tokens_per_second=400)).start()

@@ -16,10 +16,12 @@ import base64
 import dataclasses
 import functools
 import json
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from step_magic.cli_local import local_simulator
 from step_magic.core.errors import InputError
 from step_magic.core.models import DEFAULT_MODEL, estimate_cost, model_info
 from step_magic.core.redact import redact_url
@@ -97,14 +99,11 @@ def _api_urls(pairs: list[str]) -> dict[str, str]:
 def run_doctor(args: argparse.Namespace) -> int:
     """Examine the server, print the report; 1 if anything failed, 2 without a key."""
     if args.local:
-        from step_magic.server import LocalServer, ServerConfig
-
         if args.base_url:
             print(f"step-magic doctor: --local examines the simulator; --base-url {args.base_url}"
                   " is not examined")  # fmt: skip
-        with LocalServer(ServerConfig()) as server:
-            print("step-magic doctor: --local, so the bundled simulator is examined (offline).")
-            return _run(args, server.base_url, simulator=True)
+        with local_simulator("doctor", "is examined", file=sys.stdout) as base_url:
+            return _run(args, base_url, simulator=True)
     return _run(args, args.base_url, simulator=False)
 
 
@@ -122,12 +121,9 @@ def _run(args: argparse.Namespace, base_url: str | None, *, simulator: bool) -> 
     for said in dict.fromkeys(w for w in warnings if w):  # the key would travel in clear
         print(f"Warning: {said}")
     try:
-        key = config.find_api_key()
-    except InputError as err:  # a stored key that is not safe to use
+        key = config.key_for(base_url, "shell")
+    except InputError as err:  # no key for a remote server, or a stored one not safe to use
         print(f"step-magic doctor: {err}")
-        return 2
-    if key is None and not config.is_loopback_url(base_url):
-        print(f"step-magic doctor: {config.missing_key_message('shell')}")
         return 2
     settings = Settings(
         model=args.model, base_url=base_url, api_key=key or config.LOCAL_KEY, local=simulator

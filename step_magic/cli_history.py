@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_count,
         default=10,
         metavar="N",
-        help="how many of the newest calls to show (default 10)",
+        help="how many of the newest calls to show: a number, or 'all' (default 10)",
     )
     parser.add_argument(
         "--search",
@@ -54,12 +54,15 @@ def run_history(args: argparse.Namespace) -> int:
     return 0
 
 
-def _count(text: str) -> int:
-    """``-n``: a positive whole number (the catalogue's check), else argparse's one line."""
+def _count(text: str) -> int | None:
+    """``-n``: a positive whole number (the catalogue's check), or ``all`` (None: no limit,
+    as ``step_magic.history`` takes it); else argparse's one line."""
+    if text.strip().casefold() == "all":
+        return None
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+        raise argparse.ArgumentTypeError(f"must be a whole number or 'all', not {text!r}") from None
     if not POSITIVE.holds(value):
         raise argparse.ArgumentTypeError(f"{POSITIVE.describe(int)}, not {text}")
     return value

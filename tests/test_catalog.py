@@ -61,7 +61,7 @@ def test_every_configurable_trait_is_a_catalogued_setting_or_magic_only() -> Non
     for setting in SETTINGS:
         trait = traits[setting.name]
         assert trait.default_value == setting.default, setting.name
-        assert trait.help == setting.help, setting.name
+        assert trait.help == setting.described, setting.name
         assert trait.allow_none == setting.nullable, setting.name
 
 
@@ -96,6 +96,22 @@ def test_the_shell_takes_exactly_the_catalogued_shell_settings() -> None:
     actions = options_by_dest(ask_parser())
     shell = {s.dest for s in SETTINGS if s.shell}
     assert set(actions) - SHELL_ONLY == shell
+
+
+def test_a_flag_s_help_says_what_leaving_it_out_means_never_none() -> None:
+    """The shell and ``%%step`` have no None to give: their help says what leaving a flag out
+    means (``--deadline``: no deadline). A trait or keyword is set from Python, where None can
+    be given, so the trait's help says what None means."""
+    step_help = " ".join((StepMagics.step.__doc__ or "").split())  # what %%step? prints
+    ask_help = " ".join(ask_parser().format_help().split())
+    deadline = "Seconds for a whole call, even while data keeps arriving"
+    for shown in (step_help, ask_help):
+        assert "None" not in shown
+        assert f"{deadline} (default: no deadline)." in shown
+    assert "Reasoning effort: low, medium or high (default: the model's own)." in ask_help
+    traits = StepMagics.class_traits(config=True)
+    assert traits["deadline"].help == f"{deadline}; None: no deadline."
+    assert traits["effort"].help == "Reasoning effort: low, medium or high; None: the model's own."
 
 
 # --- one range, checked alike on every surface ---------------------------------------------

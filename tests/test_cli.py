@@ -479,10 +479,150 @@ def test_history_lists_searches_and_keeps_the_logged_calls(
     assert all(rows[1][field] for field in ("answer", "reasoning", "trace_id"))
     transcript = history_here("--markdown", "--chat", "tides", capsys=capsys)[0]
     assert transcript.count("## Call ") == 2
-    assert "**Prompt**\n\nQuestion 3 about tides\n\n**Reasoning**\n\n> " in transcript
+    assert "### Prompt\n\nQuestion 3 about tides\n\n### Reasoning\n\n> " in transcript
     assert "thread tides" in transcript
     every = "".join(history_here(*shape, capsys=capsys)[0] for shape in ((), ("--json",)))
     assert TEST_KEY not in every + transcript
     with pytest.raises(SystemExit):
         history_here("--json", "--markdown", capsys=capsys)
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def outline(markdown: str) -> list[str]:
+    """The headings of a Markdown document as GitHub's outline lists them: ``## Call 2``."""
+    from itertools import pairwise
+
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark").parse(markdown)
+    return [
+        "#" * int(token.tag[1:]) + " " + title.content
+        for token, title in pairwise(tokens)
+        if token.type == "heading_open"
+    ]
+
+
+def test_a_markdown_transcript_has_one_outline_whatever_the_calls_hold(
+    api_env: LocalServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One title, a ``##`` per call, ``###`` for its parts; the headings a prompt or an answer
+    holds (the simulator's answer starts with ``## Simulated answer``) are moved below their
+    part, and a ``#`` comment in a code block stays code. The simulator quotes a prompt that
+    ends in a code block as ``"…```"``, which leaves a fence open: it is closed, or it would
+    swallow the next call."""
+    ask_here("Why is the sky blue?", capsys=capsys, monkeypatch=monkeypatch)
+    prompt = "# Tides\n\nWhy two a day?\n\n```python\n# not a heading\n```"
+    ask_here(prompt, capsys=capsys, monkeypatch=monkeypatch)
+
+    transcript = history_here("--markdown", capsys=capsys)[0]
+
+    parts = ["### Prompt", "### Reasoning", "### Answer"]
+    assert outline(transcript) == [
+        "# step-magic history: 2 calls, newest first",
+        "## Call 2", "### Prompt", "#### Tides", "### Reasoning",
+        "### Answer", "#### Simulated answer",
+        "## Call 1", *parts, "#### Simulated answer",
+    ]  # fmt: skip
+    assert "```python\n# not a heading\n```" in transcript
+
+
+def logged(count: int, path: Path) -> None:
+    """``count`` calls written straight to the history file at ``path``, oldest first."""
+    from step_magic.memory.history import History
+    from step_magic.memory.records import CallRecord
+
+    log = History(path)
+    for number in range(1, count + 1):
+        log.record(CallRecord(
+            started_at=1_700_000_000.0 + number, model="step-3.7-flash", effort=None,
+            prompt=f"Question {number}", messages=(), attachments=(), reasoning="",
+            answer=f"Answer {number}", status="complete",
+        ))  # fmt: skip
+    log.close()
+
+
+def test_history_n_all_lists_every_call_and_its_help_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from step_magic.cli import main
+
+    monkeypatch.setenv("STEP_MAGIC_HISTORY", str(tmp_path / "history.sqlite3"))
+    logged(12, tmp_path / "history.sqlite3")
+    assert len(history_here(capsys=capsys)[0].splitlines()) == 10  # the default
+    every = history_here("-n", "all", capsys=capsys)[0].splitlines()
+    assert [line.split("  ")[-1] for line in every] == [f"Question {n}" for n in range(12, 0, -1)]
+    with pytest.raises(SystemExit):
+        history_here("-n", "some", capsys=capsys)
+    assert "-n: must be a whole number or 'all', not 'some'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["history", "--help"])
+    assert "a number, or 'all' (default 10)" in " ".join(capsys.readouterr().out.split())
+
+
+def test_reading_an_absent_history_creates_nothing_and_the_first_call_creates_it(
+    api_env: LocalServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import step_magic
+
+    folder = tmp_path / "not-yet"
+    monkeypatch.setenv("STEP_MAGIC_HISTORY", str(folder / "history.sqlite3"))
+    for flags in ((), ("--search", "tides"), ("--chat", "trip"), ("--markdown",)):
+        out, err = history_here(*flags, capsys=capsys)
+        assert out == ""
+        assert err.startswith("step-magic history: no calls")
+        assert err.count("\n") == 1  # one line
+    assert step_magic.history() == []
+    status, _, err = ask_here("-c", "And then?", capsys=capsys, monkeypatch=monkeypatch)
+    assert (status, "no named thread in the history yet" in err) == (1, True)
+    assert not folder.exists()
+
+    ask_here("Why is the sky blue?", capsys=capsys, monkeypatch=monkeypatch)  # a call writes
+
+    assert (folder / "history.sqlite3").is_file()
+    assert len(history_here(capsys=capsys)[0].splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("command", "says", "answered"),
+    [
+        (
+            ["ask", "--local", "Hi"],  # the line goes to stderr: stdout is for the answer
+            "step-magic ask: --local, so the bundled simulator answers (offline).\n",
+            "simulated reply from step-3.7-flash",
+        ),
+        (
+            ["doctor", "--local"],
+            "step-magic doctor: --local, so the bundled simulator is examined (offline).\n",
+            "12 ok, 0 differ, 0 failed",
+        ),
+    ],
+)
+def test_local_runs_the_simulator_for_the_one_command_and_says_so_first(
+    command: list[str],
+    says: str,
+    answered: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No key needed; one line says who answers, before anything else; the simulator's
+    threads are gone when the command returns."""
+    import threading
+
+    from step_magic.cli import main
+
+    for name in ("STEPFUN_API_KEY", "STEP_API_KEY", "STEPFUN_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("STEP_MAGIC_HISTORY", str(tmp_path / "history.sqlite3"))
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    before = set(threading.enumerate())
+
+    assert main(command) == 0
+
+    out, err = capsys.readouterr()
+    assert (err if command[0] == "ask" else out).startswith(says)
+    assert answered in out
+    assert set(threading.enumerate()) <= before

@@ -33,7 +33,7 @@ def dive(depth: int) -> int:
 
 def test_a_recursion_of_a_thousand_frames_is_a_few_lines() -> None:
     error = caught(dive, 0)
-    text = failure.describe(error, render_value)
+    text = failure.describe(error, render_value).text
 
     assert "RecursionError: maximum recursion depth exceeded" in text
     assert "[the frame above repeated" in text
@@ -50,6 +50,31 @@ def test_this_files_frames_are_the_users_and_pytests_are_the_librarys() -> None:
     assert not any(f.mine for f in frames[1:])  # pathlib's
 
 
+def test_one_walk_of_each_traceback_gives_the_text_the_headline_and_the_label(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``--with @error`` shows the headline above the text and the label in the footer; all
+    three come from one ``describe``, which walks each traceback of the chain once."""
+    error = caught(a_key_error_while_handling_a_missing_file)
+    walked: list[BaseException] = []
+    walk = failure._frames
+    monkeypatch.setattr(failure, "_frames", lambda exc: walked.append(exc) or walk(exc))
+
+    described = failure.describe(error, render_value)
+
+    assert walked == [error.__context__, error]  # the cause, then the error: once each
+    assert described.headline == "KeyError: 'revnue'"
+    assert described.label == "KeyError, 2 of 2 frames yours"  # caught() and the function
+    assert "During handling of the above exception" in described.text
+
+
+def a_key_error_while_handling_a_missing_file() -> None:
+    try:
+        Path("/no/such/dir/file").read_text()
+    except OSError:
+        {"revenue": 1}["revnue"]
+
+
 def test_an_object_whose_methods_raise_is_named_not_summarised() -> None:
     class Hostile:
         def __str__(self) -> str:
@@ -59,7 +84,7 @@ def test_an_object_whose_methods_raise_is_named_not_summarised() -> None:
 
     hostile = Hostile()
     error = caught(lambda: hostile.missing)
-    text = failure.describe(error, render_value)
+    text = failure.describe(error, render_value).text
 
     assert "AttributeError" in text
     assert "- `hostile` (Hostile):\n  (cannot be summarised: RuntimeError)" in text
@@ -75,7 +100,7 @@ def test_a_long_message_and_many_causes_stay_bounded() -> None:
             raise ValueError(f"level {depth}: " + "y" * 50_000) from err
 
     error = caught(chain, 30)
-    text = failure.describe(error, render_value)
+    text = failure.describe(error, render_value).text
 
     assert len(text) <= failure.MAX_CHARS
     links = [line for line in text.splitlines() if line.startswith("The above exception")]
@@ -127,9 +152,9 @@ def test_no_piece_of_the_key_survives_a_cut_whatever_the_lengths(
     piece = TEST_KEY[:10]
     for size in range(0, 8_000, 97):
         error = caught(fails_with, "x" * size + TEST_KEY + "y" * size)
-        text = failure.describe(error, render_value, secret=TEST_KEY)
-        assert piece not in text, size
-        assert piece not in failure.headline(error, TEST_KEY), size
+        described = failure.describe(error, render_value, secret=TEST_KEY)
+        assert piece not in described.text, size
+        assert piece not in described.headline, size
 
 
 def fails_with(payload: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -192,3 +193,26 @@ def test_all_null_and_unhashable_columns(library: str) -> None:
     text = summarize_frame(frame, name="f", budget_chars=2_000).text
     assert "all null" in text
     assert "| lists |" in text
+
+
+def test_over_budget_whole_sample_rows_go_from_the_end_and_the_text_says_how_many() -> None:
+    """Two wide columns: all ten sample rows do not fit, so the last rows go, each whole,
+    and a line counts them; never half a row, and the columns stay."""
+    frame = pd.DataFrame({"note": ["lorem ipsum dolor sit amet " * 5] * 30, "n": range(30)})
+    text = summarize_frame(frame, name="df", budget_chars=600).text
+
+    assert text.splitlines()[-5:] == [
+        "|---|---|---|",
+        "| 0 | lorem ipsum dolor sit amet lorem ipsum … | 0 |",
+        "| 1 | lorem ipsum dolor sit amet lorem ipsum … | 1 |",
+        "| 2 | lorem ipsum dolor sit amet lorem ipsum … | 2 |",
+        "(7 sample rows left out to fit the budget)",
+    ]
+    for budget in range(300, 1_000, 7):
+        text = summarize_frame(frame, name="df", budget_chars=budget).text
+        below = text.partition("Rows (first rows, then random rows")[2].splitlines()[3:]
+        rows = [line for line in below if line.startswith("|")]  # under the header
+        assert all(row.endswith(" |") for row in rows), budget
+        left_out = re.search(r"\((\d+) sample rows? left out to fit the budget\)", text)
+        assert len(rows) + (int(left_out[1]) if left_out else 0) == 10, budget
+        assert len(text) <= budget

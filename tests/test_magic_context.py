@@ -125,6 +125,26 @@ def test_an_unknown_name_is_a_usage_error_with_close_matches(ip: Any, server: Lo
     assert server.requests == []
 
 
+def test_the_code_of_a_cell_is_sent_and_a_cell_without_code_is_one_line_naming_the_range(
+    ip: Any, server: LocalServer
+) -> None:
+    ip.run_cell("import math", store_history=True)
+    ip.run_cell("x = 41 + 1", store_history=True)
+    number = len(ip.user_ns["In"]) - 1  # 2 or more: the cells are In[1] to In[number]
+    run(ip, f"%step --with In[{number}] Explain it")
+    assert last_user_content(server).startswith(
+        f"### `In[{number}]` (the code of cell {number})\n```python\nx = 41 + 1\n```"
+    )
+    server.reset()
+    for empty in ("In[0]", f"In[{number + 1}]", "_i0", "In[99999]"):  # In[0] is always ""
+        error = run(ip, f"%step --with {empty} Explain it").error_in_exec
+        assert type(error).__name__ == "UsageError"
+        assert str(error) == (
+            f"{empty}: no code to send; the cells run so far are In[1] to In[{number}]"
+        )
+    assert server.requests == []
+
+
 def test_images_to_a_text_only_model_are_refused_before_sending(
     ip: Any, server: LocalServer
 ) -> None:

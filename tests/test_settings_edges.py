@@ -18,6 +18,7 @@ from step_magic.core.settings import (
     find_api_key,
     find_base_url,
     is_loopback_url,
+    key_for,
     key_variable,
     missing_key_message,
     redact,
@@ -158,6 +159,25 @@ def test_a_call_without_a_key_to_a_remote_server_is_refused_with_that_sentence()
     with pytest.raises(InputError) as caught:
         settings()
     assert str(caught.value) == MISSING_KEY
+
+
+@pytest.mark.usefixtures("no_key")
+def test_key_for_is_the_one_missing_key_check_in_the_words_of_where_the_user_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``step-magic ask``, ``step-magic doctor``, the magic and the Python API all ask
+    ``key_for``: a server elsewhere without a key is refused with the advice for the shell, a
+    script or a notebook; a server on this machine, or a call that needs no key, gets None."""
+    stepfun = "https://api.stepfun.ai/v1"
+    for where in ("shell", "python", "notebook"):
+        with pytest.raises(InputError) as caught:
+            key_for(stepfun, where)
+        assert str(caught.value) == missing_key_message(where)
+    assert key_for("http://127.0.0.1:8765/v1", "shell") is None
+    assert key_for(stepfun, "shell", required=False) is None
+    assert key_for(stepfun, "shell", given="  sk-given  ") == "sk-given"
+    monkeypatch.setenv("STEPFUN_API_KEY", "sk-from-the-environment")
+    assert key_for(stepfun, "shell") == "sk-from-the-environment"
 
 
 # --- redact: keys echoed in another shape are matched from 12 letters and digits on ----------

@@ -135,6 +135,9 @@ def _locate(name: str, namespace: Mapping[str, object], cwd: Path) -> _Source:
                 raise InputError(f"{name}: no earlier cell in this kernel displayed an image")
             raise UnknownReference(name, earlier)
         return _Source(name, namespace[name], "image")
+    cell, cells = _cell_code_number(name), namespace.get("In")
+    if cell is not None and isinstance(cells, list):  # IPython's record of what cells ran
+        return _Source(name, _cell_code(name, cell, cells), "text")
     try:
         value = _unwrap(name, resolve(name, namespace))
     except UnknownReference:
@@ -206,10 +209,10 @@ def _text_attachment(source: _Source, budget: int, secret: str | None = None) ->
     if isinstance(value, Path):
         body, label = _text_file(name, value, room)
     elif isinstance(value, BaseException):
-        header = f"### `{name}`: {failure.headline(value, secret)}\n"
         limit = min(room, failure.MAX_CHARS)
-        body = failure.describe(value, render_value, secret=secret, limit=limit)
-        label = f"{name} ({failure.label(value)})"
+        described = failure.describe(value, render_value, secret=secret, limit=limit)
+        header = f"### `{name}`: {described.headline}\n"
+        body, label = described.text, f"{name} ({described.label})"
     elif isinstance(value, str) and (cell := _cell_code_number(name)) is not None:
         header = f"### `{name}` (the code of cell {cell})\n"
         room = max(budget - len(header), 0)
@@ -234,6 +237,17 @@ def _cell_code_number(name: str) -> int | None:
     """``In[12]`` or ``_i12``: IPython's record of what cell 12 ran."""
     match = re.fullmatch(r"In\[\s*(\d+)\s*\]|_i(\d+)", name)
     return int(match[1] or match[2]) if match else None
+
+
+def _cell_code(name: str, number: int, cells: list[object]) -> str:
+    """The code cell ``number`` ran; when it ran none (``In[0]`` is always empty, a cell
+    not run yet has no code), an InputError naming the cells that did."""
+    code = cells[number] if 0 < number < len(cells) else None
+    if isinstance(code, str) and code.strip():
+        return code
+    last = len(cells) - 1
+    ran = f"In[1] to In[{last}]" if last > 1 else "In[1]" if last == 1 else "none yet"
+    raise InputError(f"{name}: no code to send; the cells run so far are {ran}")
 
 
 def render_value(obj: object, budget_chars: int) -> str:

@@ -101,19 +101,34 @@ def last_error() -> BaseException | None:
 Render = Callable[[object, int], str]
 
 
+@dataclass(frozen=True)
+class Description:
+    """An error as ``--with @error`` sends it: the prompt text, the one-line headline above
+    it (``KeyError: 'revnue'``) and the footer's label (``KeyError, 1 of 14 frames yours``)."""
+
+    text: str
+    headline: str
+    label: str
+
+
 def describe(
     error: BaseException, render: Render, *, secret: str | None = None, limit: int = MAX_CHARS
-) -> str:
-    """The error, its chain, the user's frames, their source and names, within ``limit``.
+) -> Description:
+    """The error, its chain, the user's frames, their source and names, within ``limit``;
+    each traceback is walked once, for the text and the label alike.
 
     ``render`` summarises a value within a character budget (``--with``'s own summaries).
     """
     clean = _cleaner(secret)
-    chain = list(_chain(error))
-    frames = [f for exc in chain for f in _frames(exc)]
+    chain = list(_chain(error))  # oldest first: ``error`` itself is the last
+    traced = [list(_frames(exc)) for exc in chain]
+    frames = [frame for walked in traced for frame in walked]
     names = _bounded(_names(frames, render, clean), NAMES_CHARS)
-    sections = [_tracebacks(chain, clean), _sources(frames, clean), names]
-    return _bounded("\n\n".join(section for section in sections if section), limit)
+    sections = [_tracebacks(chain, traced, clean), _sources(frames, clean), names]
+    text = _bounded("\n\n".join(section for section in sections if section), limit)
+    mine = sum(frame.mine for frame in traced[-1])
+    label = f"{type(error).__name__}, {mine} of {len(traced[-1])} frames yours"
+    return Description(text, _headline(error, clean), label)
 
 
 Clean = Callable[[str], str]
@@ -140,19 +155,8 @@ def _clean_cut(text: str, limit: int, clean: Clean) -> str:
     return _bounded(clean(text[: 2 * limit + 256]), limit)
 
 
-def label(error: BaseException) -> str:
-    """A footer label: the type, and how many of the frames were the user's own."""
-    frames = list(_frames(error))
-    mine = sum(frame.mine for frame in frames)
-    return f"{type(error).__name__}, {mine} of {len(frames)} frames yours"
-
-
-def headline(error: BaseException, secret: str | None = None) -> str:
-    """``KeyError: 'revnue'``, one line, bounded, the key and URL credentials removed."""
-    return _headline(error, _cleaner(secret))
-
-
 def _headline(error: BaseException, clean: Clean) -> str:
+    """``KeyError: 'revnue'``, one line, bounded, the key and URL credentials removed."""
     try:
         message = " ".join(str(error)[:2_000].split())
     except Exception:  # the user's exception: its own __str__ may raise
@@ -189,9 +193,9 @@ def _frames(error: BaseException) -> Iterator[Frame]:
         tb = tb.tb_next
 
 
-def _tracebacks(chain: list[BaseException], clean: Clean) -> str:
+def _tracebacks(chain: list[BaseException], traced: list[list[Frame]], clean: Clean) -> str:
     blocks = []
-    for index, exc in enumerate(chain):
+    for index, (exc, frames) in enumerate(zip(chain, traced, strict=True)):
         if index:
             linked = exc.__cause__ is chain[index - 1]
             blocks.append(
@@ -199,7 +203,7 @@ def _tracebacks(chain: list[BaseException], clean: Clean) -> str:
                 if linked
                 else "During handling of the above exception, another exception occurred:"
             )
-        lines = list(_frame_lines(list(_frames(exc))))
+        lines = list(_frame_lines(frames))
         body = "\n".join(lines)
         blocks.append(f"Traceback (your code in full, library calls one line each):\n{body}")
         blocks.append(_headline(exc, clean))

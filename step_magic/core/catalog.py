@@ -64,10 +64,20 @@ class Setting:
     shell: bool = False
     request: bool = True
     flag_help: str | None = None  # what the flag does, when that is not ``help`` (a switch)
+    unset: str | None = None  # what None, the default, means: "no deadline"
 
     @property
     def nullable(self) -> bool:
         return self.default is None
+
+    @property
+    def described(self) -> str:
+        """``help`` for Python (a trait, a keyword), where None can be given, with what None
+        means when that needs saying: ``…; None: no deadline.``"""
+        return self._help_with(f"; None: {self.unset}")
+
+    def _help_with(self, unset: str) -> str:
+        return f"{self.help.removesuffix('.')}{unset}." if self.unset else self.help
 
     @property
     def dest(self) -> str:
@@ -120,7 +130,9 @@ class Setting:
         if self.flag is None:
             raise ValueError(f"{self.name} has no flag")
         names = (self.short, self.flag) if self.short else (self.flag,)
-        options: dict[str, Any] = {"help": self.flag_help or self.help}
+        # A flag cannot be given None: its help says what leaving it out means instead.
+        shown = self.flag_help or self._help_with(f" (default: {self.unset})")
+        options: dict[str, Any] = {"help": shown}
         if self.kind is bool:
             options["action"] = "store_true"
         elif self.choices is not None:
@@ -138,8 +150,9 @@ SETTINGS: tuple[Setting, ...] = (
         "effort",
         str,
         None,
-        "Reasoning effort: low, medium or high; None: the server's default.",
+        "Reasoning effort: low, medium or high.",
         choices=EFFORTS,
+        unset="the model's own",
         flag="--effort",
         short="-e",
         shell=True,
@@ -195,8 +208,9 @@ SETTINGS: tuple[Setting, ...] = (
         "deadline",
         float,
         None,
-        "Seconds for a whole call, whatever arrives (keep-alives included); None: no limit.",
+        "Seconds for a whole call, even while data keeps arriving.",
         SECONDS,
+        unset="no deadline",
         flag="--deadline",
         shell=True,
     ),

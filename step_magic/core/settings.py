@@ -223,6 +223,20 @@ def _encoded(secret: str) -> list[str]:
     return [form for form in forms if len(form) >= 12]
 
 
+def key_for(
+    base_url: str, where: str, *, given: str | None = None, required: bool = True
+) -> str | None:
+    """The key to send to ``base_url``: ``given`` when it holds one, else the key in force
+    (``find_api_key``); None when there is none and ``base_url`` is on this machine, or a
+    key is not ``required``. Without a key for another server, an InputError saying how to
+    set one in the words of ``where`` (``missing_key_message``); a stored key that is not
+    safe to use is an InputError too."""
+    key = given.strip() if given and given.strip() else find_api_key()
+    if key is None and required and not is_loopback_url(base_url):
+        raise InputError(missing_key_message(where))
+    return key
+
+
 def check_defaults(defaults: Mapping[str, Any], *, owner: str = "StepMagics.") -> None:
     """Raise InputError for a default that does not fit the catalogue, naming it as the user
     set it (``StepMagics.timeout`` for a trait, ``timeout`` for a keyword of the Python API)."""
@@ -281,9 +295,5 @@ def _endpoint(
         return local_url, LOCAL_KEY, True, None
     base_url = flag_url or defaults.get("base_url") or find_base_url()
     warning = check_base_url(base_url)
-    key = given_key.strip() if given_key and given_key.strip() else find_api_key()
-    if key is None:
-        if need_key and not is_loopback_url(base_url):
-            raise InputError(missing_key_message(where))
-        key = LOCAL_KEY
+    key = key_for(base_url, where, given=given_key, required=need_key) or LOCAL_KEY
     return base_url, key, False, warning

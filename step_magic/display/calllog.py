@@ -6,12 +6,14 @@ Both read only the record, which has no place for the key, so neither can show i
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import datetime
 
+from step_magic.core.answers import as_section
 from step_magic.memory.records import CallRecord
 
 PROMPT_CHARS = 60  # a prompt's share of a one-line listing
+PART_LEVEL = 3  # a call's prompt, reasoning and answer are ``###`` sections of its ``##``
 
 
 def call_line(record: CallRecord) -> str:
@@ -22,10 +24,15 @@ def call_line(record: CallRecord) -> str:
     return f"{_when(record)}  {record.model:<16} {record.status:<11} {tokens:>6} out  {prompt}"
 
 
-def calls_markdown(records: Iterable[CallRecord]) -> str:
-    """The calls as one Markdown document: a heading and provenance line per call, then its
-    prompt, its reasoning (quoted, so it reads as an aside) and its answer."""
-    return "\n\n---\n\n".join(_call_markdown(record) for record in records) + "\n"
+def calls_markdown(records: Sequence[CallRecord]) -> str:
+    """The calls as one Markdown document with one outline: the title (``#``), a section per
+    call (``##``, then its provenance line) and in it the prompt, the reasoning (quoted, so it
+    reads as an aside) and the answer (``###``). Headings the prompt or answer hold are moved
+    below their ``###``, so an answer's own ``## Summary`` does not read as another call, and
+    a code block an answer left open is closed, so it does not swallow the calls after it."""
+    count = f"{len(records)} call{'' if len(records) == 1 else 's'}"
+    calls = "\n\n---\n\n".join(_call_markdown(record) for record in records)
+    return f"# step-magic history: {count}, newest first\n\n{calls}\n"
 
 
 def _call_markdown(record: CallRecord) -> str:
@@ -36,11 +43,14 @@ def _call_markdown(record: CallRecord) -> str:
         facts.append(f"{record.completion_tokens:,} tokens out")
     if record.trace_id:
         facts.append(f"trace id {record.trace_id}")
-    parts = [f"## Call {record.id}", "*" + " · ".join(facts) + "*", "**Prompt**", record.prompt]
+    prompt = as_section(record.prompt, PART_LEVEL)
+    parts = [f"## Call {record.id}", "*" + " · ".join(facts) + "*", "### Prompt", prompt]
     if record.reasoning.strip():
-        quoted = "\n".join(f"> {line}".rstrip() for line in record.reasoning.strip().splitlines())
-        parts += ["**Reasoning**", quoted]
-    parts += ["**Answer**", record.answer.strip() or "*(no answer)*"]
+        reasoning = as_section(record.reasoning.strip(), PART_LEVEL)
+        quoted = "\n".join(f"> {line}".rstrip() for line in reasoning.splitlines())
+        parts += ["### Reasoning", quoted]
+    answer = as_section(record.answer.strip(), PART_LEVEL) or "*(no answer)*"
+    parts += ["### Answer", answer]
     if record.error:
         parts.append(f"**Error:** {record.error}")
     return "\n\n".join(parts)

@@ -39,6 +39,7 @@ from step_magic.frames.tables import (
     is_series,
     library_of,
 )
+from step_magic.frames.text import count
 
 SAMPLE_ROWS = 200_000
 SEED = 0
@@ -193,8 +194,8 @@ def _layout(
     """Fit as many columns as the budget allows; return the text, columns and rows shown.
 
     The schema and the sample rows show the same columns, so the model never sees a column
-    in one and not the other. If keeping the rows would leave fewer than a handful of
-    columns, the rows go instead.
+    in one and not the other. If keeping every row would leave fewer than a handful of
+    columns, rows go instead, whole and from the end, and the text says how many.
     """
 
     def render(k: int, n_rows: int) -> str:
@@ -205,14 +206,15 @@ def _layout(
         if k < n_columns:
             parts.append(f"(+{n_columns - k:,} more columns not shown, to fit the budget)")
         parts.append("")
+        left_out = len(grid) - 1 - n_rows
         if len(grid) == 1:
             parts.append("(no rows)")
-        elif n_rows == 0:
-            parts.append("(sample rows left out to fit the budget)")
-        else:
+        elif n_rows:
             parts.append(f"Rows (first rows, then random rows, seed {SEED}):")
             parts += ["| " + " | ".join(row[: k + 1]) + " |" for row in grid[: n_rows + 1]]
             parts.insert(-n_rows, "|---" * (k + 1) + "|")
+        if left_out:
+            parts.append(f"({count(left_out, 'sample row')} left out to fit the budget)")
         return "\n".join(parts)
 
     def fits(n_rows: int, k: int) -> bool:
@@ -220,8 +222,10 @@ def _layout(
 
     n_rows = len(grid) - 1
     k = _largest(len(lines), partial(fits, n_rows))
-    if k < min(len(lines), MIN_COLUMNS):
-        n_rows, k = 0, _largest(len(lines), partial(fits, 0))
+    handful = min(len(lines), MIN_COLUMNS)
+    if k < handful:
+        n_rows = _largest(n_rows, lambda n: fits(n, handful))
+        k = _largest(len(lines), partial(fits, n_rows))
     return _clip_text(render(k, n_rows), budget), k, n_rows
 
 

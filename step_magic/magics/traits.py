@@ -17,7 +17,7 @@ from step_magic.core.catalog import BY_NAME
 def setting_trait(name: str) -> Any:
     """The configurable trait of the setting ``name``: its type, default and help."""
     setting = BY_NAME[name]
-    common: dict[str, Any] = {"help": setting.help, "allow_none": setting.nullable}
+    common: dict[str, Any] = {"help": setting.described, "allow_none": setting.nullable}
     trait: TraitType[Any, Any]
     if setting.kind is bool:
         trait = Bool(setting.default, **common)

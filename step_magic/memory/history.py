@@ -208,9 +208,9 @@ class History:
     def _search_clause(self) -> str:
         """The WHERE clause of a search: full-text where the file has the index."""
         with self._lock:
-            self._connect()
+            self._connect(create=False)
             full_text = self._full_text
-            if not full_text and not self._disabled and not self._noted_substring:
+            if not full_text and self._connection is not None and not self._noted_substring:
                 self._noted_substring = True
                 self._warn(FTS5_MISSING)
         if not full_text:
@@ -222,7 +222,7 @@ class History:
     def _select(self, clauses: str, params: dict[str, Any]) -> list[CallRecord]:
         with self._lock:
             try:
-                connection = self._connect()
+                connection = self._connect(create=False)
                 if connection is None:
                     return []
                 rows = connection.execute(f"{_SELECT} {clauses}", params).fetchall()
@@ -231,10 +231,14 @@ class History:
                 self._warn_once("history read failed", exc)
                 return []
 
-    def _connect(self) -> sqlite3.Connection | None:
-        """The open, migrated connection; None when history is disabled. Call under the lock."""
+    def _connect(self, *, create: bool = True) -> sqlite3.Connection | None:
+        """The open, migrated connection; None when history is disabled, or for a read
+        (``create=False``) before anything was logged: reading creates nothing. Call under
+        the lock."""
         if self._connection is not None or self._disabled:
             return self._connection
+        if not create and not self.path.exists():
+            return None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(
