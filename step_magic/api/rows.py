@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence, Sized
 from pathlib import Path
 from typing import Any
 
+from step_magic.api.daskrows import is_dask, map_dask
 from step_magic.api.inputs import call_settings
 from step_magic.api.prepare import output_schema
 from step_magic.batch.cache import ReplyCache, reply_cache
@@ -56,7 +57,18 @@ def map_rows(
     ``<column>_error`` (a reply cut at the token limit keeps its answer, flagged there).
     ``fields`` ({"name": "int"}) or ``json=True`` parse answers into columns. Other keywords
     are ``ask``'s (``model``, ``effort``, ``system``…).
+
+    A Dask DataFrame gives a lazy Dask DataFrame: computing it maps each partition on its
+    worker, with ``concurrency`` and ``rpm`` shared by the whole cluster (``api.daskrows``).
     """
+    if is_dask(frame):  # lazy: each partition is this same map, on its worker
+        given = {
+            "column": column, "concurrency": concurrency, "rpm": rpm, "limit": limit,
+            "inplace": inplace, "reasoning_column": reasoning_column, "fields": fields,
+            "json": json, "strict": strict, "cassette": cassette, "history": history,
+            "progress": progress, "base_url": base_url, "api_key": api_key, **keywords,
+        }  # fmt: skip
+        return map_dask(frame, prompt, given, map_rows)
     schema = output_schema(keywords.pop("schema", None))
     settings = call_settings(keywords, base_url=base_url, api_key=api_key)
     pairs = tuple(fields.items()) if isinstance(fields, Mapping) else tuple(fields or ())

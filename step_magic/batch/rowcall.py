@@ -9,8 +9,12 @@ anything through its signature.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
 
 from step_magic.core.request import ChatRequest
 from step_magic.core.result import StepResult
@@ -43,19 +47,28 @@ class RowContext:
             close()
 
     def run(self, call: Call, request: ChatRequest) -> StepResult:
-        """``call(request)`` on this worker thread, as this row's call.
+        """``call(request)`` on this worker thread, as this row's call, holding a lease of
+        the ``ROW_GATE`` in force (if any) while it runs.
 
         ``note_retry`` and ``on_abandon`` find the row through the thread, so a call reports to
         its row without taking it as an argument.
         """
         _current.row = self
         try:
-            return call(request)
+            with ROW_GATE.get() or contextlib.nullcontext():
+                return call(request)
         finally:
             _current.row = None
 
 
 _current = threading.local()
+
+# A lease every row call holds while it runs, shared beyond this map: a Dask map's
+# cluster-wide budget (``api.daskrows``). The scheduler runs each row in a copy of the
+# context it was started in, so a gate set around ``map_rows`` reaches its rows.
+ROW_GATE: contextvars.ContextVar[AbstractContextManager[Any] | None] = contextvars.ContextVar(
+    "step_magic_row_gate", default=None
+)
 
 
 def note_retry() -> None:

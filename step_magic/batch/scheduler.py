@@ -10,6 +10,7 @@ it and pays only for the rest. Plain Python: no IPython, no display (see ``progr
 
 from __future__ import annotations
 
+import contextvars
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -118,7 +119,8 @@ class _Run:
                     while pending and len(running) < self.options.concurrency and self._may_start():
                         i = pending.pop()
                         self.contexts[i] = context = RowContext()
-                        running[pool.submit(self._answer, i, context)] = i
+                        row = contextvars.copy_context()  # its gate, if any
+                        running[pool.submit(row.run, self._answer, i, context)] = i
                     self._collect(running, self._wait_limit(bool(pending), len(running)))
                 self.counts.interrupted = bool(interrupts)
                 deadline = time.monotonic() + GRACE_SECONDS
