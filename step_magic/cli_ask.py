@@ -34,13 +34,26 @@ SHELL_SETTINGS = tuple(item for item in SETTINGS if item.shell)
 PASSED_ON = tuple(item.name for item in SHELL_SETTINGS if item.kind is not bool)
 
 
+def add_call_arguments(parser: argparse.ArgumentParser, *, skip: tuple[str, ...] = ()) -> None:
+    """The call settings a shell command takes (the catalogue's, checked as the magic checks
+    them), and where to send the call: ``--base-url``, ``--local``."""
+    for setting in SHELL_SETTINGS:
+        if setting.name not in skip:
+            names, options = setting.argument()
+            parser.add_argument(*names, **options)
+    parser.add_argument("--base-url", help="another endpoint or any compatible server")
+    parser.add_argument("--local", action="store_true", help="ask the bundled offline simulator")
+
+
+def call_keywords(args: argparse.Namespace) -> dict[str, Any]:
+    """The Python API's keywords for the settings ``add_call_arguments`` added."""
+    return {name: getattr(args, name) for name in PASSED_ON}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``step-magic ask``'s options: the ``%%step`` flags that make sense in a shell."""
     parser.add_argument("prompt", nargs="*", help="the question (also read from stdin)")
-    for setting in SHELL_SETTINGS:  # the catalogue's settings, checked as the magic checks
-        names, options = setting.argument()
-        parser.add_argument(*names, **options)
-    parser.add_argument("--base-url", help="another endpoint or any compatible server")
+    add_call_arguments(parser)
     parser.add_argument(
         "-w",
         "--with",
@@ -50,7 +63,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="attach a file: CSV/TSV/Parquet (summarised as a table), an image, a video, text",
     )
-    parser.add_argument("--local", action="store_true", help="ask the bundled offline simulator")
     thread = parser.add_mutually_exclusive_group()
     thread.add_argument(
         "--chat",
@@ -100,17 +112,11 @@ def run_ask(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
     if not prompt and not piped.strip():
         print("step-magic ask: nothing to ask (give a prompt or pipe text in)", file=sys.stderr)
         return 1
-    try:
-        missing = not args.local and _needs_key(args.base_url)
-    except step_magic.StepMagicError as err:  # a stored key that is not safe to use
-        print(f"step-magic ask: {err}", file=sys.stderr)
+    problem = key_problem(args)
+    if problem is not None:
+        print(f"step-magic ask: {problem}", file=sys.stderr)
         return 1
-    if missing:
-        from step_magic.core.settings import missing_key_message
-
-        print(f"step-magic ask: {missing_key_message('shell')}", file=sys.stderr)
-        return 1
-    local = _local_server() if args.local else None
+    local = local_server("ask") if args.local else None
     printer = _Printer(not args.no_reasoning, sys.stderr.isatty(), structured=bool(args.schema))
     try:
         keywords = _keywords(args)
@@ -140,7 +146,7 @@ def run_ask(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
 
 def _keywords(args: argparse.Namespace) -> dict[str, Any]:
     """The Python API's keywords from the options: settings, attachments, tools, schema."""
-    keywords: dict[str, Any] = {name: getattr(args, name) for name in PASSED_ON}
+    keywords = call_keywords(args)
     keywords["attach"] = _attachments(args.attach) or None
     keywords["tools"] = _tools(args.tools) or None
     if args.schema:
@@ -222,6 +228,19 @@ def imported(spec: str, option: str) -> object:
             problem = " ".join(f"{type(err).__name__}: {err}".split())
             raise step_magic_error(f"{option} {spec}: reading {part} failed ({problem})") from None
     return value
+
+
+def key_problem(args: argparse.Namespace) -> str | None:
+    """Why a call cannot be made for lack of a usable key (None: it can): no key anywhere
+    for a server that is not on this machine, or a stored key that is not safe to use."""
+    from step_magic.core.errors import StepMagicError
+    from step_magic.core.settings import missing_key_message
+
+    try:
+        missing = not args.local and _needs_key(args.base_url)
+    except StepMagicError as err:
+        return str(err)
+    return missing_key_message("shell") if missing else None
 
 
 def _needs_key(base_url: str | None) -> bool:
@@ -373,8 +392,10 @@ def step_magic_error(message: str) -> Exception:
     return InputError(message)
 
 
-def _local_server() -> Any:
+def local_server(command: str) -> Any:
+    """The bundled simulator, started for ``--local`` (and said so on stderr)."""
     from step_magic.server import LocalServer, ServerConfig
 
-    print("step-magic ask: --local, so the bundled simulator answers (offline).", file=sys.stderr)
+    notice = f"step-magic {command}: --local, so the bundled simulator answers (offline)."
+    print(notice, file=sys.stderr)
     return LocalServer(ServerConfig(tokens_per_second=400)).start()

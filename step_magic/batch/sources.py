@@ -23,6 +23,7 @@ from step_magic.core.errors import InputError
 FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 MAX_LINE_BYTES = 4_000_000  # ~1M tokens: a row over it could not be a prompt anyway
 INSTALL = "pip install 'step-magic[files]'"
+READ_BUFFER = 1 << 20
 
 Block = Any  # a pyarrow Table, or a polars DataFrame (neither imported at module level)
 
@@ -96,7 +97,7 @@ class Source:
             return
         assert self.path is not None
         if self.kind == "parquet":
-            batches = _parquet(self.path).iter_batches(batch_size=size)
+            batches = _parquet(self.path).iter_batches(batch_size=size, use_threads=False)
             yield from _rechunked(batches, size)
         elif self.kind == "csv":
             yield from _rechunked(_csv_batches(self.path), size)
@@ -105,8 +106,11 @@ class Source:
 
 
 def _parquet(path: Path | None) -> Any:
+    """The file, read a column chunk at a time through a 1 MB buffer: by default pyarrow
+    buffers whole row groups ahead (measured: 65 MB of a 60 MB file for a 10-row block)."""
+    parquet = importlib.import_module("pyarrow.parquet")
     try:
-        return importlib.import_module("pyarrow.parquet").ParquetFile(path)
+        return parquet.ParquetFile(path, pre_buffer=False, buffer_size=READ_BUFFER)
     except (OSError, ValueError) as err:  # ArrowInvalid is a ValueError: not a Parquet file
         raise InputError(f"{path}: not a readable Parquet file ({_first_line(err)})") from None
 
