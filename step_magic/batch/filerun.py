@@ -57,7 +57,7 @@ def map_file(
         raise InputError("batch_size must be at least 1")
     if source.path is not None and source.path.resolve() == output.resolve():
         raise InputError(f"{output}: the output must not be the source")
-    parts = Parts(output)
+    parts = Parts(output, batch_size)
     parts.open()
     rows = source.rows(options.limit)
     answer = answer_column(options)
@@ -127,7 +127,8 @@ def _keep_finished(parts: Parts, out: Any, numbers: list[int], options: MapOptio
     keep = [i for i, (a, e) in enumerate(zip(answers, errors, strict=True)) if a is not None or e]
     if not keep:
         return False
-    parts.write(table.take(keep), [numbers[i] for i in keep])
+    kept = table if len(keep) == table.num_rows else table.take(keep)  # take copies
+    parts.write(kept, [numbers[i] for i in keep])
     return True
 
 

@@ -53,8 +53,8 @@ class Part:
 class Parts:
     """The parts folder of one output: what is done, new parts, and the join at the end."""
 
-    def __init__(self, output: Path) -> None:
-        self.output = output
+    def __init__(self, output: Path, batch_size: int) -> None:
+        self.output, self.batch_size = output, batch_size
         self.folder = output.with_name(output.name + ".parts")
         self.kind = file_format(output)
         self.parts: list[Part] = []
@@ -125,7 +125,7 @@ class Parts:
         source = Source.of(self.output)
         self.folder.mkdir()
         self.adopted = True
-        for block in source.blocks(10_000):
+        for block in source.blocks(self.batch_size):
             if ROW_ID not in block.column_names:
                 shutil.rmtree(self.folder, ignore_errors=True)
                 raise InputError(

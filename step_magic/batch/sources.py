@@ -84,8 +84,8 @@ class Source:
             count = _parquet(self.path).metadata.num_rows
         else:
             count = 0
-            for block in self.blocks(max(limit or 0, 10_000)):
-                count += len(block)
+            for size in _row_counts(self.path, self.kind):
+                count += size
                 if limit is not None and count >= limit:
                     break
         return count if limit is None else min(count, limit)
@@ -103,6 +103,17 @@ class Source:
             yield from _rechunked(_csv_batches(self.path), size)
         else:
             yield from _jsonl_blocks(self.path, size)
+
+
+def _row_counts(path: Path | None, kind: str) -> Iterator[int]:
+    """Rows a piece at a time, for counting: a CSV block, a non-blank JSON line."""
+    assert path is not None
+    if kind == "csv":
+        yield from (batch.num_rows for batch in _reading(_csv_batches(path)))
+        return
+    with path.open("rb") as lines:
+        for line in iter(lambda: lines.readline(MAX_LINE_BYTES + 1), b""):
+            yield 1 if line.strip() else 0
 
 
 def _parquet(path: Path | None) -> Any:
