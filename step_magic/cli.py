@@ -1,5 +1,6 @@
-"""The ``step-magic`` command: ``ask`` asks from the shell, ``history`` lists the logged calls,
-``key`` keeps the API key, ``demo`` runs a real ``%%step`` cell, ``serve`` runs the simulator.
+"""The ``step-magic`` command: ``ask`` asks from the shell, ``map`` asks once per row of a table
+file, ``history`` lists the logged calls, ``key`` keeps the API key, ``demo`` runs a real
+``%%step`` cell, ``serve`` runs the simulator.
 
 ``step-magic demo`` is the README's one-command tour: it drives the same magic a notebook
 uses, in an IPython shell, against StepFun when a key is set and against the bundled local
@@ -14,7 +15,7 @@ import shlex
 import signal
 import sys
 
-from step_magic import __version__, cli_ask, cli_doctor, cli_history, cli_key
+from step_magic import __version__, cli_ask, cli_doctor, cli_history, cli_key, cli_map
 from step_magic.core import settings as config
 from step_magic.core.catalog import BY_NAME
 from step_magic.core.redact import redact_url
@@ -50,6 +51,12 @@ def main(argv: list[str] | None = None) -> int:
         "the answer to stdout, the footer (tokens, cost, trace id) to stderr.",
     )
     cli_ask.add_arguments(ask)
+    mapping = commands.add_parser(
+        "map",
+        help="ask a prompt once per row of a table file, into another file (resumable)",
+        description=cli_map.DESCRIPTION,
+    )
+    cli_map.add_arguments(mapping)
     history = commands.add_parser(
         "history",
         help="list, search or export the logged calls",
@@ -92,6 +99,8 @@ def _run(args: argparse.Namespace) -> int:
         return server_cli.serve(args)
     if args.command == "ask":
         return cli_ask.run_ask(args)
+    if args.command == "map":
+        return cli_map.run_map(args)
     if args.command == "doctor":
         return cli_doctor.run_doctor(args)
     if args.command == "history":

@@ -36,13 +36,26 @@ SHELL_SETTINGS = tuple(item for item in SETTINGS if item.shell)
 PASSED_ON = tuple(item.name for item in SHELL_SETTINGS if item.kind is not bool)
 
 
+def add_call_arguments(parser: argparse.ArgumentParser, *, skip: tuple[str, ...] = ()) -> None:
+    """The call settings a shell command takes (the catalogue's, checked as the magic checks
+    them), and where to send the call: ``--base-url``, ``--local``."""
+    for setting in SHELL_SETTINGS:
+        if setting.name not in skip:
+            names, options = setting.argument()
+            parser.add_argument(*names, **options)
+    parser.add_argument("--base-url", help="another endpoint or any compatible server")
+    parser.add_argument("--local", action="store_true", help="ask the bundled offline simulator")
+
+
+def call_keywords(args: argparse.Namespace) -> dict[str, Any]:
+    """The Python API's keywords for the settings ``add_call_arguments`` added."""
+    return {name: getattr(args, name) for name in PASSED_ON}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``step-magic ask``'s options: the ``%%step`` flags that make sense in a shell."""
     parser.add_argument("prompt", nargs="*", help="the question (also read from stdin)")
-    for setting in SHELL_SETTINGS:  # the catalogue's settings, checked as the magic checks
-        names, options = setting.argument()
-        parser.add_argument(*names, **options)
-    parser.add_argument("--base-url", help="another endpoint or any compatible server")
+    add_call_arguments(parser)
     parser.add_argument(
         "-w",
         "--with",
@@ -52,7 +65,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="attach a file: CSV/TSV/Parquet (summarised as a table), an image, a video, text",
     )
-    parser.add_argument("--local", action="store_true", help="ask the bundled offline simulator")
     thread = parser.add_mutually_exclusive_group()
     thread.add_argument(
         "--chat",
@@ -102,11 +114,9 @@ def run_ask(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
     if not prompt and not piped.strip():
         print("step-magic ask: nothing to ask (give a prompt or pipe text in)", file=sys.stderr)
         return 1
-    try:  # here, so the advice is the shell's (the Python API would give its own)
-        if not args.local:
-            config.key_for(args.base_url or config.find_base_url(), "shell")
-    except step_magic.StepMagicError as err:  # no key for a remote server, or an unsafe one
-        print(f"step-magic ask: {err}", file=sys.stderr)
+    problem = key_problem(args)  # here, so the advice is the shell's
+    if problem is not None:
+        print(f"step-magic ask: {problem}", file=sys.stderr)
         return 1
     server: AbstractContextManager[str | None] = (
         local_simulator("ask", "answers", file=sys.stderr, tokens_per_second=400)
@@ -139,7 +149,7 @@ def run_ask(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
 
 def _keywords(args: argparse.Namespace) -> dict[str, Any]:
     """The Python API's keywords from the options: settings, attachments, tools, schema."""
-    keywords: dict[str, Any] = {name: getattr(args, name) for name in PASSED_ON}
+    keywords = call_keywords(args)
     keywords["attach"] = _attachments(args.attach) or None
     keywords["tools"] = _tools(args.tools) or None
     if args.schema:
@@ -221,6 +231,21 @@ def imported(spec: str, option: str) -> object:
             problem = " ".join(f"{type(err).__name__}: {err}".split())
             raise step_magic_error(f"{option} {spec}: reading {part} failed ({problem})") from None
     return value
+
+
+def key_problem(args: argparse.Namespace) -> str | None:
+    """Why a call cannot be made for lack of a usable key, in the shell's words
+    (``settings.key_for``: no key for a server elsewhere, or an unsafe stored one); None: it
+    can. ``ask`` and ``map`` both check it before anything starts."""
+    from step_magic.core.errors import StepMagicError
+
+    if args.local:
+        return None
+    try:
+        config.key_for(args.base_url or config.find_base_url(), "shell")
+    except StepMagicError as err:
+        return str(err)
+    return None
 
 
 def _read_piped(source: TextIO) -> str | None:

@@ -70,6 +70,11 @@ SMOKE_RUNS = [
         id="map",
     ),
     pytest.param(
+        ["files_bench.py", "--smoke"],
+        ["floor: 10 rows mapped", "every row, batch_size 1000", "target all rows"],
+        id="files",
+    ),
+    pytest.param(
         ["context_bench.py", "--rows", "100000", "--repeat", "1"],
         ["ratio", "summarize_frame vs df.describe()", "encode_image vs PIL save(PNG)"],
         id="context",

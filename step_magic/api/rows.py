@@ -10,12 +10,14 @@ from typing import Any
 
 from step_magic.api.daskrows import is_dask, map_dask
 from step_magic.api.inputs import call_settings
-from step_magic.api.prepare import output_schema
+from step_magic.api.prepare import check_fits, output_schema
 from step_magic.batch.cache import ReplyCache, reply_cache
+from step_magic.batch.filerun import map_file
 from step_magic.batch.rowcall import Call, note_retry, on_abandon
 from step_magic.batch.scheduler import map_rows as schedule
+from step_magic.batch.sources import Source, is_lazy
 from step_magic.batch.table import NO_NAMES, MapOptions
-from step_magic.core.errors import StepInterrupted
+from step_magic.core.errors import InputError, StepInterrupted
 from step_magic.core.mapresult import MapProgress, MapSummary
 from step_magic.core.outputschema import OutputSchema
 from step_magic.core.request import ChatRequest, build_request
@@ -45,6 +47,8 @@ def map_rows(
     display: bool | None = None,
     base_url: str | None = None,
     api_key: str | None = None,
+    output: str | Path | None = None,
+    batch_size: int = 1_000,
     **keywords: Any,
 ) -> Any:
     """Answer ``prompt`` once per row; return the frame with the answers in ``column``.
@@ -58,6 +62,16 @@ def map_rows(
     ``fields`` ({"name": "int"}) or ``json=True`` parse answers into columns. Other keywords
     are ``ask``'s (``model``, ``effort``, ``system``…).
 
+    A table too big to hold is given as a file (``"reviews.parquet"``, ``.csv``, ``.jsonl`` /
+    ``.ndjson``, a str or ``Path``; needs ``pip install 'step-magic[files]'``) or a polars
+    ``LazyFrame``, with ``output=`` a file of one of those kinds: it is read ``batch_size`` rows
+    at a time and each block's finished rows are written at once, so about ``batch_size`` rows
+    are held (plus ``concurrency`` calls in flight), never the table. The output has the
+    source's columns, the same new columns, and ``step_row`` (the row's position in the
+    source); a re-run with the same output asks only the rows it does not hold answered.
+    Returns a ``MapFileSummary`` then. A ``LazyFrame`` without ``output=`` is run in memory
+    and a ``LazyFrame`` of the result is returned.
+
     A Dask DataFrame gives a lazy Dask DataFrame: computing it maps each partition on its
     worker, with ``concurrency`` and ``rpm`` shared by the whole cluster (``api.daskrows``).
     """
@@ -66,7 +80,8 @@ def map_rows(
             "column": column, "concurrency": concurrency, "rpm": rpm, "limit": limit,
             "inplace": inplace, "reasoning_column": reasoning_column, "fields": fields,
             "json": json, "strict": strict, "cassette": cassette, "history": history,
-            "progress": progress, "base_url": base_url, "api_key": api_key, **keywords,
+            "progress": progress, "base_url": base_url, "api_key": api_key, "output": output,
+            **keywords,
         }  # fmt: skip
         return map_dask(frame, prompt, given, map_rows)
     schema = output_schema(keywords.pop("schema", None))
@@ -81,19 +96,80 @@ def map_rows(
     store = History() if history and cassette is None else None
     try:
         cache = reply_cache(Path(cassette).expanduser() if cassette else None, store)
-        result, summary = run_rows(
-            frame,
-            prompt,
-            settings,
-            options,
-            cache=cache,
-            display=display,
-            progress=progress,
-            schema=schema,
-        )
+        if output is not None or isinstance(frame, str | Path) or is_lazy(frame):
+            return _map_file(
+                frame, output, prompt, settings, options, cache, display, progress, schema,
+                batch_size,
+            )  # fmt: skip
+        return map_rows_frame(frame, prompt, settings, options, cache, display, progress, schema)
     finally:
         if store is not None:
             store.close()
+
+
+def _map_file(
+    source: Any,
+    output: str | Path | None,
+    prompt: str,
+    settings: Settings,
+    options: MapOptions,
+    cache: ReplyCache | None,
+    display: bool | None,
+    progress: Callable[[MapProgress], None] | None,
+    schema: OutputSchema | None,
+    batch_size: int,
+) -> Any:
+    """``map_rows`` for a file or ``LazyFrame`` (see its docstring)."""
+    if isinstance(source, str | Path) and output is None:
+        raise InputError("a file source needs output= (a .parquet, .csv or .jsonl file)")
+    if output is None:  # a LazyFrame, held in memory like a DataFrame
+        result = map_rows_frame(source.collect(), prompt, settings, options, cache, display,
+                                progress, schema)  # fmt: skip
+        return result.lazy()
+    if not isinstance(source, str | Path) and not is_lazy(source):
+        kind = type(source).__name__
+        raise InputError(f"output= takes a file (str or Path) or a LazyFrame, not a {kind}")
+    views: list[Any] = []
+
+    def shown(total: int) -> Callable[[MapProgress], None] | None:
+        views.append(auto_progress(display, total))
+        return _both(progress, views[-1])
+
+    summary = map_file(
+        Source.of(source),
+        Path(output).expanduser(),
+        prompt,
+        row_request(settings, schema),
+        row_call(settings),
+        options,
+        cache=cache,
+        batch_size=batch_size,
+        progress=shown,
+    )
+    if views and views[0] is not None:
+        views[0].finish(summary)
+    if summary.interrupted:
+        error = StepInterrupted()
+        error.result = summary
+        raise error
+    return summary
+
+
+def map_rows_frame(
+    frame: Any,
+    prompt: str,
+    settings: Settings,
+    options: MapOptions,
+    cache: ReplyCache | None,
+    display: bool | None,
+    progress: Callable[[MapProgress], None] | None,
+    schema: OutputSchema | None,
+) -> Any:
+    """An in-memory map that raises ``StepInterrupted`` (the partial frame attached) on Ctrl-C."""
+    result, summary = run_rows(
+        frame, prompt, settings, options, cache=cache, display=display, progress=progress,
+        schema=schema,
+    )  # fmt: skip
     if summary.interrupted:
         error = StepInterrupted()
         error.result = result
@@ -166,6 +242,7 @@ def row_call(settings: Settings) -> Call:
     """
 
     def call(request: ChatRequest) -> StepResult:
+        check_fits(request)  # as ask refuses it: a row's error, sent nowhere
         stop: list[int] = []
         on_abandon(lambda: stop.append(signal.SIGINT))
         result, error = run_call(settings, request, _RowView(), stop=stop)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextvars
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
@@ -70,18 +70,22 @@ def map_rows(
     cache: ReplyCache | None = None,
     progress: Callable[[MapProgress], None] | None = None,
     namespace: Mapping[str, object] = NO_NAMES,
+    numbers: Sequence[int] | None = None,
 ) -> tuple[object, MapSummary]:
     """Answer ``template`` for each row; return the frame with the new column(s) and a summary.
 
+    ``numbers`` are the rows' numbers that errors name (default: their positions): a block
+    of a file names its rows by their place in the file.
     Every prompt and request is built before anything is sent, so a bad reference costs
     nothing. Ctrl-C stops submitting, lets rows in flight finish for ``GRACE_SECONDS`` (a
     second Ctrl-C abandons them at once) and returns what finished.
     """
     table = read_table(frame, template, options, namespace)
-    if options.inplace and (table.library is None or table.series):
+    if options.inplace and (table.library in (None, "pyarrow") or table.series):
         raise InputError("--inplace needs a DataFrame: a Series or list gives a new table")
     requests = [make_request(prompt) for prompt in table.prompts]
     run = _Run(requests, call, options, cache, progress)
+    run.numbers = numbers
     run.execute()
     replies = [outcome.reply if outcome else None for outcome in run.outcomes]
     columns = new_columns(options, replies, run.errors(), table.columns)
@@ -108,6 +112,7 @@ class _Run:
         self.cost_known = True
         self.reported = float("-inf")
         self.next_start = self.started
+        self.numbers: Sequence[int] | None = None
 
     def execute(self) -> None:
         pending = [i for i in range(len(self.requests)) if not self._from_cache(i)][::-1]
@@ -195,7 +200,8 @@ class _Run:
         counts.retried += self.contexts[i].retries
         failed = outcome.reply is None
         if failed and outcome.error is not None and len(counts.first_errors) < MAX_ERRORS:
-            counts.first_errors.append(f"row {i}: {outcome.error}")
+            number = i if self.numbers is None else self.numbers[i]
+            counts.first_errors.append(f"row {number}: {outcome.error}")
         counts.flagged += not failed and outcome.error is not None
         if outcome.reply is None:
             counts.failed += 1

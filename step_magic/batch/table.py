@@ -1,8 +1,9 @@
 """The table side of ``%%step --map``: rows in, one prompt per row, typed columns out.
 
 pandas and polars are imported only when a table has to be written back; rows are read
-through the frame's own methods (see ``frame_tables``). Answers that do not parse keep their
-raw text and are flagged, never dropped.
+through the frame's own methods (see ``frame_tables``). A pyarrow ``Table`` is taken too: it is
+what a block of a file is (``batch.sources``), so a file's rows go through this same code.
+Answers that do not parse keep their raw text and are flagged, never dropped.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ _TYPE_WORDS = {"int": "integer", "float": "number", "str": "string", "bool": "tr
 @dataclass(frozen=True)
 class _Table:
     source: Frame
-    library: str | None  # "pandas" or "polars"; None for a list
+    library: str | None  # "pandas", "polars" or "pyarrow"; None for a list
     series: bool
     length: int  # every row of the input: rows past --limit get nulls
     columns: frozenset[str]
@@ -101,7 +102,8 @@ def read_table(
     """Each row as a namespace: its columns and ``row`` (``{row["a b"]}`` for any column
     name), or an item as ``value`` / ``item``; row names hide kernel names. A prompt that
     uses no row name would send one request for every row: never what a paid batch wants."""
-    library, series = library_of(frame), is_series(frame)
+    library = library_of(frame) or ("pyarrow" if is_arrow(frame) else None)
+    series = library in ("pandas", "polars") and is_series(frame)
     if library is None and not isinstance(frame, list | tuple):
         raise InputError(f"--map takes a DataFrame, Series or list, not a {type(frame).__name__}")
     count = len(frame) if options.limit is None else min(options.limit, len(frame))
@@ -110,10 +112,10 @@ def read_table(
         rows: list[dict[str, object]] = [{"value": item, "item": item} for item in items]
         names: frozenset[str] = frozenset()
     else:
-        head = frame.head(count)
-        records = head.to_dicts() if library == "polars" else head.to_dict("records")
-        rows = [{"row": rec, **{str(k): v for k, v in rec.items()}} for rec in records]
-        names = frozenset(str(name) for name in frame.columns)
+        rows = [
+            {"row": rec, **{str(k): v for k, v in rec.items()}} for rec in _records(frame, count)
+        ]
+        names = frozenset(str(name) for name in _names(frame))
     prompts: list[str] = []
     outer = dict(namespace)
     for row in rows:
@@ -122,6 +124,27 @@ def read_table(
             raise InputError(f"the prompt uses no {{column}} of the rows: use one of {_some(row)}")
         prompts.append(done.text + format_instruction(options))
     return _Table(frame, library, series, len(frame), names, prompts)
+
+
+def is_arrow(frame: object) -> bool:
+    """A pyarrow ``Table`` (pyarrow is not imported to find out)."""
+    kind = type(frame)
+    return kind.__module__.partition(".")[0] == "pyarrow" and kind.__name__ == "Table"
+
+
+def _records(frame: Frame, count: int) -> list[dict[str, Any]]:
+    if is_arrow(frame):
+        rows: list[dict[str, Any]] = frame.slice(0, count).to_pylist()
+        return rows
+    head = frame.head(count)
+    records: list[dict[str, Any]] = (
+        head.to_dicts() if library_of(frame) == "polars" else head.to_dict("records")
+    )
+    return records
+
+
+def _names(frame: Frame) -> list[object]:
+    return list(frame.column_names if is_arrow(frame) else frame.columns)
 
 
 def _root(ref: str) -> str | None:
@@ -148,7 +171,7 @@ def new_columns(
     """
     answers = [reply.answer if reply else None for reply in replies]
     column = options.column
-    columns: Columns = {column: (list(answers), "str")}
+    columns: Columns = {column: (list(answers), "str")}  # moved below when a field takes it
     if options.reasoning_column:
         reasonings: list[object] = [reply.reasoning if reply else None for reply in replies]
         columns[options.reasoning_column] = (reasonings, "str")
@@ -160,8 +183,8 @@ def new_columns(
     declared = dict(options.fields)
     if declared:
         keys = {key: key for key in declared}
-        if column in keys:  # a field named like the answer column: the raw text moves aside
-            columns[f"{column}_answer"] = columns.pop(column)
+        if answer_column(options) != column:  # a field named like the answer column
+            columns[answer_column(options)] = columns.pop(column)
     else:  # the model's own keys: one that clashes with a column of ours is renamed
         found = dict.fromkeys(key for p in parsed if p for key in p)
         clash = {column, *options.reserved()}
@@ -174,6 +197,13 @@ def new_columns(
     ]
     columns[f"{column}_parse_error"] = (flags, "bool")
     return columns
+
+
+def answer_column(options: MapOptions) -> str:
+    """Where the answers' text goes: ``column``, or ``<column>_answer`` when a declared field
+    has the answer column's own name (so the field cannot overwrite the text)."""
+    named = any(name == options.column for name, _ in options.fields)
+    return f"{options.column}_answer" if named else options.column
 
 
 def _parse(answer: str, options: MapOptions) -> dict[str, object] | None:
@@ -239,6 +269,8 @@ def write_table(table: _Table, columns: Columns, inplace: bool) -> object:
         for name, (values, kind) in columns.items()
     }
     source = table.source
+    if table.library == "pyarrow":
+        return _arrow_with(source, padded)
     if table.library is None:
         return [
             {"item": item, **{name: values[i] for name, (values, _) in padded.items()}}
@@ -265,3 +297,15 @@ def write_table(table: _Table, columns: Columns, inplace: bool) -> object:
         else:
             source.hstack([series], in_place=True)
     return source
+
+
+def _arrow_with(source: Frame, columns: Columns) -> object:
+    """A pyarrow table with the new columns (replacing any of the same name), typed."""
+    pa: Any = importlib.import_module("pyarrow")
+    types = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
+    out = source
+    for name, (values, kind) in columns.items():
+        array = pa.array(values, type=types[kind])
+        where = out.schema.get_field_index(name)
+        out = out.set_column(where, name, array) if where >= 0 else out.append_column(name, array)
+    return out

@@ -80,3 +80,27 @@ class MapPlan:
     first_body: dict[str, Any] | None
     endpoint: str | None = None
     api: str = "chat"  # the wire API the body is written for (wire.apis)
+
+
+@dataclass
+class MapFileSummary(MapSummary):
+    """How a map into a file went: ``MapSummary``'s counts for this run's rows, the rows the
+    output already held (``skipped``: not asked again), and where the rows are. ``written``:
+    the output is complete; otherwise the finished rows wait in ``<output>.parts/`` for a
+    re-run to continue (Ctrl-C, or a stop on an error every row would get)."""
+
+    output: str = ""
+    skipped: int = 0
+    written: bool = False
+
+    def text(self) -> str:
+        """``MapSummary.text``, then the rows already done and where the rows are."""
+        lines = super().text().splitlines()
+        if self.skipped:
+            lines.insert(1, f"{self.skipped:,} rows were already in the output (not asked again)")
+        where = (
+            f"written to {self.output}"
+            if self.written
+            else f"finished rows kept in {self.output}.parts/: run again to continue"
+        )
+        return "\n".join([*lines, where])

@@ -17,20 +17,13 @@ from step_magic.core.errors import InputError
 from step_magic.core.settings import Settings
 
 
-def fields(spec: str | None) -> tuple[tuple[str, str], ...]:
-    """``--fields a:int,b:str`` -> ``(("a", "int"), ("b", "str"))``."""
-    if not spec:
-        return ()
-    pairs = [item.strip().partition(":") for item in spec.split(",") if item.strip()]
-    return tuple((name.strip(), (kind or "str").strip()) for name, _, kind in pairs)
-
-
 def run_map(
     magics: Any, args: argparse.Namespace, template: str, settings: Settings, schema: Any = None
 ) -> None:
     """Map ``template`` over ``args.map``, showing progress, then bind the result."""
     from step_magic.api.rows import row_request, run_rows
     from step_magic.batch.cache import reply_cache
+    from step_magic.batch.mapflags import parse_fields
     from step_magic.batch.plan import plan_map
     from step_magic.batch.table import MapOptions
     from step_magic.context.interpolate import resolve
@@ -42,7 +35,7 @@ def run_map(
         frame = resolve(args.map, namespace)
         options = MapOptions(
             args.as_column, args.concurrency, args.rpm, args.limit, args.inplace,
-            args.reasoning_col, fields(args.fields) or (schema.columns() if schema else ()),
+            args.reasoning_col, parse_fields(args.fields) or (schema.columns() if schema else ()),
             args.format == "json", args.strict, schema_sent=schema is not None,
         )  # fmt: skip
         make_request = row_request(settings, schema)

@@ -11,6 +11,7 @@ from typing import Any
 
 from IPython.core.magic_arguments import argument, magic_arguments
 
+from step_magic.batch.mapflags import MAP_FLAGS
 from step_magic.core.catalog import BY_NAME
 from step_magic.magics import argtypes as flags
 
@@ -27,6 +28,12 @@ def step_arguments(magic: Callable[..., Any]) -> Any:
     # so the marker and the reST quotes would only be noise there.
     documented.__doc__ = (documented.__doc__ or "").replace("::\n\n", "", 1).replace("``", "")
     return documented
+
+
+def map_flags() -> list[Any]:
+    """The map's options (``batch.mapflags``, shared with ``step-magic map``), as flags."""
+    return [argument(*names, **{**options, "help": f"--map: {options['help']}"})
+            for names, options in MAP_FLAGS]  # fmt: skip
 
 
 def names_flag(*names: str, **options: Any) -> Any:
@@ -129,13 +136,7 @@ FLAGS = [
     setting("max_steps"),
     argument("--confirm", action="store_true", help="--tools: ask before each call."),
     argument("--map", metavar="NAME", help="Run the prompt once per row of this frame/list."),
-    argument("--as", dest="as_column", default="answer", metavar="COLUMN", help="--map column."),
-    argument("--concurrency", type=flags.positive_int, default=4, help="--map parallel calls."),
-    argument("--rpm", type=float, help="--map: at most this many requests a minute."),
-    argument("--limit", type=flags.positive_int, help="--map: only the first N rows."),
+    *map_flags()[:4],
     argument("--inplace", action="store_true", help="--map: add the column to the frame itself."),
-    argument("--reasoning-col", metavar="COLUMN", help="--map: keep the reasoning too."),
-    argument(
-        "--fields", metavar="SPEC", help="--map: parse answers into typed columns a:int,b:str."
-    ),
+    *map_flags()[4:],
 ]
