@@ -453,6 +453,35 @@ def test_a_cache_cut_short_by_a_crash_still_resumes(server: LocalServer, tmp_pat
     assert len(Cassette(path).replies()) == 3
 
 
+def test_rows_in_flight_are_tasks_of_one_loop_not_a_thread_each(server: LocalServer) -> None:
+    """Sixty-four rows in flight at once: the rows' one event loop holds them all; no worker
+    thread per row, no reading thread per reply (the in-process server's threads aside)."""
+    settings = settings_for(server)
+    server.config.first_byte_delay = 0.5
+    ours: set[str] = set()
+    in_flight = threading.Event()
+
+    def sample() -> None:  # until every row was sent, and so all 64 were in flight
+        while not in_flight.is_set():
+            ours.update(t.name for t in threading.enumerate() if "process_request" not in t.name)
+            if len(server.requests) >= 64:
+                in_flight.set()
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    _, summary = map_rows(
+        list(range(64)), "n={item}", requester(settings), row_call(settings),
+        MapOptions("a", concurrency=64),
+    )  # fmt: skip
+    in_flight.set()
+    sampler.join()
+
+    assert summary.done == 64
+    assert "step-magic-rows" in ours
+    assert not [name for name in ours if name.startswith("step-map") or "_pump" in name]
+
+
 def test_a_second_ctrl_c_abandons_rows_in_flight_at_once(server: LocalServer) -> None:
     settings = settings_for(server)
     server.config.first_byte_delay = 20

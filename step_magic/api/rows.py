@@ -13,7 +13,7 @@ from step_magic.api.inputs import call_settings
 from step_magic.api.prepare import check_fits, output_schema
 from step_magic.batch.cache import ReplyCache, reply_cache
 from step_magic.batch.filerun import map_file
-from step_magic.batch.rowcall import Call, note_retry, on_abandon
+from step_magic.batch.rowcall import note_retry, on_abandon
 from step_magic.batch.scheduler import map_rows as schedule
 from step_magic.batch.sources import Source, is_lazy
 from step_magic.batch.table import NO_NAMES, MapOptions
@@ -24,6 +24,7 @@ from step_magic.core.request import ChatRequest, build_request
 from step_magic.core.result import StepResult
 from step_magic.core.settings import Settings
 from step_magic.display.frontend import QuietView, auto_progress
+from step_magic.engine.asyncrunner import run_call_async
 from step_magic.engine.runner import run_call
 from step_magic.memory.history import History
 
@@ -232,25 +233,45 @@ def row_request(settings: Settings, schema: OutputSchema | None) -> Callable[[st
     return make
 
 
-def row_call(settings: Settings) -> Call:
-    """A ``--map`` row's call: the very call ``ask`` makes (``engine.runner.run_call``: the same
-    reasoning/answer split, status, deadline, redaction), shown nowhere, reporting its retries
-    to the row's progress and stopping when the map abandons it.
+def row_call(settings: Settings) -> RowCall:
+    """A ``--map`` row's call (see ``RowCall``)."""
+    return RowCall(settings)
+
+
+class RowCall:
+    """A ``--map`` row's call: the very call ``ask`` makes (``engine.runner``'s plan, reader
+    and conclusion: the same reasoning/answer split, status, deadline, redaction), shown
+    nowhere, reporting its retries to the row's progress and stopping when the map abandons
+    it. The scheduler runs ``acall``, a task of the rows' one event loop, so a map of
+    hundreds of rows in flight holds no thread per row; called directly it runs on the
+    calling thread (``engine.runner.run_call``).
 
     A failed call raises its error, the partial result attached; any other ending is returned
     and the scheduler decides what the row keeps from its status.
     """
 
-    def call(request: ChatRequest) -> StepResult:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    def __call__(self, request: ChatRequest) -> StepResult:
         check_fits(request)  # as ask refuses it: a row's error, sent nowhere
         stop: list[int] = []
         on_abandon(lambda: stop.append(signal.SIGINT))
-        result, error = run_call(settings, request, _RowView(), stop=stop)
-        if error is not None and result.status == "failed":
-            raise error
-        return result
+        result, error = run_call(self._settings, request, _RowView(), stop=stop)
+        return _kept(result, error)
 
-    return call
+    async def acall(self, request: ChatRequest) -> StepResult:
+        """The same call on the running event loop (cancelling it abandons the row)."""
+        check_fits(request)
+        result, error = await run_call_async(self._settings, request, _RowView())
+        return _kept(result, error)
+
+
+def _kept(result: StepResult, error: BaseException | None) -> StepResult:
+    """The result, or the error of a failed call (the partial result rides on it)."""
+    if error is not None and result.status == "failed":
+        raise error
+    return result
 
 
 class _RowView(QuietView):

@@ -1,18 +1,20 @@
 """What one ``--map`` row's call may tell the scheduler while it runs.
 
 The scheduler (``batch.scheduler``) runs any ``call`` (``api.rows.row_call``, which runs the
-row as every other call runs, or one of the caller's own) on a worker thread. The call must
-still be able to report a retry for the progress display and say how to stop it if the row is
-abandoned after Ctrl-C; a per-thread row context lets it do so without the scheduler passing
-anything through its signature.
+row as every other call runs, or one of the caller's own): on a worker thread, or, when it
+has an ``acall``, as a task of the rows' one event loop (``shared_loop``). The call must still
+be able to report a retry for the progress display and say how to stop it if the row is
+abandoned after Ctrl-C; a row context (a context variable, so per thread and per task) lets
+it do so without the scheduler passing anything through its signature.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -22,6 +24,25 @@ from step_magic.core.result import StepResult
 # One row's call: its result however it ended, or an exception (its ``result`` attribute,
 # when set, is what arrived; a ``StepAPIError``'s HTTP status may stop the whole map).
 Call = Callable[[ChatRequest], StepResult]
+# The same call on the rows' event loop; a ``Call`` with an ``acall`` of this kind is run
+# there, every row of every map on one loop, rather than on a thread of its own.
+AsyncCall = Callable[[ChatRequest], Awaitable[StepResult]]
+
+
+def shared_loop() -> asyncio.AbstractEventLoop:
+    """The event loop every map's rows run on: one thread for the process, started on first
+    use, so hundreds of rows in flight cost a task each, not a thread each."""
+    global _loop
+    with _loop_lock:
+        if _loop is None or _loop.is_closed():
+            _loop = asyncio.new_event_loop()
+            thread = threading.Thread(target=_loop.run_forever, name="step-magic-rows", daemon=True)
+            thread.start()
+        return _loop
+
+
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_lock = threading.Lock()
 
 
 class RowContext:
@@ -50,18 +71,37 @@ class RowContext:
         """``call(request)`` on this worker thread, as this row's call, holding a lease of
         the ``ROW_GATE`` in force (if any) while it runs.
 
-        ``note_retry`` and ``on_abandon`` find the row through the thread, so a call reports to
-        its row without taking it as an argument.
+        ``note_retry`` and ``on_abandon`` find the row through the context, so a call reports
+        to its row without taking it as an argument.
         """
-        _current.row = self
+        token = _current.set(self)
         try:
             with ROW_GATE.get() or contextlib.nullcontext():
                 return call(request)
         finally:
-            _current.row = None
+            _current.reset(token)
+
+    async def arun(
+        self, call: AsyncCall, request: ChatRequest, gate: AbstractContextManager[Any] | None
+    ) -> StepResult:
+        """``run`` for a call on the rows' event loop (``shared_loop``); the ``gate`` is the
+        one in force where the row was started (it may block: it is taken in a thread)."""
+        token = _current.set(self)
+        try:
+            if gate is None:
+                return await call(request)
+            await asyncio.to_thread(gate.__enter__)
+            try:
+                return await call(request)
+            finally:
+                await asyncio.to_thread(gate.__exit__, None, None, None)
+        finally:
+            _current.reset(token)
 
 
-_current = threading.local()
+_current: contextvars.ContextVar[RowContext | None] = contextvars.ContextVar(
+    "step_magic_row", default=None
+)
 
 # A lease every row call holds while it runs, shared beyond this map: a Dask map's
 # cluster-wide budget (``api.daskrows``). The scheduler runs each row in a copy of the
@@ -73,13 +113,13 @@ ROW_GATE: contextvars.ContextVar[AbstractContextManager[Any] | None] = contextva
 
 def note_retry() -> None:
     """For ``call`` functions: the row's request is waiting to be retried (429/5xx)."""
-    context = getattr(_current, "row", None)
+    context = _current.get()
     if context is not None:
         context.retries += 1
 
 
 def on_abandon(close: Callable[[], None]) -> None:
     """For ``call`` functions: run ``close`` (from another thread) if the row is abandoned."""
-    context = getattr(_current, "row", None)
+    context = _current.get()
     if context is not None:
         context.on_abandon(close)

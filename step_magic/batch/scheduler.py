@@ -10,14 +10,16 @@ it and pays only for the rest. Plain Python: no IPython, no display (see ``progr
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from typing import Any
 
 from step_magic.batch.cache import ReplyCache
-from step_magic.batch.rowcall import Call, RowContext
+from step_magic.batch.rowcall import ROW_GATE, AsyncCall, Call, RowContext, shared_loop
 from step_magic.batch.table import NO_NAMES, MapOptions, new_columns, read_table, write_table
 from step_magic.core.cassette import RecordedReply
 from step_magic.core.errors import InputError, StepAPIError
@@ -58,6 +60,11 @@ def _failure(err: Exception) -> _Outcome:
     fatal = isinstance(err, StepAPIError) and status in FATAL_STATUSES
     text = str(err) if isinstance(err, StepAPIError) else f"{type(err).__name__}: {err}"
     return _Outcome(error=" ".join(text.split()), fatal=fatal)
+
+
+def _cancel(future: Future[None]) -> None:
+    """Cancel a row's task (the loop closes its connection; ``_settle`` keeps nothing)."""
+    future.cancel()
 
 
 def map_rows(
@@ -124,8 +131,7 @@ class _Run:
                     while pending and len(running) < self.options.concurrency and self._may_start():
                         i = pending.pop()
                         self.contexts[i] = context = RowContext()
-                        row = contextvars.copy_context()  # its gate, if any
-                        running[pool.submit(row.run, self._answer, i, context)] = i
+                        running[self._start(pool, i, context)] = i
                     self._collect(running, self._wait_limit(bool(pending), len(running)))
                 self.counts.interrupted = bool(interrupts)
                 deadline = time.monotonic() + GRACE_SECONDS
@@ -162,17 +168,48 @@ class _Run:
             return min(PROGRESS_SECONDS, max(self.next_start - time.monotonic(), 0.0))
         return PROGRESS_SECONDS
 
+    def _start(self, pool: ThreadPoolExecutor, i: int, context: RowContext) -> Future[None]:
+        """Start row ``i``: a task of the rows' event loop for a call that has an ``acall``
+        (``api.rows.row_call``), else on a worker thread; either way in a copy of this
+        context (a Dask map's gate rides in it)."""
+        acall = getattr(self.call, "acall", None)
+        if acall is None:
+            row = contextvars.copy_context()
+            return pool.submit(row.run, self._answer, i, context)
+        task = self._answer_async(i, context, acall, ROW_GATE.get())
+        future = asyncio.run_coroutine_threadsafe(task, shared_loop())
+        context.on_abandon(lambda: _cancel(future))
+        return future
+
     def _answer(self, i: int, context: RowContext) -> None:
         """Worker: one row's call; the cache hears of it before anything else, however it
         ended (the history logs failed rows too; only kept replies are looked up again)."""
-        request = self.requests[i]
-        result: StepResult | None
         try:
-            result = context.run(self.call, request)
+            result = context.run(self.call, self.requests[i])
         except Exception as err:
+            self._settle(i, context, None, err)
+        else:
+            self._settle(i, context, result, None)
+
+    async def _answer_async(self, i: int, context: RowContext, acall: AsyncCall, gate: Any) -> None:
+        """``_answer`` as a task of the rows' event loop."""
+        try:
+            result = await context.arun(acall, self.requests[i], gate)
+        except Exception as err:
+            self._settle(i, context, None, err)
+        else:
+            self._settle(i, context, result, None)
+
+    def _settle(
+        self, i: int, context: RowContext, result: StepResult | None, err: Exception | None
+    ) -> None:
+        """How row ``i`` ended, whichever way it ran: its outcome, and the reply cache told."""
+        request = self.requests[i]
+        if err is not None:
             result, outcome = getattr(err, "result", None), _failure(err)
             outcome.usage = getattr(result, "usage", None)  # what arrived was billed
         else:
+            assert result is not None
             outcome = _outcome(result)
         if context.abandoned and outcome.reply is None:
             return  # stopped by Ctrl-C: neither an answer nor a failure of the row
