@@ -243,6 +243,24 @@ def test_rate_limited_rows_are_retried_and_all_answered(server: LocalServer) -> 
     assert (summary.done, summary.failed, summary.retried) == (6, 0, 3)
 
 
+@pytest.mark.parametrize(("fault", "times"), [("429", 20), ("503", 6)])
+def test_a_server_refusing_under_load_gets_every_row_answered_once(
+    server: LocalServer, fault: str, times: int
+) -> None:
+    """Rows in flight together meet a run of 429s (with Retry-After) or 503s (backed off):
+    each refused request is sent again (and only those), every row ends answered."""
+    settings = settings_for(server)
+    server.config.fault, server.config.fault_times, server.config.retry_after = fault, times, 0.05
+    out, summary = map_rows(
+        list(range(48)), "n={item}", requester(settings), row_call(settings),
+        MapOptions("a", concurrency=24),
+    )  # fmt: skip
+
+    assert (summary.done, summary.failed, summary.retried) == (48, 0, times)
+    assert all(f'You wrote: "n={i}"' in row["a"] for i, row in enumerate(records(out)))
+    assert len(sent_prompts(server)) == 48 + times
+
+
 def test_a_failed_row_keeps_its_error_and_the_others_their_answers(server: LocalServer) -> None:
     settings = settings_for(server)
 
