@@ -80,7 +80,9 @@ async def run_async(session: Session, call: Call, display: bool | None) -> StepR
         call.settings, call.prepared, call.options, view, call.tools
     )
     if isinstance(error, StepInterrupted):  # only a cancellation interrupts a call on a loop
-        raise asyncio.CancelledError(INTERRUPTED)
+        cancelled = asyncio.CancelledError(INTERRUPTED)
+        cancelled.result = result  # type: ignore[attr-defined]  # what arrived, as on errors
+        raise cancelled
     if error is not None:
         raise error
     return result

@@ -36,6 +36,7 @@ from step_magic.core.errors import InputError
 MapRows = Callable[..., Any]
 
 _LOCAL_GATES: dict[str, threading.BoundedSemaphore] = {}
+_WORKER_GATES: dict[tuple[str, str], Any] = {}
 _LOCK = threading.Lock()
 
 
@@ -55,14 +56,33 @@ def map_dask(frame: Any, prompt: str, keywords: dict[str, Any], map_rows: MapRow
         raise InputError("a Dask frame takes no limit: map frame.head(n, compute=False) instead")
     # the prompt checked against a row of dask's made-up values, and the columns the result
     # will have from the same map of no rows: bad input fails now, and no call is made
+    if keywords.get("json") and not (keywords.get("fields") or keywords.get("schema")):
+        raise InputError(
+            "a Dask frame's columns must be known before it runs: give fields= or schema= "
+            "rather than json=True"
+        )
     strict = bool(keywords.get("strict"))
     row_prompts(frame._meta_nonempty.head(1), prompt, MapOptions("answer", strict=strict))
-    meta = map_rows(frame._meta, prompt, **{**keywords, "history": False, "display": False})
-    concurrency = int(keywords.get("concurrency") or 4)
+    columns = _columns(frame, prompt, keywords, map_rows)
     rpm = keywords.get("rpm")
     each = {**keywords, "rpm": rpm / _threads() if rpm else None, "display": False}
-    gate = (f"step-magic-{uuid.uuid4().hex}", concurrency)
-    return frame.map_partitions(_partition, map_rows, prompt, each, gate, meta=meta)
+    gate = (f"step-magic-{uuid.uuid4().hex}", int(keywords.get("concurrency") or 4))
+    return frame.map_partitions(
+        _partition, map_rows, prompt, each, gate, list(columns.columns), meta=columns
+    )
+
+
+def _columns(frame: Any, prompt: str, keywords: dict[str, Any], map_rows: MapRows) -> Any:
+    """The empty frame of the result's columns: the same map of no rows (no call is made,
+    so no key is needed where the graph is built: the workers' is used), and always the
+    error column, which a partition only has when one of its rows failed."""
+    quiet = {**keywords, "history": False, "display": False, "cassette": None}
+    meta = map_rows(frame._meta, prompt, **{**quiet, "api_key": keywords.get("api_key") or "-"})
+    column = keywords.get("column") or "answer"
+    error = f"{column}_error"
+    if error not in meta.columns:
+        meta[error] = meta[column]
+    return meta
 
 
 def _threads() -> int:
@@ -76,25 +96,41 @@ def _threads() -> int:
 
 
 def _partition(
-    part: Any, map_rows: MapRows, prompt: str, keywords: dict[str, Any], gate: tuple[str, int]
+    part: Any,
+    map_rows: MapRows,
+    prompt: str,
+    keywords: dict[str, Any],
+    gate: tuple[str, int],
+    columns: list[str],
 ) -> Any:
-    """One partition, on its worker: the in-memory map, each row call holding a lease."""
+    """One partition, on its worker: the in-memory map, each row call holding a lease (on
+    a worker thread of the map: see ``batch.scheduler``), in the columns of the result."""
     token = ROW_GATE.set(_lease(*gate))
     try:
-        return map_rows(part, prompt, **keywords)
+        out = map_rows(part, prompt, **keywords)
     finally:
         ROW_GATE.reset(token)
+    for name in columns:
+        if name not in out.columns:  # no row of this partition failed
+            out[name] = None
+    return out[columns]
 
 
 def _lease(name: str, leases: int) -> Any:
-    """One of ``leases`` cluster-wide leases (``distributed.Semaphore``), or a process-wide
-    one when the partitions run in this process without ``distributed``."""
+    """One of ``leases`` cluster-wide leases (``distributed.Semaphore``, one per worker and
+    map), or a process-wide one when the partitions run in this process without
+    ``distributed``."""
     try:
         from distributed import Semaphore, get_worker
 
-        get_worker()
+        worker = get_worker()
     except (ImportError, ValueError):
         with _LOCK:
             gate = _LOCAL_GATES.setdefault(name, threading.BoundedSemaphore(leases))
         return gate
-    return Semaphore(max_leases=leases, name=name)  # type: ignore[no-untyped-call]
+    with _LOCK:  # one per worker: each holds a lease-refresh callback on the worker's loop
+        kept = _WORKER_GATES.setdefault(
+            (worker.address, name),
+            Semaphore(leases, name),  # type: ignore[no-untyped-call]
+        )
+    return kept

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import os
 import threading
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
@@ -32,16 +33,17 @@ AsyncCall = Callable[[ChatRequest], Awaitable[StepResult]]
 def shared_loop() -> asyncio.AbstractEventLoop:
     """The event loop every map's rows run on: one thread for the process, started on first
     use, so hundreds of rows in flight cost a task each, not a thread each."""
-    global _loop
+    global _loop, _loop_pid
     with _loop_lock:
-        if _loop is None or _loop.is_closed():
-            _loop = asyncio.new_event_loop()
+        if _loop is None or _loop.is_closed() or _loop_pid != os.getpid():  # (after a fork)
+            _loop, _loop_pid = asyncio.new_event_loop(), os.getpid()
             thread = threading.Thread(target=_loop.run_forever, name="step-magic-rows", daemon=True)
             thread.start()
         return _loop
 
 
 _loop: asyncio.AbstractEventLoop | None = None
+_loop_pid = 0
 _loop_lock = threading.Lock()
 
 
@@ -81,20 +83,12 @@ class RowContext:
         finally:
             _current.reset(token)
 
-    async def arun(
-        self, call: AsyncCall, request: ChatRequest, gate: AbstractContextManager[Any] | None
-    ) -> StepResult:
-        """``run`` for a call on the rows' event loop (``shared_loop``); the ``gate`` is the
-        one in force where the row was started (it may block: it is taken in a thread)."""
+    async def arun(self, call: AsyncCall, request: ChatRequest) -> StepResult:
+        """``run`` for a call on the rows' event loop (``shared_loop``); a row under a gate
+        is never run here (taking its lease may block)."""
         token = _current.set(self)
         try:
-            if gate is None:
-                return await call(request)
-            await asyncio.to_thread(gate.__enter__)
-            try:
-                return await call(request)
-            finally:
-                await asyncio.to_thread(gate.__exit__, None, None, None)
+            return await call(request)
         finally:
             _current.reset(token)
 

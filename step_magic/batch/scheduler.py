@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any
 
 from step_magic.batch.cache import ReplyCache
 from step_magic.batch.rowcall import ROW_GATE, AsyncCall, Call, RowContext, shared_loop
@@ -170,13 +169,13 @@ class _Run:
 
     def _start(self, pool: ThreadPoolExecutor, i: int, context: RowContext) -> Future[None]:
         """Start row ``i``: a task of the rows' event loop for a call that has an ``acall``
-        (``api.rows.row_call``), else on a worker thread; either way in a copy of this
-        context (a Dask map's gate rides in it)."""
+        (``api.rows.row_call``), else on a worker thread in a copy of this context; a row
+        under a ``ROW_GATE`` (a Dask map's lease) too, as taking the lease may block."""
         acall = getattr(self.call, "acall", None)
-        if acall is None:
+        if acall is None or ROW_GATE.get() is not None:  # a lease may block: not on the loop
             row = contextvars.copy_context()
             return pool.submit(row.run, self._answer, i, context)
-        task = self._answer_async(i, context, acall, ROW_GATE.get())
+        task = self._answer_async(i, context, acall)
         future = asyncio.run_coroutine_threadsafe(task, shared_loop())
         context.on_abandon(lambda: _cancel(future))
         return future
@@ -191,14 +190,15 @@ class _Run:
         else:
             self._settle(i, context, result, None)
 
-    async def _answer_async(self, i: int, context: RowContext, acall: AsyncCall, gate: Any) -> None:
-        """``_answer`` as a task of the rows' event loop."""
+    async def _answer_async(self, i: int, context: RowContext, acall: AsyncCall) -> None:
+        """``_answer`` as a task of the rows' event loop; what it settles (the reply cache
+        written, maybe SQLite waiting on a lock) is done in a thread, never on the loop."""
         try:
-            result = await context.arun(acall, self.requests[i], gate)
+            result = await context.arun(acall, self.requests[i])
         except Exception as err:
-            self._settle(i, context, None, err)
+            await asyncio.to_thread(self._settle, i, context, None, err)
         else:
-            self._settle(i, context, result, None)
+            await asyncio.to_thread(self._settle, i, context, result, None)
 
     def _settle(
         self, i: int, context: RowContext, result: StepResult | None, err: Exception | None

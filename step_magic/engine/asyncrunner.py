@@ -22,12 +22,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from step_magic.core.diagnostics import keep_cause
 from step_magic.core.errors import StepAPIError
 from step_magic.core.events import AsyncEventSource, Finished
 from step_magic.core.request import ChatRequest
 from step_magic.core.result import StepResult
-from step_magic.core.settings import Settings, redact
+from step_magic.core.settings import Settings
 from step_magic.engine.buffer import ReplyBuffer
 from step_magic.engine.runner import (
     END,
@@ -36,6 +35,7 @@ from step_magic.engine.runner import (
     View,
     conclude,
     failure,
+    reading_failure,
     turn_plan,
     unexpected,
     waiting_status,
@@ -134,28 +134,35 @@ async def _pump(
     except StepAPIError as err:
         events.put_nowait(err)
     except Exception as err:
-        detail = redact(f"unexpected failure while reading the reply: {err!r}", settings.api_key)
-        error = failure(detail, settings)
-        keep_cause(error, err, settings.api_key)
-        events.put_nowait(error)
+        events.put_nowait(reading_failure(err, settings))
     finally:
         events.put_nowait(END)
 
 
 async def _consume(events: asyncio.Queue[object], reader: TurnReader) -> None:
     """Take events as they come, flushing on schedule, until the turn ends or the deadline
-    passes. A queued event is taken at once; only an empty queue is waited on."""
-    while True:
-        wait = reader.wait(time.monotonic())
-        if wait is None:
-            return
-        try:
-            item = events.get_nowait()
-        except asyncio.QueueEmpty:
-            try:
-                item = await asyncio.wait_for(events.get(), wait)
-            except asyncio.TimeoutError:
-                reader.idle()
-                continue
-        if reader.take(item):
-            return
+    passes. A queued event is taken at once; only an empty queue is waited on, by one getter
+    kept across waits (``asyncio.wait``, which never swallows a cancellation as
+    ``asyncio.wait_for`` can before Python 3.12)."""
+    getter: asyncio.Task[object] | None = None
+    try:
+        while True:
+            wait = reader.wait(time.monotonic())
+            if wait is None:
+                return
+            if getter is None:
+                try:
+                    item = events.get_nowait()
+                except asyncio.QueueEmpty:
+                    getter = asyncio.ensure_future(events.get())
+            if getter is not None:
+                done, _ = await asyncio.wait({getter}, timeout=wait)
+                if not done:
+                    reader.idle()
+                    continue
+                item, getter = getter.result(), None
+            if reader.take(item):
+                return
+    finally:
+        if getter is not None:
+            getter.cancel()

@@ -66,15 +66,12 @@ class Done:
 StreamEvent = ReasoningDelta | AnswerDelta | Rethought | Retrying | ToolEvent | UsageReported | Done
 
 
-class EventRelay:
-    """A view that queues events instead of showing them (see the module docstring)."""
-
-    def __init__(self) -> None:
-        self.events: queue.Queue[StreamEvent | BaseException] = queue.Queue()
+class _Relay:
+    """A view that queues events instead of showing them (see the module docstring); where
+    they are queued is the subclass's."""
 
     def put(self, item: StreamEvent | BaseException) -> None:
-        """Queue an event for the reader (any thread)."""
-        self.events.put(item)
+        raise NotImplementedError
 
     def start(self, status: str) -> None:
         """Nothing to show before the first text."""
@@ -110,6 +107,17 @@ class EventRelay:
         reader."""
         self.put(error)
 
+
+class EventRelay(_Relay):
+    """The events for a reader on another thread (``step_magic.stream``)."""
+
+    def __init__(self) -> None:
+        self.events: queue.Queue[StreamEvent | BaseException] = queue.Queue()
+
+    def put(self, item: StreamEvent | BaseException) -> None:
+        """Queue an event for the reader (any thread)."""
+        self.events.put(item)
+
     def __iter__(self) -> Iterator[StreamEvent]:
         """Events until ``Done``, then the call's error (if it failed) raised, carrying the
         partial result: a loop over the events fails as a call would. An error the call
@@ -125,7 +133,7 @@ class EventRelay:
                 return
 
 
-class AsyncEventRelay(EventRelay):
+class AsyncEventRelay(_Relay):
     """The same events for ``async for`` on an event loop (``step_magic.stream_async``).
 
     The call runs as a task on the loop, so most events are queued from the loop itself;
@@ -135,7 +143,6 @@ class AsyncEventRelay(EventRelay):
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         """Made on the loop's thread, for that loop."""
-        super().__init__()
         self._loop = loop
         self._thread = threading.get_ident()
         self.queue: asyncio.Queue[StreamEvent | BaseException] = asyncio.Queue()

@@ -83,6 +83,15 @@ def run_call(
         return conclude(settings, turns, progress, view, interrupts, tools, annotate)
 
 
+def reading_failure(err: Exception, settings: Settings) -> StepAPIError:
+    """A bug of ours (or a library's) while a reply was read, as the turn's error: its text
+    shown and logged, and some (an HTTP library refusing a header) quote the key: removed."""
+    detail = redact(f"unexpected failure while reading the reply: {err!r}", settings.api_key)
+    error = failure(detail, settings)
+    keep_cause(error, err, settings.api_key)
+    return error
+
+
 def unexpected(err: Exception, turns: Turns, settings: Settings) -> None:
     """A bug of ours during the call becomes its error, redacted, the cause kept for debug."""
     detail = redact(f"unexpected failure during the call: {err!r}", settings.api_key)
@@ -243,10 +252,7 @@ def _pump(stream: EventSource, events: queue.Queue[object], settings: Settings) 
     except StepAPIError as err:
         events.put(err)
     except Exception as err:
-        detail = redact(f"unexpected failure while reading the reply: {err!r}", settings.api_key)
-        error = failure(detail, settings)
-        keep_cause(error, err, settings.api_key)
-        events.put(error)
+        events.put(reading_failure(err, settings))
     finally:
         events.put(END)
 

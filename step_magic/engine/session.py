@@ -7,6 +7,7 @@ Python: the magic passes in the view and the cell identity.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import sys
 import time
@@ -149,7 +150,8 @@ class Session:
             annotate=begun.annotate,
             tools=tools,
         )
-        self._end(begun, prepared, options, None, result)
+        # the history's SQLite may wait on another process's lock: not on the loop
+        await asyncio.to_thread(self._end, begun, prepared, options, None, result)
         return result, error
 
     def _begin(self, prepared: Prepared, options: CallOptions) -> _Begun:

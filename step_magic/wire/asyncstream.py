@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from step_magic.core.events import Event
-from step_magic.wire.chat import check_whole, http, is_whole, parse_whole, tls_context
+from step_magic.wire.chat import check_whole, http, is_whole, tls_context
 from step_magic.wire.httpstream import (
     MAX_ERROR_BYTES,
     Attempts,
@@ -68,7 +68,7 @@ class AsyncHttpEventStream(WireCall):
         kind = response.headers.get("content-type", "")
         try:
             if is_whole(kind):
-                reply = self._whole(await _read_whole(response), kind)
+                reply = self.whole(await _read_whole(response), kind)
                 for event in self.read_whole(reply, response):
                     yield event
                 return
@@ -83,12 +83,6 @@ class AsyncHttpEventStream(WireCall):
         except http().HTTPError as err:
             raise self.error(transport_error(err, response.request)) from None
         except (json.JSONDecodeError, EventTooLarge) as err:
-            raise self.error(err) from None
-
-    def _whole(self, body: bytes, kind: str) -> dict[str, Any]:
-        try:
-            return parse_whole(body, kind)
-        except ValueError as err:
             raise self.error(err) from None
 
 

@@ -16,7 +16,7 @@ import json
 import ssl
 from collections.abc import Iterator
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from step_magic.core.events import AnswerDelta, Event, Finished, ReasoningDelta, Rethought, Usage
@@ -27,9 +27,6 @@ from step_magic.wire import sse
 from step_magic.wire.sse import EventTooLarge
 from step_magic.wire.thinktags import ThinkTagSplitter
 from step_magic.wire.toolcalls import ToolCallCollector
-
-if TYPE_CHECKING:
-    pass
 
 # Base URLs whose server answered 400 to stream_options: asked without it from then on.
 REFUSED_USAGE_OPTION: set[str] = set()
@@ -42,9 +39,8 @@ SCHEMA_REFUSED = (
 
 
 class ChunkReader:
-    """The chunks of one streamed completion into events, I/O apart: the SDK's chunk
-    objects (``ReplyStream``) or the plain JSON of raw lines (``wire.chatwire``), read by
-    the same code so the two cannot drift apart."""
+    """The chunks of one streamed completion (plain JSON, one per event) into events, I/O
+    apart: both drivers of ``wire.chatwire`` feed it, so a thread and a loop read alike."""
 
     def __init__(self) -> None:
         self._splitter = ThinkTagSplitter()
@@ -254,13 +250,9 @@ def _answer(content: str, splitter: ThinkTagSplitter) -> Iterator[Event]:
 
 
 def _field(obj: Any, name: str) -> Any:
-    """A field of an SDK object (declared or extra) or of a plain JSON object; None if absent."""
-    if isinstance(obj, dict):
-        return obj.get(name)
-    value = getattr(obj, name, None)
-    if value is None:
-        value = (getattr(obj, "model_extra", None) or {}).get(name)
-    return value
+    """A field of a JSON object; None if absent or if ``obj`` is not an object (servers send
+    odd shapes)."""
+    return obj.get(name) if isinstance(obj, dict) else None
 
 
 def _listed(value: Any) -> list[Any]:
@@ -311,14 +303,10 @@ def is_whole(kind: str) -> bool:
     return "json" in what or what in ("text/html", "application/xhtml+xml", "text/xml")
 
 
-def whole_json(response: Any, kind: str) -> dict[str, Any]:
-    """The one JSON object a whole reply holds (every wire API reads it here), bounded; a
-    ValueError in one line when it is a page, not JSON, or not an object."""
-    return parse_whole(read_whole(response), kind)
-
-
 def parse_whole(body: bytes, kind: str) -> dict[str, Any]:
-    """``whole_json`` for a body already read (an event loop reads it its own way)."""
+    """The one JSON object a whole reply's body holds (every wire API reads it here, on a
+    thread or a loop); a ValueError in one line when it is a page, not JSON, or not an
+    object."""
     if "json" not in kind:
         raise not_events(kind)
     try:

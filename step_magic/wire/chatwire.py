@@ -1,4 +1,4 @@
-"""Chat Completions read from the raw event lines, for the event-loop driver.
+"""Chat Completions read from the raw event lines, on a thread and on an event loop.
 
 ``ChatWire`` says what a call sends and what each event means: the body (``chat.chat_body``),
 the refusals remembered (``chat.without_refused``) and the reading of every chunk
@@ -71,7 +71,6 @@ class ChatWire(WireCall):
         yield from reply.chunks.end(self.trace_id, self.completion_id)
 
     def read_whole(self, reply: dict[str, Any], response: Any) -> Iterator[Event]:
-
         self.completion_id = nonempty_str(reply.get("id")) or self.completion_id
         try:
             yield from completion_events(reply, self.trace_id, self.completion_id)

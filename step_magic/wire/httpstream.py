@@ -1,12 +1,14 @@
-"""A streamed reply over plain HTTP, for the wire APIs the openai SDK has no client for.
+"""A streamed reply over HTTP, read from its raw bytes, for every wire API.
 
-The Messages API and the Responses API are both sent with the HTTP library the openai SDK
-already brings (httpx2, or httpx for older SDKs) and read as SSE by ``sse.py``; everything
-about that is the same for both and lives here: opening the request, retrying 429/5xx before
-any text (``wire.retry``), keeping the trace id, stopping from another thread (the socket is
-shut down, so a read blocked on a silent server ends too), and wording every failure as the
-chat path does by wrapping it in the openai SDK's exception types. A subclass says where the
-request goes, with which headers and body, and what each server event means.
+Each API is a ``WireCall`` saying where the request goes, with which headers and body, and
+what each server event means. What is the same for all lives here: the sends of a request
+(``Attempts``: refusals, and 429/5xx retried before any text, ``wire.retry``), the bytes into
+events (``ReplyReader``, with ``sse.py``), the trace id, and the wording of every failure
+(wrapped in the openai SDK's exception types). ``HttpEventStream`` carries it on a thread,
+stopped from another by shutting the socket down (so a read blocked on a silent server ends
+too); ``asyncstream.AsyncHttpEventStream`` on an event loop. The Messages and Responses APIs
+are sent with the HTTP library the openai SDK brings (httpx2, or httpx for older SDKs); Chat
+Completions by the SDK's own client (``chatwire.ReplyStream``).
 """
 
 from __future__ import annotations
@@ -96,6 +98,14 @@ class WireCall:
     def url(self) -> str:
         return self._settings.base_url.rstrip("/") + self.path
 
+    def whole(self, body: bytes, kind: str) -> dict[str, Any]:
+        """A reply that is not a stream of events: one JSON object (``chat.parse_whole``);
+        anything else is this call's error, naming what came instead."""
+        try:
+            return parse_whole(body, kind)
+        except ValueError as err:
+            raise self.error(err) from None
+
 
 @dataclass
 class ReplyState:
@@ -145,11 +155,13 @@ class ReplyReader:
         yield from self._events(self._decoder.feed(chunk))
 
     def end(self) -> Iterator[Event]:
-        """What the last bytes held, then the reply's end (unless cancelled)."""
+        """What the last bytes held, then the reply's end; nothing once cancelled (the last
+        bytes may be half an event, which is no error of the server's)."""
+        if self._call.cancelled:
+            return
         if not self.stopped:
             yield from self._events(self._decoder.finish())
-        if not self._call.cancelled:
-            yield from self._call.end_reply(self._reply)
+        yield from self._call.end_reply(self._reply)
 
     def _events(self, events: list[ServerEvent]) -> Iterator[Event]:
         for event in events:
@@ -162,8 +174,8 @@ class HttpEventStream(WireCall):
     """Iterate over the events of one call on this thread; ``close()`` from another thread
     stops it.
 
-    Same contract as ``wire.chat.ReplyStream``: 429/5xx are retried before any text, every
-    failure is one ``StepAPIError``, and ``trace_id`` / ``completion_id`` are kept.
+    429/5xx are retried before any text, every failure is one ``StepAPIError``, and
+    ``trace_id`` / ``completion_id`` are kept.
     """
 
     def __init__(self, settings: Settings, request: ChatRequest) -> None:
@@ -221,7 +233,8 @@ class HttpEventStream(WireCall):
 
     def send(self, http_client: Any, body: dict[str, Any]) -> tuple[Any, Exception | None]:
         """One POST: the response (None when cancelled meanwhile), its trace id kept, and
-        for an error status the SDK's status error (its body read, up to a bound)."""
+        for an error status the SDK's status error (its body read up to ``MAX_ERROR_BYTES``
+        here; the chat path's SDK reads it whole, and its words are cut when shown)."""
         request = http_client.build_request(
             "POST",
             self.url(),
@@ -242,7 +255,7 @@ class HttpEventStream(WireCall):
         kind = response.headers.get("content-type", "")
         try:
             if is_whole(kind):
-                yield from self.read_whole(self._whole(read_whole(response), kind), response)
+                yield from self.read_whole(self.whole(read_whole(response), kind), response)
             else:
                 reader = ReplyReader(self, response)
                 for chunk in response.iter_bytes():
@@ -258,14 +271,6 @@ class HttpEventStream(WireCall):
             raise self.error(err) from None
         finally:
             response.close()
-
-    def _whole(self, body: bytes, kind: str) -> dict[str, Any]:
-        """A reply that is not a stream of events: one JSON object, read as the chat path
-        reads it (``chat.parse_whole``); anything else is an error naming what came instead."""
-        try:
-            return parse_whole(body, kind)
-        except ValueError as err:
-            raise self.error(err) from None
 
     @property
     def cancelled(self) -> bool:

@@ -1,9 +1,9 @@
 """When a call fails: the one-line ``StepAPIError``, and whether and how long to wait first.
 
-Both API clients (``wire.chat`` for Chat Completions, ``messages.py`` for the Messages API)
-retry the same statuses with the same backoff and word their failures the same way, so a user
-sees one kind of error whichever API they chose. The policy lives here, apart from the
-stream reading, so the two clients cannot drift apart.
+Every wire API, on a thread or an event loop (``httpstream.Attempts`` asks here), retries the
+same statuses with the same backoff and words its failures the same way, so a user sees one
+kind of error whichever API they chose. The policy lives here, apart from the stream
+reading, so the APIs cannot drift apart.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""Server-sent events, parsed from raw bytes as they arrive: the Messages API's wire format.
+"""Server-sent events, parsed from raw bytes as they arrive: every wire API's stream format.
 
-The Chat Completions path leaves SSE to the openai SDK; the Messages API path has no SDK,
-so it needs its own parser. It is generic (the WHATWG rules, nothing about any API), so it
-lives apart from ``messages.py``, which gives the events their meaning.
+Every API's reply is read from its raw bytes here (the openai SDK's decoder has no limit on a
+line and fails a reply on one bad byte). It is generic (the WHATWG rules, nothing about any
+API), so it lives apart from the modules that give the events their meaning.
 """
 
 from __future__ import annotations
