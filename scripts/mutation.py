@@ -53,7 +53,7 @@ TESTS = {  # module -> tests/test_<name>.py ("api/python_api" is tests/api/test_
     "step_magic/context/interpolate.py":
         "interpolate interpolate_edges context magic_context edge_cases magic",
     "step_magic/wire/retry.py": "errors messages_api edge_cases magic reliability",
-    "step_magic/wire/sse.py": "sse bounded messages_api edge_cases doctor magic",
+    "step_magic/wire/sse.py": "sse bounded messages_api edge_cases",
     "step_magic/engine/buffer.py": "edge_cases magic errors reliability magic_context",
     "step_magic/core/text.py": "reliability errors messages_api toolcalls magic schema edge_cases",
     "step_magic/batch/scheduler.py":
