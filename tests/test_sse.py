@@ -36,7 +36,27 @@ def test_a_line_held_in_pieces_may_reach_the_limit_before_it_ends() -> None:
     decoder = SSEDecoder(max_event_chars=LIMIT)
     assert decoder.feed(b"data: " + b"x" * 94) == []  # 100 characters held, line not ended
     assert decoder.feed(b"\n\n") == [ServerEvent("message", "x" * 94)]
+    # the next event has the whole limit again, however the one before arrived
+    assert decoder.feed(b"data: " + b"y" * 99 + b"\n\n") == [ServerEvent("message", "y" * 99)]
     too_long = SSEDecoder(max_event_chars=LIMIT)
     assert too_long.feed(b"data: " + b"x" * 95) == []  # 101: refused at the next read
     with pytest.raises(EventTooLarge):
         too_long.feed(b"\n\n")
+
+
+def test_a_line_over_the_limit_is_refused_while_it_still_arrives_in_small_reads() -> None:
+    """What a server can make us hold is bounded before the line ends, not after."""
+    decoder = SSEDecoder(max_event_chars=LIMIT)
+    line = b"data: " + b"x" * 200  # never ended: a server that sends one endless line
+    pieces = [line[i : i + 10] for i in range(0, len(line), 10)]
+    assert reads_until_refused(decoder, pieces) == 12  # 110 held after 11 reads: refused
+
+
+def reads_until_refused(decoder: SSEDecoder, pieces: list[bytes]) -> int | None:
+    """How many reads the decoder took before refusing one (None: it never did)."""
+    for number, piece in enumerate(pieces, start=1):
+        try:
+            decoder.feed(piece)
+        except EventTooLarge:
+            return number
+    return None
