@@ -1,0 +1,91 @@
+"""The call log as ``step-magic ask -c``, a ``--map`` re-run and ``--search`` read it back:
+real SQLite files under tmp_path, nothing mocked."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from step_magic.memory.history import FTS5_MISSING, History
+from step_magic.memory.records import CallRecord
+
+
+def make_call(**changes: Any) -> CallRecord:
+    call = CallRecord(
+        started_at=1_700_000_000.0,
+        model="step-3.5-flash",
+        effort="high",
+        prompt="Why is the sky blue?",
+        messages=({"role": "user", "content": "Why is the sky blue?"},),
+        attachments=(),
+        reasoning="Rayleigh scattering goes as 1/λ⁴.",
+        answer="Short wavelengths bounce around more.",
+        status="complete",
+    )
+    return dataclasses.replace(call, **changes)
+
+
+@pytest.fixture
+def warnings() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def history(tmp_path: Path, warnings: list[str]) -> Iterator[History]:
+    log = History(tmp_path / "history.sqlite3", warn=warnings.append)
+    yield log
+    log.close()
+
+
+def test_continuing_picks_the_newest_named_thread_not_the_first(history: History) -> None:
+    assert history.newest_thread() is None  # nothing to continue yet
+    history.record(make_call(started_at=1.0, prompt="a", thread="alpha"))
+    history.record(make_call(started_at=2.0, prompt="b", thread="beta"))
+    history.record(make_call(started_at=3.0, prompt="one-off"))  # no thread
+    history.record(make_call(started_at=4.0, prompt="d", thread="default"))
+    assert history.newest_thread() == "beta"
+
+
+def test_with_only_default_and_one_off_calls_there_is_no_thread_to_continue(
+    history: History, warnings: list[str]
+) -> None:
+    history.record(make_call(started_at=1.0, thread="default"))
+    history.record(make_call(started_at=2.0))
+    assert history.newest_thread() is None
+    assert warnings == []
+
+
+def test_a_map_rerun_may_reuse_a_reply_cut_at_the_token_limit(history: History) -> None:
+    history.record(make_call(started_at=1.0, cache_key="k", answer="whole"))
+    history.record(make_call(started_at=2.0, cache_key="k", answer="cut", status="truncated"))
+    history.record(make_call(started_at=3.0, cache_key="k", answer="lost", status="failed"))
+    kept = history.find_reply("k", truncated=True)
+    assert kept is not None
+    assert kept.answer == "cut"  # the newest kept reply, never a failed one
+    whole = history.find_reply("k")
+    assert whole is not None
+    assert whole.answer == "whole"  # a replay wants a complete reply
+
+
+def test_a_trailing_star_searches_for_words_that_start_so(history: History) -> None:
+    history.record(make_call(prompt="Colour of the sky"))  # "scattering", never "scatter"
+    assert [c.prompt for c in history.recent(search="scatter*")] == ["Colour of the sky"]
+    assert history.recent(search="scatter") == []  # without the star: the whole word only
+    assert [c.prompt for c in history.recent(search="Rayleigh*")] == ["Colour of the sky"]
+
+
+def test_a_history_that_could_not_be_opened_says_so_once_and_nothing_about_search(
+    tmp_path: Path, warnings: list[str]
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    history = History(tmp_path / "a-file" / "history.sqlite3", warn=warnings.append)
+    assert history.record(make_call()) is None
+    assert history.recent(search="sky") == []
+    assert history.newest_thread() is None
+    assert len(warnings) == 1
+    assert warnings[0].startswith("history disabled: ")
+    assert FTS5_MISSING not in warnings
