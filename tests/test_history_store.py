@@ -4,6 +4,8 @@ real SQLite files under tmp_path, nothing mocked."""
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -89,3 +91,17 @@ def test_a_history_that_could_not_be_opened_says_so_once_and_nothing_about_searc
     assert len(warnings) == 1
     assert warnings[0].startswith("history disabled: ")
     assert FTS5_MISSING not in warnings
+
+
+def test_an_export_is_utf8_whatever_the_locale(
+    history: History, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    history.record(make_call(prompt="Straße nach 北京"))
+
+    def latin1_locale(encoding: str | None, stacklevel: int = 2) -> str:
+        return encoding or "latin-1"
+
+    monkeypatch.setattr(io, "text_encoding", latin1_locale)  # what open() falls back to
+    target = tmp_path / "calls.jsonl"
+    assert history.export_jsonl(target) == 1
+    assert json.loads(target.read_bytes().decode("utf-8"))["prompt"] == "Straße nach 北京"
