@@ -105,3 +105,24 @@ def test_an_export_is_utf8_whatever_the_locale(
     target = tmp_path / "calls.jsonl"
     assert history.export_jsonl(target) == 1
     assert json.loads(target.read_bytes().decode("utf-8"))["prompt"] == "Straße nach 北京"
+
+
+def test_a_search_word_is_the_word_as_typed_quotes_and_capitals_included(
+    history: History,
+) -> None:
+    history.record(make_call(started_at=1.0, prompt='Render "blue" in LaTeX'))
+    history.record(make_call(started_at=2.0, prompt="Do it later", reasoning="", answer="Done."))
+    assert [c.prompt for c in history.recent(search='"blue"')] == ['Render "blue" in LaTeX']
+    assert [c.prompt for c in history.recent(search="LaTeX")] == ['Render "blue" in LaTeX']
+    assert [c.prompt for c in history.recent(search="late*")] == [
+        "Do it later",
+        'Render "blue" in LaTeX',
+    ]
+
+
+def test_the_listing_shows_the_twenty_newest_calls_by_default(history: History) -> None:
+    for number in range(22):
+        history.record(make_call(started_at=float(number), prompt=f"call {number}"))
+    listed = history.recent()
+    assert len(listed) == 20
+    assert (listed[0].prompt, listed[-1].prompt) == ("call 21", "call 2")
