@@ -57,7 +57,7 @@ TESTS = {  # module -> tests/test_<name>.py ("api/python_api" is tests/api/test_
     "step_magic/engine/buffer.py": "edge_cases magic errors reliability magic_context",
     "step_magic/core/text.py": "reliability errors messages_api toolcalls magic schema edge_cases",
     "step_magic/batch/scheduler.py":
-        "mapping_counts mapping magic_map row_is_a_call api/python_api",
+        "mapping_counts mapping_clock mapping magic_map row_is_a_call api/python_api",
     "step_magic/engine/runner.py":
         "run_call run_call_tools errors edge_cases reliability thinktags toolloop tools_magic"
         " debug_switch messages_tools structured_output wire/other_servers wire/server_shapes",
