@@ -1,0 +1,128 @@
+"""The call log as ``step-magic ask -c``, a ``--map`` re-run and ``--search`` read it back:
+real SQLite files under tmp_path, nothing mocked."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from step_magic.memory.history import FTS5_MISSING, History
+from step_magic.memory.records import CallRecord
+
+
+def make_call(**changes: Any) -> CallRecord:
+    call = CallRecord(
+        started_at=1_700_000_000.0,
+        model="step-3.5-flash",
+        effort="high",
+        prompt="Why is the sky blue?",
+        messages=({"role": "user", "content": "Why is the sky blue?"},),
+        attachments=(),
+        reasoning="Rayleigh scattering goes as 1/λ⁴.",
+        answer="Short wavelengths bounce around more.",
+        status="complete",
+    )
+    return dataclasses.replace(call, **changes)
+
+
+@pytest.fixture
+def warnings() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def history(tmp_path: Path, warnings: list[str]) -> Iterator[History]:
+    log = History(tmp_path / "history.sqlite3", warn=warnings.append)
+    yield log
+    log.close()
+
+
+def test_continuing_picks_the_newest_named_thread_not_the_first(history: History) -> None:
+    assert history.newest_thread() is None  # nothing to continue yet
+    history.record(make_call(started_at=1.0, prompt="a", thread="alpha"))
+    history.record(make_call(started_at=2.0, prompt="b", thread="beta"))
+    history.record(make_call(started_at=3.0, prompt="one-off"))  # no thread
+    history.record(make_call(started_at=4.0, prompt="d", thread="default"))
+    assert history.newest_thread() == "beta"
+
+
+def test_with_only_default_and_one_off_calls_there_is_no_thread_to_continue(
+    history: History, warnings: list[str]
+) -> None:
+    history.record(make_call(started_at=1.0, thread="default"))
+    history.record(make_call(started_at=2.0))
+    assert history.newest_thread() is None
+    assert warnings == []
+
+
+def test_a_map_rerun_may_reuse_a_reply_cut_at_the_token_limit(history: History) -> None:
+    history.record(make_call(started_at=1.0, cache_key="k", answer="whole"))
+    history.record(make_call(started_at=2.0, cache_key="k", answer="cut", status="truncated"))
+    history.record(make_call(started_at=3.0, cache_key="k", answer="lost", status="failed"))
+    kept = history.find_reply("k", truncated=True)
+    assert kept is not None
+    assert kept.answer == "cut"  # the newest kept reply, never a failed one
+    whole = history.find_reply("k")
+    assert whole is not None
+    assert whole.answer == "whole"  # a replay wants a complete reply
+
+
+def test_a_trailing_star_searches_for_words_that_start_so(history: History) -> None:
+    history.record(make_call(prompt="Colour of the sky"))  # "scattering", never "scatter"
+    assert [c.prompt for c in history.recent(search="scatter*")] == ["Colour of the sky"]
+    assert history.recent(search="scatter") == []  # without the star: the whole word only
+    assert [c.prompt for c in history.recent(search="Rayleigh*")] == ["Colour of the sky"]
+
+
+def test_a_history_that_could_not_be_opened_says_so_once_and_nothing_about_search(
+    tmp_path: Path, warnings: list[str]
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    history = History(tmp_path / "a-file" / "history.sqlite3", warn=warnings.append)
+    assert history.record(make_call()) is None
+    assert history.recent(search="sky") == []
+    assert history.newest_thread() is None
+    assert len(warnings) == 1
+    assert warnings[0].startswith("history disabled: ")
+    assert FTS5_MISSING not in warnings
+
+
+def test_an_export_is_utf8_whatever_the_locale(
+    history: History, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    history.record(make_call(prompt="Straße nach 北京"))
+
+    def latin1_locale(encoding: str | None, stacklevel: int = 2) -> str:
+        return encoding or "latin-1"
+
+    monkeypatch.setattr(io, "text_encoding", latin1_locale)  # what open() falls back to
+    target = tmp_path / "calls.jsonl"
+    assert history.export_jsonl(target) == 1
+    assert json.loads(target.read_bytes().decode("utf-8"))["prompt"] == "Straße nach 北京"
+
+
+def test_a_search_word_is_the_word_as_typed_quotes_and_capitals_included(
+    history: History,
+) -> None:
+    history.record(make_call(started_at=1.0, prompt='Render "blue" in LaTeX'))
+    history.record(make_call(started_at=2.0, prompt="Do it later", reasoning="", answer="Done."))
+    assert [c.prompt for c in history.recent(search='"blue"')] == ['Render "blue" in LaTeX']
+    assert [c.prompt for c in history.recent(search="LaTeX")] == ['Render "blue" in LaTeX']
+    assert [c.prompt for c in history.recent(search="late*")] == [
+        "Do it later",
+        'Render "blue" in LaTeX',
+    ]
+
+
+def test_the_listing_shows_the_twenty_newest_calls_by_default(history: History) -> None:
+    for number in range(22):
+        history.record(make_call(started_at=float(number), prompt=f"call {number}"))
+    listed = history.recent()
+    assert len(listed) == 20
+    assert (listed[0].prompt, listed[-1].prompt) == ("call 21", "call 2")
