@@ -136,7 +136,7 @@ def cluster(api_env: LocalServer) -> Iterator[Any]:
     distributed = pytest.importorskip("distributed")
     with (
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=2, processes=True, dashboard_address=None
+            n_workers=2, threads_per_worker=2, processes=True, dashboard_address=":0"
         ) as local,
         distributed.Client(local) as client,
     ):

@@ -49,16 +49,31 @@ class ChunkReader:
         self.finish_reason: str | None = None
         self.completion_id: str | None = None
         self.usage: Usage | None = None  # the latest seen
+        self._raw_usage: object = None
 
     def feed(self, chunk: Any) -> Iterator[Event]:
-        """The text of one chunk; its id, usage, finish reason and tool-call pieces kept."""
-        self.completion_id = nonempty_str(_field(chunk, "id")) or self.completion_id
-        self.usage = _usage(_field(chunk, "usage")) or self.usage
-        for choice in _listed(_field(chunk, "choices")):
-            self.finish_reason = nonempty_str(_field(choice, "finish_reason")) or self.finish_reason
-            delta = _field(choice, "delta")
-            self._tool_calls.feed(_listed(_field(delta, "tool_calls")))
-            self._details.feed(_listed(_field(delta, "reasoning_details")))
+        """The text of one chunk; its id, usage, finish reason and tool-call pieces kept.
+
+        Paid for every chunk of every reply, so written for the common case: a usage object
+        is read again only when it changed (StepFun sends one on every chunk)."""
+        if not isinstance(chunk, dict):
+            return
+        self.completion_id = nonempty_str(chunk.get("id")) or self.completion_id
+        usage = chunk.get("usage")
+        if usage is not None and usage != self._raw_usage:
+            self._raw_usage = usage
+            self.usage = _usage(usage) or self.usage
+        for choice in _listed(chunk.get("choices")):
+            if not isinstance(choice, dict):
+                continue
+            self.finish_reason = nonempty_str(choice.get("finish_reason")) or self.finish_reason
+            delta = choice.get("delta")
+            if not isinstance(delta, dict):
+                continue
+            if delta.get("tool_calls"):
+                self._tool_calls.feed(_listed(delta["tool_calls"]))
+            if delta.get("reasoning_details"):
+                self._details.feed(_listed(delta["reasoning_details"]))
             yield from _deltas(delta, self._splitter)
 
     def end(self, trace_id: str | None, completion_id: str | None) -> Iterator[Event]:
