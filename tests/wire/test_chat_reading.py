@@ -264,7 +264,12 @@ def test_reasoning_details_stop_being_kept_at_their_limit_but_known_ones_still_g
 # A reply that is not a stream.
 
 
-def test_a_whole_json_reply_with_tool_calls_runs_them(api_env: LocalServer) -> None:
+def test_a_whole_json_reply_with_tool_calls_runs_them_and_sends_its_details_back(
+    api_env: LocalServer,
+) -> None:
+    """A server that ignored ``stream: true`` in a tool loop: its calls run, and OpenRouter's
+    ``reasoning_details`` go back unchanged with them, as in a streamed turn."""
+    details = [{"type": "reasoning.encrypted", "data": "ZW5j", "index": 0}]
     calls = [
         {
             "id": "call_1",
@@ -273,7 +278,12 @@ def test_a_whole_json_reply_with_tool_calls_runs_them(api_env: LocalServer) -> N
         }
     ]
     turn = whole(
-        {"content": None, "tool_calls": calls, "reasoning_content": "I need the area."},
+        {
+            "content": None,
+            "tool_calls": calls,
+            "reasoning": "I need the area.",
+            "reasoning_details": details,
+        },
         "tool_calls",
     )
     answer = whole({"content": "It is 6."}, usage={"prompt_tokens": 3, "completion_tokens": 2})
@@ -283,6 +293,8 @@ def test_a_whole_json_reply_with_tool_calls_runs_them(api_env: LocalServer) -> N
     assert (result.status, result.answer) == ("complete", "It is 6.")
     assert result.reasoning.startswith("I need the area.")
     assert second["messages"][-1] == {"role": "tool", "tool_call_id": "call_1", "content": "6"}
+    assert second["messages"][-2]["reasoning_details"] == details
+    assert (result.trace_id, result.completion_id) == ("sse-peer-trace", "cmpl-w")
 
 
 def area(width: int, height: int) -> int:
