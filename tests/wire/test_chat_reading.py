@@ -101,6 +101,8 @@ def test_a_chunk_reader_keeps_the_latest_id_usage_and_reason_across_chunks() -> 
     (given,) = ChunkReader().end(None, "given-id")
     assert isinstance(given, Finished)
     assert given.completion_id == "given-id"
+    (nothing,) = ChunkReader().end(None, None)  # a server that never said: None, not ""
+    assert nothing == Finished(None, None, None, None)
 
 
 # Usage as different servers write it.
