@@ -335,7 +335,11 @@ def test_a_whole_json_reply_without_choices_is_an_empty_reply(api_env: LocalServ
 def test_a_whole_json_reply_that_is_not_a_completion_says_so(api_env: LocalServer) -> None:
     with pytest.raises(StepAPIError) as caught:
         answered_whole('{"id": "x", "choices": {"0": {}}}')
-    assert "unreadable reply from the server (not a completion)" in str(caught.value)
+    said = str(caught.value).partition(": ")[2]  # after "API error from HOST:PORT"
+    assert (
+        said
+        == "unreadable reply from the server (not a completion) (trace id sse-peer-trace, id x)"
+    )
 
 
 @pytest.mark.parametrize(
