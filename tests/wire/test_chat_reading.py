@@ -113,6 +113,10 @@ def test_a_chunk_reader_keeps_the_latest_id_usage_and_reason_across_chunks() -> 
     [
         ({"prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14}, (10, 4, 14, None)),
         ({"prompt_tokens": 10, "completion_tokens": 4}, (10, 4, 14, None)),  # no total: the sum
+        (  # a total as the server reports it, even when it is not the sum (hidden tokens)
+            {"prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 20},
+            (10, 4, 20, None),
+        ),
         (
             {
                 "prompt_tokens": 10,
@@ -130,6 +134,7 @@ def test_a_chunk_reader_keeps_the_latest_id_usage_and_reason_across_chunks() -> 
     ids=[
         "openai",
         "no-total",
+        "total-as-sent",
         "details-cached",
         "stepfun-cached",
         "cached-0",
