@@ -199,7 +199,7 @@ def test_a_closing_think_tag_alone_moves_the_text_before_it_to_the_reasoning(
     ]
 
 
-def test_odd_typed_content_parts_are_skipped_and_a_plain_thinking_string_read(
+def test_odd_content_and_typed_parts_are_skipped_and_a_plain_thinking_string_read(
     api_env: LocalServer,
 ) -> None:
     parts = [
@@ -219,7 +219,8 @@ def test_odd_typed_content_parts_are_skipped_and_a_plain_thinking_string_read(
         {"type": "text", "text": 4},
         {"type": "text", "text": "Four."},
     ]
-    result = streamed([chunk({"content": parts}, "stop"), DONE])
+    odd = [chunk({"content": 42}), chunk({"content": {"type": "text", "text": "?"}})]
+    result = streamed([*odd, chunk({"content": parts}, "stop"), DONE])
     assert (result.reasoning, result.answer) == ("Two and two. Four.", "Four.")
 
 
