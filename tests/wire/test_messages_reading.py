@@ -268,8 +268,9 @@ def test_a_whole_json_message_is_read_as_one_reply(api_env: LocalServer) -> None
     [
         {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
         {"error": {"message": "Overloaded", "type": "server_error"}},
+        {"type": "error", "message": "Overloaded"},  # a proxy's flat error object
     ],
-    ids=["anthropic-shape", "stepfun-shape"],
+    ids=["anthropic-shape", "stepfun-shape", "flat"],
 )
 def test_an_error_in_a_whole_json_reply_is_the_servers_message(
     api_env: LocalServer, body: dict[str, Any]
@@ -289,4 +290,17 @@ def test_an_error_in_a_whole_json_reply_is_the_servers_message(
     assert (
         str(caught.value)
         == f"API error from 127.0.0.1:{peer.port}: Overloaded (trace id sse-peer-trace)"
+    )
+
+
+def test_a_whole_json_message_without_content_is_an_empty_reply(api_env: LocalServer) -> None:
+    message = {"id": "msg_e", "type": "message", "content": None, "stop_reason": "end_turn"}
+    with (
+        SSEPeer([json.dumps(message).encode()], head=JSON_HEAD) as peer,
+        pytest.raises(StepAPIError) as caught,
+    ):
+        ask("2+2?", api="messages", base_url=peer.base_url, display=False, history=False)
+    assert str(caught.value) == (
+        f"API error from 127.0.0.1:{peer.port}: the server sent an empty reply"
+        " (trace id sse-peer-trace)"
     )
