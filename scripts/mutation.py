@@ -66,8 +66,8 @@ TESTS = {  # module -> tests/test_<name>.py ("api/python_api" is tests/api/test_
         " doctor",
     "step_magic/wire/messages.py":
         "wire/messages_reading messages_api messages_tools wire/server_shapes",
-    "step_magic/engine/session.py": "session memory api/python_api api/async_api",
-    "step_magic/api/calls.py": "api/call_ends api/python_api api/async_api session",
+    "step_magic/engine/session.py": "session memory",
+    "step_magic/api/calls.py": "api/call_ends api/python_api api/async_api",
     "step_magic/memory/history.py":
         "history_store history memory bounded background hostile_answers",
 }  # fmt: skip
