@@ -148,6 +148,7 @@ def test_a_proxys_done_marker_and_unnamed_events_are_read(api_env: LocalServer) 
         ),
         event({"type": "message_delta", "delta": {"stop_reason": "end_turn"}}, ""),
         b"data: [1, 2]\n\n",  # not an object: skipped
+        b"data: {}\n\n",  # no type, no error: a keep-alive, skipped
         b"data:  [DONE] \n\n",
         b"data: {not json\n\n",  # after the end: never read
     ]
@@ -161,6 +162,66 @@ def area(width: int, height: int) -> int:
 
 
 ANSWER = [start(), *FOUR, stop("end_turn"), END]
+
+
+def test_events_named_only_in_their_event_line_are_read(api_env: LocalServer) -> None:
+    """The event line names the type; a server may leave ``type`` out of the data."""
+    pieces = [
+        b'event: message_start\ndata: {"message": {"id": "msg_n"}}\n\n',
+        b'event: content_block_delta\ndata: {"index": 0, "delta": {"type": "text_delta",'
+        b' "text": "Four."}}\n\n',
+        b'event: message_delta\ndata: {"delta": {"stop_reason": "end_turn"}}\n\n',
+        b"event: message_stop\ndata: {}\n\n",
+    ]
+    result = streamed(pieces)
+    assert (result.answer, result.status, result.completion_id) == ("Four.", "complete", "msg_n")
+
+
+def test_a_stop_reason_that_is_not_text_is_ignored(api_env: LocalServer) -> None:
+    result = streamed([start(), *FOUR, stop({"type": "end_turn"}), END])  # type: ignore[arg-type]
+    assert (result.answer, result.status) == ("Four.", "incomplete")
+
+
+def test_two_tool_use_blocks_of_a_whole_json_message_run_both(api_env: LocalServer) -> None:
+    message = {
+        "id": "msg_t",
+        "type": "message",
+        "content": [
+            {
+                "type": "tool_use",
+                "id": "toolu_1",
+                "name": "area",
+                "input": {"width": 2, "height": 3},
+            },
+            {
+                "type": "tool_use",
+                "id": "toolu_2",
+                "name": "area",
+                "input": {"width": 4, "height": 5},
+            },
+        ],
+        "stop_reason": "tool_use",
+    }
+    answer = {
+        "id": "msg_a",
+        "type": "message",
+        "content": [{"type": "text", "text": "6 and 20."}],
+        "stop_reason": "end_turn",
+    }
+    replies = [[json.dumps(message).encode()], [json.dumps(answer).encode()]]
+    with SSEPeer(replies=replies, head=JSON_HEAD) as peer:
+        result = ask(
+            "How big?",
+            api="messages",
+            tools=[area],
+            base_url=peer.base_url,
+            display=False,
+            history=False,
+        )
+        second = json.loads(peer.bodies[1])
+    assert (result.status, result.answer) == ("complete", "6 and 20.")
+    results = [(b["tool_use_id"], b["content"]) for b in second["messages"][-1]["content"]]
+    assert results == [("toolu_1", "6"), ("toolu_2", "20")]
 
 
 @pytest.mark.parametrize(
@@ -229,6 +290,7 @@ def test_kept_thinking_is_joined_per_block_and_only_when_signed() -> None:
     kept.feed(0, {"type": "thinking_delta", "thinking": " and two."})
     kept.feed(None, {"type": "signature_delta", "signature": "c2"})  # no index: the last block
     kept.feed(0, {"type": "signature_delta", "signature": "ln"})
+    kept.feed(0, {"type": "signature_delta", "signature": 7})  # not text: no piece
     kept.feed(1, {"type": "thinking", "thinking": "unsigned"})
     kept.feed(None, {"type": "redacted_thinking", "data": "ZW5j"})  # no index: the next place
     kept.feed(7, {"type": "thinking_delta", "thinking": "to no block"})
