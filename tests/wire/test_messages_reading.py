@@ -106,6 +106,24 @@ def test_usage_without_cache_reads_has_no_cached_count(api_env: LocalServer) -> 
     assert (result.usage.prompt, result.usage.completion, result.usage.cached) == (3, 2, None)
 
 
+@pytest.mark.parametrize(
+    ("tail", "completion"),
+    [([], 1), ([stop(None, {"output_tokens": 9})], 9)],
+    ids=["start", "delta"],
+)
+def test_a_reply_that_fails_half_way_keeps_the_usage_it_had_received(
+    api_env: LocalServer, tail: list[bytes], completion: int
+) -> None:
+    """The tokens of a reply that failed half-way were billed: its usage is kept."""
+    broken = b"event: content_block_delta\ndata: {not json\n\n"
+    with pytest.raises(StepAPIError) as caught:
+        streamed([start({"input_tokens": 12, "output_tokens": 1}), *FOUR, *tail, broken])
+    partial = caught.value.result
+    assert partial.answer == "Four."
+    assert partial.usage is not None
+    assert (partial.usage.prompt, partial.usage.completion) == (12, completion)
+
+
 def test_a_reply_without_usage_has_none(api_env: LocalServer) -> None:
     message = {"id": "msg_2", "type": "message", "content": [], "usage": None}
     result = streamed(
