@@ -132,3 +132,13 @@ def test_the_call_log_keeps_the_messages_as_sent_and_when_the_call_started(
     (row,) = step_magic.history()
     assert before <= row.started_at <= time.time()
     assert row.prompt == "Why is the sky blue?"
+
+
+def test_a_named_chat_with_a_history_sends_each_earlier_turn_once(api_env: LocalServer) -> None:
+    """The history is read when a named thread is first seen, not again at every call."""
+    with step_magic.Chat("lesson") as chat:
+        for prompt in ("One.", "Two.", "Three."):
+            chat.ask(prompt, display=False)
+        sent = api_env.requests[-1].body["messages"]
+        assert [m["content"] for m in sent if m["role"] == "user"] == ["One.", "Two.", "Three."]
+        assert len(chat.turns) == 3
