@@ -142,3 +142,15 @@ def test_a_named_chat_with_a_history_sends_each_earlier_turn_once(api_env: Local
         sent = api_env.requests[-1].body["messages"]
         assert [m["content"] for m in sent if m["role"] == "user"] == ["One.", "Two.", "Three."]
         assert len(chat.turns) == 3
+
+
+def test_a_chat_on_a_model_the_catalog_does_not_know_keeps_its_turns(
+    api_env: LocalServer,
+) -> None:
+    """Another server's model: the default context window is assumed, and turns are kept."""
+    with step_magic.Chat("other", history=False, model="fault-usage-on-request") as chat:
+        chat.ask("My name is Ada.", display=False)
+        result = chat.ask("What is my name?", display=False)
+    sent = api_env.requests[-1].body["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    assert not any("left out" in note for note in result.notes)
