@@ -154,3 +154,19 @@ def test_a_chat_on_a_model_the_catalog_does_not_know_keeps_its_turns(
     sent = api_env.requests[-1].body["messages"]
     assert [m["role"] for m in sent] == ["user", "assistant", "user"]
     assert not any("left out" in note for note in result.notes)
+
+
+def test_a_turn_from_a_server_that_sends_no_usage_is_kept_with_no_tokens(
+    api_env: LocalServer,
+) -> None:
+    from .sse_peer import SSEPeer
+
+    reply = [
+        b'data: {"id":"c","choices":[{"delta":{"content":"Hi."},"finish_reason":"stop"}]}\n\n',
+        b"data: [DONE]\n\n",
+    ]
+    with SSEPeer(reply) as peer, step_magic.Chat("bare", history=False) as chat:
+        result = chat.ask("Hello", base_url=peer.base_url, display=False)
+        (turn,) = chat.turns
+    assert (result.status, result.usage) == ("complete", None)
+    assert turn.tokens == 0
