@@ -170,3 +170,11 @@ def test_a_turn_from_a_server_that_sends_no_usage_is_kept_with_no_tokens(
         (turn,) = chat.turns
     assert (result.status, result.usage) == ("complete", None)
     assert turn.tokens == 0
+
+
+def test_the_call_log_keeps_a_tool_calls_messages_as_finally_sent(api_env: LocalServer) -> None:
+    step_magic.ask("How big is 2 by 3?", tools=[area], display=False)
+    (row,) = step_magic.history()
+    roles = [m["role"] for m in row.messages]
+    assert roles[0] == "user"
+    assert "tool" in roles  # the tool turn, not only the prompt as first sent
