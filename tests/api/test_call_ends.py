@@ -93,3 +93,17 @@ def test_a_stream_runs_on_a_named_worker_thread_that_never_blocks_exit(
     events.close()
     worker.join(5)
     assert not worker.is_alive()
+
+
+def test_one_off_calls_join_no_thread_in_the_call_log(api_env: LocalServer) -> None:
+    async def main() -> None:
+        async for _ in step_magic.stream_async("Streamed on the loop"):
+            pass
+        await step_magic.ask_async("Asked on the loop", display=False)
+
+    asyncio.run(main())
+    list(step_magic.stream("Streamed"))
+    step_magic.ask("Asked", display=False)
+    assert {r.prompt: r.thread for r in step_magic.history()} == dict.fromkeys(
+        ("Asked", "Streamed", "Asked on the loop", "Streamed on the loop")
+    )
