@@ -61,6 +61,13 @@ TESTS = {  # module -> tests/test_<name>.py ("api/python_api" is tests/api/test_
     "step_magic/engine/runner.py":
         "run_call run_call_tools errors edge_cases reliability thinktags toolloop tools_magic"
         " debug_switch messages_tools structured_output wire/other_servers wire/server_shapes",
+    "step_magic/wire/chat.py":
+        "wire/chat_reading wire/server_shapes wire/other_servers structured_output toolcalls"
+        " doctor",
+    "step_magic/wire/messages.py":
+        "wire/messages_reading messages_api messages_tools wire/server_shapes",
+    "step_magic/engine/session.py": "session memory",
+    "step_magic/api/calls.py": "api/call_ends api/python_api api/async_api",
     "step_magic/memory/history.py":
         "history_store history memory bounded background hostile_answers",
 }  # fmt: skip

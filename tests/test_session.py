@@ -1,0 +1,180 @@
+"""What a session keeps between calls (``engine.session``): the thread, the reply cache (a
+cassette or the history), the call log, and what a result is told of how it was prepared.
+
+Driven through the Python API against the bundled server on 127.0.0.1, as a user would.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import step_magic
+from step_magic import ReplayError, StepAPIError
+from step_magic.server import LocalServer
+
+
+def area(width: int, height: int) -> int:
+    """The area of a rectangle."""
+    return width * height
+
+
+def test_a_recorded_reply_replays_from_its_cassette_without_a_request(
+    api_env: LocalServer, tmp_path: Path
+) -> None:
+    tape = tmp_path / "lesson.jsonl"
+    live = step_magic.ask("Why is the sky blue?", cassette=tape, display=False)
+    sent = len(api_env.requests)
+    again = step_magic.ask("Why is the sky blue?", cassette=tape, replay=True, display=False)
+    assert len(api_env.requests) == sent  # nothing sent
+    assert (again.answer, again.reasoning, again.replayed) == (live.answer, live.reasoning, True)
+    assert live.replayed is False
+    assert len(tape.read_text().splitlines()) == 1  # a replay is not recorded again
+
+
+def test_a_replay_with_nothing_recorded_says_where_it_looked(
+    api_env: LocalServer, tmp_path: Path
+) -> None:
+    tape = tmp_path / "empty.jsonl"
+    tape.write_text("")
+    with pytest.raises(ReplayError) as caught:
+        step_magic.ask("Never asked", cassette=tape, replay=True, display=False)
+    assert str(caught.value) == (
+        f"no recorded reply for this request in {tape}: run it once without --replay "
+        "(or with --refresh) to record it"
+    )
+    with pytest.raises(ReplayError) as caught:
+        step_magic.ask("Never asked either", replay=True, display=False)
+    assert "no recorded reply for this request in the history:" in str(caught.value)
+    assert api_env.requests == []
+
+
+def test_a_replay_from_the_history_finds_the_same_request(api_env: LocalServer) -> None:
+    live = step_magic.ask("Why do tides happen?", display=False)
+    again = step_magic.ask("Why do tides happen?", replay=True, display=False)
+    assert (again.answer, again.replayed) == (live.answer, True)
+    assert len(api_env.requests) == 1
+
+
+def test_a_cassette_is_not_read_from_the_history(api_env: LocalServer, tmp_path: Path) -> None:
+    """With a cassette named, a miss there is a miss: the history is not asked instead."""
+    step_magic.ask("Why do tides happen?", display=False)
+    with pytest.raises(ReplayError):
+        step_magic.ask(
+            "Why do tides happen?", cassette=tmp_path / "t.jsonl", replay=True, display=False
+        )
+
+
+def test_failed_calls_and_calls_that_used_tools_are_not_recorded(
+    api_env: LocalServer, tmp_path: Path
+) -> None:
+    """Replaying a tool call's answer would skip the calls the answer depends on."""
+    tape = tmp_path / "t.jsonl"
+    with pytest.raises(StepAPIError):
+        step_magic.ask("Hi", model="fault-drop-answer", cassette=tape, display=False)
+    used = step_magic.ask("How big is 2 by 3?", tools=[area], cassette=tape, display=False)
+    assert used.tool_calls
+    assert not tape.exists() or tape.read_text() == ""
+    kept = step_magic.ask("Hi", cassette=tape, display=False)
+    assert kept.status == "complete"
+    assert len(tape.read_text().splitlines()) == 1
+
+
+def test_a_chat_turn_is_kept_with_its_tokens_and_the_result_names_its_thread(
+    api_env: LocalServer,
+) -> None:
+    with step_magic.Chat("lesson", history=False) as chat:
+        result = chat.ask("My name is Ada.", display=False)
+        (turn,) = chat.turns
+    assert result.usage is not None
+    assert turn.tokens == result.usage.total > 0
+    assert turn.user == {"role": "user", "content": "My name is Ada."}
+    assert result.thread == "lesson"
+    with step_magic.Chat(history=False) as default:
+        assert default.ask("Hi", display=False).thread is None
+    assert step_magic.ask("Hi", display=False, history=False).thread is None
+
+
+def test_a_failed_turn_does_not_join_the_thread_nor_clear_it(api_env: LocalServer) -> None:
+    with step_magic.Chat("lesson", history=False) as chat:
+        chat.ask("My name is Ada.", display=False)
+        chat.reset()
+        with pytest.raises(StepAPIError):
+            chat.ask("Hi", model="fault-401", display=False)
+        chat.ask("What is my name?", display=False)
+        sent = api_env.requests[-1].body["messages"]
+    assert [m["content"] for m in sent if m["role"] == "user"] == ["What is my name?"]
+
+
+def test_the_call_log_names_a_chats_thread_and_where_it_started_again(
+    api_env: LocalServer,
+) -> None:
+    with step_magic.Chat("lesson") as chat:
+        chat.ask("My name is Ada.", display=False)
+        chat.reset()
+        chat.ask("Start again.", display=False)
+    step_magic.ask("One-off", display=False)
+    rows = {r.prompt: r for r in step_magic.history()}
+    assert rows["My name is Ada."].thread == "lesson"
+    assert rows["One-off"].thread is None  # a one-off call joins no thread
+    with step_magic.Chat("lesson") as resumed:  # resumed from the call after the reset
+        assert [t.user["content"] for t in resumed.turns] == ["Start again."]
+
+
+def test_the_call_log_keeps_the_messages_as_sent_and_when_the_call_started(
+    api_env: LocalServer,
+) -> None:
+    import time
+
+    before = time.time()
+    step_magic.ask("Why is the sky blue?", display=False, system="Be brief.")
+    (row,) = step_magic.history()
+    assert before <= row.started_at <= time.time()
+    assert row.prompt == "Why is the sky blue?"
+
+
+def test_a_named_chat_with_a_history_sends_each_earlier_turn_once(api_env: LocalServer) -> None:
+    """The history is read when a named thread is first seen, not again at every call."""
+    with step_magic.Chat("lesson") as chat:
+        for prompt in ("One.", "Two.", "Three."):
+            chat.ask(prompt, display=False)
+        sent = api_env.requests[-1].body["messages"]
+        assert [m["content"] for m in sent if m["role"] == "user"] == ["One.", "Two.", "Three."]
+        assert len(chat.turns) == 3
+
+
+def test_a_chat_on_a_model_the_catalog_does_not_know_keeps_its_turns(
+    api_env: LocalServer,
+) -> None:
+    """Another server's model: the default context window is assumed, and turns are kept."""
+    with step_magic.Chat("other", history=False, model="fault-usage-on-request") as chat:
+        chat.ask("My name is Ada.", display=False)
+        result = chat.ask("What is my name?", display=False)
+    sent = api_env.requests[-1].body["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    assert not any("left out" in note for note in result.notes)
+
+
+def test_a_turn_from_a_server_that_sends_no_usage_is_kept_with_no_tokens(
+    api_env: LocalServer,
+) -> None:
+    from .sse_peer import SSEPeer
+
+    reply = [
+        b'data: {"id":"c","choices":[{"delta":{"content":"Hi."},"finish_reason":"stop"}]}\n\n',
+        b"data: [DONE]\n\n",
+    ]
+    with SSEPeer(reply) as peer, step_magic.Chat("bare", history=False) as chat:
+        result = chat.ask("Hello", base_url=peer.base_url, display=False)
+        (turn,) = chat.turns
+    assert (result.status, result.usage) == ("complete", None)
+    assert turn.tokens == 0
+
+
+def test_the_call_log_keeps_a_tool_calls_messages_as_finally_sent(api_env: LocalServer) -> None:
+    step_magic.ask("How big is 2 by 3?", tools=[area], display=False)
+    (row,) = step_magic.history()
+    roles = [m["role"] for m in row.messages]
+    assert roles[0] == "user"
+    assert "tool" in roles  # the tool turn, not only the prompt as first sent
