@@ -189,12 +189,7 @@ def stream(
     Closing the iterator (``break``, ``close()``) closes the connection. A failed call raises
     after its ``done`` event. Tool functions run on the worker thread that reads the reply.
     """
-    session = one_off_session(history)
-    try:
-        call = prepare(session, prompt, keywords, memory=False)
-    except BaseException:
-        close(session)
-        raise
+    session, call = _one_off(prompt, keywords, history)
     return events(session, call, on_end=lambda: close(session))
 
 
@@ -227,10 +222,15 @@ def stream_async(
     """``stream`` for asyncio: ``async for event in step_magic.stream_async(...)``, the same
     events ending with ``done``. Every keyword is checked before this returns; the call
     starts when iteration does; ``break`` or ``aclose()`` closes the connection."""
+    session, call = _one_off(prompt, keywords, history)
+    return events_async(session, call, on_end=lambda: close(session))
+
+
+def _one_off(prompt: str, keywords: Any, history: bool) -> tuple[Session, Call]:
+    """A call prepared in a session of its own, the session closed if preparing fails."""
     session = one_off_session(history)
     try:
-        call = prepare(session, prompt, keywords, memory=False)
+        return session, prepare(session, prompt, keywords, memory=False)
     except BaseException:
         close(session)
         raise
-    return events_async(session, call, on_end=lambda: close(session))

@@ -11,15 +11,12 @@ import difflib
 import re
 import shlex
 
+from step_magic.batch.mapflags import count
+
 _FLAG_VALUE = re.compile(r""""(?:[^"\\]|\\.)*"|'[^']*'|\S+""")
 
 
-def positive_int(text: str) -> int:
-    """A whole number above zero (token counts, budgets)."""
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, not {text}")
-    return value
+positive_int = count  # a whole number above zero: token counts, budgets, --map's counts
 
 
 def positive_seconds(text: str) -> float:
