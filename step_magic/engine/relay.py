@@ -123,13 +123,9 @@ class EventRelay(_Relay):
         partial result: a loop over the events fails as a call would. An error the call
         could not turn into a result is raised at once."""
         while True:
-            item = self.events.get()
-            if isinstance(item, BaseException):
-                raise item
+            item = _event(self.events.get())
             yield item
-            if isinstance(item, Done):
-                if item.error is not None:
-                    raise item.error
+            if _ended(item):
                 return
 
 
@@ -156,11 +152,23 @@ class AsyncEventRelay(_Relay):
     async def __aiter__(self) -> AsyncIterator[StreamEvent]:
         """As ``EventRelay.__iter__``: events until ``Done``, then the call's error raised."""
         while True:
-            item = await self.queue.get()
-            if isinstance(item, BaseException):
-                raise item
+            item = _event(await self.queue.get())
             yield item
-            if isinstance(item, Done):
-                if item.error is not None:
-                    raise item.error
+            if _ended(item):
                 return
+
+
+def _event(item: StreamEvent | BaseException) -> StreamEvent:
+    """A queued event, or the error the call could not turn into a result, raised."""
+    if isinstance(item, BaseException):
+        raise item
+    return item
+
+
+def _ended(item: StreamEvent) -> bool:
+    """True after ``Done``; a failed call's error (with its partial result) raised there."""
+    if isinstance(item, Done):
+        if item.error is not None:
+            raise item.error
+        return True
+    return False
