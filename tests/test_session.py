@@ -178,3 +178,69 @@ def test_the_call_log_keeps_a_tool_calls_messages_as_finally_sent(api_env: Local
     roles = [m["role"] for m in row.messages]
     assert roles[0] == "user"
     assert "tool" in roles  # the tool turn, not only the prompt as first sent
+
+
+def test_a_notebook_cell_run_again_replaces_its_own_turn(api_env: LocalServer) -> None:
+    """What ``%%step`` passes as the cell (the notebook's cell id): running a cell again
+    replaces its turn, in this kernel's thread and in the thread rebuilt from the history."""
+    from step_magic.api.inputs import call_settings
+    from step_magic.api.prepare import one_off_session, prepare_call
+    from step_magic.context.compose import ComposeOptions
+    from step_magic.display.frontend import auto_view
+    from step_magic.engine.session import CallOptions
+
+    session = one_off_session(history=True)
+    options = CallOptions(chat="lesson", memory=True)
+    settings = call_settings({}, base_url=None, api_key=None)
+
+    def run_cell(cell: str, prompt: str) -> None:
+        call = prepare_call(session, settings, prompt, ComposeOptions(), {}, options, cell=cell)
+        view = auto_view(False, settings)
+        result, error = session.ask(settings, call.prepared, options, view, cell)
+        assert (result.status, error) == ("complete", None)
+
+    run_cell("cell-a", "First")
+    run_cell("cell-b", "Second")
+    run_cell("cell-a", "First, asked again")
+    sent = [m["content"] for m in api_env.requests[-1].body["messages"] if m["role"] == "user"]
+    assert sent == ["First, asked again"]  # what came after cell-a's first run is not before it
+    thread = session.thread("lesson")
+    assert [t.user["content"] for t in thread.turns] == ["First, asked again", "Second"]
+    assert [t.cell for t in thread.turns] == ["cell-a", "cell-b"]
+    session.history.close()  # type: ignore[union-attr]
+    with step_magic.Chat("lesson") as resumed:
+        assert [t.user["content"] for t in resumed.turns] == ["First, asked again", "Second"]
+
+
+REPLY = [
+    b'data: {"id":"c","choices":[{"delta":{"content":"Hi, Ada."},"finish_reason":"stop"}]}\n\n',
+    b"data: [DONE]\n\n",
+]
+
+
+@pytest.mark.parametrize("model", ["step-3.5-flash", "a-model-of-another-server"])
+@pytest.mark.parametrize(("spare", "kept"), [(0, True), (1, False)])
+def test_earlier_turns_fill_the_context_to_its_last_token(
+    api_env: LocalServer, model: str, spare: int, kept: bool
+) -> None:
+    """The room for earlier turns is the model's context (256,000 tokens; assumed for a
+    model the catalog does not know) less the reply's budget (``max_tokens``) and this
+    prompt, by the same rough count: a turn that fits exactly is sent; one token less room
+    and it is left out, with a note."""
+    import json
+
+    from step_magic.core.request import estimate_tokens
+
+    from .sse_peer import SSEPeer
+
+    with SSEPeer(REPLY) as peer, step_magic.Chat("lesson", history=False, model=model) as chat:
+        chat.ask("My name is Ada.", base_url=peer.base_url, display=False)
+        earlier = estimate_tokens(chat.turns[0].messages(keep_media=False))
+        prompt = estimate_tokens([{"role": "user", "content": "What is my name?"}])
+        budget = 256_000 - earlier - prompt + spare
+        result = chat.ask(
+            "What is my name?", base_url=peer.base_url, max_tokens=budget, display=False
+        )
+        sent = json.loads(peer.bodies[-1])["messages"]
+    assert len(sent) == (3 if kept else 1)
+    assert any("left out" in note for note in result.notes) is not kept
