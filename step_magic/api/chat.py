@@ -4,10 +4,19 @@ Earlier prompts and answers are sent as context, the reasoning never is; the old
 left out when the thread would not fit the model's context. A named chat is kept in the
 history, so ``Chat("lesson")`` in a new process (or ``%%step --chat lesson`` in a new kernel)
 continues where it stopped, as ``llm -c`` does.
+
+The asks of one chat run one after another, as the turns of a conversation do: two
+``ask_async`` awaited together (or two threads calling ``ask``) give two turns, the second
+sent with the first's answer, never two turns that each ignore the other. (A stream's request
+is built when ``stream`` is called, so bad input is refused at once: start it after the
+turns it should see have ended.)
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
 from typing import Any
@@ -40,6 +49,9 @@ class Chat:
             raise InputError(f"Chat: unknown keyword(s): {', '.join(unknown)}")
         self._keywords = keywords  # private: it may hold api_key
         self._restart = False  # the next call starts the thread afresh (after reset)
+        self._turn = threading.Lock()  # one ``ask`` at a time (module docstring)
+        self._loop_turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]
+        self._loop_turns = weakref.WeakKeyDictionary()  # one ``ask_async`` at a time, per loop
         self._session = Session(History() if history else None)
         self._thread = self._session.thread(self.name)
 
@@ -56,8 +68,9 @@ class Chat:
 
     def ask(self, prompt: str, *, display: bool | None = None, **keywords: Any) -> StepResult:
         """Ask within the conversation; same keywords and errors as ``step_magic.ask``."""
-        call = prepare(self._session, prompt, {**self._keywords, **keywords}, **self._memory())
-        return run(self._session, call, display)
+        with self._turn:
+            call = prepare(self._session, prompt, {**self._keywords, **keywords}, **self._memory())
+            return run(self._session, call, display)
 
     def stream(self, prompt: str, **keywords: Any) -> Iterator[StreamEvent]:
         """Stream within the conversation; same events as ``step_magic.stream``."""
@@ -69,8 +82,10 @@ class Chat:
     ) -> StepResult:
         """``ask`` for asyncio (see ``step_magic.ask_async``); the same conversation."""
         __tracebackhide__ = True
-        call = prepare(self._session, prompt, {**self._keywords, **keywords}, **self._memory())
-        return await run_async(self._session, call, display)
+        loop = asyncio.get_running_loop()  # an asyncio.Lock belongs to the loop it is used on
+        async with self._loop_turns.setdefault(loop, asyncio.Lock()):
+            call = prepare(self._session, prompt, {**self._keywords, **keywords}, **self._memory())
+            return await run_async(self._session, call, display)
 
     def stream_async(self, prompt: str, **keywords: Any) -> AsyncIterator[StreamEvent]:
         """``stream`` for asyncio (see ``step_magic.stream_async``); the same conversation."""

@@ -219,3 +219,29 @@ def test_a_replayed_reply_plays_on_the_loop(api_env: LocalServer, tmp_path: Any)
     assert replayed.replayed
     assert replayed.answer == live.answer
     assert api_env.requests == []
+
+
+def test_asks_awaited_together_on_one_chat_are_turns_one_after_another(
+    api_env: LocalServer,
+) -> None:
+    """A conversation has an order: the second call is sent with the first's answer."""
+
+    async def main() -> list[str]:
+        async with step_magic.Chat("lesson", history=False) as chat:
+            first, second = await asyncio.gather(
+                chat.ask_async("My name is Ada.", display=False),
+                chat.ask_async("What is my name?", display=False),
+            )
+            assert [t.user["content"] for t in chat.turns] == [
+                "My name is Ada.",
+                "What is my name?",
+            ]
+            return [first.answer, second.answer]
+
+    answers = asyncio.run(main())
+    first, second = (r.body["messages"] for r in api_env.requests)
+    assert [m["content"] for m in first] == ["My name is Ada."]
+    assert [m["content"] for m in second] == ["My name is Ada.", answers[0], "What is my name?"]
+    with step_magic.Chat("lesson", history=False) as chat:  # and a chat moves between loops
+        assert asyncio.run(chat.ask_async("Hi", display=False)).status == "complete"
+        assert asyncio.run(chat.ask_async("Hi again", display=False)).status == "complete"

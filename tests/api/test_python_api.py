@@ -254,6 +254,20 @@ def test_chat_reset_starts_afresh_for_a_resumed_chat_too(api_env: LocalServer) -
         step_magic.ask("hi", temperature="0.3")  # type: ignore[arg-type]
 
 
+def test_two_threads_asking_one_chat_take_turns(api_env: LocalServer) -> None:
+    """Each call is sent with every turn that ended before it: none is lost or crossed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    prompts = [f"Question {n}." for n in range(4)]
+    with step_magic.Chat("shared", history=False) as chat, ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda prompt: chat.ask(prompt, display=False), prompts))
+        order = [t.user["content"] for t in chat.turns]
+    assert sorted(order) == prompts
+    for n, request in enumerate(api_env.requests):
+        users = [m["content"] for m in request.body["messages"] if m["role"] == "user"]
+        assert users == order[: n + 1]
+
+
 def test_history_returns_the_logged_calls_and_a_frame_without_the_key(
     api_env: LocalServer,
 ) -> None:
