@@ -27,6 +27,7 @@ from step_magic.core.events import AsyncEventSource, Finished
 from step_magic.core.request import ChatRequest
 from step_magic.core.result import StepResult
 from step_magic.core.settings import Settings
+from step_magic.core.toolrecords import ToolRecord
 from step_magic.engine.buffer import ReplyBuffer
 from step_magic.engine.runner import (
     END,
@@ -40,7 +41,7 @@ from step_magic.engine.runner import (
     unexpected,
     waiting_status,
 )
-from step_magic.engine.toolloop import ToolLoop
+from step_magic.engine.toolloop import ToolLoop, ToolView
 from step_magic.engine.turns import Turns
 from step_magic.wire.transport import open_async_stream
 
@@ -86,15 +87,38 @@ async def _turns_async(
             outcome: Any = (source, *await _reply(source, progress, view, interrupts, settings))
         else:
             assert tools is not None  # the plan asks for tools only when there are some
-            try:
-                outcome = await asyncio.to_thread(tools.run_calls, **step.arguments)
-            except asyncio.CancelledError:
-                interrupts.append(signal.SIGINT)  # the tool loop stops after the running one
-                raise
+            outcome = await _run_tools(tools, step.arguments, interrupts)
         try:
             step = plan.send(outcome)
         except StopIteration:
             return
+
+
+async def _run_tools(tools: ToolLoop, arguments: dict[str, Any], interrupts: list[int]) -> Any:
+    """The turn's tool calls in a worker thread (``ToolLoop.run_calls``). Cancelled, the call
+    ends now: the running function cannot be stopped (a thread cannot be), so its record says
+    interrupted, no later call starts, and nothing it does after reaches the view."""
+    view = _UntilEnded(arguments["view"])
+    try:
+        return await asyncio.to_thread(tools.run_calls, **{**arguments, "view": view})
+    except asyncio.CancelledError:
+        view.ended = True
+        interrupts.append(signal.SIGINT)  # the tool loop stops after the running one
+        for record in tools.records:
+            if record.status == "running":
+                record.status = "interrupted"
+        raise
+
+
+class _UntilEnded:
+    """A tool view that passes updates on until the call has ended."""
+
+    def __init__(self, view: ToolView) -> None:
+        self._view, self.ended = view, False
+
+    def tool(self, record: ToolRecord) -> None:
+        if not self.ended:
+            self._view.tool(record)
 
 
 async def _reply(

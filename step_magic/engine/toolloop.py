@@ -87,7 +87,7 @@ class ToolLoop:
             started = time.monotonic()
             ran = self._run(call, interrupts)
             record.duration = time.monotonic() - started
-            if ran is None:
+            if ran is None or interrupts:  # (a cancelled task's tool thread may run on)
                 record.status = "interrupted"
                 view.tool(record)
                 break

@@ -245,3 +245,38 @@ def test_asks_awaited_together_on_one_chat_are_turns_one_after_another(
     with step_magic.Chat("lesson", history=False) as chat:  # and a chat moves between loops
         assert asyncio.run(chat.ask_async("Hi", display=False)).status == "complete"
         assert asyncio.run(chat.ask_async("Hi again", display=False)).status == "complete"
+
+
+def test_a_call_cancelled_inside_a_tool_ends_now_and_the_tool_is_interrupted(
+    api_env: LocalServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A thread cannot be stopped, so the running function finishes on its own; the call
+    does not wait for it, marks it interrupted, and shows nothing it does after."""
+    started, release = threading.Event(), threading.Event()
+
+    def revenue(month: str) -> float:
+        """Revenue of one month (YYYY-MM)."""
+        started.set()
+        release.wait(10)
+        return 1234.5
+
+    async def main() -> tuple[Any, list[str], str]:
+        task = asyncio.create_task(
+            step_magic.ask_async("Why does revenue dip?", tools=[revenue], display=True)
+        )
+        await asyncio.to_thread(started.wait, 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError) as cancelled:
+            await task
+        result = cancelled.value.result  # type: ignore[attr-defined]
+        at_the_end = [record.status for record in result.tool_calls]
+        shown = capsys.readouterr().out
+        release.set()  # the tool returns now; asyncio.run waits for its thread
+        return result, at_the_end, shown
+
+    result, at_the_end, shown = asyncio.run(main())
+    assert at_the_end == ["interrupted"]
+    assert [record.status for record in result.tool_calls] == ["interrupted"]  # still
+    assert "revenue" in shown
+    assert capsys.readouterr().out == ""  # nothing shown after the call ended
+    assert len(api_env.requests) == 1  # no turn sent with the tool's late result
