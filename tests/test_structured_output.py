@@ -105,6 +105,38 @@ def test_a_refusal_is_remembered_for_that_server(env: LocalServer) -> None:
     assert "refused" in result.notes[0]
 
 
+def test_a_refusal_of_another_field_keeps_the_schema_where_it_was(env: LocalServer) -> None:
+    """A server that refuses ``stream_options`` is asked again without it, with the schema
+    still in ``response_format``, and nothing says the schema was refused."""
+    chat.REFUSED_USAGE_OPTION.discard(env.base_url)
+    try:
+        result = step_magic.ask(
+            "Classify", schema=Review, model="fault-strict-params", display=False
+        )
+    finally:
+        chat.REFUSED_USAGE_OPTION.discard(env.base_url)
+    first, second = bodies(env)[-2:]
+    assert ("stream_options" in first, "stream_options" in second) == (True, False)
+    assert second["response_format"] == first["response_format"]
+    assert result.parsed is not None
+    assert not any("refused" in note for note in result.notes)
+
+
+def test_a_request_with_a_schema_refused_for_another_reason_is_one_line(
+    env: LocalServer,
+) -> None:
+    failure = {"error": {"message": "Prompt too long for this model", "type": "invalid"}}
+    head = b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+    head += b"Connection: close\r\n\r\n"
+    with (
+        SSEPeer([json.dumps(failure).encode()], head=head) as peer,
+        pytest.raises(step_magic.StepAPIError) as caught,
+    ):
+        step_magic.ask("Classify", schema=Review, base_url=peer.base_url, display=False)
+    assert "Prompt too long for this model" in str(caught.value)
+    assert peer.requests == 1  # not a refusal of the schema field: not asked again
+
+
 def test_an_answer_that_does_not_fit_keeps_its_text_and_says_why_in_one_line(
     env: LocalServer,
 ) -> None:

@@ -389,3 +389,52 @@ def test_a_whole_reply_over_the_event_limit_is_stopped_there(
     assert f"the reply from the server is over {len(body):,} bytes; it was stopped there" in str(
         caught.value
     )
+
+
+# How the stream itself ends or fails (``chatwire.ChatWire.read_event``).
+
+
+def test_nothing_after_done_is_read(api_env: LocalServer) -> None:
+    """``[DONE]`` ends the reply, as in the openai SDK: a chunk after it is not the answer."""
+    result = streamed([chunk({"content": "Four."}, "stop"), DONE, chunk({"content": " Five."})])
+    assert (result.answer, result.status) == ("Four.", "complete")
+
+
+@pytest.mark.parametrize("named", [b"", b"event: error\n"], ids=["unnamed", "named error"])
+def test_an_error_in_the_stream_fails_the_reply_in_one_line_keeping_the_text(
+    api_env: LocalServer, named: bytes
+) -> None:
+    failure = {"error": {"message": "The engine is overloaded", "type": "server_error"}}
+    pieces = [chunk({"content": "Fo"}), named + f"data: {json.dumps(failure)}\n\n".encode()]
+    with pytest.raises(StepAPIError) as caught:
+        streamed(pieces)
+    message = str(caught.value)
+    assert "The engine is overloaded" in message
+    assert "sse-peer-trace" in message  # the trace id to copy
+    assert "\n" not in message
+    assert caught.value.result.answer == "Fo"  # type: ignore[attr-defined]
+
+
+def test_other_named_events_are_not_chunks(api_env: LocalServer) -> None:
+    result = streamed(
+        [
+            b'event: ping\ndata: {"choices":[{"delta":{"content":"no"}}]}\n\n',
+            chunk({"content": "Four."}, "stop"),
+            DONE,
+        ]
+    )
+    assert result.answer == "Four."
+
+
+def test_a_reply_that_breaks_half_way_keeps_its_id_and_the_usage_it_reported(
+    api_env: LocalServer,
+) -> None:
+    """The tokens were billed: a reply cut by a broken chunk keeps what its chunks said."""
+    usage = {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
+    pieces = [chunk({"content": "Fo"}, id="cmpl-cut", usage=usage), b"data: {not json\n\n"]
+    with pytest.raises(StepAPIError) as caught:
+        streamed(pieces)
+    result = caught.value.result  # type: ignore[attr-defined]
+    assert (result.answer, result.completion_id) == ("Fo", "cmpl-cut")
+    assert result.usage is not None
+    assert result.usage.total == 7
