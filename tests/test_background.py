@@ -146,6 +146,23 @@ def test_its_turn_joins_the_conversation_when_it_ends_and_the_footer_says_so(
     assert capsys.readouterr().out.split("\n")[1].split()[:2] == ["default", "1"]
 
 
+def test_a_named_threads_turn_joins_that_thread_and_the_footer_names_it(
+    ip: Any, server: LocalServer
+) -> None:
+    ip.run_cell_magic("step", "--background --chat lab -o second", "What is 3 + 3?")
+    pending = ip.user_ns["second"]
+    pending.wait()
+    assert "ran in the background: joined the thread 'lab' when it ended" in pending.result.notes
+
+
+def test_a_recorded_reply_replays_in_the_background(ip: Any, server: LocalServer) -> None:
+    ip.run_cell_magic("step", "--no-memory", "What is 2 + 2?")
+    ip.run_cell_magic("step", "--background --replay --no-memory -o again", "What is 2 + 2?")
+    result = ip.user_ns["again"].wait()
+    assert (result.replayed, result.answer) == (True, ip.user_ns["_step"].answer)
+    assert len(server.requests) == 1
+
+
 def test_a_replay_miss_fails_at_once_and_starts_nothing(ip: Any, server: LocalServer) -> None:
     with pytest.raises(ReplayError, match="no recorded reply"):
         ip.run_cell_magic("step", "--background --replay -o r", "Never recorded")
