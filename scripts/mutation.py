@@ -70,7 +70,8 @@ TESTS = {  # module -> tests/test_<name>.py ("api/python_api" is tests/api/test_
     "step_magic/api/calls.py": "api/call_ends api/python_api api/async_api",
     "step_magic/wire/httpstream.py":
         "wire/messages_reading messages_api responses_api bounded interrupts",
-    "step_magic/wire/chatwire.py": "wire/chat_reading structured_output errors run_call",
+    "step_magic/wire/chatwire.py":
+        "wire/chat_reading structured_output errors run_call messages_api",
     "step_magic/wire/asyncstream.py": "api/async_api api/call_ends",
     "step_magic/memory/history.py":
         "history_store history memory bounded background hostile_answers",

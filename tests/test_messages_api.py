@@ -428,12 +428,21 @@ def iterate_in_thread(stream: MessagesStream) -> tuple[threading.Thread, list[An
     return thread, seen
 
 
+@pytest.mark.parametrize("api", ["messages", "chat", "responses"])
 @pytest.mark.parametrize("fault", ["stall-before", "stall-mid", "429"])
-def test_close_from_another_thread_ends_iteration_promptly(server: LocalServer, fault: str) -> None:
+def test_close_from_another_thread_ends_iteration_promptly(
+    server: LocalServer, fault: str, api: str
+) -> None:
+    """On every wire API: the socket is shut down, so even a read blocked on a silent server
+    ends at once (closing the HTTP client alone would wait for data or the timeout)."""
+    from step_magic.wire.transport import open_stream
+
     server.config.fault, server.config.stall_seconds, server.config.retry_after = fault, 30, 20
-    stream = MessagesStream(settings(server.base_url, timeout=60), ask())
+    stream: Any = open_stream(settings(server.base_url, timeout=60, api=api), ask())
     thread, seen = iterate_in_thread(stream)
     deadline = time.monotonic() + 5
+    while not server.requests and time.monotonic() < deadline:
+        time.sleep(0.01)  # the request is sent (the first import of the SDK takes a while)
     while fault != "stall-before" and not seen and time.monotonic() < deadline:
         time.sleep(0.01)  # let the reasoning (or the retry wait) begin
     time.sleep(0.3)
