@@ -6,7 +6,9 @@ Driven through the Python API against the bundled server on 127.0.0.1, as a user
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -244,3 +246,25 @@ def test_earlier_turns_fill_the_context_to_its_last_token(
         sent = json.loads(peer.bodies[-1])["messages"]
     assert len(sent) == (3 if kept else 1)
     assert any("left out" in note for note in result.notes) is not kept
+
+
+def test_the_call_log_keeps_the_prompt_as_typed_and_what_was_attached(
+    api_env: LocalServer,
+) -> None:
+    """Not the last message sent (a tool result, or the prompt with its attachments)."""
+    step_magic.ask("How big is 2 by 3?", tools=[area], display=False)
+    step_magic.ask("Describe the sales.", attach={"sales": [3, 1, 2]}, display=False)
+    tool_call, attached = step_magic.history()[::-1]
+    assert tool_call.prompt == "How big is 2 by 3?"
+    assert attached.prompt == "Describe the sales."
+    assert "[3, 1, 2]" in json.dumps(attached.messages)  # sent, but not the prompt
+    assert [label.split()[0] for label in attached.attachments] == ["sales"]
+
+
+def test_the_call_log_names_the_notebook_a_cell_ran_in(
+    ip: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JPY_SESSION_NAME", "lessons/tides.ipynb")  # as Jupyter Server sets it
+    ip.run_cell("%step Why do tides happen").raise_error()
+    (row,) = step_magic.history()
+    assert row.notebook == "lessons/tides.ipynb"
