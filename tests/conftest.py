@@ -7,6 +7,9 @@ here is mocked. The test key is a recognisable string so tests can prove it neve
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import ssl
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -302,3 +305,25 @@ def page(browser: Any, jupyter: Any) -> Iterator[Any]:
     finally:
         context.close()
         jupyter.shut_down_kernels()
+
+
+SELF_SIGNED = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost"]
+
+
+@pytest.fixture(scope="session")
+def self_signed(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
+    """A server context with a certificate made now, trusted by nobody."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("the openssl binary is not installed: cannot make a self-signed certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [openssl, *SELF_SIGNED, "-days", "1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context

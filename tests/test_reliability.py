@@ -14,10 +14,8 @@ import json
 import os
 import queue
 import resource
-import shutil
 import signal
 import ssl
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -46,7 +44,6 @@ from .sse_peer import SSEPeer
 
 MODEL = "step-3.7-flash"
 COMPLETION_ID = "chatcmpl-fuzz0123456789"
-SELF_SIGNED = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost"]
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 # STEP_FUZZ_EXAMPLES=5000 searches harder; the default keeps the file fast.
 HYPOTHESIS = settings(max_examples=int(os.environ.get("STEP_FUZZ_EXAMPLES", "60")), deadline=None)
@@ -217,25 +214,6 @@ def test_inline_think_tags_split_anywhere_separate_reasoning_from_answer(
 # ---------------------------------------------------------------------------------------------
 # 2. TLS and DNS failures: one clear line naming the URL, quickly, and the shell goes on.
 # ---------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def self_signed(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
-    """A server context with a certificate made now, trusted by nobody."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("the openssl binary is not installed: cannot make a self-signed certificate")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [openssl, *SELF_SIGNED, "-days", "1", "-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    return context
 
 
 def assert_one_clean_line(out: str, url: str) -> None:
