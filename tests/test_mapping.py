@@ -1,4 +1,4 @@
-"""``map_rows`` against the real local server, through the real ``ReplyStream`` and openai.
+"""``map_rows`` against the real local server, through the real ``ReplyStream`` and HTTP client.
 
 The server quotes each prompt in its answer ("You wrote: ..."), so an answer proves which
 row it belongs to; its request log proves how many calls were made and when they arrived.

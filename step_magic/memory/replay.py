@@ -26,7 +26,7 @@ class ReplayStream:
     and never for longer than ``MAX_REPLAY_SECONDS`` (a 50 MB answer at 200 tokens/s would
     take hours).
 
-    Same interface as ``wire.chat.ReplyStream``, so the runner and views cannot tell them apart
+    Same interface as ``wire.chatwire.ReplyStream``, so the runner and views cannot tell them apart
     (a cassette's text was cleaned when it was read, in ``RecordedReply.from_json``).
     """
 

@@ -3,8 +3,10 @@
 ``ChatWire`` says what a call sends and what each event means: the body (``chat.chat_body``),
 the refusals remembered (``chat.without_refused``) and the reading of every chunk
 (``chat.ChunkReader``), parsed with ``json`` rather than the SDK's models, a tenth of the CPU
-per chunk. On a thread the openai SDK carries it (``ReplyStream``); on an event loop httpx's
-``AsyncClient`` does (``AsyncChatStream``).
+per chunk. It travels as every wire API does: on a thread (``ReplyStream``, the driver
+``httpstream.HttpEventStream``) or on an event loop (``AsyncChatStream``), sent by the HTTP
+library the openai SDK brings. The SDK's own client is not used: it read an error body whole
+(a 100 MB error page was held), and its SSE decoder has no limit on a line.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from step_magic.wire.chat import (
     chat_body,
     completion_events,
     nonempty_str,
-    tls_context,
     without_refused,
 )
 from step_magic.wire.httpstream import HttpEventStream, ReplyState, WireCall
@@ -88,48 +89,7 @@ class _Chunks(ReplyState):
 
 
 class ReplyStream(ChatWire, HttpEventStream):
-    """The events of one Chat Completions call on a thread; ``close()`` from another stops it.
-
-    The openai SDK carries the request (its client, headers, status errors), in its
-    streaming-response mode: the body comes back as raw bytes, read here as the event loop's
-    driver reads them. Its models are not built for every chunk (a tenth of the CPU), and
-    its SSE decoder, which has no limit on a line and fails a reply on one bad byte, is not
-    used: ``sse.SSEDecoder`` bounds an event and replaces invalid UTF-8.
-    """
-
-    def client(self) -> Any:
-        import openai
-
-        return openai.OpenAI(
-            api_key=self._settings.api_key,
-            base_url=self._settings.base_url,
-            timeout=self._settings.timeout,
-            max_retries=0,
-            http_client=openai.DefaultHttpxClient(
-                verify=tls_context(), event_hooks={"request": [self._traced]}
-            ),
-        )
-
-    def send(self, http_client: Any, body: dict[str, Any]) -> tuple[Any, Exception | None]:
-        import openai
-
-        try:
-            streaming = http_client.chat.completions.with_streaming_response.create(**body)
-            response = streaming.__enter__().http_response  # closed by the reader
-        except openai.APIStatusError as err:
-            self.trace_id = err.response.headers.get("x-trace-id")
-            return err.response, err
-        except openai.APIError as err:
-            if self.cancelled:
-                return None, None
-            raise self.error(err) from None
-        self.trace_id = response.headers.get("x-trace-id")
-        return response, None
-
-    def _traced(self, request: Any) -> None:
-        """Keep this call's socket (``HttpEventStream._on_trace``), so ``close`` can shut
-        down a read blocked on a silent server."""
-        request.extensions["trace"] = self._on_trace
+    """The events of one Chat Completions call on a thread; ``close()`` from another stops it."""
 
 
 class AsyncChatStream(ChatWire, AsyncHttpEventStream):

@@ -6,15 +6,16 @@ what each server event means. What is the same for all lives here: the sends of 
 events (``ReplyReader``, with ``sse.py``), the trace id, and the wording of every failure
 (wrapped in the openai SDK's exception types). ``HttpEventStream`` carries it on a thread,
 stopped from another by shutting the socket down (so a read blocked on a silent server ends
-too); ``asyncstream.AsyncHttpEventStream`` on an event loop. The Messages and Responses APIs
-are sent with the HTTP library the openai SDK brings (httpx2, or httpx for older SDKs); Chat
-Completions by the SDK's own client (``chatwire.ReplyStream``).
+too); ``asyncstream.AsyncHttpEventStream`` on an event loop. Every API is sent with the HTTP
+library the openai SDK brings (httpx2, or httpx for older SDKs), on both drivers: one way to
+send, so an error body is read to the same cap and worded the same everywhere.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
 import threading
 from collections.abc import Generator, Iterator
@@ -233,8 +234,7 @@ class HttpEventStream(WireCall):
 
     def send(self, http_client: Any, body: dict[str, Any]) -> tuple[Any, Exception | None]:
         """One POST: the response (None when cancelled meanwhile), its trace id kept, and
-        for an error status the SDK's status error (its body read up to ``MAX_ERROR_BYTES``
-        here; the chat path's SDK reads it whole, and its words are cut when shown)."""
+        for an error status the SDK's status error (its body read up to ``MAX_ERROR_BYTES``)."""
         request = http_client.build_request(
             "POST",
             self.url(),
@@ -316,11 +316,31 @@ def status_error(response: Any, raw: bytes) -> Exception:
     """The SDK's status error for ``response``, whose body (or its first bytes) is ``raw``."""
     import openai
 
+    return openai.APIStatusError("request failed", response=response, body=error_body(raw))
+
+
+_MESSAGE_START = re.compile(r'"message"\s*:\s*"')
+_STRING_PREFIX = re.compile(r'(?:[^"\\]|\\.)*')  # a JSON string's characters up to its end
+
+
+def error_body(raw: bytes) -> object:
+    """An error reply's body as the error shows it: its JSON; the start of its message when
+    the body was cut at ``MAX_ERROR_BYTES`` (a cut JSON object does not parse); else its
+    text (a proxy's plain-text error), or None when it is empty."""
     try:
-        body: object = json.loads(raw)
+        return json.loads(raw)
     except ValueError:
-        body = None
-    return openai.APIStatusError("request failed", response=response, body=body)
+        pass
+    text = raw.decode("utf-8", "replace")
+    start = _MESSAGE_START.search(text)
+    if start is not None and len(raw) > MAX_ERROR_BYTES:
+        piece = _STRING_PREFIX.match(text, start.end())
+        words = piece.group() if piece else ""
+        with contextlib.suppress(ValueError):  # a cut escape: the characters as they came
+            words = json.loads(f'"{words.rstrip(chr(92))}"')
+        cut = f" … (cut: the error body is over {MAX_ERROR_BYTES:,} bytes)"
+        return {"error": {"message": words + cut}}
+    return text.strip() or None
 
 
 def transport_error(err: Exception, request: Any) -> Exception:

@@ -1,7 +1,7 @@
 """Stream a reply through StepFun's Messages API (``POST /v1/messages``) as the same typed events.
 
 ``--api messages`` is for accounts and proxies that speak the Anthropic-style API. It yields
-exactly what ``wire.chat.ReplyStream`` yields, so the runner and the views cannot tell the two
+exactly what ``wire.chatwire.ReplyStream`` yields, so the runner and the views cannot tell the two
 apart. No anthropic SDK: ``httpstream.HttpEventStream`` sends the request (its body built by
 ``messages_body.py``) and reads the SSE; this module says what each event means, and what
 the one JSON message of a server that ignored ``stream: true`` means.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import os
 import random
 import time
 from collections.abc import Callable
@@ -111,14 +112,26 @@ def describe_error(
     if isinstance(err, openai.APITimeoutError):
         return None, f"no data from {base_url} for {timeout:g} s (timed out; see --timeout)"
     if isinstance(err, openai.APIConnectionError):
-        cause = err.__cause__ or err.__context__
-        why = f": {cause}" if cause and str(cause) else ""
-        return None, f"connection to {base_url} failed{why}"
+        why = connection_failure(err)
+        return None, f"connection to {base_url} failed{': ' + why if why else ''}"
     if isinstance(err, json.JSONDecodeError):
         return None, f"malformed chunk from the server ({err})"
     if isinstance(err, openai.APIError):
         return None, server_message(err.body) or err.message
     return None, str(err)
+
+
+def connection_failure(err: BaseException) -> str:
+    """Why a connection failed, the same on a thread and on an event loop: the socket's own
+    error when one refused or reset it (the loop's HTTP stack words it "All connection
+    attempts failed"), else what the HTTP library said."""
+    cause = err.__cause__ or err.__context__
+    deepest, seen = cause, 0
+    while deepest is not None and seen < 16:  # a chain is short; a cycle must not hang us
+        if isinstance(deepest, ConnectionError) and deepest.errno:
+            return f"[Errno {deepest.errno}] {os.strerror(deepest.errno)}"
+        deepest, seen = deepest.__cause__ or deepest.__context__, seen + 1
+    return str(cause) if cause is not None else ""
 
 
 def call_error(
@@ -145,9 +158,12 @@ def call_error(
 
 
 def server_message(body: object) -> str | None:
-    """The ``error.message`` of StepFun's error body, whatever wrapping the SDK left on it."""
+    """The ``error.message`` of StepFun's error body, whatever wrapping the SDK left on it;
+    a body of plain text (a proxy's ``upstream timed out``) is its words, a page is not."""
     if isinstance(body, dict):
         inner = body.get("error", body)
         if isinstance(inner, dict) and isinstance(inner.get("message"), str):
             return str(inner["message"])
+    if isinstance(body, str) and body.strip() and not body.lstrip().startswith("<"):
+        return " ".join(body.split())
     return None

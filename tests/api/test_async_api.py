@@ -8,6 +8,7 @@ result, errors and history; what differs is that many run on one event loop, a t
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from typing import Any
@@ -280,3 +281,185 @@ def test_a_call_cancelled_inside_a_tool_ends_now_and_the_tool_is_interrupted(
     assert "revenue" in shown
     assert capsys.readouterr().out == ""  # nothing shown after the call ended
     assert len(api_env.requests) == 1  # no turn sent with the tool's late result
+
+
+# The wire on the loop (``wire.asyncstream``) fails, waits and reads as the thread's does.
+
+ERROR_HEAD = b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+ERROR_HEAD += b"X-Trace-Id: sse-peer-trace\r\nConnection: close\r\n\r\n"
+
+
+def both_errors(pieces: list[bytes], head: bytes = ERROR_HEAD) -> tuple[str, str]:
+    """The error line of one call on a thread and of the same call on the loop."""
+    from ..sse_peer import SSEPeer
+
+    lines = []
+    with SSEPeer(pieces, head=head, pause=0.02) as peer:
+        for call in (step_magic.ask, lambda *a, **k: asyncio.run(step_magic.ask_async(*a, **k))):
+            with pytest.raises(step_magic.StepAPIError) as caught:
+                call("hi", base_url=peer.base_url, display=False, history=False)
+            lines.append(str(caught.value))
+    return lines[0], lines[1]
+
+
+def test_an_error_body_in_pieces_is_read_whole_on_the_loop(api_env: LocalServer) -> None:
+    body = json.dumps({"error": {"message": "Your prompt was flagged", "type": "invalid"}})
+    on_thread, on_loop = both_errors([body[:20].encode(), body[20:].encode()])
+    assert "Your prompt was flagged" in on_loop
+    assert on_loop == on_thread
+
+
+def test_a_huge_error_body_is_read_to_its_cap_and_shown_cut_on_the_loop(
+    api_env: LocalServer,
+) -> None:
+    from step_magic.wire.httpstream import MAX_ERROR_BYTES
+
+    body = b'{"error": {"message": "' + b"x" * (MAX_ERROR_BYTES + 500_000) + b'"}}'
+    pieces = [body[i : i + 65_536] for i in range(0, len(body), 65_536)]
+    on_thread, on_loop = both_errors(pieces)
+    assert on_loop == on_thread
+    assert "\n" not in on_loop
+    assert len(on_loop) < 5_000
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "shown"),
+    [
+        ("text/plain", b"Blocked by the\n proxy policy ", "Blocked by the proxy policy"),
+        ("text/html", b"<html><body><h1>Forbidden</h1>" + b"<p>x</p>" * 500, "Forbidden"),
+    ],
+    ids=["plain text", "a page"],
+)
+def test_an_error_that_is_not_json_shows_its_words_but_not_a_page(
+    api_env: LocalServer, kind: str, body: bytes, shown: str
+) -> None:
+    head = f"HTTP/1.1 403 Forbidden\r\nContent-Type: {kind}\r\nConnection: close\r\n\r\n"
+    on_thread, on_loop = both_errors([body], head=head.encode())
+    assert on_loop == on_thread
+    assert "API error 403 from 127.0.0.1:" in on_loop
+    assert on_loop.split(": ", 1)[1].startswith(shown)
+    assert "<" not in on_loop
+
+
+def test_an_unauthorised_key_fails_at_once_on_the_loop(api_env: LocalServer) -> None:
+    started = time.monotonic()
+    with pytest.raises(step_magic.StepAPIError, match="401"):
+        asyncio.run(step_magic.ask_async("hi", model="fault-401"))
+    assert time.monotonic() - started < 3
+    assert len(api_env.requests) == 1  # not retried
+
+
+def test_a_retry_is_announced_then_waited_on_the_loop(api_env: LocalServer) -> None:
+    api_env.config.fault, api_env.config.fault_times = "429", 1
+    api_env.config.retry_after = 0.5
+
+    async def main() -> list[str]:
+        return [event.kind async for event in step_magic.stream_async("hi")]
+
+    started = time.monotonic()
+    kinds = asyncio.run(main())
+    assert "waiting" in kinds
+    assert kinds[-1] == "done"
+    assert time.monotonic() - started >= 0.5  # the server's Retry-After, waited
+
+
+def test_a_silent_server_times_out_on_the_loop(api_env: LocalServer) -> None:
+    api_env.config.first_byte_delay = 10
+    started = time.monotonic()
+    with pytest.raises(step_magic.StepAPIError, match="timed out"):
+        asyncio.run(step_magic.ask_async("hi", timeout=1, max_retries=0))
+    assert time.monotonic() - started < 6
+
+
+def test_a_self_signed_certificate_is_refused_on_the_loop(
+    api_env: LocalServer, self_signed: Any
+) -> None:
+    from ..sse_peer import SSEPeer
+
+    with (
+        SSEPeer([b"data: [DONE]\n\n"], tls=self_signed) as https,
+        pytest.raises(step_magic.StepAPIError, match=r"(?i)certificate verify failed"),
+    ):
+        asyncio.run(step_magic.ask_async("hi", base_url=https.base_url, timeout=3))
+    assert https.handshake_failures
+    assert https.requests == 0  # no request, and no key, went over that connection
+
+
+def test_a_server_that_ignores_stream_true_is_read_whole_on_the_loop(
+    api_env: LocalServer,
+) -> None:
+    on_thread = step_magic.ask("Why is the sky blue?", model="fault-non-streamed", effort="low")
+    on_loop = asyncio.run(
+        step_magic.ask_async("Why is the sky blue?", model="fault-non-streamed", effort="low")
+    )
+    assert on_loop.status == on_thread.status == "complete"
+    assert (on_loop.answer, on_loop.reasoning) == (on_thread.answer, on_thread.reasoning)
+
+
+def test_a_whole_json_reply_in_pieces_is_read_whole_on_the_loop(api_env: LocalServer) -> None:
+    from ..sse_peer import JSON_HEAD, SSEPeer
+
+    message = {"role": "assistant", "content": "Four, " + "and more " * 2_000}
+    reply = {"id": "c", "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}
+    body = json.dumps(reply).encode()
+    pieces = [body[i : i + 4_096] for i in range(0, len(body), 4_096)]
+    with SSEPeer(pieces, head=JSON_HEAD, pause=0.005) as peer:
+        result = asyncio.run(step_magic.ask_async("2+2?", base_url=peer.base_url, display=False))
+    assert (result.status, result.answer) == ("complete", message["content"])
+
+
+def closed_port() -> str:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}/v1"  # nothing listens there now
+
+
+FAILURE = json.dumps({"error": {"message": "The engine is overloaded"}}).encode()
+NO_TYPE_HEAD = b"HTTP/1.1 200 OK\r\nX-Trace-Id: sse-peer-trace\r\nConnection: close\r\n\r\n"
+PAGE_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n\r\n"
+CHUNK = b'data: {"id":"c","choices":[{"delta":{"content":"Fo"},"finish_reason":null}]}\n\n'
+FAILURES: dict[str, Any] = {  # what the server does -> (head, pieces[, api]), or a fault
+    "drops the connection mid-answer": "fault-drop-answer",
+    "refuses the key": "fault-401",
+    "is not there": "closed port",
+    "sends an error event mid-answer": (None, [CHUNK, b"data: " + FAILURE + b"\n\n"]),
+    "sends a page, not a stream": (PAGE_HEAD, [b"<html><body>Sign in</body></html>"]),
+    "sends a broken chunk": (None, [CHUNK, b"data: {not json\n\n"]),
+    "sends events without a content type, cut": (NO_TYPE_HEAD, [CHUNK, b"data: {\n\n"]),
+    "answers a Messages call with one JSON error": (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n",
+        [b'{"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}'],
+        "messages",
+    ),
+}
+
+
+@pytest.mark.parametrize("failure", list(FAILURES))
+def test_each_failure_is_the_same_line_on_the_loop_as_on_a_thread(
+    api_env: LocalServer, failure: str
+) -> None:
+    from ..sse_peer import RESPONSE_HEAD, SSEPeer
+
+    how = FAILURES[failure]
+    lines, partial = [], []
+    with SSEPeer(how[1] if isinstance(how, tuple) else [], head=how[0] or RESPONSE_HEAD) as peer:
+        options: dict[str, Any] = {"display": False, "history": False, "max_retries": 0}
+        if isinstance(how, tuple):
+            options["base_url"] = peer.base_url
+            options["api"] = how[2] if len(how) > 2 else "chat"
+        elif how == "closed port":
+            options["base_url"] = closed_port()
+        else:
+            options["model"] = how
+        for call in (step_magic.ask, lambda *a, **k: asyncio.run(step_magic.ask_async(*a, **k))):
+            with pytest.raises(step_magic.StepAPIError) as caught:
+                call("hi", **options)
+            lines.append(str(caught.value))
+            partial.append(caught.value.result.answer)  # type: ignore[attr-defined]
+    on_thread, on_loop = (line.split(" (trace id")[0] for line in lines)  # ids differ per call
+    assert on_loop == on_thread
+    assert partial[0] == partial[1]
+    assert "\n" not in on_loop
+    assert "None" not in on_loop.split()  # a real reason, not an empty one
