@@ -32,10 +32,8 @@ def _warm_up() -> None:
 
         import step_magic.display.panel  # noqa: F401 - the panel's widgets (anywidget)
         from step_magic.display.markdown import answer_html
-        from step_magic.wire.chat import tls_context
+        from step_magic.wire.chat import http, tls_context
 
-        tls_context()  # the CA bundle: ~25 ms
-        client = openai.OpenAI(api_key="warm-up", base_url="http://127.0.0.1:9/v1")
-        client.chat.completions  # noqa: B018 - imports the SDK's lazily loaded resources
-        client.close()
+        openai.APIStatusError  # noqa: B018 - the exception types every failure is worded in
+        http().Client(verify=tls_context()).close()  # the HTTP stack and the CA bundle (~25 ms)
         answer_html("`x` $y$\n\n```python\nx = 1\n```")  # the parser and a lexer, cached
