@@ -89,7 +89,8 @@ class WireCall:
         """An error event's body as the same one line an HTTP error gets."""
         import openai
 
-        return self.error(openai.APIError("error event", response.request, body=payload))
+        said = "the server sent an error event, without words"  # (when it has none)
+        return self.error(openai.APIError(said, response.request, body=payload))
 
     def error(self, err: Exception, note: str = "") -> StepAPIError:
         """One clean line, worded as the chat path's are (``retry.call_error``)."""

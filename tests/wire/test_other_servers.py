@@ -7,6 +7,11 @@ is driven exactly as a user would drive it, through ``step_magic.ask``.
 
 from __future__ import annotations
 
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
 import pytest
 
 import step_magic
@@ -100,3 +105,66 @@ def test_an_answer_that_talks_about_think_tags_is_left_alone() -> None:
     out = [splitter.feed(piece) for piece in pieces] + [splitter.finish()]
     assert "".join(answer for _, answer in out) == "".join(pieces)
     assert not splitter.rethought
+
+
+class Pydantic422(BaseHTTPRequestHandler):
+    """A FastAPI-style server: a field it does not know is a 422 naming it; else one reply."""
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.bodies.append(body)  # type: ignore[attr-defined]
+        if "stream_options" in body:
+            detail = [{"loc": ["body", "stream_options"], "msg": "extra fields not permitted"}]
+            self._send(422, "application/json", json.dumps({"detail": detail}).encode())
+            return
+        chunk = {"id": "c", "choices": [{"delta": {"content": "Hi."}, "finish_reason": "stop"}]}
+        self._send(
+            200, "text/event-stream", f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode()
+        )
+
+    def _send(self, status: int, kind: str, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_a_422_naming_a_field_is_a_refusal_of_that_field(api_env: LocalServer) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Pydantic422)
+    server.bodies = []  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1/"  # a trailing slash, as pasted
+    try:
+        result = step_magic.ask("Hi", base_url=url, display=False, history=False)
+    finally:
+        server.shutdown()
+        server.server_close()
+        chat.REFUSED_USAGE_OPTION.discard(url)
+    assert (result.status, result.answer) == ("complete", "Hi.")
+    assert ["stream_options" in body for body in server.bodies] == [True, False]  # type: ignore[attr-defined]
+
+
+def test_a_base_url_with_a_trailing_slash_reaches_the_same_path(api_env: LocalServer) -> None:
+    for api in ("chat", "messages", "responses"):
+        step_magic.ask("Hi", base_url=api_env.base_url + "/", api=api, display=False)
+    assert [r.path for r in api_env.requests] == [
+        "/v1/chat/completions",
+        "/v1/messages",
+        "/v1/responses",
+    ]
+
+
+def test_an_error_event_without_words_says_what_it_was(api_env: LocalServer) -> None:
+    from ..sse_peer import SSEPeer
+
+    content = b'data: {"id":"c","choices":[{"delta":{"content":"Fo"}}]}\n\n'
+    with (
+        SSEPeer([content, b'data: {"error": {"code": 500}}\n\n']) as peer,
+        pytest.raises(step_magic.StepAPIError) as caught,
+    ):
+        step_magic.ask("Hi", base_url=peer.base_url, display=False, history=False)
+    assert str(caught.value).split(": ", 1)[1].startswith("the server sent an error event")
