@@ -438,3 +438,11 @@ def test_a_reply_that_breaks_half_way_keeps_its_id_and_the_usage_it_reported(
     assert (result.answer, result.completion_id) == ("Fo", "cmpl-cut")
     assert result.usage is not None
     assert result.usage.total == 7
+
+
+def test_a_last_event_without_its_blank_line_is_read(api_env: LocalServer) -> None:
+    """The server closed right after its last ``data:`` line: the event is whole all the same
+    (the SSE decoder dispatches what it holds at the end of the body)."""
+    last = chunk({"content": "ur."}, "stop").rstrip(b"\n")
+    result = streamed([chunk({"content": "Fo"}), last])
+    assert (result.answer, result.status) == ("Four.", "complete")
