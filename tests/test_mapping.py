@@ -6,6 +6,7 @@ row it belongs to; its request log proves how many calls were made and when they
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 import os
@@ -500,6 +501,35 @@ def test_rows_in_flight_are_tasks_of_one_loop_not_a_thread_each(server: LocalSer
     assert not [name for name in ours if name.startswith("step-map") or "_pump" in name]
 
 
+def test_rows_reuse_the_connections_of_the_rows_in_flight(server: LocalServer) -> None:
+    """As an ``AsyncOpenAI`` client does: 24 rows three at a time open about three
+    connections (and, against the real API, three TLS handshakes), not 24."""
+    settings = settings_for(server)
+    _, summary = map_rows(
+        list(range(24)), "n={item}", requester(settings), row_call(settings),
+        MapOptions("a", concurrency=3),
+    )  # fmt: skip
+    assert summary.done == 24
+    connections = {request.peer for request in server.requests}
+    assert len(connections) <= 6  # three, and a few more if a reply ends as the next starts
+
+
+def test_an_abandoned_row_leaves_the_shared_connections_usable(server: LocalServer) -> None:
+    settings = settings_for(server)
+    server.config.first_byte_delay = 20
+    threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+    threading.Timer(0.6, os.kill, (os.getpid(), signal.SIGINT)).start()
+    _, abandoned = map_rows(
+        list(range(4)), "{item}", requester(settings), row_call(settings), MapOptions("a")
+    )
+    assert abandoned.interrupted
+    server.config.first_byte_delay = 0
+    _, summary = map_rows(
+        list(range(8)), "again {item}", requester(settings), row_call(settings), MapOptions("a")
+    )
+    assert (summary.done, summary.failed) == (8, 0)
+
+
 def test_a_second_ctrl_c_abandons_rows_in_flight_at_once(server: LocalServer) -> None:
     settings = settings_for(server)
     server.config.first_byte_delay = 20
@@ -618,3 +648,23 @@ bar.finish(summary)
     again = kernel.execute(code + "print(summary.cached, summary.done)")
     assert again.stdout().endswith(f"{first} 12\n")
     assert len(sent_prompts(server)) == 12 - first
+
+
+def test_a_server_stalling_after_the_end_of_a_reply_does_not_hold_the_row(
+    server: LocalServer,
+) -> None:
+    """The rest of a body is read after ``[DONE]`` so the connection can be reused, but not
+    waited for: a server that stalls there only loses its connection."""
+    from .sse_peer import RESPONSE_HEAD, SSEPeer
+
+    content = b'data: {"id":"c","choices":[{"delta":{"content":"Hi."},"finish_reason":"stop"}]}\n\n'
+    reply = RESPONSE_HEAD + content + b"data: [DONE]\n\n"  # at once; then a 3 s stall
+    with SSEPeer([b": still here\n\n"], head=reply, pause=3) as peer:
+        settings = dataclasses.replace(settings_for(server), base_url=peer.base_url)
+        started = time.monotonic()
+        out, summary = map_rows(
+            ["a"], "{item}", requester(settings), row_call(settings), MapOptions("a")
+        )
+        took = time.monotonic() - started
+    assert (summary.done, records(out)[0]["a"]) == (1, "Hi.")
+    assert took < 2.5

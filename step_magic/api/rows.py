@@ -27,6 +27,7 @@ from step_magic.display.frontend import QuietView, auto_progress
 from step_magic.engine.asyncrunner import run_call_async
 from step_magic.engine.runner import run_call
 from step_magic.memory.history import History
+from step_magic.wire.asyncstream import shared_connections
 
 
 def map_rows(
@@ -261,9 +262,11 @@ class RowCall:
         return _kept(result, error)
 
     async def acall(self, request: ChatRequest) -> StepResult:
-        """The same call on the running event loop (cancelling it abandons the row)."""
+        """The same call on the running event loop (cancelling it abandons the row); the
+        rows of every map share the loop's open connections."""
         check_fits(request)
-        result, error = await run_call_async(self._settings, request, _RowView())
+        with shared_connections():
+            result, error = await run_call_async(self._settings, request, _RowView())
         return _kept(result, error)
 
 

@@ -63,6 +63,7 @@ class ReceivedRequest:
     headers: dict[str, str]
     body: Any
     received_at: float
+    peer: str = ""  # the client's address and port: one per connection (keep-alive reuse)
 
 
 def redact_headers(headers: list[tuple[str, str]]) -> dict[str, str]:

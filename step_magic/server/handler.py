@@ -124,6 +124,7 @@ class StepRequestHandler(BaseHTTPRequestHandler):
                 headers=redact_headers(list(self.headers.items())),
                 body=body,
                 received_at=time.time(),
+                peer=f"{self.client_address[0]}:{self.client_address[1]}",
             )
         )
         try:

@@ -12,8 +12,11 @@ in place of ``close()`` from another thread: the connection is closed as the tas
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import json
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from step_magic.core.events import Event
@@ -37,8 +40,9 @@ class AsyncHttpEventStream(WireCall):
 
     async def _events(self) -> AsyncIterator[Event]:
         body = self.body()
-        timeout = self._settings.timeout  # every phase, so reads time out when idle that long
-        async with http().AsyncClient(timeout=timeout, verify=tls_context()) as client:
+        shared = _shared.get()
+        client = shared or http().AsyncClient(verify=tls_context())
+        try:
             attempts = Attempts(self, body)
             while True:
                 response = await self._send(client, attempts.body)
@@ -52,11 +56,17 @@ class AsyncHttpEventStream(WireCall):
                 async for event in self._read(response):
                     yield event
             finally:
-                await response.aclose()
+                await response.aclose()  # a reply not read to its end closes its connection
+        finally:
+            if client is not shared:
+                await client.aclose()
 
     async def _send(self, client: Any, body: dict[str, Any]) -> Any:
         """One POST; the open response, its trace id kept."""
-        request = client.build_request("POST", self.url(), json=body, headers=self.headers())
+        timeout = self._settings.timeout  # every phase, so reads time out when idle that long
+        request = client.build_request(
+            "POST", self.url(), json=body, headers=self.headers(), timeout=timeout
+        )
         try:
             response = await client.send(request, stream=True)
         except http().HTTPError as err:
@@ -73,10 +83,12 @@ class AsyncHttpEventStream(WireCall):
                     yield event
                 return
             reader = ReplyReader(self, response)
-            async for chunk in response.aiter_bytes():
+            chunks = response.aiter_bytes()
+            async for chunk in chunks:
                 for event in reader.feed(chunk):
                     yield event
                 if reader.stopped:
+                    await _drain(chunks)
                     break
             for event in reader.end():
                 yield event
@@ -84,6 +96,51 @@ class AsyncHttpEventStream(WireCall):
             raise self.error(transport_error(err, response.request)) from None
         except (json.JSONDecodeError, EventTooLarge) as err:
             raise self.error(err) from None
+
+
+_shared: contextvars.ContextVar[Any] = contextvars.ContextVar("shared_client", default=None)
+_loop_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+@contextlib.contextmanager
+def shared_connections() -> Iterator[None]:
+    """Inside, the calls of this task reuse the open connections of one HTTP client kept for
+    the running loop, as an ``AsyncOpenAI`` client does: a ``--map`` of thousands of rows
+    opens a connection (and a TLS handshake) per row in flight, not one per row. For a loop
+    that lives as long as the process (the rows' loop, ``batch.rowcall.shared_loop``): the
+    client is never closed. Elsewhere each call has a client of its own, closed with it."""
+    loop = asyncio.get_running_loop()
+    client = _loop_clients.get(loop)
+    if client is None:
+        limits = http().Limits(max_connections=None, max_keepalive_connections=64)
+        client = _loop_clients[loop] = http().AsyncClient(verify=tls_context(), limits=limits)
+    token = _shared.set(client)
+    try:
+        yield
+    finally:
+        _shared.reset(token)
+
+
+MAX_DRAIN_BYTES = 65_536  # after a reply's end; a server still sending past that is cut
+MAX_DRAIN_SECONDS = 0.25  # and one that has not ended its body by then
+
+
+async def _drain(chunks: AsyncIterator[bytes]) -> None:
+    """What follows a reply's end (the body's last chunk marker, a blank line), read so its
+    connection can serve the next call, as the openai SDK reads a stream to its end; a
+    server that goes on sending, or stalls, after the end only loses its connection."""
+
+    async def read_rest() -> None:
+        left = MAX_DRAIN_BYTES
+        async for chunk in chunks:
+            left -= len(chunk)
+            if left < 0:
+                return
+
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(read_rest(), MAX_DRAIN_SECONDS)
 
 
 async def _read_whole(response: Any) -> bytes:
