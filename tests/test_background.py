@@ -155,6 +155,20 @@ def test_a_named_threads_turn_joins_that_thread_and_the_footer_names_it(
     assert "ran in the background: joined the thread 'lab' when it ended" in pending.result.notes
 
 
+def test_only_a_background_call_that_joined_a_thread_says_so_and_other_notes_stay(
+    ip: Any, server: LocalServer
+) -> None:
+    ip.run_cell_magic("step", "--chat lab", "My name is Ada.")
+    assert not any("background" in note for note in ip.user_ns["_step"].notes)
+    ip.run_cell_magic("step", "--background --no-memory -o alone", "What is 2 + 2?")
+    assert not any("joined" in note for note in ip.user_ns["alone"].wait().notes)
+    # a reply budget that leaves no room for the earlier turn: a note of its own
+    ip.run_cell_magic("step", "--background --chat lab --max-tokens 255990 -o late", "And?")
+    notes = ip.user_ns["late"].wait().notes
+    assert any("oldest turn(s) left out" in note for note in notes)
+    assert "ran in the background: joined the thread 'lab' when it ended" in notes
+
+
 def test_a_recorded_reply_replays_in_the_background(ip: Any, server: LocalServer) -> None:
     ip.run_cell_magic("step", "--no-memory", "What is 2 + 2?")
     ip.run_cell_magic("step", "--background --replay --no-memory -o again", "What is 2 + 2?")

@@ -114,6 +114,10 @@ def test_format_json_parses_a_json_answer_or_fails_clearly(
     flags = f"--no-memory --replay --cassette {cassette} --format json"
     run(ip, f"%%step {flags}\nGive JSON").raise_error()
     assert '"answer": 42' in capsys.readouterr().out
+    from step_magic.display.bundles import answer_bundle
+
+    final = answer_bundle(ip.user_ns["_step"])  # the answer's part of a notebook's final form
+    assert final["application/json"] == {"answer": 42}
     error = run(ip, "%%step --no-memory --format json\nNot JSON").error_in_exec
     assert type(error).__name__ == "AnswerFormatError"
     assert ip.user_ns["_step"].answer  # the answer is still there
@@ -151,6 +155,19 @@ def test_history_can_be_turned_off(ip: Any) -> None:
     ip.run_line_magic("config", "StepMagics.history = False")
     run(ip, "%step Hi").raise_error()
     assert not Path(os.environ["STEP_MAGIC_HISTORY"]).exists()
+
+
+def test_while_recording_a_replay_reads_the_recording_even_without_a_history(
+    ip: Any, server: LocalServer, tmp_path: Path
+) -> None:
+    ip.run_line_magic("config", "StepMagics.history = False")
+    ip.run_line_magic("step_record", str(tmp_path / "lesson.jsonl"))
+    run(ip, "%%step --no-memory\nHow many r in strawberry").raise_error()
+    live = ip.user_ns["_step"].answer
+    run(ip, "%%step --no-memory --replay\nHow many r in strawberry").raise_error()
+    ip.run_line_magic("step_record", "--stop")
+    assert (ip.user_ns["_step"].answer, ip.user_ns["_step"].replayed) == (live, True)
+    assert len(server.requests) == 1
 
 
 def test_a_lesson_recorded_online_replays_offline(

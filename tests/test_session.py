@@ -268,3 +268,32 @@ def test_the_call_log_names_the_notebook_a_cell_ran_in(
     ip.run_cell("%step Why do tides happen").raise_error()
     (row,) = step_magic.history()
     assert row.notebook == "lessons/tides.ipynb"
+
+
+def test_an_attached_image_counts_against_the_room_for_earlier_turns(
+    api_env: LocalServer,
+) -> None:
+    """This prompt's images take their share of the context (400 tokens each at low
+    detail), so an earlier turn that would fit beside the words alone is left out."""
+    from PIL import Image
+
+    from step_magic.core.request import estimate_tokens
+
+    from .sse_peer import SSEPeer
+
+    photo = Image.new("RGB", (8, 8), "red")
+    with SSEPeer(REPLY) as peer, step_magic.Chat("lesson", history=False) as chat:
+        chat.ask("My name is Ada.", base_url=peer.base_url, display=False)
+        earlier = estimate_tokens(chat.turns[0].messages(keep_media=False))
+        words = estimate_tokens([{"role": "user", "content": "What is in it?"}])
+        budget = 256_000 - earlier - words - 50  # room for the words and 50 tokens more
+        result = chat.ask(
+            "What is in it?",
+            attach={"photo": photo},
+            base_url=peer.base_url,
+            max_tokens=budget,
+            display=False,
+        )
+        sent = json.loads(peer.bodies[-1])["messages"]
+    assert len(sent) == 1  # the earlier turn did not fit beside the image
+    assert any("left out" in note for note in result.notes)
