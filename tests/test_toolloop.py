@@ -81,3 +81,49 @@ def test_the_note_for_tools_not_offered_is_one_short_line_whatever_the_names() -
     assert len(note) < 200
     assert note.startswith("the model called a b, ")
     assert note.endswith(" and 5 more, not among the tools offered: not run")
+
+
+def test_stop_from_another_thread_interrupts_the_running_call_and_starts_no_other() -> None:
+    """What a cancelled ``ask_async`` does while a tool runs in its worker thread: the record
+    says interrupted at once, and stays so when the function returns later."""
+    import threading
+
+    started, release = threading.Event(), threading.Event()
+    ran: list[str] = []
+
+    def slow() -> str:
+        """Slow."""
+        started.set()
+        release.wait(10)
+        ran.append("slow")
+        return "done"
+
+    def second() -> str:
+        """Second."""
+        ran.append("second")
+        return "2"
+
+    class Quiet:
+        def tool(self, record: ToolRecord) -> None:
+            """Shows nothing."""
+
+    loop = ToolLoop(
+        Toolbox([function_tool("slow", slow), function_tool("second", second)], budget_chars=100)
+    )
+    request = ChatRequest("m", ({"role": "user", "content": "go"},))
+    calls = (ToolCall("a", "slow", "{}"), ToolCall("b", "second", "{}"))
+    interrupts: list[int] = []
+    worker = threading.Thread(
+        target=loop.run_calls,
+        args=(request, "", calls, Quiet(), interrupts),
+        kwargs={"step": 1, "reasoning_at": 0},
+    )
+    worker.start()
+    assert started.wait(10)
+    loop.stop(interrupts)
+    assert [record.status for record in loop.records] == ["interrupted"]
+    release.set()
+    worker.join(10)
+    assert ran == ["slow"]  # the function ran to its end; the second never started
+    assert [record.status for record in loop.records] == ["interrupted"]
+    assert interrupts == [signal.SIGINT]

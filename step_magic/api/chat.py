@@ -49,7 +49,7 @@ class Chat:
             raise InputError(f"Chat: unknown keyword(s): {', '.join(unknown)}")
         self._keywords = keywords  # private: it may hold api_key
         self._restart = False  # the next call starts the thread afresh (after reset)
-        self._turn = threading.Lock()  # one ``ask`` at a time (module docstring)
+        self._turn = threading.RLock()  # one ``ask`` at a time; a tool may ask the chat too
         self._loop_turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]
         self._loop_turns = weakref.WeakKeyDictionary()  # one ``ask_async`` at a time, per loop
         self._session = Session(History() if history else None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import signal
 from collections.abc import Callable, Mapping, Sequence, Sized
@@ -13,7 +14,7 @@ from step_magic.api.inputs import call_settings
 from step_magic.api.prepare import check_fits, output_schema
 from step_magic.batch.cache import ReplyCache, reply_cache
 from step_magic.batch.filerun import map_file
-from step_magic.batch.rowcall import note_retry, on_abandon
+from step_magic.batch.rowcall import note_retry, on_abandon, on_rows_loop
 from step_magic.batch.scheduler import map_rows as schedule
 from step_magic.batch.sources import Source, is_lazy
 from step_magic.batch.table import NO_NAMES, MapOptions
@@ -265,7 +266,8 @@ class RowCall:
         """The same call on the running event loop (cancelling it abandons the row); the
         rows of every map share the loop's open connections."""
         check_fits(request)
-        with shared_connections():
+        sharing = shared_connections() if on_rows_loop() else contextlib.nullcontext()
+        with sharing:
             result, error = await run_call_async(self._settings, request, _RowView())
         return _kept(result, error)
 

@@ -42,6 +42,15 @@ def shared_loop() -> asyncio.AbstractEventLoop:
         return _loop
 
 
+def on_rows_loop() -> bool:
+    """Whether this runs on the rows' loop (``shared_loop``), which lives as long as the
+    process: what it keeps open (connections) is never left behind by a loop that ended."""
+    try:
+        return asyncio.get_running_loop() is _loop
+    except RuntimeError:  # no loop running here
+        return False
+
+
 _loop: asyncio.AbstractEventLoop | None = None
 _loop_pid = 0
 _loop_lock = threading.Lock()

@@ -103,10 +103,7 @@ async def _run_tools(tools: ToolLoop, arguments: dict[str, Any], interrupts: lis
         return await asyncio.to_thread(tools.run_calls, **{**arguments, "view": view})
     except asyncio.CancelledError:
         view.ended = True
-        interrupts.append(signal.SIGINT)  # the tool loop stops after the running one
-        for record in tools.records:
-            if record.status == "running":
-                record.status = "interrupted"
+        tools.stop(interrupts)
         raise
 
 

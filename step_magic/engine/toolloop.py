@@ -10,6 +10,8 @@ running function or the confirmation question and stops the loop.
 from __future__ import annotations
 
 import dataclasses
+import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +44,9 @@ class ToolLoop:
     max_steps: int = DEFAULT_MAX_STEPS
     confirm: Confirm | None = None
     records: list[ToolRecord] = field(default_factory=list)
+    _lock: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
+    )
 
     def run_calls(
         self,
@@ -74,11 +79,12 @@ class ToolLoop:
             assistant[REASONING_DETAILS] = [dict(detail) for detail in details]
         messages: list[Message] = [*request.messages, assistant]
         for number, call in enumerate(calls):
-            if interrupts:  # a Ctrl-C between two calls stops the next one too
-                break
             said = content if number == 0 else ""
             record = ToolRecord(call.name, call.arguments, call.id, step, reasoning_at, said=said)
-            self.records.append(record)
+            with self._lock:  # (``stop`` from the event loop's thread)
+                if interrupts:  # a Ctrl-C between two calls stops the next one too
+                    break
+                self.records.append(record)
             if number >= MAX_CALLS_PER_TURN:  # every call needs an answer, even unrun ones
                 record.status = f"not run (over {MAX_CALLS_PER_TURN} calls in one turn)"
                 messages.append({"role": "tool", "tool_call_id": call.id, "content": TOO_MANY})
@@ -87,7 +93,7 @@ class ToolLoop:
             started = time.monotonic()
             ran = self._run(call, interrupts)
             record.duration = time.monotonic() - started
-            if ran is None or interrupts:  # (a cancelled task's tool thread may run on)
+            if ran is None or record.status == "interrupted":  # Ctrl-C, or ``stop``
                 record.status = "interrupted"
                 view.tool(record)
                 break
@@ -96,6 +102,16 @@ class ToolLoop:
             view.tool(record)
             messages.append({"role": "tool", "tool_call_id": call.id, "content": outcome.text})
         return dataclasses.replace(request, messages=tuple(messages))
+
+    def stop(self, interrupts: list[int]) -> None:
+        """Stop from another thread (an ``ask_async`` cancelled while a tool runs in a worker
+        thread, which cannot be stopped): no further call starts, and the running one is
+        interrupted in the result now, whatever it returns later."""
+        with self._lock:
+            interrupts.append(signal.SIGINT)
+            for record in self.records:
+                if record.status == "running":
+                    record.status = "interrupted"
 
     def _run(self, call: ToolCall, interrupts: list[int]) -> tuple[str, Outcome] | None:
         """How the call went (ok, error, declined) and its outcome; None when Ctrl-C stopped

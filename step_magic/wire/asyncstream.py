@@ -14,18 +14,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import http.cookiejar as http_cookiejar
 import json
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from step_magic.core.events import Event
-from step_magic.wire.chat import check_whole, http, is_whole, tls_context
+from step_magic.wire.chat import check_whole, http, is_whole
 from step_magic.wire.httpstream import (
     MAX_ERROR_BYTES,
     Attempts,
     ReplyReader,
     WireCall,
+    client_options,
     status_error,
     transport_error,
 )
@@ -41,7 +43,8 @@ class AsyncHttpEventStream(WireCall):
     async def _events(self) -> AsyncIterator[Event]:
         body = self.body()
         shared = _shared.get()
-        client = shared or http().AsyncClient(verify=tls_context())
+        client = shared or http().AsyncClient(**client_options())
+        self._reuse = client is shared  # then the connection is worth keeping after the reply
         try:
             attempts = Attempts(self, body)
             while True:
@@ -88,7 +91,8 @@ class AsyncHttpEventStream(WireCall):
                 for event in reader.feed(chunk):
                     yield event
                 if reader.stopped:
-                    await _drain(chunks)
+                    if self._reuse:
+                        await _drain(chunks)
                     break
             for event in reader.end():
                 yield event
@@ -115,7 +119,9 @@ def shared_connections() -> Iterator[None]:
     client = _loop_clients.get(loop)
     if client is None:
         limits = http().Limits(max_connections=None, max_keepalive_connections=64)
-        client = _loop_clients[loop] = http().AsyncClient(verify=tls_context(), limits=limits)
+        refused = http_cookiejar.CookieJar(http_cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+        options = {**client_options(), "limits": limits, "cookies": refused}  # none kept
+        client = _loop_clients[loop] = http().AsyncClient(**options)
     token = _shared.set(client)
     try:
         yield
@@ -129,8 +135,9 @@ MAX_DRAIN_SECONDS = 0.25  # and one that has not ended its body by then
 
 async def _drain(chunks: AsyncIterator[bytes]) -> None:
     """What follows a reply's end (the body's last chunk marker, a blank line), read so its
-    connection can serve the next call, as the openai SDK reads a stream to its end; a
-    server that goes on sending, or stalls, after the end only loses its connection."""
+    connection can serve the next call, as the openai SDK reads a stream to its end. The
+    reply is whole already: a server that goes on sending, stalls, or cuts the connection
+    after its end only loses the connection, never the reply."""
 
     async def read_rest() -> None:
         left = MAX_DRAIN_BYTES
@@ -139,8 +146,13 @@ async def _drain(chunks: AsyncIterator[bytes]) -> None:
             if left < 0:
                 return
 
-    with contextlib.suppress(asyncio.TimeoutError):
-        await asyncio.wait_for(read_rest(), MAX_DRAIN_SECONDS)
+    reading = asyncio.ensure_future(read_rest())
+    try:  # (asyncio.wait, not wait_for, which can swallow a cancel before Python 3.12)
+        await asyncio.wait({reading}, timeout=MAX_DRAIN_SECONDS)
+    finally:
+        reading.cancel()
+        with contextlib.suppress(BaseException):  # its own cancel, or the cut connection
+            await reading
 
 
 async def _read_whole(response: Any) -> bytes:

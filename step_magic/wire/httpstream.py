@@ -14,6 +14,7 @@ send, so an error body is read to the same cap and worded the same everywhere.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 import socket
@@ -216,7 +217,7 @@ class HttpEventStream(WireCall):
     def client(self) -> Any:
         """The HTTP client of this call (closed with it; ``close`` closes it early)."""
         timeout = self._settings.timeout  # every phase, so reads time out when idle that long
-        return http().Client(timeout=timeout, verify=tls_context())
+        return http().Client(timeout=timeout, **client_options())
 
     def _open(self, http_client: Any, body: dict[str, Any]) -> Generator[Event, None, Any]:
         """Send the request as ``Attempts`` says; return the open response (None when
@@ -289,6 +290,24 @@ class HttpEventStream(WireCall):
                 _shut(sock)
 
 
+def client_options() -> dict[str, Any]:
+    """How every call's HTTP client is made, on a thread or a loop: the one TLS context,
+    redirects followed as the openai SDK follows them (a proxy's 307 to a trailing slash;
+    the key is not sent on to another host), and a User-Agent naming step-magic."""
+    agent = {"User-Agent": _user_agent()}
+    return {"verify": tls_context(), "follow_redirects": True, "headers": agent}
+
+
+@functools.cache
+def _user_agent() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"step-magic/{version('step-magic')}"
+    except PackageNotFoundError:  # run from a source tree
+        return "step-magic"
+
+
 def mapping(value: Any) -> dict[str, Any]:
     """``value`` if it is a JSON object, else an empty one (servers send odd shapes)."""
     return value if isinstance(value, dict) else {}
@@ -333,8 +352,8 @@ def error_body(raw: bytes) -> object:
     except ValueError:
         pass
     text = raw.decode("utf-8", "replace")
-    start = _MESSAGE_START.search(text)
-    if start is not None and len(raw) > MAX_ERROR_BYTES:
+    start = _MESSAGE_START.search(text) if text.lstrip().startswith("{") else None
+    if start is not None and len(raw) > MAX_ERROR_BYTES:  # a JSON object cut at the cap
         piece = _STRING_PREFIX.match(text, start.end())
         words = piece.group() if piece else ""
         with contextlib.suppress(ValueError):  # a cut escape: the characters as they came

@@ -327,8 +327,9 @@ def test_a_huge_error_body_is_read_to_its_cap_and_shown_cut_on_the_loop(
     [
         ("text/plain", b"Blocked by the\n proxy policy ", "Blocked by the proxy policy"),
         ("text/html", b"<html><body><h1>Forbidden</h1>" + b"<p>x</p>" * 500, "Forbidden"),
+        ("text/html", b'<html><script>{"message": "evil"}' + b" " * 1_100_000, "Forbidden"),
     ],
-    ids=["plain text", "a page"],
+    ids=["plain text", "a page", "a page over the cap"],
 )
 def test_an_error_that_is_not_json_shows_its_words_but_not_a_page(
     api_env: LocalServer, kind: str, body: bytes, shown: str
@@ -472,3 +473,39 @@ def test_each_failure_is_the_same_line_on_the_loop_as_on_a_thread(
     assert "None" not in on_loop.split()  # a real reason, not an empty one
     if how == "closed port":
         assert on_loop.endswith("failed: [Errno 111] Connection refused")  # the socket's words
+
+
+CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+CHUNKED_HEAD += b"Transfer-Encoding: chunked\r\n\r\n"
+
+
+def framed(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def test_a_connection_cut_after_done_leaves_the_reply_whole_everywhere(
+    api_env: LocalServer,
+) -> None:
+    """The reply said it ended: a body cut before its last chunk marker loses nothing."""
+    from step_magic.api.rows import row_call
+    from step_magic.batch.scheduler import map_rows
+    from step_magic.batch.table import MapOptions
+    from step_magic.core.request import build_request
+    from step_magic.core.settings import Settings
+
+    from ..sse_peer import SSEPeer
+
+    events = CHUNK + b'data: {"choices":[{"delta":{"content":"ur."},"finish_reason":"stop"}]}\n\n'
+    with SSEPeer([framed(events + b"data: [DONE]\n\n")], head=CHUNKED_HEAD) as peer:
+        options: dict[str, Any] = {"base_url": peer.base_url, "display": False, "history": False}
+        on_thread = step_magic.ask("hi", **options)
+        on_loop = asyncio.run(step_magic.ask_async("hi", **options))
+        settings = Settings("step-3.7-flash", peer.base_url, TEST_KEY)
+        table, summary = map_rows(
+            ["a", "b"], "{item}", lambda p: build_request(settings, p), row_call(settings),
+            MapOptions("answer"),
+        )  # fmt: skip
+    assert on_thread.answer == on_loop.answer == "Four."
+    assert on_loop.status == "complete"
+    assert (summary.done, summary.failed) == (2, 0)
+    assert [row["answer"] for row in table] == ["Four.", "Four."]

@@ -315,3 +315,27 @@ def test_the_api_docs_example_of_the_call_log_runs_as_written(tmp_path: Path) ->
         "Why do tides happen? complete True",
         "['Why do tides happen?', 'Why is the sky blue?']",
     ]
+
+
+def test_a_tool_may_ask_the_chat_it_serves(api_env: LocalServer) -> None:
+    """The chat's asks take turns, but a tool of the running ask may ask the same chat."""
+    import threading
+
+    with step_magic.Chat("nested", history=False) as chat:
+
+        def second_opinion(question: str) -> str:
+            """Ask for a second opinion."""
+            return chat.ask(f"Briefly: {question}", display=False).answer
+
+        results: list[Any] = []
+        worker = threading.Thread(
+            target=lambda: results.append(
+                chat.ask("What is 2 + 2?", tools=[second_opinion], display=False)
+            ),
+            daemon=True,
+        )
+        worker.start()
+        worker.join(60)
+        assert not worker.is_alive()  # no deadlock
+    assert results[0].tool_calls
+    assert results[0].tool_calls[0].status == "ok"

@@ -168,3 +168,75 @@ def test_an_error_event_without_words_says_what_it_was(api_env: LocalServer) -> 
     ):
         step_magic.ask("Hi", base_url=peer.base_url, display=False, history=False)
     assert str(caught.value).split(": ", 1)[1].startswith("the server sent an error event")
+
+
+class Redirecting(BaseHTTPRequestHandler):
+    """A proxy that redirects every path without a trailing slash (307, the method and body
+    kept) to where it serves; ``elsewhere`` sends the redirect to another origin instead."""
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.seen.append((self.path, dict(self.headers)))  # type: ignore[attr-defined]
+        if not self.path.endswith("/"):
+            target = self.server.elsewhere or ""  # type: ignore[attr-defined]
+            self.send_response(307)
+            self.send_header("Location", f"{target}{self.path}/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        assert json.loads(body)["stream"] is True
+        chunk = {"id": "c", "choices": [{"delta": {"content": "Hi."}, "finish_reason": "stop"}]}
+        stream = f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Content-Length", str(len(stream)))
+        self.end_headers()
+        self.wfile.write(stream)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def serving(handler: type[BaseHTTPRequestHandler], elsewhere: str = "") -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.seen, server.elsewhere = [], elsewhere  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_a_redirect_is_followed_on_a_thread_and_on_the_loop_with_the_key(
+    api_env: LocalServer,
+) -> None:
+    import asyncio
+
+    server = serving(Redirecting)
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    try:
+        on_thread = step_magic.ask("Hi", base_url=url, display=False, history=False)
+        on_loop = asyncio.run(step_magic.ask_async("Hi", base_url=url, history=False))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert on_thread.answer == on_loop.answer == "Hi."
+    paths = [path for path, _ in server.seen]  # type: ignore[attr-defined]
+    assert paths == ["/v1/chat/completions", "/v1/chat/completions/"] * 2
+    headers = [{k.lower(): v for k, v in h.items()} for _, h in server.seen]  # type: ignore[attr-defined]
+    assert all(h["authorization"] == f"Bearer {TEST_KEY}" for h in headers)  # same origin
+    assert all(h["user-agent"].startswith("step-magic") for h in headers)
+
+
+def test_a_redirect_to_another_host_does_not_carry_the_key(api_env: LocalServer) -> None:
+    other = serving(Redirecting)
+    origin = serving(Redirecting, elsewhere=f"http://localhost:{other.server_address[1]}")
+    url = f"http://127.0.0.1:{origin.server_address[1]}/v1"
+    try:
+        step_magic.ask("Hi", base_url=url, display=False, history=False)
+    except step_magic.StepAPIError:
+        pass  # without the key the other host may well refuse; what matters is what it got
+    finally:
+        for server in (origin, other):
+            server.shutdown()
+            server.server_close()
+    received = [{k.lower() for k in h} for _, h in other.seen]  # type: ignore[attr-defined]
+    assert received
+    assert all("authorization" not in names for names in received)
