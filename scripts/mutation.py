@@ -67,7 +67,7 @@ TESTS = {  # module -> tests/test_<name>.py ("api/python_api" is tests/api/test_
     "step_magic/wire/messages.py":
         "wire/messages_reading messages_api messages_tools wire/server_shapes",
     "step_magic/engine/session.py": "session memory api/async_api background",
-    "step_magic/api/calls.py": "api/call_ends api/python_api api/async_api",
+    "step_magic/api/calls.py": "api/call_ends api/python_api api/async_api background",
     "step_magic/wire/httpstream.py":
         "wire/messages_reading messages_api responses_api bounded interrupts wire/other_servers"
         " structured_output api/async_api",

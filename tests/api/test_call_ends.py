@@ -107,3 +107,49 @@ def test_one_off_calls_join_no_thread_in_the_call_log(api_env: LocalServer) -> N
     assert {r.prompt: r.thread for r in step_magic.history()} == dict.fromkeys(
         ("Asked", "Streamed", "Asked on the loop", "Streamed on the loop")
     )
+
+
+def test_a_chat_stream_read_to_its_end_is_a_turn_of_the_chat(api_env: LocalServer) -> None:
+    with step_magic.Chat("lesson", history=False) as chat:
+        kinds = [event.kind for event in chat.stream("My name is Ada.")]
+        assert kinds[-1] == "done"
+        assert [turn.user["content"] for turn in chat.turns] == ["My name is Ada."]
+        chat.ask("What is my name?", display=False)
+    users = [m["content"] for m in api_env.requests[-1].body["messages"] if m["role"] == "user"]
+    assert users == ["My name is Ada.", "What is my name?"]
+
+
+def test_a_stream_runs_the_tools_it_is_given(api_env: LocalServer) -> None:
+    events = list(step_magic.stream("How big is 2 by 3?", tools=[area]))
+    results = [event for event in events if event.kind == "tool_result"]
+    assert [(event.record.name, event.record.status) for event in results] == [("area", "ok")]
+    assert events[-1].result.steps == 2  # the tool's result went back for a second turn
+
+
+def test_closing_a_stream_whose_tool_hangs_returns_after_a_bounded_wait(
+    api_env: LocalServer,
+) -> None:
+    """A tool cannot be stopped from outside: closing waits a few seconds for the call to
+    end (``calls.JOIN_SECONDS``), then returns and leaves the thread to finish on its own."""
+    import threading
+
+    from step_magic.api.calls import JOIN_SECONDS
+
+    started, release = threading.Event(), threading.Event()
+
+    def stuck(width: int, height: int) -> int:
+        """The area of a rectangle, slowly."""
+        started.set()
+        release.wait(JOIN_SECONDS + 5)
+        return width * height
+
+    stream = step_magic.stream("How big is 2 by 3?", tools=[stuck])
+    for event in stream:
+        if event.kind == "tool_call":
+            break
+    assert started.wait(10)
+    closing = time.monotonic()
+    stream.close()  # type: ignore[attr-defined]
+    took = time.monotonic() - closing
+    release.set()
+    assert JOIN_SECONDS - 0.5 <= took < JOIN_SECONDS + 3
