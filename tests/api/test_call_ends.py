@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 
@@ -153,3 +154,44 @@ def test_closing_a_stream_whose_tool_hangs_returns_after_a_bounded_wait(
     took = time.monotonic() - closing
     release.set()
     assert JOIN_SECONDS - 0.5 <= took < JOIN_SECONDS + 3
+
+
+def test_display_true_shows_the_reply_and_its_tools_as_plain_text(
+    api_env: LocalServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Outside a notebook, ``display=True`` streams the reply to stdout, tool calls too."""
+    result = step_magic.ask("How big is 2 by 3?", tools=[area], display=True)
+    shown = capsys.readouterr().out
+    assert result.answer.strip()[:40] in shown
+    assert "area(" in shown
+    step_magic.ask("Why is the sky blue?", display=False)
+    assert capsys.readouterr().out == ""
+
+
+def test_an_awaited_call_that_is_cancelled_shows_none_of_our_frames(
+    ip: Any, api_env: LocalServer
+) -> None:
+    """In a notebook, a cancelled ``await step_magic.ask_async(...)`` is the asyncio error
+    with the cell's lines and the one frame that raised it, not a stack of step-magic's
+    frames (IPython's ``__tracebackhide__``); a failed one is one line (the extension's
+    error handler)."""
+    import io
+    from contextlib import redirect_stdout
+
+    slow(api_env)
+    ip.user_ns["step_magic"] = step_magic
+    cell = (
+        "import asyncio\n"
+        "task = asyncio.ensure_future(step_magic.ask_async('A long thought', display=False))\n"
+        "await asyncio.sleep(0.5)\n"
+        "task.cancel()\n"
+        "await task\n"
+    )
+    out = io.StringIO()
+    with redirect_stdout(out):
+        ip.run_cell(cell)
+    shown = out.getvalue()
+    assert "CancelledError" in shown
+    assert "reply interrupted; the partial text above is kept" in shown
+    ours = [line for line in shown.splitlines() if "step_magic" in line and ".py:" in line]
+    assert len(ours) == 1, shown  # the frame that raised, which IPython always shows
