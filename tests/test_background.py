@@ -273,3 +273,12 @@ def test_unloading_stops_the_calls_still_running(ip: Any, server: LocalServer) -
         assert pending.result.status == "interrupted"
     finally:
         ip.run_line_magic("load_ext", "step_magic")  # the fixture unloads it again
+
+
+def test_display_true_shows_a_background_call_as_plain_text_outside_a_notebook(
+    server: LocalServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = background(server, "What is 2 + 2?", display=True).wait()
+    assert result.answer.strip()[:30] in capsys.readouterr().out
+    background(server, "What is 3 + 3?", display=False).wait()
+    assert capsys.readouterr().out == ""
