@@ -496,3 +496,34 @@ def test_a_chat_line_over_the_limit_ends_the_reply_in_one_line(
         step_magic.ask("Hi", base_url=peer.base_url, display=False)
     assert "an event from the server is over 100,000 characters" in str(caught.value)
     assert caught.value.result.answer == "Hello "
+
+
+def test_an_error_body_cut_at_its_cap_keeps_the_start_of_its_message_decoded() -> None:
+    """The words a JSON error body held before the cut, escapes decoded; an escape cut in
+    the middle, or a lone backslash at the cut, costs only those characters."""
+    from step_magic.wire.httpstream import MAX_ERROR_BYTES, error_body
+
+    head = b'{"error": {"message": "caf\\u00e9 ' + b"x" * MAX_ERROR_BYTES
+    cut = " … (cut: the error body is over 1,000,000 bytes)"
+    cases = [  # what follows " end" where the body was cut -> how the message ends
+        (b"\\", ""),
+        (b"\\u00", ""),
+        (b"\\\\", "\\"),
+        (b"\\n", "\n"),
+        (b"\t raw", "\t raw"),
+    ]
+    for tail, ending in cases:
+        message = error_body(head + b" end" + tail)["error"]["message"]  # type: ignore[index]
+        assert message.startswith("café xxx")
+        assert message.endswith(" end" + ending + cut)
+    odd = error_body(head + b" \\x")["error"]["message"]  # type: ignore[index]
+    assert odd.startswith("caf\\u00e9 xxx")  # not JSON after all: the characters as sent
+    assert odd.endswith(" \\x" + cut)
+
+
+def test_an_error_body_that_is_not_json_is_shown_as_text_not_as_cut() -> None:
+    from step_magic.wire.httpstream import error_body
+
+    assert error_body(b'{"error": {"message": "broken') == '{"error": {"message": "broken'
+    assert error_body(b"Bad \xff gateway") == "Bad \ufffd gateway"  # invalid UTF-8 replaced
+    assert error_body(b"  ") is None

@@ -341,6 +341,7 @@ def status_error(response: Any, raw: bytes) -> Exception:
 
 _MESSAGE_START = re.compile(r'"message"\s*:\s*"')
 _STRING_PREFIX = re.compile(r'(?:[^"\\]|\\.)*')  # a JSON string's characters up to its end
+_CUT_ESCAPE = re.compile(r"(?:^|[^\\])(?:\\\\)*(\\(?:u[0-9a-fA-F]{0,3})?)$")
 
 
 def error_body(raw: bytes) -> object:
@@ -356,8 +357,11 @@ def error_body(raw: bytes) -> object:
     if start is not None and len(raw) > MAX_ERROR_BYTES:  # a JSON object cut at the cap
         piece = _STRING_PREFIX.match(text, start.end())
         words = piece.group() if piece else ""
-        with contextlib.suppress(ValueError):  # a cut escape: the characters as they came
-            words = json.loads(f'"{words.rstrip(chr(92))}"')
+        cut_escape = _CUT_ESCAPE.search(words)  # a backslash escape the cut split in two
+        if cut_escape is not None:
+            words = words[: cut_escape.start(1)]
+        with contextlib.suppress(ValueError):  # (anything else odd: the characters as sent)
+            words = json.loads(f'"{words}"', strict=False)  # (raw control characters too)
         cut = f" … (cut: the error body is over {MAX_ERROR_BYTES:,} bytes)"
         return {"error": {"message": words + cut}}
     return text.strip() or None

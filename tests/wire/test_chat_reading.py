@@ -9,6 +9,7 @@ also driven directly where their contract (what is kept across chunks) is the po
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -446,3 +447,15 @@ def test_a_last_event_without_its_blank_line_is_read(api_env: LocalServer) -> No
     last = chunk({"content": "ur."}, "stop").rstrip(b"\n")
     result = streamed([chunk({"content": "Fo"}), last])
     assert (result.answer, result.status) == ("Four.", "complete")
+
+
+def test_a_server_that_stalls_after_done_does_not_hold_the_reply(api_env: LocalServer) -> None:
+    from ..sse_peer import RESPONSE_HEAD
+
+    reply = RESPONSE_HEAD + chunk({"content": "Four."}, "stop") + DONE  # at once, then 3 s
+    with SSEPeer([b": still here\n\n"], head=reply, pause=3) as peer:
+        started = time.monotonic()
+        result = ask("2+2?", base_url=peer.base_url, display=False, history=False)
+        took = time.monotonic() - started
+    assert (result.answer, result.status) == ("Four.", "complete")
+    assert took < 2.5

@@ -240,3 +240,44 @@ def test_a_redirect_to_another_host_does_not_carry_the_key(api_env: LocalServer)
     received = [{k.lower() for k in h} for _, h in other.seen]  # type: ignore[attr-defined]
     assert received
     assert all("authorization" not in names for names in received)
+
+
+class BusyThenFine(BaseHTTPRequestHandler):
+    """A 503 whose words happen to name a field, then an answer."""
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.bodies.append(body)  # type: ignore[attr-defined]
+        if len(self.server.bodies) == 1:  # type: ignore[attr-defined]
+            said = {"error": {"message": "stream_options workers are busy, retry"}}
+            payload = json.dumps(said).encode()
+            self.send_response(503)
+            self.send_header("Retry-After", "0")
+            self.send_header("Content-Type", "application/json")
+        else:
+            chunk = {"choices": [{"delta": {"content": "Hi."}, "finish_reason": "stop"}]}
+            payload = f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_only_a_400_or_422_is_a_refusal_of_a_field_a_503_is_retried_as_it_was(
+    api_env: LocalServer,
+) -> None:
+    server = serving(BusyThenFine)
+    server.bodies = []  # type: ignore[attr-defined]
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    try:
+        result = step_magic.ask("Hi", base_url=url, display=False, history=False)
+    finally:
+        server.shutdown()
+        server.server_close()
+        chat.REFUSED_USAGE_OPTION.discard(url)
+    assert result.answer == "Hi."
+    assert ["stream_options" in body for body in server.bodies] == [True, True]  # type: ignore[attr-defined]
