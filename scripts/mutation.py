@@ -65,7 +65,7 @@ TESTS = {  # module -> tests/test_<name>.py ("api/python_api" is tests/api/test_
         "wire/chat_reading wire/server_shapes wire/other_servers structured_output toolcalls"
         " doctor",
     "step_magic/wire/messages.py":
-        "wire/messages_reading messages_api messages_tools wire/server_shapes",
+        "wire/messages_reading messages_api messages_tools wire/server_shapes structured_output",
     "step_magic/engine/session.py": "session memory api/async_api background",
     "step_magic/api/calls.py": "api/call_ends api/python_api api/async_api background",
     "step_magic/wire/httpstream.py":

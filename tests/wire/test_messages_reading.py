@@ -106,6 +106,16 @@ def test_usage_without_cache_reads_has_no_cached_count(api_env: LocalServer) -> 
     assert (result.usage.prompt, result.usage.completion, result.usage.cached) == (3, 2, None)
 
 
+def test_a_count_the_server_leaves_out_is_zero(api_env: LocalServer) -> None:
+    """A proxy that reports only output tokens, or only input tokens: the other is 0."""
+    only_output = streamed([start({}), *FOUR, stop("end_turn", {"output_tokens": 2}), END])
+    only_input = streamed([start({"input_tokens": 3}), *FOUR, stop("end_turn"), END])
+    assert only_output.usage is not None
+    assert only_input.usage is not None
+    assert (only_output.usage.prompt, only_output.usage.completion) == (0, 2)
+    assert (only_input.usage.prompt, only_input.usage.completion) == (3, 0)
+
+
 @pytest.mark.parametrize(
     ("tail", "completion"),
     [([], 1), ([stop(None, {"output_tokens": 9})], 9)],
