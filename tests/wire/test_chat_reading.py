@@ -459,3 +459,43 @@ def test_a_server_that_stalls_after_done_does_not_hold_the_reply(api_env: LocalS
         took = time.monotonic() - started
     assert (result.answer, result.status) == ("Four.", "complete")
     assert took < 2.5
+
+
+def test_the_doctor_reads_a_delta_as_a_call_reads_it() -> None:
+    """``step-magic doctor`` names the field the reasoning came in from one delta: every
+    piece of text in it counts, in order, split by think tags as a call splits them."""
+    from step_magic.wire.chat import delta_texts
+
+    thinking = [{"type": "text", "text": "Two and "}, {"type": "text", "text": "two."}]
+    parts = [
+        {"type": "thinking", "thinking": thinking},
+        {"type": "text", "text": "Fo"},
+        {"type": "text", "text": "ur."},
+    ]
+    assert delta_texts({"content": parts}) == ("Two and two.", "Four.")
+    assert delta_texts({"content": "<think>Sum.</think>Four."}) == ("Sum.", "Four.")
+    assert delta_texts({"reasoning": "Sum.", "content": "Four."}) == ("Sum.", "Four.")
+
+
+@pytest.mark.parametrize("system", [None, "Be brief."])
+def test_a_refused_schema_is_asked_for_in_the_system_message(
+    api_env: LocalServer, system: str | None
+) -> None:
+    """Added to the caller's own system message, or as the first message when there is
+    none; the conversation after it is sent as it was."""
+    from step_magic.wire import chat
+
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    try:
+        result = ask(
+            "2+2?", schema=schema, system=system, model="fault-refuse-schema", display=False,
+            history=False,
+        )  # fmt: skip
+    finally:
+        chat.REFUSED_SCHEMA.discard(api_env.base_url)
+    sent = api_env.requests[-1].body["messages"]
+    assert [m["role"] for m in sent] == ["system", "user"]
+    assert sent[0]["content"].startswith(f"{system}\n\nAnswer with" if system else "Answer with")
+    assert "JSON" in sent[0]["content"]
+    assert sent[1]["content"] == "2+2?"
+    assert result.parsed is not None
