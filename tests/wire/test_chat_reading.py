@@ -263,10 +263,10 @@ def test_reasoning_details_pieces_are_joined_per_index_and_kept_whole() -> None:
 def test_reasoning_details_stop_being_kept_at_their_limit_but_known_ones_still_grow() -> None:
     kept = DetailCollector()
     kept.feed([{"type": "reasoning.text", "text": str(i), "index": i} for i in range(300)])
-    kept.feed([{"text": "+", "index": 0}, {"text": "new", "index": 999}])
+    kept.feed([{"text": "+", "index": 0}, {"text": "new", "index": 999}, {"text": "!", "index": 0}])
     entries = kept.kept()
     assert len(entries) == DetailCollector.MAX_ENTRIES == 256
-    assert entries[0]["text"] == "0+"
+    assert entries[0]["text"] == "0+!"  # a piece after one over the limit still counts
     assert entries[-1]["text"] == "255"
 
 
@@ -459,6 +459,20 @@ def test_a_server_that_stalls_after_done_does_not_hold_the_reply(api_env: LocalS
         took = time.monotonic() - started
     assert (result.answer, result.status) == ("Four.", "complete")
     assert took < 2.5
+
+
+def test_a_whole_reply_with_an_invalid_byte_is_read_and_one_that_is_not_json_says_so(
+    api_env: LocalServer,
+) -> None:
+    raw = whole({"content": "Four."}).encode().replace(b"Four.", b"Fo\xffur.")  # not UTF-8
+    assert answered_whole(raw).answer == "Fo\ufffdur."
+    with pytest.raises(StepAPIError) as caught:
+        answered_whole("{not json")
+    assert (
+        str(caught.value)
+        .split(": ", 1)[1]
+        .startswith("unreadable reply from the server (not JSON)")
+    )
 
 
 def test_the_doctor_reads_a_delta_as_a_call_reads_it() -> None:
