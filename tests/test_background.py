@@ -4,6 +4,8 @@ notebook panel, the Stop button and the saved notebook."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import threading
 import time
@@ -282,3 +284,39 @@ def test_display_true_shows_a_background_call_as_plain_text_outside_a_notebook(
     assert result.answer.strip()[:30] in capsys.readouterr().out
     background(server, "What is 3 + 3?", display=False).wait()
     assert capsys.readouterr().out == ""
+
+
+def open_files_named(path: Path) -> list[str]:
+    """This process's open files whose path starts with ``path`` (Linux's /proc)."""
+    found = []
+    for fd in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith(str(path)):
+                found.append(target)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs Linux's /proc")
+def test_a_finished_one_off_call_leaves_its_history_closed(
+    api_env: LocalServer, tmp_path: Path
+) -> None:
+    """A background call and a stream (sync or async) from Python open the history for
+    themselves and close it when they end, not when the garbage collector gets to it."""
+    history = Path(os.environ["STEP_MAGIC_HISTORY"])
+    pending = step_magic.ask("What is 2 + 2?", background=True)
+    pending.wait()
+    deadline = time.monotonic() + 5
+    while open_files_named(history) and time.monotonic() < deadline:
+        time.sleep(0.05)  # on_end runs on the call's thread just after the result is kept
+    assert open_files_named(history) == []
+    stream = step_magic.stream("What is 3 + 3?")
+    events = list(stream)
+    assert events[-1].kind == "done"
+    assert open_files_named(history) == []
+
+    async def read_async() -> str:
+        return [event.kind async for event in step_magic.stream_async("And 4 + 4?")][-1]
+
+    assert asyncio.run(read_async()) == "done"
+    assert open_files_named(history) == []
