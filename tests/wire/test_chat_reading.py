@@ -513,3 +513,32 @@ def test_a_refused_schema_is_asked_for_in_the_system_message(
     assert "JSON" in sent[0]["content"]
     assert sent[1]["content"] == "2+2?"
     assert result.parsed is not None
+
+
+def test_reasoning_left_open_when_the_reply_ends_is_still_reasoning(api_env: LocalServer) -> None:
+    """A ``<think>`` the model never closed is reasoning to the end, including what was held
+    back because it might have begun a closing tag."""
+    pieces = [chunk({"content": "<think>Still wei"}), chunk({"content": "ghing </thi"}), DONE]
+    result = streamed(pieces)
+    assert (result.reasoning, result.answer) == ("Still weighing </thi", "")
+
+
+def test_an_id_that_is_not_text_is_no_id(api_env: LocalServer) -> None:
+    result = streamed([chunk({"content": "Four."}, "stop", id=12345), DONE])
+    assert result.completion_id is None
+
+
+def test_a_whole_reply_in_pieces_and_one_that_is_not_an_object(api_env: LocalServer) -> None:
+    body = whole({"content": "Four, " + "and more " * 2_000}).encode()
+    pieces = [body[i : i + 4_096] for i in range(0, len(body), 4_096)]
+    with SSEPeer(pieces, head=JSON_HEAD, pause=0.005) as peer:
+        result = ask("2+2?", base_url=peer.base_url, display=False, history=False)
+    assert result.answer.startswith("Four, and more and more")
+    assert len(result.answer) == len("Four, " + "and more " * 2_000)
+    with pytest.raises(StepAPIError) as caught:
+        answered_whole("[1, 2]")
+    assert (
+        str(caught.value)
+        .split(": ", 1)[1]
+        .startswith("unreadable reply from the server (not a JSON object)")
+    )
