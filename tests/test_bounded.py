@@ -8,12 +8,10 @@ the user meets: the error line, the result, the history row.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
-import threading
 import urllib.parse
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -24,31 +22,21 @@ from step_magic.memory.history import History
 from step_magic.server import LocalServer
 
 from .conftest import LOCAL_KEY, TEST_KEY
+from .http_handler import Handler, serving
 from .sse_peer import SSEPeer
 
 
-class Refusing(BaseHTTPRequestHandler):
+class Refusing(Handler):
     """Answers every POST with ``status`` and ``body`` (set on the server)."""
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        body = self.server.body  # type: ignore[attr-defined]
-        self.send_response(self.server.status)  # type: ignore[attr-defined]
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        with contextlib.suppress(ConnectionError):  # a client that read enough hangs up
-            self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+        self.body()
+        self.reply(self.server.status, self.server.body)  # type: ignore[attr-defined]
 
 
 @pytest.fixture
 def refusing() -> Iterator[ThreadingHTTPServer]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Refusing)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = serving(Refusing)
     yield server
     server.shutdown()
     server.server_close()
@@ -468,13 +456,8 @@ def test_a_gzip_compressed_chat_stream_still_works(refusing: ThreadingHTTPServer
 
     class Gzipped(Refusing):
         def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.send_header("Content-Encoding", "gzip")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.body()
+            self.reply(200, body, "text/event-stream", Content_Encoding="gzip")
 
     refusing.RequestHandlerClass = Gzipped
     result = step_magic.ask(

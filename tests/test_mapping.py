@@ -673,30 +673,16 @@ def test_a_server_stalling_after_the_end_of_a_reply_does_not_hold_the_row(
 def test_rows_sharing_connections_share_no_cookies(server: LocalServer) -> None:
     """One client serves every map of the process (any key, any server): a cookie one
     reply sets is never sent with another row."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from .http_handler import Handler, serving, url_of
 
-    class SetsCookies(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, so the connections are reused
-
+    class SetsCookies(Handler):
         def do_POST(self) -> None:
-            self.rfile.read(int(self.headers["Content-Length"]))
+            self.body()
             self.server.cookies.append(self.headers.get("Cookie"))  # type: ignore[attr-defined]
-            chunk = b'data: {"choices":[{"delta":{"content":"ok"},"finish_reason":"stop"}]}\n\n'
-            stream = chunk + b"data: [DONE]\n\n"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.send_header("Set-Cookie", "session=from-the-first-reply; Path=/")
-            self.send_header("Content-Length", str(len(stream)))
-            self.end_headers()
-            self.wfile.write(stream)
+            self.answer("ok", Set_Cookie="session=from-the-first-reply; Path=/")
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    cookie_server = ThreadingHTTPServer(("127.0.0.1", 0), SetsCookies)
-    cookie_server.cookies = []  # type: ignore[attr-defined]
-    threading.Thread(target=cookie_server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{cookie_server.server_address[1]}/v1"
+    cookie_server = serving(SetsCookies, cookies=[])
+    url = url_of(cookie_server)
     settings = dataclasses.replace(settings_for(server), base_url=url)
     try:
         _, summary = map_rows(

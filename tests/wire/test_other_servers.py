@@ -8,9 +8,6 @@ is driven exactly as a user would drive it, through ``step_magic.ask``.
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 
@@ -19,6 +16,7 @@ from step_magic.server import LocalServer
 from step_magic.wire import chat
 
 from ..conftest import TEST_KEY
+from ..http_handler import Handler, served, serving, url_of
 
 
 def test_usage_comes_from_servers_that_send_it_only_when_asked(api_env: LocalServer) -> None:
@@ -107,43 +105,24 @@ def test_an_answer_that_talks_about_think_tags_is_left_alone() -> None:
     assert not splitter.rethought
 
 
-class Pydantic422(BaseHTTPRequestHandler):
+class Pydantic422(Handler):
     """A FastAPI-style server: a field it does not know is a 422 naming it; else one reply."""
 
     def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = json.loads(self.body())
         self.server.bodies.append(body)  # type: ignore[attr-defined]
         if "stream_options" in body:
             detail = [{"loc": ["body", "stream_options"], "msg": "extra fields not permitted"}]
-            self._send(422, "application/json", json.dumps({"detail": detail}).encode())
-            return
-        chunk = {"id": "c", "choices": [{"delta": {"content": "Hi."}, "finish_reason": "stop"}]}
-        self._send(
-            200, "text/event-stream", f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode()
-        )
-
-    def _send(self, status: int, kind: str, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+            self.reply(422, json.dumps({"detail": detail}).encode())
+        else:
+            self.answer()
 
 
 def test_a_422_naming_a_field_is_a_refusal_of_that_field(api_env: LocalServer) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Pydantic422)
-    server.bodies = []  # type: ignore[attr-defined]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/v1/"  # a trailing slash, as pasted
-    try:
+    with served(Pydantic422, bodies=[]) as server:
+        url = url_of(server) + "/"  # a trailing slash, as pasted
         result = step_magic.ask("Hi", base_url=url, display=False, history=False)
-    finally:
-        server.shutdown()
-        server.server_close()
-        chat.REFUSED_USAGE_OPTION.discard(url)
+    chat.REFUSED_USAGE_OPTION.discard(url)
     assert (result.status, result.answer) == ("complete", "Hi.")
     assert ["stream_options" in body for body in server.bodies] == [True, False]  # type: ignore[attr-defined]
 
@@ -170,38 +149,19 @@ def test_an_error_event_without_words_says_what_it_was(api_env: LocalServer) -> 
     assert str(caught.value).split(": ", 1)[1].startswith("the server sent an error event")
 
 
-class Redirecting(BaseHTTPRequestHandler):
+class Redirecting(Handler):
     """A proxy that redirects every path without a trailing slash (307, the method and body
     kept) to where it serves; ``elsewhere`` sends the redirect to another origin instead."""
 
     def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
+        body = self.body()
         self.server.seen.append((self.path, dict(self.headers)))  # type: ignore[attr-defined]
         if not self.path.endswith("/"):
-            target = self.server.elsewhere or ""  # type: ignore[attr-defined]
-            self.send_response(307)
-            self.send_header("Location", f"{target}{self.path}/")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            target = self.server.elsewhere  # type: ignore[attr-defined]
+            self.reply(307, Location=f"{target}{self.path}/")
             return
         assert json.loads(body)["stream"] is True
-        chunk = {"id": "c", "choices": [{"delta": {"content": "Hi."}, "finish_reason": "stop"}]}
-        stream = f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Content-Length", str(len(stream)))
-        self.end_headers()
-        self.wfile.write(stream)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-def serving(handler: type[BaseHTTPRequestHandler], elsewhere: str = "") -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.seen, server.elsewhere = [], elsewhere  # type: ignore[attr-defined]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+        self.answer()
 
 
 def test_a_redirect_is_followed_on_a_thread_and_on_the_loop_with_the_key(
@@ -209,8 +169,8 @@ def test_a_redirect_is_followed_on_a_thread_and_on_the_loop_with_the_key(
 ) -> None:
     import asyncio
 
-    server = serving(Redirecting)
-    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server = serving(Redirecting, seen=[], elsewhere="")
+    url = url_of(server)
     try:
         on_thread = step_magic.ask("Hi", base_url=url, display=False, history=False)
         on_loop = asyncio.run(step_magic.ask_async("Hi", base_url=url, history=False))
@@ -226,9 +186,10 @@ def test_a_redirect_is_followed_on_a_thread_and_on_the_loop_with_the_key(
 
 
 def test_a_redirect_to_another_host_does_not_carry_the_key(api_env: LocalServer) -> None:
-    other = serving(Redirecting)
-    origin = serving(Redirecting, elsewhere=f"http://localhost:{other.server_address[1]}")
-    url = f"http://127.0.0.1:{origin.server_address[1]}/v1"
+    other = serving(Redirecting, seen=[], elsewhere="")
+    elsewhere = f"http://localhost:{other.server_address[1]}"  # another origin: no key
+    origin = serving(Redirecting, seen=[], elsewhere=elsewhere)
+    url = url_of(origin)
     try:
         step_magic.ask("Hi", base_url=url, display=False, history=False)
     except step_magic.StepAPIError:
@@ -242,42 +203,24 @@ def test_a_redirect_to_another_host_does_not_carry_the_key(api_env: LocalServer)
     assert all("authorization" not in names for names in received)
 
 
-class BusyThenFine(BaseHTTPRequestHandler):
+class BusyThenFine(Handler):
     """A 503 whose words happen to name a field, then an answer."""
 
     def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.bodies.append(body)  # type: ignore[attr-defined]
+        self.server.bodies.append(json.loads(self.body()))  # type: ignore[attr-defined]
         if len(self.server.bodies) == 1:  # type: ignore[attr-defined]
             said = {"error": {"message": "stream_options workers are busy, retry"}}
-            payload = json.dumps(said).encode()
-            self.send_response(503)
-            self.send_header("Retry-After", "0")
-            self.send_header("Content-Type", "application/json")
+            self.reply(503, json.dumps(said).encode(), Retry_After="0")
         else:
-            chunk = {"choices": [{"delta": {"content": "Hi."}, "finish_reason": "stop"}]}
-            payload = f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+            self.answer()
 
 
 def test_only_a_400_or_422_is_a_refusal_of_a_field_a_503_is_retried_as_it_was(
     api_env: LocalServer,
 ) -> None:
-    server = serving(BusyThenFine)
-    server.bodies = []  # type: ignore[attr-defined]
-    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    try:
+    with served(BusyThenFine, bodies=[]) as server:
+        url = url_of(server)
         result = step_magic.ask("Hi", base_url=url, display=False, history=False)
-    finally:
-        server.shutdown()
-        server.server_close()
-        chat.REFUSED_USAGE_OPTION.discard(url)
+    chat.REFUSED_USAGE_OPTION.discard(url)
     assert result.answer == "Hi."
     assert ["stream_options" in body for body in server.bodies] == [True, True]  # type: ignore[attr-defined]
