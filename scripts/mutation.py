@@ -60,7 +60,8 @@ TESTS = {  # module -> tests/test_<name>.py ("api/python_api" is tests/api/test_
         "mapping_counts mapping_clock mapping magic_map row_is_a_call api/python_api",
     "step_magic/engine/runner.py":
         "run_call run_call_tools errors edge_cases reliability thinktags toolloop tools_magic"
-        " debug_switch messages_tools structured_output wire/other_servers wire/server_shapes",
+        " debug_switch messages_tools structured_output wire/other_servers wire/server_shapes"
+        " api/async_api",  # the loop's driver reads its turns through the same TurnReader
     "step_magic/wire/chat.py":
         "wire/chat_reading wire/server_shapes wire/other_servers structured_output toolcalls"
         " doctor",

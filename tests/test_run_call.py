@@ -238,6 +238,24 @@ def test_with_the_debug_switch_a_bug_in_the_view_keeps_its_cause_without_the_key
     assert TEST_KEY not in str(cause)
 
 
+def test_with_the_debug_switch_a_bug_while_reading_keeps_its_cause_without_the_key(
+    server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STEP_MAGIC_DEBUG", "1")
+    settings = settings_for(server)
+    request = build_request(settings, "Hi")
+    stream = BreaksAfterOneEvent(open_stream(settings, request))
+
+    _, error = run_call(settings, request, Recorder(), stream=stream)
+
+    assert isinstance(error, StepAPIError)
+    cause = error.__cause__
+    assert cause is not None
+    assert "KeyError: 'no field for ***'" in str(cause)
+    assert TEST_KEY not in str(cause)
+    assert TEST_KEY not in (error.debug_trace or "")
+
+
 def test_a_reply_that_only_says_it_finished_is_an_empty_reply(server: LocalServer) -> None:
     """A finish reason with no text and no tool calls is nothing to show: a failure."""
     finish = {"id": "c1", "object": "chat.completion.chunk", "model": "step-3.7-flash"}
