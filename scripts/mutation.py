@@ -61,7 +61,7 @@ TESTS = {  # module -> tests/test_<name>.py ("api/python_api" is tests/api/test_
     "step_magic/engine/runner.py":
         "run_call run_call_tools errors edge_cases reliability thinktags toolloop tools_magic"
         " debug_switch messages_tools structured_output wire/other_servers wire/server_shapes"
-        " api/async_api",  # the loop's driver reads its turns through the same TurnReader
+        " api/async_api session",  # the loop's driver shares TurnReader; the session annotates
     "step_magic/wire/chat.py":
         "wire/chat_reading wire/server_shapes wire/other_servers structured_output toolcalls"
         " doctor",
