@@ -151,8 +151,9 @@ async def _drain(chunks: AsyncIterator[bytes]) -> None:
         await asyncio.wait({reading}, timeout=MAX_DRAIN_SECONDS)
     finally:
         reading.cancel()
-        with contextlib.suppress(BaseException):  # its own cancel, or the cut connection
-            await reading
+        await asyncio.wait({reading})  # its end, never its error (nor a cancel of ours lost)
+        if not reading.cancelled():
+            reading.exception()  # a connection cut after the reply: seen, and nothing more
 
 
 async def _read_whole(response: Any) -> bytes:
