@@ -49,6 +49,11 @@ def answered_whole(body: str | bytes, head: bytes = JSON_HEAD) -> Any:
         return ask("2+2?", base_url=peer.base_url, display=False, history=False)
 
 
+def said(error: BaseException) -> str:
+    """What an error line says after its ``API error … from HOST:`` prefix."""
+    return str(error).split(": ", 1)[1]
+
+
 # What a chunk carries once is kept when later chunks leave it out.
 
 
@@ -468,11 +473,7 @@ def test_a_whole_reply_with_an_invalid_byte_is_read_and_one_that_is_not_json_say
     assert answered_whole(raw).answer == "Fo\ufffdur."
     with pytest.raises(StepAPIError) as caught:
         answered_whole("{not json")
-    assert (
-        str(caught.value)
-        .split(": ", 1)[1]
-        .startswith("unreadable reply from the server (not JSON)")
-    )
+    assert said(caught.value).startswith("unreadable reply from the server (not JSON)")
 
 
 def test_the_doctor_reads_a_delta_as_a_call_reads_it() -> None:
@@ -537,8 +538,4 @@ def test_a_whole_reply_in_pieces_and_one_that_is_not_an_object(api_env: LocalSer
     assert len(result.answer) == len("Four, " + "and more " * 2_000)
     with pytest.raises(StepAPIError) as caught:
         answered_whole("[1, 2]")
-    assert (
-        str(caught.value)
-        .split(": ", 1)[1]
-        .startswith("unreadable reply from the server (not a JSON object)")
-    )
+    assert said(caught.value).startswith("unreadable reply from the server (not a JSON object)")
