@@ -162,7 +162,8 @@ def http() -> ModuleType:
 def tls_context() -> ssl.SSLContext:
     """One TLS context for every call: loading the CA bundle costs ~25 ms each time.
 
-    The client itself stays per call, so ``close()`` can cut exactly this call's connection.
+    The client itself stays per call, so ``close()`` can cut exactly this call's connection
+    (map rows on the rows' loop excepted: they share one, ``asyncstream.shared_connections``).
     """
     try:
         import certifi
