@@ -8,6 +8,7 @@ readable line of why. Each test reads the rows' own results to know what the tot
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 
 from step_magic.api.rows import row_call
 from step_magic.batch.cache import CassetteCache
+from step_magic.batch.rowcall import on_abandon
 from step_magic.batch.scheduler import map_rows
 from step_magic.batch.table import MapOptions
 from step_magic.core.errors import StepAPIError
@@ -203,6 +205,72 @@ def test_a_reply_that_cannot_be_cached_is_kept_and_flagged(
     assert "You wrote" in out[0]["city"]
     assert out[0]["city_error"].startswith("not cached: [Errno ")
     assert (summary.done, summary.failed, summary.flagged) == (1, 0, 1)
+
+
+def test_a_reply_cut_at_the_token_limit_that_cannot_be_cached_says_both(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    """Two notes in one error column, one after the other: the reply's own (cut off) and the
+    cache's (a re-run would pay for it again)."""
+    settings = replace(settings_for(server), model="fault-length")
+    live = row_call(settings)
+    folder = tmp_path / "cache"
+
+    def call(request: ChatRequest) -> StepResult:
+        folder.write_text("not a folder")
+        return live(request)
+
+    out, summary = map_rows(
+        ["Lima"], "{item}", lambda prompt: build_request(settings, prompt), call,
+        MapOptions("city"), cache=CassetteCache(folder / "rows.jsonl"),
+    )  # fmt: skip
+
+    assert isinstance(out, list)
+    assert out[0]["city"]  # the part that arrived is kept
+    notice, cache_note = out[0]["city_error"].split("; ", 1)
+    assert notice == "cut off: the reply reached the token limit (finish_reason=length)"
+    assert cache_note.startswith("not cached: [Errno ")
+    assert (summary.done, summary.flagged) == (1, 1)
+
+
+def test_a_row_that_finishes_as_the_map_gives_up_on_it_is_still_cached(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    """A row whose reply was complete when the map abandoned it (here: the map's progress
+    callback failed) was paid for, so the cache keeps it and a re-run does not ask again."""
+    settings = settings_for(server)
+    live = row_call(settings)
+    cassette = tmp_path / "rows.jsonl"
+
+    def call(request: ChatRequest) -> StepResult:
+        result = live(request)
+        given_up = threading.Event()
+        on_abandon(given_up.set)
+        given_up.wait(10)
+        return result
+
+    def progress(_: MapProgress) -> None:
+        raise RuntimeError("the progress display broke")
+
+    with pytest.raises(RuntimeError, match="display broke"):
+        map_rows(
+            ["Lima"], "{item}", lambda prompt: build_request(settings, prompt), call,
+            MapOptions("city"), cache=CassetteCache(cassette), progress=progress,
+        )  # fmt: skip
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not (
+        cassette.exists() and cassette.read_text().endswith("\n")
+    ):  # the worker stores the row after the map has returned
+        time.sleep(0.05)
+    sent = len(server.requests)
+    out, summary = map_rows(
+        ["Lima"], "{item}", lambda prompt: build_request(settings, prompt), live,
+        MapOptions("city"), cache=CassetteCache(cassette),
+    )  # fmt: skip
+    assert (summary.cached, len(server.requests)) == (1, sent)
+    assert isinstance(out, list)
+    assert "You wrote" in out[0]["city"]
 
 
 def test_a_rerun_reports_cached_failed_retrying_and_billed_rows_as_its_summary_does(
