@@ -198,6 +198,24 @@ def test_requests_overlap_up_to_the_concurrency_and_no_further(server: LocalServ
     assert len(sent_prompts(server)) == 8
 
 
+def test_a_plain_function_runs_as_many_rows_at_once_as_the_concurrency_asks(
+    server: LocalServer,
+) -> None:
+    """More rows in flight than a thread pool's default size (here 12, on any machine): each
+    of the 12 calls waits until all 12 have started."""
+    settings = settings_for(server)
+    live, together = row_call(settings), threading.Barrier(12, timeout=20)
+
+    def call(request: ChatRequest) -> StepResult:  # no ``acall``: rows on worker threads
+        together.wait()
+        return live(request)
+
+    _out, summary = map_rows(
+        list(range(12)), "n={item}", requester(settings), call, MapOptions("a", concurrency=12)
+    )
+    assert (summary.done, summary.failed) == (12, 0)
+
+
 def test_rows_are_sent_from_the_first_down_on_named_worker_threads(server: LocalServer) -> None:
     """So a run stopped halfway has answered the top of the table, which a reader checks
     first; and a stack dump of a stuck kernel shows which threads are the map's."""
