@@ -3,9 +3,11 @@ real SQLite files under tmp_path, nothing mocked."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -126,3 +128,54 @@ def test_the_listing_shows_the_twenty_newest_calls_by_default(history: History) 
     listed = history.recent()
     assert len(listed) == 20
     assert (listed[0].prompt, listed[-1].prompt) == ("call 21", "call 2")
+
+
+def test_a_history_that_was_turned_off_stays_off_for_the_session(
+    tmp_path: Path, warnings: list[str]
+) -> None:
+    """Even when what blocked it goes away: one warning said it is off, so it is."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    history = History(blocker / "history.sqlite3", warn=warnings.append)
+    assert history.record(make_call()) is None
+    blocker.unlink()
+    assert history.record(make_call()) is None
+    assert not blocker.exists()
+    assert len(warnings) == 1
+
+
+def test_reading_a_history_that_does_not_exist_creates_nothing(
+    tmp_path: Path, warnings: list[str]
+) -> None:
+    path = tmp_path / "never" / "history.sqlite3"
+    history = History(path, warn=warnings.append)
+    assert history.recent() == []
+    assert history.recent(search="sky") == []
+    assert history.thread("notes") == []
+    assert history.newest_thread() is None
+    assert history.find_reply("abc") is None
+    assert not path.parent.exists()
+    assert warnings == []
+
+
+def test_a_history_that_cannot_be_read_says_why_once(history: History, warnings: list[str]) -> None:
+    history.record(make_call())
+    with contextlib.closing(sqlite3.connect(history.path)) as other:
+        other.execute("DROP TABLE calls")  # another process broke the file
+    assert history.recent() == []
+    assert history.recent(search="sky") == []
+    assert warnings == [f"history read failed: no such table: calls ({history.path})"]
+
+
+def test_every_leading_system_message_is_kept_with_the_call(history: History) -> None:
+    """A system prompt and a schema's instructions, say; earlier turns are left to the calls
+    that stored them, and a call with no question at all is kept whole."""
+    rules = ({"role": "system", "content": "Be brief."}, {"role": "system", "content": "JSON."})
+    earlier = ({"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"})
+    asked = ({"role": "user", "content": "Why is the sky blue?"},)
+    history.record(make_call(messages=rules + earlier + asked))
+    history.record(make_call(prompt="only rules", messages=rules))
+
+    only_rules, with_turns = history.recent()
+    assert with_turns.messages == rules + asked
+    assert only_rules.messages == rules
