@@ -17,7 +17,7 @@ import dataclasses
 import functools
 import json
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -131,11 +131,11 @@ def _run(args: argparse.Namespace, base_url: str | None, *, simulator: bool) -> 
     print(f"step-magic doctor: {redact_url(base_url)}, model {args.model}\n")
     findings = list(examine(settings, timeout=args.timeout, api_urls=urls))
     priced = config.is_stepfun_host(urlsplit(base_url).hostname or "")
-    print(report(findings, secret=settings.api_key, priced=priced))
+    print(report(findings, secrets=settings.secrets, priced=priced))
     return 1 if any(f.verdict == "FAIL" for f in findings) else 0
 
 
-def report(findings: list[Finding], *, secret: str, priced: bool = True) -> str:
+def report(findings: list[Finding], *, secrets: Sequence[str], priced: bool = True) -> str:
     """A plain table, the total cost, and the verdict counts.
 
     The cost comes from StepFun's price list, so it is shown only for StepFun's hosts
@@ -145,7 +145,7 @@ def report(findings: list[Finding], *, secret: str, priced: bool = True) -> str:
     the column's width: a cut first could leave a piece of an echoed key unrecognised.
     """
     rows = [("check", "expected", "observed", "verdict")] + [
-        (f.check, f.expected, _shown(f.observed, secret), f.verdict) for f in findings
+        (f.check, f.expected, _shown(f.observed, secrets), f.verdict) for f in findings
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     lines = ["  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[3]])
@@ -155,11 +155,11 @@ def report(findings: list[Finding], *, secret: str, priced: bool = True) -> str:
     spent = f"this run cost {dollars(cost)}" if priced else "no cost estimated (not StepFun)"
     lines += ["", f"{counts['ok']} ok, {counts['differs']} differ, {counts['FAIL']} failed;"
               f" {spent}"]  # fmt: skip
-    return redact("\n".join(lines), secret)
+    return redact("\n".join(lines), *secrets)
 
 
-def _shown(text: str, secret: str) -> str:
-    clean = redact_url(redact(text, secret))
+def _shown(text: str, secrets: Sequence[str]) -> str:
+    clean = redact_url(redact(text, *secrets))
     return clean if len(clean) <= OBSERVED_WIDTH else clean[: OBSERVED_WIDTH - 1] + "…"
 
 

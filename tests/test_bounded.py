@@ -88,6 +88,56 @@ def test_an_echoed_authorization_header_never_shows_the_password_or_the_key(
     assert "Basic ***" in line
 
 
+def test_a_password_or_key_echoed_decoded_or_without_its_prefix_is_never_shown(
+    api_env: LocalServer, refusing: ThreadingHTTPServer
+) -> None:
+    """A gateway that decodes the ``Basic`` header it got, and one that quotes the key
+    without its ``sk-``: neither the error nor the history row shows them."""
+    password, key_body = "s3cret-pass/9876", TEST_KEY.removeprefix("sk-")
+    echoed = f"bad token (decoded ada:{password}); key={key_body}"
+    refusing.status, refusing.body = 401, json.dumps({"error": {"message": echoed}}).encode()  # type: ignore[attr-defined]
+    with pytest.raises(step_magic.StepAPIError) as caught:
+        step_magic.ask(
+            "Hi", base_url=url_of(refusing, "ada:s3cret-pass%2F9876@"), api_key=TEST_KEY,
+            display=False,
+        )  # fmt: skip
+    history = History()
+    (row,) = history.recent(1)
+    history.close()
+    for shown in (str(caught.value), row.error or ""):
+        assert "bad token (decoded ada:***); key=***" in shown
+        assert password not in shown
+        assert "s3cret-pass%2F9876" not in shown
+        assert key_body not in shown
+
+
+@pytest.mark.parametrize(
+    ("credentials", "key", "hint"),
+    [
+        ("", TEST_KEY, "check the key this server expects (step-magic sends STEPFUN_API_KEY"),
+        ("ada:pw-1@", TEST_KEY, "check the user name and password in the base URL: they are"),
+        ("", None, "this server wants a key and none was sent: set STEPFUN_API_KEY"),
+    ],
+)
+def test_a_refused_login_says_what_was_sent(
+    refusing: ThreadingHTTPServer,
+    monkeypatch: pytest.MonkeyPatch,
+    credentials: str,
+    key: str | None,
+    hint: str,
+) -> None:
+    """A key, the base URL's user name and password (which the HTTP client sends as Basic
+    auth in the key's place), or, to a server on this machine, nothing."""
+    monkeypatch.delenv("STEPFUN_API_KEY", raising=False)
+    refusing.status, refusing.body = 401, b'{"error": {"message": "Unauthorized"}}'  # type: ignore[attr-defined]
+    with pytest.raises(step_magic.StepAPIError) as caught:
+        step_magic.ask(
+            "Hi", base_url=url_of(refusing, credentials), api_key=key, display=False,
+            history=False,
+        )  # fmt: skip
+    assert str(caught.value).split(" — ")[1].startswith(hint)
+
+
 def test_a_chat_never_shows_its_key_in_its_attributes(api_env: LocalServer) -> None:
     chat = step_magic.Chat("secret", api_key=TEST_KEY, history=False)
     public = {name: value for name, value in vars(chat).items() if not name.startswith("_")}

@@ -99,7 +99,7 @@ def test_an_echoed_key_is_redacted_before_a_long_line_is_cut() -> None:
 
     key = "sk-Ab3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z"
     said = f"Authentication failed for this project; the API key you provided, {key}, is bad"
-    shown = report([Finding("stream", "an answer", f"401: {said}", "FAIL")], secret=key)
+    shown = report([Finding("stream", "an answer", f"401: {said}", "FAIL")], secrets=(key,))
     assert "Ab3dE5" not in shown
     assert "***" in shown
 
@@ -149,8 +149,8 @@ def test_a_run_off_stepfun_is_not_priced_by_stepfun() -> None:
     from step_magic.cli_doctor import Finding, report
 
     rows = [Finding("stream", "an answer", "ready", "ok", cost=0.0003)]
-    assert "this run cost ≈ $0.0003" in report(rows, secret="k", priced=True)
-    assert "no cost estimated (not StepFun)" in report(rows, secret="k", priced=False)
+    assert "this run cost ≈ $0.0003" in report(rows, secrets=("k",), priced=True)
+    assert "no cost estimated (not StepFun)" in report(rows, secrets=("k",), priced=False)
 
 
 @pytest.mark.slow  # a process of its own

@@ -152,7 +152,7 @@ def test_no_piece_of_the_key_survives_a_cut_whatever_the_lengths(
     piece = TEST_KEY[:10]
     for size in range(0, 8_000, 97):
         error = caught(fails_with, "x" * size + TEST_KEY + "y" * size)
-        described = failure.describe(error, render_value, secret=TEST_KEY)
+        described = failure.describe(error, render_value, secrets=(TEST_KEY,))
         assert piece not in described.text, size
         assert piece not in described.headline, size
 

@@ -69,7 +69,7 @@ def start(
 def _failed(call: Call, pending: Pending, err: Exception) -> tuple[StepResult, StepMagicError]:
     """A call that failed outside the runner: its panel still ends (a live widget left in
     the saved notebook would not render), with the error's text free of the key."""
-    detail = redact(f"the background call failed: {err!r}", call.settings.api_key)
+    detail = redact(f"the background call failed: {err!r}", *call.settings.secrets)
     result = StepResult(call.settings.model, call.settings.effort, status="failed", error=detail)
     with contextlib.suppress(Exception):
         pending.recording.finish(result)

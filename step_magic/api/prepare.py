@@ -98,7 +98,7 @@ def prepare_call(
     if not isinstance(prompt, str):
         raise InputError(f"the prompt must be text (str), not {type(prompt).__name__}")
     composed = compose(
-        prompt, namespace, settings.model, sources, cwd=Path.cwd(), secret=settings.api_key
+        prompt, namespace, settings.model, sources, cwd=Path.cwd(), secrets=settings.secrets
     )
     specs = tools.toolbox.specs() if tools else ()
     prepared = session.prepare(settings, composed, options, cell, specs)

@@ -73,7 +73,7 @@ def collect(
     image_max_side: int = 2048,
     detail: str = "low",
     cwd: Path | None = None,
-    secret: str | None = None,
+    secrets: Sequence[str] = (),
 ) -> list[Attachment]:
     """Resolve ``names`` and turn each into an Attachment, in the order given.
 
@@ -98,7 +98,7 @@ def collect(
             attachments.append(_guarded(source.name, _video_attachment, source))
         else:
             share = remaining // texts_left
-            attachment = _guarded(source.name, _text_attachment, source, share, secret)
+            attachment = _guarded(source.name, _text_attachment, source, share, secrets)
             remaining -= len(attachment.parts[0]["text"])
             texts_left -= 1
             attachments.append(attachment)
@@ -200,9 +200,10 @@ def _video_attachment(source: _Source) -> Attachment:
     return Attachment(source.name, f"{source.name} (video, {megabytes})", (part,), "video")
 
 
-def _text_attachment(source: _Source, budget: int, secret: str | None = None) -> Attachment:
-    """Header line plus a body that fits the rest of ``budget``; ``secret`` (the call's key)
-    is removed from an error's description, which quotes the user's code and values."""
+def _text_attachment(source: _Source, budget: int, secrets: Sequence[str] = ()) -> Attachment:
+    """Header line plus a body that fits the rest of ``budget``; ``secrets`` (the call's key,
+    a base URL's password) are removed from an error's description, which quotes the user's
+    code and values."""
     name, value = source.name, source.value
     header = f"### `{name}` ({'text file' if isinstance(value, Path) else _type_name(value)})\n"
     room = max(budget - len(header), 0)
@@ -210,7 +211,7 @@ def _text_attachment(source: _Source, budget: int, secret: str | None = None) ->
         body, label = _text_file(name, value, room)
     elif isinstance(value, BaseException):
         limit = min(room, failure.MAX_CHARS)
-        described = failure.describe(value, render_value, secret=secret, limit=limit)
+        described = failure.describe(value, render_value, secrets=secrets, limit=limit)
         header = f"### `{name}`: {described.headline}\n"
         body, label = described.text, f"{name} ({described.label})"
     elif isinstance(value, str) and (cell := _cell_code_number(name)) is not None:

@@ -55,7 +55,7 @@ def compose(
     options: ComposeOptions,
     *,
     cwd: Path | None = None,
-    secret: str | None = None,
+    secrets: Sequence[str] = (),
 ) -> Composed:
     """Fill in references, collect attachments, and refuse inputs the model cannot read."""
     budget_chars = options.budget_tokens * CHARS_PER_TOKEN
@@ -70,7 +70,7 @@ def compose(
         image_max_side=options.image_max_side,
         detail=options.detail,
         cwd=cwd,
-        secret=secret,
+        secrets=secrets,
     )
     check_inputs(model, attachments)
     return Composed(text, tuple(attachments))

@@ -23,7 +23,7 @@ import sys
 import sysconfig
 import tokenize
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -112,14 +112,14 @@ class Description:
 
 
 def describe(
-    error: BaseException, render: Render, *, secret: str | None = None, limit: int = MAX_CHARS
+    error: BaseException, render: Render, *, secrets: Sequence[str] = (), limit: int = MAX_CHARS
 ) -> Description:
     """The error, its chain, the user's frames, their source and names, within ``limit``;
     each traceback is walked once, for the text and the label alike.
 
     ``render`` summarises a value within a character budget (``--with``'s own summaries).
     """
-    clean = _cleaner(secret)
+    clean = _cleaner(secrets)
     chain = list(_chain(error))  # oldest first: ``error`` itself is the last
     traced = [list(_frames(exc)) for exc in chain]
     frames = [frame for walked in traced for frame in walked]
@@ -134,16 +134,14 @@ def describe(
 Clean = Callable[[str], str]
 
 
-def _cleaner(secret: str | None) -> Clean:
+def _cleaner(secrets: Sequence[str]) -> Clean:
     """Removes every key step-magic knows of (the call's, and the one in the environment or
     stored: a call to the simulator or another server must not carry the StepFun key out)
     and URL credentials."""
-    keys = [key for key in dict.fromkeys((secret, key_to_hide())) if key]
+    keys = [key for key in dict.fromkeys((*secrets, key_to_hide())) if key]
 
     def clean(text: str) -> str:
-        for key in keys:
-            text = redact(text, key)
-        return redact_url(text)
+        return redact_url(redact(text, *keys))
 
     return clean
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import traceback
+from collections.abc import Sequence
 
 from step_magic.core.errors import StepMagicError
 from step_magic.core.redact import redact_url
@@ -38,14 +39,14 @@ class FailureCause(Exception):
     kept (its message and its frames' variables may hold the key)."""
 
 
-def keep_cause(error: BaseException, cause: BaseException, secret: str | None) -> None:
+def keep_cause(error: BaseException, cause: BaseException, secrets: Sequence[str]) -> None:
     """In debug mode: chain the redacted traceback of ``cause`` to ``error``, show it under
     the error's line, and log it."""
     if not debugging():
         return
     text = "".join(traceback.format_exception(type(cause), cause, cause.__traceback__))
-    shown = redact_url(redact(text, secret))
+    shown = redact_url(redact(text, *secrets))
     error.__cause__ = FailureCause(shown)
     if isinstance(error, StepMagicError):
         error.debug_trace = shown
-    LOGGER.error("%s\n%s", redact_url(redact(str(error), secret)), shown)
+    LOGGER.error("%s\n%s", redact_url(redact(str(error), *secrets)), shown)

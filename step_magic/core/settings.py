@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from step_magic.core.catalog import SETTINGS, Setting, check_flags, check_values
 from step_magic.core.errors import InputError
@@ -50,6 +50,11 @@ class Settings:
     reasoning: bool = True
     local: bool = False
     api: str = "chat"  # a wire API of the registry (wire.apis): chat, messages, responses
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What no output may show: the key, and a password in the base URL."""
+        return (self.api_key, *url_secrets(self.base_url))
 
 
 def key_variable(environ: Mapping[str, str] | None = None) -> str | None:
@@ -193,22 +198,53 @@ def missing_key_message(where: str = "notebook") -> str:
     return MISSING_KEY[where]
 
 
-def redact(text: str, secret: str | None) -> str:
-    """Remove ``secret`` from ``text``: error messages may echo request details.
+def redact(text: str, *secrets: str | None) -> str:
+    """Remove each of ``secrets`` from ``text``: error messages may echo request details.
 
     Servers do not always echo a key as it was sent: some upper-case it, quote it with
-    spaces or dashes inserted, so the key's letters and digits are matched in order, in
-    any case, with any separators between them (for keys long enough to be distinctive).
-    Its percent-encoded and base64 forms (a header or a URL echoed back) go too.
+    spaces or dashes inserted, or drop the prefix that names its kind (``sk-``), so the
+    key's letters and digits are matched in order, in any case, with any separators between
+    them, with or without that prefix (for keys long enough to be distinctive). Its
+    percent-encoded and base64 forms (a header or a URL echoed back) go too.
     """
-    if not secret:
-        return text
+    for secret in secrets:
+        if secret:
+            text = _redact_one(text, secret)
+    return text
+
+
+def _redact_one(text: str, secret: str) -> str:
     for form in _encoded(secret):
         text = text.replace(form, "***")
-    core = re.sub(r"[\W_]", "", secret)
-    if len(core) < 12:
-        return text
-    return re.sub(r"[\s\-_.]*".join(map(re.escape, core)), "***", text, flags=re.IGNORECASE)
+    for core in _cores(secret):
+        text = re.sub(r"[\s\-_.]*".join(map(re.escape, core)), "***", text, flags=re.I)
+    return text
+
+
+_KIND_PREFIX = re.compile(r"[A-Za-z]{1,8}[-_]")  # sk-, sk-proj-, pk_…
+
+
+def _cores(secret: str) -> list[str]:
+    """The secret's letters and digits, then again without each leading kind prefix; only
+    those long enough (12) not to match ordinary words."""
+    cores, rest = [], secret
+    for _ in range(3):
+        cores.append(re.sub(r"[\W_]", "", rest))
+        prefix = _KIND_PREFIX.match(rest)
+        if prefix is None:
+            break
+        rest = rest[prefix.end() :]
+    return [core for core in dict.fromkeys(cores) if len(core) >= 12]
+
+
+def url_secrets(url: str) -> tuple[str, ...]:
+    """The password of ``url`` (``http://user:password@host``), as written and decoded: a
+    server may echo it back from the ``Basic`` header it was sent in."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return ()
+    return tuple(dict.fromkeys((password, unquote(password)))) if password else ()
 
 
 def _encoded(secret: str) -> list[str]:

@@ -14,7 +14,7 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -86,17 +86,17 @@ def run_call(
 def reading_failure(err: Exception, settings: Settings) -> StepAPIError:
     """A bug of ours (or a library's) while a reply was read, as the turn's error: its text
     shown and logged, and some (an HTTP library refusing a header) quote the key: removed."""
-    detail = redact(f"unexpected failure while reading the reply: {err!r}", settings.api_key)
+    detail = redact(f"unexpected failure while reading the reply: {err!r}", *settings.secrets)
     error = failure(detail, settings)
-    keep_cause(error, err, settings.api_key)
+    keep_cause(error, err, settings.secrets)
     return error
 
 
 def unexpected(err: Exception, turns: Turns, settings: Settings) -> None:
     """A bug of ours during the call becomes its error, redacted, the cause kept for debug."""
-    detail = redact(f"unexpected failure during the call: {err!r}", settings.api_key)
+    detail = redact(f"unexpected failure during the call: {err!r}", *settings.secrets)
     turns.error = failure(detail, settings)
-    keep_cause(turns.error, err, settings.api_key)
+    keep_cause(turns.error, err, settings.secrets)
 
 
 def conclude(
@@ -114,20 +114,20 @@ def conclude(
     result = _result(settings, turns, progress, bool(interrupts), tools)
     if annotate is not None:
         annotate(result)
-    shown = _finish(view, result, settings.api_key)
+    shown = _finish(view, result, settings.secrets)
     error = StepInterrupted() if interrupts else turns.error or shown
     if error is not None:
         error.result = result  # whoever raises it, the partial reply goes along
     return result, error
 
 
-def _finish(view: View, result: StepResult, secret: str) -> StepMagicError | None:
+def _finish(view: View, result: StepResult, secrets: Sequence[str]) -> StepMagicError | None:
     """Show the final form; a failure to show it must not lose the reply, which the caller
     still binds and records, so it becomes the call's error instead of escaping."""
     try:
         view.finish(result)
     except Exception as err:
-        detail = redact(f"the reply arrived but could not be shown ({err!r})", secret)
+        detail = redact(f"the reply arrived but could not be shown ({err!r})", *secrets)
         return StepMagicError(f"{detail}; it is kept in the result (_step in a notebook)")
     return None
 

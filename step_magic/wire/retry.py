@@ -15,10 +15,11 @@ import random
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from step_magic.core.errors import StepAPIError
 from step_magic.core.events import Waiting
-from step_magic.core.settings import Settings, redact, server_label
+from step_magic.core.settings import LOCAL_KEY, Settings, redact, server_label
 
 # What the reference SDKs (openai, anthropic) retry: timeouts, conflicts, rate limits and every
 # server-side status, Anthropic's 529 "overloaded" included.
@@ -35,6 +36,11 @@ STEPFUN_KEY_HINT = (
     "check STEPFUN_API_KEY; keys from api.stepfun.com and api.stepfun.ai are not interchangeable"
 )
 OTHER_KEY_HINT = "check the key this server expects (step-magic sends STEPFUN_API_KEY to it)"
+NO_KEY_HINT = "this server wants a key and none was sent: set STEPFUN_API_KEY"
+URL_LOGIN_HINT = (
+    "check the user name and password in the base URL: they are sent (as Basic auth) in place"
+    " of a key"
+)
 HINTS = {
     402: "the account balance is insufficient",
     404: "check the model name and --base-url",
@@ -98,15 +104,21 @@ def retry_reason(err: Any) -> str:
 
 
 def describe_error(
-    err: Exception, base_url: str, timeout: float, *, stepfun: bool = True
+    err: Exception,
+    base_url: str,
+    timeout: float,
+    *,
+    stepfun: bool = True,
+    key_hint: str | None = None,
 ) -> tuple[int | None, str]:
     """The HTTP status (if any) and one line that says what went wrong and what to do;
-    ``stepfun`` is False for another server, whose key is not one of StepFun's."""
+    ``stepfun`` is False for another server, whose key is not one of StepFun's; ``key_hint``
+    (``credentials_hint``) says what was sent, when a 401 needs more than that."""
     import openai
 
     if isinstance(err, openai.APIStatusError):
         message = server_message(err.body) or err.response.reason_phrase or "request failed"
-        key_hint = STEPFUN_KEY_HINT if stepfun else OTHER_KEY_HINT
+        key_hint = key_hint or (STEPFUN_KEY_HINT if stepfun else OTHER_KEY_HINT)
         hint = key_hint if err.status_code == 401 else HINTS.get(err.status_code)
         return err.status_code, f"{message} — {hint}" if hint else message
     if isinstance(err, openai.APITimeoutError):
@@ -146,15 +158,25 @@ def call_error(
     hint for whose server it is, the ids; the key removed just in case."""
     server = server_label(settings)
     status, detail = describe_error(
-        err, settings.base_url, settings.timeout, stepfun=server is None
-    )
+        err, settings.base_url, settings.timeout, stepfun=server is None,
+        key_hint=credentials_hint(settings),
+    )  # fmt: skip
     return StepAPIError(
-        redact(detail + note, settings.api_key),
+        redact(detail + note, *settings.secrets),
         status=status,
         trace_id=trace_id,
         completion_id=completion_id,
         server=server,
     )
+
+
+def credentials_hint(settings: Settings) -> str | None:
+    """For a 401, what was sent when it was not a key: the base URL's user name and password
+    (the HTTP client sends them as Basic auth, which takes the place of the key, as with the
+    openai SDK), or nothing at all (the key-less placeholder for a server on this machine)."""
+    if urlsplit(settings.base_url).username is not None:
+        return URL_LOGIN_HINT
+    return NO_KEY_HINT if settings.api_key in ("", LOCAL_KEY) else None
 
 
 def server_message(body: object) -> str | None:
