@@ -114,15 +114,15 @@ def run_demo(prompt: str, model: str | None, effort: str | None, local: bool) ->
 
     from step_magic.core.errors import InputError
 
+    unsafe = None
     try:
         keyless = local or config.find_api_key() is None
-    except InputError as err:  # a stored key that is not safe to use
-        print(f"step-magic demo: {err}", file=sys.stderr)
-        return 1
+    except InputError as err:  # a stored key that is not safe to use: offline, saying why
+        keyless, unsafe = True, str(err)
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "step_magic")
     if keyless:
-        reason = "--local was given" if local else "no API key is set or stored"
+        reason = "--local was given" if local else unsafe or "no API key is set or stored"
         print(f"step-magic demo: {reason}, so the bundled local simulator answers.")
         print("The reply below is simulated offline; it does not come from StepFun.\n")
         shell.magics_manager.registry["StepMagics"].start_local(400)  # no notebook advice

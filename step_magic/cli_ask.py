@@ -48,8 +48,10 @@ def add_call_arguments(parser: argparse.ArgumentParser, *, skip: tuple[str, ...]
 
 
 def call_keywords(args: argparse.Namespace) -> dict[str, Any]:
-    """The Python API's keywords for the settings ``add_call_arguments`` added."""
-    return {name: getattr(args, name) for name in PASSED_ON}
+    """The Python API's keywords for the settings ``add_call_arguments`` added; for
+    ``--local``, the simulator's placeholder key, so a stored key is not even looked for."""
+    keywords = {name: getattr(args, name) for name in PASSED_ON}
+    return {**keywords, "api_key": config.LOCAL_KEY} if args.local else keywords
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

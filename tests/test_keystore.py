@@ -134,6 +134,30 @@ def test_a_key_file_others_can_read_is_refused_in_one_line_everywhere(
     assert step_magic_cli("ask", "Hi", env=env).returncode == 0
 
 
+@POSIX
+def test_offline_commands_run_whatever_the_stored_key(config_dir: Path, tmp_path: Path) -> None:
+    """The simulator needs no key, so a key file others can read stops nothing offline; the
+    demo says why it answers offline (the file's fix included)."""
+    env = key_env(config_dir, tmp_path)
+    assert step_magic_cli("key", "set", env=env, stdin=STORED_KEY).returncode == 0
+    path = config_dir / "key"
+    path.chmod(0o644)
+    table = tmp_path / "cities.csv"
+    table.write_text("city\nLima\nOslo\n")
+    commands = [
+        ("ask", "--local", "Hi"),
+        ("map", "--local", str(table), "Country of {city}?", "-o", str(tmp_path / "out.csv")),
+        ("doctor", "--local"),
+        ("demo", "Hi"),
+    ]
+    for command in commands:
+        done = step_magic_cli(*command, env=env)
+        assert done.returncode == 0, (command, done.stderr)
+    demo = step_magic_cli("demo", "Hi", env=env)
+    assert f"The key file {path} can be read by other users; not using it" in demo.stdout
+    assert "the bundled local simulator answers" in demo.stdout
+
+
 def test_the_environment_wins_over_the_stored_key(
     config_dir: Path, tmp_path: Path, keyed: LocalServer
 ) -> None:

@@ -19,7 +19,14 @@ from urllib.parse import urlsplit
 
 from step_magic.core.errors import StepAPIError
 from step_magic.core.events import Waiting
-from step_magic.core.settings import LOCAL_KEY, Settings, redact, server_label
+from step_magic.core.settings import (
+    LOCAL_KEY,
+    UNUSED,
+    Settings,
+    key_origin,
+    redact,
+    server_label,
+)
 
 # What the reference SDKs (openai, anthropic) retry: timeouts, conflicts, rate limits and every
 # server-side status, Anthropic's 529 "overloaded" included.
@@ -36,7 +43,7 @@ STEPFUN_KEY_HINT = (
     "check STEPFUN_API_KEY; keys from api.stepfun.com and api.stepfun.ai are not interchangeable"
 )
 OTHER_KEY_HINT = "check the key this server expects (step-magic sends STEPFUN_API_KEY to it)"
-NO_KEY_HINT = "this server wants a key and none was sent: set STEPFUN_API_KEY"
+NO_KEY_HINT = "this server wants a key and none was sent"
 URL_LOGIN_HINT = (
     "check the user name and password in the base URL: they are sent (as Basic auth) in place"
     " of a key"
@@ -176,7 +183,11 @@ def credentials_hint(settings: Settings) -> str | None:
     openai SDK), or nothing at all (the key-less placeholder for a server on this machine)."""
     if urlsplit(settings.base_url).username is not None:
         return URL_LOGIN_HINT
-    return NO_KEY_HINT if settings.api_key in ("", LOCAL_KEY) else None
+    if settings.api_key not in ("", LOCAL_KEY):
+        return None
+    origin = key_origin() or ""  # a stored key not used: say why, not "set one"
+    unused = origin.startswith(UNUSED)
+    return f"{NO_KEY_HINT}: {origin.removeprefix(UNUSED) if unused else 'set STEPFUN_API_KEY'}"
 
 
 def server_message(body: object) -> str | None:
