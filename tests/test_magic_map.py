@@ -72,6 +72,26 @@ def test_map_dry_run_and_bad_input_send_nothing(
     assert server.requests == []
 
 
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ("--concurrency 3", "--concurrency only makes sense with --map NAME"),
+        ("--as label", "--as only makes sense with --map NAME"),
+        ("--limit 3 --inplace", "--limit and --inplace only make sense with --map NAME"),
+        ("--rpm 10 --fields a:int", "--rpm and --fields only make sense with --map NAME"),
+        ("--reasoning-col why", "--reasoning-col only makes sense with --map NAME"),
+    ],
+)
+def test_a_map_flag_without_map_is_refused_not_ignored(
+    ip: Any, server: LocalServer, flags: str, message: str
+) -> None:
+    """An ordinary call would look as if the flag had worked."""
+    error = run(ip, f"%%step {flags}\nHi").error_in_exec
+    assert type(error).__name__ == "UsageError"
+    assert str(error) == message
+    assert server.requests == []
+
+
 def test_map_honours_the_messages_api_for_every_row_and_its_dry_run(
     ip: Any, server: LocalServer, capsys: pytest.CaptureFixture[str]
 ) -> None:

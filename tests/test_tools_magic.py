@@ -168,8 +168,8 @@ def test_dry_run_lists_the_tools_and_sends_nothing(
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("--confirm", "--confirm only make sense with --tools NAMES"),
-        ("--max-steps 3", "--max-steps only make sense with --tools NAMES"),
+        ("--confirm", "--confirm only makes sense with --tools NAMES"),
+        ("--max-steps 3", "--max-steps only makes sense with --tools NAMES"),
         ("--tools area --map frame", "--tools cannot be combined with --map"),
         ("--tools area --replay", "--tools cannot be replayed"),
         ("--tools aera", "--tools: no variable 'aera' in the notebook; did you mean area"),

@@ -14,7 +14,14 @@ import shlex
 
 from IPython.core.error import UsageError
 
+from step_magic.batch.mapflags import MAP_FLAGS
 from step_magic.magics import argtypes as flags
+
+# Flags that mean something only beside another: (that flag's dest, how to name it, flags).
+NEEDS = (
+    ("map", "--map NAME", (*(names[0] for names, _ in MAP_FLAGS), "--inplace")),
+    ("tools", "--tools NAMES", ("--confirm", "--max-steps")),
+)
 
 
 def read_flags(
@@ -52,6 +59,21 @@ def _parse(parser: argparse.ArgumentParser, flag_text: str) -> argparse.Namespac
     if args.show_reasoning and args.no_reasoning:
         raise UsageError("--show-reasoning and --no-reasoning contradict each other")
     return args
+
+
+def check_needs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """A one-line ``UsageError`` for a flag given without the flag it needs (``--concurrency``
+    without ``--map``): silently ignoring it would look as if it had worked."""
+    for needed, what, dependent in NEEDS:
+        used = [] if getattr(args, needed) else [f for f in dependent if _given(args, parser, f)]
+        if used:
+            verb = "makes" if len(used) == 1 else "make"
+            raise UsageError(f"{' and '.join(used)} only {verb} sense with {what}")
+
+
+def _given(args: argparse.Namespace, parser: argparse.ArgumentParser, flag: str) -> bool:
+    action = parser._option_string_actions[flag]
+    return bool(getattr(args, action.dest) != action.default)
 
 
 def refuse(args: argparse.Namespace, refused: dict[str, str], what: str) -> None:

@@ -24,7 +24,7 @@ from step_magic.core import settings as config
 from step_magic.core.errors import InputError
 from step_magic.display import frontend
 from step_magic.magics import frontend as magic_frontend
-from step_magic.magics.parsing import read_flags
+from step_magic.magics.parsing import check_needs, read_flags
 from step_magic.magics.stepflags import step_arguments
 from step_magic.magics.traits import setting_trait
 
@@ -131,6 +131,7 @@ class StepMagics(Magics):
         not show it twice.
         """
         args, prompt = read_flags(self.step.parser, line, cell)
+        check_needs(args, self.step.parser)
         from step_magic.magics.compareglue import is_comparison, run_comparison
         from step_magic.magics.toolglue import check_tool_flags, tool_loop
 

@@ -21,14 +21,7 @@ from step_magic.tools.build import build_toolbox
 
 def check_tool_flags(args: argparse.Namespace, replay: bool) -> None:
     """Refuse combinations that cannot work, before anything is built or sent."""
-    if not args.tools:
-        used = [
-            flag
-            for flag, value in (("--confirm", args.confirm), ("--max-steps", args.max_steps))
-            if value
-        ]
-        if used:
-            raise UsageError(f"{' and '.join(used)} only make sense with --tools NAMES")
+    if not args.tools:  # --confirm and --max-steps without it: ``parsing.check_needs``
         return
     if args.map:
         raise UsageError("--tools cannot be combined with --map")
