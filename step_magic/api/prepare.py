@@ -92,11 +92,13 @@ def prepare_call(
     """Compose the prompt from ``namespace`` as ``sources`` says, describe the tools, add the
     thread's earlier turns: the request a live call, a dry run and a replay all use.
 
-    ``InputError`` for a reference or an attachment that cannot be used, or a prompt that
-    cannot fit the model's context; nothing is sent.
+    ``InputError`` for an empty prompt, a reference or an attachment that cannot be used, or
+    a prompt that cannot fit the model's context; nothing is sent.
     """
     if not isinstance(prompt, str):
         raise InputError(f"the prompt must be text (str), not {type(prompt).__name__}")
+    if not prompt.strip():  # the magic and the shell refuse it too: it would still be billed
+        raise InputError("nothing to ask: the prompt is empty")
     composed = compose(
         prompt, namespace, settings.model, sources, cwd=Path.cwd(), secrets=settings.secrets
     )
