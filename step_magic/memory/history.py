@@ -28,6 +28,7 @@ from typing import Any
 import platformdirs
 
 from step_magic.core.redact import redact_media
+from step_magic.core.request import own_messages
 from step_magic.memory.conversation import DEFAULT_THREAD
 from step_magic.memory.records import CallRecord
 
@@ -368,17 +369,6 @@ def _switch_to_wal(connection: sqlite3.Connection) -> None:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
-
-
-def own_messages(messages: tuple[dict[str, Any], ...]) -> tuple[tuple[dict[str, Any], ...], int]:
-    """A call's own messages (leading system messages, then its last question and what
-    followed) and how many earlier messages, stored with earlier calls, were left out."""
-    system = 0
-    while system < len(messages) and messages[system].get("role") == "system":
-        system += 1
-    users = [i for i, m in enumerate(messages) if m.get("role") == "user"]
-    asked = users[-1] if users else system
-    return (*messages[:system], *messages[asked:]), asked - system
 
 
 def _contains(text: str | None, needle: str) -> bool:
