@@ -139,6 +139,21 @@ def test_the_version_and_every_subcommand_s_help_say_what_they_are(tmp_path: Pat
     assert "default 8765; 0 picks a free one" in " ".join(serve.split())
 
 
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        (("--port", "99999"), "step-magic serve: error: argument --port: '99999' is not a port"),
+        (("--cassette", "no-such-lesson.jsonl"), "--cassette: no such file no-such-lesson.jsonl"),
+    ],
+)
+def test_serve_refuses_what_it_cannot_serve_in_one_line(
+    tmp_path: Path, options: tuple[str, ...], said: str
+) -> None:
+    done = run_cli("serve", *options, tmp_path=tmp_path)
+    assert done.returncode in (1, 2)
+    assert done.stderr.strip().splitlines()[-1].startswith(said)
+
+
 def test_without_a_key_each_place_says_what_to_do_there(tmp_path: Path) -> None:
     shell = run_cli("ask", "Hi", tmp_path=tmp_path)
     assert shell.returncode == 1

@@ -40,7 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The server's options, for its own command and for ``step-magic serve``."""
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}; 0 picks a free one"
+        "--port",
+        type=_port,
+        default=DEFAULT_PORT,
+        help=f"default {DEFAULT_PORT}; 0 picks a free one",
     )
     parser.add_argument("--tokens-per-second", type=float, default=0, help="0: no pacing")
     parser.add_argument("--reasoning-tokens", type=int, help="exact reasoning length")
@@ -50,6 +53,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--first-byte-delay", type=float, default=0, help="seconds before each reply starts"
     )
     parser.add_argument("--cassette", help="answer recorded requests from this JSONL file")
+
+
+def _port(text: str) -> int:
+    """A TCP port, 0 to 65535 (else argparse's one-line usage error, not a bind traceback)."""
+    port = int(text) if text.isdigit() else -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535)")
+    return port
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -62,6 +73,9 @@ def serve(args: argparse.Namespace) -> int:
     config = ServerConfig(**{name: getattr(args, name) for name in CONFIGURED})
     recorded = None
     if config.cassette:  # a bad file is one line now, not a traceback per request later
+        if not Path(config.cassette).exists():
+            print(f"--cassette: no such file {config.cassette}", file=sys.stderr)
+            return 1
         try:
             recorded = len(Cassette(Path(config.cassette)).replies())
         except ReplayError as error:
