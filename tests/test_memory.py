@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from IPython.core.error import UsageError
 
 from step_magic.core.cassette import Cassette, RecordedReply
 from step_magic.core.errors import ReplayError
@@ -203,6 +204,54 @@ def test_a_lesson_recorded_online_replays_offline(
     assert "no recorded reply" in str(error)
 
 
+def test_a_lesson_recorded_after_other_cells_replays_in_any_conversation(
+    ip: Any, server: LocalServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The recorded requests carry the turns of the cells asked before recording began; a
+    replay without them (a fresh kernel, ``--new``, other cells before) finds each call by
+    its question. The same conversation's own recording still wins."""
+    run(ip, "%step What is 2+2?").raise_error()
+    lesson = tmp_path / "lesson.jsonl"
+    ip.run_line_magic("step_record", str(lesson))
+    run(ip, "%step Name three moons of Jupiter.").raise_error()
+    moons = ip.user_ns["_step"].answer
+    run(ip, "%step Which is the largest?").raise_error()
+    largest = ip.user_ns["_step"].answer
+    ip.run_line_magic("step_record", "--stop")
+    sent = len(server.requests)
+
+    ip.run_line_magic("config", "StepMagics.replay_speed = 0")
+    run(ip, f"%step --new --replay --cassette {lesson} Name three moons of Jupiter.").raise_error()
+    assert (ip.user_ns["_step"].answer, ip.user_ns["_step"].replayed) == (moons, True)
+    run(ip, f"%step --replay --cassette {lesson} Which is the largest?").raise_error()
+    assert ip.user_ns["_step"].answer == largest
+    ip.run_line_magic("config", f"StepMagics.cassette = {str(lesson)!r}")  # on the projector
+    ip.run_line_magic("config", "StepMagics.replay = True")
+    run(ip, "%step --new Name three moons of Jupiter.").raise_error()
+    ip.run_line_magic("config", "StepMagics.replay = False")
+    ip.run_line_magic("config", "StepMagics.cassette = None")
+    assert (ip.user_ns["_step"].answer, ip.user_ns["_step"].replayed) == (moons, True)
+    assert len(server.requests) == sent
+
+    error = run(ip, f"%step --replay --cassette {tmp_path / 'typo.jsonl'} Hi").error_in_exec
+    assert type(error).__name__ == "ReplayError"
+    assert str(error) == f"no cassette at {tmp_path / 'typo.jsonl'}: no such file"
+
+
+def test_a_cassette_that_cannot_be_written_is_refused_when_recording_starts(
+    ip: Any, tmp_path: Path
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(
+        UsageError,
+        match=r"^cannot record to .*a-file/lesson.jsonl: .*a-file is a file, not a folder$",
+    ):
+        ip.run_line_magic("step_record", str(tmp_path / "a-file" / "lesson.jsonl"))
+    with pytest.raises(UsageError, match=r"it is not a regular file$"):
+        ip.run_line_magic("step_record", str(tmp_path))
+    assert ip.run_line_magic("step_record", "--stop") is None  # nothing was being recorded
+
+
 def test_replay_without_a_cassette_answers_from_the_history(ip: Any, server: LocalServer) -> None:
     run(ip, "%step --no-memory Cache me").raise_error()
     original = ip.user_ns["_step"]
@@ -238,6 +287,8 @@ def test_the_local_server_serves_a_recorded_lesson(
         assert ip.user_ns["_step"].reasoning == "Recorded thinking."
         run(ip, "%%step --no-memory\nSomething else").raise_error()
         assert "Something else" in ip.user_ns["_step"].answer  # simulated as usual
+        run(ip, "%%step\nRecorded question").raise_error()  # after a turn: by its question
+        assert ip.user_ns["_step"].answer == "Recorded **answer**."
 
 
 def test_new_clears_the_thread_only_when_the_call_worked(

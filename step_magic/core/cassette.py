@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 from step_magic.core.errors import ReplayError
 from step_magic.core.events import Usage
 from step_magic.core.redact import redact_media
-from step_magic.core.request import ChatRequest
+from step_magic.core.request import ChatRequest, own_messages, request_key
 from step_magic.core.text import clean_text, read_json
 
 _USAGE_FIELDS = {item.name for item in fields(Usage)}
@@ -104,32 +104,43 @@ class Cassette:
         self.path = path
         self._lock = _lock_for(path)
 
-    def lookup(self, key: str) -> RecordedReply | None:
+    def lookup(self, key: str, asked: Mapping[str, Any] | None = None) -> RecordedReply | None:
         """The reply recorded for ``key``, or None (also when the file does not exist yet).
 
-        The file is read line by line and only the newest match is kept, so replaying one
-        call from a large cassette holds one line at a time, not the whole file.
+        With ``asked`` (the request's body), a miss falls back to the newest call that asked
+        the same question (``question_key``): a lesson recorded after other cells, whose
+        requests carry those cells' turns, still replays in a fresh kernel. The file is read
+        line by line and only the newest match is kept, so replaying one call from a large
+        cassette holds one line at a time, not the whole file.
         """
-        found = None
-        for line_key, reply in self._replies():
+        question = question_key(asked) if asked is not None else None
+        found = same_question = None
+        for line_key, reply, request in self._lines():
             if line_key == key:
                 found = reply
-        return found
+            elif question is not None and question_key(request) == question:
+                same_question = reply
+        return found or same_question
 
     def replies(self) -> dict[str, RecordedReply]:
         """Every recorded reply by key, read once (later recordings of a request win).
 
         ReplayError naming the file and line for a line that is not a recorded call.
         """
-        return dict(self._replies())
+        return {key: reply for key, reply, _ in self._lines()}
 
-    def _replies(self) -> Iterator[tuple[str, RecordedReply]]:
-        """Every line as ``(key, reply)``, each checked; ReplayError naming a bad line."""
+    def _lines(self) -> Iterator[tuple[str, RecordedReply, object]]:
+        """Every line as ``(key, reply, request)``, each checked; ReplayError naming a bad
+        line (the request is as recorded: anything, for a hand-written line)."""
         for number, entry in self._entries():
             try:
                 if not isinstance(entry, dict) or not isinstance(entry.get("key"), str):
                     raise ValueError("it is not a recorded call (no key)")
-                yield entry["key"], RecordedReply.from_json(entry.get("reply"))
+                yield (
+                    entry["key"],
+                    RecordedReply.from_json(entry.get("reply")),
+                    entry.get("request"),
+                )
             except ValueError as err:
                 raise ReplayError(f"{self.path}:{number}: {err}") from None
 
@@ -177,6 +188,17 @@ class Cassette:
         if path.exists() and not (path.is_file() or path.is_dir()):  # a FIFO, a device
             raise ReplayError(f"the cassette {path} is not a regular file")
         return path.open("rb")
+
+
+def question_key(body: object) -> str | None:
+    """``request_key`` of a request's body keeping only its own question: the leading system
+    messages, the last user message and what followed (``own_messages``), media as the
+    cassette keeps them. None for a body that is not a request (a hand-written line)."""
+    messages = body.get("messages") if isinstance(body, Mapping) else None
+    if not isinstance(messages, list | tuple) or not all(isinstance(m, dict) for m in messages):
+        return None
+    own, _ = own_messages(redact_media(messages))
+    return request_key({**body, "messages": list(own)})  # type: ignore[dict-item]
 
 
 _LOCKS: dict[Path, threading.Lock] = {}

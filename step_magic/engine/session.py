@@ -158,7 +158,7 @@ class Session:
         """Before a call: its reply-cache key, a recorded reply when replaying, the start
         time, and what the result is told of how the call was prepared."""
         key = prepared.request.cache_key()
-        stream = self._replay_source(key, options)
+        stream = self._replay_source(prepared.request, options)
 
         def annotate(result: StepResult) -> None:
             result.attachments = prepared.composed.labels
@@ -197,17 +197,20 @@ class Session:
     def check_replay(self, prepared: Prepared, options: CallOptions) -> None:
         """Raise ``ReplayError`` now if the call would have no recorded reply to replay
         (a background call checks this before it leaves the caller's thread)."""
-        self._replay_source(prepared.request.cache_key(), options)
+        self._replay_source(prepared.request, options)
 
-    def _replay_source(self, key: str, options: CallOptions) -> ReplayStream | None:
-        """A recorded reply when replaying (a miss is an error); None for a live call."""
+    def _replay_source(self, request: ChatRequest, options: CallOptions) -> ReplayStream | None:
+        """A recorded reply when replaying (a miss is an error); None for a live call. A
+        cassette matches the whole conversation first, then the question alone."""
         if not options.replay or options.refresh:
             return None
-        reply = None
+        reply, key, asked = None, request.cache_key(), request.body(stream=False)
         if options.cassette is not None:
-            reply = Cassette(options.cassette).lookup(key)
+            if not options.cassette.exists():
+                raise ReplayError(f"no cassette at {options.cassette}: no such file")
+            reply = Cassette(options.cassette).lookup(key, asked)
         elif self.recorder is not None:
-            reply = self.recorder.lookup(key)
+            reply = self.recorder.lookup(key, asked)
         if reply is None and options.cassette is None and self.history is not None:
             found = self.history.find_reply(key)
             reply = found.reply() if found else None

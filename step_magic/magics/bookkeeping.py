@@ -125,11 +125,29 @@ class StepToolMagics(Magics):
             return
         from step_magic.core.cassette import Cassette
 
-        session.recorder = Cassette(Path(args.file).expanduser())
+        path = Path(args.file).expanduser()
+        _check_writable(path)
+        session.recorder = Cassette(path)
         print(
             f"Recording calls to {session.recorder.path}. Replay them with "
             f"%%step --replay --cassette {args.file} (no key, no network needed)."
         )
+
+
+def _check_writable(path: Path) -> None:
+    """UsageError now for a cassette that could not be written: not a warning after the
+    next call, when the lesson has already been given."""
+    if path.exists() and not path.is_file():  # a folder; a FIFO would block the kernel
+        raise UsageError(f"cannot record to {path}: it is not a regular file")
+    folder = next((p for p in path.parents if p.exists()), None)
+    if folder is not None and not folder.is_dir():
+        raise UsageError(f"cannot record to {path}: {folder} is a file, not a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("ab"):
+            pass
+    except OSError as err:
+        raise UsageError(f"cannot record to {path}: {err.strerror or err}") from None
 
 
 def _ask_for_key() -> None:

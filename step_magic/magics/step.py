@@ -79,6 +79,12 @@ class StepMagics(Magics):
     memory = Bool(True, help="Send earlier turns of the thread as context.").tag(config=True)
     replay = Bool(False, help="Answer from recorded replies only.").tag(config=True)
     replay_speed = CFloat(200.0, help="Replay pace in tokens/s (0: at once).").tag(config=True)
+    cassette = Unicode(
+        None,
+        allow_none=True,
+        help="The cassette every call records to and replays from, as --cassette does (a "
+        "lesson on the projector: with replay = True, no cell needs the flag).",
+    ).tag(config=True)
     history = Bool(True, help="Log every call to the SQLite history.").tag(config=True)
     background_limit = CInt(
         4, help="Background calls (--background) that stream at once; more wait for a slot."
@@ -204,7 +210,9 @@ class StepMagics(Magics):
             memory=self.memory and not args.no_memory,
             replay=(self.replay or args.replay) and not args.refresh,
             refresh=args.refresh,
-            cassette=Path(args.cassette).expanduser() if args.cassette else None,
+            cassette=Path(cassette).expanduser()
+            if (cassette := args.cassette or self.cassette)
+            else None,
             replay_speed=self.replay_speed,
             display_format=args.format,
             notebook=magic_frontend.notebook_path(self.shell),

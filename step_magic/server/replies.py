@@ -59,14 +59,15 @@ class ReplyTokens:
 
 
 def recorded_reply(cassette: str | None, body: Any) -> ReplyTokens | None:
-    """The reply a cassette recorded for exactly this request, when serving one.
+    """The reply a cassette recorded for this request, when serving one: for the same
+    conversation, else for the same question (``Cassette.lookup``).
 
     Lets a lesson recorded with ``%step_record`` be served to any OpenAI-compatible client.
     """
     if not cassette or not isinstance(body, dict):
         return None
     try:
-        reply = Cassette(Path(cassette)).lookup(request_key(body))
+        reply = Cassette(Path(cassette)).lookup(request_key(body), body)
     except ReplayError as error:  # the file changed under a running server: say so
         raise ApiError(500, "server_error", f"the cassette cannot be read: {error}") from None
     if reply is None:
