@@ -48,7 +48,13 @@ def test_safe_markdown_breaks_script_schemes_in_any_case(scheme: str, rest: str)
 
 
 def test_safe_markdown_breaks_a_scheme_with_spaces_before_the_colon() -> None:
-    assert safe_markdown("see VBScript :x") == f"see VBScript {ZWSP}:x"
+    assert safe_markdown("[x]( VBScript :x)") == f"[x]( VBScript {ZWSP}:x)"
+
+
+def test_safe_markdown_leaves_prose_that_names_a_scheme_alone() -> None:
+    assert safe_markdown("javascript: is a word, VBScript :x too") == (
+        "javascript: is a word, VBScript :x too"
+    )
 
 
 @pytest.mark.parametrize(("scheme", "rest"), SCRIPT_LINKS)

@@ -150,6 +150,30 @@ def test_the_markdown_copy_keeps_fenced_code_and_newlines_exactly() -> None:
     )
 
 
+def test_the_markdown_copy_is_the_answer_as_written_where_nothing_could_be_live() -> None:
+    """Code spans show their text literally, so ``&lt;`` there would be shown as such; maths
+    gets ``\\lt`` (MathJax reads it as ``<``); prose that only names a scheme is kept."""
+    answer = "Use `a < b && c > d` … $a<b$ and $x & y$ … javascript: is a word.\n"
+    assert safe_markdown(answer) == (
+        "Use `a < b && c > d` … $a\\lt b$ and $x & y$ … javascript: is a word.\n"
+    )
+
+
+def test_code_in_headings_lists_quotes_and_indented_blocks_is_kept() -> None:
+    answer = (
+        "# The `<T>` type\n\n- call `f(a<b)`\n\n> quote `x && y`\n\n    if a < b:\n"
+        "        pass\n\ntext <b>\n"
+    )
+    assert safe_markdown(answer) == answer.replace("text <b>", "text &lt;b>")
+
+
+def test_table_cells_and_unclosed_spans_are_escaped() -> None:
+    """A table cell ends at a pipe, not at a backtick: its code is escaped like prose."""
+    table = "| a | b |\n|---|---|\n| `x<y` | 2 |\n"
+    assert safe_markdown(table) == table.replace("x<y", "x&lt;y")
+    assert safe_markdown("`a < b") == "`a &lt; b"
+
+
 def test_maths_placeholders_are_all_restored_in_order() -> None:
     rendered = answer_html(" ".join(f"${n} < x$" for n in range(12)))
     assert rendered == "<p>" + " ".join(f"${n} &lt; x$" for n in range(12)) + "</p>\n"

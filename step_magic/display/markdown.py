@@ -14,6 +14,7 @@ naming the image and its host; ``data:`` images, which fetch nothing, are shown.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import functools
 import html
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 # Placeholders are letters only (a code highlighter keeps an identifier whole) and carry a
 # random part absent from the text, so no answer can forge or break one.
 _DIGITS = "QRSTUVWXYZ"
-_SCHEME = re.compile(r"(?i)(javascript|vbscript|data|file)(\s*):")
 
 
 @functools.cache
@@ -182,26 +182,102 @@ def _unused_prefix(text: str) -> str:
 
 
 def safe_markdown(markdown: str, *, remote_images: bool = False) -> str:
-    """Markdown whose prose is escaped (``<``, ``&``, link schemes); fenced code untouched.
+    """The answer's Markdown for frontends that prefer it: as written, except that no
+    Markdown renderer, even one that passes raw HTML through, can make markup or a script
+    link of it.
 
-    Fences are found by the parser; everything else, inline code included, is escaped, so
-    a frontend that renders this Markdown cannot be made to insert markup or script links.
+    Code is left exactly as written, since a renderer shows it literally: fenced code, an
+    indented block after a blank line, and code spans inside paragraphs and headings. In
+    the prose ``<`` and ``&`` are escaped, images become text (unless ``remote_images``) and
+    a link to a script scheme is broken; in maths ``<`` is written ``\\lt``, which MathJax
+    reads alike. Block structure is found by the parser; escaping never changes it, so the
+    code spans found here are the ones a renderer finds.
     """
     lines = markdown.splitlines(keepends=True)
-    keep = [False] * len(lines)
-    for token in _parser().parse(markdown):
-        if token.type == "fence" and token.map:
-            start, end = token.map
-            for index in range(start + 1, min(end, len(lines)) - 1):
-                keep[index] = True  # the code between the fence lines
-    return "".join(
-        line if kept else _escape_prose(line, remote_images)
-        for line, kept in zip(lines, keep, strict=True)
-    )
+    kept = [False] * len(lines)
+    blocks: list[tuple[int, int]] = []
+    tokens = _parser().parse(markdown)
+    for index, token in enumerate(tokens):
+        start, end = token.map or (0, 0)
+        end = min(end, len(lines))
+        if token.type == "fence":
+            kept[start + 1 : end - 1] = [True] * max(end - start - 2, 0)  # between the fences
+        elif token.type == "code_block" and (start == 0 or not lines[start - 1].strip()):
+            kept[start:end] = [True] * (end - start)  # (without the blank line, an escaped
+            # line before it could become a paragraph that swallows it as text)
+        elif token.type == "inline" and tokens[index - 1].type in _SPANNED:
+            blocks.append((start, end))  # not table cells: a cell ends at a pipe, not a span
+    pieces = [
+        line if keep else _escape_prose(line, remote_images)
+        for line, keep in zip(lines, kept, strict=True)
+    ]
+    for start, end in blocks:
+        pieces[start:end] = [_escape_block("".join(lines[start:end]), remote_images)] + [""] * (
+            end - start - 1
+        )
+    return "".join(pieces)
+
+
+_SPANNED = ("paragraph_open", "heading_open")
+_RUN = re.compile(r"`+")
+
+
+def _escape_block(text: str, remote_images: bool) -> str:
+    """A paragraph or heading: its code spans as written, the rest escaped."""
+    pieces: list[str] = []
+    position = 0
+    for start, end in code_spans(text):
+        pieces += (_escape_prose(text[position:start], remote_images), text[start:end])
+        position = end
+    pieces.append(_escape_prose(text[position:], remote_images))
+    return "".join(pieces)
+
+
+def code_spans(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of each code span in one block of inline text, as CommonMark pairs
+    them: a run of backticks opens one that the next run of the same length closes; a
+    backslash before an opening run escapes its first backtick (none works inside a span).
+    Linear: each length's runs are found by bisection, and an unclosed length stays so."""
+    runs = [(match.start(), match.end()) for match in _RUN.finditer(text)]
+    by_length: dict[int, list[int]] = {}
+    for start, end in runs:
+        by_length.setdefault(end - start, []).append(start)
+    spans: list[tuple[int, int]] = []
+    position = 0
+    for start, end in runs:
+        if start < position:
+            continue
+        slashes = 0
+        while start - slashes > position and text[start - slashes - 1] == "\\":
+            slashes += 1
+        opening = start + slashes % 2
+        starts = by_length.get(end - opening, [])
+        closer = bisect.bisect_left(starts, end)
+        if end > opening and closer < len(starts):
+            position = starts[closer] + end - opening
+            spans.append((opening, position))
+    return spans
 
 
 def _escape_prose(text: str, remote_images: bool) -> str:
-    escaped = text.replace("&", "&amp;").replace("<", "&lt;")
+    """Prose: ``<`` and ``&`` escaped; maths inside it keeps its ``&`` and writes ``<`` as
+    ``\\lt`` (an escaped ``&lt;`` would reach MathJax as those four characters)."""
+    pieces: list[str] = []
+    position = 0
+    for start, end in maths_spans(text):
+        pieces += (_escape_text(text[position:start]), text[start:end].replace("<", "\\lt "))
+        position = end
+    pieces.append(_escape_text(text[position:]))
+    escaped = "".join(pieces)
     if not remote_images:  # ``!\[`` is an exclamation mark and a bracket, never an image
         escaped = escaped.replace("![", "!\\[")
-    return _SCHEME.sub("\\1\\2\u200b:", escaped)
+    return _LINK_SCHEME.sub("\\1\\2\\3\u200b:", escaped)
+
+
+def _escape_text(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;")
+
+
+# A script-capable scheme where a link's address starts: ``](``, or a reference definition's
+# ``]:`` (prose that merely mentions ``javascript:`` is left alone).
+_LINK_SCHEME = re.compile(r"(?i)(\]\(\s*|\]:\s*)(javascript|vbscript|data|file)(\s*):")
