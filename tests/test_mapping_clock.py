@@ -40,7 +40,7 @@ class FakeClock:
             self.now += seconds
 
 
-@pytest.mark.parametrize("rpm", [6, 60, 240])
+@pytest.mark.parametrize("rpm", [6, 60, 100, 240])  # 100: 0.6 s, not a multiple of a tick
 def test_rows_start_exactly_sixty_over_rpm_seconds_apart(
     server: LocalServer, monkeypatch: pytest.MonkeyPatch, rpm: int
 ) -> None:

@@ -273,6 +273,30 @@ def test_a_row_that_finishes_as_the_map_gives_up_on_it_is_still_cached(
     assert "You wrote" in out[0]["city"]
 
 
+def test_a_map_that_fails_returns_at_once_while_a_row_runs_on(server: LocalServer) -> None:
+    """A plain function that ignores being abandoned keeps its worker thread; the map does
+    not wait for it (the thread ends on its own)."""
+    settings = settings_for(server)
+    release = threading.Event()
+
+    def call(request: ChatRequest) -> StepResult:
+        release.wait(20)
+        raise RuntimeError("released")
+
+    def progress(_: MapProgress) -> None:
+        raise RuntimeError("the progress display broke")
+
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="display broke"):
+        map_rows(
+            ["Lima"], "{item}", lambda prompt: build_request(settings, prompt), call,
+            MapOptions("city"), progress=progress,
+        )  # fmt: skip
+    elapsed = time.monotonic() - started
+    release.set()
+    assert elapsed < 10
+
+
 def test_a_rerun_reports_cached_failed_retrying_and_billed_rows_as_its_summary_does(
     server: LocalServer, tmp_path: Path
 ) -> None:
