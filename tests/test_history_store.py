@@ -8,6 +8,7 @@ import dataclasses
 import io
 import json
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,7 @@ def test_a_history_that_could_not_be_opened_says_so_once_and_nothing_about_searc
     assert history.recent(search="sky") == []
     assert history.newest_thread() is None
     assert len(warnings) == 1
-    assert warnings[0].startswith("history disabled: ")
+    assert warnings[0].startswith("history disabled: [Errno ")  # the reason, then the path
     assert FTS5_MISSING not in warnings
 
 
@@ -179,3 +180,47 @@ def test_every_leading_system_message_is_kept_with_the_call(history: History) ->
     only_rules, with_turns = history.recent()
     assert with_turns.messages == rules + asked
     assert only_rules.messages == rules
+
+
+def test_a_call_that_cannot_be_recorded_says_why_once(
+    history: History, warnings: list[str]
+) -> None:
+    assert history.record(make_call()) is not None
+    with contextlib.closing(sqlite3.connect(history.path)) as other:
+        other.execute("DROP TABLE calls")  # another process broke the file
+    assert history.record(make_call()) is None
+    assert history.record(make_call()) is None
+    assert warnings == [f"history record failed: no such table: calls ({history.path})"]
+
+
+def test_a_history_folder_is_created_however_deep(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "step-magic" / "history.sqlite3"
+    with contextlib.closing(History(path, warn=pytest.fail)) as history:
+        assert history.record(make_call()) is not None
+    assert path.is_file()
+
+
+def test_the_file_keeps_text_as_written_for_whoever_opens_it(history: History) -> None:
+    """A sqlite3 shell shows the messages and attachments as written, not as \\u escapes."""
+    question = {"role": "user", "content": "Pourquoi le ciel est-il bleu ? λ⁴"}
+    history.record(make_call(messages=(question,), attachments=("données (3×2)",)))
+    with contextlib.closing(sqlite3.connect(history.path)) as reader:
+        messages, attachments = reader.execute("SELECT messages, attachments FROM calls").fetchone()
+    assert "Pourquoi le ciel est-il bleu ? λ⁴" in messages
+    assert attachments == '["données (3×2)"]'
+
+
+def test_a_file_another_process_is_writing_is_waited_for_when_first_opened(
+    tmp_path: Path,
+) -> None:
+    """Switching the file to WAL needs it alone: while another process holds its write lock,
+    SQLite says "locked" at once (waiting there could deadlock), so step-magic waits."""
+    path = tmp_path / "history.sqlite3"
+    with contextlib.closing(sqlite3.connect(path)) as creating:
+        creating.execute("CREATE TABLE other_tool (x)")  # a file in the old journal mode
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("BEGIN IMMEDIATE")
+    threading.Timer(0.3, writer.close).start()  # closing ends its transaction
+    with contextlib.closing(History(path, warn=pytest.fail)) as history:
+        assert history.record(make_call()) is not None
+        assert [call.prompt for call in history.recent()] == ["Why is the sky blue?"]

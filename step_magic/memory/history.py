@@ -316,7 +316,7 @@ def _indexed(connection: sqlite3.Connection) -> bool:
 def match_query(text: str) -> str:
     """``text`` as an FTS5 query: every word must appear (each quoted, so ``-``, ``:`` or
     ``"`` in it are words, not query syntax); a trailing ``*`` keeps its prefix meaning."""
-    return " ".join(_term(word) for word in text.replace("\0", " ").split())
+    return " ".join(_term(word) for word in text.split())  # (``recent`` drops NULs first)
 
 
 def _term(word: str) -> str:
@@ -376,7 +376,7 @@ def _contains(text: str | None, needle: str) -> bool:
 
 
 def _from_row(row: sqlite3.Row) -> CallRecord:
-    values = dict(zip(row.keys(), row, strict=True))
+    values = {key: row[key] for key in row.keys()}  # noqa: SIM118 (a Row is no mapping)
     values["messages"] = tuple(json.loads(values["messages"]))
     values["attachments"] = tuple(json.loads(values["attachments"]))
     values["replayed"] = bool(values["replayed"])
