@@ -27,6 +27,7 @@ from typing import Any, TextIO
 from step_magic.cli_local import local_simulator
 from step_magic.core import settings as config
 from step_magic.core.catalog import SETTINGS
+from step_magic.core.errors import InputError
 
 MAX_STDIN_BYTES = 4_000_000  # ~1M tokens: more than any model's context
 TABLE_SUFFIXES = {".csv": "read_csv", ".tsv": "read_csv", ".parquet": "read_parquet"}
@@ -103,7 +104,11 @@ def run_ask(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
     import step_magic
 
     source = sys.stdin if stdin is None else stdin
-    piped = "" if source.isatty() else _read_piped(source)
+    try:
+        piped = "" if source.isatty() else _read_piped(source)
+    except InputError as err:
+        print(f"step-magic ask: {err}", file=sys.stderr)
+        return 1
     if piped is None:
         limit = f"{MAX_STDIN_BYTES // 1_000_000} MB"
         print(f"step-magic ask: the piped input is over {limit}, more than any model takes "
@@ -190,7 +195,7 @@ def _newest_thread() -> str:
     finally:
         log.close()
     if name is None:
-        raise step_magic_error(
+        raise InputError(
             "--continue: no named thread in the history yet; start one with --chat NAME"
         )
     return name
@@ -204,7 +209,7 @@ def _tools(specs: list[str]) -> dict[str, object]:
         name = spec.rpartition(":")[2].rpartition(".")[2]
         value = imported(spec, "--tools")
         if tools.get(name, value) is not value:
-            raise step_magic_error(f"--tools: two tools would be called {name}")
+            raise InputError(f"--tools: two tools would be called {name}")
         tools[name] = value
     return tools
 
@@ -215,7 +220,7 @@ def imported(spec: str, option: str) -> object:
     whatever the module raises while it is imported."""
     module_name, _, attribute = spec.partition(":")
     if not module_name.strip() or not attribute.strip():
-        raise step_magic_error(f"{option} {spec}: give it as module:name (mytools:lookup)")
+        raise InputError(f"{option} {spec}: give it as module:name (mytools:lookup)")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
@@ -223,15 +228,15 @@ def imported(spec: str, option: str) -> object:
     except Exception as err:  # a missing module, a syntax error, anything its code raises
         problem = " ".join(f"{type(err).__name__}: {err}".split())
         message = f"{option} {spec}: cannot import {module_name} ({problem})"
-        raise step_magic_error(message) from None
+        raise InputError(message) from None
     for part in attribute.split("."):
         try:
             value = getattr(value, part)
         except AttributeError:
-            raise step_magic_error(f"{option} {spec}: {module_name} has no {attribute!r}") from None
+            raise InputError(f"{option} {spec}: {module_name} has no {attribute!r}") from None
         except Exception as err:  # a property or module __getattr__ of the user's that raises
             problem = " ".join(f"{type(err).__name__}: {err}".split())
-            raise step_magic_error(f"{option} {spec}: reading {part} failed ({problem})") from None
+            raise InputError(f"{option} {spec}: reading {part} failed ({problem})") from None
     return value
 
 
@@ -252,7 +257,10 @@ def key_problem(args: argparse.Namespace) -> str | None:
 
 def _read_piped(source: TextIO) -> str | None:
     """Piped text, read as bytes up to the limit (None: over it) and decoded leniently:
-    binary or mis-encoded input becomes U+FFFD, not a traceback."""
+    mis-encoded input becomes U+FFFD, not a traceback; binary data is an InputError, as a
+    binary file given to ``--with`` is (sending it would only bill its replacement marks)."""
+    from step_magic.context.attachments import looks_binary
+
     raw = getattr(source, "buffer", None)
     if raw is None:  # a text stream (tests, some IDEs)
         text = source.read(MAX_STDIN_BYTES + 1)
@@ -260,6 +268,11 @@ def _read_piped(source: TextIO) -> str | None:
     data = raw.read(MAX_STDIN_BYTES + 1)
     if len(data) > MAX_STDIN_BYTES:
         return None
+    if looks_binary(data):
+        raise InputError(
+            "the piped input looks like binary data (it holds NUL bytes): pipe text, or "
+            "convert it first"
+        )
     decoded: str = data.decode("utf-8-sig", errors="replace")  # a Windows BOM goes too
     return decoded.replace("\r\n", "\n")
 
@@ -367,7 +380,8 @@ def _attachments(paths: list[str]) -> dict[str, object]:
     for given in (item for value in paths for item in value.split(",") if item.strip()):
         path = Path(given.strip()).expanduser()
         if not path.is_file():
-            raise step_magic_error(f"--with {given}: no such file")
+            why = "a folder" if path.is_dir() else "not a regular file" if path.exists() else ""
+            raise InputError(f"--with {given}: {why or 'no such file'}; give a file")
         reader = TABLE_SUFFIXES.get(path.suffix.lower())
         attached[path.stem if reader else str(path)] = _table(path, reader) if reader else path
     return attached
@@ -377,15 +391,9 @@ def _table(path: Path, reader: str) -> object:
     try:
         pd = importlib.import_module("pandas")
     except ImportError:
-        raise step_magic_error(f"--with {path}: reading tables needs pandas installed") from None
+        raise InputError(f"--with {path}: reading tables needs pandas installed") from None
     separator = {"sep": "\t"} if path.suffix.lower() == ".tsv" else {}
     try:
         return getattr(pd, reader)(path, **separator)
     except (ValueError, ImportError, OSError) as err:
-        raise step_magic_error(f"--with {path}: cannot read it as a table ({err})") from None
-
-
-def step_magic_error(message: str) -> Exception:
-    from step_magic.core.errors import InputError
-
-    return InputError(message)
+        raise InputError(f"--with {path}: cannot read it as a table ({err})") from None

@@ -228,7 +228,7 @@ def test_an_unreadable_file_or_a_broken_object_is_one_line(api_env: LocalServer)
     assert len(api_env.requests) == 1
 
 
-def test_the_shell_refuses_piped_input_over_its_limit_and_reads_binary_leniently(
+def test_the_shell_refuses_piped_input_over_its_limit_or_binary_and_reads_latin1_leniently(
     api_env: LocalServer, tmp_path: Any
 ) -> None:
     import subprocess
@@ -244,9 +244,19 @@ def test_the_shell_refuses_piped_input_over_its_limit_and_reads_binary_leniently
     binary = subprocess.run(
         script, input=bytes(range(256)) * 4, capture_output=True, timeout=120, env=_env(api_env)
     )
-    assert binary.returncode == 0, binary.stderr.decode()[-500:]
-    assert b"Traceback" not in binary.stderr
-    assert "\ufffd" in api_env.requests[-1].body["messages"][-1]["content"]
+    assert binary.returncode == 1
+    assert binary.stderr.decode().strip() == (
+        "step-magic ask: the piped input looks like binary data (it holds NUL bytes): pipe "
+        "text, or convert it first"
+    )
+    assert api_env.requests == []
+    latin1 = subprocess.run(
+        script, input="café crème".encode("latin-1"), capture_output=True, timeout=120,
+        env=_env(api_env),
+    )  # fmt: skip
+    assert latin1.returncode == 0, latin1.stderr.decode()[-500:]
+    assert b"Traceback" not in latin1.stderr
+    assert "caf\ufffd cr\ufffdme" in api_env.requests[-1].body["messages"][-1]["content"]
 
 
 def _env(server: LocalServer) -> dict[str, str]:

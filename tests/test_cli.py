@@ -99,7 +99,13 @@ def test_ask_fails_in_one_line_with_status_1(server: LocalServer, tmp_path: Path
     assert "Traceback" not in done.stderr
     missing = ask_cli("--with", "nope.csv", "Hi", server=server, tmp_path=tmp_path)
     assert missing.returncode == 1
-    assert "--with nope.csv: no such file" in missing.stderr
+    assert "--with nope.csv: no such file; give a file" in missing.stderr
+    for given, why in ((str(tmp_path), "a folder"), ("/dev/null", "not a regular file")):
+        odd = ask_cli("--with", given, "Hi", server=server, tmp_path=tmp_path)
+        assert (
+            odd.stderr.strip().splitlines()[-1]
+            == f"step-magic ask: --with {given}: {why}; give a file"
+        )
 
 
 @pytest.mark.slow  # a process of its own

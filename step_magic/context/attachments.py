@@ -271,13 +271,19 @@ def render_value(obj: object, budget_chars: int) -> str:
     return _bounded(text, budget_chars, f"{len(text):,} chars in all")
 
 
+def looks_binary(data: bytes) -> bool:
+    """Binary data, not text in some encoding: a NUL byte in its first 8 KB (as git and
+    ``grep`` tell). Text in another encoding is decoded leniently instead."""
+    return b"\0" in data[:8192]
+
+
 def _text_file(name: str, path: Path, room: int) -> tuple[str, str]:
     """The start of a text file (never read whole); binary files are refused."""
     size = path.stat().st_size
     with path.open("rb") as file:
         # At most 4 UTF-8 bytes a character: this is enough to fill the room.
         data = file.read(4 * room + 4)
-    if b"\0" in data[:8192]:
+    if looks_binary(data):
         raise InputError(
             f"{name}: looks like a binary file; load it into a variable (e.g. a DataFrame) "
             "and pass that"
