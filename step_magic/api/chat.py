@@ -22,9 +22,9 @@ from types import TracebackType
 from typing import Any
 
 from step_magic.api.calls import events, events_async, run, run_async
+from step_magic.api.inputs import check_keywords
 from step_magic.api.keywords import CALL_KEYWORDS
 from step_magic.api.prepare import prepare
-from step_magic.core.errors import InputError
 from step_magic.core.redact import redact_url
 from step_magic.core.result import StepResult
 from step_magic.engine.relay import StreamEvent
@@ -44,9 +44,7 @@ class Chat:
 
     def __init__(self, name: str | None = None, *, history: bool = True, **keywords: Any):
         self.name = name or "default"
-        unknown = sorted(set(keywords) - set(CHAT_KEYWORDS))
-        if unknown:
-            raise InputError(f"Chat: unknown keyword(s): {', '.join(unknown)}")
+        check_keywords(keywords, CHAT_KEYWORDS, "Chat: ")
         self._keywords = keywords  # private: it may hold api_key
         self._restart = False  # the next call starts the thread afresh (after reset)
         self._turn = threading.RLock()  # one ``ask`` at a time; a tool may ask the chat too

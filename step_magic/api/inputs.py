@@ -10,7 +10,8 @@ from __future__ import annotations
 import functools
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,18 @@ from step_magic.tools.build import build_toolbox
 SETTING_KEYWORDS = tuple(k for k in CALL_KEYWORDS if k not in CALL_ONLY)
 
 
+def check_keywords(given: Iterable[str], known: Sequence[str], owner: str = "") -> None:
+    """InputError for keywords not in ``known``, each with the close names it may have
+    meant (``effrot`` → ``effort``), as the magic does for a mistyped flag."""
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        named = [
+            name + "".join(f" (did you mean {m}?)" for m in get_close_matches(name, known, 1))
+            for name in unknown
+        ]
+        raise InputError(f"{owner}unknown keyword(s): {', '.join(named)}")
+
+
 def call_settings(
     options: Mapping[str, Any], *, base_url: str | None, api_key: str | None
 ) -> Settings:
@@ -34,9 +47,7 @@ def call_settings(
     A value out of range is an ``InputError`` that names the keyword; plain http to a remote
     host is a warning, as it is in the magics.
     """
-    unknown = sorted(set(options) - set(SETTING_KEYWORDS))
-    if unknown:
-        raise InputError(f"unknown keyword(s): {', '.join(unknown)}")
+    check_keywords(options, SETTING_KEYWORDS)
     defaults = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
     flags = {"base_url": base_url, "api_key": api_key}
     settings, warning = settings_for(flags, defaults, local_url=None, need_key=True, owner="")
@@ -105,6 +116,7 @@ def _tool_name(item: object) -> str:
     name = getattr(target, "__name__", None)
     if not callable(item) or not isinstance(name, str) or name == "<lambda>":
         raise InputError(
-            f"tools: give a {type(item).__name__} a name with a mapping, e.g. tools={{'sales': df}}"
+            f"tools: this {type(item).__name__} has no name to call it by; pass a mapping, "
+            "e.g. tools={'sales': df}"
         )
     return name

@@ -96,8 +96,14 @@ def test_bad_input_is_refused_before_anything_is_sent(api_env: LocalServer) -> N
         step_magic.ask("hi", temperature=5)
     with pytest.raises(step_magic.InputError, match=r"api = 'completions' is not valid"):
         step_magic.stream("hi", api="completions")
-    with pytest.raises(step_magic.InputError, match="unknown keyword"):
+    with pytest.raises(step_magic.InputError) as mistyped:
         step_magic.stream("hi", efort="high")
+    assert str(mistyped.value) == "unknown keyword(s): efort (did you mean effort?)"
+    with pytest.raises(step_magic.InputError) as nameless:
+        step_magic.ask("hi", tools=[1])
+    assert str(nameless.value) == (
+        "tools: this int has no name to call it by; pass a mapping, e.g. tools={'sales': df}"
+    )
     assert api_env.requests == []
 
 
@@ -151,7 +157,7 @@ def test_tools_are_called_and_recorded(api_env: LocalServer) -> None:
     assert [record.name for record in result.tool_calls] == ["revenue"] * len(calls)
     assert result.tool_calls[0].status == "ok"
     assert result.steps == 2
-    with pytest.raises(step_magic.InputError, match="give a DataFrame a name"):
+    with pytest.raises(step_magic.InputError, match="this DataFrame has no name to call it by"):
         step_magic.ask("hi", tools=[pd.DataFrame({"a": [1]})])
 
 
