@@ -132,7 +132,7 @@ def run_demo(prompt: str, model: str | None, effort: str | None, local: bool) ->
         f" --model {shlex.quote(model)}" if model else ""
     )
     print(f"%%step {flags}\n{prompt}\n")
-    outcome = shell.run_cell(f"%%step {flags}\n{prompt}", store_history=False)
+    outcome = shell.run_cell(f"%%step {flags}\n{prompt}", silent=True)  # no "Out[0]:" line
     shell.run_line_magic("unload_ext", "step_magic")
     if keyless and not local:
         print("\nTo ask StepFun itself: step-magic key set (or export STEPFUN_API_KEY=...), "

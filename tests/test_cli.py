@@ -40,6 +40,7 @@ def test_demo_without_a_key_uses_the_simulator_and_says_so(tmp_path: Path) -> No
     assert "How many r in strawberry" in done.stdout  # the simulator quotes the question
     assert "trace id" in done.stdout
     assert "%step_config" not in done.stdout  # advice for a notebook, not for this shell
+    assert "Out[" not in done.stdout  # the reply is shown once, not again as a result
     assert done.stdout.rstrip().endswith("step-magic key set (or export STEPFUN_API_KEY=...), "
                                          "then step-magic demo again.")  # fmt: skip
 
