@@ -27,6 +27,12 @@ def test_reasoning_streams_into_a_collapsed_panel_then_becomes_static_html(
     assert "effort high" in reasoning
     assert "&lt;b&gt;tides&lt;/b&gt; &amp; moons" in run.panel_text("b") + run.panel_text("t")
 
+    live = [m["content"]["data"] for m in run.of_type("display_data")]
+    shown_as_text = {bundle["text/plain"] for bundle in live if WIDGET_VIEW in bundle}
+    assert shown_as_text == {  # where widgets are not rendered (a notebook saved mid-reply)
+        f"step-magic {part} (a live widget; the finished reply replaces it)"
+        for part in ("reasoning", "answer", "status")
+    }
     final = list(run.final_outputs().values())
     assert all(WIDGET_VIEW not in bundle for bundle in final)
     details, answer, footer = final

@@ -39,6 +39,13 @@ RETIRED = "export default {};"
 
 
 class _Retiring(anywidget.AnyWidget):
+    label = "panel"
+
+    def __repr__(self) -> str:
+        """The ``text/plain`` of the widget, shown where widgets are not (a notebook saved
+        mid-reply, read as text): what it is, not ``<… object at 0x…>``."""
+        return f"step-magic {self.label} (a live widget; the finished reply replaces it)"
+
     def retire(self) -> None:
         """Swap the script of a part whose views are gone for ``RETIRED``."""
         self._esm = RETIRED
@@ -100,6 +107,8 @@ class _Part(_Retiring):
 class ReasoningPart(_Part):
     """The collapsible reasoning; ``status`` is its summary line."""
 
+    label = "reasoning"
+
     _esm = script("protocol.js", "reasoning.js")
     _css = script("panel.css")
     status = traitlets.Unicode("").tag(sync=True)
@@ -120,11 +129,15 @@ class ReasoningPart(_Part):
 class AnswerPart(_Part):
     """The answer so far: finished Markdown blocks and the unfinished tail, as safe HTML."""
 
+    label = "answer"
+
     _esm = script("protocol.js", "answer.js")
 
 
 class StatusPart(_Retiring):
     """The status line; a Stop button for a background call; phases for screen readers."""
+
+    label = "status"
 
     _esm = script("controls.js", "status.js")
     status = traitlets.Unicode("").tag(sync=True)
