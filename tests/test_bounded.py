@@ -194,11 +194,15 @@ class Broken:
         ({"prompt": b"hi"}, "the prompt must be text (str), not bytes"),
         ({"prompt": " \n"}, "nothing to ask: the prompt is empty"),
         (
+            {"prompt": "What is in it?", "attach": "photos/cat.jpg"},
+            "attach: no such file photos/cat.jpg; to send the text, put it in the prompt",
+        ),
+        (
             {"prompt": "x " * 600_000},
             "the prompt is about 300,001 tokens, over the 256,000 that step-3.7-flash takes",
         ),
     ],
-    ids=["none", "bytes", "empty", "over-the-context"],
+    ids=["none", "bytes", "empty", "missing-file", "over-the-context"],
 )
 def test_what_cannot_be_sent_is_one_line_before_anything_is_sent(
     api_env: LocalServer, keywords: dict[str, Any], message: str

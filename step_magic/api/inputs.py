@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from step_magic.api.keywords import CALL_KEYWORDS, CALL_ONLY
+from step_magic.context.attachments import VIDEO_TYPES
+from step_magic.context.imagekinds import IMAGE_SUFFIXES
 from step_magic.core.catalog import DEFAULTS
 from step_magic.core.errors import InputError
 from step_magic.core.request import CHARS_PER_TOKEN
@@ -85,13 +87,21 @@ def attachments(attach: object) -> tuple[tuple[str, ...], dict[str, object]]:
 
 
 def _as_path(item: object) -> object:
+    """A path for a ``PathLike`` or a string naming a file; other strings are text, except
+    one that can only mean a missing file (``photos/cat.jpg``: a media or table name, no
+    spaces), which is an InputError rather than 14 characters sent as the attachment."""
     if isinstance(item, os.PathLike):
         return Path(item)
     if isinstance(item, str) and "\n" not in item and len(item) < 4096:
         path = Path(item).expanduser()
         if path.is_file():
             return path
+        if path.suffix.lower() in FILE_SUFFIXES and not any(c.isspace() for c in item):
+            raise InputError(f"attach: no such file {item}; to send the text, put it in the prompt")
     return item
+
+
+FILE_SUFFIXES = frozenset((*IMAGE_SUFFIXES, *VIDEO_TYPES, ".csv", ".tsv", ".parquet", ".pdf"))
 
 
 def tool_loop(tools: object, *, budget: int, max_steps: int) -> ToolLoop | None:
