@@ -6,6 +6,8 @@ row it belongs to; its request log proves how many calls were made and when they
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import dataclasses
 import io
 import itertools
@@ -25,6 +27,7 @@ import pytest
 from step_magic.api.rows import row_call
 from step_magic.batch.cache import CassetteCache
 from step_magic.batch.plan import plan_map
+from step_magic.batch.rowcall import shared_loop
 from step_magic.batch.scheduler import map_rows
 from step_magic.batch.table import MapOptions, row_prompts
 from step_magic.core.cassette import Cassette, RecordedReply
@@ -72,6 +75,15 @@ def records(out: object) -> list[dict[str, Any]]:
         return list(out.to_dict("records"))
     assert isinstance(out, list)
     return out
+
+
+def rows_in_flight() -> int:
+    """Tasks on the rows' event loop, besides the one asking."""
+
+    async def count() -> int:
+        return len(asyncio.all_tasks()) - 1
+
+    return asyncio.run_coroutine_threadsafe(count(), shared_loop()).result(5)
 
 
 def interrupt_after(calls: int, inner: Callable[[ChatRequest], StepResult]) -> Any:
@@ -214,6 +226,71 @@ def test_a_plain_function_runs_as_many_rows_at_once_as_the_concurrency_asks(
         list(range(12)), "n={item}", requester(settings), call, MapOptions("a", concurrency=12)
     )
     assert (summary.done, summary.failed) == (12, 0)
+
+
+def test_a_slow_row_does_not_hold_back_the_rows_beside_it(server: LocalServer) -> None:
+    """A slot is refilled as soon as its row ends, not when the slowest row in flight does."""
+    settings = settings_for(server)
+    live, ended = row_call(settings), {}
+
+    def call(request: ChatRequest) -> StepResult:
+        prompt = request.messages[-1]["content"]
+        if prompt == "n=slow":
+            time.sleep(2)
+        result = live(request)
+        ended[prompt] = time.monotonic()
+        return result
+
+    items = ["slow", *range(10)]
+    map_rows(items, "n={item}", requester(settings), call, MapOptions("a", concurrency=2))
+    assert max(ended[f"n={i}"] for i in range(10)) < ended["n=slow"]
+
+
+def test_a_row_that_exits_is_that_rows_error(server: LocalServer) -> None:
+    """A BaseException other than Exception (``sys.exit`` in a caller's function) ends its
+    row only."""
+    settings = settings_for(server)
+    live = row_call(settings)
+
+    def call(request: ChatRequest) -> StepResult:
+        if request.messages[-1]["content"] == "n=1":
+            raise SystemExit(3)
+        return live(request)
+
+    out, summary = map_rows(list(range(3)), "n={item}", requester(settings), call, MapOptions("a"))
+    assert (summary.done, summary.failed) == (2, 1)
+    assert [row["a_error"] for row in records(out)] == [None, "SystemExit(3)", None]
+
+
+TENANT: contextvars.ContextVar[str] = contextvars.ContextVar("tenant", default="none")
+
+
+def test_a_plain_function_sees_the_callers_context_variables(server: LocalServer) -> None:
+    settings = settings_for(server)
+    live, seen = row_call(settings), []
+
+    def call(request: ChatRequest) -> StepResult:
+        seen.append(TENANT.get())
+        return live(request)
+
+    token = TENANT.set("acme")
+    try:
+        map_rows(list(range(3)), "n={item}", requester(settings), call, MapOptions("a"))
+    finally:
+        TENANT.reset(token)
+    assert seen == ["acme"] * 3
+
+
+def test_inplace_needs_a_data_frame_not_an_arrow_table(server: LocalServer) -> None:
+    import pyarrow as pa
+
+    settings = settings_for(server)
+    with pytest.raises(InputError, match="--inplace needs a DataFrame"):
+        map_rows(
+            pa.table({"city": ["Lima"]}), "{city}", requester(settings), row_call(settings),
+            MapOptions("a", inplace=True),
+        )  # fmt: skip
+    assert server.requests == []
 
 
 def test_rows_are_sent_from_the_first_down_on_named_worker_threads(server: LocalServer) -> None:
@@ -555,12 +632,19 @@ def test_a_second_ctrl_c_abandons_rows_in_flight_at_once(server: LocalServer) ->
         threading.Timer(delay, os.kill, (os.getpid(), signal.SIGINT)).start()
 
     started = time.monotonic()
+    seen: list[MapProgress] = []
     out, summary = map_rows(
-        list(range(4)), "{item}", requester(settings), row_call(settings), MapOptions("a")
-    )
+        list(range(4)), "{item}", requester(settings), row_call(settings), MapOptions("a"),
+        progress=seen.append,
+    )  # fmt: skip
 
     assert time.monotonic() - started < 3
     assert summary.interrupted
+    assert seen[-1].stopping  # the last progress line says the run was stopped
+    deadline = time.monotonic() + 5  # and the rows' tasks are cancelled, not left waiting
+    while rows_in_flight() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert rows_in_flight() == 0
     assert (summary.done, summary.failed) == (0, 0)
     assert [row["a"] for row in records(out)] == [None] * 4
     assert "a_error" not in records(out)[0]  # abandoned is not failed

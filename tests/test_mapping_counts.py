@@ -61,13 +61,17 @@ def test_the_token_and_cost_totals_are_the_sums_over_every_row(server: LocalServ
     long = "Summarise this list of rivers: " + ", ".join(["Danube", "Rhine", "Loire"] * 150)
     prompts = [long, "Name a bird.", long]
 
+    seen: list[MapProgress] = []
+    started = time.monotonic()
     _, summary = map_rows(
         prompts,
         "{item}",
         lambda prompt: build_request(settings, prompt),
         call,
         MapOptions("a", concurrency=1),
+        progress=seen.append,
     )
+    took = time.monotonic() - started
 
     assert len(results) == 3
     usages = [r.usage for r in results]
@@ -79,6 +83,23 @@ def test_the_token_and_cost_totals_are_the_sums_over_every_row(server: LocalServ
     assert all(c is not None for c in costs)
     assert summary.cost == pytest.approx(sum(c for c in costs if c is not None), rel=1e-12)
     assert summary.cost < 0.01  # three short calls cost a fraction of a cent
+    assert seen[-1].cost == summary.cost  # the progress line ends on the summary's bill
+    assert 0 < summary.elapsed <= took
+
+
+def test_the_eta_is_the_rows_left_at_the_pace_so_far(server: LocalServer) -> None:
+    settings = settings_for(server)
+    server.config.first_byte_delay = 0.3  # so the progress ticks between rows
+    seen: list[MapProgress] = []
+    map_rows(
+        list(range(4)), "n={item}", lambda prompt: build_request(settings, prompt),
+        row_call(settings), MapOptions("a", concurrency=1), progress=seen.append,
+    )  # fmt: skip
+    midway = [p for p in seen if 0 < p.done < 4]
+    assert midway
+    for tick in midway:
+        assert tick.eta == pytest.approx((4 - tick.done) * tick.elapsed / tick.done)
+    assert seen[0].eta is None  # nothing finished yet: no pace to go by
 
 
 def test_a_row_with_an_unpriced_model_leaves_the_total_cost_unknown(server: LocalServer) -> None:
