@@ -4,8 +4,8 @@ Jupyter renders trusted Markdown and HTML without sanitising, so markup from the
 not reach the page. ``answer_html`` renders with markdown-it (CommonMark) with raw HTML
 disabled (it is shown as text) and its link validation (``javascript:`` and friends dropped,
 entity tricks decoded first); maths is set aside before parsing and put back escaped, so
-MathJax still typesets it. ``safe_markdown`` is the text/markdown fallback for frontends that
-prefer Markdown: everything outside fenced code is escaped.
+MathJax still typesets it. ``safe_markdown`` is the text/markdown form for frontends that
+prefer Markdown: the answer as written, its prose escaped, checked by parsing it again.
 
 Images the model links to are not loaded unless the caller opts in: a saved notebook would
 fetch them when opened, telling their host who opened it and from where. They become links
@@ -183,39 +183,100 @@ def _unused_prefix(text: str) -> str:
 
 def safe_markdown(markdown: str, *, remote_images: bool = False) -> str:
     """The answer's Markdown for frontends that prefer it: as written, except that no
-    Markdown renderer, even one that passes raw HTML through, can make markup or a script
-    link of it.
+    Markdown renderer, even one that passes raw HTML through and checks no link, can make
+    markup or a script link of it.
 
     Code is left exactly as written, since a renderer shows it literally: fenced code, an
     indented block after a blank line, and code spans inside paragraphs and headings. In
     the prose ``<`` and ``&`` are escaped, images become text (unless ``remote_images``) and
     a link to a script scheme is broken; in maths ``<`` is written ``\\lt``, which MathJax
-    reads alike. Block structure is found by the parser; escaping never changes it, so the
-    code spans found here are the ones a renderer finds.
+    reads alike. The result is parsed again as such a renderer would (``_live``): where it
+    finds markup or a script link (a backtick inside a link's address is no code span, say),
+    the code spans are escaped too, and then, if need be, everything.
     """
-    lines = markdown.splitlines(keepends=True)
-    kept = [False] * len(lines)
+    lines = _lines(markdown)
+    fences, code, blocks = _structure(markdown, lines)
+    for keep, spans in ((fences | code, blocks), (fences, []), (set(), [])):
+        pieces = [
+            line if number in keep else _escape_prose(line, remote_images)
+            for number, line in enumerate(lines)
+        ]
+        for start, end in spans:
+            pieces[start:end] = [_escape_block("".join(lines[start:end]), remote_images)] + [""] * (
+                end - start - 1
+            )
+        copy = "".join(pieces)
+        if not _live(copy, remote_images):
+            break
+    return copy
+
+
+def _lines(text: str) -> list[str]:
+    """``text`` in lines as markdown-it counts them (only ``\\n``, ``\\r\\n`` and ``\\r``
+    end one; ``str.splitlines`` also splits at U+2028, form feeds…), each with its end."""
+    return re.findall(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$", text)
+
+
+def _structure(markdown: str, lines: list[str]) -> tuple[set[int], set[int], list[tuple[int, int]]]:
+    """The lines of fenced code, of indented code after a blank line (without that line, an
+    escaped line before it could become a paragraph that swallows it as text), and the line
+    ranges of paragraphs and headings, whose code spans may be kept (not table cells: a
+    cell ends at a pipe, not at a backtick)."""
+    fences: set[int] = set()
+    code: set[int] = set()
     blocks: list[tuple[int, int]] = []
-    tokens = _parser().parse(markdown)
+    tokens = _blocks().parse(markdown)
     for index, token in enumerate(tokens):
         start, end = token.map or (0, 0)
         end = min(end, len(lines))
         if token.type == "fence":
-            kept[start + 1 : end - 1] = [True] * max(end - start - 2, 0)  # between the fences
+            closed = end - start > 1 and lines[end - 1].strip().startswith(token.markup)
+            fences.update(range(start + 1, end - 1 if closed else end))
         elif token.type == "code_block" and (start == 0 or not lines[start - 1].strip()):
-            kept[start:end] = [True] * (end - start)  # (without the blank line, an escaped
-            # line before it could become a paragraph that swallows it as text)
+            code.update(range(start, end))
         elif token.type == "inline" and tokens[index - 1].type in _SPANNED:
-            blocks.append((start, end))  # not table cells: a cell ends at a pipe, not a span
-    pieces = [
-        line if keep else _escape_prose(line, remote_images)
-        for line, keep in zip(lines, kept, strict=True)
-    ]
-    for start, end in blocks:
-        pieces[start:end] = [_escape_block("".join(lines[start:end]), remote_images)] + [""] * (
-            end - start - 1
-        )
-    return "".join(pieces)
+            blocks.append((start, end))
+    return fences, code, blocks
+
+
+def _live(copy: str, remote_images: bool) -> bool:
+    """Whether a renderer that passes raw HTML through and checks no link would make markup,
+    a script link or (unless ``remote_images``) an image of ``copy``."""
+    for token in _checker().parse(copy):
+        for part in (token, *(token.children or ())):
+            if part.type in ("html_block", "html_inline"):
+                return True
+            if part.type == "image" and not remote_images:
+                return True
+            address = str(part.attrGet("href") or part.attrGet("src") or "")
+            if part.type in ("link_open", "image") and _runs_script(address):
+                return True
+    return False
+
+
+@functools.cache
+def _blocks() -> MarkdownIt:
+    """The answer's parser, its blocks only: their inline content is not parsed (a third of
+    the time, on a long answer)."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False}).enable(["table"]).disable("inline")
+
+
+@functools.cache
+def _checker() -> MarkdownIt:
+    from markdown_it import MarkdownIt
+
+    checker = MarkdownIt("commonmark", {"html": True}).enable(["table"])
+    checker.validateLink = lambda url: True  # type: ignore[method-assign]  # checks no link
+    return checker
+
+
+def _runs_script(url: str) -> bool:
+    """What a browser would run or open as a document: it drops tabs and newlines anywhere
+    in an address and controls and spaces before it, then reads the scheme."""
+    cleaned = re.sub(r"[\t\n\r]", "", url).lstrip("".join(map(chr, range(33)))).lower()
+    return cleaned.startswith(("javascript:", "vbscript:", "data:", "file:"))
 
 
 _SPANNED = ("paragraph_open", "heading_open")
@@ -265,13 +326,14 @@ def _escape_prose(text: str, remote_images: bool) -> str:
     pieces: list[str] = []
     position = 0
     for start, end in maths_spans(text):
-        pieces += (_escape_text(text[position:start]), text[start:end].replace("<", "\\lt "))
+        maths = _ENTITY.sub("&amp;", text[start:end]).replace("<", "\\lt ")
+        pieces += (_escape_text(text[position:start]), maths)
         position = end
     pieces.append(_escape_text(text[position:]))
     escaped = "".join(pieces)
     if not remote_images:  # ``!\[`` is an exclamation mark and a bracket, never an image
         escaped = escaped.replace("![", "!\\[")
-    return _LINK_SCHEME.sub("\\1\\2\\3\u200b:", escaped)
+    return _LINK_SCHEME.sub("\\1\\2\\3\u200b\\4:", escaped)
 
 
 def _escape_text(text: str) -> str:
@@ -280,4 +342,5 @@ def _escape_text(text: str) -> str:
 
 # A script-capable scheme where a link's address starts: ``](``, or a reference definition's
 # ``]:`` (prose that merely mentions ``javascript:`` is left alone).
-_LINK_SCHEME = re.compile(r"(?i)(\]\(\s*|\]:\s*)(javascript|vbscript|data|file)(\s*):")
+_LINK_SCHEME = re.compile(r"(?i)(\]\(\s*|\]:\s*)(javascript|vbscript|data|file)(\s*)(\\?):")
+_ENTITY = re.compile(r"&(?=#?\w+;)")  # ``&#58;``: in maths ``&`` stays, an entity does not
