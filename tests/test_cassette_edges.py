@@ -257,3 +257,53 @@ def test_every_cassette_of_one_file_shares_one_lock_and_other_files_do_not(
     same = Cassette(tmp_path / "sub" / ".." / "lesson.jsonl")
     assert same._lock is Cassette(tmp_path / "lesson.jsonl")._lock
     assert Cassette(tmp_path / "other.jsonl")._lock is not same._lock
+
+
+# Replay by question: a call the exact conversation misses is found by what it asked.
+
+
+def turns(*texts: str) -> tuple[dict[str, Any], ...]:
+    """Alternating user and assistant messages, ending on a question."""
+    roles = ("user", "assistant")
+    return tuple({"role": roles[i % 2], "content": text} for i, text in enumerate(texts))
+
+
+def asking(*texts: str) -> ChatRequest:
+    return ChatRequest("step-3.7-flash", turns(*texts))
+
+
+def test_a_follow_up_asked_in_two_conversations_replays_the_one_it_followed(
+    tmp_path: Path,
+) -> None:
+    lesson = Cassette(tmp_path / "lesson.jsonl")
+    moons = asking("What is 2+2?", "4.", "Name three moons.", "Io, Europa, Ganymede.", "Largest?")
+    planets = asking("Name three planets.", "Mars, Venus, Jupiter.", "Largest?")
+    for request, answer in ((moons, "Ganymede."), (planets, "Jupiter.")):
+        lesson.store(
+            request.cache_key(), request, RecordedReply("", answer, "stop", None, "t", "c")
+        )
+
+    def replayed(request: ChatRequest) -> str | None:
+        found = lesson.lookup(request.cache_key(), request.body(stream=False))
+        return found.answer if found else None
+
+    assert replayed(asking("Name three moons.", "Io, Europa, Ganymede.", "Largest?")) == (
+        "Ganymede."
+    )  # a fresh kernel: the 2+2 turn is not there
+    assert replayed(asking("Name three planets.", "Mars, Venus, Jupiter.", "Largest?")) == (
+        "Jupiter."
+    )
+    assert replayed(asking("Largest?")) == "Jupiter."  # nothing to go by: the newest
+    assert replayed(asking("Smallest?")) is None
+    assert replayed(moons) == "Ganymede."  # the whole conversation, as recorded
+
+
+def test_a_hand_written_line_without_a_request_is_matched_by_its_key_only(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "lesson.jsonl"
+    path.write_text(
+        line("k1") + "\n" + json.dumps({"key": "k2", "request": "odd", "reply": {}}) + "\n"
+    )
+    assert Cassette(path).lookup("k3", asking("Hi").body(stream=False)) is None
+    assert Cassette(path).lookup("k1", asking("Hi").body(stream=False)) is not None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -107,20 +107,25 @@ class Cassette:
     def lookup(self, key: str, asked: Mapping[str, Any] | None = None) -> RecordedReply | None:
         """The reply recorded for ``key``, or None (also when the file does not exist yet).
 
-        With ``asked`` (the request's body), a miss falls back to the newest call that asked
-        the same question (``question_key``): a lesson recorded after other cells, whose
-        requests carry those cells' turns, still replays in a fresh kernel. The file is read
-        line by line and only the newest match is kept, so replaying one call from a large
+        With ``asked`` (the request's body), a miss falls back to a call that asked the same
+        question (``question_key``): a lesson recorded after other cells, whose requests
+        carry those cells' turns, still replays in a fresh kernel. Of several such calls (a
+        follow-up such as "Which is the largest?" asked in two conversations) the one whose
+        earlier turns end most like the asked ones wins, then the newest. The file is read
+        line by line, keeping only the best match, so replaying one call from a large
         cassette holds one line at a time, not the whole file.
         """
-        question = question_key(asked) if asked is not None else None
-        found = same_question = None
+        question = _question(asked) if asked is not None else None
+        found = best = None
+        best_shared = -1
         for line_key, reply, request in self._lines():
             if line_key == key:
                 found = reply
-            elif question is not None and question_key(request) == question:
-                same_question = reply
-        return found or same_question
+            elif question is not None and (recorded := _question(request)) is not None:
+                shared = _shared_tail(question[1], recorded[1])
+                if recorded[0] == question[0] and shared >= best_shared:
+                    best, best_shared = reply, shared
+        return found or best
 
     def replies(self) -> dict[str, RecordedReply]:
         """Every recorded reply by key, read once (later recordings of a request win).
@@ -194,11 +199,28 @@ def question_key(body: object) -> str | None:
     """``request_key`` of a request's body keeping only its own question: the leading system
     messages, the last user message and what followed (``own_messages``), media as the
     cassette keeps them. None for a body that is not a request (a hand-written line)."""
+    question = _question(body)
+    return question[0] if question is not None else None
+
+
+def _question(body: object) -> tuple[str, tuple[dict[str, Any], ...]] | None:
+    """``question_key`` and the earlier turns' messages it leaves out."""
     messages = body.get("messages") if isinstance(body, Mapping) else None
     if not isinstance(messages, list | tuple) or not all(isinstance(m, dict) for m in messages):
         return None
-    own, _ = own_messages(redact_media(messages))
-    return request_key({**body, "messages": list(own)})  # type: ignore[dict-item]
+    redacted = redact_media(messages)
+    own, earlier = own_messages(redacted)
+    system = next((i for i, m in enumerate(redacted) if m.get("role") != "system"), len(redacted))
+    key = request_key({**body, "messages": list(own)})  # type: ignore[dict-item]
+    return key, redacted[system : system + earlier]
+
+
+def _shared_tail(first: Sequence[object], second: Sequence[object]) -> int:
+    """How many items the two sequences end with in common."""
+    shared = 0
+    while shared < min(len(first), len(second)) and first[-1 - shared] == second[-1 - shared]:
+        shared += 1
+    return shared
 
 
 _LOCKS: dict[Path, threading.Lock] = {}
