@@ -264,17 +264,24 @@ def _read_piped(source: TextIO) -> str | None:
     raw = getattr(source, "buffer", None)
     if raw is None:  # a text stream (tests, some IDEs)
         text = source.read(MAX_STDIN_BYTES + 1)
+        if "\0" in text[:8192]:
+            raise InputError(BINARY_STDIN)
         return None if len(text) > MAX_STDIN_BYTES else text
     data = raw.read(MAX_STDIN_BYTES + 1)
     if len(data) > MAX_STDIN_BYTES:
         return None
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16 with its mark (Windows' type, cmd)
+        wide: str = data.decode("utf-16", errors="replace")
+        return wide.replace("\r\n", "\n")
     if looks_binary(data):
-        raise InputError(
-            "the piped input looks like binary data (it holds NUL bytes): pipe text, or "
-            "convert it first"
-        )
+        raise InputError(BINARY_STDIN)
     decoded: str = data.decode("utf-8-sig", errors="replace")  # a Windows BOM goes too
     return decoded.replace("\r\n", "\n")
+
+
+BINARY_STDIN = (
+    "the piped input looks like binary data (it holds NUL bytes): pipe text, or convert it first"
+)
 
 
 class _Printer:

@@ -261,6 +261,12 @@ def test_the_shell_refuses_piped_input_over_its_limit_or_binary_and_reads_latin1
     assert latin1.returncode == 0, latin1.stderr.decode()[-500:]
     assert b"Traceback" not in latin1.stderr
     assert "caf\ufffd cr\ufffdme" in api_env.requests[-1].body["messages"][-1]["content"]
+    utf16 = subprocess.run(  # Windows' ``type`` and PowerShell pipe UTF-16 with its mark
+        script, input="café\r\n".encode("utf-16"), capture_output=True, timeout=120,
+        env=_env(api_env),
+    )  # fmt: skip
+    assert utf16.returncode == 0, utf16.stderr.decode()[-500:]
+    assert api_env.requests[-1].body["messages"][-1]["content"].startswith("café\n")
 
 
 def _env(server: LocalServer) -> dict[str, str]:

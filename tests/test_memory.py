@@ -250,6 +250,9 @@ def test_a_cassette_that_cannot_be_written_is_refused_when_recording_starts(
     with pytest.raises(UsageError, match=r"it is not a regular file$"):
         ip.run_line_magic("step_record", str(tmp_path))
     assert ip.run_line_magic("step_record", "--stop") is None  # nothing was being recorded
+    ip.run_line_magic("step_record", str(tmp_path / "later.jsonl"))
+    assert not (tmp_path / "later.jsonl").exists()  # made by the first recorded call
+    ip.run_line_magic("step_record", "--stop")
 
 
 def test_replay_without_a_cassette_answers_from_the_history(ip: Any, server: LocalServer) -> None:

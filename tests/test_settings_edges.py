@@ -276,3 +276,13 @@ def test_a_server_on_this_machine_needs_no_key(url: str) -> None:
 def test_without_need_key_a_remote_server_gets_the_placeholder_key() -> None:
     result, _ = settings_for({}, dict(DEFAULTS), local_url=None, need_key=False)
     assert result.api_key == LOCAL_KEY
+
+
+def test_a_base_url_password_of_any_useful_length_is_a_secret() -> None:
+    from step_magic.core.settings import Settings
+
+    settings = Settings(model="m", base_url="https://bob:hunter2pass@gw.example/v1", api_key="k")
+    shown = redact("wrong password hunter2pass for bob", *settings.secrets)
+    assert shown == "wrong password *** for bob"
+    words = redact("a correct horse", "correct-horse-battery-staple")
+    assert words == "a correct horse"  # a password's first word is not a key's kind prefix

@@ -29,13 +29,17 @@ from step_magic.tools.build import build_toolbox
 SETTING_KEYWORDS = tuple(k for k in CALL_KEYWORDS if k not in CALL_ONLY)
 
 
-def check_keywords(given: Iterable[str], known: Sequence[str], owner: str = "") -> None:
-    """InputError for keywords not in ``known``, each with the close names it may have
-    meant (``effrot`` → ``effort``), as the magic does for a mistyped flag."""
+def check_keywords(
+    given: Iterable[str], known: Sequence[str], owner: str = "", *, meant: Sequence[str] = ()
+) -> None:
+    """InputError for keywords not in ``known``, each with the close name it may have meant
+    (``effrot`` → ``effort``) among ``meant`` (default ``known``), as the magic does for a
+    mistyped flag."""
     unknown = sorted(set(given) - set(known))
     if unknown:
+        names = meant or known
         named = [
-            name + "".join(f" (did you mean {m}?)" for m in get_close_matches(name, known, 1))
+            name + "".join(f" (did you mean {m}?)" for m in get_close_matches(name, names, 1))
             for name in unknown
         ]
         raise InputError(f"{owner}unknown keyword(s): {', '.join(named)}")
@@ -49,7 +53,7 @@ def call_settings(
     A value out of range is an ``InputError`` that names the keyword; plain http to a remote
     host is a warning, as it is in the magics.
     """
-    check_keywords(options, SETTING_KEYWORDS)
+    check_keywords(options, SETTING_KEYWORDS, meant=CALL_KEYWORDS)  # (attach= was taken off)
     defaults = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
     flags = {"base_url": base_url, "api_key": api_key}
     settings, warning = settings_for(flags, defaults, local_url=None, need_key=True, owner="")
@@ -96,7 +100,8 @@ def _as_path(item: object) -> object:
         path = Path(item).expanduser()
         if path.is_file():
             return path
-        if path.suffix.lower() in FILE_SUFFIXES and not any(c.isspace() for c in item):
+        looks_like_a_file = "://" not in item and not any(c.isspace() for c in item)
+        if looks_like_a_file and path.suffix.lower() in FILE_SUFFIXES:
             raise InputError(f"attach: no such file {item}; to send the text, put it in the prompt")
     return item
 

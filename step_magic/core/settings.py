@@ -222,7 +222,7 @@ def _redact_one(text: str, secret: str) -> str:
     return text
 
 
-_KIND_PREFIX = re.compile(r"[A-Za-z]{1,8}[-_]")  # sk-, sk-proj-, pk_…
+_KIND_PREFIX = re.compile(r"[A-Za-z]{1,4}[-_]")  # sk-, sk-proj-, pk_… (not a password's word)
 
 
 def _cores(secret: str) -> list[str]:
@@ -251,13 +251,13 @@ def url_secrets(url: str) -> tuple[str, ...]:
 def _encoded(secret: str) -> list[str]:
     """The key as sent, percent-encoded, and in base64 at each of the three alignments it can
     take inside a longer value (``Basic base64(user:key)``), minus the uncertain edges."""
-    forms = [secret, quote(secret, safe="")]
-    data = secret.encode()
+    exact = [secret, quote(secret, safe="")]  # a short URL password too (from 4 characters)
+    data, inner = secret.encode(), []
     for shift in range(3):
         encoded = base64.b64encode(b"\0" * shift + data).decode()
         start = (shift * 4 + 2) // 3 + 1  # skip the characters that mix in the padding byte
-        forms.append(encoded[start : len(encoded) - 4])
-    return [form for form in forms if len(form) >= 12]
+        inner.append(encoded[start : len(encoded) - 4])
+    return [form for form in exact if len(form) >= 4] + [f for f in inner if len(f) >= 12]
 
 
 def key_for(

@@ -142,10 +142,13 @@ def _check_writable(path: Path) -> None:
     folder = next((p for p in path.parents if p.exists()), None)
     if folder is not None and not folder.is_dir():
         raise UsageError(f"cannot record to {path}: {folder} is a file, not a folder")
+    existed = path.exists()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("ab"):
             pass
+        if not existed:  # created only to try: the first recorded call creates it
+            path.unlink()
     except OSError as err:
         raise UsageError(f"cannot record to {path}: {err.strerror or err}") from None
 

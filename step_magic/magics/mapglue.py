@@ -54,7 +54,8 @@ def run_map(
             )
             print(map_dry_run_text(plan))
             return
-        cassette = Path(args.cassette).expanduser() if args.cassette else None
+        given = args.cassette or magics.cassette  # StepMagics.cassette, as for a call
+        cassette = Path(given).expanduser() if given else None
         cache = reply_cache(cassette, magics.history_store())
         result, summary = run_rows(
             frame,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import signal
 import sys
 import threading
@@ -57,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _port(text: str) -> int:
     """A TCP port, 0 to 65535 (else argparse's one-line usage error, not a bind traceback)."""
-    port = int(text) if text.isdigit() else -1
+    port = int(text) if re.fullmatch(r"[0-9]{1,5}", text) else -1
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535)")
     return port

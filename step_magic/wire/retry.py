@@ -181,7 +181,8 @@ def credentials_hint(settings: Settings) -> str | None:
     """For a 401, what was sent when it was not a key: the base URL's user name and password
     (the HTTP client sends them as Basic auth, which takes the place of the key, as with the
     openai SDK), or nothing at all (the key-less placeholder for a server on this machine)."""
-    if urlsplit(settings.base_url).username is not None:
+    parts = urlsplit(settings.base_url)
+    if parts.username or parts.password:
         return URL_LOGIN_HINT
     if settings.api_key not in ("", LOCAL_KEY):
         return None

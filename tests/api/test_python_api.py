@@ -99,6 +99,8 @@ def test_bad_input_is_refused_before_anything_is_sent(api_env: LocalServer) -> N
     with pytest.raises(step_magic.InputError) as mistyped:
         step_magic.stream("hi", efort="high")
     assert str(mistyped.value) == "unknown keyword(s): efort (did you mean effort?)"
+    with pytest.raises(step_magic.InputError, match=r"atach \(did you mean attach\?\)$"):
+        step_magic.ask("hi", atach="notes")
     with pytest.raises(step_magic.InputError) as nameless:
         step_magic.ask("hi", tools=[1])
     assert str(nameless.value) == (
