@@ -9,6 +9,7 @@ import io
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -224,3 +225,18 @@ def test_a_file_another_process_is_writing_is_waited_for_when_first_opened(
     with contextlib.closing(History(path, warn=pytest.fail)) as history:
         assert history.record(make_call()) is not None
         assert [call.prompt for call in history.recent()] == ["Why is the sky blue?"]
+
+
+def test_reading_the_history_never_waits_for_a_writer(tmp_path: Path) -> None:
+    """``%step_history`` while a ``--map`` in another kernel is writing: WAL lets readers
+    read, and opening the file takes no write lock when its index is up to date."""
+    path = tmp_path / "history.sqlite3"
+    with contextlib.closing(History(path, warn=pytest.fail)) as history:
+        history.record(make_call())
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("BEGIN IMMEDIATE")  # held for 4 s
+    threading.Timer(4, writer.close).start()
+    started = time.monotonic()
+    with contextlib.closing(History(path, warn=pytest.fail)) as reader:
+        assert [call.prompt for call in reader.recent()] == ["Why is the sky blue?"]
+    assert time.monotonic() - started < 2
