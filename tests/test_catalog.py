@@ -29,8 +29,7 @@ from step_magic.server import LocalServer
 # What is deliberately not a call setting, with why.
 MAGIC_ONLY = {  # how the magic behaves between calls, not what one call sends or shows
     "base_url", "warm_up", "explain_errors", "memory", "replay", "replay_speed", "cassette",
-    "history",
-    "background_limit", "history_path", "debug",
+    "history", "background_limit", "history_path", "debug",
 }  # fmt: skip
 SETTINGS_ONLY = {"base_url", "api_key", "local"}  # resolved from the environment
 SHELL_ONLY = {"prompt", "base_url", "attach", "local", "help", "chat", "resume", "tools", "schema"}
