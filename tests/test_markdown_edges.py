@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from step_magic.display.markdown import answer_html, safe_markdown
+from step_magic.display.markdown import _live, _runs_script, answer_html, code_spans, safe_markdown
 
 CODE = ' style="background: transparent; padding: 0; white-space: pre">'
 
@@ -177,3 +177,80 @@ def test_table_cells_and_unclosed_spans_are_escaped() -> None:
 def test_maths_placeholders_are_all_restored_in_order() -> None:
     rendered = answer_html(" ".join(f"${n} < x$" for n in range(12)))
     assert rendered == "<p>" + " ".join(f"${n} &lt; x$" for n in range(12)) + "</p>\n"
+
+
+# The copy's code spans are the ones CommonMark pairs; its checker finds what would be live.
+
+
+@pytest.mark.parametrize(
+    ("answer", "copy"),
+    [
+        ("`<a>` `<b>`", "`<a>` `<b>`"),
+        ("a `` <b> ` <c> `` d <e>", "a `` <b> ` <c> `` d &lt;e>"),  # a run closes its length
+        ("\\`<a>` <b>`", "\\`&lt;a>` <b>`"),  # an escaped backtick opens nothing
+        ("\\\\`<a>` <b>", "\\\\`<a>` &lt;b>"),  # an escaped backslash: the backtick opens
+        (
+            "x \\\\\\``<y>`` z",
+            "x \\\\\\``&lt;y>`` z",
+        ),  # three: one escaped, a run of one left, never closed
+        ("`a` <b> \\`c` <d>`", "`a` &lt;b> \\`c` <d>`"),  # after a span, backslashes count
+        ("``a` <b>", "``a` &lt;b>"),  # no closing run of two
+        ("```\na<b\nc<d", "```\na<b\nc<d"),  # a fence left open keeps its last line
+        ("```\na<b\n```\n<c>", "```\na<b\n```\n&lt;c>"),
+        (
+            "    if a < b:\n        pass\n\ntext <b>\n",
+            "    if a < b:\n        pass\n\ntext &lt;b>\n",
+        ),
+        ("$a &#58; b$ and $x & y$", "$a &amp;#58; b$ and $x & y$"),  # an entity in maths
+        ("[a](`x) <img src=x> `", "[a](`x) &lt;img src=x> `"),  # a link first: no span kept
+    ],
+)
+def test_the_markdown_copy_keeps_exactly_the_code_spans_a_renderer_finds(
+    answer: str, copy: str
+) -> None:
+    assert safe_markdown(answer) == copy
+
+
+def test_code_spans_are_paired_as_commonmark_pairs_them() -> None:
+    assert code_spans("`a` ``b`` `c") == [(0, 3), (4, 9)]
+    assert code_spans("\\`a` b`") == [(3, 7)]
+    assert code_spans("\\\\`a` b") == [(2, 5)]
+    assert code_spans("`a\\` b") == [(0, 4)]  # no escape inside a span: it closes there
+
+
+@pytest.mark.parametrize(
+    ("copy", "images", "live"),
+    [
+        ("plain *text* and `<b>`", False, False),
+        ("a <b>bold</b> word", False, True),
+        ("<div>\nblock\n</div>", False, True),
+        ("![a](https://x.example/a.png)", False, True),
+        ("![a](https://x.example/a.png)", True, False),
+        ("![a](javascript:alert(1))", True, True),
+        ("[a](JavaScript:alert(1))", False, True),
+        ("[a](https://x.example)", False, False),
+    ],
+)
+def test_the_copy_checker_finds_markup_script_links_and_images(
+    copy: str, images: bool, live: bool
+) -> None:
+    assert _live(copy, images) is live
+
+
+@pytest.mark.parametrize(
+    ("url", "runs"),
+    [
+        ("javascript:alert(1)", True),
+        ("JAVASCRIPT:alert(1)", True),
+        (" \x01javascript:alert(1)", True),  # leading controls and spaces are dropped
+        ("java\tscr\nipt:alert(1)", True),  # and tabs and newlines anywhere
+        ("vbscript:x", True),
+        ("data:text/html,x", True),
+        ("file:///etc/passwd", True),
+        ("https://x.example/javascript:", False),
+        ("javascript", False),
+        ("x javascript:y", False),
+    ],
+)
+def test_the_checker_reads_an_address_as_a_browser_does(url: str, runs: bool) -> None:
+    assert _runs_script(url) is runs
