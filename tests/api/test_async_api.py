@@ -483,6 +483,34 @@ def framed(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
+def test_a_map_row_whose_server_stalls_after_done_ends_with_its_reply(
+    api_env: LocalServer,
+) -> None:
+    """The rest of a row's body is read so its connection can serve the next row, but for a
+    moment only: a server that says nothing more for seconds costs the row nothing."""
+    from step_magic.api.rows import row_call
+    from step_magic.batch.scheduler import map_rows
+    from step_magic.batch.table import MapOptions
+    from step_magic.core.request import build_request
+    from step_magic.core.settings import Settings
+
+    from ..sse_peer import SSEPeer
+
+    events = CHUNK + b'data: {"choices":[{"delta":{"content":"ur."},"finish_reason":"stop"}]}\n\n'
+    reply = CHUNKED_HEAD + framed(events + b"data: [DONE]\n\n")
+    with SSEPeer([framed(b": still here\n\n")], head=reply, pause=4) as peer:
+        settings = Settings("step-3.7-flash", peer.base_url, TEST_KEY)
+        started = time.monotonic()
+        table, summary = map_rows(
+            ["a", "b"], "{item}", lambda p: build_request(settings, p), row_call(settings),
+            MapOptions("answer"),
+        )  # fmt: skip
+        took = time.monotonic() - started
+    assert (summary.done, summary.failed) == (2, 0)
+    assert [row["answer"] for row in table] == ["Four.", "Four."]
+    assert took < 3
+
+
 def test_a_connection_cut_after_done_leaves_the_reply_whole_everywhere(
     api_env: LocalServer,
 ) -> None:
