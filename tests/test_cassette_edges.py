@@ -305,5 +305,35 @@ def test_a_hand_written_line_without_a_request_is_matched_by_its_key_only(
     path.write_text(
         line("k1") + "\n" + json.dumps({"key": "k2", "request": "odd", "reply": {}}) + "\n"
     )
+    rules_only = {"model": "m", "messages": [{"role": "system", "content": "x"}]}
+    with path.open("a") as file:
+        file.write(json.dumps({"key": "k4", "request": rules_only, "reply": {}}) + "\n")
     assert Cassette(path).lookup("k3", asking("Hi").body(stream=False)) is None
     assert Cassette(path).lookup("k1", asking("Hi").body(stream=False)) is not None
+
+
+def test_with_a_system_prompt_the_longest_shared_conversation_wins(tmp_path: Path) -> None:
+    lesson = Cassette(tmp_path / "lesson.jsonl")
+    rules = ({"role": "system", "content": "Be brief."},)
+    recorded = {  # in the order recorded: the newest last
+        "Jupiter.": turns("Name three planets.", "Mars, Venus, Jupiter.", "Largest?"),
+        "Io.": turns("Name a moon.", "Io, Europa, Ganymede.", "Largest?"),
+        "Ganymede.": turns(
+            "Hi", "Hello.", "Name three moons.", "Io, Europa, Ganymede.", "Largest?"
+        ),
+    }
+    for answer, messages in recorded.items():
+        request = ChatRequest("step-3.7-flash", rules + messages)
+        lesson.store(
+            request.cache_key(), request, RecordedReply("", answer, "stop", None, "t", "c")
+        )
+
+    def replayed(*texts: str) -> str | None:
+        request = ChatRequest("step-3.7-flash", rules + turns(*texts))
+        found = lesson.lookup(request.cache_key(), request.body(stream=False))
+        return found.answer if found else None
+
+    assert replayed("Name three moons.", "Io, Europa, Ganymede.", "Largest?") == "Ganymede."
+    assert replayed("Other.", "Fine.", "Name a moon.", "Io, Europa, Ganymede.", "Largest?") == "Io."
+    assert replayed("Largest?") == "Ganymede."  # nothing shared: the newest
+    assert replayed("Name three planets.", "Mars, Venus, Jupiter.", "Largest?") == "Jupiter."
