@@ -203,6 +203,8 @@ def test_maths_placeholders_are_all_restored_in_order() -> None:
         ),
         ("$a &#58; b$ and $x & y$", "$a &amp;#58; b$ and $x & y$"),  # an entity in maths
         ("[a](`x) <img src=x> `", "[a](`x) &lt;img src=x> `"),  # a link first: no span kept
+        ("| a |\n|---|\n| <b> |\n```\nx<y\n```\n", "| a |\n|---|\n| &lt;b> |\n```\nx<y\n```\n"),
+        ("| <b> |\n|---|\n\n    x<y\n", "| &lt;b> |\n|---|\n\n    x<y\n"),  # a table, then code
     ],
 )
 def test_the_markdown_copy_keeps_exactly_the_code_spans_a_renderer_finds(
@@ -254,3 +256,8 @@ def test_the_copy_checker_finds_markup_script_links_and_images(
 )
 def test_the_checker_reads_an_address_as_a_browser_does(url: str, runs: bool) -> None:
     assert _runs_script(url) is runs
+
+
+def test_images_asked_for_stay_images_beside_code_and_in_tables() -> None:
+    answer = "![a](https://x.example/a.png) `a<b`\n\n| ![c](https://x.example/c.png) |\n|---|\n"
+    assert safe_markdown(answer, remote_images=True) == answer
