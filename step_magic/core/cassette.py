@@ -108,7 +108,7 @@ class Cassette:
         """The reply recorded for ``key``, or None (also when the file does not exist yet).
 
         With ``asked`` (the request's body), a miss falls back to a call that asked the same
-        question (``question_key``): a lesson recorded after other cells, whose requests
+        question (``_question``): a lesson recorded after other cells, whose requests
         carry those cells' turns, still replays in a fresh kernel. Of several such calls (a
         follow-up such as "Which is the largest?" asked in two conversations) the one whose
         earlier turns end most like the asked ones wins, then the newest. The file is read
@@ -195,16 +195,11 @@ class Cassette:
         return path.open("rb")
 
 
-def question_key(body: object) -> str | None:
-    """``request_key`` of a request's body keeping only its own question: the leading system
-    messages, the last user message and what followed (``own_messages``), media as the
-    cassette keeps them. None for a body that is not a request (a hand-written line)."""
-    question = _question(body)
-    return question[0] if question is not None else None
-
-
 def _question(body: object) -> tuple[str, tuple[dict[str, Any], ...]] | None:
-    """``question_key`` and the earlier turns' messages it leaves out."""
+    """The key of a request's own question (``request_key`` of its body keeping only the
+    leading system messages, the last user message and what followed: ``own_messages``,
+    media as the cassette keeps them), and the earlier turns' messages it leaves out. None
+    for a body that is not a request (a hand-written line)."""
     messages = body.get("messages") if isinstance(body, Mapping) else None
     if not isinstance(messages, list | tuple) or not all(isinstance(m, dict) for m in messages):
         return None
