@@ -8,6 +8,7 @@ was written; a recording cut short by a crash that costs only that call.
 from __future__ import annotations
 
 import io
+import os
 import json
 import re
 from pathlib import Path
@@ -337,3 +338,13 @@ def test_with_a_system_prompt_the_longest_shared_conversation_wins(tmp_path: Pat
     assert replayed("Other.", "Fine.", "Name a moon.", "Io, Europa, Ganymede.", "Largest?") == "Io."
     assert replayed("Largest?") == "Ganymede."  # nothing shared: the newest
     assert replayed("Name three planets.", "Mars, Venus, Jupiter.", "Largest?") == "Jupiter."
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX named pipes")
+def test_a_line_that_is_not_utf8_or_a_path_that_is_no_file_is_named(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.jsonl"
+    broken.write_bytes(b'{"key": "k", "reply": {"answer": "caf\xe9"}}\n')
+    assert problem(Cassette(broken)) == f"{broken}:1 is not UTF-8 text"
+    fifo = tmp_path / "fifo.jsonl"
+    os.mkfifo(fifo)
+    assert problem(Cassette(fifo)) == f"the cassette {fifo} is not a regular file"
