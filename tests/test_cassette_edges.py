@@ -8,8 +8,8 @@ was written; a recording cut short by a crash that costs only that call.
 from __future__ import annotations
 
 import io
-import os
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
