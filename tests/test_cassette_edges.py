@@ -348,3 +348,17 @@ def test_a_line_that_is_not_utf8_or_a_path_that_is_no_file_is_named(tmp_path: Pa
     fifo = tmp_path / "fifo.jsonl"
     os.mkfifo(fifo)
     assert problem(Cassette(fifo)) == f"the cassette {fifo} is not a regular file"
+
+
+def test_the_longest_shared_ending_wins_over_a_newer_shorter_one(tmp_path: Path) -> None:
+    lesson = Cassette(tmp_path / "lesson.jsonl")
+    longer = asking("a", "b", "Which moon?", "Io.", "Why?")
+    newer = asking("Which planet?", "Io.", "Why?")
+    for request, answer in ((longer, "It is volcanic."), (newer, "It is not a planet.")):
+        lesson.store(
+            request.cache_key(), request, RecordedReply("", answer, "stop", None, "t", "c")
+        )
+    asked = asking("x", "y", "Which moon?", "Io.", "Why?")
+    found = lesson.lookup(asked.cache_key(), asked.body(stream=False))
+    assert found is not None
+    assert found.answer == "It is volcanic."
