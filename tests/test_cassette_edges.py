@@ -273,6 +273,10 @@ def asking(*texts: str) -> ChatRequest:
     return ChatRequest("step-3.7-flash", turns(*texts))
 
 
+def record(lesson: Cassette, request: ChatRequest, answer: str) -> None:
+    lesson.store(request.cache_key(), request, RecordedReply("", answer, "stop", None, "t", "c"))
+
+
 def test_a_follow_up_asked_in_two_conversations_replays_the_one_it_followed(
     tmp_path: Path,
 ) -> None:
@@ -280,9 +284,7 @@ def test_a_follow_up_asked_in_two_conversations_replays_the_one_it_followed(
     moons = asking("What is 2+2?", "4.", "Name three moons.", "Io, Europa, Ganymede.", "Largest?")
     planets = asking("Name three planets.", "Mars, Venus, Jupiter.", "Largest?")
     for request, answer in ((moons, "Ganymede."), (planets, "Jupiter.")):
-        lesson.store(
-            request.cache_key(), request, RecordedReply("", answer, "stop", None, "t", "c")
-        )
+        record(lesson, request, answer)
 
     def replayed(request: ChatRequest) -> str | None:
         found = lesson.lookup(request.cache_key(), request.body(stream=False))
@@ -325,9 +327,7 @@ def test_with_a_system_prompt_the_longest_shared_conversation_wins(tmp_path: Pat
     }
     for answer, messages in recorded.items():
         request = ChatRequest("step-3.7-flash", rules + messages)
-        lesson.store(
-            request.cache_key(), request, RecordedReply("", answer, "stop", None, "t", "c")
-        )
+        record(lesson, request, answer)
 
     def replayed(*texts: str) -> str | None:
         request = ChatRequest("step-3.7-flash", rules + turns(*texts))
@@ -355,9 +355,7 @@ def test_the_longest_shared_ending_wins_over_a_newer_shorter_one(tmp_path: Path)
     longer = asking("a", "b", "Which moon?", "Io.", "Why?")
     newer = asking("Which planet?", "Io.", "Why?")
     for request, answer in ((longer, "It is volcanic."), (newer, "It is not a planet.")):
-        lesson.store(
-            request.cache_key(), request, RecordedReply("", answer, "stop", None, "t", "c")
-        )
+        record(lesson, request, answer)
     asked = asking("x", "y", "Which moon?", "Io.", "Why?")
     found = lesson.lookup(asked.cache_key(), asked.body(stream=False))
     assert found is not None
