@@ -203,11 +203,8 @@ def _question(body: object) -> tuple[str, tuple[dict[str, Any], ...]] | None:
     messages = body.get("messages") if isinstance(body, Mapping) else None
     if not isinstance(messages, list | tuple) or not all(isinstance(m, dict) for m in messages):
         return None
-    redacted = redact_media(messages)
-    own, earlier = own_messages(redacted)
-    system = next((i for i, m in enumerate(redacted) if m.get("role") != "system"), len(redacted))
-    key = request_key({**body, "messages": list(own)})  # type: ignore[dict-item]
-    return key, redacted[system : system + earlier]
+    own, earlier = own_messages(redact_media(messages))
+    return request_key({**body, "messages": list(own)}), earlier  # type: ignore[dict-item]
 
 
 def _shared_tail(first: Sequence[object], second: Sequence[object]) -> int:

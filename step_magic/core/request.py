@@ -87,15 +87,17 @@ def request_key(body: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def own_messages(messages: tuple[Message, ...]) -> tuple[tuple[Message, ...], int]:
+def own_messages(
+    messages: tuple[Message, ...],
+) -> tuple[tuple[Message, ...], tuple[Message, ...]]:
     """A call's own messages (leading system messages, then its last question and what
-    followed) and how many earlier messages, stored with earlier calls, were left out."""
+    followed) and the earlier messages, stored with earlier calls, that were left out."""
     system = 0
     while system < len(messages) and messages[system].get("role") == "system":
         system += 1
     users = [i for i, m in enumerate(messages) if m.get("role") == "user"]
     asked = users[-1] if users else system
-    return (*messages[:system], *messages[asked:]), asked - system
+    return (*messages[:system], *messages[asked:]), messages[system:asked]
 
 
 def user_content(prompt: str, attachments: Sequence[Part]) -> str | list[Part]:

@@ -132,7 +132,8 @@ class History:
                 connection = self._connect()
                 if connection is None:
                     return None
-                own, values["earlier_messages"] = own_messages(call.messages)
+                own, earlier = own_messages(call.messages)
+                values["earlier_messages"] = len(earlier)
                 values["messages"] = json.dumps(redact_media(own), ensure_ascii=False)
                 values["attachments"] = json.dumps(list(call.attachments), ensure_ascii=False)
                 with _writing(connection):  # the row and its words, or neither
