@@ -24,7 +24,6 @@ DEFAULT_BASE_URL = "https://api.stepfun.ai/v1"
 KEY_VARIABLES = ("STEPFUN_API_KEY", "STEP_API_KEY")
 BASE_URL_VARIABLE = "STEPFUN_BASE_URL"
 LOCAL_KEY = "local-server-no-key-needed"
-UNUSED = "not used: "  # how ``key_origin`` starts the reason a stored key is refused
 
 
 @dataclass(frozen=True)
@@ -82,7 +81,7 @@ def key_origin(environ: Mapping[str, str] | None = None) -> str | None:
     try:
         found = _key_in_force(environ)
     except InputError as err:
-        return f"{UNUSED}{err}"
+        return f"not used: {err}"
     return found[1] if found else None
 
 

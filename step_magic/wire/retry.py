@@ -17,16 +17,9 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from step_magic.core.errors import StepAPIError
+from step_magic.core.errors import InputError, StepAPIError
 from step_magic.core.events import Waiting
-from step_magic.core.settings import (
-    LOCAL_KEY,
-    UNUSED,
-    Settings,
-    key_origin,
-    redact,
-    server_label,
-)
+from step_magic.core.settings import LOCAL_KEY, Settings, find_api_key, redact, server_label
 
 # What the reference SDKs (openai, anthropic) retry: timeouts, conflicts, rate limits and every
 # server-side status, Anthropic's 529 "overloaded" included.
@@ -166,7 +159,7 @@ def call_error(
     server = server_label(settings)
     status, detail = describe_error(
         err, settings.base_url, settings.timeout, stepfun=server is None,
-        key_hint=credentials_hint(settings),
+        key_hint=credentials_hint(settings) if getattr(err, "status_code", None) == 401 else None,
     )  # fmt: skip
     return StepAPIError(
         redact(detail + note, *settings.secrets),
@@ -186,9 +179,11 @@ def credentials_hint(settings: Settings) -> str | None:
         return URL_LOGIN_HINT
     if settings.api_key not in ("", LOCAL_KEY):
         return None
-    origin = key_origin() or ""  # a stored key not used: say why, not "set one"
-    unused = origin.startswith(UNUSED)
-    return f"{NO_KEY_HINT}: {origin.removeprefix(UNUSED) if unused else 'set STEPFUN_API_KEY'}"
+    try:  # a stored key that was not used: say why, not "set one"
+        find_api_key()
+    except InputError as unusable:
+        return f"{NO_KEY_HINT}: {unusable}"
+    return f"{NO_KEY_HINT}: set STEPFUN_API_KEY"
 
 
 def server_message(body: object) -> str | None:
