@@ -264,7 +264,7 @@ def _read_piped(source: TextIO) -> str | None:
     raw = getattr(source, "buffer", None)
     if raw is None:  # a text stream (tests, some IDEs)
         text = source.read(MAX_STDIN_BYTES + 1)
-        if "\0" in text[:8192]:
+        if looks_binary(text):
             raise InputError(BINARY_STDIN)
         return None if len(text) > MAX_STDIN_BYTES else text
     data = raw.read(MAX_STDIN_BYTES + 1)

@@ -271,10 +271,12 @@ def render_value(obj: object, budget_chars: int) -> str:
     return _bounded(text, budget_chars, f"{len(text):,} chars in all")
 
 
-def looks_binary(data: bytes) -> bool:
-    """Binary data, not text in some encoding: a NUL byte in its first 8 KB (as git and
-    ``grep`` tell). Text in another encoding is decoded leniently instead."""
-    return b"\0" in data[:8192]
+def looks_binary(data: bytes | str) -> bool:
+    """Binary data, not text in some encoding: a NUL in its first 8 KB, of bytes or of text
+    already decoded (as git and ``grep`` tell). Text in another encoding is decoded
+    leniently instead."""
+    head = data[:8192]
+    return b"\0" in head if isinstance(head, bytes) else "\0" in head
 
 
 def _text_file(name: str, path: Path, room: int) -> tuple[str, str]:
