@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -54,9 +53,7 @@ def run_map(
             )
             print(map_dry_run_text(plan))
             return
-        given = args.cassette or magics.cassette  # StepMagics.cassette, as for a call
-        cassette = Path(given).expanduser() if given else None
-        cache = reply_cache(cassette, magics.history_store())
+        cache = reply_cache(magics.cassette_path(args), magics.history_store())
         result, summary = run_rows(
             frame,
             template,

@@ -210,13 +210,16 @@ class StepMagics(Magics):
             memory=self.memory and not args.no_memory,
             replay=(self.replay or args.replay) and not args.refresh,
             refresh=args.refresh,
-            cassette=Path(cassette).expanduser()
-            if (cassette := args.cassette or self.cassette)
-            else None,
+            cassette=self.cassette_path(args),
             replay_speed=self.replay_speed,
             display_format=args.format,
             notebook=magic_frontend.notebook_path(self.shell),
         )
+
+    def cassette_path(self, args: argparse.Namespace) -> Path | None:
+        """The cassette of a call or a map: ``--cassette``, else ``StepMagics.cassette``."""
+        given = args.cassette or self.cassette
+        return Path(given).expanduser() if given else None
 
     def history_store(self) -> History | None:
         """The history database the traits ask for (reopened only when they change)."""
