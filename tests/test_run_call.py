@@ -86,6 +86,17 @@ def test_the_view_starts_with_the_model_it_waits_for(server: LocalServer) -> Non
     assert view.started == ["Waiting for step-3.7-flash (local simulator)…"]
 
 
+def test_the_result_says_how_it_was_asked_for(server: LocalServer) -> None:
+    """The saved form reads these: its footer names the model and effort, and the
+    answer's remote images load only when asked for."""
+    settings = settings_for(server, model="step-3.7-flash", effort="low", remote_images=True)
+
+    result, error = run_call(settings, build_request(settings, "Hi"), Recorder())
+
+    assert error is None
+    assert (result.model, result.effort, result.remote_images) == ("step-3.7-flash", "low", True)
+
+
 def test_a_retry_is_shown_with_its_reason_delay_and_count(server: LocalServer) -> None:
     settings = settings_for(server, model="fault-503x1")
     view = Recorder()

@@ -115,13 +115,23 @@ class StepResult:
 
 
 def classify(
-    finish_reason: str | None, answer: str, reasoning: str, *, interrupted: bool, failed: bool
+    finish_reason: str | None,
+    answer: str,
+    reasoning: str,
+    *,
+    interrupted: bool,
+    failed: bool,
+    unanswered: bool = False,
 ) -> str:
-    """Name how a call ended, from what arrived; the order of the checks matters."""
+    """Name how a call ended, from what arrived; the order of the checks matters: a Ctrl-C
+    or a failure outranks tool calls left unanswered at ``--max-steps`` (``unanswered``),
+    which outrank whatever the last turn's finish reason says."""
     if interrupted:
         return "interrupted"
     if failed:
         return "failed"
+    if unanswered:
+        return "max-steps"
     if finish_reason == "length":
         return "truncated"
     if finish_reason == "content_filter":

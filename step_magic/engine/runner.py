@@ -348,10 +348,13 @@ def _result(
     records = list(tools.records) if tools else []
     thinking_end -= sum(record.duration for record in records)  # time in tools is not thought
     status = classify(
-        finish_reason, answer, reasoning, interrupted=interrupted, failed=error is not None
+        finish_reason,
+        answer,
+        reasoning,
+        interrupted=interrupted,
+        failed=error is not None,
+        unanswered=bool(turns.unanswered),
     )
-    if turns.unanswered and status not in ("interrupted", "failed"):
-        status = "max-steps"
     records += not_run(turns.unanswered, turns.steps, progress.reasoning_chars)
     parsed, notes = _parsed(turns.request, answer, status, turns.notes)
     return StepResult(
