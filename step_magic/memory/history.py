@@ -90,6 +90,13 @@ _UNINDEXED = (
     "FROM calls WHERE id > coalesce((SELECT rowid FROM calls_text ORDER BY rowid DESC LIMIT 1), 0)"
 )
 _INDEX_NEW = f"{_INDEX.split(' VALUES')[0]} SELECT id, prompt, reasoning, answer {_UNINDEXED}"
+# The SQL text is here, and on the few lines inside functions marked ``# pragma: no mutate``:
+# mutmut's mutants of it change only the case of keywords and names, which SQLite ignores
+# (docs/mutation.md).
+_KEPT = "status IN ('complete', 'truncated')"  # the endings a thread or a replay goes on from
+_THREAD = f"WHERE thread = :name AND {_KEPT} AND replayed = 0 ORDER BY started_at, id"
+_WORDS = "id IN (SELECT rowid FROM calls_text WHERE calls_text MATCH :match)"
+_FTS5_PROBE = "temp.step_fts5_probe"
 FTS5_MISSING = "this SQLite has no FTS5 full-text search, so --search looks for the text as it is"
 
 
@@ -162,7 +169,7 @@ class History:
         if chat is not None:
             where.append("thread = :chat")
         params = {"search": search, "match": match_query(search or ""), "chat": chat, "n": n}
-        joined = f"WHERE {' AND '.join(where)}" if where else ""
+        joined = f"WHERE {' AND '.join(where)}" if where else ""  # pragma: no mutate
         return self._select(f"{joined} {_NEWEST_FIRST} LIMIT :n", params)
 
     def newest_thread(self) -> str | None:
@@ -175,19 +182,15 @@ class History:
     def find_reply(self, cache_key: str, *, truncated: bool = False) -> CallRecord | None:
         """The newest complete reply to the request with ``cache_key``, for replay; with
         ``truncated``, a reply cut at the token limit too (a ``--map`` re-run keeps it)."""
-        statuses = "('complete', 'truncated')" if truncated else "('complete')"
-        query = f"WHERE cache_key = :key AND status IN {statuses} {_NEWEST_FIRST} LIMIT 1"
+        kept = _KEPT if truncated else "status = 'complete'"
+        query = f"WHERE cache_key = :key AND {kept} {_NEWEST_FIRST} LIMIT 1"
         found = self._select(query, {"key": cache_key})
         return found[0] if found else None
 
     def thread(self, name: str) -> list[CallRecord]:
         """The kept calls of the thread ``name``, oldest first (``Chat(name)``, ``--chat NAME``
         in a new kernel continue from them)."""
-        query = (
-            "WHERE thread = :name AND status IN ('complete', 'truncated') AND replayed = 0 "
-            "ORDER BY started_at, id"
-        )
-        return self._select(query, {"name": name})
+        return self._select(_THREAD, {"name": name})
 
     def export_jsonl(self, target: Path, *, n: int | None = None, search: str | None = None) -> int:
         """Write the ``n`` newest matching calls (all by default) to ``target``, oldest first.
@@ -216,10 +219,10 @@ class History:
                 self._noted_substring = True
                 self._warn(FTS5_MISSING)
         if not full_text:
-            return "(" + " OR ".join(f"step_contains({c}, :search)" for c in _SEARCHED) + ")"
+            anywhere = [f"step_contains({column}, :search)" for column in _SEARCHED]
+            return "(" + " OR ".join(anywhere) + ")"  # pragma: no mutate
         identifiers = [f"step_contains({column}, :search)" for column in _IDENTIFIERS]
-        words = "id IN (SELECT rowid FROM calls_text WHERE calls_text MATCH :match)"
-        return "(" + " OR ".join([words, *identifiers]) + ")"
+        return "(" + " OR ".join([_WORDS, *identifiers]) + ")"  # pragma: no mutate
 
     def _select(self, clauses: str, params: dict[str, Any]) -> list[CallRecord]:
         with self._lock:
@@ -278,10 +281,10 @@ class History:
 def has_fts5(connection: sqlite3.Connection) -> bool:
     """Whether this SQLite build has FTS5 (most do; some minimal builds do not)."""
     try:
-        connection.execute("CREATE VIRTUAL TABLE temp.step_fts5_probe USING fts5(x)")
+        connection.execute(f"CREATE VIRTUAL TABLE {_FTS5_PROBE} USING fts5(x)")  # pragma: no mutate
     except sqlite3.OperationalError:
         return False
-    connection.execute("DROP TABLE temp.step_fts5_probe")
+    connection.execute(f"DROP TABLE {_FTS5_PROBE}")  # pragma: no mutate
     return True
 
 
@@ -335,7 +338,7 @@ def _prepare(connection: sqlite3.Connection, full_text: bool) -> str | None:
         _switch_to_wal(connection)
         # With WAL, NORMAL cannot corrupt the file (a power cut may lose the last call), and a
         # commit no longer waits for the disk while another process waits for the lock.
-        connection.execute("PRAGMA synchronous = NORMAL")
+        connection.execute("PRAGMA synchronous = NORMAL")  # pragma: no mutate
     if found < known:
         # IMMEDIATE takes the write lock before reading the version, so two processes creating
         # the file at once migrate it once.
@@ -352,7 +355,8 @@ def _prepare(connection: sqlite3.Connection, full_text: bool) -> str | None:
 
 
 def _version(connection: sqlite3.Connection) -> int:
-    return int(connection.execute("PRAGMA user_version").fetchone()[0])
+    version = connection.execute("PRAGMA user_version")  # pragma: no mutate
+    return int(version.fetchone()[0])
 
 
 def _switch_to_wal(connection: sqlite3.Connection) -> None:
@@ -364,7 +368,7 @@ def _switch_to_wal(connection: sqlite3.Connection) -> None:
     deadline = time.monotonic() + BUSY_TIMEOUT
     while True:
         try:
-            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA journal_mode = WAL")  # pragma: no mutate
             return
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or time.monotonic() > deadline:
