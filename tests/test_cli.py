@@ -151,7 +151,10 @@ def test_the_version_and_every_subcommand_s_help_say_what_they_are(tmp_path: Pat
     [
         (("--port", "99999"), "step-magic serve: error: argument --port: '99999' is not a port"),
         (("--port", "²"), "step-magic serve: error: argument --port: '²' is not a port"),
-        (("--cassette", "no-such-lesson.jsonl"), "--cassette: no such file no-such-lesson.jsonl"),
+        (
+            ("--cassette", "no-such-lesson.jsonl"),
+            "--cassette: no cassette at no-such-lesson.jsonl: no such file",
+        ),
     ],
 )
 def test_serve_refuses_what_it_cannot_serve_in_one_line(

@@ -104,6 +104,13 @@ class Cassette:
         self.path = path
         self._lock = _lock_for(path)
 
+    def to_replay(self) -> Cassette:
+        """This cassette, to replay from: ReplayError when the file does not exist (while
+        recording, a missing file is only one not written yet)."""
+        if not self.path.exists():
+            raise ReplayError(f"no cassette at {self.path}: no such file")
+        return self
+
     def lookup(self, key: str, asked: Mapping[str, Any] | None = None) -> RecordedReply | None:
         """The reply recorded for ``key``, or None (also when the file does not exist yet).
 

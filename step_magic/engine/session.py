@@ -206,9 +206,7 @@ class Session:
             return None
         reply, key, asked = None, request.cache_key(), request.body(stream=False)
         if options.cassette is not None:
-            if not options.cassette.exists():
-                raise ReplayError(f"no cassette at {options.cassette}: no such file")
-            reply = Cassette(options.cassette).lookup(key, asked)
+            reply = Cassette(options.cassette).to_replay().lookup(key, asked)
         elif self.recorder is not None:
             reply = self.recorder.lookup(key, asked)
         if reply is None and options.cassette is None and self.history is not None:

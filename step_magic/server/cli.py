@@ -74,11 +74,8 @@ def serve(args: argparse.Namespace) -> int:
     config = ServerConfig(**{name: getattr(args, name) for name in CONFIGURED})
     recorded = None
     if config.cassette:  # a bad file is one line now, not a traceback per request later
-        if not Path(config.cassette).exists():
-            print(f"--cassette: no such file {config.cassette}", file=sys.stderr)
-            return 1
         try:
-            recorded = len(Cassette(Path(config.cassette)).replies())
+            recorded = len(Cassette(Path(config.cassette)).to_replay().replies())
         except ReplayError as error:
             print(f"--cassette: {error}", file=sys.stderr)
             return 1
