@@ -213,6 +213,20 @@ def test_the_markdown_copy_keeps_exactly_the_code_spans_a_renderer_finds(
     assert safe_markdown(answer) == copy
 
 
+@pytest.mark.parametrize(
+    "answer",
+    ["Write \\<b> for a tag", "\\&amp; is how HTML writes &", "a \\\\<b> c", "x \\\\\\<y> & z"],
+)
+def test_an_escaped_lt_or_amp_reads_in_the_copy_as_the_answer_wrote_it(answer: str) -> None:
+    """``\\<b>`` is the text "<b>" to any renderer: the copy leaves it alone rather than
+    showing "&lt;b>". The copy with raw HTML on reads as the answer with it off."""
+    from markdown_it import MarkdownIt
+
+    html_on, html_off = MarkdownIt("commonmark"), MarkdownIt("commonmark", {"html": False})
+
+    assert html_on.render(safe_markdown(answer)) == html_off.render(answer)
+
+
 def test_code_spans_are_paired_as_commonmark_pairs_them() -> None:
     assert code_spans("`a` ``b`` `c") == [(0, 3), (4, 9)]
     assert code_spans("\\`a` b`") == [(3, 7)]

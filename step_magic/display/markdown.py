@@ -337,7 +337,19 @@ def _escape_prose(text: str, remote_images: bool) -> str:
 
 
 def _escape_text(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;")
+    """``<`` and ``&`` as entities, unless a backslash already makes them literal (``\\<b>``
+    reads "<b>"; as ``\\&lt;b>`` it would read "&lt;b>")."""
+    return _SPECIAL.sub(_entity, text)
+
+
+def _entity(match: re.Match[str]) -> str:
+    slashes, character = match.groups()
+    if len(slashes) % 2:  # escaped: already a literal character
+        return match.group()
+    return slashes + ("&amp;" if character == "&" else "&lt;")
+
+
+_SPECIAL = re.compile(r"(\\*)([&<])")
 
 
 # A script-capable scheme where a link's address starts: ``](``, or a reference definition's
