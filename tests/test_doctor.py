@@ -104,6 +104,41 @@ def test_an_echoed_key_is_redacted_before_a_long_line_is_cut() -> None:
     assert "***" in shown
 
 
+def test_a_huge_error_page_is_read_only_as_far_as_its_cap() -> None:
+    """A proxy's 64 MB error page: each check reads its first megabyte and hangs up, and
+    its row is one short line."""
+    from .http_handler import Handler, served, url_of
+
+    total, piece = 64_000_000, b"x" * 65_536
+
+    class HugeErrorPage(Handler):
+        def do_POST(self) -> None:
+            self.body()
+            self.send_response(400)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(total))
+            self.end_headers()
+            sent = 0
+            try:
+                while sent < total:
+                    self.wfile.write(piece)
+                    sent += len(piece)
+            except OSError:  # the client hung up
+                self.close_connection = True
+            self.server.sent.append(sent)  # type: ignore[attr-defined]
+
+    with served(HugeErrorPage, sent=[]) as server:
+        settings = Settings(model="step-3.5-flash", base_url=url_of(server), api_key="t")
+        rows = list(examine(settings, timeout=30))
+        sent = server.sent  # type: ignore[attr-defined]
+
+    assert sent
+    assert max(sent) < total / 4
+    failed = [row for row in rows if row.verdict == "FAIL"]
+    assert failed
+    assert all(len(row.observed) < 300 for row in failed)
+
+
 def test_a_usage_chunk_after_the_end_is_not_a_second_finish_reason() -> None:
     """vLLM and OpenAI repeat the choice in the usage chunk with ``finish_reason: null``."""
     import json

@@ -319,17 +319,25 @@ MAX_ERROR_BYTES = 1_000_000  # of an error reply's body: its words are shown cut
 def _status_error(response: Any) -> Exception:
     """The SDK's status error for an HTTP error reply, with its JSON body if it has one
     (read up to ``MAX_ERROR_BYTES``: a 100 MB error page is not held)."""
+    try:
+        raw = read_capped(response, MAX_ERROR_BYTES)
+    finally:
+        response.close()
+    return status_error(response, raw)
+
+
+def read_capped(response: Any, limit: int) -> bytes:
+    """A streamed reply's body, read until it ends or passes ``limit`` bytes (the rest is
+    never read); what arrived before a dropped connection is kept."""
     raw = bytearray()
     try:
         for chunk in response.iter_bytes():
             raw += chunk
-            if len(raw) > MAX_ERROR_BYTES:
+            if len(raw) > limit:
                 break
     except http().HTTPError:
         pass
-    finally:
-        response.close()
-    return status_error(response, bytes(raw))
+    return bytes(raw)
 
 
 def status_error(response: Any, raw: bytes) -> Exception:

@@ -16,8 +16,9 @@ from typing import Any
 
 from step_magic.core.events import Usage
 from step_magic.core.text import read_json
+from step_magic.wire.httpstream import MAX_ERROR_BYTES, read_capped
 from step_magic.wire.retry import server_message
-from step_magic.wire.sse import SSEDecoder
+from step_magic.wire.sse import MAX_EVENT_CHARS, SSEDecoder
 
 TRACE_HEADERS = ("x-trace-id", "trace-id", "x-request-id", "request-id")
 
@@ -63,7 +64,8 @@ def observe(
         if "text/event-stream" in seen.content_type:
             _read_stream(response.iter_bytes(), seen, read)
         else:
-            _read_whole(response.read(), seen)
+            limit = MAX_ERROR_BYTES if seen.status >= 400 else MAX_EVENT_CHARS
+            _read_whole(read_capped(response, limit), seen)
     seen.seconds = time.monotonic() - started
     return seen
 
