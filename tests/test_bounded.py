@@ -332,6 +332,43 @@ def test_idle_connections_are_dropped_and_their_number_is_bounded(
         assert models.startswith(b"HTTP/1.1 200 ")
 
 
+def test_a_request_that_trickles_in_is_dropped_at_its_time_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Slowloris: a byte every 0.1 s never trips the idle limit, so the whole request has a
+    limit of its own; a request sent at once, and the reply after it, are not affected."""
+    import socket
+    import time
+
+    from step_magic.server import ServerConfig, httpserver
+
+    monkeypatch.setattr(httpserver, "REQUEST_SECONDS", 1.0)
+    with LocalServer(ServerConfig()) as server:
+        slow = socket.create_connection(("127.0.0.1", server.port))
+        slow.settimeout(0.05)
+        started, dropped = time.monotonic(), False
+        for byte in b"GET /v1/models HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200:
+            time.sleep(0.1)
+            try:
+                slow.sendall(bytes([byte]))
+                dropped = slow.recv(1) == b""
+            except TimeoutError:
+                continue  # nothing from the server yet: it is still waiting
+            except OSError:
+                dropped = True
+            if dropped:
+                break
+        slow.close()
+        assert dropped
+        assert time.monotonic() - started < 4  # dropped at about 1 s, not after the 20 s
+        models = raw_request(
+            server.port,
+            b"GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\n"
+            b"Connection: close\r\n\r\n",
+        )
+        assert models.startswith(b"HTTP/1.1 200 ")
+
+
 # --- stream framing -------------------------------------------------------------------------------
 
 MESSAGE_START = (

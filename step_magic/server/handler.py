@@ -8,6 +8,7 @@ empty chunk is a truncation the client can detect, exactly like a dropped connec
 from __future__ import annotations
 
 import hmac
+import io
 import json
 import time
 import uuid
@@ -26,7 +27,12 @@ from step_magic.server.completion import (
 from step_magic.server.config import ReceivedRequest, redact_headers
 from step_magic.server.errors import ApiError, invalid_key
 from step_magic.server.faults import STATUS_FAULTS
-from step_magic.server.httpserver import IDLE_SECONDS, MAX_BODY_BYTES, StepHTTPServer
+from step_magic.server.httpserver import (
+    IDLE_SECONDS,
+    MAX_BODY_BYTES,
+    RequestReader,
+    StepHTTPServer,
+)
 from step_magic.server.messages import (
     MESSAGES_PATH,
     error_body,
@@ -71,9 +77,18 @@ class StepRequestHandler(BaseHTTPRequestHandler):
     server: StepHTTPServer
 
     def setup(self) -> None:
-        """Register the connection so ``stop()`` can cut it."""
+        """Register the connection so ``stop()`` can cut it; read it through a reader that
+        gives each request a time limit."""
         super().setup()
+        self._reader = RequestReader(self.connection, self.timeout)
+        self.rfile = io.BufferedReader(self._reader)
         self.server.state.open_connection(self.connection)
+
+    def handle_one_request(self) -> None:
+        """One request, which must arrive whole in time; the reply is then written with the
+        idle limit only (a long answer streams for as long as it takes)."""
+        self._reader.start()
+        super().handle_one_request()
 
     def handle(self) -> None:
         """Serve the connection; a client hanging up is routine, not an error to print."""
@@ -143,6 +158,7 @@ class StepRequestHandler(BaseHTTPRequestHandler):
                 413, "request_too_large", f"The request body is over {MAX_BODY_BYTES:,} bytes."
             )
         raw = self.rfile.read(int(length)) if length.isdigit() else b""
+        self.connection.settimeout(self.timeout)  # the request is in: back to the idle limit
         try:
             return json.loads(raw) if raw else None
         except ValueError:
