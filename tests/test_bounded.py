@@ -384,6 +384,14 @@ def text_delta(text: bytes) -> bytes:
     )
 
 
+def kept_in_history() -> tuple[str, str]:
+    """The newest history row's answer and status: what a limit cut is kept, marked."""
+    history = History()
+    (row,) = history.recent(1)
+    history.close()
+    return row.answer, row.status
+
+
 def test_an_event_over_the_limit_stops_the_reply_in_one_line_keeping_what_came(
     api_env: LocalServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -395,6 +403,7 @@ def test_an_event_over_the_limit_stops_the_reply_in_one_line_keeping_what_came(
         step_magic.ask("Hi", api="messages", base_url=peer.base_url, display=False)
     assert "an event from the server is over 100,000 characters" in str(caught.value)
     assert (caught.value.result.answer, caught.value.result.status) == ("Hello ", "failed")
+    assert kept_in_history() == ("Hello ", "failed")
 
 
 def test_invalid_utf8_inside_a_long_line_is_replaced_not_fatal(api_env: LocalServer) -> None:
@@ -587,6 +596,7 @@ def test_a_chat_line_over_the_limit_ends_the_reply_in_one_line(
         step_magic.ask("Hi", base_url=peer.base_url, display=False)
     assert "an event from the server is over 100,000 characters" in str(caught.value)
     assert caught.value.result.answer == "Hello "
+    assert kept_in_history() == ("Hello ", "failed")
 
 
 def test_an_error_body_cut_at_its_cap_keeps_the_start_of_its_message_decoded() -> None:

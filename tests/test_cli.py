@@ -107,6 +107,12 @@ def test_ask_fails_in_one_line_with_status_1(server: LocalServer, tmp_path: Path
             odd.stderr.strip().splitlines()[-1]
             == f"step-magic ask: --with {given}: {why}; give a file"
         )
+    if Path("/proc/self/mem").exists():  # stat says a regular file; reading it fails
+        unreadable = ask_cli("--with", "/proc/self/mem", "Hi", server=server, tmp_path=tmp_path)
+        assert unreadable.returncode == 1
+        assert unreadable.stderr.strip().splitlines() == [
+            "step-magic ask: /proc/self/mem: cannot read it (Input/output error)"
+        ]
 
 
 @pytest.mark.slow  # a process of its own

@@ -187,6 +187,14 @@ def test_a_twelve_character_key_echoed_upper_cased_and_spaced_is_hidden() -> Non
     assert redact("the key ABCD EFGH IJKL is invalid", "abcd-efgh-ijkl") == "the key *** is invalid"
 
 
+@pytest.mark.parametrize("wrap", ["\n", "\r\n", "\n    ", "\t"])
+def test_a_key_a_server_wrapped_across_lines_is_hidden(wrap: str) -> None:
+    key = "sk-Ab3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z"
+    wrapped = f"Invalid key: {key[:20]}{wrap}{key[20:]} (check it)"
+
+    assert redact(wrapped, key) == "Invalid key: *** (check it)"
+
+
 def test_an_eleven_character_key_is_hidden_only_as_sent() -> None:
     text = "the key ABCD EFGH IJK is invalid"
     assert redact(text, "abcd-efgh-ijk") == text
