@@ -251,6 +251,54 @@ def test_a_file_that_is_only_a_cut_line_starts_afresh(tmp_path: Path) -> None:
     assert len(cassette) == 1
 
 
+def test_a_cut_line_longer_than_a_read_block_is_dropped_whole(tmp_path: Path) -> None:
+    """The cut line is found by reading back from the end a block at a time."""
+    cassette = Cassette(tmp_path / "lesson.jsonl")
+    cassette.store("kept", REQUEST, REPLY)
+    with cassette.path.open("a") as file:
+        file.write('{"key": "half", "reply": {"answer": "' + "x" * 200_000)
+    cassette.store("after", REQUEST, REPLY)
+    assert sorted(cassette.replies()) == ["after", "kept"]
+    assert cassette.path.read_text().count("\n") == 2
+
+
+# Size: a cassette is read a line at a time, and a line has a limit.
+
+
+def test_a_line_over_the_limit_is_refused_in_one_line_without_holding_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from step_magic.core import cassette as module
+
+    monkeypatch.setattr(module, "MAX_LINE_BYTES", 1_000_000)
+    path = tmp_path / "lesson.jsonl"
+    path.write_text(line("small") + "\n" + line("huge", "x" * 3_000_000) + "\n")
+
+    assert problem(Cassette(path)) == (
+        f"{path}:2 is over 1,000,000 bytes, more than a recorded call holds"
+    )
+
+
+def test_replaying_from_a_large_cassette_holds_one_line_at_a_time(tmp_path: Path) -> None:
+    import tracemalloc
+
+    path = tmp_path / "course.jsonl"
+    with path.open("w") as file:
+        for number in range(400):  # 40 MB in all
+            file.write(line(f"call {number}", "x" * 100_000) + "\n")
+
+    tracemalloc.start()
+    try:
+        reply = Cassette(path).lookup("call 0")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert reply is not None
+    assert reply.answer == "x" * 100_000
+    assert peak < 5_000_000  # a few lines' worth, not the file's 40 MB
+
+
 def test_every_cassette_of_one_file_shares_one_lock_and_other_files_do_not(
     tmp_path: Path,
 ) -> None:

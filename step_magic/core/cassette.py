@@ -22,6 +22,8 @@ from step_magic.core.request import ChatRequest, own_messages, request_key
 from step_magic.core.text import clean_text, read_json
 
 _USAGE_FIELDS = {item.name for item in fields(Usage)}
+MAX_LINE_BYTES = 64_000_000  # one recorded call; a longer line is refused unread
+_BLOCK = 65_536  # read backwards a block at a time for a crash's cut line
 
 
 @dataclass(frozen=True)
@@ -173,8 +175,9 @@ class Cassette:
         """``(line number, parsed JSON)`` of every line, read one line at a time.
 
         ReplayError for a path that is not a regular file (a FIFO would block forever, a
-        directory cannot be read), a line that is not UTF-8 or not JSON; a last line a crash
-        cut short (no newline) is skipped.
+        directory cannot be read), a line that is not UTF-8 or not JSON, or one over
+        ``MAX_LINE_BYTES`` (it is not held whole to find out); a last line a crash cut short
+        (no newline) is skipped.
         """
         try:
             file = self._open()
@@ -183,7 +186,14 @@ class Cassette:
         except OSError as err:
             raise ReplayError(f"cannot read the cassette {self.path}: {err.strerror}") from None
         with file:
-            for number, raw in enumerate(file, 1):
+            number = 0
+            while raw := file.readline(MAX_LINE_BYTES + 1):
+                number += 1
+                if len(raw) > MAX_LINE_BYTES:
+                    raise ReplayError(
+                        f"{self.path}:{number} is over {MAX_LINE_BYTES:,} bytes, more than a "
+                        "recorded call holds"
+                    )
                 if not raw.strip():
                     continue
                 try:
@@ -242,5 +252,13 @@ def _drop_cut_line(file: Any) -> None:
     file.seek(end - 1)
     if file.read(1) == b"\n":
         return
-    file.seek(0)
-    file.truncate(file.read().rfind(b"\n") + 1)
+    position = end  # back to the last newline a block at a time, not the whole file read
+    while position > 0:
+        start = max(position - _BLOCK, 0)
+        file.seek(start)
+        newline = file.read(position - start).rfind(b"\n")
+        if newline >= 0:
+            file.truncate(start + newline + 1)
+            return
+        position = start
+    file.truncate(0)
