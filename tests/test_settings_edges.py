@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +194,20 @@ def test_a_key_a_server_wrapped_across_lines_is_hidden(wrap: str) -> None:
     wrapped = f"Invalid key: {key[:20]}{wrap}{key[20:]} (check it)"
 
     assert redact(wrapped, key) == "Invalid key: *** (check it)"
+
+
+@pytest.mark.parametrize("user", ["", "ab", "abc", "abcd", "reader"])  # every alignment
+def test_a_password_in_an_echoed_basic_value_is_hidden_to_its_last_character(user: str) -> None:
+    password = "s3cret-pass-2026"
+    value = base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    assert redact(f"you sent Authorization: Basic {value}", password) == (
+        "you sent Authorization: Basic ***"
+    )
+    shown = redact(f"credentials {value} refused", password)  # no header around it
+    kept = shown.removeprefix("credentials ").removesuffix("*** refused")
+    assert value.startswith(kept)
+    assert len(kept) <= len(base64.b64encode(f"{user}:".encode()).decode().rstrip("="))
 
 
 def test_an_eleven_character_key_is_hidden_only_as_sent() -> None:

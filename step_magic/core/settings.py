@@ -205,8 +205,11 @@ def redact(text: str, *secrets: str | None) -> str:
     spaces or dashes inserted, or drop the prefix that names its kind (``sk-``), so the
     key's letters and digits are matched in order, in any case, with any separators between
     them, with or without that prefix (for keys long enough to be distinctive). Its
-    percent-encoded and base64 forms (a header or a URL echoed back) go too.
+    percent-encoded and base64 forms (a header or a URL echoed back) go too. Credentials in
+    URLs and echoed ``Authorization`` headers go first (``redact_url``), whole: removing a
+    password from inside a ``Basic`` value first would leave a piece too short to be known.
     """
+    text = redact_url(text)
     for secret in secrets:
         if secret:
             text = _redact_one(text, secret)
@@ -249,14 +252,18 @@ def url_secrets(url: str) -> tuple[str, ...]:
 
 def _encoded(secret: str) -> list[str]:
     """The key as sent, percent-encoded, and in base64 at each of the three alignments it can
-    take inside a longer value (``Basic base64(user:key)``), minus the uncertain edges."""
+    take inside a longer value (``Basic base64(user:key)``), minus the uncertain edges; and,
+    first, as the end of such a value (a password ends ``user:password``), where its last
+    characters and the padding are certain too."""
     exact = [secret, quote(secret, safe="")]  # a short URL password too (from 4 characters)
-    data, inner = secret.encode(), []
+    data, ends, inner = secret.encode(), [], []
     for shift in range(3):
         encoded = base64.b64encode(b"\0" * shift + data).decode()
-        start = (shift * 4 + 2) // 3 + 1  # skip the characters that mix in the padding byte
+        start = (shift * 4 + 2) // 3  # skip the characters that mix in the padding bytes
+        ends.append(encoded[start:])
         inner.append(encoded[start : len(encoded) - 4])
-    return [form for form in exact if len(form) >= 4] + [f for f in inner if len(f) >= 12]
+    encoded_forms = [form for form in ends + inner if len(form) >= 12]
+    return [form for form in exact if len(form) >= 4] + encoded_forms
 
 
 def key_for(
