@@ -16,6 +16,7 @@ Exit status 1 when the key leaked or a traceback showed in any case.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import datetime as dt
 import html as html_module
@@ -43,7 +44,9 @@ sys.path.insert(0, str(ROOT))  # tests.sse_peer: the raw-socket peer the tests u
 from step_magic.core.cassette import Cassette, RecordedReply  # noqa: E402
 from step_magic.core.request import ChatRequest  # noqa: E402
 from step_magic.display.bundles import answer_bundle, reasoning_bundle  # noqa: E402
+from step_magic.memory.history import History  # noqa: E402
 from step_magic.server import FAULTS, LocalServer, ServerConfig  # noqa: E402
+from step_magic.wire.sse import MAX_EVENT_CHARS  # noqa: E402
 from tests.sse_peer import SSEPeer  # noqa: E402
 
 KEY = "sk-step-report-5ecret-KEY-9876543210"
@@ -293,6 +296,41 @@ def _impossible_usage(lab: Lab) -> str:
     return lab.peer([*pieces, b"data: [DONE]\n\n"]).base_url
 
 
+def _event_over_cap(lab: Lab) -> str:
+    """``Hello `` arrives, then one chunk over the decoder's limit on a single event."""
+    huge = _chunk({"content": "x" * (MAX_EVENT_CHARS + 1_000)})
+    return lab.peer([_chunk({"content": "Hello "}), huge]).base_url
+
+
+def _kept_in_history(result: Any) -> str:
+    history = History()
+    (row,) = history.recent(1)
+    history.close()
+    return f"the history keeps {row.answer!r}, {row.status}"
+
+
+PASSWORD = "s3cret-pass-2026"
+_BASIC = base64.b64encode(f"reader:{PASSWORD}".encode()).decode()
+
+
+def _echoes_credentials(lab: Lab) -> str:
+    """A gateway's 401 that quotes the Basic header a URL's ``user:password`` became."""
+    body = json.dumps({"error": {"message": f"bad credentials: Authorization: Basic {_BASIC}"}})
+    head = (
+        b"HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n"
+    )
+    url = lab.peer([body.encode()], head=head).base_url
+    return url.replace("://", f"://reader:{PASSWORD}@", 1)
+
+
+def _password_hidden(result: Any) -> str:
+    shown = repr(result) + str(result.error or "")
+    history = Path(os.environ["STEP_MAGIC_HISTORY"]).read_bytes().decode("utf-8", "replace")
+    leaked = [form for form in (PASSWORD, _BASIC) if form in shown + history]
+    return f"password shown: {', '.join(leaked)}" if leaked else "password hidden (plain, base64)"
+
+
 def _hostile(reasoning: str, answer: str) -> Callable[[Lab], str]:
     def arrange(lab: Lab) -> str:
         lab.cassette(reasoning, answer)
@@ -406,6 +444,20 @@ def cases() -> Iterator[Case]:
         "prompt-too-big",
         "a 1.6 M-character prompt (over the 256K-token context)",
         "%%step --no-memory\n" + "many words " * 150_000,
+    )
+    yield Case(
+        "event-over-cap",
+        f"a chunk over the {MAX_EVENT_CHARS:,}-character event limit, after `Hello `",
+        "%step --base-url {url} Hi",
+        arrange=_event_over_cap,
+        check=_kept_in_history,
+    )
+    yield Case(
+        "echoes-credentials",
+        "a 401 quoting the Basic header of a URL's `user:password`",
+        "%step --base-url {url} Hi",
+        arrange=_echoes_credentials,
+        check=_password_hidden,
     )
     yield Case(
         "echoes-key",
