@@ -599,6 +599,33 @@ def test_a_chat_line_over_the_limit_ends_the_reply_in_one_line(
     assert kept_in_history() == ("Hello ", "failed")
 
 
+@pytest.mark.parametrize("driver", ["thread", "event loop"])
+def test_a_reply_that_never_ends_is_stopped_at_the_limit_keeping_what_came(
+    api_env: LocalServer, monkeypatch: pytest.MonkeyPatch, driver: str
+) -> None:
+    """Every event is small, but they never stop: the call's text has a limit of its own,
+    for ``ask`` and ``ask_async`` alike."""
+    import asyncio
+
+    from step_magic.engine import runner
+
+    monkeypatch.setattr(runner, "MAX_REPLY_CHARS", 50_000)
+    chunk = {"choices": [{"index": 0, "delta": {"content": "y" * 5_000}, "finish_reason": None}]}
+    pieces = [f"data: {json.dumps(chunk)}\n\n".encode()] * 40
+
+    def ask(url: str) -> object:
+        if driver == "thread":
+            return step_magic.ask("Hi", base_url=url, display=False)
+        return asyncio.run(step_magic.ask_async("Hi", base_url=url, display=False))
+
+    with SSEPeer(pieces) as peer, pytest.raises(step_magic.StepAPIError) as caught:
+        ask(peer.base_url)
+
+    assert "the reply is over 50,000 characters; it was stopped there" in str(caught.value)
+    assert caught.value.result.answer == "y" * 55_000  # everything up to the event over it
+    assert kept_in_history() == ("y" * 55_000, "failed")
+
+
 def test_an_error_body_cut_at_its_cap_keeps_the_start_of_its_message_decoded() -> None:
     """The words a JSON error body held before the cut, escapes decoded; an escape cut in
     the middle, or a lone backslash at the cut, costs only those characters."""

@@ -36,6 +36,7 @@ class ReplyBuffer:
     step_start: int = 0  # where this model turn's answer begins in ``answer``
     reasoning_chars: int = 0
     reasoning_turn_start: int = 0  # reasoning_chars when this model turn began
+    received: int = 0  # characters of text the server sent in all, over every model turn
 
     def add(self, event: ReasoningDelta | AnswerDelta, now: float) -> None:
         """Take one delta; the view sees it at the next flush."""

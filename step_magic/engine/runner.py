@@ -40,6 +40,7 @@ from step_magic.wire.transport import open_stream
 
 FLUSH_SECONDS = 0.1  # at most 10 display updates a second, plus the first and the last
 IDLE_SECONDS = 0.1  # how soon a noted Ctrl-C is acted on while no text arrives
+MAX_REPLY_CHARS = 16_000_000  # of one call's text: ~16x the longest reply a 256K model writes
 END = object()  # the last item a turn's event queue holds
 
 
@@ -297,6 +298,11 @@ class TurnReader:
         progress = self._progress
         if isinstance(item, ReasoningDelta | AnswerDelta):
             progress.add(item, now)
+            progress.received += len(item.text)
+            if progress.received > MAX_REPLY_CHARS:  # a server that never stops is stopped
+                over = f"the reply is over {MAX_REPLY_CHARS:,} characters; it was stopped there"
+                self.error = failure(over, self._settings)
+                return True
         elif isinstance(item, Waiting):
             self._view.waiting(_retry_status(item))
         elif isinstance(item, Rethought):
