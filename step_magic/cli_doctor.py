@@ -159,7 +159,7 @@ def report(findings: list[Finding], *, secrets: Sequence[str], priced: bool = Tr
 
 
 def _shown(text: str, secrets: Sequence[str]) -> str:
-    clean = redact_url(redact(text, *secrets))
+    clean = redact(text, *secrets)
     return clean if len(clean) <= OBSERVED_WIDTH else clean[: OBSERVED_WIDTH - 1] + "…"
 
 

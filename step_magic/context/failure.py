@@ -29,7 +29,6 @@ from functools import cache
 from pathlib import Path
 
 from step_magic.core.errors import StepMagicError
-from step_magic.core.redact import redact_url
 from step_magic.core.settings import key_to_hide, redact
 
 MAX_CHARS = 6_800  # the whole description: "a few thousand characters"
@@ -141,7 +140,7 @@ def _cleaner(secrets: Sequence[str]) -> Clean:
     keys = [key for key in dict.fromkeys((*secrets, key_to_hide())) if key]
 
     def clean(text: str) -> str:
-        return redact_url(redact(text, *keys))
+        return redact(text, *keys)
 
     return clean
 

@@ -16,7 +16,6 @@ import traceback
 from collections.abc import Sequence
 
 from step_magic.core.errors import StepMagicError
-from step_magic.core.redact import redact_url
 from step_magic.core.settings import redact
 
 LOGGER = logging.getLogger("step_magic")
@@ -45,8 +44,8 @@ def keep_cause(error: BaseException, cause: BaseException, secrets: Sequence[str
     if not debugging():
         return
     text = "".join(traceback.format_exception(type(cause), cause, cause.__traceback__))
-    shown = redact_url(redact(text, *secrets))
+    shown = redact(text, *secrets)
     error.__cause__ = FailureCause(shown)
     if isinstance(error, StepMagicError):
         error.debug_trace = shown
-    LOGGER.error("%s\n%s", redact_url(redact(str(error), *secrets)), shown)
+    LOGGER.error("%s\n%s", redact(str(error), *secrets), shown)
