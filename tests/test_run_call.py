@@ -207,6 +207,7 @@ def test_thinking_time_runs_from_the_first_token_to_the_first_word_of_the_answer
 ) -> None:
     server.config.tokens_per_second = 100
     server.config.reasoning_tokens, server.config.answer_tokens = 40, 40  # 0.4 s each
+    server.config.first_byte_delay = 0.5  # waiting for the first token is not thinking
     settings = settings_for(server)
 
     result, _ = run_call(settings, build_request(settings, "Hi"), Recorder())
@@ -214,9 +215,21 @@ def test_thinking_time_runs_from_the_first_token_to_the_first_word_of_the_answer
     assert result.reasoning
     assert result.answer
     assert result.first_token is not None
+    assert result.first_token >= 0.5
     assert result.thinking_time is not None
     assert 0.3 < result.thinking_time < 0.7
     assert result.thinking_time < result.elapsed - result.first_token - 0.25  # not the answer
+
+
+def test_a_reply_without_reasoning_has_no_thinking_time(server: LocalServer) -> None:
+    server.config.reasoning_tokens = 0
+    settings = settings_for(server)
+
+    result, _ = run_call(settings, build_request(settings, "Hi"), Recorder())
+
+    assert result.answer
+    assert not result.reasoning
+    assert result.thinking_time is None
 
 
 def test_a_reply_that_only_thought_thought_until_its_end(server: LocalServer) -> None:
