@@ -262,21 +262,59 @@ def test_a_cut_line_longer_than_a_read_block_is_dropped_whole(tmp_path: Path) ->
     assert cassette.path.read_text().count("\n") == 2
 
 
+def test_a_cut_line_that_starts_a_read_block_costs_only_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The newline ending the last whole line is the first byte of the block read back."""
+    from step_magic.core import cassette as module
+
+    monkeypatch.setattr(module, "_BLOCK", 64)
+    cassette = Cassette(tmp_path / "lesson.jsonl")
+    cassette.store("first", REQUEST, REPLY)
+    cassette.store("kept", REQUEST, REPLY)
+    with cassette.path.open("a") as file:
+        file.write("{" * 63)  # the cut line: the block back from the end starts at its "\n"
+    cassette.store("after", REQUEST, REPLY)
+
+    assert sorted(cassette.replies()) == ["after", "first", "kept"]
+
+
 # Size: a cassette is read a line at a time, and a line has a limit.
 
 
 def test_a_line_over_the_limit_is_refused_in_one_line_without_holding_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import tracemalloc
+
     from step_magic.core import cassette as module
 
     monkeypatch.setattr(module, "MAX_LINE_BYTES", 1_000_000)
     path = tmp_path / "lesson.jsonl"
-    path.write_text(line("small") + "\n" + line("huge", "x" * 3_000_000) + "\n")
+    path.write_text(line("small") + "\n" + line("huge", "x" * 5_000_000) + "\n")
 
-    assert problem(Cassette(path)) == (
-        f"{path}:2 is over 1,000,000 bytes, more than a recorded call holds"
-    )
+    tracemalloc.start()
+    try:
+        said = problem(Cassette(path))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert said == f"{path}:2 is over 1,000,000 bytes, more than a recorded call holds"
+    assert peak < 3_000_000  # the first megabyte of the line, not its five
+
+
+def test_a_line_of_exactly_the_limit_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from step_magic.core import cassette as module
+
+    text = line("k", "x" * 1_000) + "\n"
+    monkeypatch.setattr(module, "MAX_LINE_BYTES", len(text))
+    path = tmp_path / "lesson.jsonl"
+    path.write_text(text)
+
+    assert list(Cassette(path).replies()) == ["k"]
 
 
 def test_replaying_from_a_large_cassette_holds_one_line_at_a_time(tmp_path: Path) -> None:

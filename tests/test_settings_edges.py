@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -208,6 +209,43 @@ def test_a_password_in_an_echoed_basic_value_is_hidden_to_its_last_character(use
     kept = shown.removeprefix("credentials ").removesuffix("*** refused")
     assert value.startswith(kept)
     assert len(kept) <= len(base64.b64encode(f"{user}:".encode()).decode().rstrip("="))
+
+
+@pytest.mark.parametrize("before", ["", "a", "ab"])  # the three alignments
+@pytest.mark.parametrize("after", [":x", ":xy", ":xyz"])
+def test_a_key_inside_a_longer_base64_value_leaves_only_its_mixed_edges(
+    before: str, after: str
+) -> None:
+    """Only the base64 characters that mix the key's bytes with its neighbours' remain."""
+    key = "sk-Ab3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z"
+    value = base64.b64encode(f"{before}{key}{after}".encode()).decode()
+
+    head, tail = redact(f"v={value};", key)[2:-1].split("***")
+
+    assert len(head) <= len(base64.b64encode(before.encode()).decode().rstrip("="))
+    assert len(tail) <= len(base64.b64encode(after.encode()).decode()) + 4
+
+
+@pytest.mark.parametrize(
+    ("user", "password"),
+    [("ada", "s3cr"), ("ad", "nine-char"), ("ada", "s3cret/pass:9")],
+)
+def test_a_url_password_is_hidden_as_typed_percent_encoded_and_in_its_basic_value(
+    user: str, password: str
+) -> None:
+    """As typed and percent-encoded (``/`` and ``:`` too) from four characters on; inside
+    the ``Basic`` value's base64 from nine (shorter, its base64 would be too short to tell
+    from other base64), even with no ``Basic`` word before it."""
+    encoded = urllib.parse.quote(password, safe="")
+    basic = base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    shown = redact(f"got {password}, {encoded} and {basic};", password)
+
+    assert shown.startswith("got ***, *** and ")
+    if len(password) >= 9:
+        assert shown.endswith("***;")
+        user_part = base64.b64encode(f"{user}:".encode()).decode().rstrip("=")
+        assert len(shown.split("***")[2]) <= len(f" and {user_part}")  # the user's at most
 
 
 def test_an_eleven_character_key_is_hidden_only_as_sent() -> None:
