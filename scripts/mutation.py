@@ -72,7 +72,7 @@ TESTS = {  # module -> tests/test_<name>.py ("api/python_api" is tests/api/test_
     "step_magic/api/calls.py": "api/call_ends api/python_api api/async_api background",
     "step_magic/wire/httpstream.py":
         "wire/messages_reading messages_api responses_api bounded interrupts wire/other_servers"
-        " structured_output api/async_api",
+        " structured_output api/async_api doctor",
     "step_magic/wire/chatwire.py":
         "wire/chat_reading structured_output errors run_call messages_api",
     "step_magic/wire/asyncstream.py": "api/async_api api/call_ends",  # each failure both ways
