@@ -59,7 +59,7 @@ TESTS = {  # module -> tests/test_<name>.py ("api/python_api" is tests/api/test_
     "step_magic/batch/scheduler.py":
         "mapping_counts mapping_clock mapping magic_map row_is_a_call api/python_api",
     "step_magic/engine/runner.py":
-        "run_call run_call_tools turn_reader call_endings errors edge_cases reliability"
+        "run_call run_call_tools turn_reader call_endings bounded errors edge_cases reliability"
         " thinktags toolloop tools_magic"
         " debug_switch messages_tools structured_output wire/other_servers wire/server_shapes"
         " api/async_api session",  # the loop's driver shares TurnReader; the session annotates
