@@ -245,14 +245,10 @@ def _lock_for(path: Path) -> threading.Lock:
 
 
 def _drop_cut_line(file: Any) -> None:
-    """Remove a last line that a crash cut short, so the next recording starts cleanly."""
-    end = file.seek(0, 2)
-    if not end:
-        return
-    file.seek(end - 1)
-    if file.read(1) == b"\n":
-        return
-    position = end  # back to the last newline a block at a time, not the whole file read
+    """Remove a last line that a crash cut short, so the next recording starts cleanly: the
+    file is cut after its last newline, found reading back a block at a time (in a file
+    that ends with one, the first block finds it and nothing changes)."""
+    position = file.seek(0, 2)
     while position > 0:
         start = max(position - _BLOCK, 0)
         file.seek(start)
