@@ -626,6 +626,26 @@ def test_a_reply_that_never_ends_is_stopped_at_the_limit_keeping_what_came(
     assert kept_in_history() == ("y" * 55_000, "failed")
 
 
+def test_a_body_that_fills_the_cap_exactly_is_read_one_piece_further() -> None:
+    """What is read stops past the cap, so the reader can tell a cut body from one that
+    happens to be exactly as long as the cap; a body under it is read whole."""
+    from step_magic.wire.httpstream import read_capped
+
+    class Pieces:
+        def __init__(self, *pieces: bytes) -> None:
+            self.pieces, self.read = pieces, 0
+
+        def iter_bytes(self) -> Iterator[bytes]:
+            for piece in self.pieces:
+                self.read += 1
+                yield piece
+
+    cut = Pieces(b"a" * 5, b"b" * 5, b"c" * 5, b"d" * 5)
+    assert read_capped(cut, 10) == b"a" * 5 + b"b" * 5 + b"c" * 5
+    assert cut.read == 3  # the fourth piece is never asked for
+    assert read_capped(Pieces(b"a" * 5, b"b" * 4), 10) == b"a" * 5 + b"b" * 4
+
+
 def test_an_error_body_cut_at_its_cap_keeps_the_start_of_its_message_decoded() -> None:
     """The words a JSON error body held before the cut, escapes decoded; an escape cut in
     the middle, or a lone backslash at the cut, costs only those characters."""
