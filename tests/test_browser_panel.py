@@ -212,7 +212,10 @@ def test_the_end_of_a_reply_does_not_move_the_answer(
     assert view.widget_errors() == []
     tasks = view.page.evaluate("() => window.__long")
     longest = max((duration for _, duration in tasks), default=0)
-    assert longest < 200, f"a {longest:.0f} ms task froze the page"
+    # A freeze (the whole reply laid out again at its end) is seconds; a loaded 2-core
+    # machine alone makes a task of 200 ms (seen once, with the suite and three mutation
+    # runs beside it). How fast the end is, is measured in benchmarks/panel_bench.py.
+    assert longest < 400, f"a {longest:.0f} ms task froze the page"
 
 
 @pytest.mark.parametrize("theme", ["JupyterLab Light", "JupyterLab Dark"])
