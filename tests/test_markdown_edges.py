@@ -7,6 +7,8 @@ editor colours; the text/markdown copy escapes every line of prose and no line o
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from step_magic.display.markdown import _live, _runs_script, answer_html, code_spans, safe_markdown
@@ -225,6 +227,38 @@ def test_an_escaped_lt_or_amp_reads_in_the_copy_as_the_answer_wrote_it(answer: s
     html_on, html_off = MarkdownIt("commonmark"), MarkdownIt("commonmark", {"html": False})
 
     assert html_on.render(safe_markdown(answer)) == html_off.render(answer)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "see http://x.com/\\<img src=x onerror=alert(1)>",  # GitHub links the address
+        "www.x.com\\<img src=x onerror=alert(1)>",
+        "| a |\n|---|\n| http://x.com/\\<img src=x onerror=alert(1)> |\n",
+        "[x](javascript\\&#58;alert(1))",  # marked decodes the entity in the address
+        "[y](\\&#106;avascript:alert(1))",
+    ],
+)
+def test_an_escaped_lt_or_amp_is_an_entity_where_a_renderer_ignores_the_backslash(
+    answer: str,
+) -> None:
+    """Not every renderer takes ``\\<`` as an escape (an autolinked address swallows the
+    backslash), so the copy holds no ``<`` and no ``&`` that is not an entity's own."""
+    copy = safe_markdown(answer)
+
+    assert "<" not in copy
+    assert re.search(r"&(?!lt;|amp;)", copy) is None  # every & starts one of the two
+
+
+def test_an_escaped_lt_is_no_markup_even_with_bare_addresses_linked() -> None:
+    linkify = pytest.importorskip("linkify_it")  # what a GitHub-flavoured renderer does
+    from markdown_it import MarkdownIt
+
+    renderer = MarkdownIt("commonmark", {"html": True, "linkify": True}).enable("linkify")
+    copy = safe_markdown("see http://x.com/\\<img src=x onerror=alert(1)>")
+
+    assert linkify is not None
+    assert "<img" not in renderer.render(copy)
 
 
 def test_code_spans_are_paired_as_commonmark_pairs_them() -> None:

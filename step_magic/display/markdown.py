@@ -337,16 +337,17 @@ def _escape_prose(text: str, remote_images: bool) -> str:
 
 
 def _escape_text(text: str) -> str:
-    """``<`` and ``&`` as entities, unless a backslash already makes them literal (``\\<b>``
-    reads "<b>"; as ``\\&lt;b>`` it would read "&lt;b>")."""
+    """``<`` and ``&`` as entities; a backslash that escaped one goes (``\\<b>`` reads
+    "<b>", and so does ``&lt;b>``; kept, it would read "&lt;b>"). Left as written, an
+    escaped one would be live where a renderer does not take the backslash as an escape:
+    inside an address it links (GitHub's autolinks), or a destination it decodes."""
     return _SPECIAL.sub(_entity, text)
 
 
 def _entity(match: re.Match[str]) -> str:
     slashes, character = match.groups()
-    if len(slashes) % 2:  # escaped: already a literal character
-        return match.group()
-    return slashes + ("&amp;" if character == "&" else "&lt;")
+    kept = slashes[: len(slashes) - len(slashes) % 2]  # pairs are escaped backslashes
+    return kept + ("&amp;" if character == "&" else "&lt;")
 
 
 _SPECIAL = re.compile(r"(\\*)([&<])")
