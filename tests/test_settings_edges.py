@@ -248,6 +248,30 @@ def test_a_url_password_is_hidden_as_typed_percent_encoded_and_in_its_basic_valu
         assert len(shown.split("***")[2]) <= len(f" and {user_part}")  # the user's at most
 
 
+def test_a_key_is_hidden_whole_even_where_an_echoed_header_stops_short_of_it() -> None:
+    key = "abcd1234!ijklmnopqrstu"  # a header's value ends at the "!"
+
+    assert redact(f"you sent Bearer {key}", key) == "you sent Bearer ***"
+
+
+@pytest.mark.parametrize(
+    ("said", "shown"),
+    [
+        ("Basic Information is required", "Basic Information is required"),
+        ("Bearer token-based auth failed", "Bearer token-based auth failed"),
+        ("Basic internationalization", "Basic internationalization"),
+        ("BEARER TOKEN_MISSING", "BEARER TOKEN_MISSING"),
+        ("got Basic YWRhOnBhc3M=", "got Basic ***"),
+        ("got Basic YWRhOnBhc3M", "got Basic ***"),  # its padding dropped
+        ("got Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig", "got Bearer ***"),
+    ],
+)
+def test_an_echoed_credential_is_hidden_and_words_after_basic_or_bearer_are_not(
+    said: str, shown: str
+) -> None:
+    assert redact(said) == shown
+
+
 def test_an_eleven_character_key_is_hidden_only_as_sent() -> None:
     text = "the key ABCD EFGH IJK is invalid"
     assert redact(text, "abcd-efgh-ijk") == text

@@ -64,10 +64,14 @@ _AUTH_HEADER = re.compile(
 
 
 def _credential(token: str) -> bool:
-    """A credential, not prose ("Basic Information", "Bearer token-based"): long, padded
-    base64, letters mixed with digits, or a capital letter after the first."""
-    mixed = bool(re.search(r"[0-9]", token)) and bool(re.search(r"[A-Za-z]", token))
-    return len(token) >= 16 or token.endswith("=") or mixed or token[1:] != token[1:].lower()
+    """A credential, not prose ("Basic Information", "Bearer token-based", "Basic
+    internationalization", "BEARER TOKEN_MISSING"): padded base64, letters with digits,
+    or both cases after the first letter; or long and not only letters and dashes."""
+    digits = bool(re.search(r"[0-9]", token)) and bool(re.search(r"[A-Za-z]", token))
+    rest = token[1:]
+    cases = rest != rest.lower() and rest != rest.upper()
+    wordlike = bool(re.fullmatch(r"[A-Za-z_-]+", token))
+    return token.endswith("=") or digits or cases or (len(token) >= 16 and not wordlike)
 
 
 def redact_url(text: str) -> str:

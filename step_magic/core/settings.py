@@ -205,22 +205,27 @@ def redact(text: str, *secrets: str | None) -> str:
     spaces or dashes inserted, or drop the prefix that names its kind (``sk-``), so the
     key's letters and digits are matched in order, in any case, with any separators between
     them, with or without that prefix (for keys long enough to be distinctive). Its
-    percent-encoded and base64 forms (a header or a URL echoed back) go too. Credentials in
-    URLs and echoed ``Authorization`` headers go first (``redact_url``), whole: removing a
-    password from inside a ``Basic`` value first would leave a piece too short to be known.
+    percent-encoded and base64 forms (a header or a URL echoed back) go too.
+
+    The order matters: each secret as written goes first (a header's value may stop short
+    of it, at a ``!``); then credentials in URLs and echoed ``Authorization`` headers, whole
+    (``redact_url``), before any base64 form: removed from inside a ``Basic`` value, a
+    password would leave a piece too short to be known as one.
     """
+    present = [secret for secret in secrets if secret]
+    for secret in present:
+        text = _replace(text, _exact(secret))
     text = redact_url(text)
-    for secret in secrets:
-        if secret:
-            text = _redact_one(text, secret)
+    for secret in present:
+        text = _replace(text, _encoded(secret))
+        for core in _cores(secret):
+            text = re.sub(r"[\s\-_.]*".join(map(re.escape, core)), "***", text, flags=re.I)
     return text
 
 
-def _redact_one(text: str, secret: str) -> str:
-    for form in _encoded(secret):
+def _replace(text: str, forms: list[str]) -> str:
+    for form in forms:
         text = text.replace(form, "***")
-    for core in _cores(secret):
-        text = re.sub(r"[\s\-_.]*".join(map(re.escape, core)), "***", text, flags=re.I)
     return text
 
 
@@ -250,20 +255,25 @@ def url_secrets(url: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys((password, unquote(password)))) if password else ()
 
 
+def _exact(secret: str) -> list[str]:
+    """The secret as sent and percent-encoded (a short URL password too, from 4 characters)."""
+    return [form for form in (secret, quote(secret, safe="")) if len(form) >= 4]
+
+
 def _encoded(secret: str) -> list[str]:
-    """The key as sent, percent-encoded, and in base64 at each of the three alignments it can
-    take inside a longer value (``Basic base64(user:key)``), minus the uncertain edges; and,
-    first, as the end of such a value (a password ends ``user:password``), where its last
-    characters and the padding are certain too."""
-    exact = [secret, quote(secret, safe="")]  # a short URL password too (from 4 characters)
+    """The secret in base64 at each of the three alignments it can take inside a longer
+    value (``Basic base64(user:key)``), minus the characters it shares with its neighbours;
+    first as the end of such a value (a password ends ``user:password``), where the last
+    characters are its own, with its padding and without (base64url, or the ``=`` sent
+    percent-encoded)."""
     data, ends, inner = secret.encode(), [], []
     for shift in range(3):
         encoded = base64.b64encode(b"\0" * shift + data).decode()
-        start = (shift * 4 + 2) // 3  # skip the characters that mix in the padding bytes
-        ends.append(encoded[start:])
-        inner.append(encoded[start : len(encoded) - 4])
-    encoded_forms = [form for form in ends + inner if len(form) >= 12]
-    return [form for form in exact if len(form) >= 4] + encoded_forms
+        start = (shift * 4 + 2) // 3  # skip the characters that mix in the bytes before
+        ends += [encoded[start:], encoded[start:].rstrip("=")]
+        mixed = (0, 3, 2)[(shift + len(data)) % 3]  # the last group's: padding, or shared
+        inner.append(encoded[start : len(encoded) - mixed])
+    return [form for form in dict.fromkeys(ends + inner) if len(form) >= 12]
 
 
 def key_for(
