@@ -162,14 +162,23 @@ class Cassette:
         return sum(1 for _ in self._entries())
 
     def store(self, key: str, request: ChatRequest, reply: RecordedReply) -> None:
-        """Append one call, its media replaced by references (a cassette holds no images)."""
+        """Append one call, its media replaced by references (a cassette holds no images).
+
+        OSError when the line would be over ``MAX_LINE_BYTES``: a line no replay could read
+        is not written.
+        """
         body = {**request.body(stream=False), "messages": list(redact_media(request.messages))}
-        line = json.dumps({"key": key, "request": body, "reply": reply.to_json()})
+        line = json.dumps({"key": key, "request": body, "reply": reply.to_json()}).encode()
+        if len(line) >= MAX_LINE_BYTES:  # with its newline, over the limit
+            raise OSError(
+                f"the call is {len(line):,} bytes as a line, over the {MAX_LINE_BYTES:,} a "
+                "cassette line may hold: it was not recorded"
+            )
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a+b") as file:
                 _drop_cut_line(file)
-                file.write(line.encode("utf-8") + b"\n")
+                file.write(line + b"\n")
 
     def _entries(self) -> Iterator[tuple[int, object]]:
         """``(line number, parsed JSON)`` of every line, read one line at a time.
@@ -177,7 +186,7 @@ class Cassette:
         ReplayError for a path that is not a regular file (a FIFO would block forever, a
         directory cannot be read), a line that is not UTF-8 or not JSON, or one over
         ``MAX_LINE_BYTES`` (it is not held whole to find out); a last line a crash cut short
-        (no newline) is skipped.
+        (no newline), of any length, is skipped.
         """
         try:
             file = self._open()
@@ -190,6 +199,8 @@ class Cassette:
             while raw := file.readline(MAX_LINE_BYTES + 1):
                 number += 1
                 if len(raw) > MAX_LINE_BYTES:
+                    if not _rest_of_line(file):
+                        return  # a recording cut short by a crash: that call is not there
                     raise ReplayError(
                         f"{self.path}:{number} is over {MAX_LINE_BYTES:,} bytes, more than a "
                         "recorded call holds"
@@ -244,17 +255,28 @@ def _lock_for(path: Path) -> threading.Lock:
         return _LOCKS.setdefault(key, threading.Lock())
 
 
+def _rest_of_line(file: Any) -> bool:
+    """Read past the rest of a long line a block at a time; whether it ended (a newline)
+    rather than the file."""
+    while piece := file.readline(_BLOCK):
+        if piece.endswith(b"\n"):
+            return True
+    return False
+
+
 def _drop_cut_line(file: Any) -> None:
     """Remove a last line that a crash cut short, so the next recording starts cleanly: the
     file is cut after its last newline, found reading back a block at a time (in a file
     that ends with one, the first block finds it and nothing changes)."""
-    position = file.seek(0, 2)
+    position = end = file.seek(0, 2)
     while position > 0:
         start = max(position - _BLOCK, 0)
         file.seek(start)
         newline = file.read(position - start).rfind(b"\n")
         if newline >= 0:
-            file.truncate(start + newline + 1)
+            if start + newline + 1 < end:  # a file that ends whole is left alone: another
+                file.truncate(start + newline + 1)  # process may be appending to it
             return
         position = start
-    file.truncate(0)
+    if end:
+        file.truncate(0)
