@@ -626,6 +626,27 @@ def test_a_reply_that_never_ends_is_stopped_at_the_limit_keeping_what_came(
     assert kept_in_history() == ("y" * 55_000, "failed")
 
 
+def test_tool_call_arguments_that_never_end_are_stopped_at_the_limit(
+    api_env: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from step_magic.wire import toolcalls
+
+    monkeypatch.setattr(toolcalls, "MAX_ARGUMENT_CHARS", 50_000)
+
+    def chunk(delta: dict[str, Any]) -> bytes:
+        return f"data: {json.dumps({'choices': [{'index': 0, 'delta': delta}]})}\n\n".encode()
+
+    call = {"index": 0, "id": "call_1", "function": {"name": "lookup", "arguments": ""}}
+    more = {"index": 0, "function": {"arguments": "y" * 5_000}}
+    pieces = [chunk({"content": "Let me look. "}), chunk({"tool_calls": [call]})]
+    pieces += [chunk({"tool_calls": [more]})] * 40
+    with SSEPeer(pieces) as peer, pytest.raises(step_magic.StepAPIError) as caught:
+        step_magic.ask("Hi", base_url=peer.base_url, display=False)
+
+    assert "the tool calls' arguments are over 50,000 characters" in str(caught.value)
+    assert kept_in_history() == ("Let me look. ", "failed")
+
+
 def test_a_body_that_fills_the_cap_exactly_is_read_one_piece_further() -> None:
     """What is read stops past the cap, so the reader can tell a cut body from one that
     happens to be exactly as long as the cap; a body under it is read whole."""

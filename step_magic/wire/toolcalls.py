@@ -3,7 +3,8 @@
 In a Chat Completions stream a tool call comes in pieces: a first delta with its index, id
 and function name, then its JSON arguments a few characters at a time. ``ToolCallCollector``
 puts the pieces together per index, tolerating servers that repeat the id or name in every
-delta or leave the index out.
+delta or leave the index out. What it holds is bounded: a turn's calls together carry at
+most ``MAX_ARGUMENT_CHARS`` characters of arguments.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from typing import Any
 
 from step_magic.core.text import clean_text
 from step_magic.core.toolrecords import ToolCall
+from step_magic.wire.sse import MAX_EVENT_CHARS, EventTooLarge
+
+MAX_ARGUMENT_CHARS = MAX_EVENT_CHARS  # a turn's tool calls together: one event's worth
 
 
 @dataclass
@@ -38,9 +42,14 @@ class ToolCallCollector:
         self._by_id: dict[str, _Partial] = {}
         self._by_index: dict[int, _Partial] = {}
         self._current: _Partial | None = None
+        self._chars = 0
 
     def feed(self, pieces: Any) -> None:
-        """Add the ``tool_calls`` of one delta (a list of SDK objects or dicts, or None)."""
+        """Add the ``tool_calls`` of one delta (a list of SDK objects or dicts, or None).
+
+        EventTooLarge once the arguments pass ``MAX_ARGUMENT_CHARS``: a server streaming
+        arguments for ever would otherwise be held in full.
+        """
         for piece in pieces or ():
             index = _get(piece, "index")
             call_id = _get(piece, "id")
@@ -55,6 +64,12 @@ class ToolCallCollector:
             arguments = _get(function, "arguments")
             if isinstance(arguments, str):
                 partial.arguments.append(arguments)
+                self._chars += len(arguments)
+                if self._chars > MAX_ARGUMENT_CHARS:
+                    raise EventTooLarge(
+                        f"the tool calls' arguments are over {MAX_ARGUMENT_CHARS:,} characters;"
+                        " the reply was stopped there"
+                    )
             self._current = partial
 
     def _find(self, index: int | None, call_id: str | None) -> _Partial:
