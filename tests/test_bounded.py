@@ -297,10 +297,24 @@ def test_a_body_announced_as_a_petabyte_is_refused_unread(local: LocalServer) ->
     reply = raw_request(local.port, head)
     assert reply.startswith(b"HTTP/1.1 413 ")
     assert b"The request body is over 64,000,000 bytes." in reply
+    assert b"\r\nConnection: close\r\n" in reply  # the body is not read: no keep-alive
     again = f"GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {LOCAL_KEY}\r\n"
     assert raw_request(local.port, again.encode() + b"Connection: close\r\n\r\n").startswith(
         b"HTTP/1.1 200 "
     )  # the server goes on
+
+
+def test_a_length_that_is_no_number_is_answered_not_a_console_traceback(
+    local: LocalServer, capfd: pytest.CaptureFixture[str]
+) -> None:
+    head = (
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\n"
+        "Content-Type: application/json\r\nContent-Length: ²\r\nConnection: close\r\n\r\n"
+    )
+    reply = raw_request(local.port, head.encode("latin-1"))  # "²", which isdigit() takes
+
+    assert reply.startswith(b"HTTP/1.1 4")
+    assert "Traceback" not in capfd.readouterr().err
 
 
 def test_idle_connections_are_dropped_and_their_number_is_bounded(

@@ -152,12 +152,15 @@ class StepRequestHandler(BaseHTTPRequestHandler):
 
     def _read_json(self) -> Any:
         length = self.headers.get("Content-Length", "0")
-        if length.isdigit() and int(length) > MAX_BODY_BYTES:
-            self.close_connection = True  # the body is not read: the connection cannot go on
-            raise ApiError(
-                413, "request_too_large", f"The request body is over {MAX_BODY_BYTES:,} bytes."
+        counted = length.isascii() and length.isdigit()  # not "²", which int() refuses
+        if counted and int(length) > MAX_BODY_BYTES:
+            raise ApiError(  # the body is not read: the connection cannot go on
+                413,
+                "request_too_large",
+                f"The request body is over {MAX_BODY_BYTES:,} bytes.",
+                {"Connection": "close"},  # (send_header also marks it to close)
             )
-        raw = self.rfile.read(int(length)) if length.isdigit() else b""
+        raw = self.rfile.read(int(length)) if counted else b""
         self.connection.settimeout(self.timeout)  # the request is in: back to the idle limit
         try:
             return json.loads(raw) if raw else None
