@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from step_magic.core.events import Usage
-from step_magic.core.text import read_json
-from step_magic.wire.httpstream import MAX_ERROR_BYTES, read_capped
+from step_magic.core.text import excerpt, read_json
+from step_magic.wire.httpstream import MAX_ERROR_BYTES, error_body, read_capped
 from step_magic.wire.retry import server_message
 from step_magic.wire.sse import MAX_EVENT_CHARS, SSEDecoder
 
@@ -83,7 +83,12 @@ def _read_stream(pieces: Any, seen: Observed, read: Reader) -> None:
 
 
 def _read_whole(raw: bytes, seen: Observed) -> None:
-    """A non-streamed body: a completion, or an error."""
+    """A non-streamed body: a completion, or an error (read as a call reads one: a body cut
+    at its cap still gives the start of its message)."""
+    if seen.status >= 400:
+        body = error_body(raw)
+        seen.error = excerpt(server_message(body) or raw.decode("utf-8", "replace")[:200])
+        return
     data = _json(raw.decode("utf-8", "replace"))
     if seen.status >= 400 or "error" in data:
         seen.error = _error_message(data) or raw.decode("utf-8", "replace")[:200]
