@@ -217,7 +217,7 @@ def test_thinking_time_runs_from_the_first_token_to_the_first_word_of_the_answer
     assert result.first_token is not None
     assert result.first_token >= 0.5
     assert result.thinking_time is not None
-    assert 0.3 < result.thinking_time < 0.7
+    assert result.thinking_time > 0.3  # the 0.4 s of reasoning (more on a loaded machine)
     assert result.thinking_time < result.elapsed - result.first_token - 0.25  # not the answer
 
 

@@ -90,9 +90,10 @@ _UNINDEXED = (
     "FROM calls WHERE id > coalesce((SELECT rowid FROM calls_text ORDER BY rowid DESC LIMIT 1), 0)"
 )
 _INDEX_NEW = f"{_INDEX.split(' VALUES')[0]} SELECT id, prompt, reasoning, answer {_UNINDEXED}"
-# The SQL text is here, and on the few lines inside functions marked ``# pragma: no mutate``:
-# mutmut's mutants of it change only the case of keywords and names, which SQLite ignores
-# (docs/mutation.md).
+# The SQL text is here, and on the few lines inside functions marked ``# pragma: no mutate``,
+# which hold SQL and nothing else: mutmut's mutants of it change only the case of keywords
+# and names, which SQLite ignores (docs/mutation.md).
+_AND, _OR = " AND ", " OR "
 _KEPT = "status IN ('complete', 'truncated')"  # the endings a thread or a replay goes on from
 _THREAD = f"WHERE thread = :name AND {_KEPT} AND replayed = 0 ORDER BY started_at, id"
 _WORDS = "id IN (SELECT rowid FROM calls_text WHERE calls_text MATCH :match)"
@@ -169,7 +170,7 @@ class History:
         if chat is not None:
             where.append("thread = :chat")
         params = {"search": search, "match": match_query(search or ""), "chat": chat, "n": n}
-        joined = f"WHERE {' AND '.join(where)}" if where else ""  # pragma: no mutate
+        joined = f"WHERE {_AND.join(where)}" if where else ""
         return self._select(f"{joined} {_NEWEST_FIRST} LIMIT :n", params)
 
     def newest_thread(self) -> str | None:
@@ -220,9 +221,9 @@ class History:
                 self._warn(FTS5_MISSING)
         if not full_text:
             anywhere = [f"step_contains({column}, :search)" for column in _SEARCHED]
-            return "(" + " OR ".join(anywhere) + ")"  # pragma: no mutate
+            return f"({_OR.join(anywhere)})"
         identifiers = [f"step_contains({column}, :search)" for column in _IDENTIFIERS]
-        return "(" + " OR ".join([_WORDS, *identifiers]) + ")"  # pragma: no mutate
+        return f"({_OR.join([_WORDS, *identifiers])})"
 
     def _select(self, clauses: str, params: dict[str, Any]) -> list[CallRecord]:
         with self._lock:
