@@ -212,7 +212,7 @@ def test_a_password_in_an_echoed_basic_value_is_hidden_to_its_last_character(use
 
 
 @pytest.mark.parametrize("before", ["", "a", "ab"])  # the three alignments
-@pytest.mark.parametrize("after", [":x", ":xy", ":xyz"])
+@pytest.mark.parametrize("after", ["x", "xy", "xyz", "xyzw"])  # letters: no zero bits to share
 def test_a_key_inside_a_longer_base64_value_leaves_only_its_mixed_edges(
     before: str, after: str
 ) -> None:
@@ -222,8 +222,9 @@ def test_a_key_inside_a_longer_base64_value_leaves_only_its_mixed_edges(
 
     head, tail = redact(f"v={value};", key)[2:-1].split("***")
 
-    assert len(head) <= len(base64.b64encode(before.encode()).decode().rstrip("="))
-    assert len(tail) <= len(base64.b64encode(after.encode()).decode()) + 4
+    # a base64 character holds 6 bits: those holding a neighbour's bit stay, no other
+    assert head == value[: (len(before) * 8 + 5) // 6]
+    assert tail == value[(len(before) + len(key)) * 8 // 6 :]
 
 
 @pytest.mark.parametrize(
@@ -246,6 +247,20 @@ def test_a_url_password_is_hidden_as_typed_percent_encoded_and_in_its_basic_valu
         assert shown.endswith("***;")
         user_part = base64.b64encode(f"{user}:".encode()).decode().rstrip("=")
         assert len(shown.split("***")[2]) <= len(f" and {user_part}")  # the user's at most
+
+
+@pytest.mark.parametrize("user", ["ad", "ada", "adam"])
+def test_a_password_ending_a_base64_value_is_hidden_with_its_padding_or_without(
+    user: str,
+) -> None:
+    """base64url drops the ``=``, and a URL carries it as ``%3D``."""
+    password = "s3cret-pass-2026!"
+    value = base64.b64encode(f"{user}:{password}".encode()).decode()
+    kept = value[: ((len(user) + 1) * 8 + 5) // 6]  # the user's, and the one it shares
+
+    assert redact(f"v={value.rstrip('=')};", password) == f"v={kept}***;"
+    padding = "%3D" * value.count("=")
+    assert redact(f"v={value.rstrip('=')}{padding};", password) == f"v={kept}***{padding};"
 
 
 def test_a_key_is_hidden_whole_even_where_an_echoed_header_stops_short_of_it() -> None:
