@@ -46,7 +46,7 @@ TESTS = {  # module -> tests/test_<name>.py ("api/python_api" is tests/api/test_
     "step_magic/core/settings.py":
         "config settings_edges keystore edge_cases errors messages_api magic magic_context",
     "step_magic/core/redact.py":
-        "history edge_cases errors memory schema messages_api images context",
+        "settings_edges history edge_cases errors memory schema messages_api images context",
     "step_magic/core/cassette.py": "cassette_edges memory mapping magic_map api/python_api",
     "step_magic/display/markdown.py": "markdown markdown_edges hostile_render edge_cases",
     "step_magic/display/maths.py": "markdown hostile_render edge_cases",
