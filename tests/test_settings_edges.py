@@ -279,6 +279,16 @@ def test_a_key_is_hidden_whole_even_where_an_echoed_header_stops_short_of_it() -
         ("got Basic YWRhOnBhc3M=", "got Basic ***"),
         ("got Basic YWRhOnBhc3M", "got Basic ***"),  # its padding dropped
         ("got Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig", "got Bearer ***"),
+        # each sign of a credential alone is enough, and none of them is in a word
+        ("got Basic abcdefgh=", "got Basic ***"),  # padding
+        ("got Bearer abcdefg1", "got Bearer ***"),  # letters and digits
+        ("got Bearer ABCDEFG1", "got Bearer ***"),  # capitals and digits
+        ("got Basic 12345678 twice", "got Basic 12345678 twice"),  # digits only: a number
+        ("got Bearer aBcdefgh", "got Bearer ***"),  # both cases after the first letter
+        ("got Bearer Abcdefgh", "got Bearer Abcdefgh"),  # a capital first: a word
+        ("got Bearer abcdefghijklmno.", "got Bearer ***"),  # 16 characters, not a word's
+        ("got Bearer abcdefghijklmn.", "got Bearer abcdefghijklmn."),  # 15
+        ("BEARER ABCDEFGHIJKLMNOPQRS", "BEARER ABCDEFGHIJKLMNOPQRS"),  # a long word in capitals
     ],
 )
 def test_an_echoed_credential_is_hidden_and_words_after_basic_or_bearer_are_not(
