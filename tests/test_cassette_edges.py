@@ -363,6 +363,25 @@ def test_a_call_too_long_for_a_line_is_not_recorded_and_says_so(
     assert list(cassette.replies()) == ["small"]
 
 
+def test_a_call_is_recorded_only_if_its_line_with_its_newline_can_be_read_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from step_magic.core import cassette as module
+
+    measure = Cassette(tmp_path / "measure.jsonl")
+    measure.store("k", REQUEST, REPLY)
+    size = len(measure.path.read_bytes())  # the line and its newline
+
+    monkeypatch.setattr(module, "MAX_LINE_BYTES", size)
+    fits = Cassette(tmp_path / "fits.jsonl")
+    fits.store("k", REQUEST, REPLY)
+    assert list(fits.replies()) == ["k"]
+
+    monkeypatch.setattr(module, "MAX_LINE_BYTES", size - 1)
+    with pytest.raises(OSError, match="it was not recorded"):
+        Cassette(tmp_path / "over.jsonl").store("k", REQUEST, REPLY)
+
+
 def test_replaying_from_a_large_cassette_holds_one_line_at_a_time(tmp_path: Path) -> None:
     import tracemalloc
 
