@@ -30,6 +30,14 @@ def line(key: str, answer: str = "a") -> str:
     return json.dumps({"key": key, "reply": {"answer": answer}})
 
 
+def limit(monkeypatch: pytest.MonkeyPatch, **values: int) -> None:
+    """Set the cassette module's limits (``MAX_LINE_BYTES``, ``_BLOCK``) for one test."""
+    from step_magic.core import cassette as module
+
+    for name, value in values.items():
+        monkeypatch.setattr(module, name, value)
+
+
 def problem(cassette: Cassette) -> str:
     with pytest.raises(ReplayError) as caught:
         cassette.replies()
@@ -266,9 +274,7 @@ def test_a_cut_line_that_starts_a_read_block_costs_only_itself(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The newline ending the last whole line is the first byte of the block read back."""
-    from step_magic.core import cassette as module
-
-    monkeypatch.setattr(module, "_BLOCK", 64)
+    limit(monkeypatch, _BLOCK=64)
     cassette = Cassette(tmp_path / "lesson.jsonl")
     cassette.store("first", REQUEST, REPLY)
     cassette.store("kept", REQUEST, REPLY)
@@ -306,9 +312,7 @@ def test_a_line_over_the_limit_is_refused_in_one_line_without_holding_it(
 ) -> None:
     import tracemalloc
 
-    from step_magic.core import cassette as module
-
-    monkeypatch.setattr(module, "MAX_LINE_BYTES", 1_000_000)
+    limit(monkeypatch, MAX_LINE_BYTES=1_000_000)
     path = tmp_path / "lesson.jsonl"
     path.write_text(line("small") + "\n" + line("huge", "x" * 20_000_000) + "\n")
 
@@ -326,10 +330,8 @@ def test_a_line_over_the_limit_is_refused_in_one_line_without_holding_it(
 def test_a_line_of_exactly_the_limit_is_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from step_magic.core import cassette as module
-
     text = line("k", "x" * 1_000) + "\n"
-    monkeypatch.setattr(module, "MAX_LINE_BYTES", len(text))
+    limit(monkeypatch, MAX_LINE_BYTES=len(text))
     path = tmp_path / "lesson.jsonl"
     path.write_text(text)
 
@@ -339,9 +341,7 @@ def test_a_line_of_exactly_the_limit_is_read(
 def test_a_cut_last_line_over_the_limit_is_skipped_like_any_cut_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from step_magic.core import cassette as module
-
-    monkeypatch.setattr(module, "MAX_LINE_BYTES", 1_000)
+    limit(monkeypatch, MAX_LINE_BYTES=1_000)
     path = tmp_path / "lesson.jsonl"
     path.write_text(line("kept") + "\n" + '{"key": "cut", "reply": {"answer": "' + "x" * 5_000)
 
@@ -351,9 +351,7 @@ def test_a_cut_last_line_over_the_limit_is_skipped_like_any_cut_line(
 def test_a_call_too_long_for_a_line_is_not_recorded_and_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from step_magic.core import cassette as module
-
-    monkeypatch.setattr(module, "MAX_LINE_BYTES", 1_000)
+    limit(monkeypatch, MAX_LINE_BYTES=1_000)
     cassette = Cassette(tmp_path / "lesson.jsonl")
     cassette.store("small", REQUEST, REPLY)
     long = RecordedReply("", "x" * 2_000, "stop", None, None, None)
@@ -366,18 +364,16 @@ def test_a_call_too_long_for_a_line_is_not_recorded_and_says_so(
 def test_a_call_is_recorded_only_if_its_line_with_its_newline_can_be_read_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from step_magic.core import cassette as module
-
     measure = Cassette(tmp_path / "measure.jsonl")
     measure.store("k", REQUEST, REPLY)
     size = len(measure.path.read_bytes())  # the line and its newline
 
-    monkeypatch.setattr(module, "MAX_LINE_BYTES", size)
+    limit(monkeypatch, MAX_LINE_BYTES=size)
     fits = Cassette(tmp_path / "fits.jsonl")
     fits.store("k", REQUEST, REPLY)
     assert list(fits.replies()) == ["k"]
 
-    monkeypatch.setattr(module, "MAX_LINE_BYTES", size - 1)
+    limit(monkeypatch, MAX_LINE_BYTES=size - 1)
     with pytest.raises(OSError, match="it was not recorded"):
         Cassette(tmp_path / "over.jsonl").store("k", REQUEST, REPLY)
 
