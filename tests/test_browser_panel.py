@@ -293,6 +293,9 @@ def test_a_notebook_saved_mid_stream_shows_the_text_so_far_when_reopened(
         reopened.open()
         reopened.wait_for_idle_kernel()
         restored = reopened.output(1).locator("details.step-magic-live")
+        # The widget manager restores the saved state only once the new kernel has answered
+        # for its widgets: with two suites on two cores that once took over 30 s.
+        expect(restored.locator("summary")).to_be_visible(timeout=90_000)
         restored.locator("summary").click()
         body = restored.locator(":scope > div")
         expect(body).to_contain_text("Saved while the reply streamed")
