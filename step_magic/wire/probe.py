@@ -90,7 +90,7 @@ def _read_whole(raw: bytes, seen: Observed) -> None:
         seen.error = excerpt(server_message(body) or raw.decode("utf-8", "replace")[:200])
         return
     data = _json(raw.decode("utf-8", "replace"))
-    if seen.status >= 400 or "error" in data:
+    if "error" in data:  # a 200 that holds an error (an error status returned above)
         seen.error = _error_message(data) or raw.decode("utf-8", "replace")[:200]
         return
     choice = (data.get("choices") or [{}])[0]
